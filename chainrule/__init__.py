@@ -1,1 +1,37 @@
+"""chainrule: neural networks built the way intro machine-learning courses teach them.
+
+A network is a chain (more generally a graph) of units; training is a forward pass, then
+back-propagation, then a gradient-descent step, repeated.
+
+    >>> import chainrule as cr
+    >>> x = cr.tensor(10.0, requires_grad=True)
+    >>> h = cr.sin(3 * (x + 2))       # f = x + 2, g = 3 f, h = sin(g)
+    >>> h.backward()                   # dh/dx = cos(36) * 3
+"""
+
+from .errors import (ChainruleError, ConfigError, DataError, GradcheckError, ModelFileError,
+                     ShapeError)
+from .tensor import Context, Tensor, Unit, enable_grad, is_grad_enabled, no_grad, tensor
+from .units import (abs, add, clip, concatenate, cos, div, exp, gelu, leaky_relu, linear, log,
+                    log_softmax, matmul, max, maximum, mean, min, minimum, mul, neg, pow, relu,
+                    reshape, sigmoid, sin, softmax, sqrt, stack, sub, sum, tanh, transpose, where)
+from .gradcheck import gradcheck
+from .random import manual_seed, default_rng
+
 __version__ = "0.1.0"
+
+
+def zeros(*shape, dtype="float32", requires_grad=False):
+    """A tensor of zeros (float32 unless ``dtype`` says)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    import numpy as _np
+    return Tensor(_np.zeros(shape, dtype=dtype), requires_grad=requires_grad)
+
+
+def ones(*shape, dtype="float32", requires_grad=False):
+    """A tensor of ones (float32 unless ``dtype`` says)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    import numpy as _np
+    return Tensor(_np.ones(shape, dtype=dtype), requires_grad=requires_grad)

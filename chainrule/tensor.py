@@ -1,0 +1,478 @@
+"""Tensor, the unit protocol and back-propagation.
+
+A :class:`Tensor` is a numpy array (``.data``) plus what back-propagation needs: ``.grad`` and
+``.requires_grad``, and, for a tensor that a unit made, the *record* of that unit application
+(``._ctx``: which unit, which inputs, and what the unit saved for its backward).
+
+A :class:`Unit` is one differentiable step with its forward value and its local derivative side
+by side (see ``units.py``). ``Unit.apply`` runs the forward pass of one unit and records it.
+
+:meth:`Tensor.backward` is back-propagation as the course notes describe it: start at the loss,
+walk the record in reverse topological order, and let each unit multiply its own local term into
+the gradient it receives and hand the product on to its inputs. A tensor used twice receives the
+sum of both contributions (gradients accumulate with ``+=``), and so do leaves across calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ChainruleError, ShapeError
+
+__all__ = ["Tensor", "Unit", "Context", "tensor", "no_grad", "enable_grad", "is_grad_enabled"]
+
+
+# ------------------------------------------------------------------------------------------------
+# recording on/off
+# ------------------------------------------------------------------------------------------------
+
+class _GradMode:
+    enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True when unit applications are being recorded for back-propagation."""
+    return _GradMode.enabled
+
+
+class no_grad:
+    """Context manager (and decorator): nothing computed inside is recorded.
+
+    Use it for evaluation and for optimizer updates; it skips all graph-building work.
+    """
+
+    def __enter__(self):
+        self._prev = _GradMode.enabled
+        _GradMode.enabled = False
+        return self
+
+    def __exit__(self, *exc):
+        _GradMode.enabled = self._prev
+        return False
+
+    def __call__(self, fn):
+        def wrapper(*args, **kwargs):
+            with self.__class__():
+                return fn(*args, **kwargs)
+
+        wrapper.__name__ = getattr(fn, "__name__", "wrapper")
+        wrapper.__doc__ = getattr(fn, "__doc__", None)
+        return wrapper
+
+
+class enable_grad(no_grad):
+    """Context manager: record again inside an enclosing ``no_grad`` block."""
+
+    def __enter__(self):
+        self._prev = _GradMode.enabled
+        _GradMode.enabled = True
+        return self
+
+
+# ------------------------------------------------------------------------------------------------
+# the gradient helper shared by every unit: sum a gradient back to a broadcast input's shape
+# ------------------------------------------------------------------------------------------------
+
+def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting added or stretched, giving ``shape``.
+
+    If ``a`` of shape (3, 1) was added to ``b`` of shape (4,), the output is (3, 4); each element
+    of ``a`` fed 4 outputs and each element of ``b`` fed 3, so their gradients are sums.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    if grad.shape != shape:  # e.g. a scalar () input: sum everything left
+        grad = grad.reshape(shape)
+    return grad
+
+
+# ------------------------------------------------------------------------------------------------
+# Tensor
+# ------------------------------------------------------------------------------------------------
+
+def _as_array(data, dtype=None) -> np.ndarray:
+    """numpy arrays keep their dtype; Python numbers and lists become float32."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, np.ndarray):
+        return data if dtype is None or data.dtype == dtype else data.astype(dtype)
+    if isinstance(data, np.generic):
+        return np.asarray(data, dtype=dtype)
+    arr = np.asarray(data)
+    if dtype is not None:
+        return arr.astype(dtype, copy=False)
+    if arr.dtype.kind in "biuf":
+        return arr.astype(np.float32)
+    return arr
+
+
+class Tensor:
+    """A numpy array with a gradient and the record of the unit that made it.
+
+    Parameters
+    ----------
+    data : array-like
+        A numpy array keeps its dtype (and is not copied); a Python number or list becomes float32.
+    requires_grad : bool
+        Whether back-propagation should compute ``.grad`` for this tensor (floating dtypes only).
+
+    Attributes
+    ----------
+    data : ndarray
+    grad : ndarray or None
+        dL/d(this tensor), same shape as ``data``, filled by :meth:`backward` (leaves only, unless
+        :meth:`retain_grad` was called).
+    """
+
+    __slots__ = ("data", "grad", "_rg", "_ctx", "_retain", "name", "__weakref__")
+    __array_priority__ = 1000  # numpy defers to our operators: ndarray + Tensor -> Tensor
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
+        self.data = _as_array(data, dtype)
+        self.grad = None
+        self._ctx = None
+        self._retain = False
+        self.name = name
+        self._rg = False
+        if requires_grad:
+            self.requires_grad = True
+
+    # --- requires_grad: a property so that an integer tensor can refuse it ----------------------
+    @property
+    def requires_grad(self) -> bool:
+        return self._rg
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool):
+        value = bool(value)
+        if value and self.data.dtype.kind not in "fc":
+            raise ChainruleError(
+                f"requires_grad: a tensor of dtype {self.data.dtype} cannot require grad; "
+                "only floating-point tensors can (convert with .astype(np.float32) first)"
+            )
+        self._rg = value
+
+    def requires_grad_(self, value: bool = True) -> "Tensor":
+        self.requires_grad = value
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def unit(self):
+        """The Unit class that produced this tensor (None for a leaf)."""
+        return None if self._ctx is None else self._ctx.unit
+
+    # --- numpy-like properties ------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def item(self):
+        return self.data.item()
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def detach(self) -> "Tensor":
+        """The same array, cut from the record (shares memory, never requires grad)."""
+        return Tensor(self.data)
+
+    def astype(self, dtype) -> "Tensor":
+        from .units import Cast
+        return Cast.apply(self, dtype=np.dtype(dtype))
+
+    def float(self) -> "Tensor":
+        return self.astype(np.float32)
+
+    def double(self) -> "Tensor":
+        return self.astype(np.float64)
+
+    def retain_grad(self) -> "Tensor":
+        """Keep ``.grad`` on this non-leaf tensor after ``backward()``."""
+        self._retain = True
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, threshold=20, edgeitems=3,
+                               prefix="tensor(")
+        extra = []
+        if self.data.dtype != np.float32:
+            extra.append(f"dtype={self.data.dtype}")
+        if self._ctx is not None:
+            extra.append(f"unit={self._ctx.unit.name}")
+        elif self._rg:
+            extra.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extra) + ")"
+
+    def __bool__(self):
+        return bool(self.data)
+
+    def __float__(self):
+        return float(self.data)
+
+    def __int__(self):
+        return int(self.data)
+
+    def __hash__(self):
+        return id(self)
+
+    # --- back-propagation -----------------------------------------------------------------------
+    def backward(self, grad=None) -> None:
+        """Back-propagate from this tensor: fill ``.grad`` of every leaf that requires grad.
+
+        Parameters
+        ----------
+        grad : array-like, optional
+            dL/d(this tensor), of this tensor's shape. May be left out only when this tensor
+            holds a single element (a loss): then it is 1.
+        """
+        if not self._rg:
+            raise ChainruleError(
+                "backward: this tensor does not require grad (no input of the computation "
+                "had requires_grad=True, or it was computed inside no_grad())"
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise ChainruleError(
+                    f"backward: the tensor has shape {self.data.shape}; back-propagation starts "
+                    "from a scalar (a loss), so pass grad= of the same shape for a non-scalar"
+                )
+            grad = np.ones_like(self.data)
+        else:
+            grad = _as_array(grad, self.data.dtype)
+            if grad.shape != self.data.shape:
+                raise ShapeError(
+                    f"backward: grad has shape {grad.shape} but the tensor has shape "
+                    f"{self.data.shape}"
+                )
+        _backprop(self, grad)
+
+    # operators and methods (+, @, .sum, ...) are attached in units.py, beside their units
+
+
+def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+    """Make a tensor: ``cr.tensor(10.0, requires_grad=True)``.
+
+    numpy arrays keep their dtype; Python numbers and lists become float32 unless ``dtype`` says.
+    """
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def _topological_order(root: Tensor) -> list:
+    """Tensors that ``root`` depends on (through units that need grad), inputs before outputs.
+
+    Iterative depth-first search, so a chain of any length works (no recursion limit).
+    """
+    order = []
+    seen = set()
+    stack = [(root, False)]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        ctx = t._ctx
+        if ctx is not None:
+            for p in ctx.inputs:
+                if isinstance(p, Tensor) and p._rg and id(p) not in seen:
+                    stack.append((p, False))
+    return order
+
+
+def _backprop(root: Tensor, grad: np.ndarray) -> None:
+    """Walk the record backwards from ``root``; each unit turns dL/d(output) into dL/d(inputs)."""
+    order = _topological_order(root)
+    grads = {id(root): grad}
+    handed = {id(grad)}  # arrays already stored somewhere: never store one array twice
+    for t in reversed(order):
+        g = grads.pop(id(t), None)
+        if g is None:
+            continue
+        ctx = t._ctx
+        if ctx is None or t._retain:
+            # a leaf (or a retained intermediate): accumulate into .grad, as PyTorch does
+            if t.grad is None:
+                # never let two tensors share one gradient array, nor keep a read-only view
+                t.grad = g.copy() if (id(g) in handed or not g.flags.writeable) else g
+            else:
+                t.grad = t.grad + g
+            handed.add(id(t.grad))
+            if ctx is None:
+                continue
+        in_grads = ctx.unit.backward(ctx, g)
+        inputs = ctx.inputs
+        if not isinstance(in_grads, tuple):
+            if isinstance(in_grads, list):
+                in_grads = tuple(in_grads)
+            else:
+                in_grads = (in_grads,)
+        if len(in_grads) != len(inputs):
+            raise ChainruleError(
+                f"{ctx.unit.name}: backward returned {len(in_grads)} gradients for "
+                f"{len(inputs)} inputs (return one per input, None where not needed)"
+            )
+        for inp, ig in zip(inputs, in_grads):
+            if ig is None or not isinstance(inp, Tensor) or not inp._rg:
+                continue
+            data = inp.data
+            if type(ig) is not np.ndarray:
+                ig = np.asarray(ig)
+            if ig.shape != data.shape:
+                try:
+                    ig = unbroadcast(ig, data.shape)
+                except ValueError:
+                    raise ShapeError(
+                        f"{ctx.unit.name}: backward gave a gradient of shape {ig.shape} for an "
+                        f"input of shape {data.shape}"
+                    ) from None
+            if ig.dtype != data.dtype:
+                ig = ig.astype(data.dtype)
+            key = id(inp)
+            prev = grads.get(key)
+            if prev is None:
+                grads[key] = ig
+            else:
+                grads[key] = prev + ig
+
+
+# ------------------------------------------------------------------------------------------------
+# Units
+# ------------------------------------------------------------------------------------------------
+
+class Context:
+    """What one unit application keeps for its backward.
+
+    ``unit`` and ``inputs`` are the record; ``needs_input_grad`` says which inputs want a
+    gradient (a backward may skip the others); anything else a forward stores on ``ctx`` (for
+    example ``ctx.out = y``) is there for its backward.
+    """
+
+    def save_for_backward(self, *arrays):
+        self.saved_tensors = arrays
+
+    def __repr__(self):
+        unit = getattr(self, "unit", None)
+        return f"<Context of {unit.name if unit else '?'}>"
+
+
+class Unit:
+    """A differentiable step: forward value and local derivative, side by side.
+
+    Subclass it with two static methods::
+
+        class Cube(cr.Unit):
+            @staticmethod
+            def forward(ctx, x):            # numpy arrays in, a numpy array out
+                ctx.x = x
+                return x ** 3
+
+            @staticmethod
+            def backward(ctx, grad):        # dL/d(out) in, dL/d(each input) out
+                return grad * 3 * ctx.x ** 2
+
+        y = Cube.apply(t)                   # t: a Tensor (numpy arrays and numbers are constants)
+
+    ``backward`` returns one gradient per input, as a tuple (a bare array when there is one
+    input; ``None`` for an input that needs none). A gradient may have the broadcast shape: it is
+    summed back to the input's shape for you. Keyword arguments of ``apply`` (an axis, a shape)
+    are passed to ``forward`` and are not differentiated.
+    """
+
+    name = "unit"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__.lower()
+
+    @staticmethod
+    def forward(ctx, *arrays):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def shape_error(cls, arrays, kwargs, err) -> str:
+        """The message for a forward that failed on shapes (units may say it better)."""
+        shapes = " and ".join(str(getattr(a, "shape", ())) for a in arrays)
+        return f"{cls.name}: inputs of shapes {shapes} do not fit: {err}"
+
+    @classmethod
+    def apply(cls, *inputs, **kwargs) -> Tensor:
+        """Run this unit's forward on ``inputs`` and, when a gradient is needed, record it."""
+        arrays = []
+        need = False
+        for x in inputs:
+            if isinstance(x, Tensor):
+                arrays.append(x.data)
+                if x._rg:
+                    need = True
+            elif isinstance(x, (list, tuple)):
+                arrays.append(_as_array(x))
+            else:
+                arrays.append(x)
+        need = need and _GradMode.enabled
+        ctx = Context()
+        if need:
+            ctx.needs_input_grad = tuple(isinstance(x, Tensor) and x._rg for x in inputs)
+        try:
+            out = cls.forward(ctx, *arrays, **kwargs)
+        except ValueError as err:
+            if isinstance(err, ChainruleError):
+                raise
+            raise ShapeError(cls.shape_error(arrays, kwargs, err)) from None
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)
+        t = Tensor.__new__(Tensor)
+        t.data = out
+        t.grad = None
+        t._retain = False
+        t.name = None
+        if need and out.dtype.kind == "f":
+            ctx.unit = cls
+            ctx.inputs = inputs
+            t._rg = True
+            t._ctx = ctx
+        else:
+            t._rg = False
+            t._ctx = None
+        return t

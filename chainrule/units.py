@@ -1,0 +1,1184 @@
+"""The differentiable primitives: every unit's forward and backward side by side.
+
+Each unit is a small class. ``forward(ctx, *arrays)`` computes the value from numpy arrays and
+keeps on ``ctx`` what the local derivative needs (the output where that is cheaper, as
+``exp``, ``tanh`` and ``sigmoid`` do). ``backward(ctx, grad)`` receives dL/d(output) and returns
+dL/d(input) for each input: the incoming product times this unit's own local term. Gradients of
+broadcast inputs are summed back to each input's shape once, in ``tensor.unbroadcast``; no unit
+here does it by hand.
+
+Grouped by kind: arithmetic, elementwise functions, matmul, reductions, shape, indexing and
+joining, softmax, and the fused units that layers and losses use for speed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ShapeError
+from .tensor import Tensor, Unit
+
+# ================================================================================================
+# arithmetic (binary units broadcast like numpy)
+# ================================================================================================
+
+
+class _Binary(Unit):
+    @classmethod
+    def shape_error(cls, arrays, kwargs, err):
+        a, b = (np.shape(x) for x in arrays[:2])
+        return f"{cls.name}: cannot broadcast shapes {a} and {b}"
+
+
+class Add(_Binary):
+    """z = a + b;  dz/da = 1, dz/db = 1."""
+
+    name = "add"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, grad
+
+
+class Sub(_Binary):
+    """z = a - b;  dz/da = 1, dz/db = -1."""
+
+    name = "sub"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a - b
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, (-grad if ctx.needs_input_grad[1] else None)
+
+
+class Mul(_Binary):
+    """z = a * b;  dz/da = b, dz/db = a."""
+
+    name = "mul"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.a, ctx.b = a, b
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad):
+        need_a, need_b = ctx.needs_input_grad
+        return (grad * ctx.b if need_a else None), (grad * ctx.a if need_b else None)
+
+
+class Div(_Binary):
+    """z = a / b;  dz/da = 1/b, dz/db = -a/b**2 = -z/b."""
+
+    name = "div"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        out = a / b
+        ctx.b, ctx.out = b, out
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        need_a, need_b = ctx.needs_input_grad
+        ga = grad / ctx.b
+        return (ga if need_a else None), (-ga * ctx.out if need_b else None)
+
+
+class Neg(Unit):
+    """z = -a;  dz/da = -1."""
+
+    name = "neg"
+
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+class Pow(Unit):
+    """z = a ** p for a constant number p;  dz/da = p * a ** (p - 1)."""
+
+    name = "pow"
+
+    @staticmethod
+    def forward(ctx, a, p):
+        ctx.a, ctx.p = a, p
+        return a ** p
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, p = ctx.a, ctx.p
+        if p == 0:
+            return np.zeros_like(grad), None
+        if p == 1:
+            return grad, None
+        if p == 2:
+            return grad * 2 * a, None
+        return grad * p * a ** (p - 1), None
+
+
+class RPow(Unit):
+    """z = c ** a for a constant positive number c;  dz/da = z * log(c)."""
+
+    name = "rpow"
+
+    @staticmethod
+    def forward(ctx, c, a):
+        out = c ** a
+        ctx.c, ctx.out = c, out
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None, grad * ctx.out * np.log(ctx.c)
+
+
+class Maximum(_Binary):
+    """z = max(a, b) elementwise; the gradient goes to a where a >= b (ties: half to each)."""
+
+    name = "maximum"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.a, ctx.b = a, b
+        return np.maximum(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.a, ctx.b
+        wa = (a > b) + 0.5 * (a == b)
+        return grad * wa, grad * (1.0 - wa)
+
+
+class Minimum(_Binary):
+    """z = min(a, b) elementwise; the gradient goes to a where a <= b (ties: half to each)."""
+
+    name = "minimum"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.a, ctx.b = a, b
+        return np.minimum(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.a, ctx.b
+        wa = (a < b) + 0.5 * (a == b)
+        return grad * wa, grad * (1.0 - wa)
+
+
+class Where(Unit):
+    """z = a where cond else b (cond a constant boolean array)."""
+
+    name = "where"
+
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        ctx.cond = np.asarray(cond, dtype=bool)
+        return np.where(ctx.cond, a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        c = ctx.cond
+        need = ctx.needs_input_grad
+        return (None,
+                np.where(c, grad, 0) if need[1] else None,
+                np.where(c, 0, grad) if need[2] else None)
+
+
+class Cast(Unit):
+    """z = a converted to another float dtype; the gradient is converted back."""
+
+    name = "cast"
+
+    @staticmethod
+    def forward(ctx, a, dtype):
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad  # the engine casts it to the input's dtype
+
+
+# ================================================================================================
+# elementwise functions (derivatives from the saved output where that is cheaper)
+# ================================================================================================
+
+
+class Exp(Unit):
+    """z = exp(a);  dz/da = exp(a) = z."""
+
+    name = "exp"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.out = np.exp(a)
+        return ctx.out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.out
+
+
+class Log(Unit):
+    """z = log(a);  dz/da = 1/a."""
+
+    name = "log"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.a = a
+        return np.log(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad / ctx.a
+
+
+class Sin(Unit):
+    """z = sin(a);  dz/da = cos(a)."""
+
+    name = "sin"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.a = a
+        return np.sin(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * np.cos(ctx.a)
+
+
+class Cos(Unit):
+    """z = cos(a);  dz/da = -sin(a)."""
+
+    name = "cos"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.a = a
+        return np.cos(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad * np.sin(ctx.a)
+
+
+class Tanh(Unit):
+    """z = tanh(a);  dz/da = 1 - z**2 (from the output)."""
+
+    name = "tanh"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.out = np.tanh(a)
+        return ctx.out
+
+    @staticmethod
+    def backward(ctx, grad):
+        y = ctx.out
+        return grad * (1 - y * y)
+
+
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-a)) without overflow for large |a| and with full precision in the tails."""
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class Sigmoid(Unit):
+    """z = σ(a) = 1 / (1 + exp(-a));  dz/da = z (1 - z) (from the output)."""
+
+    name = "sigmoid"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.out = _sigmoid(a)
+        return ctx.out
+
+    @staticmethod
+    def backward(ctx, grad):
+        y = ctx.out
+        return grad * y * (1 - y)
+
+
+class ReLU(Unit):
+    """z = max(a, 0);  dz/da = 1 where a > 0, else 0 (from the output)."""
+
+    name = "relu"
+
+    @staticmethod
+    def forward(ctx, a):
+        out = np.maximum(a, 0)
+        ctx.out = out
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * (ctx.out > 0)
+
+
+class LeakyReLU(Unit):
+    """z = a where a > 0 else slope * a;  dz/da = 1 or slope."""
+
+    name = "leaky_relu"
+
+    @staticmethod
+    def forward(ctx, a, slope=0.01):
+        ctx.pos = a > 0
+        ctx.slope = slope
+        return np.where(ctx.pos, a, a * slope)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.where(ctx.pos, grad, grad * ctx.slope)
+
+
+_SQRT_2_OVER_PI = np.sqrt(2.0 / np.pi)
+_INV_SQRT_2 = 1.0 / np.sqrt(2.0)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """The error function, elementwise, to about 1e-15 (numpy has no erf; scipy is optional)."""
+    try:
+        from scipy.special import erf
+    except ImportError:  # pragma: no cover - scipy ships with scikit-learn, but the core needs numpy
+        import math
+        return np.vectorize(math.erf, otypes=[x.dtype])(x)
+    return erf(x).astype(x.dtype, copy=False)
+
+
+class GELU(Unit):
+    """z = a Φ(a) (Φ the standard normal CDF);  dz/da = Φ(a) + a φ(a).
+
+    ``approximate='tanh'`` uses 0.5 a (1 + tanh(√(2/π)(a + 0.044715 a³))) as PyTorch does.
+    """
+
+    name = "gelu"
+
+    @staticmethod
+    def forward(ctx, a, approximate="none"):
+        ctx.a, ctx.approximate = a, approximate
+        if approximate == "tanh":
+            inner = _SQRT_2_OVER_PI * (a + 0.044715 * a ** 3)
+            ctx.t = np.tanh(inner)
+            return (0.5 * a * (1 + ctx.t)).astype(a.dtype, copy=False)
+        ctx.cdf = 0.5 * (1 + _erf(a * _INV_SQRT_2))
+        return (a * ctx.cdf).astype(a.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a = ctx.a
+        if ctx.approximate == "tanh":
+            t = ctx.t
+            dinner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
+            return grad * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * dinner)
+        pdf = np.exp(-0.5 * a * a) / np.sqrt(2 * np.pi)
+        return grad * (ctx.cdf + a * pdf)
+
+
+class Abs(Unit):
+    """z = |a|;  dz/da = sign(a) (0 at 0, as PyTorch)."""
+
+    name = "abs"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.a = a
+        return np.abs(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * np.sign(ctx.a)
+
+
+class Sqrt(Unit):
+    """z = √a;  dz/da = 1 / (2 z) (from the output)."""
+
+    name = "sqrt"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.out = np.sqrt(a)
+        return ctx.out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad / (2 * ctx.out)
+
+
+class Clip(Unit):
+    """z = min(max(a, lo), hi);  dz/da = 1 where lo <= a <= hi, else 0 (as torch.clamp)."""
+
+    name = "clip"
+
+    @staticmethod
+    def forward(ctx, a, lo=None, hi=None):
+        inside = np.ones(a.shape, dtype=bool)
+        if lo is not None:
+            inside &= a >= lo
+        if hi is not None:
+            inside &= a <= hi
+        ctx.inside = inside
+        return np.clip(a, lo, hi)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.inside
+
+
+# ================================================================================================
+# matmul
+# ================================================================================================
+
+
+class MatMul(Unit):
+    """z = a @ b (1-D, 2-D or batched, as numpy.matmul);  dz/da = g bᵀ, dz/db = aᵀ g."""
+
+    name = "matmul"
+
+    @classmethod
+    def shape_error(cls, arrays, kwargs, err):
+        a, b = (np.shape(x) for x in arrays)
+        if len(a) == 0 or len(b) == 0:
+            return f"matmul: cannot multiply {a} by {b}: both inputs need at least 1 dimension"
+        ka = a[-1]
+        kb = b[0] if len(b) == 1 else b[-2]
+        if ka != kb:
+            return f"matmul: cannot multiply {a} by {b}: inner sizes {ka} and {kb} differ"
+        return f"matmul: cannot multiply {a} by {b}: batch shapes {a[:-2]} and {b[:-2]} do not broadcast"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        if np.ndim(a) == 0 or np.ndim(b) == 0:
+            raise ValueError("0-d input")
+        ctx.a, ctx.b = a, b
+        return np.matmul(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.a, ctx.b
+        need_a, need_b = ctx.needs_input_grad
+        if a.ndim == 2 and b.ndim == 2:  # the common case, no reshaping
+            return (grad @ b.T if need_a else None), (a.T @ grad if need_b else None)
+        if a.ndim == 1 and b.ndim == 1:
+            return (grad * b if need_a else None), (grad * a if need_b else None)
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = grad
+        if a.ndim == 1:
+            g2 = np.expand_dims(g2, -2)
+        if b.ndim == 1:
+            g2 = np.expand_dims(g2, -1)
+        ga = gb = None
+        if need_a:
+            ga = g2 @ np.swapaxes(b2, -1, -2)
+            if a.ndim == 1:
+                ga = ga.squeeze(-2)
+        if need_b:
+            gb = np.swapaxes(a2, -1, -2) @ g2
+            if b.ndim == 1:
+                gb = gb.squeeze(-1)
+        return ga, gb  # batch dimensions are summed back by the engine
+
+
+# ================================================================================================
+# reductions
+# ================================================================================================
+
+
+def _norm_axis(axis, ndim):
+    if axis is None:
+        return None
+    if isinstance(axis, (list, tuple)):
+        return tuple(sorted(a % ndim for a in axis)) if ndim else tuple(axis)
+    return (axis % ndim,) if ndim else (axis,)
+
+
+def _expand_to(grad, shape, axis, keepdims):
+    """Give a reduced gradient back the reduced axes, then broadcast it to ``shape``."""
+    if axis is not None and not keepdims:
+        grad = np.expand_dims(grad, axis)
+    return np.broadcast_to(grad, shape)
+
+
+class _Reduce(Unit):
+    @classmethod
+    def shape_error(cls, arrays, kwargs, err):
+        return f"{cls.name}: axis {kwargs.get('axis')} is out of range for shape {np.shape(arrays[0])}"
+
+
+class Sum(_Reduce):
+    """z = Σ a over ``axis`` (all when None);  dz/da = 1 for every summed element."""
+
+    name = "sum"
+
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        try:
+            ctx.axis = _norm_axis(axis, a.ndim)
+        except (ZeroDivisionError, TypeError):
+            raise ValueError("bad axis") from None
+        ctx.shape, ctx.keepdims = a.shape, keepdims
+        return np.sum(a, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _expand_to(grad, ctx.shape, ctx.axis, ctx.keepdims)
+
+
+class Mean(_Reduce):
+    """z = (1/n) Σ a over ``axis``;  dz/da = 1/n."""
+
+    name = "mean"
+
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        ctx.axis = _norm_axis(axis, a.ndim)
+        ctx.shape, ctx.keepdims = a.shape, keepdims
+        out = np.mean(a, axis=axis, keepdims=keepdims)
+        ctx.n = a.size // max(out.size, 1) if a.size else 1
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _expand_to(grad / ctx.n, ctx.shape, ctx.axis, ctx.keepdims)
+
+
+class Max(_Reduce):
+    """z = max a over ``axis``.
+
+    Over everything (axis=None) the gradient is split evenly among tied maxima; along one axis
+    it goes to the first maximum, the one ``argmax`` picks (as PyTorch's ``max(dim)``).
+    """
+
+    name = "max"
+
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        ctx.a, ctx.axis, ctx.keepdims = a, axis, keepdims
+        if axis is not None and not isinstance(axis, (int, np.integer)):
+            raise ValueError("max: axis must be one integer or None")
+        return np.max(a, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, axis = ctx.a, ctx.axis
+        if axis is None:
+            mask = a == a.max()
+            return mask * (grad / mask.sum())
+        axis = axis % a.ndim
+        idx = np.expand_dims(np.argmax(a, axis=axis), axis)
+        g = grad if ctx.keepdims else np.expand_dims(grad, axis)
+        out = np.zeros_like(a, dtype=np.result_type(a, grad))
+        np.put_along_axis(out, idx, g, axis=axis)
+        return out
+
+
+class Min(_Reduce):
+    """z = min a over ``axis`` (ties as in :class:`Max`)."""
+
+    name = "min"
+
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        ctx.a, ctx.axis, ctx.keepdims = a, axis, keepdims
+        if axis is not None and not isinstance(axis, (int, np.integer)):
+            raise ValueError("min: axis must be one integer or None")
+        return np.min(a, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, axis = ctx.a, ctx.axis
+        if axis is None:
+            mask = a == a.min()
+            return mask * (grad / mask.sum())
+        axis = axis % a.ndim
+        idx = np.expand_dims(np.argmin(a, axis=axis), axis)
+        g = grad if ctx.keepdims else np.expand_dims(grad, axis)
+        out = np.zeros_like(a, dtype=np.result_type(a, grad))
+        np.put_along_axis(out, idx, g, axis=axis)
+        return out
+
+
+# ================================================================================================
+# shape (views, no copies)
+# ================================================================================================
+
+
+class Reshape(Unit):
+    """z = a with another shape (a view);  the gradient is reshaped back."""
+
+    name = "reshape"
+
+    @classmethod
+    def shape_error(cls, arrays, kwargs, err):
+        a = np.shape(arrays[0])
+        return f"reshape: cannot reshape {a} ({int(np.prod(a))} elements) into {kwargs.get('shape')}"
+
+    @staticmethod
+    def forward(ctx, a, shape):
+        ctx.shape = a.shape
+        return a.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.shape)
+
+
+class Transpose(Unit):
+    """z = a with its axes permuted (a view; reversed when ``axes`` is None)."""
+
+    name = "transpose"
+
+    @classmethod
+    def shape_error(cls, arrays, kwargs, err):
+        return f"transpose: axes {kwargs.get('axes')} do not fit shape {np.shape(arrays[0])}"
+
+    @staticmethod
+    def forward(ctx, a, axes=None):
+        ctx.axes = axes
+        return np.transpose(a, axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.axes is None:
+            return np.transpose(grad)
+        return np.transpose(grad, np.argsort(ctx.axes))
+
+
+def _is_basic_index(idx) -> bool:
+    items = idx if isinstance(idx, tuple) else (idx,)
+    return all(i is None or i is Ellipsis or isinstance(i, (int, np.integer, slice)) for i in items)
+
+
+class GetItem(Unit):
+    """z = a[index] (slices, integers, integer or boolean arrays);  the gradient is scattered
+    back into zeros of a's shape (summed where an index repeats)."""
+
+    name = "getitem"
+
+    @classmethod
+    def shape_error(cls, arrays, kwargs, err):
+        return f"getitem: index {kwargs.get('index')!r} does not fit shape {np.shape(arrays[0])}: {err}"
+
+    @staticmethod
+    def forward(ctx, a, index):
+        ctx.shape, ctx.dtype, ctx.index = a.shape, a.dtype, index
+        return a[index]
+
+    @staticmethod
+    def backward(ctx, grad):
+        out = np.zeros(ctx.shape, dtype=ctx.dtype)
+        if _is_basic_index(ctx.index):
+            out[ctx.index] = grad
+        else:
+            np.add.at(out, ctx.index, grad)
+        return out
+
+
+class Concatenate(Unit):
+    """z = the inputs joined along an existing ``axis``;  each input gets its slice of the
+    gradient."""
+
+    name = "concatenate"
+
+    @classmethod
+    def shape_error(cls, arrays, kwargs, err):
+        shapes = ", ".join(str(np.shape(x)) for x in arrays)
+        return f"concatenate: cannot join shapes {shapes} along axis {kwargs.get('axis', 0)}"
+
+    @staticmethod
+    def forward(ctx, *arrays, axis=0):
+        ctx.axis = axis
+        ctx.sizes = [np.shape(x)[axis] for x in arrays]
+        return np.concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cuts = np.cumsum(ctx.sizes)[:-1]
+        return tuple(np.split(grad, cuts, axis=ctx.axis))
+
+
+class Stack(Unit):
+    """z = the inputs stacked along a new ``axis``;  each input gets its slice of the gradient."""
+
+    name = "stack"
+
+    @classmethod
+    def shape_error(cls, arrays, kwargs, err):
+        shapes = ", ".join(str(np.shape(x)) for x in arrays)
+        return f"stack: cannot stack shapes {shapes}: they must all be equal"
+
+    @staticmethod
+    def forward(ctx, *arrays, axis=0):
+        out = np.stack(arrays, axis=axis)
+        ctx.axis = axis % out.ndim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(np.moveaxis(grad, ctx.axis, 0))
+
+
+# ================================================================================================
+# softmax (numerically stable: the maximum is subtracted first)
+# ================================================================================================
+
+
+class Softmax(Unit):
+    """z_i = exp(a_i) / Σ_j exp(a_j) along ``axis``;  dL/da = z ⊙ (g − Σ g ⊙ z)."""
+
+    name = "softmax"
+
+    @staticmethod
+    def forward(ctx, a, axis=-1):
+        e = np.exp(a - a.max(axis=axis, keepdims=True))
+        out = e / e.sum(axis=axis, keepdims=True)
+        ctx.out, ctx.axis = out, axis
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        y = ctx.out
+        return y * (grad - (grad * y).sum(axis=ctx.axis, keepdims=True))
+
+
+class LogSoftmax(Unit):
+    """z_i = a_i − log Σ_j exp(a_j) along ``axis``;  dL/da = g − softmax(a) Σ g."""
+
+    name = "log_softmax"
+
+    @staticmethod
+    def forward(ctx, a, axis=-1):
+        shifted = a - a.max(axis=axis, keepdims=True)
+        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        ctx.out, ctx.axis = out, axis
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad - np.exp(ctx.out) * grad.sum(axis=ctx.axis, keepdims=True)
+
+
+# ================================================================================================
+# fused units (one record instead of several, fewer passes over memory)
+# ================================================================================================
+
+
+class Linear(Unit):
+    """The linear unit Σ of a layer: z = x Wᵀ + b, x of shape (..., in), W (out, in), b (out,).
+
+    dL/dx = g W,  dL/dW = gᵀ x,  dL/db = Σ g over the batch: two GEMMs and one reduction.
+    """
+
+    name = "linear"
+
+    @classmethod
+    def shape_error(cls, arrays, kwargs, err):
+        x, w = np.shape(arrays[0]), np.shape(arrays[1])
+        fin = w[1] if len(w) == 2 else "?"
+        return (f"linear: input of shape {x} does not fit weight of shape {w}: expected last "
+                f"dimension {fin}, got {x[-1] if x else '()'}")
+
+    @staticmethod
+    def forward(ctx, x, w, b=None):
+        if x.ndim == 0 or x.shape[-1] != w.shape[1]:
+            raise ValueError("shape")
+        ctx.x, ctx.w = x, w
+        out = x @ w.T
+        if b is not None:
+            out += b
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.x, ctx.w
+        need = ctx.needs_input_grad
+        gx = grad @ w if need[0] else None
+        g2 = grad if grad.ndim == 2 else grad.reshape(-1, grad.shape[-1])
+        gw = gb = None
+        if need[1]:
+            x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+            gw = g2.T @ x2
+        if len(need) > 2 and need[2]:
+            gb = g2.sum(axis=0)
+        return (gx, gw, gb) if len(need) > 2 else (gx, gw)
+
+
+class LinearReLU(Unit):
+    """relu(x Wᵀ + b) in one unit (the common hidden layer): one record, one output array."""
+
+    name = "linear_relu"
+    shape_error = Linear.shape_error
+
+    @staticmethod
+    def forward(ctx, x, w, b=None):
+        if x.ndim == 0 or x.shape[-1] != w.shape[1]:
+            raise ValueError("shape")
+        ctx.x, ctx.w = x, w
+        out = x @ w.T
+        if b is not None:
+            out += b
+        np.maximum(out, 0, out=out)
+        ctx.out = out
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad * (ctx.out > 0)
+        return Linear.backward(ctx, grad)
+
+
+class SoftmaxCrossEntropy(Unit):
+    """Cross-entropy of logits against integer labels, per sample (softmax and log fused).
+
+    L_i = −log softmax(z_i)[y_i] = logsumexp(z_i) − z_i[y_i];  dL_i/dz_i = softmax(z_i) − onehot(y_i).
+    ``weight`` (per class) scales each sample's loss by weight[y_i]; ``ignore_index`` gives 0.
+    ``label_smoothing`` mixes the one-hot target with the uniform distribution, as PyTorch.
+    Returns the per-sample losses, shape (N,) (or z's shape without the class axis).
+    """
+
+    name = "softmax_cross_entropy"
+
+    @staticmethod
+    def forward(ctx, z, y, weight=None, ignore_index=-100, label_smoothing=0.0):
+        # z: (N, C) or (N, C, d1, ...): move the class axis last
+        if z.ndim > 2:
+            z = np.moveaxis(z, 1, -1)
+            ctx.moved = True
+        else:
+            ctx.moved = False
+        shifted = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(shifted)
+        s = e.sum(axis=-1, keepdims=True)
+        logp = shifted - np.log(s)
+        y = np.asarray(y)
+        valid = y != ignore_index
+        ysafe = np.where(valid, y, 0)
+        picked = np.take_along_axis(logp, ysafe[..., None], axis=-1)[..., 0]
+        C = z.shape[-1]
+        if label_smoothing:
+            if weight is not None:
+                smooth = -(logp * weight).sum(axis=-1) / C
+            else:
+                smooth = -logp.sum(axis=-1) / C
+        w = np.where(valid, 1.0, 0.0).astype(z.dtype)
+        if weight is not None:
+            w = w * weight[ysafe]
+        loss = -(1 - label_smoothing) * picked * w if label_smoothing else -picked * w
+        if label_smoothing:
+            loss = loss + label_smoothing * smooth * np.where(valid, 1.0, 0.0)
+        ctx.p = e / s
+        ctx.y, ctx.w, ctx.valid = ysafe, w, valid
+        ctx.weight, ctx.ls, ctx.C = weight, label_smoothing, C
+        return loss.astype(z.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        p, y, w = ctx.p, ctx.y, ctx.w
+        g = grad[..., None]
+        ls = ctx.ls
+        # d(−w·log p_y)/dz = w (p − onehot_y)
+        dz = p * (w * (1 - ls))[..., None]
+        np.put_along_axis(dz, y[..., None],
+                          np.take_along_axis(dz, y[..., None], axis=-1) - (w * (1 - ls))[..., None],
+                          axis=-1)
+        if ls:
+            # d(−(ls/C) Σ_c wc log p_c)/dz = (ls/C) (p Σ_c wc − wc)
+            valid = ctx.valid[..., None]
+            if ctx.weight is not None:
+                wc = ctx.weight
+                dz = dz + (ls / ctx.C) * (p * wc.sum() - wc) * valid
+            else:
+                dz = dz + ls * (p - 1.0 / ctx.C) * valid
+        dz = dz * g
+        if ctx.moved:
+            dz = np.moveaxis(dz, -1, 1)
+        return dz, None
+
+
+class SigmoidBCE(Unit):
+    """Binary cross-entropy of logits z against targets y in [0, 1], per element (fused).
+
+    L = −[y log σ(z) + (1 − y) log(1 − σ(z))] = max(z, 0) − z y + log(1 + exp(−|z|));
+    dL/dz = σ(z) − y.  ``pos_weight`` multiplies the positive term, as PyTorch.
+    """
+
+    name = "sigmoid_bce"
+
+    @staticmethod
+    def forward(ctx, z, y, pos_weight=None):
+        softplus_neg_abs = np.log1p(np.exp(-np.abs(z)))
+        if pos_weight is None:
+            loss = np.maximum(z, 0) - z * y + softplus_neg_abs
+        else:
+            # (1 − y) z + (1 + (pw − 1) y) softplus(−z)
+            lw = 1 + (pos_weight - 1) * y
+            loss = (1 - y) * z + lw * (softplus_neg_abs + np.maximum(-z, 0))
+        ctx.s, ctx.y, ctx.pw = _sigmoid(z), y, pos_weight
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        s, y, pw = ctx.s, ctx.y, ctx.pw
+        if pw is None:
+            dz = s - y
+        else:
+            dz = (1 - y) - (1 + (pw - 1) * y) * (1 - s)
+        return grad * dz, None
+
+
+class BCEProb(Unit):
+    """Binary cross-entropy of probabilities a against y (the logistic classifier's NLL).
+
+    L = −[y log a + (1 − y) log(1 − a)], each log clamped at −100 as PyTorch's BCELoss does;
+    dL/da = (a − y) / (a (1 − a)) (with the same clamping of the denominators).
+    """
+
+    name = "bce"
+
+    @staticmethod
+    def forward(ctx, a, y):
+        with np.errstate(divide="ignore"):
+            log_a = np.maximum(np.log(a), -100)
+            log_1a = np.maximum(np.log1p(-a), -100)
+        ctx.a, ctx.y = a, y
+        return -(y * log_a + (1 - y) * log_1a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, y = ctx.a, ctx.y
+        eps = 1e-12  # PyTorch clamps a(1 − a) at this epsilon in BCELoss's backward
+        return grad * (a - y) / np.maximum((1 - a) * a, eps), None
+
+
+# ================================================================================================
+# functions: what users call (they accept tensors, numpy arrays and numbers)
+# ================================================================================================
+
+
+def _t(x):
+    return x
+
+
+def add(a, b):
+    return Add.apply(a, b)
+
+
+def sub(a, b):
+    return Sub.apply(a, b)
+
+
+def mul(a, b):
+    return Mul.apply(a, b)
+
+
+def div(a, b):
+    return Div.apply(a, b)
+
+
+def neg(a):
+    return Neg.apply(a)
+
+
+def pow(a, p):  # noqa: A001 - the name users expect
+    """a ** p for a constant number p."""
+    if isinstance(p, Tensor) or (isinstance(p, np.ndarray) and p.ndim > 0):
+        raise ShapeError("pow: the exponent must be one number (a scalar), got an array")
+    return Pow.apply(a, float(p) if not isinstance(p, (int, np.integer)) else int(p))
+
+
+def exp(a):
+    return Exp.apply(a)
+
+
+def log(a):
+    return Log.apply(a)
+
+
+def sin(a):
+    return Sin.apply(a)
+
+
+def cos(a):
+    return Cos.apply(a)
+
+
+def tanh(a):
+    return Tanh.apply(a)
+
+
+def sigmoid(a):
+    return Sigmoid.apply(a)
+
+
+def relu(a):
+    return ReLU.apply(a)
+
+
+def leaky_relu(a, negative_slope=0.01):
+    return LeakyReLU.apply(a, slope=negative_slope)
+
+
+def gelu(a, approximate="none"):
+    return GELU.apply(a, approximate=approximate)
+
+
+def abs(a):  # noqa: A001
+    return Abs.apply(a)
+
+
+def sqrt(a):
+    return Sqrt.apply(a)
+
+
+def clip(a, min=None, max=None):  # noqa: A002
+    return Clip.apply(a, lo=min, hi=max)
+
+
+def maximum(a, b):
+    return Maximum.apply(a, b)
+
+
+def minimum(a, b):
+    return Minimum.apply(a, b)
+
+
+def where(cond, a, b):
+    if isinstance(cond, Tensor):
+        cond = cond.data
+    return Where.apply(cond, a, b)
+
+
+def matmul(a, b):
+    return MatMul.apply(a, b)
+
+
+def sum(a, axis=None, keepdims=False):  # noqa: A001
+    return Sum.apply(a, axis=axis, keepdims=keepdims)
+
+
+def mean(a, axis=None, keepdims=False):
+    return Mean.apply(a, axis=axis, keepdims=keepdims)
+
+
+def max(a, axis=None, keepdims=False):  # noqa: A001
+    return Max.apply(a, axis=axis, keepdims=keepdims)
+
+
+def min(a, axis=None, keepdims=False):  # noqa: A001
+    return Min.apply(a, axis=axis, keepdims=keepdims)
+
+
+def reshape(a, *shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return Reshape.apply(a, shape=shape)
+
+
+def transpose(a, axes=None):
+    return Transpose.apply(a, axes=axes)
+
+
+def concatenate(tensors, axis=0):
+    return Concatenate.apply(*tensors, axis=axis)
+
+
+def stack(tensors, axis=0):
+    return Stack.apply(*tensors, axis=axis)
+
+
+def softmax(a, axis=-1):
+    return Softmax.apply(a, axis=axis)
+
+
+def log_softmax(a, axis=-1):
+    return LogSoftmax.apply(a, axis=axis)
+
+
+def linear(x, weight, bias=None):
+    """x Wᵀ + b (the linear unit Σ of a layer), as ``torch.nn.functional.linear``."""
+    if bias is None:
+        return Linear.apply(x, weight)
+    return Linear.apply(x, weight, bias)
+
+
+# ================================================================================================
+# Tensor operators and methods, attached beside their units
+# ================================================================================================
+
+
+def _getitem(self, index):
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return GetItem.apply(self, index=index)
+
+
+def _reshape_method(self, *shape):
+    return reshape(self, *shape)
+
+
+def _transpose_method(self, *axes):
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    return Transpose.apply(self, axes=axes or None)
+
+
+def _rpow(self, c):
+    return RPow.apply(c, self)
+
+
+def _compare(op):
+    def method(self, other):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor(op(self.data, other))
+    return method
+
+
+_METHODS = {
+    "__add__": lambda a, b: Add.apply(a, b),
+    "__radd__": lambda a, b: Add.apply(b, a),
+    "__sub__": lambda a, b: Sub.apply(a, b),
+    "__rsub__": lambda a, b: Sub.apply(b, a),
+    "__mul__": lambda a, b: Mul.apply(a, b),
+    "__rmul__": lambda a, b: Mul.apply(b, a),
+    "__truediv__": lambda a, b: Div.apply(a, b),
+    "__rtruediv__": lambda a, b: Div.apply(b, a),
+    "__matmul__": lambda a, b: MatMul.apply(a, b),
+    "__rmatmul__": lambda a, b: MatMul.apply(b, a),
+    "__pow__": pow,
+    "__rpow__": _rpow,
+    "__neg__": lambda a: Neg.apply(a),
+    "__pos__": lambda a: a,
+    "__abs__": lambda a: Abs.apply(a),
+    "__getitem__": _getitem,
+    "__lt__": _compare(np.less),
+    "__le__": _compare(np.less_equal),
+    "__gt__": _compare(np.greater),
+    "__ge__": _compare(np.greater_equal),
+    "exp": exp, "log": log, "sin": sin, "cos": cos, "tanh": tanh, "sigmoid": sigmoid,
+    "relu": relu, "abs": abs, "sqrt": sqrt, "clip": clip,
+    "sum": sum, "mean": mean, "max": max, "min": min,
+    "reshape": _reshape_method, "transpose": _transpose_method,
+    "matmul": matmul, "softmax": softmax, "log_softmax": log_softmax,
+    "argmax": lambda a, axis=None: a.data.argmax(axis=axis),
+}
+
+for _name, _fn in _METHODS.items():
+    setattr(Tensor, _name, _fn)
+Tensor.T = property(lambda self: Transpose.apply(self, axes=None))
