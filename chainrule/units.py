@@ -549,7 +549,7 @@ class Mean(_Reduce):
         ctx.axis = _norm_axis(axis, a.ndim)
         ctx.shape, ctx.keepdims = a.shape, keepdims
         out = np.mean(a, axis=axis, keepdims=keepdims)
-        ctx.n = a.size // max(out.size, 1) if a.size else 1
+        ctx.n = a.size // out.size if out.size else 1
         return out
 
     @staticmethod
