@@ -58,9 +58,9 @@ def numerical_jacobian(fn, inputs, index, eps=1e-6) -> np.ndarray:
         for j in range(x.size):
             orig = flat[j]
             flat[j] = orig + eps
-            plus = np.asarray(_call(fn, inputs).data, dtype=np.float64).reshape(-1)
+            plus = np.array(_call(fn, inputs).data, dtype=np.float64).reshape(-1)  # a copy: views of x move
             flat[j] = orig - eps
-            minus = np.asarray(_call(fn, inputs).data, dtype=np.float64).reshape(-1)
+            minus = np.array(_call(fn, inputs).data, dtype=np.float64).reshape(-1)
             flat[j] = orig
             jac[:, j] = (plus - minus) / (2 * eps)
     return jac

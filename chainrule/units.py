@@ -921,6 +921,7 @@ class SigmoidBCE(Unit):
 
     @staticmethod
     def forward(ctx, z, y, pos_weight=None):
+        y = np.asarray(y, dtype=z.dtype)  # targets are constants: they take the logits' dtype
         softplus_neg_abs = np.log1p(np.exp(-np.abs(z)))
         if pos_weight is None:
             loss = np.maximum(z, 0) - z * y + softplus_neg_abs
@@ -952,6 +953,7 @@ class BCEProb(Unit):
 
     @staticmethod
     def forward(ctx, a, y):
+        y = np.asarray(y, dtype=a.dtype)  # targets are constants: they take the input's dtype
         with np.errstate(divide="ignore"):
             log_a = np.maximum(np.log(a), -100)
             log_1a = np.maximum(np.log1p(-a), -100)
