@@ -27,3 +27,11 @@ class ModelFileError(ChainruleError, ValueError):
 
 class ConfigError(ChainruleError, ValueError):
     """A hyperparameter or option has a value that cannot work (the message echoes the value)."""
+
+
+class TrainingError(ChainruleError, RuntimeError):
+    """Training cannot go on (for example the loss became NaN); ``.history`` holds what was done."""
+
+    def __init__(self, message, history=None):
+        super().__init__(message)
+        self.history = history
