@@ -1,0 +1,189 @@
+"""Model files: one ``.safetensors`` file with the weights and, in its metadata, JSON describing
+the architecture, the preprocessing, the training settings and the final metrics.
+
+Loading never runs code: safetensors holds plain arrays, the architecture is rebuilt from a
+table of chainrule layers, and pickles are refused. Saving is atomic: the file is written under
+a temporary name in the same folder and renamed over the old one, so an interrupted save never
+destroys the previous model.
+
+    cr.save(model, "model.safetensors", preprocessing={...}, training={...}, metrics={...})
+    model = cr.load("model.safetensors")
+    model, info = cr.load("model.safetensors", with_info=True)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from .errors import ModelFileError
+
+__all__ = ["save", "load", "read_info", "describe", "build", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "chainrule"
+FORMAT_VERSION = "1"
+
+# constructor arguments of each layer, read back from the attributes of the same name
+_CONFIG = {
+    "Linear": ("in_features", "out_features", "bias"),
+    "ReLU": (), "Tanh": (), "Sigmoid": (), "Identity": (),
+    "LeakyReLU": ("negative_slope",),
+    "GELU": ("approximate",),
+    "Softmax": ("dim",), "LogSoftmax": ("dim",),
+    "Dropout": ("p",),
+    "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    "Flatten": ("start_dim", "end_dim"),
+}
+_CONTAINERS = ("Sequential", "ModuleList")
+
+
+def describe(module) -> dict:
+    """The architecture of ``module`` as plain JSON-ready data (chainrule layers only)."""
+    kind = type(module).__name__
+    if kind in _CONTAINERS:
+        return {"type": kind, "children": [describe(m) for m in module]}
+    if kind not in _CONFIG or type(module).__module__.split(".")[0] != "chainrule":
+        raise ModelFileError(
+            f"save: cannot describe a module of type {kind}: model files hold architectures "
+            f"built from chainrule layers ({', '.join(sorted(_CONFIG))}, in Sequential); "
+            "save the weights alone with save(..., weights_only=True)")
+    config = {}
+    for name in _CONFIG[kind]:
+        value = getattr(module, name)
+        if name == "bias" and kind == "Linear":
+            value = value is not None
+        config[name] = value
+    return {"type": kind, "config": config}
+
+
+def build(spec: dict):
+    """Rebuild a module from :func:`describe`'s output (no code is run but chainrule's layers)."""
+    from . import nn
+
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise ModelFileError(f"load: the architecture entry {spec!r:.80} is not a layer description")
+    kind = spec["type"]
+    if kind in _CONTAINERS:
+        return getattr(nn, kind)([build(c) for c in spec.get("children", [])]) if kind == "ModuleList" \
+            else nn.Sequential(*[build(c) for c in spec.get("children", [])])
+    if kind not in _CONFIG:
+        raise ModelFileError(f"load: unknown layer type {kind!r} in the model file")
+    config = spec.get("config", {})
+    unknown = set(config) - set(_CONFIG[kind])
+    if unknown:
+        raise ModelFileError(f"load: layer {kind} has unknown settings {sorted(unknown)}")
+    return getattr(nn, kind)(**config)
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+def save(model, path, preprocessing: dict | None = None, training: dict | None = None,
+         metrics: dict | None = None, extra: dict | None = None, weights_only: bool = False) -> str:
+    """Write ``model`` to ``path`` (``.safetensors``) atomically; return the path.
+
+    ``preprocessing`` (feature names, standardization statistics, label names, task),
+    ``training`` (settings) and ``metrics`` (final numbers) are stored as JSON in the metadata so
+    that the file alone is enough to predict. ``weights_only`` skips the architecture (for
+    models that are not built from chainrule layers; load those with ``model.load_state_dict``).
+    """
+    try:
+        from safetensors.numpy import save_file
+    except ImportError:
+        raise ModelFileError("save: model files need safetensors: pip install 'chainrule[io]'") from None
+    path = os.fspath(path)
+    state = {k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION}
+    if not weights_only:
+        meta["architecture"] = json.dumps(describe(model))
+    for key, value in (("preprocessing", preprocessing), ("training", training),
+                       ("metrics", metrics), ("extra", extra)):
+        if value is not None:
+            meta[key] = json.dumps(value, default=_json_default)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ModelFileError(f"save: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=".chainrule-", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=meta)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _read(path):
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        raise ModelFileError("load: model files need safetensors: pip install 'chainrule[io]'") from None
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ModelFileError(f"model file not found: {path}")
+    if os.path.isdir(path):
+        raise ModelFileError(f"{path} is a folder, not a model file")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        raise ModelFileError(f"{path} is empty, not a chainrule model file")
+    if head[:1] == b"\x80" or head[:2] == b"PK":
+        raise ModelFileError(f"{path} looks like a pickle (or a zip of one, as torch.save writes): "
+                             "chainrule never loads pickles; it reads .safetensors files it wrote")
+    size = os.path.getsize(path)
+    if len(head) >= 8:
+        n = int.from_bytes(head[:8], "little")
+        if n > size - 8:
+            raise ModelFileError(f"{path} is truncated or not a safetensors file "
+                                 f"(header says {n} bytes, the file has {size})")
+    try:
+        with safe_open(path, framework="numpy") as f:
+            meta = f.metadata() or {}
+            arrays = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:  # noqa: BLE001 - safetensors raises several kinds for bad files
+        raise ModelFileError(f"{path} is not a readable safetensors file ({str(err).splitlines()[0]}): "
+                             "it may be truncated or of another format") from None
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is a safetensors file but not a chainrule model "
+                             "(no chainrule metadata)")
+    info = {}
+    for key in ("architecture", "preprocessing", "training", "metrics", "extra"):
+        if key in meta:
+            try:
+                info[key] = json.loads(meta[key])
+            except json.JSONDecodeError:
+                raise ModelFileError(f"{path}: the {key} metadata is not valid JSON") from None
+    info["format_version"] = meta.get("format_version")
+    return arrays, info
+
+
+def read_info(path) -> dict:
+    """The metadata of a model file (architecture, preprocessing, training, metrics)."""
+    return _read(path)[1]
+
+
+def load(path, with_info: bool = False):
+    """Rebuild the model saved at ``path``; with ``with_info`` also return its metadata dict."""
+    arrays, info = _read(path)
+    if "architecture" not in info:
+        raise ModelFileError(f"{os.fspath(path)} holds weights only (saved with weights_only=True): "
+                             "build the model yourself and call model.load_state_dict")
+    model = build(info["architecture"])
+    try:
+        model.load_state_dict(arrays)
+    except Exception as err:  # noqa: BLE001
+        raise ModelFileError(f"{os.fspath(path)}: the weights do not fit the architecture: {err}") from None
+    model.eval()
+    return (model, info) if with_info else model
