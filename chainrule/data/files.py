@@ -153,7 +153,7 @@ def _read_bytes(name: str) -> bytes:
 def _decode(name: str, raw: bytes) -> str:
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
-            return raw.decode("utf-16")
+            return raw.decode("utf-16").lstrip("\ufeff")
         except UnicodeDecodeError:
             raise DataError(f"{name} starts like UTF-16 text but cannot be decoded; "
                             "expected a text file saved as CSV") from None
