@@ -1,0 +1,89 @@
+"""Adagrad: per-coordinate step sizes from the running sum of squared gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .optimizer import Optimizer, check_nonnegative
+
+__all__ = ["Adagrad"]
+
+
+class Adagrad(Optimizer):
+    r"""Adagrad (Duchi et al., 2011), as ``torch.optim.Adagrad``.
+
+    For each parameter :math:`w` with gradient :math:`g`, at step :math:`t = 1, 2, \dots`:
+
+    .. math::
+        g &\leftarrow g + \lambda w                  && \text{(weight\_decay } \lambda \ne 0)\\
+        \tilde\eta &= \eta / (1 + (t - 1)\,\delta)  && \text{(lr\_decay } \delta)\\
+        S &\leftarrow S + g^2 \\
+        w &\leftarrow w - \tilde\eta\, g / (\sqrt{S} + \epsilon)
+
+    (:math:`S` starts at ``initial_accumulator_value``.)
+
+    Parameters
+    ----------
+    params : iterable of Tensors or of dicts (parameter groups)
+    lr : float, default 1e-2
+    lr_decay : float, default 0
+    weight_decay : float, default 0
+    initial_accumulator_value : float, default 0
+    eps : float, default 1e-10
+    maximize : bool, default False
+
+    State per parameter (created with the optimizer, as PyTorch does): ``'step'``, ``'sum'``.
+    """
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
+                 eps=1e-10, *, maximize=False):
+        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_hyperparameters(self, group):
+        name = type(self).__name__
+        check_nonnegative(name, "learning rate", group["lr"])
+        check_nonnegative(name, "lr_decay value", group["lr_decay"])
+        check_nonnegative(name, "weight_decay value", group["weight_decay"])
+        check_nonnegative(name, "initial_accumulator_value value",
+                          group["initial_accumulator_value"])
+        check_nonnegative(name, "epsilon value", group["eps"])
+
+    def _init_state(self, group, p):
+        st = self.state[p]
+        if not st:
+            st["step"] = 0
+            st["sum"] = np.full_like(p.data, group["initial_accumulator_value"])
+
+    def _step_group(self, group):
+        lr = group["lr"]
+        lr_decay = group["lr_decay"]
+        eps = group["eps"]
+        weight_decay = group["weight_decay"]
+        maximize = group["maximize"]
+        state = self.state
+        for p in group["params"]:
+            g = p.grad
+            if g is None:
+                continue
+            w = p.data
+            st = state[p]
+            if not st:
+                self._init_state(group, p)
+            step = st["step"] + 1
+            st["step"] = step
+            if maximize:
+                g = np.negative(g)
+            if weight_decay != 0:
+                d = np.multiply(w, weight_decay)
+                g = np.add(g, d, out=d)
+            clr = lr / (1 + (step - 1) * lr_decay)
+            acc = st["sum"]
+            t = np.multiply(g, g)
+            acc += t
+            np.sqrt(acc, out=t)
+            t += eps
+            np.divide(g, t, out=t)
+            t *= clr
+            w -= t

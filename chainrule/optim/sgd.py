@@ -1,0 +1,108 @@
+"""Stochastic gradient descent, with optional momentum, Nesterov momentum and weight decay."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+from .optimizer import Optimizer, check_nonnegative
+
+__all__ = ["SGD"]
+
+
+class SGD(Optimizer):
+    r"""Gradient descent: :math:`w \leftarrow w - \eta\, g`, as ``torch.optim.SGD``.
+
+    For each parameter, with :math:`g` its gradient (``p.grad``):
+
+    .. math::
+        g &\leftarrow g + \lambda w                  && \text{(weight\_decay } \lambda \ne 0)\\
+        b &\leftarrow g \text{ at the first step, else } \mu b + (1 - \tau) g
+                                                      && \text{(momentum } \mu \ne 0)\\
+        g &\leftarrow g + \mu b \text{ if nesterov, else } b \\
+        w &\leftarrow w - \eta g
+
+    Parameters
+    ----------
+    params : iterable of Tensors or of dicts (parameter groups)
+    lr : float, default 1e-3
+        Learning rate :math:`\eta` (PyTorch 2.x's default).
+    momentum : float, default 0
+        Momentum factor :math:`\mu`.
+    dampening : float, default 0
+        Dampening :math:`\tau` of the gradient added to the momentum buffer.
+    weight_decay : float, default 0
+        L2 penalty :math:`\lambda` (added to the gradient).
+    nesterov : bool, default False
+        Nesterov momentum; needs ``momentum > 0`` and ``dampening == 0``.
+    maximize : bool, default False
+        Ascend the objective (use :math:`-g`).
+
+    State per parameter: ``'momentum_buffer'`` (when momentum != 0).
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
+                 nesterov=False, *, maximize=False):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
+                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_hyperparameters(self, group):
+        name = type(self).__name__
+        check_nonnegative(name, "learning rate", group["lr"])
+        check_nonnegative(name, "momentum value", group["momentum"])
+        check_nonnegative(name, "weight_decay value", group["weight_decay"])
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ConfigError(
+                f"{name}: Nesterov momentum requires a momentum and zero dampening "
+                f"(got momentum={group['momentum']}, dampening={group['dampening']})"
+            )
+
+    def _step_group(self, group):
+        lr = group["lr"]
+        momentum = group["momentum"]
+        dampening = group["dampening"]
+        weight_decay = group["weight_decay"]
+        nesterov = group["nesterov"]
+        maximize = group["maximize"]
+        state = self.state
+        for p in group["params"]:
+            g = p.grad
+            if g is None:
+                continue
+            w = p.data
+            owned = False  # True when g is a fresh array this step may overwrite
+            if maximize:
+                g = np.negative(g)
+                owned = True
+            if weight_decay != 0:
+                d = np.multiply(w, weight_decay)
+                g = np.add(g, d, out=d)
+                owned = True
+            if momentum != 0:
+                st = state[p]
+                buf = st.get("momentum_buffer")
+                if buf is None:
+                    buf = g if owned else np.array(g, dtype=w.dtype, copy=True)
+                    st["momentum_buffer"] = buf
+                    owned = False  # g is now the buffer
+                else:
+                    buf *= momentum
+                    if dampening == 0:
+                        buf += g
+                    else:
+                        buf += np.multiply(g, 1 - dampening)
+                if nesterov:
+                    # g + momentum * buf
+                    t = np.multiply(buf, momentum)
+                    g = np.add(g, t, out=t)
+                    owned = True
+                else:
+                    g = buf
+                    owned = False
+            # w <- w - lr * g
+            if owned:
+                np.multiply(g, lr, out=g)
+                w -= g
+            else:
+                w -= np.multiply(g, lr)
