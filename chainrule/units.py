@@ -967,6 +967,63 @@ class BCEProb(Unit):
         return grad * (a - y) / np.maximum((1 - a) * a, eps), None
 
 
+class BatchNorm(Unit):
+    """Batch normalization per channel (axis 1) of x (N, C) or (N, C, L, ...), in one unit.
+
+    x̂ = (x − μ) / √(σ² + ε),  z = γ x̂ + β  (γ = ``weight``, β = ``bias``, either may be None).
+
+    ``training=True``: μ and σ² are the batch mean and *biased* variance over the m = N·L·...
+    values of each channel (pass them as ``mean``/``var`` when already computed, else they are
+    computed here); they depend on x, so with ĝ = g γ:
+        dL/dx = (1/√(σ²+ε)) (ĝ − mean(ĝ) − x̂ mean(ĝ x̂)),
+    ``training=False``: ``mean``/``var`` (the running statistics) are constants and
+    dL/dx = ĝ / √(σ²+ε).  In both, dL/dγ = Σ g x̂ and dL/dβ = Σ g over all but the channel axis.
+    """
+
+    name = "batch_norm"
+
+    @classmethod
+    def shape_error(cls, arrays, kwargs, err):
+        x = np.shape(arrays[0])
+        c = np.shape(arrays[1]) if len(arrays) > 1 and arrays[1] is not None else "?"
+        return f"batch_norm: input of shape {x} does not fit per-channel parameters of shape {c}"
+
+    @staticmethod
+    def forward(ctx, x, weight=None, bias=None, mean=None, var=None, eps=1e-5, training=True):
+        if x.ndim < 2:
+            raise ValueError("batch_norm needs (N, C, ...) input")
+        axes = (0,) + tuple(range(2, x.ndim))
+        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        if mean is None:
+            mean = x.mean(axis=axes)
+        if var is None:
+            var = ((x - mean.reshape(shape)) ** 2).mean(axis=axes)
+        inv = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False).reshape(shape)
+        xhat = (x - mean.reshape(shape)) * inv
+        out = xhat if weight is None else xhat * weight.reshape(shape)
+        if bias is not None:
+            out = out + bias.reshape(shape)
+        ctx.xhat, ctx.inv, ctx.weight, ctx.training = xhat, inv, weight, training
+        ctx.axes, ctx.shape = axes, shape
+        return out.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        need = ctx.needs_input_grad
+        xhat, axes, shape = ctx.xhat, ctx.axes, ctx.shape
+        gw = (grad * xhat).sum(axis=axes) if len(need) > 1 and need[1] else None
+        gb = grad.sum(axis=axes) if len(need) > 2 and need[2] else None
+        gx = None
+        if need[0]:
+            gh = grad if ctx.weight is None else grad * ctx.weight.reshape(shape)
+            if ctx.training:
+                gx = ctx.inv * (gh - gh.mean(axis=axes, keepdims=True)
+                                - xhat * (gh * xhat).mean(axis=axes, keepdims=True))
+            else:
+                gx = gh * ctx.inv
+        return (gx, gw, gb)[:len(need)]
+
+
 # ================================================================================================
 # functions: what users call (they accept tensors, numpy arrays and numbers)
 # ================================================================================================
