@@ -1,0 +1,497 @@
+"""Layers and losses as functions (as ``torch.nn.functional``): the maths of ``cr.nn`` lives here.
+
+The modules in ``layers.py`` and ``losses.py`` keep configuration and parameters and call these
+functions; these functions only combine units from ``chainrule.units`` (where every derivative
+lives). Inputs may be tensors or numpy arrays; targets may be numpy arrays or tensors.
+
+Losses, for a batch of N samples (the loss unit L of the course notes):
+
+=================================  ======================================================
+mse_loss                           (ŷ − y)²
+binary_cross_entropy               −[y log ŷ + (1 − y) log(1 − ŷ)]   (ŷ probabilities)
+binary_cross_entropy_with_logits   the same with ŷ = σ(z), computed from the logits z
+cross_entropy                      −log softmax(z)[y]  (or −Σ_c t_c log softmax(z)_c)
+nll_loss                           −a[y]   (a log-probabilities)
+hinge_loss                         max(0, 1 − y·ŷ)   (y in {−1, +1})
+=================================  ======================================================
+
+then ``reduction='mean'`` (the default) averages, ``'sum'`` adds and ``'none'`` keeps the
+per-sample values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import units as U
+from ..errors import ConfigError, DataError, ShapeError
+from ..random import get_rng
+from ..tensor import Tensor
+
+__all__ = [
+    # activations and layers
+    "linear", "relu", "leaky_relu", "tanh", "sigmoid", "softmax", "log_softmax", "gelu",
+    "identity", "dropout", "batch_norm", "flatten",
+    # losses
+    "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
+    "nll_loss", "hinge_loss",
+]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------
+
+def _data(x) -> np.ndarray:
+    """The array behind a tensor or array-like (Python lists become float32, as cr.tensor)."""
+    if isinstance(x, Tensor):
+        return x.data
+    if isinstance(x, np.ndarray):
+        return x
+    return Tensor(x).data
+
+
+def _input(x):
+    """A tensor or a numpy array (units accept both); lists and numbers become float32 arrays."""
+    if isinstance(x, (Tensor, np.ndarray)):
+        return x
+    return Tensor(x).data
+
+
+def _as_input(x, dtype):
+    """Feature arrays that are not tensors take the layer's dtype (a float64 dataset through a
+    float32 network computes in float32, as ``X.float()`` would in PyTorch)."""
+    if isinstance(x, Tensor):
+        return x
+    x = np.asarray(x)
+    return x if x.dtype == dtype else x.astype(dtype)
+
+
+def _check_reduction(reduction, who: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ConfigError(
+            f"{who}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _reduce(loss, reduction: str):
+    if reduction == "mean":
+        return U.mean(loss)
+    if reduction == "sum":
+        return U.sum(loss)
+    return loss if isinstance(loss, Tensor) else Tensor(loss)
+
+
+def _float_target(target, dtype, who: str):
+    """A float target: a constant array of the input's dtype, or a tensor that requires grad."""
+    if isinstance(target, Tensor):
+        if target.requires_grad:
+            return target
+        target = target.data
+    t = np.asarray(target)
+    if t.dtype.kind not in "biuf":
+        raise DataError(f"{who}: target must be numbers, got an array of dtype {t.dtype}")
+    return t if t.dtype == dtype else t.astype(dtype)
+
+
+def _same_shape(x: np.ndarray, t, who: str) -> None:
+    tshape = np.shape(t.data if isinstance(t, Tensor) else t)
+    if tuple(x.shape) != tuple(tshape):
+        raise ShapeError(
+            f"{who}: input shape {tuple(x.shape)} and target shape {tuple(tshape)} must be equal"
+            + (" (reshape one of them, e.g. y.reshape(-1, 1) or output.reshape(-1))"
+               if int(np.prod(x.shape)) == int(np.prod(tshape)) else ""))
+
+
+def _const(arr, dtype, who: str, name: str):
+    """An optional constant array argument (a class weight, pos_weight) in the input's dtype."""
+    if arr is None:
+        return None
+    a = arr.data if isinstance(arr, Tensor) else np.asarray(arr)
+    if a.dtype.kind not in "biuf":
+        raise ConfigError(f"{who}: {name} must be numbers, got dtype {a.dtype}")
+    return a.astype(dtype, copy=False)
+
+
+def _labels(target, x_shape, C: int, ignore_index: int, who: str) -> np.ndarray:
+    """Integer class labels of shape (N, d1, ...) for an input (N, C, d1, ...), range-checked."""
+    t = _data(target) if isinstance(target, Tensor) else np.asarray(target)
+    expected = (x_shape[0],) + tuple(x_shape[2:])
+    if t.shape != expected:
+        raise ShapeError(
+            f"{who}: target shape {t.shape} does not fit input shape {tuple(x_shape)}: expected "
+            f"integer class labels of shape {expected}"
+            + (" or class probabilities (floats) of the input's shape" if who.startswith(
+                ("CrossEntropy", "cross_entropy")) else ""))
+    if t.dtype.kind == "f":
+        if t.size and not np.all(t == np.round(t)):
+            bad = t[t != np.round(t)].flat[0]
+            raise DataError(f"{who}: class labels must be whole numbers, got {bad!r}")
+        t = t.astype(np.int64)
+    elif t.dtype.kind not in "iu":
+        raise DataError(f"{who}: class labels must be integers, got an array of dtype {t.dtype}")
+    valid = t != ignore_index
+    bad = valid & ((t < 0) | (t >= C))
+    if np.any(bad):
+        label = t[bad].flat[0]
+        raise DataError(
+            f"{who}: label {int(label)} is out of range for {C} classes "
+            f"(labels must be 0..{C - 1}" + (f" or ignore_index={ignore_index})"
+                                              if ignore_index is not None and ignore_index != -100
+                                              else ")"))
+    return t
+
+
+def _class_weight(weight, C: int, dtype, who: str):
+    w = _const(weight, dtype, who, "weight")
+    if w is not None and w.shape != (C,):
+        raise ShapeError(f"{who}: weight must have one entry per class, shape ({C},), "
+                         f"got shape {w.shape}")
+    return w
+
+
+# ------------------------------------------------------------------------------------------------
+# activations and layers
+# ------------------------------------------------------------------------------------------------
+
+def linear(input, weight, bias=None):
+    """The linear unit Σ: x Wᵀ + b, x of shape (..., in), W (out, in), b (out,) -> (..., out)."""
+    w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+    return U.linear(_as_input(input, w.dtype), weight, bias)
+
+
+def relu(input):
+    """max(x, 0), elementwise."""
+    return U.relu(_input(input))
+
+
+def leaky_relu(input, negative_slope: float = 0.01):
+    """x where x > 0, else negative_slope·x."""
+    return U.leaky_relu(_input(input), negative_slope)
+
+
+def tanh(input):
+    return U.tanh(_input(input))
+
+
+def sigmoid(input):
+    """σ(x) = 1 / (1 + e^(−x))."""
+    return U.sigmoid(_input(input))
+
+
+def gelu(input, approximate: str = "none"):
+    """x Φ(x) (Φ the standard normal CDF); ``approximate='tanh'`` uses the tanh formula."""
+    if approximate not in ("none", "tanh"):
+        raise ConfigError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return U.gelu(_input(input), approximate=approximate)
+
+
+def softmax(input, dim: int = -1):
+    """exp(x_i) / Σ_j exp(x_j) along ``dim``."""
+    return U.softmax(_input(input), axis=dim)
+
+
+def log_softmax(input, dim: int = -1):
+    """x_i − log Σ_j exp(x_j) along ``dim`` (stable: never takes log of a tiny softmax)."""
+    return U.log_softmax(_input(input), axis=dim)
+
+
+def identity(input):
+    return input if isinstance(input, Tensor) else Tensor(_input(input))
+
+
+def _check_p(p, who: str) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) \
+            or not 0.0 <= float(p) <= 1.0:
+        raise ConfigError(f"{who}: dropout probability has to be between 0 and 1, but got {p!r}")
+    return float(p)
+
+
+def dropout(input, p: float = 0.5, training: bool = True, *, rng=None, seed=None):
+    """Inverted dropout: zero each element with probability p, scale the rest by 1/(1 − p).
+
+    The expected value of every element is unchanged, so at evaluation (``training=False``)
+    dropout is the identity. The mask is drawn from ``rng``/``seed``/the default generator.
+    """
+    p = _check_p(p, "dropout")
+    x = _input(input)
+    if not training or p == 0.0:
+        return identity(x)
+    a = _data(x)
+    if p == 1.0:
+        return x * np.zeros_like(a)
+    keep = get_rng(rng, seed).random(a.shape) < 1.0 - p
+    dtype = a.dtype if a.dtype.kind == "f" else np.dtype(np.float32)
+    mask = keep.astype(dtype) / dtype.type(1.0 - p)
+    return x * mask
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5):
+    """Batch normalization over every axis but the channel axis 1 of x (N, C) or (N, C, L).
+
+    In training, each channel is normalized with the batch mean and biased variance, and
+    ``running_mean``/``running_var`` (numpy arrays, or None) are updated in place:
+    running = (1 − momentum)·running + momentum·batch, with the *unbiased* batch variance.
+    Otherwise the running statistics normalize. Then z = γ x̂ + β.
+    """
+    x = _input(input)
+    a = _data(x)
+    if a.ndim < 2:
+        raise ShapeError(f"batch_norm: expected input of shape (N, C) or (N, C, L), got {a.shape}")
+    C = a.shape[1]
+    for name, v in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if v is not None and np.shape(_data(v)) != (C,):
+            raise ShapeError(f"batch_norm: {name} has shape {np.shape(_data(v))} but the input "
+                             f"has {C} channels (input shape {a.shape})")
+    if training:
+        axes = (0,) + tuple(range(2, a.ndim))
+        m = a.size // C if C else 0
+        if m <= 1:
+            raise ShapeError(f"batch_norm: expected more than 1 value per channel when training, "
+                             f"got input of shape {a.shape}")
+        shape = (1, C) + (1,) * (a.ndim - 2)
+        mean = a.mean(axis=axes)
+        var_sum = ((a - mean.reshape(shape)) ** 2).sum(axis=axes)
+        var = var_sum / m
+        if running_mean is not None:
+            running_mean[...] = momentum * mean + (1 - momentum) * running_mean
+        if running_var is not None:
+            running_var[...] = momentum * (var_sum / (m - 1)) + (1 - momentum) * running_var
+        return U.BatchNorm.apply(x, weight, bias, mean=mean, var=var, eps=eps, training=True)
+    if running_mean is None or running_var is None:
+        raise ConfigError("batch_norm: running_mean and running_var are needed when not training")
+    return U.BatchNorm.apply(x, weight, bias, mean=np.asarray(running_mean),
+                             var=np.asarray(running_var), eps=eps, training=False)
+
+
+def flatten(input, start_dim: int = 1, end_dim: int = -1):
+    """Merge dimensions start_dim..end_dim into one: (N, C, L) -> (N, C·L) by default."""
+    x = _input(input)
+    shape = _data(x).shape
+    nd = max(len(shape), 1)
+    s, e = start_dim % nd, end_dim % nd
+    if s > e:
+        raise ConfigError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a "
+                          f"tensor of shape {shape}")
+    if not shape:
+        return U.reshape(x, (1,))
+    new = shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:]
+    return U.reshape(x, new)
+
+
+# ------------------------------------------------------------------------------------------------
+# losses (each public function calls a private one that also takes the name to put in errors,
+# so that the module CrossEntropyLoss and the function cross_entropy report as themselves)
+# ------------------------------------------------------------------------------------------------
+
+def mse_loss(input, target, reduction: str = "mean"):
+    """Mean squared error: (ŷ − y)² per element, then the reduction."""
+    return _mse_loss(input, target, reduction, "mse_loss")
+
+
+def _mse_loss(input, target, reduction, who):
+    _check_reduction(reduction, who)
+    x = _input(input)
+    a = _data(x)
+    t = _float_target(target, a.dtype, who)
+    _same_shape(a, t, who)
+    d = U.sub(x, t)
+    return _reduce(U.mul(d, d), reduction)
+
+
+def binary_cross_entropy(input, target, weight=None, reduction: str = "mean"):
+    """−w [y log ŷ + (1 − y) log(1 − ŷ)] for probabilities ŷ in [0, 1] (logs clamped at −100)."""
+    return _binary_cross_entropy(input, target, weight, reduction, "binary_cross_entropy")
+
+
+def _binary_cross_entropy(input, target, weight, reduction, who):
+    _check_reduction(reduction, who)
+    x = _input(input)
+    a = _data(x)
+    t = _float_target(target, a.dtype, who)
+    t = t.data if isinstance(t, Tensor) else t
+    _same_shape(a, t, who)
+    if a.size and not (a.min() >= 0 and a.max() <= 1):  # also catches NaN
+        bad = a[~((a >= 0) & (a <= 1))].flat[0]
+        raise DataError(
+            f"{who}: input must hold probabilities in [0, 1], got {float(bad)!r} (apply a "
+            "sigmoid first, or give the logits to BCEWithLogitsLoss)")
+    loss = U.BCEProb.apply(x, t)
+    w = _const(weight, a.dtype, who, "weight")
+    if w is not None:
+        loss = U.mul(loss, w)
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean",
+                                     pos_weight=None):
+    """−w [p·y log σ(z) + (1 − y) log(1 − σ(z))] from logits z, in one stable unit.
+
+    ``pos_weight`` (p, one per class, broadcast along the last axis) weighs the positive term.
+    """
+    return _binary_cross_entropy_with_logits(input, target, weight, reduction, pos_weight,
+                                             "binary_cross_entropy_with_logits")
+
+
+def _binary_cross_entropy_with_logits(input, target, weight, reduction, pos_weight, who):
+    _check_reduction(reduction, who)
+    x = _input(input)
+    a = _data(x)
+    t = _float_target(target, a.dtype, who)
+    t = t.data if isinstance(t, Tensor) else t
+    _same_shape(a, t, who)
+    pw = _const(pos_weight, a.dtype, who, "pos_weight")
+    loss = U.SigmoidBCE.apply(x, t, pos_weight=pw)
+    w = _const(weight, a.dtype, who, "weight")
+    if w is not None:
+        loss = U.mul(loss, w)
+    return _reduce(loss, reduction)
+
+
+def cross_entropy(input, target, weight=None, ignore_index: int = -100,
+                  reduction: str = "mean", label_smoothing: float = 0.0):
+    """Cross-entropy of logits z (N, C) or (N, C, d1, ...) (or one sample (C,)) against targets.
+
+    Integer labels y: L_i = −w_{y_i} log softmax(z_i)[y_i] (fused softmax and log); with
+    ``label_smoothing`` ε the one-hot target becomes (1 − ε)·onehot + ε/C. 'mean' divides by the
+    summed weights w_{y_i} of the samples whose label is not ``ignore_index``.
+
+    Float targets of the input's shape are class probabilities t:
+    L_i = −Σ_c w_c t_ic log softmax(z_i)_c, and 'mean' divides by N.
+    """
+    return _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing,
+                          "cross_entropy")
+
+
+def _check_smoothing(label_smoothing, who):
+    ls = float(label_smoothing)
+    if not 0.0 <= ls <= 1.0:
+        raise ConfigError(f"{who}: label_smoothing must be between 0.0 and 1.0, got "
+                          f"{label_smoothing!r}")
+    return ls
+
+
+def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, who):
+    _check_reduction(reduction, who)
+    ls = _check_smoothing(label_smoothing, who)
+    x = _input(input)
+    a = _data(x)
+    if a.ndim == 0:
+        raise ShapeError(f"{who}: input must have shape (N, C) or (C,), got a scalar")
+    t = _data(target) if isinstance(target, Tensor) else np.asarray(target)
+    unbatched = a.ndim == 1
+    if unbatched:  # one sample (C,): a batch of one
+        x = U.reshape(x, (1,) + a.shape)
+        a = a.reshape((1,) + a.shape)
+        t = t.reshape((1,) + t.shape)
+    C = a.shape[1]
+    w = _class_weight(weight, C, a.dtype, who)
+    if t.dtype.kind == "f" and t.shape == a.shape:
+        out = _cross_entropy_probs(x, a, t.astype(a.dtype, copy=False), w, reduction, ls)
+    else:
+        y = _labels(t, a.shape, C, ignore_index, who)
+        per = U.SoftmaxCrossEntropy.apply(x, y, weight=w, ignore_index=ignore_index,
+                                          label_smoothing=ls)
+        out = _reduce_weighted(per, y, w, ignore_index, reduction, a.dtype)
+    if unbatched and reduction == "none":
+        out = U.reshape(out, ())
+    return out
+
+
+def _reduce_weighted(per, y, w, ignore_index, reduction, dtype):
+    """'mean' over labelled samples divides by Σ w[y_i] over those whose label is not ignored."""
+    if reduction != "mean":
+        return _reduce(per, reduction)
+    valid = y != ignore_index
+    if w is None:
+        denom = valid.sum()
+    else:
+        denom = w[np.where(valid, y, 0)][valid].sum()
+    with np.errstate(invalid="ignore", divide="ignore"):  # everything ignored: nan, as PyTorch
+        return U.div(U.sum(per), np.asarray(denom, dtype=dtype))
+
+
+def _cross_entropy_probs(x, a, t, w, reduction, ls):
+    C = a.shape[1]
+    if ls:
+        t = t * (1 - ls) + ls / C
+    if w is not None:
+        t = t * w.reshape((1, C) + (1,) * (a.ndim - 2))
+    logp = U.log_softmax(x, axis=1)
+    per = U.neg(U.sum(U.mul(logp, t), axis=1))
+    return _reduce(per, reduction)
+
+
+def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+    """Negative log-likelihood of log-probabilities a (N, C) or (N, C, d1, ...): −w_{y_i} a_i[y_i].
+
+    'mean' divides by Σ w_{y_i} over the samples whose label is not ``ignore_index``.
+    """
+    return _nll_loss(input, target, weight, ignore_index, reduction, "nll_loss")
+
+
+def _nll_loss(input, target, weight, ignore_index, reduction, who):
+    _check_reduction(reduction, who)
+    x = _input(input)
+    a = _data(x)
+    if a.ndim == 0:
+        raise ShapeError(f"{who}: input must have shape (N, C) or (C,), got a scalar")
+    t = _data(target) if isinstance(target, Tensor) else np.asarray(target)
+    unbatched = a.ndim == 1
+    if unbatched:
+        x = U.reshape(x, (1,) + a.shape)
+        a = a.reshape((1,) + a.shape)
+        t = t.reshape((1,) + t.shape)
+    C = a.shape[1]
+    w = _class_weight(weight, C, a.dtype, who)
+    y = _labels(t, a.shape, C, ignore_index, who)
+    valid = y != ignore_index
+    ysafe = np.where(valid, y, 0)
+    wi = valid.astype(a.dtype) if w is None else w[ysafe] * valid
+    # pick a_i[y_i]: index the batch (and extra) axes with open grids, the class axis with y
+    grids = np.ogrid[tuple(slice(0, n) for n in y.shape)]
+    index = (grids[0], ysafe) + tuple(grids[1:])
+    picked = U.GetItem.apply(x, index=index)
+    per = U.neg(U.mul(picked, wi))
+    out = _reduce_weighted(per, y, w, ignore_index, reduction, a.dtype)
+    if unbatched and reduction == "none":
+        out = U.reshape(out, ())
+    return out
+
+
+def hinge_loss(input, target, reduction: str = "mean"):
+    """max(0, 1 − y·ŷ) for scores ŷ of shape (N,) or (N, 1) and labels y in {−1, +1}.
+
+    Labels in {0, 1} are mapped to −1/+1. (Not in PyTorch: the loss of a linear SVM.)
+    """
+    return _hinge_loss(input, target, reduction, "hinge_loss")
+
+
+def _hinge_loss(input, target, reduction, who):
+    _check_reduction(reduction, who)
+    x = _input(input)
+    a = _data(x)
+    if not (a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1)):
+        raise ShapeError(f"{who}: input must have shape (N,) or (N, 1) (one score per sample), "
+                         f"got {a.shape}")
+    t = _data(target) if isinstance(target, Tensor) else np.asarray(target)
+    N = a.shape[0]
+    if t.shape not in ((N,), (N, 1)):
+        raise ShapeError(f"{who}: input shape {a.shape} and target shape {t.shape} do not fit: "
+                         f"expected one label per sample, shape ({N},) or ({N}, 1)")
+    if t.dtype.kind not in "biuf":
+        raise DataError(f"{who}: labels must be numbers, got dtype {t.dtype}")
+    vals = set(np.unique(t).tolist())
+    if vals <= {0, 1}:
+        y = 2.0 * t - 1.0
+    elif vals <= {-1, 1}:
+        y = t
+    else:
+        bad = sorted(vals - {-1, 0, 1})
+        bad = bad[0] if bad else sorted(vals)[0]
+        raise DataError(f"{who}: labels must be -1/+1 (or 0/1), got {bad!r}")
+    y = np.asarray(y, dtype=a.dtype).reshape(a.shape)
+    return _reduce(U.relu(U.sub(1.0, U.mul(x, y))), reduction)

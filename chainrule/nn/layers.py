@@ -1,0 +1,288 @@
+"""Layers: Linear, activations, Dropout, BatchNorm1d, Flatten, Identity.
+
+Each layer keeps its configuration and parameters; the maths is in ``functional.py`` (which
+combines units, where the derivatives live). Names, shapes, defaults and initializations are
+PyTorch's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
+from ..tensor import Tensor
+from . import functional as F
+from . import init
+from .module import Module
+from .parameter import Parameter
+
+__all__ = ["Linear", "Identity", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax",
+           "GELU", "Dropout", "BatchNorm1d", "Flatten"]
+
+
+def _positive_int(value, who: str, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ConfigError(f"{who}: {name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+class Linear(Module):
+    """The linear unit Σ of a layer: z = x Wᵀ + b.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool, default True
+    rng : numpy.random.Generator, optional
+        Draws the initial weights (default: the generator ``cr.manual_seed`` sets).
+    dtype : default np.float32
+
+    Shapes: x (..., in_features) -> z (..., out_features). ``weight`` is (out_features,
+    in_features) and ``bias`` (out_features,), both initialized from U(−1/√in, 1/√in) as in
+    PyTorch (``kaiming_uniform_(weight, a=√5)``). A numpy input takes the weight's dtype.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, rng=None,
+                 dtype=np.float32):
+        super().__init__()
+        self.in_features = _positive_int(in_features, "Linear", "in_features")
+        self.out_features = _positive_int(out_features, "Linear", "out_features")
+        self.rng = rng
+        dtype = np.dtype(dtype)
+        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype))
+        if bias:
+            self.bias = Parameter(np.empty((self.out_features,), dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self, rng=None) -> None:
+        """Draw weight and bias again from U(−1/√in_features, 1/√in_features)."""
+        rng = rng if rng is not None else self.rng
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5), rng=rng)
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+            init.uniform_(self.bias, -bound, bound, rng=rng)
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Identity(Module):
+    """Returns its input (any arguments to the constructor are ignored, as in PyTorch)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return F.identity(x)
+
+
+class ReLU(Module):
+    """The activation σ(z) = max(z, 0), elementwise."""
+
+    def forward(self, x):
+        return F.relu(x)
+
+
+class LeakyReLU(Module):
+    """σ(z) = z for z > 0, negative_slope·z otherwise."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class Tanh(Module):
+    """σ(z) = tanh(z), elementwise (derivative 1 − σ², from the output)."""
+
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    """σ(z) = 1 / (1 + e^(−z)), elementwise (derivative σ(1 − σ), from the output)."""
+
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Softmax(Module):
+    """softmax(z)_i = e^(z_i) / Σ_j e^(z_j) along ``dim`` (PyTorch requires dim; here −1 by
+    default, the class axis of an (N, C) batch)."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.softmax(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Module):
+    """log softmax(z) along ``dim`` (default −1); feed it to NLLLoss."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.log_softmax(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class GELU(Module):
+    """σ(z) = z Φ(z) (Φ the standard normal CDF); ``approximate='tanh'`` for the tanh form."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ConfigError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each element with probability p and scale the others
+    by 1/(1 − p); in eval mode, the identity.
+
+    ``rng`` (a numpy Generator) draws the masks; by default the generator that
+    ``cr.manual_seed`` sets, read at every call.
+    """
+
+    def __init__(self, p: float = 0.5, rng=None):
+        super().__init__()
+        self.p = F._check_p(p, "Dropout")
+        self.rng = rng
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training, rng=self.rng)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class BatchNorm1d(Module):
+    """Batch normalization of x (N, C) or (N, C, L), per channel C = ``num_features``.
+
+    Training: x̂ = (x − mean) / √(var + eps) with the batch mean and biased variance of each
+    channel, z = γ x̂ + β (γ = ``weight``, init 1; β = ``bias``, init 0; ``affine=False``: none;
+    ``bias=False``: no β).
+    The buffers ``running_mean`` (init 0) and ``running_var`` (init 1) are updated as
+    running = (1 − momentum)·running + momentum·batch, with the *unbiased* batch variance;
+    ``momentum=None`` gives the cumulative average (``num_batches_tracked`` counts batches).
+    Eval: the running statistics normalize. Exactly PyTorch's BatchNorm1d.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, dtype=np.float32, *,
+                 bias: bool = True):
+        super().__init__()
+        self.num_features = _positive_int(num_features, "BatchNorm1d", "num_features")
+        if not eps > 0:
+            raise ConfigError(f"BatchNorm1d: eps must be positive, got {eps!r}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ConfigError(f"BatchNorm1d: momentum must be in [0, 1] or None, got {momentum!r}")
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        dtype = np.dtype(dtype)
+        if affine:
+            self.weight = Parameter(np.ones(num_features, dtype=dtype))
+            if bias:
+                self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
+            self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
+            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked[...] = 0
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def forward(self, x):
+        a = F._data(x)
+        if a.ndim not in (2, 3):
+            raise ShapeError(f"BatchNorm1d: expected 2D or 3D input (N, C) or (N, C, L), "
+                             f"got shape {a.shape}")
+        if a.shape[1] != self.num_features:
+            raise ShapeError(f"BatchNorm1d: input of shape {a.shape} has {a.shape[1]} channels "
+                             f"(axis 1) but the layer has num_features={self.num_features}")
+        if not isinstance(x, Tensor):
+            ref = self.weight if self.weight is not None else self.running_mean
+            x = F._as_input(x, ref.dtype if ref is not None else a.dtype)
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked += 1
+            if self.momentum is None:  # cumulative moving average
+                factor = 1.0 / float(self.num_batches_tracked)
+        # batch statistics in training, and in eval when there are no running statistics
+        use_batch = self.training or (self.running_mean is None and self.running_var is None)
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            training=use_batch, momentum=factor, eps=self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class Flatten(Module):
+    """Merge dimensions start_dim..end_dim: (N, C, L) -> (N, C·L) with the defaults."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim = start_dim
+        self.end_dim = end_dim
+
+    def forward(self, x):
+        return F.flatten(x, self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+# layers whose output has their input's shape (summary() infers shapes through them)
+_SHAPE_PRESERVING = (Identity, ReLU, LeakyReLU, Tanh, Sigmoid, Softmax, LogSoftmax, GELU,
+                     Dropout, BatchNorm1d)
