@@ -312,11 +312,12 @@ def _name_map(names, params):
         if hasattr(params, "named_parameters"):
             params = params.named_parameters()
         for pair in params:
-            try:
-                pname, t = pair
-            except (TypeError, ValueError):
+            ok = isinstance(pair, (tuple, list)) and len(pair) == 2
+            if not ok or not isinstance(pair[1], Tensor):
                 raise TypeError("graph: params= takes an iterable of (name, tensor) pairs, such "
-                                f"as model.named_parameters(); got an item {pair!r}") from None
+                                "as model.named_parameters(); got an item of type "
+                                f"{type(pair).__name__}")
+            pname, t = pair
             out[id(t)] = str(pname)
     if names is not None:
         for k, v in dict(names).items():
