@@ -963,7 +963,7 @@ class BCEProb(Unit):
     @staticmethod
     def backward(ctx, grad):
         a, y = ctx.a, ctx.y
-        eps = 1e-12  # PyTorch clamps a(1 − a) at this epsilon in BCELoss's backward
+        eps = float(np.float32(1e-12))  # PyTorch clamps a(1 − a) at its float EPSILON = 1e-12
         return grad * (a - y) / np.maximum((1 - a) * a, eps), None
 
 
