@@ -243,6 +243,16 @@ class TestModule:
         net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)).apply(init_fn)
         np.testing.assert_array_equal(net(np.ones((1, 2))).data, [[0.5]])
 
+    def test_deepcopy_and_pickle(self):
+        import pickle
+        net = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+        for other in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+            assert isinstance(other[0].weight, nn.Parameter)
+            assert other[0].weight is not net[0].weight
+            for (k, v), (k2, v2) in zip(net.state_dict().items(), other.state_dict().items()):
+                assert k == k2
+                np.testing.assert_array_equal(v, v2)
+
     def test_forward_hook(self):
         lin = nn.Linear(2, 3)
         shapes = []
@@ -353,10 +363,18 @@ class TestPrinting:
             torch.nn.Flatten(), torch.nn.Identity(), torch.nn.Linear(16, 3, bias=False))
         assert repr(ours) == repr(theirs)
 
+    def test_modulelist_repr_collapses_repeats_like_torch(self):
+        torch = _torch()
+
+        def build(m):
+            return m.Sequential(m.ModuleList([m.ReLU(), m.ReLU(), m.Tanh(), m.Linear(2, 2),
+                                              m.Linear(2, 2)]), m.ModuleList([]))
+        assert repr(build(nn)) == repr(build(torch.nn))
+
     def test_repr_nested_custom(self):
         text = repr(MLP())
         assert text.startswith("MLP(\n  (hidden): Linear(in_features=2, out_features=4, bias=True)")
-        assert "  (layers): ModuleList(\n    (0): Linear(" in text
+        assert "  (layers): ModuleList(\n    (0-1): 2 x Linear(in_features=4" in text
         assert repr(nn.Dropout(0.25)) == "Dropout(p=0.25)"
 
     def test_summary_inferred(self):
@@ -371,8 +389,6 @@ class TestPrinting:
         assert "Non-trainable params: 0" in s
 
     def test_summary_with_input_shape_runs_a_zero_batch(self):
-        net = nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(4), nn.Flatten(), nn.Linear(20, 2))
-        # (N, 3) -> wrong for BatchNorm1d(4): use an input that flows: (N, 4, 3)
         net = nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(4), nn.Flatten(), nn.Linear(20, 1000))
         net.train()
         s = net.summary(input_shape=(4, 3))

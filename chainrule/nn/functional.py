@@ -126,7 +126,7 @@ def _labels(target, x_shape, C: int, ignore_index: int, who: str) -> np.ndarray:
                 ("CrossEntropy", "cross_entropy")) else ""))
     if t.dtype.kind == "f":
         if t.size and not np.all(t == np.round(t)):
-            bad = t[t != np.round(t)].flat[0]
+            bad = float(t[t != np.round(t)].flat[0])
             raise DataError(f"{who}: class labels must be whole numbers, got {bad!r}")
         t = t.astype(np.int64)
     elif t.dtype.kind not in "iu":
@@ -410,8 +410,9 @@ def _reduce_weighted(per, y, w, ignore_index, reduction, dtype):
         denom = valid.sum()
     else:
         denom = w[np.where(valid, y, 0)][valid].sum()
-    with np.errstate(invalid="ignore", divide="ignore"):  # everything ignored: nan, as PyTorch
-        return U.div(U.sum(per), np.asarray(denom, dtype=dtype))
+    if denom == 0:  # every sample ignored: the loss is nan (0/0) and the gradients 0, as PyTorch
+        return U.add(U.sum(per), np.asarray(np.nan, dtype=dtype))
+    return U.div(U.sum(per), np.asarray(denom, dtype=dtype))
 
 
 def _cross_entropy_probs(x, a, t, w, reduction, ls):

@@ -755,6 +755,23 @@ class ModuleList(Module):
         del self[index]
         return m
 
+    def __repr__(self) -> str:
+        """As PyTorch: runs of identical modules are collapsed, '(0-2): 3 x ReLU()'."""
+        reprs = [repr(m) for m in self]
+        if not reprs:
+            return self._get_name() + "()"
+        blocks = []  # [start, end, repr]
+        for i, r in enumerate(reprs):
+            if blocks and blocks[-1][2] == r:
+                blocks[-1][1] = i
+            else:
+                blocks.append([i, i, r])
+        lines = []
+        for start, end, r in blocks:
+            text = f"({start}): {r}" if start == end else f"({start}-{end}): {end - start + 1} x {r}"
+            lines.append(_addindent(text, 2))
+        return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
+
     def forward(self, *args, **kwargs):
         raise NotImplementedError(
             "ModuleList has no forward: iterate over it in your module's forward "
