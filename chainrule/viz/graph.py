@@ -182,6 +182,8 @@ class Graph:
 
     def node(self, key) -> dict:
         """The node with this id ("n3"), name or title (first match); KeyError if none."""
+        if key is None:
+            raise KeyError("graph: node() needs an id, a name or a title, got None")
         for n in self.nodes:
             if key in (n["id"], n["name"], n["title"]):
                 return n
@@ -209,7 +211,7 @@ class Graph:
     def to_dot(self) -> str:
         """Graphviz DOT text of the same graph (forward edges solid, backward edges dashed)."""
         out = ["digraph chainrule {", "  rankdir=LR;", '  bgcolor="white";',
-               f'  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
+               '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
                f'  edge [color="{_FWD}", arrowsize=0.7];']
         if self.title:
             out.append(f'  label="{_dot_str(self.title)}"; labelloc=t;')
