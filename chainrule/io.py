@@ -139,7 +139,10 @@ def _read(path):
         head = f.read(16)
     if not head:
         raise ModelFileError(f"{path} is empty, not a chainrule model file")
-    if head[:1] == b"\x80" or head[:2] == b"PK":
+    # a safetensors file starts with the header's length (8 bytes, little-endian) and then the
+    # JSON header's "{"; the length's first byte may well be 0x80, so look at byte 8 first
+    looks_safetensors = len(head) > 8 and head[8:9] == b"{"
+    if not looks_safetensors and (head[:1] == b"\x80" or head[:2] == b"PK"):
         raise ModelFileError(f"{path} looks like a pickle (or a zip of one, as torch.save writes): "
                              "chainrule never loads pickles; it reads .safetensors files it wrote")
     size = os.path.getsize(path)
@@ -181,6 +184,11 @@ def load(path, with_info: bool = False):
         raise ModelFileError(f"{os.fspath(path)} holds weights only (saved with weights_only=True): "
                              "build the model yourself and call model.load_state_dict")
     model = build(info["architecture"])
+    # safetensors stores a 0-d array (BatchNorm's num_batches_tracked) with shape (1,)
+    for key, ref in model.state_dict().items():
+        a = arrays.get(key)
+        if a is not None and np.ndim(ref) == 0 and a.shape == (1,):
+            arrays[key] = a.reshape(())
     try:
         model.load_state_dict(arrays)
     except Exception as err:  # noqa: BLE001
