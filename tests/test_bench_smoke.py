@@ -1,0 +1,97 @@
+"""Smoke test of benchmarks/bench_training.py: it runs and writes the JSON and markdown it promises.
+
+Timings are never asserted (the machine is shared and noisy); only the structure is.
+"""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "bench_training.py"
+
+FAST = ["--quick", "--cases", "tiny_b10", "--rounds", "1", "--target-time", "0.01",
+        "--settle", "0", "--memory-steps", "2"]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_training", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(mod)
+        yield mod
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+def _has(module):
+    return importlib.util.find_spec(module) is not None
+
+
+def test_quick_run_writes_json_and_markdown(bench, tmp_path):
+    # memory for chainrule, and PyTorch when it is there (subprocesses: keep them few)
+    fws = ["chainrule", "numpy"] + (["torch"] if _has("torch") else [])
+    bench.main(FAST + ["--frameworks", ",".join(fws), "--outdir", str(tmp_path)])
+    data = json.loads((tmp_path / "latest.json").read_text())
+    md = (tmp_path / "latest.md").read_text()
+
+    m = data["machine"]
+    for key in ("cpu_model", "cpu_count", "numpy", "torch", "sklearn", "blas_threads",
+                "threadpools", "env", "loadavg"):
+        assert key in m
+    assert data["gemm_peak_gflops"]["median"] > 0
+    assert data["settings"]["quick"] is True
+    names = data["settings"]["frameworks"]
+    assert names[0] == "chainrule" and ("torch" in names) == _has("torch")
+
+    (case,) = data["cases"]
+    assert case["case"] == "tiny_b10" and case["batch"] == 10 and case["sizes"] == [2, 16, 16, 2]
+    # GEMM FLOPs of a step: 6·B·Σ in·out minus the first layer's input gradient 2·B·in·out
+    assert case["flops_per_step"] == 6 * 10 * (2 * 16 + 16 * 16 + 16 * 2) - 2 * 10 * 2 * 16
+    for n in names:
+        assert case["median_samples_per_s"][n] > 0
+        assert len(case["samples_per_s"][n]) == 1
+        assert case["steps_per_measurement"][n] >= 1
+        assert case["gflops"][n] > 0 and case["peak_fraction"][n] > 0
+        mem = case["memory"]["by_framework"][n]
+        assert mem is not None and mem["rss_delta_kb"] >= 0 and mem["peak_kb"] >= mem["baseline_kb"]
+    assert case["memory"]["by_framework"]["chainrule"]["tracemalloc_peak_kb"] > 0
+    assert "chainrule/numpy" in case["ratios"]
+    assert set(case["verdicts"]) >= {"vs_sklearn", "memory"}
+    if "torch" in names:
+        assert case["ratios"]["chainrule/torch"]["median"] > 0
+        assert case["verdicts"]["vs_torch"]["target"] == 5.0
+        assert case["agreement"]["reference"] == "torch"
+        assert case["agreement"]["max_abs_diff"]["chainrule"] < 1e-4  # the same computation
+        assert case["memory"]["by_framework"]["torch"]["tracemalloc_peak_kb"] is None
+    assert "| 2-16-16-2 tanh, batch 10 |" in md and "cr/PyTorch" in md
+
+
+def test_missing_torch_is_skipped(bench, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench.TorchRunner, "available", staticmethod(lambda: False))
+    bench.main(FAST + ["--frameworks", "chainrule,torch,numpy", "--no-memory",
+                       "--outdir", str(tmp_path)])
+    data = json.loads((tmp_path / "latest.json").read_text())
+    assert data["settings"]["frameworks"] == ["chainrule", "numpy"]
+    assert data["settings"]["skipped_frameworks"] == ["torch"]
+    (case,) = data["cases"]
+    assert "torch" not in case["median_samples_per_s"]
+    assert "chainrule/torch" not in case["ratios"]
+    assert case["verdicts"]["vs_torch"]["met"] is None and case["memory"] is None
+    assert case["agreement"]["reference"] == "numpy"
+    row = next(l for l in (tmp_path / "latest.md").read_text().splitlines() if "batch 10" in l)
+    assert "| – |" in row  # the PyTorch column is empty
+
+
+def test_case_selection(bench):
+    assert [c.name for c in bench.select_cases("tiny")] == ["tiny_b10", "tiny_b1000"]
+    assert [c.name for c in bench.select_cases("mlp784_b1,wide1024")] == ["mlp784_b1",
+                                                                           "wide1024_b256"]
+    assert len(bench.select_cases("all")) == 6
+    with pytest.raises(SystemExit):
+        bench.select_cases("nope")
