@@ -427,6 +427,7 @@ class TestLinear:
         assert out.dtype == np.float32 and out.shape == (4, 2)
         assert lin([[1, 2, 3]]).shape == (1, 2)
         assert lin(np.ones((2, 7, 3))).shape == (2, 7, 2)
+        assert lin(cr.tensor(np.ones((1, 3), dtype=np.int64))).dtype == np.float32
 
     def test_shape_error(self):
         with pytest.raises(ShapeError, match=r"\(4, 2\).*weight of shape \(5, 3\)"):

@@ -62,9 +62,10 @@ def _input(x):
 
 def _as_input(x, dtype):
     """Feature arrays that are not tensors take the layer's dtype (a float64 dataset through a
-    float32 network computes in float32, as ``X.float()`` would in PyTorch)."""
+    float32 network computes in float32, as ``X.float()`` would in PyTorch); so do integer
+    tensors. Floating tensors are left as they are."""
     if isinstance(x, Tensor):
-        return x
+        return x if x.data.dtype.kind == "f" else Tensor(x.data.astype(dtype))
     x = np.asarray(x)
     return x if x.dtype == dtype else x.astype(dtype)
 
