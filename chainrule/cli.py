@@ -221,12 +221,19 @@ def load_builtin(name: str, samples=None, noise=None, seed: int = 0) -> Data:
 
 
 def read_data(path: str, target=None, features=None, delimiter=None, drop_missing=False,
-              id_columns=(), allowed_extra=(), need_target=True, model_target=None) -> Data:
-    """Read a user's file. With ``features`` (a model's), the columns must match them."""
+              id_columns=(), allowed_extra=(), need_target=True, model_target=None,
+              default_ids=()) -> Data:
+    """Read a user's file. With ``features`` (a model's), the columns must match them.
+
+    ``default_ids``: id columns kept (where the file has them) when ``id_columns`` is empty,
+    such as those named when the model was trained.
+    """
     from .data import prepare, read_table
 
     table = read_table(path, delimiter=delimiter)
     columns = list(table.columns)
+    if not id_columns:
+        id_columns = [c for c in default_ids if c in columns]
     if target is None and need_target:
         if model_target is not None and model_target in columns:
             target = model_target
@@ -774,8 +781,10 @@ def _print_train_header(data, task, label_names, hidden, activation, n_out, loss
 def _print_final(final_metrics: dict, history, epochs: int):
     splits = list(final_metrics)
     t = _table("metric", *splits)
+    regression = "r2" in final_metrics["train"]
     for key in final_metrics["train"]:
-        t.add_row(key, *(_fmt(final_metrics[s].get(key), key) for s in splits))
+        label = "loss (standardized target)" if regression and key == "loss" else key
+        t.add_row(label, *(_fmt(final_metrics[s].get(key), key) for s in splits))
     console.print(t)
     line = f"epochs: {len(history.epochs)} of {epochs}, time {history.seconds:.1f} s"
     if history.stop_reason:
@@ -799,7 +808,7 @@ def data_for_model(info, dataset, data_file, target, delimiter, drop_missing, id
     return read_data(data_file, target=target, features=features, delimiter=delimiter,
                      drop_missing=drop_missing, id_columns=id_columns,
                      allowed_extra=stored_ids + [pre.get("target")], need_target=need_target,
-                     model_target=pre.get("target"))
+                     model_target=pre.get("target"), default_ids=stored_ids)
 
 
 def true_values(data: Data, pre: dict) -> np.ndarray:
@@ -928,13 +937,6 @@ def predict(model_file, data_file, output, proba, delimiter, drop_missing, id_co
     """Predict with a saved model: labels in their original names (or values, for regression)."""
     model, info = load_model(model_file)
     pre = info["preprocessing"]
-    if not id_columns:  # the id columns named when training, where the file has them
-        from .data import read_table
-        try:
-            cols = read_table(data_file, delimiter=delimiter).columns
-        except DataError:
-            cols = []
-        id_columns = tuple(c for c in pre.get("id_columns") or [] if c in cols)
     data = data_for_model(info, None, data_file, None, delimiter, drop_missing, id_columns,
                           need_target=False)
     out = model_outputs(model, pre, data.X)
@@ -956,7 +958,7 @@ def predict(model_file, data_file, output, proba, delimiter, drop_missing, id_co
         columns["prediction"] = regression_values(out, pre).astype(np.float32)
     write_columns(output, columns)
     if output:
-        click.echo(f"wrote {len(data.X)} predictions to {output}", err=True)
+        console.print(f"wrote {len(data.X)} predictions to {output}")
 
 
 # --- summary ----------------------------------------------------------------------------------
@@ -1020,7 +1022,8 @@ def summary(model_file):
         t = _table("metric", *splits)
         keys = list(dict.fromkeys(k for s in splits for k in metrics[s]))
         for key in keys:
-            t.add_row(key, *(_fmt(metrics[s].get(key), key) for s in splits))
+            label = ("loss (standardized target)" if key == "loss" and "r2" in keys else key)
+            t.add_row(label, *(_fmt(metrics[s].get(key), key) for s in splits))
         console.print(t)
 
 
