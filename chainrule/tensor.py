@@ -15,9 +15,14 @@ sum of both contributions (gradients accumulate with ``+=``), and so do leaves a
 
 from __future__ import annotations
 
+import heapq
+import itertools
+
 import numpy as np
 
 from .errors import ChainruleError, ShapeError
+
+_counter = itertools.count()  # creation numbers of recorded tensors (see _backprop)
 
 __all__ = ["Tensor", "Unit", "Context", "tensor", "no_grad", "enable_grad", "is_grad_enabled"]
 
@@ -130,7 +135,7 @@ class Tensor:
         :meth:`retain_grad` was called).
     """
 
-    __slots__ = ("data", "grad", "_rg", "_ctx", "_retain", "name", "__weakref__")
+    __slots__ = ("data", "grad", "_rg", "_ctx", "_retain", "name", "_seq", "__weakref__")
     __array_priority__ = 1000  # numpy defers to our operators: ndarray + Tensor -> Tensor
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
@@ -246,9 +251,6 @@ class Tensor:
     def __int__(self):
         return int(self.data)
 
-    def __hash__(self):
-        return id(self)
-
     # --- back-propagation -----------------------------------------------------------------------
     def backward(self, grad=None) -> None:
         """Back-propagate from this tensor: fill ``.grad`` of every leaf that requires grad.
@@ -316,40 +318,50 @@ def _topological_order(root: Tensor) -> list:
     return order
 
 
+def _store_grad(t: Tensor, g: np.ndarray, handed: set) -> None:
+    """Accumulate ``g`` into ``t.grad`` (a leaf, or a tensor with retain_grad), as PyTorch does."""
+    if t.grad is None:
+        # never let two tensors share one gradient array, nor keep a read-only view
+        t.grad = g.copy() if (id(g) in handed or not g.flags.writeable) else g
+    else:
+        t.grad = t.grad + g
+    handed.add(id(t.grad))
+
+
 def _backprop(root: Tensor, grad: np.ndarray) -> None:
-    """Walk the record backwards from ``root``; each unit turns dL/d(output) into dL/d(inputs)."""
-    order = _topological_order(root)
-    grads = {id(root): grad}
-    handed = {id(grad)}  # arrays already stored somewhere: never store one array twice
-    for t in reversed(order):
-        g = grads.pop(id(t), None)
-        if g is None:
-            continue
+    """Walk the record backwards from ``root``; each unit turns dL/d(output) into dL/d(inputs).
+
+    Every recorded tensor carries a creation number, and a unit's inputs always exist before
+    its output, so taking the tensors with the largest number first is a reverse topological
+    order: a tensor is processed only once every unit that used it has handed its gradient
+    back. A heap gives that order in one pass, without a separate sort and without recursion.
+    Leaves are collected and receive their summed gradient at the end.
+    """
+    handed = {id(grad)}  # arrays already stored somewhere (or the caller's): never store twice
+    if root._ctx is None:
+        _store_grad(root, grad, handed)
+        return
+    grads = {root: grad}
+    heap = [(-root._seq, root)]
+    leaves = []
+    pop, push = heapq.heappop, heapq.heappush
+    while heap:
+        t = pop(heap)[1]
+        g = grads.pop(t)
+        if t._retain:
+            _store_grad(t, g, handed)
         ctx = t._ctx
-        if ctx is None or t._retain:
-            # a leaf (or a retained intermediate): accumulate into .grad, as PyTorch does
-            if t.grad is None:
-                # never let two tensors share one gradient array, nor keep a read-only view
-                t.grad = g.copy() if (id(g) in handed or not g.flags.writeable) else g
-            else:
-                t.grad = t.grad + g
-            handed.add(id(t.grad))
-            if ctx is None:
-                continue
         in_grads = ctx.unit.backward(ctx, g)
-        inputs = ctx.inputs
-        if not isinstance(in_grads, tuple):
-            if isinstance(in_grads, list):
-                in_grads = tuple(in_grads)
-            else:
-                in_grads = (in_grads,)
-        if len(in_grads) != len(inputs):
+        if type(in_grads) is not tuple:
+            in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
+        if len(in_grads) != len(ctx.inputs):
             raise ChainruleError(
                 f"{ctx.unit.name}: backward returned {len(in_grads)} gradients for "
-                f"{len(inputs)} inputs (return one per input, None where not needed)"
+                f"{len(ctx.inputs)} inputs (return one per input, None where not needed)"
             )
-        for inp, ig in zip(inputs, in_grads):
-            if ig is None or not isinstance(inp, Tensor) or not inp._rg:
+        for i, inp in ctx.slots:
+            ig = in_grads[i]
+            if ig is None:
                 continue
             data = inp.data
             if type(ig) is not np.ndarray:
@@ -364,12 +376,17 @@ def _backprop(root: Tensor, grad: np.ndarray) -> None:
                     ) from None
             if ig.dtype != data.dtype:
                 ig = ig.astype(data.dtype)
-            key = id(inp)
-            prev = grads.get(key)
+            prev = grads.get(inp)
             if prev is None:
-                grads[key] = ig
+                grads[inp] = ig
+                if inp._ctx is None:
+                    leaves.append(inp)
+                else:
+                    push(heap, (-inp._seq, inp))
             else:
-                grads[key] = prev + ig
+                grads[inp] = prev + ig
+    for leaf in leaves:
+        _store_grad(leaf, grads[leaf], handed)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -440,20 +457,18 @@ class Unit:
     def apply(cls, *inputs, **kwargs) -> Tensor:
         """Run this unit's forward on ``inputs`` and, when a gradient is needed, record it."""
         arrays = []
-        need = False
+        needs = []
         for x in inputs:
             if isinstance(x, Tensor):
                 arrays.append(x.data)
-                if x._rg:
-                    need = True
-            elif isinstance(x, (list, tuple)):
-                arrays.append(_as_array(x))
+                needs.append(x._rg)
             else:
-                arrays.append(x)
-        need = need and _GradMode.enabled
+                arrays.append(_as_array(x) if isinstance(x, (list, tuple)) else x)
+                needs.append(False)
+        need = True in needs and _GradMode.enabled
         ctx = Context()
         if need:
-            ctx.needs_input_grad = tuple(isinstance(x, Tensor) and x._rg for x in inputs)
+            ctx.needs_input_grad = tuple(needs)
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
         except ValueError as err:
@@ -470,8 +485,10 @@ class Unit:
         if need and out.dtype.kind == "f":
             ctx.unit = cls
             ctx.inputs = inputs
+            ctx.slots = [(i, x) for i, (x, n) in enumerate(zip(inputs, needs)) if n]
             t._rg = True
             t._ctx = ctx
+            t._seq = next(_counter)
         else:
             t._rg = False
             t._ctx = None
