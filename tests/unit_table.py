@@ -137,6 +137,9 @@ CASES = [
     ("softmax_ce", lambda z: U.SoftmaxCrossEntropy.apply(z, np.array([0, 2, 4])),
      lambda z: __import__("torch").nn.functional.cross_entropy(
          z, __import__("torch").tensor([0, 2, 4]), reduction="none"), [_any((3, 5))]),
+    ("mean_softmax_ce", lambda z: U.MeanSoftmaxCrossEntropy.apply(z, np.array([0, 2, 4])),
+     lambda z: __import__("torch").nn.functional.cross_entropy(
+         z, __import__("torch").tensor([0, 2, 4])), [_any((3, 5))]),
     ("sigmoid_bce", lambda z: U.SigmoidBCE.apply(z, np.array([0.0, 1.0, 0.3])),
      lambda z: __import__("torch").nn.functional.binary_cross_entropy_with_logits(
          z, __import__("torch").tensor([0.0, 1.0, 0.3], dtype=z.dtype), reduction="none"),

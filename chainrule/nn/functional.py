@@ -394,6 +394,9 @@ def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothi
         out = _cross_entropy_probs(x, a, t.astype(a.dtype, copy=False), w, reduction, ls)
     else:
         y = _labels(t, a.shape, C, ignore_index, who)
+        if (reduction == "mean" and w is None and not ls and a.ndim == 2
+                and not (y == ignore_index).any()):
+            return U.MeanSoftmaxCrossEntropy.apply(x, y)  # the common case, one fused unit
         per = U.SoftmaxCrossEntropy.apply(x, y, weight=w, ignore_index=ignore_index,
                                           label_smoothing=ls)
         out = _reduce_weighted(per, y, w, ignore_index, reduction, a.dtype)
