@@ -1134,6 +1134,11 @@ def main(argv=None) -> int:
     """Run the command; return the exit status (0 ok, 1 error, 2 bad usage, 130 interrupted)."""
     _state["debug"] = False
     args = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):  # ∂, σ, → on a terminal that cannot show them
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
     try:
         rv = cli.main(args=args, prog_name="chainrule", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
