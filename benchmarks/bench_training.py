@@ -226,6 +226,16 @@ def blas_threads() -> int:
     return int(infos[0]["num_threads"]) if infos else 1
 
 
+_LIMITS = []
+
+
+def limit_blas_threads(n: int | None) -> None:
+    """Cap numpy's BLAS (and every BLAS in the process) at ``n`` threads for the whole run."""
+    if n:
+        from threadpoolctl import threadpool_limits
+        _LIMITS.append(threadpool_limits(limits=n, user_api="blas"))
+
+
 def _numpy_blas_path() -> str | None:
     try:
         cfg = np.show_config(mode="dicts")
@@ -621,8 +631,8 @@ def profile_chainrule(case: Case, steps: int, seed: int = 0, top: int = 25) -> s
 
     Phases (zero_grad, forward, loss, backward, optimizer step) are timed with perf_counter
     around each call. Inside them, every Unit's ``forward``/``backward`` is wrapped to time its
-    numpy work, and ``tensor._topological_order`` to time the engine's graph sort; what remains of
-    a phase is framework overhead (modules, argument checks, recording, the engine's bookkeeping).
+    numpy work; what remains of a phase is framework overhead (modules, argument checks, recording
+    in ``Unit.apply``, and in backward the engine: ordering, gradient bookkeeping, accumulation).
     The wrappers add ~0.3 us per call, so the instrumented total exceeds the plain time a little.
     """
     import cProfile
@@ -670,15 +680,6 @@ def profile_chainrule(case: Case, steps: int, seed: int = 0, top: int = 25) -> s
         for meth in ("forward", "backward"):
             if meth in cls.__dict__:
                 wrap(cls, meth)
-    topo = T._topological_order
-
-    def topo_timed(root):
-        t0 = pc()
-        out = topo(root)
-        acc["engine: topological sort"] += pc() - t0
-        return out
-
-    T._topological_order = topo_timed
     ph = Counter()
     model, loss_fn, opt, batches = r.model, r.loss_fn, r.opt, r.batches
     try:
@@ -705,7 +706,6 @@ def profile_chainrule(case: Case, steps: int, seed: int = 0, top: int = 25) -> s
     finally:
         for cls, meth, f in saved:
             setattr(cls, meth, f)
-        T._topological_order = topo
     us = 1e6 / steps
     total = sum(ph.values())
     lines = [f"chainrule profile: {case.title}, {steps} steps",
@@ -716,22 +716,19 @@ def profile_chainrule(case: Case, steps: int, seed: int = 0, top: int = 25) -> s
         lines.append(f"  {k:24s} {v * us:8.1f}  {100 * v / total:5.1f}%")
     unit_f = sum(v for k, v in acc.items() if k.endswith(".forward"))
     unit_b = sum(v for k, v in acc.items() if k.endswith(".backward"))
-    topo_t = acc["engine: topological sort"]
     fwd = ph["forward (model)"] + ph["loss"]
     lines += ["", "split                                  us/step",
               f"  units' forward numpy work            {unit_f * us:8.1f}",
               f"  forward overhead (modules, checks,   {(fwd - unit_f) * us:8.1f}",
               "    Unit.apply recording)",
               f"  units' backward numpy work           {unit_b * us:8.1f}",
-              f"  engine: topological sort             {topo_t * us:8.1f}",
-              f"  engine: bookkeeping (dicts, casts,   {(ph['backward'] - unit_b - topo_t) * us:8.1f}",
+              f"  engine (ordering, dicts, casts,      {(ph['backward'] - unit_b) * us:8.1f}",
               "    accumulation, .grad)",
               f"  optimizer step + zero_grad           "
               f"{(ph['optimizer step'] + ph['zero_grad']) * us:8.1f}",
               "", "per unit                               us/step"]
     for k, v in acc.most_common():
-        if not k.startswith("engine"):
-            lines.append(f"  {k:36s} {v * us:8.1f}")
+        lines.append(f"  {k:36s} {v * us:8.1f}")
     pr = cProfile.Profile()
     pr.enable()
     r.run(steps)
@@ -824,6 +821,8 @@ def measure_memory(case, names, args, log) -> dict:
     for name in names:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-worker", case.name, name,
                "--memory-steps", str(args.memory_steps), "--seed", str(args.seed)]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if p.returncode != 0:
             log(f"  memory worker {case.name}/{name} failed:\n{p.stderr[-2000:]}")
@@ -1020,6 +1019,9 @@ def parse_args(argv):
     ap.add_argument("--settle", type=float, default=None,
                     help="pause before each measurement so that the previous framework's idle "
                          "threads stop spinning (default 0.2 s; OpenBLAS spins ~0.1 s)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="cap numpy's BLAS at this many threads (threadpoolctl) and give PyTorch "
+                         "as many (default: numpy's own count, unchanged)")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     ap.add_argument("--outdir", default=str(HERE / "results"),
                     help="where latest.json and latest.md go")
@@ -1046,6 +1048,15 @@ def parse_args(argv):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    limit_blas_threads(args.threads)
+    try:
+        return _main(args, argv)
+    finally:
+        while _LIMITS:  # called in-process (tests): give BLAS its threads back
+            _LIMITS.pop().restore_original_limits()
+
+
+def _main(args, argv) -> dict:
     if args.memory_worker:
         print(json.dumps(memory_worker(*args.memory_worker, args.memory_steps, args.seed)))
         return {}
@@ -1111,6 +1122,7 @@ def main(argv=None) -> dict:
         "command": " ".join([os.path.basename(sys.executable), "benchmarks/bench_training.py"]
                             + (list(argv) if argv is not None else sys.argv[1:])),
         "settings": {"rounds": args.rounds, "target_time": args.target_time, "settle_s": args.settle,
+                     "threads_option": args.threads,
                      "memory_steps": None if args.no_memory else args.memory_steps,
                      "quick": args.quick, "seed": args.seed, "lr": LR, "momentum": MOMENTUM,
                      "frameworks": names, "skipped_frameworks": skipped},
