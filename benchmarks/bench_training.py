@@ -422,8 +422,9 @@ class SklearnRunner(Runner):
         return Xc, yc
 
     def _chunk(self, n):
-        if n not in self.chunks:  # keep one: calibration tries several n
-            self.chunks = {n: self.make_chunk(self.X, self.y, self.case.batch, n)}
+        # built once per n, outside the timed runs (warm-up and calibration see every n used)
+        if n not in self.chunks:
+            self.chunks[n] = self.make_chunk(self.X, self.y, self.case.batch, n)
         return self.chunks[n]
 
     def run(self, n):
@@ -596,6 +597,7 @@ def bench_case(case, names, args, n_threads, log) -> dict:
     steps = {}
     for n, r in runners.items():  # warm-up and calibration
         steps[n] = calibrate(r, args.target_time, args.settle)
+        r.run(max(1, steps[n] // 20))
         time_steps(r, steps[n])
     times = {n: [] for n in names}
     for _ in range(args.rounds):  # interleaved: A B C D A B C D ...
