@@ -812,7 +812,14 @@ class Linear(Unit):
         gw = gb = None
         if need[1]:
             x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
-            gw = g2.T @ x2
+            if len(g2) == 1:
+                # one sample: gᵀx is an outer product, which BLAS runs far slower as a GEMM
+                # with one row than with two; add a zero row (exact: 0·x adds nothing)
+                gp = np.zeros((2, g2.shape[1]), dtype=g2.dtype)
+                gp[0] = g2[0]
+                gw = gp.T @ np.concatenate((x2, x2))
+            else:
+                gw = g2.T @ x2
         if len(need) > 2 and need[2]:
             gb = g2.sum(axis=0)
         return (gx, gw, gb) if len(need) > 2 else (gx, gw)

@@ -132,6 +132,8 @@ def _labels(target, x_shape, C: int, ignore_index: int, who: str) -> np.ndarray:
         t = t.astype(np.int64)
     elif t.dtype.kind not in "iu":
         raise DataError(f"{who}: class labels must be integers, got an array of dtype {t.dtype}")
+    if t.size and 0 <= t.min() and t.max() < C:  # the common case: two reductions
+        return t
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= C))
     if np.any(bad):

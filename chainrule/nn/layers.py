@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
+from .. import units as U
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -67,7 +68,14 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound, rng=rng)
 
     def forward(self, x):
-        return F.linear(x, self.weight, self.bias)
+        params = self._parameters
+        w, b = params["weight"], params["bias"]
+        # the common case (a float tensor, or an array of the weight's dtype) goes straight to
+        # the fused unit; anything else is converted by F.linear
+        if (isinstance(x, Tensor) and x.data.dtype.kind == "f") or (
+                type(x) is np.ndarray and x.dtype == w.data.dtype):
+            return U.Linear.apply(x, w) if b is None else U.Linear.apply(x, w, b)
+        return F.linear(x, w, b)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -88,6 +96,8 @@ class ReLU(Module):
     """The activation σ(z) = max(z, 0), elementwise."""
 
     def forward(self, x):
+        if isinstance(x, (Tensor, np.ndarray)):
+            return U.ReLU.apply(x)
         return F.relu(x)
 
 
@@ -109,6 +119,8 @@ class Tanh(Module):
     """σ(z) = tanh(z), elementwise (derivative 1 − σ², from the output)."""
 
     def forward(self, x):
+        if isinstance(x, (Tensor, np.ndarray)):
+            return U.Tanh.apply(x)
         return F.tanh(x)
 
 
@@ -116,6 +128,8 @@ class Sigmoid(Module):
     """σ(z) = 1 / (1 + e^(−z)), elementwise (derivative σ(1 − σ), from the output)."""
 
     def forward(self, x):
+        if isinstance(x, (Tensor, np.ndarray)):
+            return U.Sigmoid.apply(x)
         return F.sigmoid(x)
 
 
