@@ -395,10 +395,12 @@ def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothi
     if t.dtype.kind == "f" and t.shape == a.shape:
         out = _cross_entropy_probs(x, a, t.astype(a.dtype, copy=False), w, reduction, ls)
     else:
+        if (reduction == "mean" and w is None and not ls and a.ndim == 2 and t.ndim == 1
+                and t.dtype.kind in "iu" and len(t) == len(a) and len(t)
+                and not 0 <= ignore_index < C and 0 <= t.min() and t.max() < C):
+            # the common case (labels in range, none ignored): one fused unit, two checks
+            return U.MeanSoftmaxCrossEntropy.apply(x, t)
         y = _labels(t, a.shape, C, ignore_index, who)
-        if (reduction == "mean" and w is None and not ls and a.ndim == 2
-                and not (y == ignore_index).any()):
-            return U.MeanSoftmaxCrossEntropy.apply(x, y)  # the common case, one fused unit
         per = U.SoftmaxCrossEntropy.apply(x, y, weight=w, ignore_index=ignore_index,
                                           label_smoothing=ls)
         out = _reduce_weighted(per, y, w, ignore_index, reduction, a.dtype)
