@@ -783,7 +783,7 @@ _ONES: dict = {}
 
 def _ones(n: int, dtype) -> np.ndarray:
     """A cached read-only vector of n ones (for sums done as BLAS matrix-vector products)."""
-    key = (n, np.dtype(dtype))
+    key = (n, dtype)
     v = _ONES.get(key)
     if v is None:
         if len(_ONES) > 64:

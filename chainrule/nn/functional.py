@@ -378,6 +378,14 @@ def _check_smoothing(label_smoothing, who):
 
 
 def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, who):
+    # the training loop's common case first: (N, C) logits, int labels in range, plain mean
+    if (reduction == "mean" and weight is None and not label_smoothing
+            and isinstance(input, Tensor) and type(target) is np.ndarray):
+        a, t = input.data, target
+        if (a.ndim == 2 and t.ndim == 1 and t.dtype.kind in "iu" and len(t) == len(a) > 0
+                and a.dtype.kind == "f" and not 0 <= ignore_index < a.shape[1]
+                and 0 <= t.min() and t.max() < a.shape[1]):
+            return U.MeanSoftmaxCrossEntropy.apply(input, t)
     _check_reduction(reduction, who)
     ls = _check_smoothing(label_smoothing, who)
     x = _input(input)
@@ -398,8 +406,7 @@ def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothi
         if (reduction == "mean" and w is None and not ls and a.ndim == 2 and t.ndim == 1
                 and t.dtype.kind in "iu" and len(t) == len(a) and len(t)
                 and not 0 <= ignore_index < C and 0 <= t.min() and t.max() < C):
-            # the common case (labels in range, none ignored): one fused unit, two checks
-            return U.MeanSoftmaxCrossEntropy.apply(x, t)
+            return U.MeanSoftmaxCrossEntropy.apply(x, t)  # e.g. numpy logits: same fused unit
         y = _labels(t, a.shape, C, ignore_index, who)
         per = U.SoftmaxCrossEntropy.apply(x, y, weight=w, ignore_index=ignore_index,
                                           label_smoothing=ls)
