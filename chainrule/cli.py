@@ -898,21 +898,12 @@ def write_columns(path, columns: dict):
         except ImportError:
             raise DataError(f"writing {path} needs pyarrow, which is not installed: "
                             "pip install pyarrow (or write a .csv file)") from None
-        import tempfile
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise DataError(f"cannot write {path}: folder {folder} does not exist")
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".chainrule-", suffix=".tmp")
-        os.close(fd)
-        try:
+        from ._files import replacing
+
+        with replacing(path, DataError) as tmp:
             arrays = {k: (np.asarray(v).tolist() if np.asarray(v).dtype == object else v)
                       for k, v in columns.items()}
             pq.write_table(pa.table(arrays), tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
         return
     from .data import write_table
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
 
+from ._files import replacing
 from .errors import ModelFileError
 
 __all__ = ["save", "load", "read_info", "describe", "build", "FORMAT", "FORMAT_VERSION"]
@@ -108,20 +108,8 @@ def save(model, path, preprocessing: dict | None = None, training: dict | None =
                        ("metrics", metrics), ("extra", extra)):
         if value is not None:
             meta[key] = json.dumps(value, default=_json_default)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ModelFileError(f"save: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".chainrule-", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
+    with replacing(path, ModelFileError) as tmp:
         save_file(state, tmp, metadata=meta)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

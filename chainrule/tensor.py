@@ -293,31 +293,6 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def _topological_order(root: Tensor) -> list:
-    """Tensors that ``root`` depends on (through units that need grad), inputs before outputs.
-
-    Iterative depth-first search, so a chain of any length works (no recursion limit).
-    """
-    order = []
-    seen = set()
-    stack = [(root, False)]
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        ctx = t._ctx
-        if ctx is not None:
-            for p in ctx.inputs:
-                if isinstance(p, Tensor) and p._rg and id(p) not in seen:
-                    stack.append((p, False))
-    return order
-
-
 def _store_grad(t: Tensor, g: np.ndarray, handed: set) -> None:
     """Accumulate ``g`` into ``t.grad`` (a leaf, or a tensor with retain_grad), as PyTorch does."""
     if t.grad is None:

@@ -557,60 +557,46 @@ class Mean(_Reduce):
         return _expand_to(grad / ctx.n, ctx.shape, ctx.axis, ctx.keepdims)
 
 
-class Max(_Reduce):
-    """z = max a over ``axis``.
+class _Extremum(_Reduce):
+    """max/min over ``axis``: over everything (axis=None) the gradient is split evenly among
+    tied extrema; along one axis it goes to the first one, the one argmax/argmin picks (as
+    PyTorch's ``max(dim)``)."""
 
-    Over everything (axis=None) the gradient is split evenly among tied maxima; along one axis
-    it goes to the first maximum, the one ``argmax`` picks (as PyTorch's ``max(dim)``).
-    """
+    @classmethod
+    def forward(cls, ctx, a, axis=None, keepdims=False):
+        ctx.a, ctx.axis, ctx.keepdims = a, axis, keepdims
+        if axis is not None and not isinstance(axis, (int, np.integer)):
+            raise ValueError(f"{cls.name}: axis must be one integer or None")
+        return cls._reduce(a, axis=axis, keepdims=keepdims)
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        a, axis = ctx.a, ctx.axis
+        if axis is None:
+            mask = a == cls._reduce(a)
+            return mask * (grad / mask.sum())
+        axis = axis % a.ndim
+        idx = np.expand_dims(cls._arg(a, axis=axis), axis)
+        g = grad if ctx.keepdims else np.expand_dims(grad, axis)
+        out = np.zeros_like(a, dtype=np.result_type(a, grad))
+        np.put_along_axis(out, idx, g, axis=axis)
+        return out
+
+
+class Max(_Extremum):
+    """z = max a over ``axis`` (ties: see _Extremum)."""
 
     name = "max"
-
-    @staticmethod
-    def forward(ctx, a, axis=None, keepdims=False):
-        ctx.a, ctx.axis, ctx.keepdims = a, axis, keepdims
-        if axis is not None and not isinstance(axis, (int, np.integer)):
-            raise ValueError("max: axis must be one integer or None")
-        return np.max(a, axis=axis, keepdims=keepdims)
-
-    @staticmethod
-    def backward(ctx, grad):
-        a, axis = ctx.a, ctx.axis
-        if axis is None:
-            mask = a == a.max()
-            return mask * (grad / mask.sum())
-        axis = axis % a.ndim
-        idx = np.expand_dims(np.argmax(a, axis=axis), axis)
-        g = grad if ctx.keepdims else np.expand_dims(grad, axis)
-        out = np.zeros_like(a, dtype=np.result_type(a, grad))
-        np.put_along_axis(out, idx, g, axis=axis)
-        return out
+    _reduce = staticmethod(np.max)
+    _arg = staticmethod(np.argmax)
 
 
-class Min(_Reduce):
-    """z = min a over ``axis`` (ties as in :class:`Max`)."""
+class Min(_Extremum):
+    """z = min a over ``axis`` (ties: see _Extremum)."""
 
     name = "min"
-
-    @staticmethod
-    def forward(ctx, a, axis=None, keepdims=False):
-        ctx.a, ctx.axis, ctx.keepdims = a, axis, keepdims
-        if axis is not None and not isinstance(axis, (int, np.integer)):
-            raise ValueError("min: axis must be one integer or None")
-        return np.min(a, axis=axis, keepdims=keepdims)
-
-    @staticmethod
-    def backward(ctx, grad):
-        a, axis = ctx.a, ctx.axis
-        if axis is None:
-            mask = a == a.min()
-            return mask * (grad / mask.sum())
-        axis = axis % a.ndim
-        idx = np.expand_dims(np.argmin(a, axis=axis), axis)
-        g = grad if ctx.keepdims else np.expand_dims(grad, axis)
-        out = np.zeros_like(a, dtype=np.result_type(a, grad))
-        np.put_along_axis(out, idx, g, axis=axis)
-        return out
+    _reduce = staticmethod(np.min)
+    _arg = staticmethod(np.argmin)
 
 
 # ================================================================================================

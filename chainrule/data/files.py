@@ -27,12 +27,12 @@ import math
 import numbers
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from chainrule._files import replacing
 from chainrule.errors import DataError
 
 __all__ = ["Table", "read_table", "prepare", "infer_task", "write_table", "MISSING_MARKERS",
@@ -673,12 +673,6 @@ def _format_cell(value) -> str:
     return str(value)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_table(path, columns: Mapping) -> str:
     """Write columns to a CSV file (a tab-separated file when the name ends in ``.tsv``).
 
@@ -717,35 +711,14 @@ def write_table(path, columns: Mapping) -> str:
     if os.path.isdir(name):
         raise DataError(f"cannot write {name}: it is a folder; expected a file name such as "
                         "predictions.csv")
-    folder = os.path.dirname(os.path.abspath(name))
-    if not os.path.isdir(folder):
-        raise DataError(f"cannot write {name}: folder {folder} does not exist")
     delimiter = "\t" if os.path.splitext(name)[1].lower() == ".tsv" else ","
-    if os.path.exists(name):
-        mode = os.stat(name).st_mode & 0o777
-    else:
-        mode = 0o666 & ~_current_umask()
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(name) + ".",
-                                   suffix=".tmp")
+        with replacing(name, DataError) as tmp:
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f, delimiter=delimiter, lineterminator="\n")
+                writer.writerow(list(arrays))
+                cells = [[_format_cell(v) for v in arr] for arr in arrays.values()]
+                writer.writerows(zip(*cells))
     except OSError as exc:
         raise DataError(f"cannot write {name}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, delimiter=delimiter, lineterminator="\n")
-            writer.writerow(list(arrays))
-            cells = [[_format_cell(v) for v in arr] for arr in arrays.values()]
-            writer.writerows(zip(*cells))
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, name)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise DataError(f"cannot write {name}: {exc.strerror or exc}") from None
-        raise
     return name

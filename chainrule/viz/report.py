@@ -25,9 +25,10 @@ import datetime as _dt
 import html
 import os
 import re
-import tempfile
 
 import numpy as np
+
+from .._files import replacing
 
 __all__ = ["write_report", "render_report", "SECTIONS"]
 
@@ -534,18 +535,8 @@ def write_report(path, model, info, X, y, history=None, sample_index: int = 0, l
     page = render_report(model, info, X, y, history=history, sample_index=sample_index,
                          loss_fn=loss_fn, title=title)
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"write_report: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".chainrule-report-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with replacing(path, FileNotFoundError) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
             f.write(page)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
