@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, check_nonnegative
+from .optimizer import Optimizer, check_nonnegative, effective_grad
 
 __all__ = ["Adagrad"]
 
@@ -73,11 +73,7 @@ class Adagrad(Optimizer):
                 self._init_state(group, p)
             step = st["step"] + 1
             st["step"] = step
-            if maximize:
-                g = np.negative(g)
-            if weight_decay != 0:
-                d = np.multiply(w, weight_decay)
-                g = np.add(g, d, out=d)
+            g, _ = effective_grad(g, w, weight_decay, maximize)
             clr = lr / (1 + (step - 1) * lr_decay)
             acc = st["sum"]
             t = np.multiply(g, g)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from .optimizer import Optimizer, check_nonnegative, check_unit_interval
+from .optimizer import Optimizer, check_nonnegative, check_unit_interval, effective_grad
 
 __all__ = ["Adam", "AdamW"]
 
@@ -85,14 +85,9 @@ class Adam(Optimizer):
                 st["exp_avg_sq"] = np.zeros_like(w)
             step = st["step"] + 1
             st["step"] = step
-            if maximize:
-                g = np.negative(g)
-            if weight_decay != 0:
-                if decoupled:
-                    w *= 1 - lr * weight_decay
-                else:
-                    d = np.multiply(w, weight_decay)
-                    g = np.add(g, d, out=d)
+            if decoupled and weight_decay != 0:
+                w *= 1 - lr * weight_decay  # AdamW: decay the weights, not the gradient
+            g, _ = effective_grad(g, w, 0 if decoupled else weight_decay, maximize)
             m = st["exp_avg"]
             v = st["exp_avg_sq"]
             # m <- m + (1 - beta1) (g - m)   (= beta1 m + (1 - beta1) g)

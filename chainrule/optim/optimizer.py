@@ -54,6 +54,21 @@ _SET_MESSAGE = ("optimizer parameters need to be organized in ordered collection
                 "ordering of tensors in sets will change between runs. Please use a list instead.")
 
 
+def effective_grad(g, w, weight_decay, maximize):
+    """The gradient an update steps against: negated to maximize, plus ``weight_decay · w``
+    (the L2 penalty's gradient). Returns ``(g, owned)``: ``owned`` is True when ``g`` is a new
+    array that the update may overwrite (the parameter's own ``.grad`` never is)."""
+    owned = False
+    if maximize:
+        g = np.negative(g)
+        owned = True
+    if weight_decay != 0:
+        d = np.multiply(w, weight_decay)
+        g = np.add(g, d, out=d)
+        owned = True
+    return g, owned
+
+
 def _type_name(x) -> str:
     return type(x).__module__.split(".")[0] + "." + type(x).__name__
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, check_nonnegative
+from .optimizer import Optimizer, check_nonnegative, effective_grad
 
 __all__ = ["RMSprop"]
 
@@ -80,11 +80,7 @@ class RMSprop(Optimizer):
                 if centered:
                     st["grad_avg"] = np.zeros_like(w)
             st["step"] += 1
-            if maximize:
-                g = np.negative(g)
-            if weight_decay != 0:
-                d = np.multiply(w, weight_decay)
-                g = np.add(g, d, out=d)
+            g, _ = effective_grad(g, w, weight_decay, maximize)
             s = st["square_avg"]
             # s <- alpha s + (1 - alpha) g^2
             t = np.multiply(g, one_minus_alpha)

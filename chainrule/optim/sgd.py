@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from .optimizer import Optimizer, check_nonnegative
+from .optimizer import Optimizer, check_nonnegative, effective_grad
 
 __all__ = ["SGD"]
 
@@ -71,14 +71,7 @@ class SGD(Optimizer):
             if g is None:
                 continue
             w = p.data
-            owned = False  # True when g is a fresh array this step may overwrite
-            if maximize:
-                g = np.negative(g)
-                owned = True
-            if weight_decay != 0:
-                d = np.multiply(w, weight_decay)
-                g = np.add(g, d, out=d)
-                owned = True
+            g, owned = effective_grad(g, w, weight_decay, maximize)
             if momentum != 0:
                 st = state[p]
                 buf = st.get("momentum_buffer")
