@@ -303,7 +303,7 @@ def _store_grad(t: Tensor, g: np.ndarray, handed: set) -> None:
     handed.add(id(t.grad))
 
 
-def _backprop(root: Tensor, grad: np.ndarray) -> None:
+def _backprop(root: Tensor, grad: np.ndarray, trace: dict | None = None) -> None:
     """Walk the record backwards from ``root``; each unit turns dL/d(output) into dL/d(inputs).
 
     Every recorded tensor carries a creation number, and a unit's inputs always exist before
@@ -311,10 +311,19 @@ def _backprop(root: Tensor, grad: np.ndarray) -> None:
     order: a tensor is processed only once every unit that used it has handed its gradient
     back. A heap gives that order in one pass, without a separate sort and without recursion.
     Leaves are collected and receive their summed gradient at the end.
+
+    With ``trace`` (a dict), nothing is stored on the tensors: ``trace['grads']`` gets every
+    tensor's gradient by ``id`` and ``trace['handed']`` each unit's hand-back to its input
+    ``k`` by ``(id(output), k)`` — what the graph drawing shows on every box and arrow.
     """
     handed = {id(grad)}  # arrays already stored somewhere (or the caller's): never store twice
+    if trace is not None:
+        seen, handed_back = trace.setdefault("grads", {}), trace.setdefault("handed", {})
     if root._ctx is None:
-        _store_grad(root, grad, handed)
+        if trace is None:
+            _store_grad(root, grad, handed)
+        else:
+            seen[id(root)] = grad
         return
     grads = {root: grad}
     heap = [(-root._seq, root)]
@@ -323,7 +332,9 @@ def _backprop(root: Tensor, grad: np.ndarray) -> None:
     while heap:
         t = pop(heap)[1]
         g = grads.pop(t)
-        if t._retain:
+        if trace is not None:
+            seen[id(t)] = g
+        elif t._retain:
             _store_grad(t, g, handed)
         ctx = t._ctx
         in_grads = ctx.unit.backward(ctx, g)
@@ -351,6 +362,8 @@ def _backprop(root: Tensor, grad: np.ndarray) -> None:
                     ) from None
             if ig.dtype != data.dtype:
                 ig = ig.astype(data.dtype)
+            if trace is not None:
+                handed_back[(id(t), i)] = ig
             prev = grads.get(inp)
             if prev is None:
                 grads[inp] = ig
@@ -361,7 +374,10 @@ def _backprop(root: Tensor, grad: np.ndarray) -> None:
             else:
                 grads[inp] = prev + ig
     for leaf in leaves:
-        _store_grad(leaf, grads[leaf], handed)
+        if trace is None:
+            _store_grad(leaf, grads[leaf], handed)
+        else:
+            seen[id(leaf)] = grads[leaf]
 
 
 # ------------------------------------------------------------------------------------------------

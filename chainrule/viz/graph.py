@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ChainruleError
-from ..tensor import Tensor, unbroadcast
+from ..tensor import Tensor, _backprop
 
 __all__ = ["graph", "Graph"]
 
@@ -256,56 +256,21 @@ def _walk(root: Tensor):
     return order, uses
 
 
-def _topological(root: Tensor):
-    """Tensors that need a gradient, inputs before outputs (iterative depth-first search)."""
-    out, seen, stack = [], set(), [(root, False)]
-    while stack:
-        t, done = stack.pop()
-        if done:
-            out.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        if t._ctx is not None:
-            for p in t._ctx.inputs:
-                if isinstance(p, Tensor) and p._rg and id(p) not in seen:
-                    stack.append((p, False))
-    return out
-
-
 def _intermediate_grads(root: Tensor):
     """∂root/∂t for every tensor t behind a scalar ``root``, and each unit's hand-back per input.
 
-    A second walk of the record that calls each unit's own backward, exactly as back-propagation
-    does, but stores nothing on the tensors (no ``.grad`` changes).
+    Back-propagation's own walk (``tensor._backprop``) in tracing mode: every unit's backward
+    runs exactly as in ``backward()``, but nothing is stored on the tensors (no ``.grad``
+    changes).
     """
-    grads = {id(root): np.ones_like(root.data)}
-    handed = {}
-    for t in reversed(_topological(root)):
-        g = grads.get(id(t))
-        ctx = t._ctx
-        if g is None or ctx is None:
-            continue
-        try:
-            back = ctx.unit.backward(ctx, g)
-        except Exception as err:  # a unit that freed what its backward needs, say
-            raise ChainruleError(
-                f"graph: cannot recompute intermediate gradients: {ctx.unit.name}.backward "
-                f"failed ({type(err).__name__}: {err}); pass all_grads=False") from err
-        if not isinstance(back, (tuple, list)):
-            back = (back,)
-        for k, (inp, gi) in enumerate(zip(ctx.inputs, back)):
-            if gi is None or not isinstance(inp, Tensor) or not inp._rg:
-                continue
-            gi = np.asarray(gi)
-            if gi.shape != inp.data.shape:
-                gi = unbroadcast(gi, inp.data.shape)
-            handed[(id(t), k)] = gi
-            prev = grads.get(id(inp))
-            grads[id(inp)] = gi if prev is None else prev + gi
-    return grads, handed
+    trace = {}
+    try:
+        _backprop(root, np.ones_like(root.data), trace=trace)
+    except Exception as err:  # a unit that freed what its backward needs, say
+        raise ChainruleError(
+            f"graph: cannot recompute intermediate gradients: a unit's backward failed "
+            f"({type(err).__name__}: {err}); pass all_grads=False") from err
+    return trace["grads"], trace["handed"]
 
 
 def _name_map(names, params):
