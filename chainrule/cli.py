@@ -31,7 +31,6 @@ import importlib
 import math
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 
 import click

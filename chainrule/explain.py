@@ -36,8 +36,7 @@ import time
 import numpy as np
 
 from .errors import ChainruleError
-from .tensor import Tensor, no_grad, tensor
-from .units import sin as _sin
+from .tensor import Tensor, no_grad
 
 __all__ = ["explain", "demo", "Explanation", "DEMOS"]
 
@@ -864,7 +863,6 @@ def _explain_neuron(ctx) -> Explanation:
 def _explain_network(ctx) -> Explanation:
     calls, xt, out, lf = ctx["calls"], ctx["x"], ctx["out"], ctx["loss_fn"]
     name_of, params = ctx["name_of"], ctx["params"]
-    pnames = {id(p): nm for nm, p in params}
     loss_name = _loss_name(lf)
     n_lin = sum(type(m).__name__ == "Linear" for m, _, _ in calls)
     sup = (lambda k: _sup(k)) if n_lin > 1 else (lambda k: "")
@@ -1277,17 +1275,10 @@ def _demo_llc() -> Explanation:
 
 
 def _demo_composition() -> Explanation:
-    from .examples.composition import composition
+    from .examples.composition import forward_backward
 
     start = time.perf_counter()
-    ref = composition()
-    x = tensor(np.array(ref["x"], dtype=np.float64), requires_grad=True)
-    f = x + 2
-    g = 3 * f
-    h = _sin(g)
-    for t in (f, g):
-        t.retain_grad()
-    h.backward()
+    x, f, g, h = forward_backward()
 
     steps = [("f", f, "x", x, "f(x) = x + 2", "df/dx", "1"),
              ("g", g, "f", f, "g(f) = 3f", "dg/df", "3"),

@@ -14,8 +14,9 @@ from ..tensor import tensor
 from ..units import sin
 
 
-def composition(x0: float = 10.0, dtype=np.float64) -> dict:
-    """Run the example; return every value and term (also what ``main`` prints)."""
+def forward_backward(x0: float = 10.0, dtype=np.float64):
+    """The notes' three functions as units at x0: (x, f, g, h) after ``h.backward()``, with the
+    gradients of f and g retained (the explainer reads the same tensors)."""
     x = tensor(np.array(x0, dtype=dtype), requires_grad=True)
     f = x + 2
     g = 3 * f
@@ -23,6 +24,12 @@ def composition(x0: float = 10.0, dtype=np.float64) -> dict:
     for t in (f, g):
         t.retain_grad()
     h.backward()
+    return x, f, g, h
+
+
+def composition(x0: float = 10.0, dtype=np.float64) -> dict:
+    """Run the example; return every value and term (also what ``main`` prints)."""
+    x, f, g, h = forward_backward(x0, dtype)
     return {
         "x": float(x.data), "f": float(f.data), "g": float(g.data), "h": float(h.data),
         "dh_dg": float(np.cos(g.data)), "dg_df": 3.0, "df_dx": 1.0,
@@ -40,8 +47,8 @@ def main() -> str:
         "",
         "Back-propagation (start at h, multiply in each unit's local derivative):",
         f"  dh/dg = cos(g) = cos({r['g']:g}) = {r['dh_dg']:.6f}",
-        f"  dg/df = 3",
-        f"  df/dx = 1",
+        "  dg/df = 3",
+        "  df/dx = 1",
         f"  dh/dx = dh/dg * dg/df * df/dx = {r['dh_dg']:.6f} * 3 * 1 = {r['dh_dg'] * 3:.6f}",
         "",
         f"  autodiff (chainrule)  dh/dx = {r['dh_dx_autodiff']:.10f}",

@@ -572,7 +572,7 @@ def _svg(nodes, edges, routes, width, height, title, note, uid):
              f'<marker id="{uid}-bwd" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
              f'markerHeight="7" orient="auto"><path d="M0,1L10,5L0,9z" fill="{_BWD}"/></marker>'
              "</defs>")
-    o.append(f'<rect width="100%" height="100%" fill="#ffffff"/>')
+    o.append('<rect width="100%" height="100%" fill="#ffffff"/>')
     # header: title, truncation note, legend
     y = 22
     if title:
