@@ -377,15 +377,19 @@ def _check_smoothing(label_smoothing, who):
     return ls
 
 
+def _plain_labels(a: np.ndarray, t: np.ndarray, ignore_index) -> bool:
+    """True for the training loop's common case: (N, C) float logits and N integer labels, all
+    in range and none ignored (then one fused unit computes the mean loss)."""
+    return (a.ndim == 2 and t.ndim == 1 and t.dtype.kind in "iu" and len(t) == len(a) > 0
+            and a.dtype.kind == "f" and not 0 <= ignore_index < a.shape[1]
+            and 0 <= t.min() and t.max() < a.shape[1])
+
+
 def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, who):
-    # the training loop's common case first: (N, C) logits, int labels in range, plain mean
     if (reduction == "mean" and weight is None and not label_smoothing
-            and isinstance(input, Tensor) and type(target) is np.ndarray):
-        a, t = input.data, target
-        if (a.ndim == 2 and t.ndim == 1 and t.dtype.kind in "iu" and len(t) == len(a) > 0
-                and a.dtype.kind == "f" and not 0 <= ignore_index < a.shape[1]
-                and 0 <= t.min() and t.max() < a.shape[1]):
-            return U.MeanSoftmaxCrossEntropy.apply(input, t)
+            and isinstance(input, (Tensor, np.ndarray)) and type(target) is np.ndarray
+            and _plain_labels(_data(input), target, ignore_index)):
+        return U.MeanSoftmaxCrossEntropy.apply(input, target)  # before the general checks
     _check_reduction(reduction, who)
     ls = _check_smoothing(label_smoothing, who)
     x = _input(input)
@@ -403,10 +407,6 @@ def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothi
     if t.dtype.kind == "f" and t.shape == a.shape:
         out = _cross_entropy_probs(x, a, t.astype(a.dtype, copy=False), w, reduction, ls)
     else:
-        if (reduction == "mean" and w is None and not ls and a.ndim == 2 and t.ndim == 1
-                and t.dtype.kind in "iu" and len(t) == len(a) and len(t)
-                and not 0 <= ignore_index < C and 0 <= t.min() and t.max() < C):
-            return U.MeanSoftmaxCrossEntropy.apply(x, t)  # e.g. numpy logits: same fused unit
         y = _labels(t, a.shape, C, ignore_index, who)
         per = U.SoftmaxCrossEntropy.apply(x, y, weight=w, ignore_index=ignore_index,
                                           label_smoothing=ls)
