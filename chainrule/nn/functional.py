@@ -161,12 +161,13 @@ def _class_weight(weight, C: int, dtype, who: str):
 def linear(input, weight, bias=None):
     """The linear unit Σ: x Wᵀ + b, x of shape (..., in), W (out, in), b (out,) -> (..., out)."""
     w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
-    return U.linear(_as_input(input, w.dtype), weight, bias)
+    x = _as_input(input, w.dtype)
+    return U.Linear.apply(x, weight) if bias is None else U.Linear.apply(x, weight, bias)
 
 
 def relu(input):
     """max(x, 0), elementwise."""
-    return U.relu(_input(input))
+    return U.ReLU.apply(_input(input))
 
 
 def leaky_relu(input, negative_slope: float = 0.01):
@@ -175,12 +176,12 @@ def leaky_relu(input, negative_slope: float = 0.01):
 
 
 def tanh(input):
-    return U.tanh(_input(input))
+    return U.Tanh.apply(_input(input))
 
 
 def sigmoid(input):
     """σ(x) = 1 / (1 + e^(−x))."""
-    return U.sigmoid(_input(input))
+    return U.Sigmoid.apply(_input(input))
 
 
 def gelu(input, approximate: str = "none"):

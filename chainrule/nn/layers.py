@@ -12,7 +12,6 @@ import math
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from .. import units as U
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -69,13 +68,7 @@ class Linear(Module):
 
     def forward(self, x):
         params = self._parameters
-        w, b = params["weight"], params["bias"]
-        # the common case (a float tensor, or an array of the weight's dtype) goes straight to
-        # the fused unit; anything else is converted by F.linear
-        if (isinstance(x, Tensor) and x.data.dtype.kind == "f") or (
-                type(x) is np.ndarray and x.dtype == w.data.dtype):
-            return U.Linear.apply(x, w) if b is None else U.Linear.apply(x, w, b)
-        return F.linear(x, w, b)
+        return F.linear(x, params["weight"], params["bias"])
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -96,8 +89,6 @@ class ReLU(Module):
     """The activation σ(z) = max(z, 0), elementwise."""
 
     def forward(self, x):
-        if isinstance(x, (Tensor, np.ndarray)):
-            return U.ReLU.apply(x)
         return F.relu(x)
 
 
@@ -119,8 +110,6 @@ class Tanh(Module):
     """σ(z) = tanh(z), elementwise (derivative 1 − σ², from the output)."""
 
     def forward(self, x):
-        if isinstance(x, (Tensor, np.ndarray)):
-            return U.Tanh.apply(x)
         return F.tanh(x)
 
 
@@ -128,8 +117,6 @@ class Sigmoid(Module):
     """σ(z) = 1 / (1 + e^(−z)), elementwise (derivative σ(1 − σ), from the output)."""
 
     def forward(self, x):
-        if isinstance(x, (Tensor, np.ndarray)):
-            return U.Sigmoid.apply(x)
         return F.sigmoid(x)
 
 
