@@ -9,6 +9,8 @@ back-propagation, then a gradient-descent step, repeated.
     >>> h.backward()                   # dh/dx = cos(36) * 3
 """
 
+import numpy as _np
+
 from .errors import (ChainruleError, ConfigError, DataError, GradcheckError, ModelFileError,
                      ShapeError)
 from .tensor import Context, Tensor, Unit, enable_grad, is_grad_enabled, no_grad, tensor
@@ -33,17 +35,16 @@ def explain(model, x, y, loss_fn, **kwargs):
 __version__ = "0.1.0"
 
 
+def _shape(shape):
+    """zeros(2, 3) and zeros((2, 3)) alike."""
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+
+
 def zeros(*shape, dtype="float32", requires_grad=False):
     """A tensor of zeros (float32 unless ``dtype`` says)."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    import numpy as _np
-    return Tensor(_np.zeros(shape, dtype=dtype), requires_grad=requires_grad)
+    return Tensor(_np.zeros(_shape(shape), dtype=dtype), requires_grad=requires_grad)
 
 
 def ones(*shape, dtype="float32", requires_grad=False):
     """A tensor of ones (float32 unless ``dtype`` says)."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    import numpy as _np
-    return Tensor(_np.ones(shape, dtype=dtype), requires_grad=requires_grad)
+    return Tensor(_np.ones(_shape(shape), dtype=dtype), requires_grad=requires_grad)

@@ -67,8 +67,8 @@ def build(spec: dict):
         raise ModelFileError(f"load: the architecture entry {spec!r:.80} is not a layer description")
     kind = spec["type"]
     if kind in _CONTAINERS:
-        return getattr(nn, kind)([build(c) for c in spec.get("children", [])]) if kind == "ModuleList" \
-            else nn.Sequential(*[build(c) for c in spec.get("children", [])])
+        children = [build(c) for c in spec.get("children", [])]
+        return nn.ModuleList(children) if kind == "ModuleList" else nn.Sequential(*children)
     if kind not in _CONFIG:
         raise ModelFileError(f"load: unknown layer type {kind!r} in the model file")
     config = spec.get("config", {})
