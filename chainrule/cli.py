@@ -40,6 +40,8 @@ from rich.table import Table as RichTable
 
 from . import __version__
 from .errors import ChainruleError, ConfigError, DataError, ModelFileError, TrainingError
+from .io import LOSS_CLASSES
+from .metrics import output_kind
 
 __all__ = ["main", "cli"]
 
@@ -52,13 +54,13 @@ ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu
                "gelu": "GELU"}
 
 #: loss option -> (chainrule.nn class, task, outputs: 'classes' = one per class, 1 = one column)
-LOSSES = {
-    "cross_entropy": ("CrossEntropyLoss", "classification", "classes"),
-    "bce_with_logits": ("BCEWithLogitsLoss", "classification", 1),
-    "bce": ("BCELoss", "classification", 1),
-    "hinge": ("HingeLoss", "classification", 1),
-    "mse": ("MSELoss", "regression", 1),
-}
+LOSSES = {name: (LOSS_CLASSES[name], task, outputs) for name, (task, outputs) in {
+    "cross_entropy": ("classification", "classes"),
+    "bce_with_logits": ("classification", 1),
+    "bce": ("classification", 1),
+    "hinge": ("classification", 1),
+    "mse": ("regression", 1),
+}.items()}
 DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse"}
 
 #: optimizer option -> (chainrule.optim class, default learning rate)
@@ -595,6 +597,7 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
     from .data import Standardizer, encode_labels, infer_task, train_test_split
     from .io import save
     from .train import EarlyStopping, evaluate, fit
+    from .train import predict as predict_outputs
 
     _source_check(dataset, data_file)
     if dataset and (target or id_columns or delimiter):
@@ -695,8 +698,8 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
         m = evaluate(model, loss_fn, Xs, t, metrics=("accuracy",) if task == "classification"
                      else ())
         if task == "regression":
-            pred = regression_values(model_outputs_std(model, Xs), {"target_standardizer":
-                                                                      y_scaler.to_dict()})
+            pred = regression_values(predict_outputs(model, Xs),
+                                     {"target_standardizer": y_scaler.to_dict()})
             m.update(regression_metrics(y_orig, pred))
         return m
 
@@ -717,7 +720,7 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
                     chainrule_version=__version__, history=history_dict)
     preprocessing = {"feature_names": data.feature_names, "standardizer": scaler.to_dict(),
                      "task": task, "target": data.target, "label_names": label_names,
-                     "output": _output_kind(loss), "loss": loss,
+                     "output": output_kind(LOSSES[loss][0]), "loss": loss,
                      "id_columns": list(id_columns)}
     if y_scaler is not None:
         preprocessing["target_standardizer"] = y_scaler.to_dict()
@@ -741,22 +744,11 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
             console.print(f"wrote {path}")
 
 
-def model_outputs_std(model, Xs):
-    from .train import predict
-
-    return predict(model, Xs)
-
-
 def regression_metrics(y_true, y_pred) -> dict:
     from .metrics import mae, mse, r2
 
     m = mse(y_true, y_pred)
     return {"mse": m, "rmse": math.sqrt(m), "mae": mae(y_true, y_pred), "r2": r2(y_true, y_pred)}
-
-
-def _output_kind(loss: str) -> str:
-    return {"cross_entropy": "logits", "bce_with_logits": "logit", "hinge": "logit",
-            "bce": "probability"}.get(loss, "value")
 
 
 def _print_train_header(data, task, label_names, hidden, activation, n_out, loss, optimizer, lr,

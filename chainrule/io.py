@@ -21,7 +21,8 @@ import numpy as np
 from ._files import replacing
 from .errors import ModelFileError
 
-__all__ = ["save", "load", "read_info", "describe", "build", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save", "load", "read_info", "describe", "build", "FORMAT", "FORMAT_VERSION",
+           "LOSS_CLASSES"]
 
 FORMAT = "chainrule"
 FORMAT_VERSION = "1"
@@ -38,6 +39,10 @@ _CONFIG = {
     "Flatten": ("start_dim", "end_dim"),
 }
 _CONTAINERS = ("Sequential", "ModuleList")
+
+#: the short loss names that model files (and the command's --loss) use -> chainrule.nn classes
+LOSS_CLASSES = {"cross_entropy": "CrossEntropyLoss", "bce_with_logits": "BCEWithLogitsLoss",
+                "bce": "BCELoss", "hinge": "HingeLoss", "mse": "MSELoss", "nll": "NLLLoss"}
 
 
 def describe(module) -> dict:

@@ -19,9 +19,12 @@ def output_kind(loss_fn) -> str:
 
     'logits' (several columns: the class is the argmax), 'logit' (one column, class 1 when > 0:
     BCEWithLogitsLoss, HingeLoss), 'probability' (one column, class 1 when > 0.5: BCELoss), or
-    'value' (regression losses).
+    'value' (regression losses). ``loss_fn`` may be the loss module or its class name ('BCELoss').
     """
-    name = type(loss_fn).__name__ if loss_fn is not None else ""
+    if isinstance(loss_fn, str):
+        name = loss_fn
+    else:
+        name = type(loss_fn).__name__ if loss_fn is not None else ""
     if name in ("BCELoss",):
         return "probability"
     if name in ("BCEWithLogitsLoss", "HingeLoss"):

@@ -29,17 +29,13 @@ import re
 import numpy as np
 
 from .._files import replacing
+from ..io import LOSS_CLASSES
+from ..metrics import output_kind
 
 __all__ = ["write_report", "render_report", "SECTIONS"]
 
 SECTIONS = ("settings", "summary", "curves", "decision-boundary", "weights", "grad-norms",
             "explanation", "graph")
-
-# the loss names the CLI writes into model files, and chainrule.nn's class names
-_LOSS_CLASSES = {"cross_entropy": "CrossEntropyLoss", "bce_with_logits": "BCEWithLogitsLoss",
-                 "bce": "BCELoss", "hinge": "HingeLoss", "mse": "MSELoss", "nll": "NLLLoss"}
-_OUTPUT_KIND = {"CrossEntropyLoss": "logits", "NLLLoss": "logits", "BCEWithLogitsLoss": "logit",
-                "HingeLoss": "logit", "BCELoss": "probability", "MSELoss": "value"}
 
 
 def _esc(s) -> str:
@@ -64,7 +60,7 @@ def _loss_from(info, model, n_out: int, task: str | None):
         name = name.get("type") or name.get("name")
     cls = None
     if isinstance(name, str):
-        cls = _LOSS_CLASSES.get(name.lower(), name)
+        cls = LOSS_CLASSES.get(name.lower(), name)
         if not hasattr(nn, cls):
             cls = None
     if cls is None:
@@ -370,7 +366,7 @@ def render_report(model, info, X, y, history=None, sample_index: int = 0, loss_f
     if task is None:
         task = "regression" if loss_cls == "MSELoss" else "classification"
     targets, y_codes = _targets(y, loss_cls, n_out, pre, task)
-    kind = pre.get("output") or _OUTPUT_KIND.get(loss_cls)
+    kind = pre.get("output") or output_kind(loss_cls)
 
     body = []
     # settings and summary
