@@ -36,6 +36,7 @@ import time
 import numpy as np
 
 from .errors import ChainruleError
+from .gradcheck import central_differences
 from .tensor import Tensor, no_grad
 
 __all__ = ["explain", "demo", "Explanation", "DEMOS"]
@@ -325,20 +326,9 @@ def _sample_entries(grad: np.ndarray, k: int, rng) -> list:
 
 
 def _central_differences(loss_value, p: Tensor, flat_indices, eps: float) -> np.ndarray:
-    flat = p.data.reshape(-1)
-    if not np.shares_memory(flat, p.data):  # not contiguous: work on a copy and put it back
+    if not p.data.flags.c_contiguous:  # perturbed in place: work on a contiguous copy
         p.data = np.ascontiguousarray(p.data)
-        flat = p.data.reshape(-1)
-    out = np.empty(len(flat_indices))
-    for j, i in enumerate(flat_indices):
-        orig = flat[i]
-        flat[i] = orig + eps
-        plus = loss_value(p)
-        flat[i] = orig - eps
-        minus = loss_value(p)
-        flat[i] = orig
-        out[j] = (plus - minus) / (2 * eps)
-    return out
+    return central_differences(p.data, flat_indices, lambda: loss_value(p), eps)
 
 
 # symbolic labels of local terms (for the reader: the numbers come from the units)

@@ -12,7 +12,7 @@ import numpy as np
 from .errors import ChainruleError, GradcheckError
 from .tensor import Tensor, no_grad
 
-__all__ = ["gradcheck", "numerical_jacobian", "autodiff_jacobian"]
+__all__ = ["gradcheck", "central_differences", "numerical_jacobian", "autodiff_jacobian"]
 
 
 def _to_float64(inputs):
@@ -48,22 +48,37 @@ def _call(fn, inputs) -> np.ndarray:
     raise ChainruleError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
 
 
+def central_differences(values: np.ndarray, indices, evaluate, eps: float = 1e-6) -> np.ndarray:
+    """(evaluate() with values[i] + eps − with values[i] − eps) / 2 eps, for each flat index i.
+
+    ``values`` is perturbed in place, one element at a time, and restored; ``evaluate()``
+    returns a number or an array (copied, since it may be a view of ``values``). Returns an
+    array of shape (len(indices), *evaluate()'s shape).
+    """
+    flat = values.reshape(-1)
+    if not np.shares_memory(flat, values):
+        raise ValueError("central_differences: values must be contiguous (perturbed in place)")
+    rows = []
+    for i in indices:
+        orig = flat[i]
+        flat[i] = orig + eps
+        plus = np.array(evaluate(), dtype=np.float64)
+        flat[i] = orig - eps
+        minus = np.array(evaluate(), dtype=np.float64)
+        flat[i] = orig
+        rows.append((plus - minus) / (2 * eps))
+    return np.array(rows)
+
+
 def numerical_jacobian(fn, inputs, index, eps=1e-6) -> np.ndarray:
     """d(outputs)/d(inputs[index]) by central differences, shape (n_out, n_in)."""
     x = inputs[index].data
     with no_grad():
-        n_out = _call(fn, inputs).data.size
-        jac = np.zeros((n_out, x.size))
-        flat = x.reshape(-1)  # a view: perturbing it perturbs the input
-        for j in range(x.size):
-            orig = flat[j]
-            flat[j] = orig + eps
-            plus = np.array(_call(fn, inputs).data, dtype=np.float64).reshape(-1)  # a copy: views of x move
-            flat[j] = orig - eps
-            minus = np.array(_call(fn, inputs).data, dtype=np.float64).reshape(-1)
-            flat[j] = orig
-            jac[:, j] = (plus - minus) / (2 * eps)
-    return jac
+        if x.size == 0:
+            return np.zeros((_call(fn, inputs).data.size, 0))
+        cols = central_differences(x, range(x.size), lambda: _call(fn, inputs).data.reshape(-1),
+                                   eps)
+    return cols.T
 
 
 def autodiff_jacobian(fn, inputs, indices) -> dict:
