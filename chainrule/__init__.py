@@ -22,15 +22,9 @@ from .random import manual_seed, default_rng
 from . import nn, optim, data, metrics, viz
 from .train import Callback, EarlyStopping, History, evaluate, fit, predict
 from .io import load, save
+# bound after the submodule is imported, so that cr.explain stays the function
+from .explain import explain
 
-
-def explain(model, x, y, loss_fn, **kwargs):
-    """Every chain-rule term of one forward pass and back-propagation, as numbers.
-
-    See :func:`chainrule.explain.explain`.
-    """
-    from .explain import explain as _explain
-    return _explain(model, x, y, loss_fn, **kwargs)
 
 __version__ = "0.1.0"
 

@@ -312,3 +312,16 @@ def test_errors_are_clear():
         explain(_neuron([1.0], 0.0), np.ones((2, 1)), np.ones(3), nn.BCELoss())
     with pytest.raises(ChainruleError, match="Module"):
         explain(lambda x: x, np.ones((1, 1)), np.ones(1), nn.BCELoss())
+
+
+def test_cr_explain_stays_the_function_after_the_module_is_imported():
+    import importlib
+
+    import chainrule as cr
+
+    importlib.import_module("chainrule.explain")
+    from chainrule.explain import demo  # noqa: F401 - importing the submodule again
+    assert callable(cr.explain) and cr.explain.__module__ == "chainrule.explain"
+    net = cr.nn.Sequential(cr.nn.Linear(2, 1), cr.nn.Sigmoid())
+    for _ in range(2):
+        assert cr.explain(net, [[0.5, -1.0]], [[1.0]], cr.nn.BCELoss()).ok
