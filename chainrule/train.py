@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import ConfigError, DataError, TrainingError
 from .metrics import compute_metric, output_kind
+from .random import get_rng
 from .tensor import Tensor, no_grad
 
 __all__ = ["fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "TrainState"]
@@ -262,7 +263,7 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
     state = TrainState(model, loss_fn, optimizer, epochs, steps, history)
     callbacks = list(callbacks or ())
     named = list(model.named_parameters()) if track_grad_norms else []
-    rng = np.random.default_rng(seed)
+    rng = get_rng(seed=seed)  # the default generator (cr.manual_seed) when seed is None
     start = time.perf_counter()
     if hasattr(model, "train"):
         model.train()

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from chainrule.errors import DataError
+from chainrule.random import get_rng
 
 __all__ = [
     "train_test_split",
@@ -28,9 +29,15 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _check_same_length(X: np.ndarray, y: np.ndarray | None) -> None:
+def _rows(X, y):
+    """X and y as arrays with one row per sample, the same number of each."""
+    X = np.asarray(X)
+    y = None if y is None else np.asarray(y)
+    if X.ndim == 0:
+        raise DataError("X must have one row per sample, got a single number")
     if y is not None and len(X) != len(y):
         raise DataError(f"X has {len(X)} rows but y has {len(y)}; expected the same number")
+    return X, y
 
 
 def _test_count(test_size, n: int) -> int:
@@ -109,11 +116,7 @@ def train_test_split(X, y=None, test_size=0.25, seed: int | None = 0, shuffle: b
         ``X_train`` has shape (n_train, ...) and ``X_test`` (n_test, ...); the y parts are
         None when ``y`` is None.
     """
-    X = np.asarray(X)
-    y = None if y is None else np.asarray(y)
-    if X.ndim == 0:
-        raise DataError("X must have one row per sample, got a single number")
-    _check_same_length(X, y)
+    X, y = _rows(X, y)
     n = len(X)
     if n < 2:
         raise DataError(f"cannot split {n} rows into a training and a test part; expected at least 2")
@@ -327,7 +330,8 @@ def batches(X, y=None, batch_size: int = 32, shuffle: bool = True, seed: int | N
     shuffle : bool
         Visit the rows in random order (from ``rng``, or a generator seeded with ``seed``).
     seed : int or None
-        Used when ``rng`` is None.  The same seed gives the same batches.
+        Used when ``rng`` is None.  The same seed gives the same batches; with neither, the
+        default generator (``cr.manual_seed``) is used.
     rng : numpy.random.Generator or None
         Pass one generator to every epoch to get a different order each epoch that is still
         reproducible from the generator's own seed.
@@ -346,14 +350,10 @@ def batches(X, y=None, batch_size: int = 32, shuffle: bool = True, seed: int | N
         raise DataError("give batches() either seed or rng, not both")
     if rng is not None and not isinstance(rng, np.random.Generator):
         raise DataError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    X = np.asarray(X)
-    y = None if y is None else np.asarray(y)
-    if X.ndim == 0:
-        raise DataError("X must have one row per sample, got a single number")
-    _check_same_length(X, y)
+    X, y = _rows(X, y)
     n = len(X)
     if shuffle:
-        order = (rng if rng is not None else np.random.default_rng(seed)).permutation(n)
+        order = get_rng(rng, seed).permutation(n)
     else:
         order = np.arange(n)
     stop = n - n % batch_size if drop_last else n
