@@ -121,7 +121,7 @@ def train_test_split(X, y=None, test_size=0.25, seed: int | None = 0, shuffle: b
     if n < 2:
         raise DataError(f"cannot split {n} rows into a training and a test part; expected at least 2")
     n_test = _test_count(test_size, n)
-    rng = np.random.default_rng(seed)
+    rng = get_rng(seed=seed)
     if stratify:
         if y is None:
             raise DataError("stratify=True needs y (the class of every row)")
