@@ -62,13 +62,7 @@ class Adagrad(Optimizer):
         eps = group["eps"]
         weight_decay = group["weight_decay"]
         maximize = group["maximize"]
-        state = self.state
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            w = p.data
-            st = state[p]
+        for p, w, g, st in self._with_grads(group):
             if not st:
                 self._init_state(group, p)
             step = st["step"] + 1

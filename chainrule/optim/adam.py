@@ -72,13 +72,7 @@ class Adam(Optimizer):
         decoupled = group["decoupled_weight_decay"]
         one_minus_b1 = 1 - beta1
         one_minus_b2 = 1 - beta2
-        state = self.state
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            w = p.data
-            st = state[p]
+        for _, w, g, st in self._with_grads(group):
             if not st:
                 st["step"] = 0
                 st["exp_avg"] = np.zeros_like(w)

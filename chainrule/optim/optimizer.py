@@ -125,6 +125,15 @@ class Optimizer:
     def _step_group(self, group: dict) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _with_grads(self, group: dict):
+        """(p, w, g, st) for each parameter ``p`` of ``group`` that has a gradient: its array
+        (updated in place), its gradient (never written to) and its state dict."""
+        state = self.state
+        for p in group["params"]:
+            g = p.grad
+            if g is not None:
+                yield p, p.data, g, state[p]
+
     # --- groups -----------------------------------------------------------------------------------
     def add_param_group(self, param_group: dict) -> None:
         """Add a group of parameters, e.g. layers unfrozen while fine-tuning.

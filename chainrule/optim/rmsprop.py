@@ -65,13 +65,7 @@ class RMSprop(Optimizer):
         centered = group["centered"]
         maximize = group["maximize"]
         one_minus_alpha = 1 - alpha
-        state = self.state
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            w = p.data
-            st = state[p]
+        for _, w, g, st in self._with_grads(group):
             if not st:
                 st["step"] = 0
                 st["square_avg"] = np.zeros_like(w)

@@ -65,15 +65,9 @@ class SGD(Optimizer):
         weight_decay = group["weight_decay"]
         nesterov = group["nesterov"]
         maximize = group["maximize"]
-        state = self.state
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            w = p.data
+        for _, w, g, st in self._with_grads(group):
             g, owned = effective_grad(g, w, weight_decay, maximize)
             if momentum != 0:
-                st = state[p]
                 buf = st.get("momentum_buffer")
                 if buf is None:
                     buf = g if owned else np.array(g, dtype=w.dtype, copy=True)
