@@ -40,6 +40,7 @@ from rich.table import Table as RichTable
 
 from . import __version__
 from .errors import ChainruleError, ConfigError, DataError, ModelFileError, TrainingError
+from ._files import check_outputs
 from .io import LOSS_CLASSES
 from .metrics import output_kind
 
@@ -600,6 +601,7 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
     from .train import predict as predict_outputs
 
     _source_check(dataset, data_file)
+    check_outputs({"--data": data_file}, {"--out": out, "--report": report})
     if dataset and (target or id_columns or delimiter):
         raise click.UsageError("--target, --id-column and --delimiter go with --data FILE, "
                                "not --dataset")
@@ -874,12 +876,16 @@ def _cell(value) -> str:
     return str(value)
 
 
-def write_columns(path, columns: dict):
-    """CSV (TSV for .tsv) through data.write_table (atomic), Parquet for .parquet, or stdout."""
+def write_columns(path, columns: dict, safe: bool = True):
+    """CSV (TSV for .tsv) through data.write_table (atomic), Parquet for .parquet, or stdout.
+    With ``safe``, text cells a spreadsheet would run as formulas get a leading apostrophe."""
     if path is None or path == "-":
+        from .data.files import _safe_cell
+
+        fix = _safe_cell if safe else (lambda c: c)
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(list(columns))
-        writer.writerows(zip(*([_cell(v) for v in col] for col in columns.values())))
+        writer.writerow([fix(str(c)) for c in columns])
+        writer.writerows(zip(*([fix(_cell(v)) for v in col] for col in columns.values())))
         sys.stdout.flush()
         return
     if path.lower().endswith((".parquet", ".pq")):
@@ -889,16 +895,17 @@ def write_columns(path, columns: dict):
         except ImportError:
             raise DataError(f"writing {path} needs pyarrow, which is not installed: "
                             "pip install pyarrow (or write a .csv file)") from None
-        from ._files import replacing
+        from ._files import write_atomic
 
-        with replacing(path, DataError) as tmp:
-            arrays = {k: (np.asarray(v).tolist() if np.asarray(v).dtype == object else v)
-                      for k, v in columns.items()}
-            pq.write_table(pa.table(arrays), tmp)
+        arrays = {k: (np.asarray(v).tolist() if np.asarray(v).dtype == object else v)
+                  for k, v in columns.items()}
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.table(arrays), sink)
+        write_atomic(path, sink.getvalue().to_pybytes(), DataError)
         return
     from .data import write_table
 
-    write_table(path, columns)
+    write_table(path, columns, safe=safe)
 
 
 @cli.command()
@@ -909,14 +916,19 @@ def write_columns(path, columns: dict):
               help="Write the predictions here (CSV; TSV for .tsv; Parquet for .parquet). "
                    "Default: print them.")
 @click.option("--proba", is_flag=True, help="Add one probability column per class.")
+@click.option("--raw-cells", is_flag=True,
+              help="Write text cells exactly as they are, even those starting with = + - @ "
+                   "(by default these get a leading ' so that a spreadsheet shows them as text "
+                   "instead of running them as formulas).")
 @click.option("--delimiter", metavar="CHAR")
 @click.option("--drop-missing", is_flag=True,
               help="Skip rows with missing values (the output then has a 'row' column).")
 @click.option("--id-column", "id_columns", multiple=True, metavar="COLUMN",
               help="A column copied to the output to identify rows; repeatable.")
 @debug_option
-def predict(model_file, data_file, output, proba, delimiter, drop_missing, id_columns):
+def predict(model_file, data_file, output, proba, raw_cells, delimiter, drop_missing, id_columns):
     """Predict with a saved model: labels in their original names (or values, for regression)."""
+    check_outputs({"MODEL": model_file, "--data": data_file}, {"--output": output})
     model, info = load_model(model_file)
     pre = info["preprocessing"]
     data = data_for_model(info, None, data_file, None, delimiter, drop_missing, id_columns,
@@ -938,7 +950,7 @@ def predict(model_file, data_file, output, proba, delimiter, drop_missing, id_co
         if proba:
             raise ConfigError("--proba is for classification models; this one does regression")
         columns["prediction"] = regression_values(out, pre).astype(np.float32)
-    write_columns(output, columns)
+    write_columns(output, columns, safe=not raw_cells)
     if output:
         console.print(f"wrote {len(data.X)} predictions to {output}")
 
@@ -1093,6 +1105,7 @@ def explain(model_file, dataset, data_file, target, delimiter, drop_missing, id_
 def report(model_file, dataset, data_file, target, delimiter, drop_missing, id_columns, out, row):
     """An HTML report of a saved model: training curves, metrics, one row explained."""
     _source_check(dataset, data_file)
+    check_outputs({"MODEL": model_file, "--data": data_file}, {"--out": out})
     write_report = _optional("chainrule.viz.report", "write_report", "the HTML report")
     model, info = load_model(model_file)
     pre = info["preprocessing"]

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from ._files import replacing
+from ._files import write_atomic
 from .errors import ModelFileError
 
 __all__ = ["save", "load", "read_info", "describe", "build", "FORMAT", "FORMAT_VERSION",
@@ -101,7 +101,7 @@ def save(model, path, preprocessing: dict | None = None, training: dict | None =
     models that are not built from chainrule layers; load those with ``model.load_state_dict``).
     """
     try:
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save as to_bytes
     except ImportError:
         raise ModelFileError("save: model files need safetensors: pip install 'chainrule[io]'") from None
     path = os.fspath(path)
@@ -113,8 +113,8 @@ def save(model, path, preprocessing: dict | None = None, training: dict | None =
                        ("metrics", metrics), ("extra", extra)):
         if value is not None:
             meta[key] = json.dumps(value, default=_json_default)
-    with replacing(path, ModelFileError) as tmp:
-        save_file(state, tmp, metadata=meta)
+    # serialized in memory and written by write_atomic: no temporary file outlives a kill
+    write_atomic(path, to_bytes(state, metadata=meta), ModelFileError)
     return path
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chainrule._files import replacing
+from chainrule._files import write_atomic
 from chainrule.errors import DataError
 
 __all__ = ["Table", "read_table", "prepare", "infer_task", "write_table", "MISSING_MARKERS",
@@ -120,6 +120,9 @@ def read_table(path, delimiter: str | None = None) -> Table:
         raise DataError(f"file not found: {name}")
     if os.path.isdir(name):
         raise DataError(f"{name} is a folder, not a file; expected a data file such as data.csv")
+    if not os.path.isfile(name):
+        raise DataError(f"{name} is not a regular file (a pipe, device or socket); expected a "
+                        "data file such as data.csv")
     ext = os.path.splitext(name)[1].lower()
     if ext in _SPREADSHEET_EXTENSIONS:
         raise DataError(
@@ -673,7 +676,22 @@ def _format_cell(value) -> str:
     return str(value)
 
 
-def write_table(path, columns: Mapping) -> str:
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _safe_cell(text: str) -> str:
+    """A text cell that a spreadsheet would run as a formula (it starts with = + - @, a tab or a
+    carriage return; OWASP's CSV-injection advice) gets a leading apostrophe, so that it is shown
+    as text; numbers such as -1.5 are left as they are."""
+    if text and text.startswith(_FORMULA_START):
+        try:
+            float(text)
+        except ValueError:
+            return "'" + text
+    return text
+
+
+def write_table(path, columns: Mapping, safe: bool = True) -> str:
     """Write columns to a CSV file (a tab-separated file when the name ends in ``.tsv``).
 
     The file is written to a temporary file in the same folder and then moved over ``path``
@@ -685,6 +703,10 @@ def write_table(path, columns: Mapping) -> str:
     path : str or os.PathLike
     columns : mapping of str to array-like of shape (n_rows,)
         Column name to values, in the order they should appear.  All the same length.
+    safe : bool
+        Text cells that start with ``=``, ``+``, ``-``, ``@`` (a spreadsheet would run them as
+        formulas) are written with a leading apostrophe; numbers are left alone. ``False``
+        writes every cell as it is.
 
     Returns
     -------
@@ -712,13 +734,12 @@ def write_table(path, columns: Mapping) -> str:
         raise DataError(f"cannot write {name}: it is a folder; expected a file name such as "
                         "predictions.csv")
     delimiter = "\t" if os.path.splitext(name)[1].lower() == ".tsv" else ","
-    try:
-        with replacing(name, DataError) as tmp:
-            with open(tmp, "w", newline="", encoding="utf-8") as f:
-                writer = csv.writer(f, delimiter=delimiter, lineterminator="\n")
-                writer.writerow(list(arrays))
-                cells = [[_format_cell(v) for v in arr] for arr in arrays.values()]
-                writer.writerows(zip(*cells))
-    except OSError as exc:
-        raise DataError(f"cannot write {name}: {exc.strerror or exc}") from None
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
+    writer.writerow([_safe_cell(c) if safe else c for c in arrays])
+    cells = [[_format_cell(v) for v in arr] for arr in arrays.values()]
+    if safe:
+        cells = [[_safe_cell(v) for v in col] for col in cells]
+    writer.writerows(zip(*cells))
+    write_atomic(name, buf.getvalue(), DataError)
     return name
