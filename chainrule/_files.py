@@ -282,3 +282,8 @@ def read_regular(path, what: str, error, limit: int | None = None) -> bytes:
         raise error(f"cannot read {what} {path}: {io_message(exc)}") from None
     finally:
         os.close(fd)
+
+
+def same_file(a, b) -> bool:
+    """Whether two paths name the same file (also through links and other spellings)."""
+    return _identity(os.fspath(a)) == _identity(os.fspath(b))

@@ -30,6 +30,7 @@ import csv
 import importlib
 import math
 import os
+import shlex
 import sys
 from dataclasses import dataclass, field
 
@@ -583,11 +584,18 @@ def datasets():
 @click.option("--out", default="model.safetensors", show_default=True, metavar="FILE",
               help="Where to save the model.")
 @click.option("--report", metavar="FILE", help="Also write an HTML report (needs matplotlib).")
+@click.option("--checkpoint", metavar="FILE",
+              help="Write a checkpoint after every epoch (model, optimizer, early stopping, "
+                   "random state, history, options), to go on with --resume.")
+@click.option("--resume", metavar="FILE",
+              help="Go on from a checkpoint: data and options come from it (options given "
+                   "again must agree; --epochs may be larger). Ends with the same weights as "
+                   "an uninterrupted run.")
 @click.option("--quiet", "-q", is_flag=True, help="Print one line at the end, nothing else.")
 @debug_option
 def train(dataset, data_file, target, delimiter, drop_missing, id_columns, samples, noise, task,
           hidden, activation, loss, optimizer, lr, momentum, weight_decay, batch_size, epochs,
-          validation, patience, seed, out, report, quiet):
+          validation, patience, seed, out, report, checkpoint, resume, quiet):
     """Train a network on a built-in dataset or your file and save it.
 
     The task is inferred from the target (text or a few whole-number labels: classification;
@@ -600,8 +608,15 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
     from .train import EarlyStopping, evaluate, fit
     from .train import predict as predict_outputs
 
+    if resume and not _state.get("resuming"):
+        return _resume_train(resume)
+    resume = _state.pop("resuming", None)
     _source_check(dataset, data_file)
-    check_outputs({"--data": data_file}, {"--out": out, "--report": report})
+    from ._files import same_file
+    check_outputs({"--data": data_file, "--resume": resume},
+                  {"--out": out, "--report": report,
+                   "--checkpoint": None if checkpoint and resume and same_file(checkpoint, resume)
+                   else checkpoint})
     if dataset and (target or id_columns or delimiter):
         raise click.UsageError("--target, --id-column and --delimiter go with --data FILE, "
                                "not --dataset")
@@ -686,12 +701,31 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
         callbacks.append(EarlyStopping(monitor="val_loss", patience=patience,
                                        restore_best_weights=True))
     callbacks.append(progress)
+    options = dict(dataset=dataset, data_file=data_file and os.path.abspath(data_file),
+                   target=target, delimiter=delimiter, drop_missing=drop_missing,
+                   id_columns=list(id_columns), samples=samples, noise=noise, task=task,
+                   hidden=hidden, activation=activation, loss=loss, optimizer=optimizer, lr=lr,
+                   momentum=momentum, weight_decay=weight_decay, batch_size=batch_size,
+                   epochs=epochs, validation=validation, patience=patience, seed=seed,
+                   out=os.path.abspath(out), report=report and os.path.abspath(report))
+    if resume and not checkpoint:
+        checkpoint = resume  # go on writing into the checkpoint resumed from
+    interrupt_at = None if checkpoint else os.path.splitext(out)[0] + ".checkpoint.safetensors"
     try:
         history = fit(model, loss_fn, opt, X_tr_s, t_tr, epochs=epochs, batch_size=batch_size,
                       validation=(X_va_s, t_va) if X_va is not None else None, metrics=metrics,
-                      callbacks=callbacks, seed=seed, track_grad_norms=True)
+                      callbacks=callbacks, seed=seed, track_grad_norms=True,
+                      checkpoint=checkpoint, resume=resume, interrupt_checkpoint=interrupt_at,
+                      settings={"options": options})
     except TrainingError as err:
         raise TrainingError(f"{err} (nothing was saved)") from None
+    except KeyboardInterrupt as stop:
+        saved = getattr(stop, "checkpoint", None)
+        if saved is None:
+            raise
+        raise KeyboardInterrupt(f"after epoch {stop.epoch} of {epochs}; that epoch's state is "
+                                f"saved in {saved}; go on with: chainrule train --resume "
+                                f"{shlex.quote(saved)}") from None
     finally:
         progress.close()
 
@@ -744,6 +778,27 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
         path = write_report(report, model, read_info(out), X_raw, y_show, history=history_dict)
         if not quiet:
             console.print(f"wrote {path}")
+
+
+def _resume_train(path):
+    """``train --resume``: the checkpoint's options, those given again checked against them."""
+    from click.core import ParameterSource
+
+    from .checkpoint import resume_options
+
+    ctx = click.get_current_context()
+    given = {k: v for k, v in ctx.params.items()
+             if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    merged = resume_options(path, given)
+    params = dict(ctx.params)
+    params.update({k: v for k, v in merged.items() if k in params})
+    params["id_columns"] = tuple(params["id_columns"] or ())
+    params["resume"] = path
+    _state["resuming"] = path
+    try:
+        return train.callback(**params)
+    finally:
+        _state.pop("resuming", None)
 
 
 def regression_metrics(y_true, y_pred) -> dict:
@@ -1151,10 +1206,12 @@ def main(argv=None) -> int:
             raise
         click.echo(f"error: {_one_line(err.format_message())}", err=True)
         return err.exit_code
-    except (click.Abort, KeyboardInterrupt):
+    except (click.Abort, KeyboardInterrupt) as err:
         if _state["debug"]:
             raise
-        click.echo("error: interrupted", err=True)
+        cause = err.__cause__ if isinstance(err, click.Abort) else err  # click wraps Ctrl-C
+        detail = f" {_one_line(cause)}" if isinstance(cause, KeyboardInterrupt) and str(cause) else ""
+        click.echo(f"error: interrupted{detail}", err=True)
         return 130
     except BrokenPipeError:
         try:  # the reader went away (chainrule predict ... | head): not an error

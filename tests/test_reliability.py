@@ -180,3 +180,155 @@ def test_formula_cells_are_written_as_text_unless_raw(capsys, tmp_path):
     assert lines[3] == "'@SUM(A1),-3.0" and lines[4] == "'-2+3,4.0" and lines[5] == "plain,5.0"
     cr.data.write_table(out, {"id": ["=1+1"]}, safe=False)
     assert out.read_text().splitlines()[1] == "=1+1"
+
+
+# --- kind 4: hostile model files ---------------------------------------------------------------
+
+def _model_file(path, tensors=None, **meta_override):
+    import json
+
+    from safetensors.numpy import save
+
+    tensors = tensors if tensors is not None else {
+        "0.weight": np.zeros((2, 3), np.float32), "0.bias": np.zeros(2, np.float32)}
+    arch = {"type": "Sequential", "children": [
+        {"type": "Linear", "config": {"in_features": 3, "out_features": 2, "bias": True}}]}
+    meta = {"format": "chainrule", "format_version": "1", "architecture": json.dumps(arch)}
+    meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in meta_override.items()})
+    path.write_bytes(save(tensors, metadata=meta))
+    return path
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"architecture": {"type": "Sequential", "children": [{"type": "Linear", "config": {
+        "in_features": 100000, "out_features": 100000, "bias": True}}]}},
+     "would hold about 10,000,100,000 values but the file has 8"),
+    ({"architecture": "[" * 100000 + "]" * 100000}, "nested more than 64 levels deep"),
+    ({"architecture": {"type": "Sequential", "children": [{"type": "Linear", "config": {
+        "in_features": "3", "out_features": 2}}]}}, "in_features is '3'; expected a whole number"),
+    ({"architecture": {"type": "Module"}}, "unknown layer type 'Module'"),
+    ({"architecture": {"type": "Sequential", "children": {"a": 1}}}, "expected a list"),
+    ({"preprocessing": [1, 2]}, "the preprocessing metadata is a JSON list; expected an object"),
+    ({"preprocessing": {"task": "classification", "label_names": ["a", "b", "c"]}},
+     "label_names has 3 labels but the model has 2 outputs"),
+    ({"preprocessing": {"loss": "Module"}}, "preprocessing.loss is 'Module'; expected one of"),
+    ({"preprocessing": {"feature_names": ["a", "b", "c"],
+                        "standardizer": {"mean": [0, 0], "scale": [1, 1]}}},
+     "standardizer.mean has 2 numbers; expected 3"),
+    ({"metrics": {"train": "x"}}, "metrics.train is 'x'"),
+    ({"architecture": "not json"}, "the architecture metadata is not valid JSON"),
+])
+def test_hostile_metadata_is_refused_before_anything_is_built(tmp_path, meta, message):
+    path = _model_file(tmp_path / "m.safetensors", **meta)
+    with pytest.raises(cr.ModelFileError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        cr.load(path)
+
+
+def test_nan_weights_fifo_and_lying_headers_are_refused(tmp_path):
+    import json
+    import struct
+
+    bad = {"0.weight": np.zeros((2, 3), np.float32), "0.bias": np.array([0, np.inf], np.float32)}
+    with pytest.raises(cr.ModelFileError, match=r"weight 0.bias\[1\] is inf"):
+        cr.load(_model_file(tmp_path / "nan.safetensors", bad))
+    os.mkfifo(tmp_path / "fifo.safetensors")
+    start = time.perf_counter()
+    with pytest.raises(cr.ModelFileError, match="not a regular file"):
+        cr.load(tmp_path / "fifo.safetensors")
+    assert time.perf_counter() - start < 5
+    raw = _model_file(tmp_path / "ok.safetensors").read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    header["0.weight"]["shape"] = [100000, 100000]
+    text = json.dumps(header).encode()
+    (tmp_path / "lie.safetensors").write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+    with pytest.raises(cr.ModelFileError, match=r"needs 40000000000 bytes but the file gives it 24"):
+        cr.load(tmp_path / "lie.safetensors")
+
+
+def test_predict_refuses_a_model_with_nan_weights(capsys, data, tmp_path):
+    from safetensors.numpy import load, save
+
+    model = tmp_path / "m.safetensors"
+    assert cli(capsys, "train", "--data", data, "--target", "y", "--out", model, "--epochs", "1",
+               "-q")[0] == 0
+    from safetensors import safe_open
+
+    with safe_open(str(model), framework="numpy") as f:
+        meta = f.metadata()
+    tensors = load(model.read_bytes())
+    first = sorted(tensors)[0]
+    tensors[first].reshape(-1)[0] = np.nan
+    model.write_bytes(save(tensors, metadata=meta))
+    err = one_line_error(capsys, "predict", model, "--data", data)
+    assert "NaN or infinite weights" in err
+
+
+# --- kind 9: checkpoints and resume ------------------------------------------------------------
+
+def _run(X, y, **kw):
+    cr.manual_seed(0)
+    model = cr.nn.Sequential(cr.nn.Linear(3, 8), cr.nn.ReLU(), cr.nn.Dropout(0.2),
+                             cr.nn.Linear(8, 2))
+    opt = cr.optim.Adam(model.parameters(), lr=0.01)
+    sched = cr.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
+    history = cr.fit(model, cr.nn.CrossEntropyLoss(), opt, X, y, batch_size=16, scheduler=sched,
+                     validation=0.2, callbacks=[cr.train.EarlyStopping(patience=50)], **kw)
+    return model, history
+
+
+def test_fit_resumed_from_a_checkpoint_ends_with_the_same_weights_bit_for_bit(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 3)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    full, h_full = _run(X, y, epochs=10)
+    ckpt = tmp_path / "run.ckpt"
+    _run(X, y, epochs=4, checkpoint=ckpt)
+    resumed, h_res = _run(X, y, epochs=10, resume=ckpt)
+    diff = max(float(np.abs(a - b).max()) for a, b in
+               zip(full.state_dict().values(), resumed.state_dict().values()))
+    assert diff == 0.0
+    assert h_full.history["loss"] == h_res.history["loss"] and h_res.epochs == list(range(1, 11))
+    assert os.listdir(tmp_path) == ["run.ckpt"]
+    with pytest.raises(cr.ModelFileError, match="training data differ"):
+        _run(X[::-1].copy(), y, epochs=10, resume=ckpt)
+    with pytest.raises(cr.ModelFileError, match="batch_size 16, this run has 8"):
+        cr.manual_seed(0)
+        m = cr.nn.Sequential(cr.nn.Linear(3, 8), cr.nn.ReLU(), cr.nn.Dropout(0.2),
+                             cr.nn.Linear(8, 2))
+        cr.fit(m, cr.nn.CrossEntropyLoss(), cr.optim.Adam(m.parameters()), X, y, epochs=10,
+               batch_size=8, validation=0.2, resume=ckpt)
+
+
+def test_command_resume_matches_the_uninterrupted_run(capsys, tmp_path):
+    common = ["--dataset", "spiral", "--seed", "3", "--patience", "50", "-q"]
+    assert cli(capsys, "train", *common, "--epochs", "8", "--out", tmp_path / "full.st")[0] == 0
+    assert cli(capsys, "train", *common, "--epochs", "3", "--out", tmp_path / "part.st",
+               "--checkpoint", tmp_path / "run.ckpt")[0] == 0
+    assert cli(capsys, "train", "--resume", tmp_path / "run.ckpt", "--epochs", "8",
+               "--out", tmp_path / "resumed.st")[0] == 0
+    a, b = cr.load(tmp_path / "full.st").state_dict(), cr.load(tmp_path / "resumed.st").state_dict()
+    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) == 0.0
+    err = one_line_error(capsys, "train", "--resume", tmp_path / "run.ckpt", "--seed", "4")
+    assert "--seed 4 disagrees with the checkpoint" in err
+    err = one_line_error(capsys, "train", "--resume", tmp_path / "full.st")
+    assert "expects a checkpoint" in err
+
+
+def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "chainrule.cli", "train", "--dataset", "xor",
+                             "--epochs", "1000", "--out", str(tmp_path / "m.safetensors")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    lines = 0
+    for line in proc.stdout:  # 'epoch 1/1000' and then every 100 epochs
+        lines += line.startswith("epoch")
+        if lines == 2:
+            proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    saved = tmp_path / "m.checkpoint.safetensors"
+    assert "error: interrupted after epoch" in err
+    assert f"go on with: chainrule train --resume {saved}" in err
+    assert sorted(os.listdir(tmp_path)) == ["m.checkpoint.safetensors"]
