@@ -205,6 +205,33 @@ def evaluate(model, loss_fn, X, y, metrics=("accuracy",), batch_size: int = 1024
     return logs
 
 
+def _diverged(model, out, value, epoch, step, steps) -> str:
+    """Say in words what became NaN or infinite: the weights (steps too large) or only the
+    outputs/loss (inputs or targets too large for float32)."""
+    where = f"the loss became {value} at epoch {epoch}, step {step} of {steps}"
+    named = list(model.named_parameters()) if hasattr(model, "named_parameters") else []
+    for name, p in named:
+        data = np.asarray(p.data)
+        if data.dtype.kind in "fc" and not np.isfinite(data).all():
+            return (f"{where}: the weights '{name}' hold {data[~np.isfinite(data)][0]} values, "
+                    "so training diverged (the steps grew too large); try a smaller learning "
+                    "rate, or standardize the features")
+    sizes = [(float(np.abs(np.asarray(p.data)).max()), name) for name, p in named
+             if np.asarray(p.data).size]
+    if sizes and max(sizes)[0] > 1e10:
+        size, name = max(sizes)
+        return (f"{where}: the weights grew to {size:.3g} (in '{name}'), so training diverged "
+                "(the steps grew too large); try a smaller learning rate, or standardize the "
+                "features")
+    data = np.asarray(getattr(out, "data", out))
+    if data.size and not np.isfinite(data).all():
+        return (f"{where}: the model's outputs hold {data[~np.isfinite(data)].flat[0]} while "
+                "every weight is finite, so the inputs are too large for float32; standardize "
+                "or rescale the features")
+    return (f"{where} with finite weights and outputs: the targets are too large or not valid "
+            "for this loss; rescale the targets (or check their values)")
+
+
 def _checkpoint_error():
     from .errors import ModelFileError
 
@@ -319,6 +346,9 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
                                  fit_settings=run["fit_settings"], fingerprint=run["fingerprint"])
         first = epochs + 1 if record.get("stopped") else record["epoch"] + 1
         start -= history.seconds
+    # numeric trouble is reported in words (the loss check below), not as numpy warnings
+    quiet_numpy = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+    quiet_numpy.__enter__()
     try:
         for epoch in range(first, epochs + 1):
             state.epoch = epoch
@@ -335,10 +365,7 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
                 loss = loss_fn(out, yb)
                 value = float(loss.data)
                 if not math.isfinite(value):
-                    raise TrainingError(
-                        f"the loss became {value} at epoch {epoch}, step {step} of {steps}: "
-                        "training diverged; try a smaller learning rate (or standardize the "
-                        "features)", history)
+                    raise TrainingError(_diverged(model, out, value, epoch, step, steps), history)
                 loss.backward()
                 optimizer.step()
                 total_loss += value * len(xb)
@@ -404,6 +431,7 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
             interrupt.checkpoint, interrupt.epoch = os.fspath(where), run["epoch"]
         raise
     finally:
+        quiet_numpy.__exit__(None, None, None)
         history.seconds = time.perf_counter() - start
     for cb in callbacks:
         cb.on_train_end(state)

@@ -8,6 +8,7 @@ readers lives in test_reliability_fuzz.py, the engine's guarantees in test_relia
 from __future__ import annotations
 
 import errno
+import io
 import os
 import signal
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 
 import chainrule as cr
 from chainrule._files import check_outputs, clean_stale, write_atomic
-from chainrule.errors import ConfigError, DataError
+from chainrule.errors import ConfigError, DataError, TrainingError
 
 pytest.importorskip("click")
 pytest.importorskip("safetensors")
@@ -332,3 +333,90 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path):
     assert "error: interrupted after epoch" in err
     assert f"go on with: chainrule train --resume {saved}" in err
     assert sorted(os.listdir(tmp_path)) == ["m.checkpoint.safetensors"]
+
+
+# --- kind 6: numeric trouble in words, no leaked warnings --------------------------------------
+
+def test_huge_values_are_named_not_warned(capsys, tmp_path):
+    import warnings
+
+    big_target = tmp_path / "t.csv"
+    big_target.write_text("a,y\n" + "".join(f"{i},{1e308 if i == 3 else i * 1.5}\n"
+                                            for i in range(30)))
+    big_feature = tmp_path / "f.csv"
+    big_feature.write_text("a,y\n" + "".join(f"{1e39 if i == 3 else i},{i * 1.5}\n"
+                                             for i in range(30)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a leaked numpy warning fails the test
+        err = one_line_error(capsys, "train", "--data", big_target, "--target", "y",
+                             "--out", tmp_path / "m.st")
+        assert "column 'y', row 4" in err and "1e+308 is too large" in err
+        assert "learning rate" not in err
+        err = one_line_error(capsys, "train", "--data", big_feature, "--target", "y",
+                             "--out", tmp_path / "m.st")
+        assert "column 'a', row 4" in err and "too large" in err
+        with pytest.raises(DataError, match="column 1 holds values as large as 1e\\+308"):
+            cr.data.Standardizer().fit(np.array([[1e308], [-1e308]]))
+
+
+def test_divergence_names_the_epoch_and_what_diverged():
+    import warnings
+
+    cr.manual_seed(0)
+    model = cr.nn.Sequential(cr.nn.Linear(2, 4), cr.nn.Linear(4, 1))
+    X = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    y = X[:, :1] * 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TrainingError, match=r"at epoch \d+, step \d+ of 4: the weights "
+                                                   r"('.*' hold (nan|inf|-inf) values|grew to .* \(in '.*'\)), so training diverged"):
+            cr.fit(model, cr.nn.MSELoss(), cr.optim.SGD(model.parameters(), lr=1e6), X, y,
+                   epochs=50, batch_size=16, metrics=())
+
+
+# --- kind 7: sizes checked before allocating -----------------------------------------------------
+
+def test_resource_bombs_are_refused_up_front(capsys, tmp_path):
+    import zipfile
+
+    err = one_line_error(capsys, "train", "--dataset", "spiral", "--hidden", "100000,100000",
+                         "--out", tmp_path / "m.st")
+    assert "Linear(100000, 100000)" in err and "GB of memory but only" in err
+    err = one_line_error(capsys, "train", "--dataset", "spiral", "--samples", "10000000000000",
+                         "--out", tmp_path / "m.st")
+    assert "10,000,000,000,000 samples needs" in err and "TB of memory" in err
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": (12000, 12000)})
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        with z.open("X.npy", "w", force_zip64=True) as f:
+            f.write(header.getvalue())
+            zeros = b"\0" * (1 << 20)
+            for _ in range(100):
+                f.write(zeros)
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(DataError, match="decompression bomb|of memory but only"):
+        cr.data.read_table(bomb)
+
+
+# --- kind 8: other inputs ----------------------------------------------------------------------
+
+def test_complex_npz_list_parquet_uint64_and_target_as_id(capsys, tmp_path):
+    np.savez(tmp_path / "c.npz", X=np.array([[1 + 2j, 3], [4, 5]]), y=np.array([0, 1]))
+    with pytest.raises(DataError, match=r"array 'X' in .*c.npz holds complex numbers \(element "
+                                        r"\(0, 0\) is \(1\+2j\)\)"):
+        cr.data.read_table(tmp_path / "c.npz")
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    pq.write_table(pa.table({"a": [[1, 2], [3]], "y": [0, 1]}), tmp_path / "l.parquet")
+    with pytest.raises(DataError, match="column 'a' of .*l.parquet has Parquet type list"):
+        cr.data.read_table(tmp_path / "l.parquet")
+    pq.write_table(pa.table({"a": pa.array([2**64 - 1, 5], pa.uint64()), "y": [0, 1]}),
+                   tmp_path / "u.parquet")
+    assert cr.data.read_table(tmp_path / "u.parquet").data["a"][0] == float(2**64 - 1)
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,id,y\n1,p,0\n2,q,1\n3,r,0\n")
+    err = one_line_error(capsys, "train", "--data", csv, "--target", "y", "--id-column", "y",
+                         "--out", tmp_path / "m.st")
+    assert "column 'y' of" in err and "both the target and an id column" in err
