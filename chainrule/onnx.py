@@ -9,7 +9,7 @@ elsewhere can be explained, trained further and saved by chainrule::
     import chainrule as cr
     from chainrule import onnx as cro
     cro.export(net, "net.onnx")                          # input "X", output "output"
-    cro.export("iris.safetensors", "iris.onnx")          # raw features in, label + probabilities out
+    cro.export("iris.safetensors", "iris.onnx")   # raw features in, label + probabilities out
     net = cro.load("from_torch.onnx")                    # a cr.nn.Sequential
 
 Exported graphs describe inference: Dropout is the identity and BatchNorm uses its running
@@ -435,11 +435,20 @@ def _export_model_file(src, path, opset):
 def export(model, path, opset: int = 17, *, input_shape=None, dtype=np.float32) -> str:
     """Write ``model`` to ``path`` as an ONNX model; return the path.
 
+    A network's graph has the input ``X`` (N, ...) and the output ``output``. A model file's
+    graph takes the raw features ``X`` (N, features) float32, standardizes them (Sub, Div) and
+    outputs ``label`` (int64, N) and ``probabilities`` (float32, N × classes) for
+    classification, or ``prediction`` (float32, in the target's units) for regression; a
+    hinge-loss model outputs ``scores`` instead of probabilities. Its ``metadata_props`` hold
+    ``feature_names``, ``class_names``, ``target`` and ``task`` as JSON. Every graph passes
+    ``onnx.checker.check_model(full_check=True)`` before it is written.
+
     Parameters
     ----------
     model : cr.nn.Module, str or os.PathLike
         A network (a ``Sequential`` of chainrule layers, nested ones included, or a single
-        layer), or the path of a model file that ``chainrule train`` wrote.
+        layer), the path of a model file that ``chainrule train`` wrote, or a fitted estimator
+        from ``chainrule.sklearn``.
     path : str or os.PathLike
         The ``.onnx`` file, written atomically (an old file survives a failed export).
     opset : int, default 17
@@ -451,13 +460,10 @@ def export(model, path, opset: int = 17, *, input_shape=None, dtype=np.float32) 
     dtype : np.float32 (default) or np.float64
         The graph's float type (a network only; model files are float32).
 
-    A network's graph has the input ``X`` (N, ...) and the output ``output``. A model file's
-    graph takes the raw features ``X`` (N, features) float32, standardizes them (Sub, Div) and
-    outputs ``label`` (int64, N) and ``probabilities`` (float32, N × classes) for classification
-    (``scores`` instead of probabilities for a hinge-loss model) or ``prediction`` (float32, in
-    the target's units) for regression; its ``metadata_props`` hold ``feature_names``,
-    ``class_names``, ``target`` and ``task`` as JSON. The graph passes
-    ``onnx.checker.check_model(full_check=True)``.
+    Returns
+    -------
+    str
+        ``path``.
 
     Raises
     ------
@@ -857,6 +863,11 @@ IMPORTERS = {
 }
 
 
+def _first_line(err) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+
+
 def load(path):
     """Build a ``cr.nn.Sequential`` (in eval mode) from the chain-shaped ONNX graph at ``path``.
 
@@ -883,13 +894,12 @@ def load(path):
         model = onnx.load(path, load_external_data=False)
     except Exception as err:  # noqa: BLE001 - protobuf's DecodeError and friends
         raise ModelFileError(f"onnx.load: {path} is not a readable ONNX model "
-                             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-                             ) from None
+                             f"({_first_line(err)})") from None
     try:
         from onnx.external_data_helper import load_external_data_for_model
         load_external_data_for_model(model, os.path.dirname(os.path.abspath(path)))
     except Exception as err:  # noqa: BLE001 - a missing or short .data file
         raise ModelFileError(f"onnx.load: {path}: its external data cannot be read "
-                             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''});"
-                             " keep the data file next to the .onnx file") from None
+                             f"({_first_line(err)}); keep the data file next to the .onnx "
+                             "file") from None
     return _Chain(onnx, model, path).read()

@@ -69,7 +69,7 @@ def to_torch(module):
     return _to_torch(torch, module, "")
 
 
-def _tensor(torch, a) -> "torch.Tensor":
+def _tensor(torch, a):
     return torch.from_numpy(np.array(a, copy=True))
 
 

@@ -201,13 +201,13 @@ def command_models(tmp_path_factory):
     score = X[:, 0] + (X[:, 1] - 50) / 10
     labels = names[np.digitize(score, [-0.7, 0.7])]
     write_csv(d / "cls.csv", ["a", "b", "c", "kind"],
-              [[*np.round(x, 5), lab] for x, lab in zip(X, labels)])
+              [[*np.round(x, 5), lab] for x, lab in zip(X, labels, strict=True)])
     y = 3 * X[:, 0] - 0.2 * X[:, 1] + 1000 + rng.normal(scale=0.1, size=300)
     write_csv(d / "reg.csv", ["a", "b", "c", "price"],
-              [[*np.round(x, 5), round(v, 4)] for x, v in zip(X, y)])
+              [[*np.round(x, 5), round(v, 4)] for x, v in zip(X, y, strict=True)])
     binary = np.where(score > 0, "yes", "no")
     write_csv(d / "bin.csv", ["a", "b", "c", "ok"],
-              [[*np.round(x, 5), lab] for x, lab in zip(X, binary)])
+              [[*np.round(x, 5), lab] for x, lab in zip(X, binary, strict=True)])
     runs = {"cls": ("cls.csv", "kind", []), "reg": ("reg.csv", "price", []),
             "bce_logits": ("bin.csv", "ok", ["--loss", "bce_with_logits"]),
             "bce": ("bin.csv", "ok", ["--loss", "bce"]),

@@ -48,7 +48,8 @@ def test_round_trip_is_exact_and_keeps_dtypes(dtype):
     tnet = to_torch(net)
     tdtype = {np.float32: torch.float32, np.float64: torch.float64}[dtype]
     assert all(p.dtype == tdtype for p in tnet.parameters())
-    assert tnet[2].num_batches_tracked.dtype == torch.int64 and int(tnet[2].num_batches_tracked) == 7
+    assert tnet[2].num_batches_tracked.dtype == torch.int64
+    assert int(tnet[2].num_batches_tracked) == 7
     assert tnet[9].bias is None and tnet[8].weight is None and tnet[10].running_mean is None
     assert not tnet[4].weight.requires_grad and tnet[0].weight.requires_grad
     assert tnet.training and not tnet[7].training and not tnet[7][2].training
