@@ -27,7 +27,7 @@ MAX_DEPTH = 64               # nesting of JSON values and of containers in the a
 MAX_LAYERS = 100_000
 MAX_NAMES = 10_000_000        # feature / label names
 _DTYPES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "I8": 1, "I16": 2, "I32": 4, "I64": 8,
-           "U8": 1, "U16": 2, "U32": 4, "U64": 8, "BOOL": 1}
+           "U8": 1, "U16": 2, "U32": 4, "U64": 8, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
 _LOSSES_OUTPUTS = ("logits", "logit", "probability", "value", "score", "scores")
 
 

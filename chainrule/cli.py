@@ -1179,6 +1179,25 @@ def report(model_file, dataset, data_file, target, delimiter, drop_missing, id_c
     console.print(f"wrote {path}")
 
 
+# --- export (chainrule.onnx) ------------------------------------------------------------------
+
+@cli.command("export")
+@click.argument("model_file", metavar="MODEL")
+@click.option("--onnx", "onnx_out", required=True, metavar="OUT.onnx",
+              help="Write the model as ONNX here: raw features X in; label and probabilities "
+                   "(classification) or prediction (regression) out.")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX operator set.")
+@debug_option
+def export_command(model_file, onnx_out, opset):
+    """Export a model file (with its preprocessing) to another format: ONNX."""
+    from .onnx import export
+
+    check_outputs({"MODEL": model_file}, {"--onnx": onnx_out})  # also through links
+    path = export(model_file, onnx_out, opset=opset)
+    console.print(f"wrote {path} (ONNX opset {opset}: input X, "
+                  f"{os.path.getsize(path)} bytes)")
+
+
 # ---------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------

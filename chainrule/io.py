@@ -119,32 +119,30 @@ def save(model, path, preprocessing: dict | None = None, training: dict | None =
     return path
 
 
-def _read(path):
+def _read(path, any_safetensors: bool = False):
     """The arrays and the metadata of a model file, after checking the header and every
     metadata section against the schema (nothing is allocated before that)."""
     try:
-        from safetensors import safe_open
+        import safetensors  # noqa: F401
     except ImportError:
         raise ModelFileError("load: model files need safetensors: pip install 'chainrule[io]'") from None
     from ._schema import _parse, check_file
 
     path = os.fspath(path)
     tensors, meta = check_file(path)  # a regular file with a well-formed header, or an error
+    if any_safetensors and meta.get("format") != FORMAT:
+        return _tensors(path), {"format_version": None}
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{path} is a safetensors file but not a chainrule model "
-                             "(no chainrule metadata)")
+                             "(no chainrule metadata); to load its weights into a network "
+                             "you built, use cr.load(path, into=model)")
     info = {}
     for key in ("architecture", "preprocessing", "training", "metrics", "extra"):
         if key in meta:
             info[key] = _parse(path, key, meta[key])
     info["format_version"] = meta.get("format_version")
     _check(path, tensors, info)  # before a single weight is read or a layer built
-    try:
-        with safe_open(path, framework="numpy") as f:
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as err:  # noqa: BLE001 - safetensors raises several kinds for bad files
-        raise ModelFileError(f"{path} is not a readable safetensors file ({str(err).splitlines()[0]}): "
-                             "it may be truncated or of another format") from None
+    arrays = _tensors(path)
     for name, a in arrays.items():
         if a.dtype.kind in "fc" and not np.isfinite(a).all():
             bad = np.argwhere(~np.isfinite(a))[0]
@@ -153,6 +151,20 @@ def _read(path):
                                  "with NaN or infinite weights cannot predict (was training "
                                  "diverging when it was saved?)")
     return arrays, info
+
+
+def _tensors(path) -> dict:
+    """Every tensor of a (header-checked) safetensors file, as numpy arrays."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="numpy") as f:
+            return {k: _get_tensor(f, k, path) for k in f.keys()}
+    except ModelFileError:
+        raise
+    except Exception as err:  # noqa: BLE001 - safetensors raises several kinds for bad files
+        raise ModelFileError(f"{path} is not a readable safetensors file ({str(err).splitlines()[0]}): "
+                             "it may be truncated or of another format") from None
 
 
 def _n_outputs(spec):
@@ -179,23 +191,58 @@ def _check(path, tensors, info):
     check_info(path, info, _n_outputs(spec) if spec is not None else None, tuple(LOSS_CLASSES))
 
 
+def _get_tensor(f, key: str, path: str) -> np.ndarray:
+    try:
+        return f.get_tensor(key)
+    except TypeError as err:  # a dtype numpy has no type for (bfloat16, float8)
+        dtype = f.get_slice(key).get_dtype()
+        raise ModelFileError(f"{path}: tensor '{key}' has dtype {dtype}, which numpy cannot hold; "
+                             "save it as float32 (tensor.float()) before loading it "
+                             f"into chainrule ({str(err).splitlines()[0]})") from None
+
+
 def read_info(path) -> dict:
     """The metadata of a model file (architecture, preprocessing, training, metrics)."""
     return _read(path)[1]
 
 
-def load(path, with_info: bool = False):
-    """Rebuild the model saved at ``path``; with ``with_info`` also return its metadata dict."""
-    arrays, info = _read(path)
-    if "architecture" not in info:
-        raise ModelFileError(f"{os.fspath(path)} holds weights only (saved with weights_only=True): "
-                             "build the model yourself and call model.load_state_dict")
-    model = build(info["architecture"])
-    # safetensors stores a 0-d array (BatchNorm's num_batches_tracked) with shape (1,)
+def _scalars_as_model(model, arrays: dict) -> None:
+    """safetensors may store a 0-d array (BatchNorm's num_batches_tracked) with shape (1,)."""
     for key, ref in model.state_dict().items():
         a = arrays.get(key)
         if a is not None and np.ndim(ref) == 0 and a.shape == (1,):
             arrays[key] = a.reshape(())
+
+
+def load(path, with_info: bool = False, *, into=None, strict: bool = True):
+    """Rebuild the model saved at ``path``; with ``with_info`` also return its metadata dict.
+
+    ``into=model`` loads the weights of any ``.safetensors`` file (a chainrule model file, or
+    weights only, as ``safetensors.torch.save_file(net.state_dict(), path)`` writes them) into
+    that existing module with ``model.load_state_dict(..., strict=strict)`` and returns it
+    (its training mode is left as it was). Keys are PyTorch's dotted names ('0.weight'); each
+    array takes the dtype of the parameter it goes into.
+    """
+    if into is not None:
+        from .nn import Module
+
+        if not isinstance(into, Module):
+            raise ModelFileError(f"load: into= takes a chainrule module to fill, got "
+                                 f"{type(into).__name__}")
+        arrays, info = _read(path, any_safetensors=True)
+        _scalars_as_model(into, arrays)
+        try:
+            into.load_state_dict(arrays, strict=strict)
+        except ModelFileError as err:
+            raise ModelFileError(f"{os.fspath(path)}: {err}") from None
+        return (into, info) if with_info else into
+    arrays, info = _read(path)
+    if "architecture" not in info:
+        raise ModelFileError(f"{os.fspath(path)} holds weights only (saved with weights_only=True): "
+                             "build the model yourself and load them with "
+                             "cr.load(path, into=model)")
+    model = build(info["architecture"])
+    _scalars_as_model(model, arrays)
     try:
         model.load_state_dict(arrays)
     except Exception as err:  # noqa: BLE001
