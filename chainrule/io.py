@@ -130,6 +130,11 @@ def _read(path, any_safetensors: bool = False):
 
     path = os.fspath(path)
     tensors, meta = check_file(path)  # a regular file with a well-formed header, or an error
+    for key, (dtype, _, _) in tensors.items():
+        if dtype in ("BF16", "F8_E4M3", "F8_E5M2"):  # numpy holds them only with ml_dtypes
+            raise ModelFileError(f"{path}: tensor '{key}' has dtype {dtype}, which numpy cannot "
+                                 "hold; save it as float32 (tensor.float()) before loading it "
+                                 "into chainrule")
     if any_safetensors and meta.get("format") != FORMAT:
         return _tensors(path), {"format_version": None}
     if meta.get("format") != FORMAT:
