@@ -257,7 +257,7 @@ def test_batchnorm2d_matches_torch_in_train_and_eval():
     c.eval(), t.eval()
     x = _rand(2, 3, 4, 4)
     np.testing.assert_allclose(c(x).data, t(torch.tensor(x)).detach().numpy(), atol=1e-10)
-    with pytest.raises(ShapeError, match=r"BatchNorm2d: expected input of shape \(N, C, H, W\)"):
+    with pytest.raises(ShapeError, match=r"BatchNorm2d: expected 4D input \(N, C, H, W\)"):
         c(_rand(2, 3, 4))
 
 

@@ -264,6 +264,7 @@ class BatchNorm2d(BatchNorm1d):
     buffers and behaviour as :class:`BatchNorm1d` (exactly PyTorch's BatchNorm2d)."""
 
     _input_dims = {4: "(N, C, H, W)"}
+    _input_text = "4D input (N, C, H, W)"
 
 
 class Unflatten(Module):

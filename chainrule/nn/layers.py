@@ -246,13 +246,13 @@ class BatchNorm1d(Module):
                 init.zeros_(self.bias)
 
     _input_dims = {2: "(N, C)", 3: "(N, C, L)"}   # BatchNorm2d: {4: "(N, C, H, W)"}
+    _input_text = "2D or 3D input (N, C) or (N, C, L)"
 
     def forward(self, x):
         a = F._data(x)
         who = type(self).__name__
         if a.ndim not in self._input_dims:
-            raise ShapeError(f"{who}: expected input of shape "
-                             f"{' or '.join(self._input_dims.values())}, got shape {a.shape}")
+            raise ShapeError(f"{who}: expected {self._input_text}, got shape {a.shape}")
         if a.shape[1] != self.num_features:
             raise ShapeError(f"{who}: input of shape {a.shape} has {a.shape[1]} channels "
                              f"(axis 1) but the layer has num_features={self.num_features}")
