@@ -345,7 +345,8 @@ def test_explain_and_graph_handle_conv_layers():
 
 
 def test_conv_net_builder_shapes_and_errors():
-    from chainrule.examples.mnist1d_cnn import conv_net, mnist1d_cnn
+    from chainrule.examples.mnist1d_cnn import mnist1d_cnn
+    from chainrule.nn import conv_net
     net = mnist1d_cnn()
     assert [type(m).__name__ for m in net] == ["Unflatten", "Conv1d", "ReLU", "Conv1d", "ReLU",
                                               "Conv1d", "ReLU", "Flatten", "Linear"]
@@ -364,10 +365,46 @@ def test_cnn_learns_digits_images():
     ds = cr.data.load_dataset("digits")
     order = np.random.default_rng(0).permutation(len(ds.X))
     X, y = ds.X[order] / 16.0, ds.y[order]
-    from chainrule.examples.mnist1d_cnn import conv_net
+    from chainrule.nn import conv_net
     net = conv_net((1, 8, 8), 10, channels=(8, 16), kernels=3, stride=2,
                    rng=np.random.default_rng(0))
     cr.fit(net, cr.nn.CrossEntropyLoss(), cr.optim.Adam(net.parameters(), lr=1e-2),
            X[:1400], y[:1400], epochs=5, batch_size=50, seed=0)
     acc = cr.evaluate(net, cr.nn.CrossEntropyLoss(), X[1400:], y[1400:])["accuracy"]
     assert acc > 0.93   # 0.95 when written
+
+
+def test_datasets_know_their_sample_shape():
+    pytest.importorskip("sklearn")
+    ds = cr.data.load_dataset("digits", n_samples=20)
+    assert ds.sample_shape == (1, 8, 8) and ds.images.shape == (20, 1, 8, 8)
+    np.testing.assert_array_equal(ds.images[3, 0, 2], ds.X[3, 16:24])
+    assert cr.data.load_dataset("iris").sample_shape is None
+    with pytest.raises(cr.DataError, match="'iris' is a table"):
+        cr.data.load_dataset("iris").images
+
+
+def test_conv_benchmark_smoke(tmp_path):
+    """benchmarks/bench_conv.py runs, interleaves, and both frameworks compute the same losses
+    (timings are never asserted)."""
+    pytest.importorskip("torch")
+    import importlib.util
+    import pathlib
+    import sys
+    bench_dir = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(bench_dir))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_conv", bench_dir / "bench_conv.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["bench_conv"] = mod
+        spec.loader.exec_module(mod)
+        res = mod.main(["--quick", "--rounds", "1", "--target-time", "0.005", "--settle", "0",
+                        "--outdir", str(tmp_path)])
+    finally:
+        sys.path.remove(str(bench_dir))
+        sys.modules.pop("bench_conv", None)
+    assert [c["case"] for c in res["cases"]] == ["conv_mnist1d_b100", "conv_digits_b64"]
+    for c in res["cases"]:
+        assert c["agreement"]["max_abs_diff"] < 1e-4
+        assert set(c["median_samples_per_s"]) == {"chainrule", "torch"}
+    assert (tmp_path / "conv_latest.md").read_text().count("|") > 10
