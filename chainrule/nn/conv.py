@@ -293,9 +293,11 @@ class Unflatten(Module):
 # ------------------------------------------------------------------------------------------------
 
 def conv_net(input_shape, n_outputs: int, channels=(25, 25, 25), kernels=None, stride=2,
-             padding=1, flat_input: bool = True, rng=None, dtype=np.float32):
+             padding=1, flat_input: bool = True, hidden=(), activation=None, rng=None,
+             dtype=np.float32):
     """A plain CNN: [Conv(channels[i], kernels[i], stride, padding), ReLU] per layer, then
-    Flatten and Linear to ``n_outputs``.
+    Flatten, then [Linear(h), activation] for each size in ``hidden`` (none by default;
+    ``activation`` is a layer class, ReLU by default) and Linear to ``n_outputs``.
 
     ``input_shape`` is one sample's shape with its channels: (C, L) for signals (Conv1d),
     (C, H, W) for images (Conv2d). With ``flat_input`` (the default) the model starts with
@@ -333,7 +335,12 @@ def conv_net(input_shape, n_outputs: int, channels=(25, 25, 25), kernels=None, s
                               f"of {k} with stride {stride} and padding {padding}")
         layers += [conv, ReLU()]
         shape, c_in = out, c
-    layers += [Flatten(), Linear(int(np.prod(shape)), int(n_outputs), rng=rng, dtype=dtype)]
+    layers.append(Flatten())
+    width = int(np.prod(shape))
+    for h in hidden or ():
+        layers += [Linear(width, int(h), rng=rng, dtype=dtype), (activation or ReLU)()]
+        width = int(h)
+    layers.append(Linear(width, int(n_outputs), rng=rng, dtype=dtype))
     for layer in layers:   # the generator drew the initial weights; the layers do not keep it
         if hasattr(layer, "rng"):
             layer.rng = None
