@@ -96,6 +96,9 @@ def test_settings_are_checked_with_one_line_errors():
     s = Session()
     with pytest.raises(ConfigError, match="2 classes"):
         s.update({"dataset": "xor", "classes": 3})
+    s.update({"dataset": "gauss", "classes": 3})
+    s.update({"dataset": "xor"})            # a two-class set given alone: back to 2 classes
+    assert s.settings["classes"] == 2
     with pytest.raises(ConfigError, match="no parameter"):
         s.chain("8.weight[0,0]")
     with pytest.raises(ConfigError, match="outside"):
@@ -192,6 +195,7 @@ def test_import_pulls_in_no_web_library():
 # the HTTP API (Starlette's test client: no socket)
 # ------------------------------------------------------------------------------------------------
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_api_state_and_errors():
     pytest.importorskip("starlette")
     pytest.importorskip("httpx")

@@ -202,7 +202,9 @@ class Session:
             else:
                 s["dataset"] = D.CLASSIFICATION[0]
         if s["classes"] > 2 and s["problem"] == "classification" and s["dataset"] not in D.MULTICLASS:
-            if "classes" in upd and "dataset" not in upd:
+            if "dataset" in upd and "classes" not in upd:
+                s["classes"] = 2
+            elif "classes" in upd and "dataset" not in upd:
                 s["dataset"] = "gauss"
             else:
                 raise ConfigError(f"playground: dataset {s['dataset']} has 2 classes; "
