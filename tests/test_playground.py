@@ -86,7 +86,8 @@ def test_chain_for_a_point_outside_the_batch_and_the_product_of_means_differs():
 def test_settings_are_checked_with_one_line_errors():
     assert parse_settings({"networkShape": "4,2", "learningRate": "0.1", "showTest": "true"}) == {
         "networkShape": [4, 2], "learningRate": 0.1, "showTest": True}
-    for bad, word in [({"networkShape": "9"}, "networkShape"), ({"learningRate": "abc"}, "learningRate"),
+    for bad, word in [({"networkShape": "9"}, "networkShape"),
+                      ({"learningRate": "abc"}, "learningRate"),
                       ({"dataset": "moon"}, "dataset"), ({"features": "x3"}, "x3"),
                       ({"hide": "everything"}, "hide"), ({"colour": 1}, "colour"),
                       ({"batchSize": 0}, "batchSize")]:
@@ -165,7 +166,8 @@ def test_downloads_work_with_the_command_and_the_script_runs(tmp_path):
     model = s.save_model(tmp_path / "m.safetensors")
     (tmp_path / "d.csv").write_text(s.data_csv("test"))
     out = tmp_path / "pred.csv"
-    assert main(["predict", str(model), "--data", str(tmp_path / "d.csv"), "--output", str(out)]) == 0
+    data = str(tmp_path / "d.csv")
+    assert main(["predict", str(model), "--data", data, "--output", str(out)]) == 0
     lines = out.read_text().splitlines()
     assert len(lines) == len(s.F_test) + 1
     import chainrule as cr

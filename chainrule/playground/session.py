@@ -1,4 +1,4 @@
-"""One playground session: the data, a chainrule network, its optimizer and everything the page shows.
+"""One playground session: the data, a chainrule network, its optimizer and all the page shows.
 
 Nothing here knows the web: the server (``server.py``) only turns requests into calls on a
 :class:`Session` and its answers into JSON or binary frames, so all of it is testable without a
@@ -124,7 +124,8 @@ def parse_settings(update: dict) -> dict:
                                   "one input feature")
             out[key] = [f for f in D.FEATURE_NAMES if f in feats]
         elif key == "networkShape":
-            items = _list(value, key) if not (isinstance(value, (list, tuple)) and not value) else []
+            empty = isinstance(value, (list, tuple)) and not value
+            items = [] if empty else _list(value, key)
             try:
                 shape = [int(v) for v in items]
             except ValueError:
@@ -201,7 +202,8 @@ class Session:
                 s["problem"] = "regression"
             else:
                 s["dataset"] = D.CLASSIFICATION[0]
-        if s["classes"] > 2 and s["problem"] == "classification" and s["dataset"] not in D.MULTICLASS:
+        multi = s["classes"] > 2 and s["problem"] == "classification"
+        if multi and s["dataset"] not in D.MULTICLASS:
             if "dataset" in upd and "classes" not in upd:
                 s["classes"] = 2
             elif "classes" in upd and "dataset" not in upd:
@@ -360,13 +362,14 @@ class Session:
 
     def _new_model(self):
         import chainrule as cr
+
         from .. import nn
 
         s = self.settings
         self._refresh_features()
         cr.manual_seed(s["seed"])
         layers, width = [], len(s["features"])
-        for h, act in zip(s["networkShape"], self.layer_activations()):
+        for h, act in zip(s["networkShape"], self.layer_activations(), strict=True):
             layers += [nn.Linear(width, h), getattr(nn, ACTIVATIONS[act])()]
             width = h
         binary = self.task == "classification" and self.n_classes == 2
@@ -421,7 +424,8 @@ class Session:
     def set_param(self, name: str, value: float) -> None:
         """Edit one weight or bias (the hover card)."""
         p, idx = self._lookup(name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        if (not isinstance(value, (int, float)) or isinstance(value, bool)
+                or not math.isfinite(value)):
             raise ConfigError(f"playground: {name}={value!r}; expected a finite number")
         p.data[idx] = value
         self._measure()
@@ -437,7 +441,7 @@ class Session:
                               f"{', '.join(self.names)}")
         p = self.params[self.names.index(base)]
         idx = tuple(int(g) for g in (m.group(3), m.group(4)) if g is not None)
-        if len(idx) != p.data.ndim or any(i >= n for i, n in zip(idx, p.data.shape)):
+        if len(idx) != p.data.ndim or any(i >= n for i, n in zip(idx, p.data.shape, strict=True)):
             raise ConfigError(f"playground: {name} is outside {base}, whose shape is "
                               f"{tuple(p.data.shape)}")
         return p, idx
@@ -474,13 +478,13 @@ class Session:
         self.opt.zero_grad()
         out = self.model(self.F_train[idx])
         loss = self.loss_fn(out, self.t_train[idx])
-        pen = self._penalty(zip(self.names, self.params))
+        pen = self._penalty(zip(self.names, self.params, strict=True))
         total = loss if pen is None else loss + pen
         total.backward()
         self.grads = [p.grad.copy() if p.grad is not None else np.zeros_like(p.data)
                       for p in self.params]
         self.opt.step()
-        self.deltas = [p.data - b for p, b in zip(self.params, before)]
+        self.deltas = [p.data - b for p, b in zip(self.params, before, strict=True)]
         self.last = {"batch": idx.copy(), "before": before, "loss": float(loss.data)}
         self.steps += 1
         return float(loss.data)
@@ -533,13 +537,13 @@ class Session:
             if isinstance(t, Tensor) and t._ctx is not None:
                 t.retain_grad()
         loss = self.loss_fn(out, self.t_train[idx])
-        pen = self._penalty(zip(self.names, self.params))
+        pen = self._penalty(zip(self.names, self.params, strict=True))
         total = loss if pen is None else loss + pen
         total.backward()
         self.grads = [p.grad.copy() if p.grad is not None else np.zeros_like(p.data)
                       for p in self.params]
         layers = []
-        for li, k in enumerate(self.linear_index):
+        for _li, k in enumerate(self.linear_index):
             z = seen[k]
             act = seen.get(k + 1) if k + 1 < len(self.model) else None
             a = act if act is not None else z
@@ -565,7 +569,7 @@ class Session:
             raise ConfigError("playground: no step in progress; run the forward phase first")
         before = self.pending["before"]
         self.opt.step()
-        self.deltas = [p.data - b for p, b in zip(self.params, before)]
+        self.deltas = [p.data - b for p, b in zip(self.params, before, strict=True)]
         self.last = {"batch": np.asarray(self.pending["batch"]), "before": before,
                      "loss": self.pending["loss"]}
         self.steps += 1
@@ -652,9 +656,9 @@ class Session:
                                   "text": f"layer {li + 1} neuron {j + 1}: dead ReLU (0 on "
                                           "every training point: no gradient flows)"})
         if self.settings["regularization"] == "L1" and self.settings["regRate"] > 0:
-            for name, p in zip(self.names, self.params):
+            for name, p in zip(self.names, self.params, strict=True):
                 if name.endswith("weight"):
-                    for idx in zip(*np.nonzero(np.abs(p.data) < 1e-3)):
+                    for idx in zip(*np.nonzero(np.abs(p.data) < 1e-3), strict=True):
                         pname = f"{name}[{','.join(str(int(i)) for i in idx)}]"
                         flags.append({"kind": "l1zero", "param": pname,
                                       "text": f"{pname} ≈ 0 (driven to zero by L1)"})
@@ -662,7 +666,7 @@ class Session:
 
     def _param_list(self) -> list:
         out = []
-        for name, p, g, d in zip(self.names, self.params, self.grads, self.deltas):
+        for name, p, g, d in zip(self.names, self.params, self.grads, self.deltas, strict=True):
             for idx in np.ndindex(p.data.shape):
                 out.append({"name": f"{name}[{','.join(map(str, idx))}]",
                             "value": float(p.data[idx]), "grad": float(g[idx]),
@@ -688,8 +692,11 @@ class Session:
     def state(self) -> dict:
         """Everything the page (and GET /api/state) shows, as JSON-ready data."""
         s = self.settings
-        pts = lambda X, y: [[float(a), float(b), (int(c) if self.task == "classification"  # noqa: E731
-                                                  else float(c))] for (a, b), c in zip(X, y)]
+        cls = self.task == "classification"
+
+        def pts(X, y):
+            return [[float(a), float(b), int(c) if cls else float(c)]
+                    for (a, b), c in zip(X, y, strict=True)]
         return {
             "settings": dict(s), "epoch": self.epoch, "steps": self.steps,
             "lossTrain": _f(self.loss_train), "lossTest": _f(self.loss_test),
@@ -799,7 +806,7 @@ class Session:
         m64 = copy.deepcopy(self.model)
         m64.to(np.float64)
         before = self.last["before"] if self.last is not None else [p.data for p in self.params]
-        for p, b in zip(m64.parameters(), before):
+        for p, b in zip(m64.parameters(), before, strict=True):
             p.data = np.asarray(b, np.float64).copy()
             p.grad = None
         lf = copy.deepcopy(self.loss_fn)
@@ -844,7 +851,7 @@ class Session:
         finally:
             for h in handles:
                 h.remove()
-        for q, (inp, o) in seen.items():
+        for inp, o in seen.values():
             for t in (inp, o):
                 if isinstance(t, Tensor) and t._ctx is not None:
                     t.retain_grad()
@@ -876,7 +883,8 @@ class Session:
             dLda = np.asarray(z.grad if z.grad is not None else np.zeros_like(zv), np.float64)
         dzdw = hv[:, i] if kind == "weight" else np.ones(len(rows))
         products = dLda[:, j] * sigma[:, j] * dzdw
-        engine_z = np.asarray(z.grad, np.float64)[:, j] if z.grad is not None else np.zeros(len(rows))
+        engine_z = (np.asarray(z.grad, np.float64)[:, j] if z.grad is not None
+                    else np.zeros(len(rows)))
 
         # how ∂L/∂a_j was made: the next linear unit hands back Σ_k ∂L/∂z_k · w_kj
         backprop = None
@@ -928,7 +936,8 @@ class Session:
         pi = self.names.index(f"{k}.{kind}")
         engine_grad = float(self.grads[pi][idx])
         delta = float(self.deltas[pi][idx])
-        before = float(self.last["before"][pi][idx]) if self.last is not None else float(p_real.data[idx])
+        before = (float(self.last["before"][pi][idx]) if self.last is not None
+                  else float(p_real.data[idx]))
         s = self.settings
         opt = {"name": s["optimizer"], "lr": s["learningRate"], "delta": delta,
                "before": before, "after": float(p_real.data[idx])}
@@ -1046,7 +1055,7 @@ class Session:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(names + ["label"])
         for F, y in parts:
-            for row, lab in zip(F, y):
+            for row, lab in zip(F, y, strict=True):
                 w.writerow([repr(float(v)) for v in row]
                            + [int(lab) if self.task == "classification" else repr(float(lab))])
         return buf.getvalue()
@@ -1056,7 +1065,7 @@ class Session:
         s = self.settings
         acts = self.layer_activations()
         layers, width = [], len(s["features"])
-        for h, act in zip(s["networkShape"], acts):
+        for h, act in zip(s["networkShape"], acts, strict=True):
             layers.append(f"cr.nn.Linear({width}, {h}), cr.nn.{ACTIVATIONS[act]}(),")
             width = h
         n_out = self.n_classes if self.task == "classification" and self.n_classes > 2 else 1
@@ -1065,7 +1074,8 @@ class Session:
             layers.append("cr.nn.Sigmoid(),")
         loss = {"bce": "cr.nn.BCELoss()", "cross_entropy": "cr.nn.CrossEntropyLoss()",
                 "mse": "cr.nn.MSELoss()"}[self.loss_name]
-        opt = (f"cr.optim.Adam(net.parameters(), lr={s['learningRate']!r})" if s["optimizer"] == "adam"
+        opt = (f"cr.optim.Adam(net.parameters(), lr={s['learningRate']!r})"
+               if s["optimizer"] == "adam"
                else f"cr.optim.SGD(net.parameters(), lr={s['learningRate']!r}, "
                     f"momentum={s['momentum']!r})")
         feats = ", ".join(repr(f) for f in s["features"])
@@ -1082,16 +1092,21 @@ class Session:
         target = ("y_train.astype(np.int64)" if self.loss_name == "cross_entropy"
                   else "y_train.astype(np.float32).reshape(-1, 1)")
         target_test = target.replace("y_train", "y_test")
+        keys = ("dataset", "problem", "classes", "noise", "trainRatio", "samples", "batchSize",
+                "seed", "features", "networkShape", "activation", "activations", "learningRate",
+                "optimizer", "momentum", "regularization", "regRate")
+        shown = ",\n    ".join(f"{k}={json.dumps(s[k])}" for k in keys)
         return f'''"""Rebuild and train the playground's network with chainrule (cr.nn + cr.fit).
 
-Settings: {json.dumps({k: s[k] for k in ("dataset", "problem", "classes", "noise", "trainRatio", "samples", "batchSize", "seed", "features", "networkShape", "activation", "learningRate", "optimizer", "momentum", "regularization", "regRate")})}
+Settings: {shown}
 """
 import numpy as np
 
 import chainrule as cr
 from chainrule.playground.datasets import make_features, make_points
 
-{data_src}{reg_note}X, y, task = make_points({s['dataset']!r}, n={s['samples']}, noise={s['noise'] / 100.0!r}, seed={s['seed']}, classes={s['classes']})
+{data_src}{reg_note}X, y, task = make_points({s['dataset']!r}, n={s['samples']},
+                          noise={s['noise'] / 100.0!r}, seed={s['seed']}, classes={s['classes']})
 order = np.random.default_rng({s['seed'] + 7919}).permutation(len(X))
 n_train = max(1, min(len(X) - 1, round(len(X) * {s['trainRatio']} / 100)))
 X_train, y_train = X[order[:n_train]], y[order[:n_train]]
