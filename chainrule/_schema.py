@@ -319,10 +319,9 @@ def check_info(path, info: dict, n_outputs: int | None, loss_names) -> None:
             if not isinstance(s, dict):
                 _fail(path, f"preprocessing.{key} is {str(s)[:40]!r}; expected "
                             "{\"mean\": [...], \"scale\": [...]}")
-            n = (len(names) if key == "standardizer" and isinstance(names, list) else
-                 (1 if key == "target_standardizer" else None))
+            n = len(names) if key == "standardizer" and isinstance(names, list) else None
             _numbers(path, f"preprocessing.{key}.mean", s.get("mean"), n)
-            _numbers(path, f"preprocessing.{key}.scale", s.get("scale"), n)
+            _numbers(path, f"preprocessing.{key}.scale", s.get("scale"), len(s["mean"]))
             if any(x <= 0 for x in s["scale"]):
                 _fail(path, f"preprocessing.{key}.scale holds a value <= 0; expected "
                             "positive scales")

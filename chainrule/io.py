@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from ._files import write_atomic
-from .errors import ModelFileError
+from .errors import ChainruleError, ModelFileError
 
 __all__ = ["save", "load", "read_info", "describe", "build", "FORMAT", "FORMAT_VERSION",
            "LOSS_CLASSES"]
@@ -92,7 +92,13 @@ def build(spec: dict):
     unknown = set(config) - set(_CONFIG[kind])
     if unknown:
         raise ModelFileError(f"load: layer {kind} has unknown settings {sorted(unknown)}")
-    return getattr(nn, kind)(**config)
+    try:
+        return getattr(nn, kind)(**config)
+    except (TypeError, ValueError) as err:  # a setting missing or of the wrong kind
+        if isinstance(err, ChainruleError):  # a chainrule error says it well itself
+            raise
+        raise ModelFileError(f"load: layer {kind} cannot be built from the file's settings "
+                             f"{str(config)[:80]}: {str(err).splitlines()[0]}") from None
 
 
 def _json_default(o):
