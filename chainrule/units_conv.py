@@ -241,6 +241,7 @@ class MaxPool(Unit):
             raise ValueError("the window does not fit the padded input")
         pads = _full_pads(x.shape, kernel, stride, padding, dilation, out)
         xp = _pad(x, pads, -np.inf)
+        nan = bool(np.isnan(x).any()) if x.dtype.kind == "f" else False   # one cheap pass
         m = idx = None
         for j, sl in enumerate(_offset_slices(kernel, out, stride, dilation)):
             v = xp[sl]
@@ -248,9 +249,12 @@ class MaxPool(Unit):
                 m = v.copy()
                 idx = np.zeros(m.shape, dtype=np.int16 if math.prod(kernel) < 32000 else np.int64)
                 continue
-            upd = v > m
-            upd |= v != v                                        # NaN wins, as in PyTorch
-            np.copyto(m, v, where=upd)
+            upd = v > m                                          # strictly: the first max wins
+            if nan:
+                upd |= v != v                                    # NaN wins, as in PyTorch
+                np.copyto(m, v, where=upd)
+            else:
+                np.maximum(m, v, out=m)
             np.copyto(idx, j, where=upd)
         ctx.index, ctx.xshape, ctx.pads, ctx.out = idx, x.shape, pads, out
         ctx.kernel, ctx.stride, ctx.dilation, ctx.dtype = kernel, stride, dilation, x.dtype
@@ -260,10 +264,23 @@ class MaxPool(Unit):
     def backward(ctx, grad):
         xs = ctx.xshape
         shape = xs[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(xs[2:], ctx.pads))
-        gxp = np.zeros(shape, dtype=grad.dtype)
-        zero = grad.dtype.type(0)
-        for j, sl in enumerate(_offset_slices(ctx.kernel, ctx.out, ctx.stride, ctx.dilation)):
-            gxp[sl] += np.where(ctx.index == j, grad, zero)
+        # each output's gradient goes to the padded position of its window's winner: one
+        # scatter-add (bincount sums where windows overlap) instead of a pass per offset
+        nd = len(shape) - 2
+        sstr = [math.prod(shape[3 + i:]) for i in range(nd)]    # element strides in a plane
+        offsets = np.zeros(math.prod(ctx.kernel), dtype=np.int64)
+        for j, kk in enumerate(itertools.product(*(range(k) for k in ctx.kernel))):
+            offsets[j] = sum(k * d * st for k, d, st in zip(kk, ctx.dilation, sstr))
+        base = np.zeros((1, 1) + tuple(ctx.out), dtype=np.int64)
+        for ax in range(nd):
+            r = np.arange(ctx.out[ax], dtype=np.int64) * ctx.stride[ax] * sstr[ax]
+            base = base + r.reshape((-1,) + (1,) * (nd - 1 - ax))
+        plane = math.prod(shape[2:])
+        nc = np.arange(shape[0] * shape[1], dtype=np.int64).reshape(
+            (shape[0], shape[1]) + (1,) * nd) * plane
+        pos = (base + nc + offsets[ctx.index]).reshape(-1)
+        gxp = np.bincount(pos, weights=grad.reshape(-1), minlength=math.prod(shape))
+        gxp = gxp.astype(grad.dtype, copy=False).reshape(shape)
         return gxp[_inner(xs, ctx.pads)]
 
     @staticmethod
