@@ -73,8 +73,9 @@ class ProgressBar(Callback):
     leave : bool
         Keep the finished bar on screen.
 
-    Within long epochs the bar also shows the step and the latest batch's loss (at most five
-    times a second). The bar is closed when training ends, also when it fails.
+    Within long epochs the bar also shows the step and the latest batch's loss (at most twice
+    a second). The bar is closed when training ends (with ``fit(progress=...)`` also when
+    it fails).
     """
 
     def __init__(self, backend: str = "auto", file=None, leave: bool = True):
@@ -133,7 +134,7 @@ class ProgressBar(Callback):
         if state.steps_per_epoch < 2:
             return
         now = time.perf_counter()
-        if now - self._last_step_draw < 0.2:
+        if now - self._last_step_draw < 0.5:
             return
         self._last_step_draw = now
         text = f"step {state.step}/{state.steps_per_epoch}  batch loss {state.batch_loss:.4g}"
@@ -206,9 +207,10 @@ class LivePlot(Callback):
         by default the training data of ``fit``.
     boundary : bool or 'auto'
         Draw the decision boundary: 'auto' when X has exactly two features.
-    every : float
-        At least this many seconds between two redraws (the last epoch is always drawn), so
-        that drawing never dominates a fast training run.
+    every : float, optional
+        Seconds between two redraws (0: every epoch). By default at least 0.5 s, and at least
+        twice as long as the last redraw took, so that drawing never takes more than a third of
+        the time. The last epoch is always drawn.
     path : str, optional
         Outside a notebook, write the picture to this file (replaced atomically) when redrawn.
     standardizer, label_names, output_kind, feature_names
@@ -217,12 +219,12 @@ class LivePlot(Callback):
         Grid points per side of the decision boundary (smaller draws faster).
     """
 
-    def __init__(self, X=None, y=None, boundary="auto", every: float = 0.5, path=None,
+    def __init__(self, X=None, y=None, boundary="auto", every: float | None = None, path=None,
                  standardizer=None, label_names=None, output_kind=None, feature_names=None,
                  resolution: int = 80, title: str | None = None):
         if boundary not in (True, False, "auto"):
             raise ValueError(f"LivePlot: boundary must be True, False or 'auto', got {boundary!r}")
-        if every < 0:
+        if every is not None and every < 0:
             raise ValueError(f"LivePlot: every must be >= 0 seconds, got {every}")
         self.X, self.y, self.boundary, self.every, self.path = X, y, boundary, every, path
         self.standardizer, self.label_names = standardizer, label_names
@@ -231,13 +233,15 @@ class LivePlot(Callback):
         self.figure = None
         self.redraws = 0
         self._handle = None
-        self._last = -np.inf
+        self._next = -np.inf
+        self._layout = None
         self._drawn_epoch = None
 
     def on_train_begin(self, state):
         from .viz import plots
         plots._mpl()   # the friendly error before training starts, not after the first epoch
-        self._handle, self._last, self._drawn_epoch, self.redraws = None, -np.inf, None, 0
+        self._handle, self._next, self._drawn_epoch, self.redraws = None, -np.inf, None, 0
+        self._layout = None
         X = self.X if self.X is not None else getattr(state, "X", None)
         y = self.y if self.y is not None else getattr(state, "y", None)
         self._points = None
@@ -256,11 +260,14 @@ class LivePlot(Callback):
     def on_epoch_end(self, state):
         if not self._notebook and self.path is None:
             return   # nowhere to show it: only the final picture is drawn (live.figure)
-        now = time.perf_counter()
         last_epoch = state.epoch == state.epochs or state.stop_training
-        if last_epoch or now - self._last >= self.every:
+        if last_epoch or time.perf_counter() >= self._next:
+            start = time.perf_counter()
             self._draw(state)
-            self._last = time.perf_counter()
+            took = time.perf_counter() - start
+            # by default 0.5 s apart at least, and drawing takes at most a third of the time
+            wait = max(0.5, 2 * took) if self.every is None else self.every
+            self._next = time.perf_counter() + wait
 
     def on_train_end(self, state):
         if self._drawn_epoch != state.epoch:
@@ -282,7 +289,13 @@ class LivePlot(Callback):
                                     resolution=self.resolution, ax=axes[-1],
                                     title="decision boundary")
         fig.suptitle(self.title or f"epoch {state.epoch} of {state.epochs}", fontsize=10)
-        fig.tight_layout()
+        if self._layout is None or self._layout[0] != n:
+            fig.tight_layout()   # once: later pictures reuse its margins (it costs a drawing)
+            p = fig.subplotpars
+            self._layout = (n, dict(left=p.left, right=p.right, bottom=p.bottom, top=p.top,
+                                    wspace=p.wspace, hspace=p.hspace))
+        else:
+            fig.subplots_adjust(**self._layout[1])
         return fig
 
     def _draw(self, state):

@@ -25,10 +25,10 @@ _CSS = """
  font-size:13px;line-height:1.4;color:#212529}
 .cr-view h4{font-size:14px;margin:8px 0 4px 0;color:#1d3557}
 .cr-view table{border-collapse:collapse;margin:2px 0 6px 0}
-.cr-view th,.cr-view td{border:1px solid #dee2e6;padding:2px 8px;text-align:left;
+.cr-view table th,.cr-view table td{border:1px solid #dee2e6;padding:2px 8px;text-align:left;
  vertical-align:top}
-.cr-view th{background:#f1f3f5;font-weight:600}
-.cr-view td.num{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,'DejaVu Sans Mono',
+.cr-view table th{background:#f1f3f5;font-weight:600}
+.cr-view table td.num{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,'DejaVu Sans Mono',
  monospace;text-align:right}
 .cr-view .note{color:#495057}
 .cr-view .cols{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
@@ -84,14 +84,18 @@ def _kv(d: dict) -> str:
 def _curves_img(history) -> str:
     """The loss and metric curves as an inline PNG, or a note when they cannot be drawn."""
     try:
-        from .viz.plots import loss_curves, png_data_uri
+        from .viz.plots import loss_curves
         fig = loss_curves(history)
     except ImportError:
         return '<p class="note">(curves need matplotlib: pip install \'chainrule[viz]\')</p>'
     except ValueError:
         return ""
-    uri = png_data_uri(fig, dpi=80)
+    import base64
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=72, facecolor="white")   # one drawing pass, laid out
     fig.clear()
+    uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<img alt="loss and metric curves" src="{uri}">'
 
 

@@ -139,12 +139,13 @@ def curve_panels(history) -> list:
     return panels
 
 
-def loss_curves(history, title: str | None = None, axes=None):
+def loss_curves(history, title: str | None = None, axes=None, xlabel: str = "epoch"):
     """Loss and metric curves over the epochs, training (solid) and validation (dashed).
 
     One panel for the loss, one per metric (accuracy, r2, ...) and one for the learning rate
     when it changed. The best epoch (early stopping) is marked with a dotted line. ``axes``
-    (one per panel of :func:`curve_panels`) draws into an existing figure instead of a new one.
+    (one per panel of :func:`curve_panels`) draws into an existing figure instead of a new one;
+    ``xlabel`` names the horizontal axis (a plain list of losses per step: ``xlabel="step"``).
     """
     epochs, hist, _, best = history_parts(history)
     if not hist:
@@ -170,7 +171,7 @@ def loss_curves(history, title: str | None = None, axes=None):
             ax.plot(epochs[:len(va)], va, color=VAL_COLOR, lw=1.8, ls="--", label="validation")
         if best:
             ax.axvline(best, color="#868e96", lw=1, ls=":", label=f"best epoch {best}")
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(xlabel)
         ax.set_title({"lr": "learning rate"}.get(key, key))
         if key == "loss" and tr and min(v for v in tr if v == v) > 0:
             vals = [v for v in (tr + (va or [])) if v == v and v > 0]
