@@ -20,15 +20,17 @@ import sys
 
 __all__ = ["Summary", "ModelInfo", "history_html", "summary_html", "info_html", "in_notebook"]
 
+# the doubled class outranks JupyterLab's ':not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td'
+# (which right-aligns every cell of an HTML output)
 _CSS = """
 .cr-view{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;
  font-size:13px;line-height:1.4;color:#212529}
 .cr-view h4{font-size:14px;margin:8px 0 4px 0;color:#1d3557}
 .cr-view table{border-collapse:collapse;margin:2px 0 6px 0}
-.cr-view table th,.cr-view table td{border:1px solid #dee2e6;padding:2px 8px;text-align:left;
- vertical-align:top}
-.cr-view table th{background:#f1f3f5;font-weight:600}
-.cr-view table td.num{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,'DejaVu Sans Mono',
+.cr-view.cr-view table th,.cr-view.cr-view table td{border:1px solid #dee2e6;padding:2px 8px;
+ text-align:left;vertical-align:top}
+.cr-view.cr-view table th{background:#f1f3f5;font-weight:600}
+.cr-view.cr-view table td.num{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,'DejaVu Sans Mono',
  monospace;text-align:right}
 .cr-view .note{color:#495057}
 .cr-view .cols{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
