@@ -172,7 +172,8 @@ def _read(path, any_safetensors: bool = False):
             raise ModelFileError(f"{path}: weight {name}{where} is {a[tuple(bad)]}; a model "
                                  "with NaN or infinite weights cannot predict (was training "
                                  "diverging when it was saved?)")
-    return arrays, info
+    from .display import ModelInfo   # a dict that a notebook shows as tables
+    return arrays, ModelInfo(info)
 
 
 def _tensors(path) -> dict:

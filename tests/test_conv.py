@@ -129,6 +129,20 @@ def test_conv2d_matches_torch(kw):
     _torch_compare(lambda *a: F.conv2d(*a, **kw), lambda *a: tf.conv2d(*a, **kw), x, w, b)
 
 
+def test_conv2d_weight_gradients_without_input_gradient_match_torch():
+    """The first layer (input needs no gradient) takes another path in the unit."""
+    torch = pytest.importorskip("torch")
+    x, w, b = _rand(2, 3, 7, 6), _rand(4, 3, 3, 2), _rand(4)
+    for kw in (dict(padding=1), dict(stride=(1, 2), dilation=(2, 1), padding=(2, 0))):
+        wc, bc = cr.tensor(w, requires_grad=True), cr.tensor(b, requires_grad=True)
+        wt, bt = torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True)
+        g = _rand(*torch.nn.functional.conv2d(torch.tensor(x), wt, bt, **kw).shape)
+        F.conv2d(x, wc, bc, **kw).backward(g)
+        torch.nn.functional.conv2d(torch.tensor(x), wt, bt, **kw).backward(torch.tensor(g))
+        np.testing.assert_allclose(wc.grad, wt.grad.numpy(), atol=1e-10)
+        np.testing.assert_allclose(bc.grad, bt.grad.numpy(), atol=1e-10)
+
+
 def test_conv_pairs_unbatched_and_float32_match_torch():
     tf = pytest.importorskip("torch.nn.functional")
     x, w, b = _rand(2, 3, 10, 9), _rand(6, 1, 3, 4), _rand(6)
