@@ -578,6 +578,187 @@ def predict(model_file, data_file, output, proba, delimiter, drop_missing, id_co
         console.print(f"wrote {len(data.X)} predictions to {output}")
 
 
+# --- tune (GridSearchCV, locally or on a Dask cluster) ----------------------------------------
+
+#: tune's grid options: each takes one or more values (--hidden 8 16,16 32,32)
+_GRID_OPTIONS = ("--hidden", "--activation", "--lr", "--optimizer", "--batch-size", "--epochs",
+                 "--weight-decay")
+
+
+def _expand_grid_args(args: list) -> list:
+    """``tune --hidden 8 16,16`` -> ``tune --hidden 8 --hidden 16,16`` (click options take one
+    value each; tune's grid options take several)."""
+    if "tune" not in args:
+        return args
+    out, i = [], 0
+    start = args.index("tune")
+    out = args[:start + 1]
+    i = start + 1
+    while i < len(args):
+        a = args[i]
+        out.append(a)
+        i += 1
+        if a in _GRID_OPTIONS:
+            taken = 0
+            while i < len(args) and (not args[i].startswith("-") or taken == 0):
+                if taken:
+                    out.append(a)
+                out.append(args[i])
+                taken += 1
+                i += 1
+    return out
+
+
+def _grid_values(name, values, convert):
+    out = []
+    for v in values:
+        try:
+            out.append(convert(v))
+        except (ValueError, ConfigError) as err:
+            raise click.BadParameter(f"'{v}': {str(err).split(': ', 1)[-1]}",
+                                     param_hint=f"'--{name}'") from None
+    return list(dict.fromkeys(out))
+
+
+def _positive_number(kind):
+    def convert(text):
+        value = kind(text)
+        if not value > 0 or not math.isfinite(value):
+            raise ValueError(f"must be a positive {'whole number' if kind is int else 'number'}")
+        return value
+    return convert
+
+
+def _non_negative_number(text):
+    value = float(text)
+    if not value >= 0 or not math.isfinite(value):
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _setting_text(name, value) -> str:
+    """A grid setting as the options spell it: hidden 8,8 (or none), 0.003, relu."""
+    if name == "hidden":
+        return ",".join(map(str, value)) or "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _choice(options):
+    def convert(text):
+        if text not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return text
+    return convert
+
+
+@cli.command()
+@data_options("The column to predict (required with --data, except for NPZ files with y).")
+@click.option("--task", type=click.Choice(["classification", "regression"]),
+              help="Override the task inferred from the target column.")
+@click.option("--hidden", multiple=True, metavar="SIZES...",
+              help="Hidden layer sizes to try, such as: 8 16,16 32,32 ('none': linear).")
+@click.option("--activation", multiple=True, metavar="NAMES...",
+              help=f"Activations to try ({', '.join(ACTIVATIONS)}).")
+@click.option("--lr", multiple=True, metavar="RATES...", help="Learning rates to try.")
+@click.option("--optimizer", multiple=True, metavar="NAMES...",
+              help=f"Optimizers to try ({', '.join(OPTIMIZERS)}).")
+@click.option("--batch-size", multiple=True, metavar="N...", help="Batch sizes to try.")
+@click.option("--epochs", multiple=True, metavar="N...",
+              help=f"Epochs to try (default {DEFAULT_EPOCHS}).")
+@click.option("--weight-decay", multiple=True, metavar="X...", help="Weight decays to try.")
+@click.option("--loss", type=click.Choice(list(LOSSES)),
+              help="Default: cross_entropy (classification) or mse (regression).")
+@click.option("--validation", type=float, default=0.0, show_default=True, callback=_fraction,
+              help="Fraction of each training fold held out to stop early (with --patience).")
+@click.option("--patience", type=int, callback=_positive(int), metavar="N",
+              help="Stop early when the held-out loss has not improved for N epochs.")
+@click.option("--cv", type=click.IntRange(min=2), default=3, show_default=True,
+              help="Cross-validation folds (stratified for classification).")
+@click.option("--scoring", metavar="NAME",
+              help="A scikit-learn scorer (default: accuracy, or r2 for regression).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run on an existing Dask cluster (tcp://host:8786) instead of locally.")
+@click.option("--jobs", "n_jobs", type=int, default=-1, show_default=True,
+              help="Local worker processes (-1: one per core).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", default="best.safetensors", show_default=True, metavar="FILE",
+              help="Where to save the best model (trained again on all the rows).")
+@debug_option
+def tune(dataset, data_file, target, delimiter, drop_missing, id_columns, task, hidden,
+         activation, lr, optimizer, batch_size, epochs, weight_decay, loss, validation, patience,
+         cv, scoring, scheduler, n_jobs, seed, out):
+    """Try every combination of the given settings by cross-validation (GridSearchCV), print
+    them ranked, and save the best model.
+
+    \b
+    chainrule tune --dataset digits --hidden 32 64 32,32 --lr 0.003 0.01 --activation relu tanh
+    chainrule tune --data houses.csv --target price --hidden 8 16,16 --scoring r2
+    chainrule tune --dataset digits --hidden 32 64 --scheduler tcp://scheduler-host:8786
+    """
+    import time
+
+    from .sklearn import fit_table, grid_search, table_estimator
+    from .tabular import numeric_target
+
+    data = _train_data(dataset, data_file, target, delimiter, drop_missing, id_columns, None,
+                       None)
+    grid = {}
+    for name, values, convert in (
+            ("hidden", hidden, lambda v: tuple(parse_hidden(v))),
+            ("activation", activation, _choice(list(ACTIVATIONS))),
+            ("lr", lr, _positive_number(float)),
+            ("optimizer", optimizer, _choice(list(OPTIMIZERS))),
+            ("batch_size", batch_size, _positive_number(int)),
+            ("epochs", epochs, _positive_number(int)),
+            ("weight_decay", weight_decay, _non_negative_number)):
+        if values:
+            grid[name] = _grid_values(name.replace("_", "-"), values, convert)
+    if not grid:
+        raise click.UsageError("give the settings to try, such as --hidden 8 16,16 --lr "
+                               "0.003 0.01")
+    base = {"loss": loss, "validation": validation, "patience": patience, "random_state": seed}
+    est = table_estimator(data, task, **base)
+    if est._task == "classification":
+        if data.y_codes is not None:
+            y = np.asarray(data.y_codes)
+        else:
+            from .data import encode_labels
+            y = encode_labels(data.y_raw)[0]
+    elif data.y_codes is not None:
+        y = np.asarray(data.y_codes, dtype=np.float64)
+    else:
+        y = numeric_target(data.y_raw, data)
+    n = int(np.prod([len(v) for v in grid.values()]))
+    where = f"the Dask cluster at {scheduler}" if scheduler else "local worker processes"
+    console.print(f"data: {data.source} ({data.n} rows, {len(data.feature_names)} features, "
+                  f"{est._task})")
+    console.print(f"tuning {n} candidates x {cv} folds = {n * cv} fits on {where}")
+    start = time.perf_counter()
+    search = grid_search(est, data.X, y, grid, cv=cv, scoring=scoring, scheduler=scheduler,
+                         n_jobs=n_jobs, refit=False)
+    seconds = time.perf_counter() - start
+    res = search.cv_results_
+    score_name = scoring or ("accuracy" if est._task == "classification" else "r2")
+    t = _table("rank", *grid, f"mean {score_name}", "± std", "fit s", left=tuple(grid),
+               title=f"{n} candidates, {cv}-fold cross-validation")
+    for i in np.argsort(res["rank_test_score"], kind="stable"):
+        p = res["params"][i]
+        t.add_row(str(res["rank_test_score"][i]),
+                  *(_setting_text(k, p[k]) for k in grid),
+                  f"{res['mean_test_score'][i]:.4f}", f"{res['std_test_score'][i]:.4f}",
+                  f"{res['mean_fit_time'][i]:.2f}")
+    console.print(t)
+    best = search.best_params_
+    shown = ", ".join(f"{k}={_setting_text(k, v)}" for k, v in best.items())
+    console.print(f"best: {shown} (mean {score_name} {search.best_score_:.4f}); "
+                  f"sweep {seconds:.1f} s")
+    final = table_estimator(data, task, **base, **best)
+    source = ({"dataset": dataset} if dataset else {"data": os.path.basename(data_file)})
+    fit_table(final, data, source=source, id_columns=id_columns, track_grad_norms=True)
+    final.save(out)
+    console.print(f"saved {out} (the best settings, trained on all {data.n} rows)")
+
+
 # --- summary ----------------------------------------------------------------------------------
 
 @cli.command()
@@ -791,7 +972,7 @@ def main(argv=None) -> int:
     # the command checks a file's columns against the model's features by name itself, then
     # hands the estimator the numbers
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = _expand_grid_args(list(sys.argv[1:] if argv is None else argv))
     for stream in (sys.stdout, sys.stderr):  # ∂, σ, → on a terminal that cannot show them
         try:
             stream.reconfigure(errors="backslashreplace")
@@ -829,6 +1010,17 @@ def main(argv=None) -> int:
         if _state["debug"]:
             raise
         click.echo(f"error: {_one_line(err)}", err=True)
+        return 1
+    except ModuleNotFoundError as err:
+        top = (err.name or "").split(".")[0]
+        if _state["debug"]:
+            raise
+        if top in _EXTRAS:
+            click.echo(f"error: this needs the package {top}, which is not installed: "
+                       f'pip install "chainrule[{_EXTRAS[top]}]"', err=True)
+        else:
+            click.echo(f"error: internal error (ModuleNotFoundError: {_one_line(err)}); run "
+                       "again with --debug for the traceback and please report it", err=True)
         return 1
     except OSError as err:
         if _state["debug"]:

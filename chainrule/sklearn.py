@@ -47,7 +47,7 @@ from .tabular import (
 
 __all__ = ["NetClassifier", "NetRegressor", "load", "table_estimator", "fit_table", "table_columns",
            "table_targets",
-           "network_data", "evaluate_table"]
+           "network_data", "evaluate_table", "grid_search"]
 
 _SEED_MAX = 2**31 - 1
 
@@ -912,3 +912,50 @@ def evaluate_table(est, data) -> dict:
     return {"accuracy": accuracy(y, pred), "loss": loss, "rows": data.n,
             "precision": precision, "recall": recall, "f1": f1, "support": support,
             "confusion": confusion_matrix(y, pred, n_classes=k)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweeps: GridSearchCV over the estimator's hyperparameters, locally or on a Dask cluster
+# ---------------------------------------------------------------------------------------------
+
+def grid_search(est, X, y, grid: dict, cv=3, scoring=None, scheduler=None, n_jobs=-1,
+                refit=True):
+    """Run scikit-learn's ``GridSearchCV(est, grid, cv=cv, scoring=scoring)`` on (X, y).
+
+    Locally the candidates run in joblib's worker processes (``n_jobs``, -1: all cores). With
+    ``scheduler`` (a Dask scheduler's address, such as ``tcp://host:8786``) they run on that
+    existing cluster through joblib's Dask backend (needs ``distributed``; the workers need
+    chainrule installed). Returns the fitted GridSearchCV.
+    """
+    import joblib
+    from sklearn.metrics import get_scorer_names
+    from sklearn.model_selection import GridSearchCV
+
+    if scoring is not None and scoring not in get_scorer_names():
+        near = [s for s in get_scorer_names() if scoring.lower() in s]
+        hint = f" (did you mean {', '.join(near[:4])}?)" if near else ""
+        raise ConfigError(f"scoring {scoring!r} is not a scikit-learn scorer{hint}; see "
+                          "sklearn.metrics.get_scorer_names()")
+    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool) and cv < 2:
+        raise ConfigError(f"cv={cv} is not valid; expected at least 2 folds")
+    if scheduler is None:
+        search = GridSearchCV(est, grid, cv=cv, scoring=scoring, n_jobs=n_jobs, refit=refit)
+        with joblib.parallel_backend("loky"):
+            return search.fit(X, y)
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ConfigError("a Dask scheduler needs the distributed package, which is not "
+                          'installed: pip install "chainrule[dask]"') from None
+    try:
+        client = Client(scheduler, timeout="15s")
+    except (OSError, TimeoutError, ValueError) as err:
+        raise ConfigError(f"could not reach the Dask scheduler at {scheduler} "
+                          f"({' '.join(str(err).split())}); expected the address of a "
+                          "running scheduler, such as tcp://host:8786") from None
+    try:
+        search = GridSearchCV(est, grid, cv=cv, scoring=scoring, n_jobs=-1, refit=refit)
+        with joblib.parallel_backend("dask"):
+            return search.fit(X, y)
+    finally:
+        client.close()
