@@ -357,6 +357,14 @@ def datasets():
 @click.option("--patience", type=int, callback=_positive(int), metavar="N",
               help="Stop early when the validation loss has not improved for N epochs "
                    "(the best weights are kept).")
+@click.option("--conv", "conv", metavar="CHANNELS",
+              help="Convolutional layers first, their channels comma separated (25,25,25: the "
+                   "MNIST-1D paper's CNN; --hidden then defaults to none). digits are 1x8x8 images, "
+                   "mnist1d and other rows 1xN signals.")
+@click.option("--conv-kernel", metavar="K[,K...]",
+              help="Kernel size of the conv layers, or one per layer. Default: 5, then 3.")
+@click.option("--conv-stride", type=int, default=2, show_default=True, callback=_positive(int),
+              help="Stride of the conv layers (padding 1).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the weights, the split and the shuffling: the same seed, the same "
                    "model.")
@@ -367,7 +375,7 @@ def datasets():
 @debug_option
 def train(dataset, data_file, target, delimiter, drop_missing, id_columns, samples, noise, task,
           hidden, activation, loss, optimizer, lr, momentum, weight_decay, batch_size, epochs,
-          validation, patience, seed, out, report, quiet):
+          validation, patience, conv, conv_kernel, conv_stride, seed, out, report, quiet):
     """Train a network on a built-in dataset or your file and save it.
 
     The task is inferred from the target (text or a few whole-number labels: classification;
@@ -380,10 +388,15 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
                        noise)
     source = ({"dataset": dataset, "samples": samples, "noise": noise} if dataset
               else {"data": os.path.basename(data_file)})
+    conv_params = _conv_option(conv, conv_kernel, conv_stride, dataset) if conv else {}
+    if conv and (click.get_current_context().get_parameter_source("hidden")
+                 == click.core.ParameterSource.DEFAULT):
+        hidden = []  # with --conv, --hidden defaults to none
     est = table_estimator(data, task, hidden=tuple(hidden), activation=activation, loss=loss,
                           optimizer=optimizer, lr=lr, momentum=momentum,
                           weight_decay=weight_decay, batch_size=batch_size, epochs=epochs,
-                          validation=validation, patience=patience, random_state=seed)
+                          validation=validation, patience=patience, random_state=seed,
+                          **conv_params)
     header = None if quiet else (lambda state: _print_train_header(data, est, state))
     progress = ProgressCallback(console, epochs, quiet, header)
     try:
@@ -414,6 +427,30 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
             console.print(f"wrote {path}")
 
 
+def _conv_option(conv, conv_kernel, conv_stride, dataset) -> dict:
+    """The estimator's conv settings from --conv/--conv-kernel/--conv-stride; a built-in
+    dataset's rows are its images/signals (digits 1x8x8), a file's rows 1xN signals."""
+    from .data.datasets import SAMPLE_SHAPES
+
+    def sizes(option, text):
+        parts = [p.strip() for p in str(text).split(",") if p.strip()]
+        if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise click.BadParameter(f"'{text}' is not a list of positive whole numbers such "
+                                     "as 25,25,25", param_hint=option)
+        return tuple(int(p) for p in parts)
+
+    channels = sizes("--conv", conv)
+    kernel = sizes("--conv-kernel", conv_kernel) if conv_kernel else None
+    if kernel and len(kernel) not in (1, len(channels)):
+        raise click.BadParameter(f"'{conv_kernel}' gives {len(kernel)} sizes for "
+                                 f"{len(channels)} conv layers; give one, or one per layer",
+                                 param_hint="--conv-kernel")
+    key = (dataset or "").strip().lower().replace("_", "-")
+    shape = SAMPLE_SHAPES.get(key)
+    return {"conv": channels, "conv_kernel": kernel, "conv_stride": conv_stride,
+            "input_shape": None if shape is None else tuple(shape)}
+
+
 def _print_train_header(data, est, state):
     """What is about to be trained (printed when training begins, from the estimator)."""
     task = est._task
@@ -430,8 +467,9 @@ def _print_train_header(data, est, state):
     if data.dropped:
         what += f"; dropped {data.dropped} rows with missing values"
     console.print(f"data: {data.source} ({what})")
-    widths = ([str(len(data.feature_names))] + [f"{h} {est.activation}" for h in hidden]
-              + [str(n_out)])
+    widths = ([str(len(data.feature_names))]
+              + ([f"conv {','.join(map(str, est.conv))}"] if est.conv else [])
+              + [f"{h} {est.activation}" for h in hidden] + [str(n_out)])
     lr = state.optimizer.param_groups[0]["lr"]
     console.print(f"model: {' -> '.join(widths)} ({n_params} parameters), loss {est.loss_}, "
                   f"optimizer {est.optimizer} (lr {lr:g})")
