@@ -80,12 +80,13 @@ class ProgressBar(Callback):
 
     def __init__(self, backend: str = "auto", file=None, leave: bool = True):
         if backend not in ("auto", "tqdm", "rich"):
-            raise ValueError(f"ProgressBar: backend must be 'auto', 'tqdm' or 'rich', got {backend!r}")
+            raise ValueError("ProgressBar: backend must be 'auto', 'tqdm' or 'rich', "
+                             f"got {backend!r}")
         if backend == "auto":
-            backend = "tqdm" if _has("tqdm") else "rich" if _has("rich") else None
-            if backend is None:
+            if not (_has("tqdm") or _has("rich")):
                 raise ImportError("a progress bar needs tqdm or rich: "
                                   "pip install 'chainrule[notebook]'")
+            backend = "tqdm" if _has("tqdm") else "rich"
         self.backend, self.file, self.leave = backend, file, leave
         self._bar = self._progress = None
         self._last_step_draw = 0.0
@@ -98,7 +99,7 @@ class ProgressBar(Callback):
         except ImportError:
             raise ImportError("ProgressBar(backend='tqdm') needs tqdm: pip install tqdm") from None
         if in_notebook() and self.file is None and _has("ipywidgets"):
-            from tqdm.notebook import tqdm as cls   # what tqdm.auto picks in a notebook
+            from tqdm.notebook import tqdm as cls  # what tqdm.auto picks in a notebook
             return cls
         # tqdm.auto without ipywidgets falls back to this one too (after a warning we spare)
         from tqdm.std import tqdm as cls
@@ -114,8 +115,14 @@ class ProgressBar(Callback):
         else:
             try:
                 from rich.console import Console
-                from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                           TimeElapsedColumn, TimeRemainingColumn)
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeElapsedColumn,
+                    TimeRemainingColumn,
+                )
             except ImportError:
                 raise ImportError("ProgressBar(backend='rich') needs rich: pip install rich") \
                     from None

@@ -30,8 +30,8 @@ _CSS = """
 .cr-view.cr-view table th,.cr-view.cr-view table td{border:1px solid #dee2e6;padding:2px 8px;
  text-align:left;vertical-align:top}
 .cr-view.cr-view table th{background:#f1f3f5;font-weight:600}
-.cr-view.cr-view table td.num{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,'DejaVu Sans Mono',
- monospace;text-align:right}
+.cr-view.cr-view table td.num{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,
+ 'DejaVu Sans Mono',monospace;text-align:right}
 .cr-view .note{color:#495057}
 .cr-view .cols{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
 .cr-view img{max-width:100%;height:auto}
@@ -132,14 +132,20 @@ class Summary(str):
     """The text of ``Module.summary()`` (a ``str``: print it, compare it, write it), which a
     notebook shows as a table.
 
-    ``rows`` holds one dict per layer: ``name``, ``type``, ``settings``, ``unit`` (the course's
-    linear unit Σ or activation σ), ``output_shape``, ``params``; ``total`` and ``trainable``
-    count parameters.
+    ``model_name`` is the model's class name; ``rows`` holds one dict per layer: ``name``,
+    ``type``, ``settings``, ``unit`` (the course's linear unit Σ or activation σ),
+    ``output_shape``, ``params``; ``total`` and ``trainable`` count parameters.
     """
 
-    def __new__(cls, text: str, title: str = "", rows=(), total: int = 0, trainable: int = 0):
+    model_name: str
+    rows: list
+    total: int
+    trainable: int
+
+    def __new__(cls, text: str, model_name: str = "", rows=(), total: int = 0,
+                trainable: int = 0):
         self = super().__new__(cls, text)
-        self.title, self.rows = title, list(rows)
+        self.model_name, self.rows = model_name, list(rows)
         self.total, self.trainable = int(total), int(trainable)
         return self
 
@@ -162,7 +168,7 @@ def summary_html(s: Summary) -> str:
     if s.trainable != s.total:
         body.append(f'<tr><th colspan="5">trainable</th><td class="num">{s.trainable:,}</td></tr>')
     body.append("</table>")
-    return _view(f'Model: "{s.title}"', "".join(body))
+    return _view(f'Model: "{s.model_name}"', "".join(body))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -208,7 +214,7 @@ def history_html(history) -> str:
 
 def _arch_words(spec) -> str:
     """'2 → Linear(16) → ReLU → Linear(2)' from a model file's architecture entry."""
-    words = []
+    words: list[str] = []
 
     def walk(s):
         if not isinstance(s, dict):
@@ -252,7 +258,8 @@ def info_html(info: dict) -> str:
             block += ("<table><tr><th>feature</th><th>mean</th><th>scale</th></tr>" + "".join(
                 f'<tr><td>{_esc(n)}</td><td class="num">{_num(m)}</td>'
                 f'<td class="num">{_num(s)}</td></tr>'
-                for n, m, s in list(zip(names, std["mean"], std.get("scale", [])))[:12])
+                for n, m, s in list(zip(names, std["mean"], std.get("scale", []),
+                                        strict=False))[:12])
                 + "</table>")
         cols.append("<div><h4>Preprocessing</h4>" + block + "</div>")
     training = dict(info.get("training") or {})

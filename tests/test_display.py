@@ -212,6 +212,7 @@ def test_liveplot_redraws_one_output_in_place_in_a_notebook(monkeypatch):
     pytest.importorskip("matplotlib")
     pytest.importorskip("IPython")
     import IPython.display
+
     import chainrule.callbacks as cb
     calls = []
 

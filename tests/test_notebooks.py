@@ -135,7 +135,8 @@ def test_tutorial_follows_the_notes_in_order():
              "(3)$$", "Definition 2", "Summary of neural network gradient descent",
              "Concept 3", "**Repeat** until satisfied"]
     positions = [text.find(s) for s in order]
-    assert all(p >= 0 for p in positions), [s for s, p in zip(order, positions) if p < 0]
+    missing = [s for s, p in zip(order, positions, strict=True) if p < 0]
+    assert not missing, missing
     assert positions == sorted(positions)
 
 
