@@ -235,7 +235,8 @@ class _NetBase(BaseEstimator):
     def _loss_targets(self, y_fit):
         return loss_targets(y_fit, self._task, self.loss_)
 
-    def _fit(self, X, y, incremental=False, classes=None, callbacks=(), track_grad_norms=False):
+    def _fit(self, X, y, incremental=False, classes=None, callbacks=(), track_grad_norms=False,
+             fit_options=None):
         from .data import Standardizer, train_test_split
         from .train import EarlyStopping
         from .train import fit as cr_fit
@@ -309,7 +310,8 @@ class _NetBase(BaseEstimator):
                          batch_size=self.batch_size,
                          validation=(X_va_s, t_va) if X_va is not None else None,
                          metrics=metrics, callbacks=cbs, seed=shuffle_seed,
-                         track_grad_norms=track_grad_norms, verbose=bool(self.verbose))
+                         track_grad_norms=track_grad_norms, verbose=bool(self.verbose),
+                         **(fit_options or {}))
         self.model_.eval()
         if incremental and hasattr(self, "history_"):
             done = len(self.history_.epochs)
@@ -896,7 +898,7 @@ def table_estimator(data, task=None, **params):
 
 
 def fit_table(est, data, *, source=None, id_columns=(), callbacks=None,
-              track_grad_norms=False):
+              track_grad_norms=False, fit_options=None):
     """Train ``est`` (from :func:`table_estimator`) on a table, as ``chainrule train`` does.
 
     A classifier's ``classes_`` become the label names as text (a built-in dataset's in its
@@ -927,7 +929,8 @@ def fit_table(est, data, *, source=None, id_columns=(), callbacks=None,
         raise DataError(f"{data.source} has {data.n} row; training needs at least 2")
     est._file_info = {"target": data.target, "id_columns": list(id_columns),
                       "source": dict(source or {}), "dropped_rows": int(data.dropped)}
-    est._fit(data.X, y, classes=classes, callbacks=callbacks, track_grad_norms=track_grad_norms)
+    est._fit(data.X, y, classes=classes, callbacks=callbacks, track_grad_norms=track_grad_norms,
+             fit_options=fit_options)
     if names is not None:
         est.classes_ = np.asarray(names, dtype=object)
     features = [str(f) for f in data.feature_names]

@@ -294,7 +294,15 @@ def numeric_target(y_raw, data: Data) -> np.ndarray:
                 raise DataError(f"column '{data.target}', row {data.rows[i]} of {data.source}: "
                                 f"'{v}' is not a number; regression needs numbers in the "
                                 "target (use --task classification for labels)") from None
-    return y.astype(np.float64)
+    y = y.astype(np.float64)
+    big = np.abs(y) > np.finfo(np.float32).max / 1e3  # standardizing and float32 training
+    if big.any():
+        i = int(np.argmax(big))
+        raise DataError(f"column '{data.target}', row {data.rows[i]} of {data.source}: {y[i]:.4g} "
+                        "is too large to train on (the network computes in float32, up to "
+                        "3.4e38); rescale the target, e.g. divide it by a power of ten")
+    return y
+
 
 
 def data_for_model(columns: dict, dataset, data_file, target=None, delimiter=None,
