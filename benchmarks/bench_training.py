@@ -40,12 +40,14 @@ of them alike. Reported: the median samples/s of each framework over the rounds,
 the per-round ratios chainrule/PyTorch and chainrule/scikit-learn (each ratio pairs two
 measurements of the same round).
 
-Each measurement starts with a pause (``--settle``, 0.2 s) and a short untimed run of the same
+Each measurement starts with a pause (``--settle``, 1 s) and a short untimed run of the same
 framework (1/20 of its steps). The pause matters: after a numpy GEMM, OpenBLAS's worker threads
-busy-wait for about 0.1 s (its THREAD_TIMEOUT, 2**28 cycles) before sleeping; on a 2-core machine
-they then steal the cores from PyTorch's OpenMP threads and a PyTorch measurement taken right after
-a numpy one runs 5-10x slower. A real training loop runs one library only, so the benchmark lets
-the other library's threads go idle first.
+busy-wait (its THREAD_TIMEOUT, 2**28 cycles, ~0.1 s on an idle machine but several times that on
+a loaded one) before sleeping; on a 2-core machine they then steal the cores from PyTorch's OpenMP
+threads and a PyTorch measurement taken within ~1 s of a numpy one ran 20-40x slower here (0.2 s
+was measured to be too short). A real training loop runs one library only, so the benchmark lets
+the other library's threads go idle first. ``--check-alone`` re-measures PyTorch in a process of
+its own that never touches numpy's BLAS, to check the interleaved figure.
 
 FLOPs and the GEMM peak
 -----------------------
@@ -1020,7 +1022,8 @@ def parse_args(argv):
                     help="training steps in each memory subprocess (default 20)")
     ap.add_argument("--settle", type=float, default=None,
                     help="pause before each measurement so that the previous framework's idle "
-                         "threads stop spinning (default 0.2 s; OpenBLAS spins ~0.1 s)")
+                         "threads stop spinning (default 1 s: on a loaded 2-core machine a "
+                         "PyTorch run that starts within ~1 s of numpy work is 20-40x slower)")
     ap.add_argument("--threads", type=int, default=None,
                     help="cap numpy's BLAS at this many threads (threadpoolctl) and give PyTorch "
                          "as many (default: numpy's own count, unchanged)")
@@ -1042,7 +1045,7 @@ def parse_args(argv):
     if args.target_time is None:
         args.target_time = 0.03 if q else 0.3
     if args.settle is None:
-        args.settle = 0.2
+        args.settle = 1.0
     if args.memory_steps is None:
         args.memory_steps = 3 if q else 20
     return args

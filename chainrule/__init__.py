@@ -24,6 +24,8 @@ from .train import Callback, EarlyStopping, History, evaluate, fit, predict
 from .io import load, save
 # bound after the submodule is imported, so that cr.explain stays the function
 from .explain import explain
+# cr.compile: the function (bound after the submodule chainrule.compile is imported)
+from .compile import compile  # noqa: A004
 
 
 __version__ = "0.1.0"
