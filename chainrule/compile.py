@@ -551,7 +551,7 @@ class _MeanCEPlan:
 
     def forward(self, z, y):
         n, C = self.n, self.C
-        if n and (y.min() < 0 or y.max() >= C):
+        if n and y.min() < 0:
             raise _Retrace  # eager mode says what is wrong with the labels
         m = self.m
         if C > 8:
@@ -563,7 +563,11 @@ class _MeanCEPlan:
         shifted = np.subtract(z, m[:, None], out=self.shifted)
         e = np.exp(shifted, out=self.e)
         s = np.matmul(e, self.ones, out=self.s)
-        loss = (np.log(s, out=self.logs).sum() - shifted[self.rows, y].sum()) / n
+        try:
+            picked = shifted[self.rows, y]
+        except IndexError:
+            raise _Retrace from None  # a label >= C
+        loss = (np.log(s, out=self.logs).sum() - picked.sum()) / n
         e /= s[:, None]
         self.y = y
         return np.asarray(loss, dtype=self.dt)
@@ -648,6 +652,7 @@ class _FlatGroup:
             v[...] = p.data
             p.data = v
         self.flat = _FlatParam(self.P, self.G)
+        self._checks()
         self.proxy = object.__new__(type(opt))
         self.proxy.state = {self.flat: self.state}
         self.proxy.defaults = opt.defaults
@@ -677,35 +682,46 @@ class _FlatGroup:
     def _views(self, flat):
         return [flat[a:b].reshape(shape) for a, b, shape in self.slices]
 
-    def ready(self, group) -> bool:
+    def _checks(self):
+        """Per parameter: (p, data view, grad view, ((state key, view or value), ...))."""
+        out = []
+        for i, p in enumerate(self.params):
+            sv = tuple((k, self.sviews[k][i] if isinstance(f, np.ndarray) else f)
+                       for k, f in self.state.items())
+            out.append((p, self.pviews[i], self.gviews[i], sv))
+        self.checks = out
+        self.nkeys = len(self.state)
+        self.scalars = any(not isinstance(f, np.ndarray) for f in self.state.values())
+        self.flat_arrays = tuple(self.state.items())
+
+    def ready(self, group, state) -> bool:
         """Every parameter still has its views as data, gradient and state (nothing was
         reassigned, loaded or left without a gradient since the last call)."""
         gp = group["params"]
-        params = self.params
-        if len(gp) != len(params):
+        checks = self.checks
+        if len(gp) != len(checks):
             return False
-        state = self.opt_state
-        keys = self.state
-        for i, p in enumerate(params):
-            if gp[i] is not p or p.data is not self.pviews[i] or p.grad is not self.gviews[i]:
+        nkeys = self.nkeys
+        for (p, pv, gv, sv), q in zip(checks, gp):
+            if q is not p or p.data is not pv or p.grad is not gv:
                 return False
             st = state.get(p)
-            if st is None or len(st) != len(keys):
+            if st is None or len(st) != nkeys:
                 return False
-            for key, flat in keys.items():
-                v = st.get(key)
-                if isinstance(flat, np.ndarray):
-                    if v is not self.sviews[key][i]:
-                        return False
-                elif v != flat:
+            for key, v in sv:
+                x = st.get(key)
+                if x is not v and (type(v) is np.ndarray or x != v):
                     return False
         return True
 
-    def step(self, group):
+    def step(self, group, state):
         fake = dict(group)
         fake["params"] = [self.flat]
+        before = self.nkeys
         self.proxy._step_group(fake)
-        state = self.opt_state
+        if not self.scalars and len(self.state) == before and \
+                all(self.state[k] is v for k, v in self.flat_arrays):
+            return  # the state arrays were updated in place: the views show it
         for key, flat in self.state.items():
             if isinstance(flat, np.ndarray):
                 views = self.sviews.get(key)
@@ -716,6 +732,7 @@ class _FlatGroup:
             else:
                 for p in self.params:
                     state[p][key] = flat
+        self._checks()
 
 
 class _FlatStep:
@@ -750,12 +767,11 @@ class _FlatStep:
         if groups is not None and len(pg) == len(groups):
             st = opt.state
             for fg, group in zip(groups, pg):
-                fg.opt_state = st
-                if not fg.ready(group):
+                if not fg.ready(group, st):
                     break
             else:
                 for fg, group in zip(groups, pg):
-                    fg.step(group)
+                    fg.step(group, st)
                 return None
         return self.orig(opt)
 
@@ -825,6 +841,8 @@ class _Program:
         units = {}
         owned = set()
         self.plans = []
+        self.plan_of = {}
+        self.out_meta = {}
         # optimizer steps on flat buffers; their gradient slots are offered to the plans
         from .optim.optimizer import Optimizer
         leaf_ids = {id(t) for t in self.leaves}
@@ -853,6 +871,8 @@ class _Program:
                             gb)
                 plan = GenericPlan(spec) if dyn_kw else _make_plan(spec)
                 self.plans.append(plan)
+                self.plan_of[j] = plan
+                self.out_meta[j] = (out_shape, out_dtype)
                 owned.update(id(b) for b in getattr(plan, "buffers", ()))
                 ns[f"F{j}"] = plan.forward
                 ns[f"B{j}"] = plan.backward
@@ -902,7 +922,10 @@ class _Program:
             raise _Unreplayable("backward() from a tensor no unit made")
         j0 = root[1]
         if gsrc is None:
-            emit(f"    g{j0} = np.ones_like(v{j0})")
+            # eager makes np.ones_like(loss) each time; one read-only array holds the same ones
+            ones = np.ones(self.out_meta[j0][0], dtype=self.out_meta[j0][1])
+            ones.flags.writeable = False
+            emit(f"    g{j0} = {const(ones)}")
         else:
             emit(f"    g{j0} = np.array({expr(gsrc)}, dtype=v{j0}.dtype)")
         emit(f"    h.add(id(g{j0}))")
@@ -930,23 +953,41 @@ class _Program:
             emit(f"    {names[s]} = None")
             tens = f"L{s[1]}" if s[0] == "leaf" else f"A[{s[1]}]"
             emit(f"    _protect({tens}, OWNED)")
+        # which gradients are certainly there: planned units return one for every input that
+        # needs it; a unit's own backward may return None
+        state = {f"g{j0}": "set"}
         for j in order:
             srcs, needs = units[j]
-            emit(f"    if g{j} is not None:")
-            emit(f"        r = B{j}(g{j})")
+            sure = state.get(f"g{j}") == "set" and not isinstance(self.plan_of[j], GenericPlan)
+            pad = "    "
+            if state.get(f"g{j}") != "set":
+                emit(f"    if g{j} is not None:")
+                pad = "        "
+            emit(f"{pad}r = B{j}(g{j})")
             for i, (s, n) in enumerate(zip(srcs, needs)):
                 if not n:
                     continue
                 tgt = f"g{s[1]}" if s[0] == "out" else names.get(s)
                 if tgt is None:
                     continue
-                emit(f"        t = r[{i}]")
-                emit("        if t is not None:")
-                emit(f"            {tgt} = t if {tgt} is None else {tgt} + t")
+                st = state.get(tgt, "unset")
+                if sure and st == "unset":
+                    emit(f"{pad}{tgt} = r[{i}]")
+                    state[tgt] = "set" if pad == "    " else "maybe"
+                elif sure and st == "set":
+                    emit(f"{pad}{tgt} = {tgt} + r[{i}]")
+                else:
+                    emit(f"{pad}t = r[{i}]")
+                    emit(f"{pad}if t is not None:")
+                    emit(f"{pad}    {tgt} = t if {tgt} is None else {tgt} + t")
+                    state[tgt] = "set" if (st == "set") else "maybe"
         for s in leaves:
             tens = f"L{s[1]}" if s[0] == "leaf" else f"A[{s[1]}]"
-            emit(f"    if {names[s]} is not None:")
-            emit(f"        _store({tens}, {names[s]}, h)")
+            if state.get(names[s]) == "set":
+                emit(f"    _store({tens}, {names[s]}, h)")
+            else:
+                emit(f"    if {names[s]} is not None:")
+                emit(f"        _store({tens}, {names[s]}, h)")
 
     def _result_expr(self, r, expr):
         kind, v = r
