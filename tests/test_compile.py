@@ -280,9 +280,26 @@ def test_retraces_with_a_cache_of_one_and_the_short_last_batch():
     assert one["traced"] > four["traced"] == 4 and four["replayed"] == 24 - 4
 
 
-def test_float64_network_and_one_sample_batches():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_one_sample_batches(dtype):
     X, y = _data(n=9)
-    _check(_mlp(nn.ReLU, dtype=np.float64), X.astype(np.float64), y, batch=1, epochs=2)
+    _check(_mlp(nn.ReLU, nn.Tanh, dtype=dtype), X.astype(dtype), y,
+           batch=1, epochs=2)
+
+
+def test_deep_relu_and_tanh_chains_work_in_place_and_stay_exact():
+    # Linear -> ReLU and Linear -> Tanh run in place on the Linear's buffer, and every backward
+    # writes over the gradient it receives: the numbers must not notice
+    X, y = _data(n=40, d=3)
+    build = _mlp(nn.ReLU, lambda: nn.Linear(8, 8), nn.Tanh, lambda: nn.Linear(8, 8), nn.ReLU)
+    _check(build, X, y, batch=16, epochs=3)
+    model, loss_fn, opt = build()
+    step = cr.compile(lambda xb, yb: _plain_step(model, loss_fn, opt, xb, yb))
+    for _ in range(3):
+        step(X[:16], y[:16])
+    plans = next(iter(step.cache.values())).program.plans
+    assert sum(getattr(p, "inplace", False) for p in plans) == 3
+    assert sum(getattr(p, "grad_writable", False) for p in plans) >= 5
 
 
 # ------------------------------------------------------------------------------------------------
