@@ -865,6 +865,18 @@ class _Program:
         self.leaf_state = [(t, t._rg, t.data.shape, t.data.dtype) for t in self.leaves]
         self.last_data = [t.data for t in self.leaves]
         self.modules = [(m, m.training) for m in trace.modules.values()]
+        # what the modules' forwards will read: the same parameters, children and hooks (a
+        # parameter or layer assigned anew, a hook added: the step must be traced again)
+        self.structure = []
+        for m in trace.modules.values():
+            for attr in ("_parameters", "_modules", "_forward_hooks"):
+                d = m.__dict__.get(attr)
+                if d is None:
+                    continue
+                if attr == "_forward_hooks":
+                    self.structure.append((d, None, len(d)))
+                else:
+                    self.structure.extend((d, k, v) for k, v in d.items())
         ns = {"np": np, "_store": _store, "_protect": _protect, "Tensor": Tensor}
         lines = ["def run(A):"]
         emit = lines.append
@@ -904,6 +916,7 @@ class _Program:
         owned = set()
         self.plans = []
         self.plan_of = {}
+        self.unit_of = {}
         self.out_meta = {}
         self.reads = []
         self.units_needs = {}
@@ -935,6 +948,7 @@ class _Program:
                 plan = GenericPlan(spec) if dyn_kw else _make_plan(spec)
                 self.plans.append(plan)
                 self.plan_of[j] = plan
+                self.unit_of[j] = cls
                 self.out_meta[j] = (out_shape, out_dtype)
                 self.reads.append(list(srcs) + [s for _, s in dyn_kw])
                 self.units_needs[j] = (srcs, needs)
@@ -1109,6 +1123,9 @@ class _Program:
     def guards_hold(self) -> bool:
         for m, training in self.modules:
             if m.training != training:
+                return False
+        for d, k, v in self.structure:
+            if (len(d) != v) if k is None else (d.get(k) is not v):
                 return False
         last = self.last_data
         for i, (t, rg, shape, dtype) in enumerate(self.leaf_state):

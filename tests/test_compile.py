@@ -336,6 +336,9 @@ GUARD_CHANGES = {
     "lr_changed": lambda m, o: o.param_groups[0].__setitem__("lr", 0.3),
     "momentum_changed": lambda m, o: o.param_groups[0].__setitem__("momentum", 0.5),
     "state_loaded": lambda m, o: o.load_state_dict(o.state_dict()),
+    "layer_replaced": lambda m, o: m.__setitem__(3, nn.ReLU()),
+    "bias_replaced": lambda m, o: setattr(m[0], "bias", nn.Parameter(np.zeros(8, np.float32))),
+    "hook_added": lambda m, o: m[1].register_forward_hook(lambda mod, i, out: out * 2.0),
     "grad_mode_off": None,
 }
 
