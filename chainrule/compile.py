@@ -1066,10 +1066,12 @@ class _Program:
         for s in leaves:
             emit(f"    {names[s]} = None")
             tens = f"L{s[1]}" if s[0] == "leaf" else f"A[{s[1]}]"
-            emit(f"    _protect({tens}, OWNED)")
+            emit(f"    if {tens}.grad is not None:")
+            emit(f"        _protect({tens}, OWNED)")
         # which gradients are certainly there: planned units return one for every input that
         # needs it; a unit's own backward may return None
         state = {f"g{j0}": "set"}
+        private = {}  # leaf gradient -> came once, from a planned unit's own buffer
         for j in order:
             srcs, needs = units[j]
             sure = state.get(f"g{j}") == "set" and not isinstance(self.plan_of[j], GenericPlan)
@@ -1085,6 +1087,7 @@ class _Program:
                 if tgt is None:
                     continue
                 st = state.get(tgt, "unset")
+                private[tgt] = sure and st == "unset" and isinstance(self.plan_of[j], _Plan)
                 if sure and st == "unset":
                     emit(f"{pad}{tgt} = r[{i}]")
                     state[tgt] = "set" if pad == "    " else "maybe"
@@ -1095,9 +1098,15 @@ class _Program:
                     emit(f"{pad}if t is not None:")
                     emit(f"{pad}    {tgt} = t if {tgt} is None else {tgt} + t")
                     state[tgt] = "set" if (st == "set") else "maybe"
+        fast = all(state.get(names[s]) == "set" and private.get(names[s]) for s in leaves)
         for s in leaves:
             tens = f"L{s[1]}" if s[0] == "leaf" else f"A[{s[1]}]"
-            if state.get(names[s]) == "set":
+            if fast:
+                # _store without the bookkeeping: each array is a planned unit's own buffer,
+                # writeable, handed to this leaf only
+                g = names[s]
+                emit(f"    {tens}.grad = {g} if {tens}.grad is None else {tens}.grad + {g}")
+            elif state.get(names[s]) == "set":
                 emit(f"    _store({tens}, {names[s]}, h)")
             else:
                 emit(f"    if {names[s]} is not None:")
