@@ -1104,6 +1104,25 @@ def report(model_file, dataset, data_file, target, delimiter, drop_missing, id_c
     console.print(f"wrote {path}")
 
 
+# --- playground -------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; the default keeps the page on this machine.")
+@click.option("--no-browser", is_flag=True, help="Do not open the page in a web browser.")
+@click.option("--dataset", type=click.Choice(["circle", "xor", "gauss", "spiral", "plane",
+                                              "multigauss"]), default="circle",
+              show_default=True, help="The data set to start with.")
+@debug_option
+def playground(port, host, no_browser, dataset):
+    """Train a network live in the browser and watch every chain-rule term (needs
+    chainrule[playground])."""
+    run = _optional("chainrule.playground", "run", "the playground")
+    run(host=host, port=port, open_browser=not no_browser, dataset=dataset)
+
+
 # --- export (chainrule.onnx) ------------------------------------------------------------------
 
 @cli.command("export")
