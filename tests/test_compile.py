@@ -517,3 +517,43 @@ def test_fit_compiled_equals_fit_eager(task):
         runs.append((_snapshot(list(model.parameters()), opt), h.history))
     _compare(runs[0][0], runs[1][0])
     assert runs[0][1] == runs[1][1]
+
+
+# ------------------------------------------------------------------------------------------------
+# convolution and pooling layers (units_conv): they replay through their own methods
+# ------------------------------------------------------------------------------------------------
+
+def _cnn(*mid, dim=2):
+    def build():
+        cr.manual_seed(0)
+        conv = nn.Conv2d if dim == 2 else nn.Conv1d
+        shape = (1, 6, 6) if dim == 2 else (1, 36)
+        model = nn.Sequential(nn.Unflatten(1, shape), conv(1, 3, 3, padding=1), nn.ReLU(),
+                              *[m() for m in mid], nn.Flatten())
+        with cr.no_grad():
+            n = model(np.zeros((1, 36), np.float32)).shape[1]
+        model = nn.Sequential(*list(model), nn.Linear(n, 3))
+        return model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    return build
+
+
+CONV = {
+    "conv2d": (),
+    "conv2d_stride_groups": (lambda: nn.Conv2d(3, 3, 3, stride=2, groups=3),),
+    "maxpool2d": (lambda: nn.MaxPool2d(2),),
+    "avgpool2d": (lambda: nn.AvgPool2d(2),),
+    "adaptive_avgpool2d": (lambda: nn.AdaptiveAvgPool2d((2, 2)),),
+    "batchnorm2d_eval": (lambda: nn.BatchNorm2d(3).eval(),),
+}
+
+
+@pytest.mark.skipif(not hasattr(nn, "Conv2d"), reason="no convolution layers in this version")
+@pytest.mark.parametrize("name", sorted(CONV) + ["conv1d_maxpool1d"])
+def test_every_conv_layer_compiled_equals_eager(name):
+    X = np.random.default_rng(0).normal(size=(20, 36)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 3, size=20)
+    if name == "conv1d_maxpool1d":
+        build = _cnn(lambda: nn.MaxPool1d(2), lambda: nn.AvgPool1d(2), dim=1)
+    else:
+        build = _cnn(*CONV[name])
+    _check(build, X, y, batch=8)
