@@ -676,6 +676,9 @@ def _flat_optimizers():
     return {SGD._step_group, Adam._step_group, RMSprop._step_group, Adagrad._step_group}
 
 
+_CHUNK = 1 << 15   # elements per chunk of the flat SGD update (128 KiB of float32)
+
+
 class _FlatGroup:
     """One parameter group laid out in flat buffers: parameters, gradients and every array of
     the optimizer state; each parameter's ``.data``, ``.grad`` and state arrays are views."""
@@ -714,6 +717,9 @@ class _FlatGroup:
                 g[...] = p.grad       # the traced step's gradient, in its slot
                 p.grad = g
         self.flat = _FlatParam(self.P, self.G)
+        from .optim import SGD
+        self.sgd = type(opt)._step_group is SGD._step_group
+        self.tmp = None
         self._checks()
         self.proxy = object.__new__(type(opt))
         self.proxy.state = {self.flat: self.state}
@@ -776,7 +782,42 @@ class _FlatGroup:
                     return False
         return True
 
+    def _sgd(self, group) -> bool:
+        """SGD's common cases (plain, or momentum without dampening/Nesterov/decay) with the
+        same numpy operations as SGD._step_group, the temporary lr·b in a kept buffer instead
+        of a fresh one each step (the same numbers; no 4-bytes-per-parameter allocation)."""
+        if group["weight_decay"] != 0 or group["maximize"] or group["nesterov"] \
+                or group["dampening"] != 0:
+            return False
+        momentum, lr = group["momentum"], group["lr"]
+        buf = None
+        if momentum != 0:
+            buf = self.state.get("momentum_buffer")
+            if buf is None:
+                return False   # the first step creates the buffer: SGD's own code does it
+        n = self.P.size
+        step = _CHUNK
+        t = self.tmp
+        if t is None:
+            t = self.tmp = np.empty(min(n, step), dtype=self.P.dtype)
+        P, G = self.P, self.G
+        # chunk by chunk: the four passes stay in the cache, and the temporary is small
+        for a in range(0, n, step):
+            b = min(a + step, n)
+            tt = t[:b - a]
+            if buf is not None:
+                m = buf[a:b]
+                m *= momentum
+                m += G[a:b]
+                np.multiply(m, lr, out=tt)
+            else:
+                np.multiply(G[a:b], lr, out=tt)
+            P[a:b] -= tt
+        return True
+
     def step(self, group, state):
+        if self.sgd and self._sgd(group):
+            return
         fake = dict(group)
         fake["params"] = [self.flat]
         before = self.nkeys

@@ -557,3 +557,11 @@ def test_every_conv_layer_compiled_equals_eager(name):
     else:
         build = _cnn(*CONV[name])
     _check(build, X, y, batch=8)
+
+
+@pytest.mark.parametrize("name", ["sgd", "sgd_momentum"])
+def test_flat_sgd_in_chunks_equals_eager(name, monkeypatch):
+    import sys
+    monkeypatch.setattr(sys.modules["chainrule.compile"], "_CHUNK", 7)  # many short chunks
+    X, y = _data()
+    _check(_mlp(nn.Tanh, opt=OPTIMIZERS[name]), X, y, epochs=3)
