@@ -186,6 +186,7 @@ class _Trace:
         self.tsrc = {}            # id(Tensor)  -> source
         self.keep = [args]        # keeps every mapped object alive (ids stay unique)
         self.outs = []            # output arrays, by unit event
+        self.made = []            # output tensors, by unit event
         self.problem = None
         self.arg_tensors = {}
         self.arg_kinds = ["t" if isinstance(a, Tensor) else "a" if isinstance(a, np.ndarray)
@@ -199,7 +200,14 @@ class _Trace:
                 self.src.setdefault(id(a), ("arg", k))
 
     def finish(self):
-        """Drop what only the recording needed (the step's arrays: they may be large)."""
+        """Drop what only the recording needed, and the record itself: the tensors the step
+        made lose their link to the units that made them (as the replayed steps' results have
+        none), so that the step's activations are freed now, not when the caller drops them."""
+        for out in self.made:
+            if out._ctx is not None:
+                out._ctx = None
+                out._rg = False
+        self.made = None
         self.keep = self.outs = self.src = self.tsrc = self.arg_tensors = None
 
     def fail(self, why):
@@ -248,7 +256,8 @@ class _Trace:
                             out.data.shape, out.data.dtype,
                             tuple(None if a is None else np.asarray(a).dtype for a in arrays)))
         self.outs.append(out.data)
-        self.keep.append((inputs, out))
+        self.keep.append(inputs)
+        self.made.append(out)
         self.tsrc[id(out)] = ("out", j)
         self.src[id(out.data)] = ("out", j)
         if out._retain:
@@ -677,6 +686,9 @@ def _flat_optimizers():
 
 
 _CHUNK = 1 << 15   # elements per chunk of the flat SGD update (128 KiB of float32)
+# groups larger than this stay per parameter: the optimizer's loop costs nothing beside their
+# GEMMs, and moving them into flat buffers would need a second copy of the model for a moment
+_FLAT_MAX = 1 << 20
 
 
 class _FlatGroup:
@@ -730,6 +742,8 @@ class _FlatGroup:
         if not params or len({id(p) for p in params}) != len(params):
             return False
         dt = params[0].data.dtype
+        if sum(p.data.size for p in params) > _FLAT_MAX:
+            return False
         if dt.kind != "f" or any(p.data.dtype != dt or not p._rg for p in params):
             return False
         states = [opt.state.get(p, {}) for p in params]
@@ -904,7 +918,6 @@ class _Program:
     def __init__(self, trace: _Trace, refs, result):
         self.leaves = list(trace.leaves)
         self.leaf_state = [(t, t._rg, t.data.shape, t.data.dtype) for t in self.leaves]
-        self.last_data = [t.data for t in self.leaves]
         self.modules = [(m, m.training) for m in trace.modules.values()]
         # what the modules' forwards will read: the same parameters, children and hooks (a
         # parameter or layer assigned anew, a hook added: the step must be traced again)
@@ -1013,6 +1026,7 @@ class _Program:
             owned.update(id(b) for b in getattr(plan, "buffers", ()))
         ns["OWNED"] = owned
         emit(f"    return {self._result_expr(result, expr)}")
+        self.last_data = [t.data for t in self.leaves]  # after the flat layout moved them
         self.source = "\n".join(lines)
         exec(self.source, ns)  # noqa: S102 - our own generated code, from the trace
         self.run = ns["run"]

@@ -565,3 +565,11 @@ def test_flat_sgd_in_chunks_equals_eager(name, monkeypatch):
     monkeypatch.setattr(sys.modules["chainrule.compile"], "_CHUNK", 7)  # many short chunks
     X, y = _data()
     _check(_mlp(nn.Tanh, opt=OPTIMIZERS[name]), X, y, epochs=3)
+
+
+@pytest.mark.parametrize("name", ["sgd_momentum", "adam"])
+def test_large_groups_stay_per_parameter_and_equal_eager(name, monkeypatch):
+    import sys
+    monkeypatch.setattr(sys.modules["chainrule.compile"], "_FLAT_MAX", 10)  # "large" groups
+    X, y = _data()
+    _check(_mlp(nn.Tanh, opt=OPTIMIZERS[name]), X, y, epochs=3)
