@@ -472,3 +472,21 @@ def test_command_trains_a_cnn(tmp_path):
     assert "--conv: '4,0' is not a list of positive whole numbers" in bad.stderr
     small = run("train", "--dataset", "iris", "--conv", "8,8,8,8", "--conv-kernel", "5")
     assert small.returncode == 1 and "too small for a kernel of 5" in small.stderr
+
+
+def test_mnist1d_cnn_example_runs():
+    """examples/mnist1d_cnn.py as a user runs it, for a few steps (the 6000-step figures are in
+    docs/nn.md)."""
+    pytest.importorskip("mnist1d")
+    import pathlib
+    import subprocess
+    import sys
+    script = pathlib.Path(__file__).resolve().parent.parent / "examples" / "mnist1d_cnn.py"
+    p = subprocess.run([sys.executable, str(script), "--seeds", "0", "--steps", "80"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert lines[0].split() == ["seed", "test", "acc", "train", "acc", "seconds"]
+    acc = float(lines[1].split()[1])
+    assert 0.3 < acc <= 1.0     # 2 passes over the data: well above chance (0.1)
+    assert lines[-1].startswith("median test accuracy over 1 seeds:")
