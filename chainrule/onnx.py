@@ -96,9 +96,9 @@ def _array(t, dtype) -> np.ndarray:
 
 
 def _ex_linear(g: _Graph, m, x, in_shape, p):
-    w = g.const(p + "weight", _array(m.weight, g.dtype))
     b = [g.const(p + "bias", _array(m.bias, g.dtype))] if m.bias is not None else []
     if len(in_shape) == 2:
+        w = g.const(p + "weight", _array(m.weight, g.dtype))
         return g.op("Gemm", [x, w] + b, p + "gemm", transB=1)
     # (..., in) inputs: MatMul with the transposed weight, then the bias
     wt = g.const(p + "weight_T", _array(m.weight, g.dtype).T)
@@ -113,11 +113,15 @@ def _ex_simple(op_type):
 
 
 def _ex_leaky_relu(g, m, x, in_shape, p):
+    if g.dtype == np.float64:  # onnxruntime lacks a double LeakyRelu kernel at opset >= 20
+        positive = g.op("Greater", [x, g.scalar(p + "zero", 0.0)], p + "positive")
+        scaled = g.op("Mul", [x, g.scalar(p + "slope", m.negative_slope)], p + "scaled")
+        return g.op("Where", [positive, x, scaled], p + "leakyrelu")
     return g.op("LeakyRelu", [x], p + "leakyrelu", alpha=float(m.negative_slope))
 
 
 def _ex_gelu(g, m, x, in_shape, p):
-    if g.opset >= 20:
+    if g.opset >= 20 and g.dtype == np.float32:  # onnxruntime's Gelu is float32 only
         return g.op("Gelu", [x], p + "gelu", approximate=m.approximate)
     half, one = g.scalar(p + "half", 0.5), g.scalar(p + "one", 1.0)
     if m.approximate == "tanh":  # 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))
@@ -260,8 +264,11 @@ def _network(g: _Graph, model, x: str, input_shape):
             raise _unexportable(where.rstrip("."), m)
     shape = (2,) + tuple(input_shape)  # a dummy batch of 2 gives each layer's output shape
     a = np.zeros(shape, dtype=g.dtype)
+    batch = BATCH
     with no_grad():
         for where, m in layers:
+            if type(m).__name__ == "Flatten" and m.start_dim % len(shape) == 0:
+                batch = None  # the batch is merged into the first dimension from here on
             try:
                 out = m(a)
             except Exception as err:  # noqa: BLE001 - a shape problem, said with the layer
@@ -271,9 +278,7 @@ def _network(g: _Graph, model, x: str, input_shape):
             x = EXPORTERS[type(m).__name__](g, m, x, shape, where)
             a = np.asarray(out.data if hasattr(out, "data") else out)
             shape = a.shape
-    if not shape or shape[0] != 2:  # a Flatten(0, ...) merged the batch into another dimension
-        return x, [None] + list(shape[1:])
-    return x, [BATCH] + list(shape[1:])
+    return x, [batch] + list(shape[1:])
 
 
 def _value_info(onnx, name, elem_type, shape, batch=BATCH):
@@ -671,9 +676,10 @@ class _Chain:
         return self.linear(w.T, bias, node), nxt, y
 
     def gelu_region(self, i, x):
-        """GELU written as arithmetic (Div/Mul/Add/Erf/Tanh/Pow on scalars, as the
-        TorchScript exporter writes it before opset 20): the nodes from ``i`` on that compute
-        one tensor from ``x`` alone, checked numerically against both GELU formulas."""
+        """GELU (or a leaky ReLU) written as arithmetic (Div/Mul/Add/Erf/Tanh/Pow/Where... on
+        scalars, as the TorchScript exporter writes GELU before opset 20): the nodes from ``i``
+        on that compute one tensor from ``x`` alone, checked numerically on 101 points against
+        both GELU formulas and against max(x, 0) + slope · min(x, 0)."""
         from . import nn
 
         if self.nodes[i].op_type not in _ELEMENTWISE:
@@ -699,10 +705,17 @@ class _Chain:
             out = node.output[0]
             if any(self.used_after(n, j) for n in values if n != out):
                 continue  # not closed yet: an earlier tensor is still needed later
+            got = np.asarray(values[out], dtype=np.float64)
+            if got.shape != probe.shape:
+                continue
             for approximate in ("none", "tanh"):
                 ref = _gelu(probe, approximate)
-                if np.allclose(values[out], ref, rtol=1e-6, atol=1e-7):
+                if np.allclose(got, ref, rtol=1e-6, atol=1e-7):
                     return nn.GELU(approximate=approximate), j + 1, out
+            slope = -got[0] / 5.0  # probe[0] = -5: a leaky ReLU's value there is -5 · slope
+            if np.allclose(got, np.where(probe > 0, probe, slope * probe), rtol=1e-6, atol=1e-7):
+                return (nn.ReLU() if slope == 0 else
+                        nn.LeakyReLU(negative_slope=_float32_attr(slope))), j + 1, out
         return None
 
 
@@ -718,13 +731,19 @@ def _gelu(a, approximate):
 
 _ELEMENTWISE = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
                 "Pow": np.power, "Erf": _erf, "Tanh": np.tanh, "Sqrt": np.sqrt,
-                "Cast": lambda a: a}  # between float types only (checked in the walk)
+                "Cast": lambda a: a,  # between float types only (checked in the walk)
+                "Greater": np.greater, "Less": np.less, "Where": np.where,
+                "Max": np.maximum, "Min": np.minimum}
 
 
 def _float32_attr(value) -> float:
     """An ONNX float attribute (stored as float32) back as the decimal it was written from:
     0.10000000149011612 -> 0.1 (7 significant digits is what float32 holds)."""
-    return float(f"{float(value):.7g}")
+    value = float(value)
+    if np.float32(value) != value:  # not a float32 value: keep every digit
+        return value
+    short = float(f"{value:.7g}")
+    return short if np.float32(short) == np.float32(value) else value
 
 
 def _im_gemm(c: _Chain, node):
