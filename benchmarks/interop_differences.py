@@ -93,7 +93,7 @@ def main(argv=None):
             for exporter in ("torchscript", "dynamo"):
                 if exporter == "dynamo" and args.no_dynamo:
                     continue
-                for name, (net, shape) in T.torch_nets(torch).items():
+                for name, (net, shape) in T.torch_nets(torch).items():  # noqa: B007
                     if exporter == "dynamo" and name != "mixed":
                         continue
                     net.eval()

@@ -418,6 +418,21 @@ def _export_pipeline(model, head: dict, path, opset, meta: dict):
                    path, meta, doc)
 
 
+def _export_with_preprocessing(model, pre: dict, path, opset, source: str):
+    """A network plus the ``preprocessing`` dict of a model file (or an estimator's)."""
+    head = {"task": pre["task"], "standardizer": pre["standardizer"],
+            "target_standardizer": pre.get("target_standardizer"),
+            "output": pre.get("output", "logits"), "loss": pre.get("loss"),
+            "label_names": pre.get("label_names") or []}
+    meta = {"task": pre["task"], "feature_names": pre.get("feature_names"),
+            "target": pre.get("target"), "source": source}
+    if pre["task"] == "classification":
+        meta["class_names"] = head["label_names"]
+        if "classes" in pre:  # numbers or booleans, as the estimator's classes_
+            meta["classes"] = pre["classes"]
+    return _export_pipeline(model, head, path, opset, meta)
+
+
 def _export_model_file(src, path, opset):
     from .io import load as load_model
 
@@ -426,15 +441,15 @@ def _export_model_file(src, path, opset):
     if not isinstance(pre, dict) or "standardizer" not in pre or "task" not in pre:
         raise ModelFileError(f"{os.fspath(src)} has no preprocessing (saved from Python?); export "
                              "the network itself with export(model, path)")
-    head = {"task": pre["task"], "standardizer": pre["standardizer"],
-            "target_standardizer": pre.get("target_standardizer"),
-            "output": pre.get("output", "logits"), "loss": pre.get("loss"),
-            "label_names": pre.get("label_names") or []}
-    meta = {"task": pre["task"], "feature_names": pre.get("feature_names"),
-            "target": pre.get("target"), "source": os.path.basename(os.fspath(src))}
-    if pre["task"] == "classification":
-        meta["class_names"] = head["label_names"]
-    return _export_pipeline(model, head, path, opset, meta)
+    return _export_with_preprocessing(model, pre, path, opset, os.path.basename(os.fspath(src)))
+
+
+def _export_estimator(est, path, opset):
+    if getattr(est, "model_", None) is None:
+        raise ConfigError(f"export: this {type(est).__name__} is not fitted yet; call fit(X, y) "
+                          "before exporting it")
+    return _export_with_preprocessing(est.model_, est._preprocessing(), path, opset,
+                                      type(est).__name__)
 
 
 def export(model, path, opset: int = 17, *, input_shape=None, dtype=np.float32) -> str:
@@ -478,9 +493,8 @@ def export(model, path, opset: int = 17, *, input_shape=None, dtype=np.float32) 
     opset = _check_opset(opset)
     if isinstance(model, (str, os.PathLike)):
         return _export_model_file(model, path, opset)
-    if hasattr(model, "_onnx_export_parts"):  # an estimator from chainrule.sklearn
-        net, head, meta = model._onnx_export_parts()
-        return _export_pipeline(net, head, path, opset, meta)
+    if type(model).__module__ == "chainrule.sklearn" and hasattr(model, "_preprocessing"):
+        return _export_estimator(model, path, opset)  # NetClassifier, NetRegressor
     from .nn import Module
 
     if not isinstance(model, Module):

@@ -485,3 +485,40 @@ def test_dynamo_exporter_network_loads(tmp_path):
     data = [f for f in os.listdir(tmp_path) if f != path.name]
     assert data and sum(os.path.getsize(tmp_path / f) for f in data) > 40_000
     compare_with_torch(torch, net, shape, path)
+
+
+# --- estimators from chainrule.sklearn --------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["classifier", "classifier-numbers", "regressor", "regressor-2"])
+def test_estimators_export_with_their_preprocessing(tmp_path, kind):
+    sk = pytest.importorskip("chainrule.sklearn")
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(120, 3)) * [1, 10, 0.1] + [0, 50, 2]).astype(np.float32)
+    score = X[:, 0] + (X[:, 1] - 50) / 10
+    if kind.startswith("classifier"):
+        y = (np.array(["a", "b", "c"]) if kind == "classifier" else np.array([3, 7, 9]))[
+            np.digitize(score, [-0.7, 0.7])]
+        est = sk.NetClassifier(hidden=(8,), epochs=5, random_state=0).fit(X, y)
+    else:
+        y = 3 * X[:, 0] + 100 if kind == "regressor" else np.stack([score, 2 * X[:, 2] - 5], 1)
+        est = sk.NetRegressor(hidden=(8,), epochs=5, random_state=0).fit(X, y)
+    path = cro.export(est, tmp_path / "est.onnx")
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    meta = {p.key: json.loads(p.value) for p in model.metadata_props}
+    if kind.startswith("classifier"):
+        label, proba = run_onnx(path, X, ["label", "probabilities"])
+        np.testing.assert_allclose(proba, est.predict_proba(X), rtol=0, atol=TOL)
+        assert np.array_equal(np.asarray(est.classes_)[label], est.predict(X))
+        if kind == "classifier-numbers":
+            assert meta["classes"] == [3, 7, 9]
+        else:
+            assert meta["class_names"] == ["a", "b", "c"]
+    else:
+        pred = run_onnx(path, X, ["prediction"])
+        ref = est.predict(X)
+        assert pred.shape == ref.shape
+        np.testing.assert_allclose(pred, ref, rtol=TOL, atol=TOL)
+    with pytest.raises(cr.ConfigError, match="not fitted"):
+        cro.export(sk.NetRegressor(), tmp_path / "x.onnx")
