@@ -191,6 +191,92 @@ def _ex_flatten(g, m, x, in_shape, p):
     return g.op("Reshape", [x, g.const(p + "shape", shape, np.int64)], p + "reshape")
 
 
+def _ntuple(value, nd: int) -> list:
+    return [int(v) for v in value] if isinstance(value, (tuple, list)) else [int(value)] * nd
+
+
+def _ex_conv(g, m, x, in_shape, p):
+    from .nn.functional_conv import resolve_padding
+
+    nd = len(in_shape) - 2
+    pads = resolve_padding(m.padding, nd, m.kernel_size, m.stride, m.dilation, type(m).__name__)
+    ins = [x, g.const(p + "weight", _array(m.weight, g.dtype))]
+    if m.bias is not None:
+        ins.append(g.const(p + "bias", _array(m.bias, g.dtype)))
+    return g.op("Conv", ins, p + "conv", kernel_shape=list(m.kernel_size),
+                strides=list(m.stride), dilations=list(m.dilation), group=int(m.groups),
+                pads=[lo for lo, _ in pads] + [hi for _, hi in pads])
+
+
+def _ex_max_pool(g, m, x, in_shape, p):
+    nd = len(in_shape) - 2
+    if m.return_indices:
+        raise ConfigError(f"export: layer {p.rstrip('.') or type(m).__name__} is a "
+                          f"{type(m).__name__} with return_indices=True, whose second output "
+                          "has no place in a chain; export it with return_indices=False")
+    pad = _ntuple(m.padding, nd)
+    return g.op("MaxPool", [x], p + "maxpool", kernel_shape=_ntuple(m.kernel_size, nd),
+                strides=_ntuple(m.stride, nd), pads=pad + pad,
+                dilations=_ntuple(m.dilation, nd), ceil_mode=int(m.ceil_mode))
+
+
+def _ex_avg_pool(g, m, x, in_shape, p):
+    nd = len(in_shape) - 2
+    kernel, pad = _ntuple(m.kernel_size, nd), _ntuple(m.padding, nd)
+    divisor = getattr(m, "divisor_override", None)
+    include = bool(m.count_include_pad) or divisor is not None
+    if divisor is not None and m.ceil_mode:
+        raise ConfigError(f"export: layer {p.rstrip('.') or type(m).__name__} is an "
+                          f"{type(m).__name__} with divisor_override and ceil_mode=True, which "
+                          "AveragePool cannot express")
+    y = g.op("AveragePool", [x], p + "avgpool", kernel_shape=kernel,
+             strides=_ntuple(m.stride, nd), pads=pad + pad, ceil_mode=int(m.ceil_mode),
+             count_include_pad=int(include))
+    if divisor is not None:  # the window's sum divided by divisor_override
+        y = g.op("Mul", [y, g.scalar(p + "divisor", math.prod(kernel) / divisor)],
+                 p + "divided")
+    return y
+
+
+def _ex_adaptive_avg_pool(g, m, x, in_shape, p):
+    nd = len(in_shape) - 2
+    size = m.output_size
+    sizes = [size] * nd if size is None or isinstance(size, (int, np.integer)) else list(size)
+    spatial = list(in_shape[2:])
+    sizes = [n if s is None else int(s) for s, n in zip(sizes, spatial)]
+    if all(s == 1 for s in sizes):
+        return g.op("GlobalAveragePool", [x], p + "globalavgpool")
+    if all(n % s == 0 for s, n in zip(sizes, spatial)):  # equal windows: one AveragePool
+        kernel = [n // s for s, n in zip(sizes, spatial)]
+        return g.op("AveragePool", [x], p + "avgpool", kernel_shape=kernel, strides=kernel)
+    # unequal windows [floor(i n / s), ceil((i + 1) n / s)): axis by axis, a mean per window
+    for axis, (s, n) in enumerate(zip(sizes, spatial), start=2):
+        parts = []
+        for i in range(s):
+            lo, hi = (i * n) // s, -((-(i + 1) * n) // s)
+            piece = g.op("Slice", [x, g.const(f"{p}a{axis}_{i}.start", [lo], np.int64),
+                                   g.const(f"{p}a{axis}_{i}.end", [hi], np.int64),
+                                   g.const(f"{p}a{axis}_{i}.axis", [axis], np.int64)],
+                         f"{p}a{axis}_{i}.window")
+            parts.append(g.reduce_mean(piece, [axis], f"{p}a{axis}_{i}.mean"))
+        x = g.op("Concat", parts, f"{p}axis{axis}", axis=axis) if len(parts) > 1 else parts[0]
+    return x
+
+
+def _ex_unflatten(g, m, x, in_shape, p):
+    nd = len(in_shape)
+    d = m.dim % nd
+    if d == 0:
+        raise ConfigError(f"export: layer {p.rstrip('.') or 'Unflatten'} unflattens the batch "
+                          "dimension (dim=0), which an exported graph keeps dynamic")
+    sizes = list(m.unflattened_size)
+    if -1 in sizes:
+        known = math.prod(v for v in sizes if v != -1)
+        sizes[sizes.index(-1)] = in_shape[d] // known if known else 0
+    shape = [0] + [int(v) for v in in_shape[1:d]] + sizes + [int(v) for v in in_shape[d + 1:]]
+    return g.op("Reshape", [x, g.const(p + "shape", shape, np.int64)], p + "reshape")
+
+
 #: chainrule layer class name -> function writing its ONNX nodes
 EXPORTERS = {
     "Linear": _ex_linear,
@@ -198,8 +284,12 @@ EXPORTERS = {
     "LeakyReLU": _ex_leaky_relu, "GELU": _ex_gelu,
     "Softmax": _ex_softmax("Softmax"), "LogSoftmax": _ex_softmax("LogSoftmax"),
     "Identity": _ex_identity, "Dropout": _ex_identity,
-    "BatchNorm1d": _ex_batchnorm,
-    "Flatten": _ex_flatten,
+    "BatchNorm1d": _ex_batchnorm, "BatchNorm2d": _ex_batchnorm,
+    "Flatten": _ex_flatten, "Unflatten": _ex_unflatten,
+    "Conv1d": _ex_conv, "Conv2d": _ex_conv,
+    "MaxPool1d": _ex_max_pool, "MaxPool2d": _ex_max_pool,
+    "AvgPool1d": _ex_avg_pool, "AvgPool2d": _ex_avg_pool,
+    "AdaptiveAvgPool1d": _ex_adaptive_avg_pool, "AdaptiveAvgPool2d": _ex_adaptive_avg_pool,
 }
 _EXPORT_CONTAINERS = ("Sequential",)
 
@@ -247,6 +337,8 @@ def _input_shape(layers, input_shape):
             return (m.in_features,)
         if kind == "BatchNorm1d":
             return (m.num_features,)
+        if kind == "Unflatten" and m.dim in (1, -1) and -1 not in m.unflattened_size:
+            return (math.prod(m.unflattened_size),)
         if kind not in ("ReLU", "Tanh", "Sigmoid", "LeakyReLU", "GELU", "Identity", "Dropout",
                         "Softmax", "LogSoftmax"):
             break
@@ -844,18 +936,104 @@ def _im_batchnorm(c: _Chain, node):
     if C < 0 or any(a.shape != (C,) for a in (bias, mean, var)):
         raise c.where(node, f"has parameters of shapes {scale.shape}, {bias.shape}, {mean.shape}, "
                       f"{var.shape}; expected one value per channel")
-    if c.rank is not None and c.rank not in (2, 3):
+    if c.rank is not None and c.rank not in (2, 3, 4):
         raise c.where(node, f"normalizes a tensor of rank {c.rank}; chainrule's BatchNorm1d takes "
-                      "(N, C) or (N, C, L)")
+                      "(N, C) or (N, C, L) and BatchNorm2d (N, C, H, W)")
     momentum = 1.0 - float(c.attr(node, "momentum", 0.9))
     dt = c.layer_dtype(scale)
-    bn = nn.BatchNorm1d(C, eps=_float32_attr(c.attr(node, "epsilon", 1e-5)),
+    kind = "BatchNorm2d" if c.rank == 4 else "BatchNorm1d"
+    bn = getattr(nn, kind)(C, eps=_float32_attr(c.attr(node, "epsilon", 1e-5)),
                         momentum=_float32_attr(momentum), dtype=dt)
     bn.weight.data = scale.astype(dt, copy=True)
     bn.bias.data = bias.astype(dt, copy=True)
     bn.running_mean[...] = mean
     bn.running_var[...] = var
     return bn
+
+
+def _symmetric_pads(c: _Chain, node, nd: int):
+    pads = [int(v) for v in c.attr(node, "pads", [0] * (2 * nd))]
+    if pads[:nd] != pads[nd:]:
+        raise c.where(node, f"pads {pads} differently before and after; chainrule pads each "
+                      "axis by the same amount on both sides")
+    auto = c.attr(node, "auto_pad", "NOTSET")
+    if auto not in ("NOTSET", "VALID"):
+        raise c.where(node, f"has auto_pad={auto}; chainrule reads explicit pads")
+    return tuple(pads[:nd])
+
+
+def _spatial_rank(c: _Chain, node, kernel) -> int:
+    nd = len(kernel)
+    if nd not in (1, 2):
+        raise c.where(node, f"works on {nd} spatial dimensions; chainrule has 1-D and 2-D layers")
+    if c.rank is not None and c.rank != nd + 2:
+        raise c.where(node, f"takes a tensor of rank {c.rank}; expected {nd + 2} (N, C, ...)")
+    return nd
+
+
+def _im_conv(c: _Chain, node):
+    from . import nn
+
+    w = np.asarray(c.const_input(node, 1, "weight W"))
+    kernel = tuple(int(k) for k in c.attr(node, "kernel_shape", w.shape[2:]))
+    nd = _spatial_rank(c, node, kernel)
+    groups = int(c.attr(node, "group", 1))
+    bias = c.const_input(node, 2, "bias B", optional=True)
+    stride = tuple(int(v) for v in c.attr(node, "strides", [1] * nd))
+    dilation = tuple(int(v) for v in c.attr(node, "dilations", [1] * nd))
+    pads = [int(v) for v in c.attr(node, "pads", [0] * (2 * nd))]
+    if pads[:nd] != pads[nd:] and all(s == 1 for s in stride) and pads == [
+            d * (k - 1) // 2 for k, d in zip(kernel, dilation)] + [
+            d * (k - 1) - d * (k - 1) // 2 for k, d in zip(kernel, dilation)]:
+        padding = "same"  # an even kernel's 'same': one more after than before
+        if c.attr(node, "auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            raise c.where(node, "has auto_pad; chainrule reads explicit pads")
+    else:
+        padding = _symmetric_pads(c, node, nd)
+    dt = c.layer_dtype(w)
+    layer = getattr(nn, f"Conv{nd}d")(w.shape[1] * groups, w.shape[0], kernel, stride=stride,
+                                      padding=padding, dilation=dilation, groups=groups,
+                                      bias=bias is not None, dtype=dt,
+                                      rng=np.random.default_rng(0))
+    layer.rng = None
+    layer.weight.data = np.array(w, dtype=dt, copy=True, order="C")
+    if bias is not None:
+        layer.bias.data = np.array(np.asarray(bias).reshape(-1), dtype=dt, copy=True)
+    return layer
+
+
+def _im_max_pool(c: _Chain, node):
+    from . import nn
+
+    kernel = tuple(int(k) for k in c.attr(node, "kernel_shape"))
+    nd = _spatial_rank(c, node, kernel)
+    return getattr(nn, f"MaxPool{nd}d")(
+        kernel, stride=tuple(int(v) for v in c.attr(node, "strides", [1] * nd)),
+        padding=_symmetric_pads(c, node, nd),
+        dilation=tuple(int(v) for v in c.attr(node, "dilations", [1] * nd)),
+        ceil_mode=bool(c.attr(node, "ceil_mode", 0)))
+
+
+def _im_avg_pool(c: _Chain, node):
+    from . import nn
+
+    kernel = tuple(int(k) for k in c.attr(node, "kernel_shape"))
+    nd = _spatial_rank(c, node, kernel)
+    if any(d != 1 for d in c.attr(node, "dilations", [1] * nd)):
+        raise c.where(node, "has dilations; chainrule's average pooling has none")
+    return getattr(nn, f"AvgPool{nd}d")(
+        kernel, stride=tuple(int(v) for v in c.attr(node, "strides", [1] * nd)),
+        padding=_symmetric_pads(c, node, nd), ceil_mode=bool(c.attr(node, "ceil_mode", 0)),
+        count_include_pad=bool(c.attr(node, "count_include_pad", 0)))
+
+
+def _im_global_avg_pool(c: _Chain, node):
+    from . import nn
+
+    if c.rank not in (3, 4):
+        raise c.where(node, f"takes a tensor of rank {c.rank}; chainrule's adaptive pooling "
+                      "takes (N, C, L) or (N, C, H, W)")
+    return getattr(nn, f"AdaptiveAvgPool{c.rank - 2}d")(1)
 
 
 def _im_flatten(c: _Chain, node):
@@ -879,8 +1057,13 @@ def _im_reshape(c: _Chain, node):
     if len(shape) == 2 and shape[0] in (0, -1) and (c.rank is None or c.rank >= 2):
         c.rank = 2
         return nn.Flatten(1, -1)
+    if len(shape) > 2 and shape[0] in (0, -1) and c.rank == 2 and \
+            all(v > 0 or v == -1 for v in shape[1:]) and shape[1:].count(-1) <= 1:
+        c.rank = len(shape)
+        return nn.Unflatten(1, tuple(shape[1:]))
     raise c.where(node, f"reshapes to {shape}; chainrule reads a Reshape that keeps the batch "
-                  "and merges the rest ([-1, n] or [0, -1]), as Flatten")
+                  "and merges the rest ([-1, n] or [0, -1], as Flatten) or splits the features "
+                  "of (N, n) ([0, C, L] or [-1, C, H, W], as Unflatten)")
 
 
 #: ONNX operator -> function building the chainrule layer (MatMul and MatMul+Add are read by
@@ -893,6 +1076,8 @@ IMPORTERS = {
     "BatchNormalization": _im_batchnorm,
     "Flatten": _im_flatten, "Reshape": _im_reshape,
     "Identity": _im_identity, "Dropout": _im_dropout,
+    "Conv": _im_conv, "MaxPool": _im_max_pool, "AveragePool": _im_avg_pool,
+    "GlobalAveragePool": _im_global_avg_pool,
 }
 
 
