@@ -611,14 +611,25 @@ class _Chain:
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                           1)
         self.consts = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+        # shape arithmetic (Shape -> Gather/Slice/Concat ... -> Reshape, as the TorchScript
+        # exporter writes Unflatten) is folded twice, with two stand-in batch sizes: the
+        # entries that differ are the batch's (self.batch_dependent)
+        self.alt, self.batch_dependent = {}, {}
+        shapes = self._static_shapes(onnx, model)
         self.nodes = []
         for node in graph.node:  # fold constants: Constant nodes and Identity of a constant
             if node.op_type == "Constant" and len(node.output) == 1:
                 self.consts[node.output[0]] = self._constant_value(node)
             elif node.op_type == "Identity" and node.input[0] in self.consts:
                 self.consts[node.output[0]] = self.consts[node.input[0]]
-            else:
+                if node.input[0] in self.alt:
+                    self.alt[node.output[0]] = self.alt[node.input[0]]
+            elif not self._fold(node, shapes):
                 self.nodes.append(node)
+        for name, value in self.alt.items():
+            a = np.asarray(self.consts[name])
+            if a.shape == np.shape(value) and np.any(a != value):
+                self.batch_dependent[name] = a != value
         inputs = [i for i in graph.input if i.name not in self.consts]
         if len(inputs) != 1:
             names = ", ".join(i.name for i in inputs) or "none"
@@ -637,6 +648,64 @@ class _Chain:
             for name in node.input:
                 if name and name not in self.consts:
                     self.uses.setdefault(name, []).append(i)
+
+    # --- shape arithmetic ---------------------------------------------------------------------
+    def _static_shapes(self, onnx, model) -> dict:
+        """name -> dims (None for a symbolic dimension) of every tensor shape inference knows."""
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model)
+        except Exception:  # noqa: BLE001 - no shapes: shape arithmetic is then not folded
+            inferred = model
+        g = inferred.graph
+        out = {}
+        for vi in list(g.input) + list(g.value_info) + list(g.output):
+            tt = vi.type.tensor_type
+            if tt.HasField("shape"):
+                out[vi.name] = [d.dim_value if d.HasField("dim_value") else None
+                                for d in tt.shape.dim]
+        return out
+
+    def _fold(self, node, shapes) -> bool:
+        """Evaluate ``node`` now when it only computes shapes or constants; True when folded."""
+        if node.op_type not in _FOLDABLE or len(node.output) != 1:
+            return False
+        variants = []
+        for batch in _STAND_IN_BATCH:
+            args = []
+            for k, name in enumerate(node.input):
+                if not name:
+                    args.append(None)
+                elif node.op_type == "Shape" and k == 0:
+                    dims = shapes.get(name)
+                    if dims is None or any(d is None for d in dims[1:]):
+                        return False
+                    args.append(np.array([batch if d is None else d for d in dims], np.int64))
+                elif name in self.consts:
+                    args.append(self.alt.get(name, self.consts[name]) if batch != _STAND_IN_BATCH[0]
+                                else self.consts[name])
+                else:
+                    return False
+            try:
+                variants.append(np.asarray(_FOLDABLE[node.op_type](self, node, *args)))
+            except Exception:  # noqa: BLE001 - not foldable after all: the walk reports it
+                return False
+        self.consts[node.output[0]] = variants[0]
+        if variants[0].shape != variants[1].shape or np.any(variants[0] != variants[1]):
+            self.alt[node.output[0]] = variants[1]
+        return True
+
+    def shape_input(self, node, k: int, what: str) -> list:
+        """A shape operand as integers, the batch's entry (computed from it) given as 0."""
+        shape = [int(v) for v in np.asarray(self.const_input(node, k, what)).reshape(-1)]
+        mask = self.batch_dependent.get(node.input[k])
+        if mask is not None:
+            mask = np.asarray(mask).reshape(-1)
+            if mask.any():
+                if not mask[0] or mask[1:].any() or shape[0] != _STAND_IN_BATCH[0]:
+                    raise self.where(node, f"computes its {what} from the batch size in a way "
+                                     "chainrule cannot read")
+                shape[0] = 0  # copy the batch dimension
+        return shape
 
     # --- helpers ------------------------------------------------------------------------------
     def error(self, msg: str) -> ModelFileError:
@@ -823,6 +892,81 @@ class _Chain:
                 return (nn.ReLU() if slope == 0 else
                         nn.LeakyReLU(negative_slope=_float32_attr(slope))), j + 1, out
         return None
+
+
+_STAND_IN_BATCH = (1000003, 1000033)  # two primes no real shape arithmetic produces
+
+
+def _attr_ints(c, node, name, default=None):
+    v = c.attr(node, name, default)
+    return None if v is None else [int(x) for x in v]
+
+
+def _fold_shape(c, node, dims):
+    start, end = c.attr(node, "start", 0), c.attr(node, "end", None)
+    return dims[start:end]
+
+
+def _fold_slice(c, node, data, starts=None, ends=None, axes=None, steps=None):
+    if c.opset < 10:
+        starts, ends = _attr_ints(c, node, "starts"), _attr_ints(c, node, "ends")
+        axes = _attr_ints(c, node, "axes")
+    starts, ends = np.asarray(starts).reshape(-1), np.asarray(ends).reshape(-1)
+    axes = list(range(len(starts))) if axes is None else list(np.asarray(axes).reshape(-1))
+    steps = [1] * len(starts) if steps is None else list(np.asarray(steps).reshape(-1))
+    index = [slice(None)] * data.ndim
+    for s, e, a, st in zip(starts, ends, axes, steps, strict=True):
+        big = np.iinfo(np.int64).max // 2
+        index[int(a)] = slice(int(s), None if abs(int(e)) >= big else int(e), int(st))
+    return data[tuple(index)]
+
+
+def _fold_axes(c, node, axes):
+    if axes is None:
+        axes = c.attr(node, "axes", None)
+    return None if axes is None else sorted(int(a) for a in np.asarray(axes).reshape(-1))
+
+
+def _fold_unsqueeze(c, node, data, axes=None):
+    out = data
+    for a in _fold_axes(c, node, axes):
+        out = np.expand_dims(out, a if a >= 0 else a + out.ndim + 1)
+    return out
+
+
+def _fold_squeeze(c, node, data, axes=None):
+    axes = _fold_axes(c, node, axes)
+    return np.squeeze(data) if axes is None else np.squeeze(data, axis=tuple(axes))
+
+
+def _fold_reshape(c, node, data, shape):
+    shape = [int(v) for v in np.asarray(shape).reshape(-1)]
+    shape = [data.shape[i] if v == 0 else v for i, v in enumerate(shape)]
+    return data.reshape(shape)
+
+
+def _fold_div(c, node, a, b):
+    if np.asarray(a).dtype.kind in "iu" and np.asarray(b).dtype.kind in "iu":
+        return np.trunc(np.asarray(a) / np.asarray(b)).astype(np.asarray(a).dtype)
+    return np.divide(a, b)
+
+
+def _fold_cast(c, node, a):
+    return np.asarray(a).astype(c.onnx.helper.tensor_dtype_to_np_dtype(c.attr(node, "to")))
+
+
+_FOLDABLE = {
+    "Shape": _fold_shape,
+    "Gather": lambda c, n, d, i: np.take(d, i, axis=c.attr(n, "axis", 0)),
+    "Slice": _fold_slice,
+    "Concat": lambda c, n, *xs: np.concatenate([np.atleast_1d(x) for x in xs],
+                                                axis=c.attr(n, "axis", 0)),
+    "Unsqueeze": _fold_unsqueeze, "Squeeze": _fold_squeeze, "Reshape": _fold_reshape,
+    "Add": lambda c, n, a, b: np.add(a, b), "Sub": lambda c, n, a, b: np.subtract(a, b),
+    "Mul": lambda c, n, a, b: np.multiply(a, b), "Div": _fold_div,
+    "Mod": lambda c, n, a, b: (np.fmod if c.attr(n, "fmod", 0) else np.mod)(a, b),
+    "Cast": _fold_cast,
+}
 
 
 def _erf(a):
@@ -1053,7 +1197,7 @@ def _im_flatten(c: _Chain, node):
 
 def _im_reshape(c: _Chain, node):
     from . import nn
-    shape = [int(s) for s in np.asarray(c.const_input(node, 1, "target shape")).reshape(-1)]
+    shape = c.shape_input(node, 1, "target shape")
     if len(shape) == 2 and shape[0] in (0, -1) and (c.rank is None or c.rank >= 2):
         c.rank = 2
         return nn.Flatten(1, -1)

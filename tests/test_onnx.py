@@ -485,20 +485,24 @@ def test_torchscript_exporter_networks_load(tmp_path, name):
 
 
 def test_dynamo_exporter_network_loads(tmp_path):
-    """One network with every layer the exporter keeps (it is slow: ~10 s), weights in an
-    external data file."""
+    """One network with every dense layer the exporter keeps (it is slow: ~10 s), weights in
+    an external data file; and a 1-D CNN (Unflatten, Conv1d, pooling) when chainrule has one."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnxscript")
-    net, shape = torch_nets(torch)["mixed"]
-    net.eval()
-    path = tmp_path / "mixed.onnx"
-    try:
-        torch_export(torch, net, shape, path, True)
-    except Exception as err:  # noqa: BLE001 - the exporter itself may fail offline
-        pytest.skip(f"torch.onnx.export(dynamo=True) failed here: {type(err).__name__}: {err}")
-    data = [f for f in os.listdir(tmp_path) if f != path.name]
-    assert data and sum(os.path.getsize(tmp_path / f) for f in data) > 40_000
-    compare_with_torch(torch, net, shape, path)
+    for name in ["mixed"] + (["cnn1d"] if HAS_CONV else []):
+        net, shape = torch_nets(torch)[name]
+        net.eval()
+        path = tmp_path / name / f"{name}.onnx"
+        path.parent.mkdir()
+        try:
+            torch_export(torch, net, shape, path, True)
+        except Exception as err:  # noqa: BLE001 - the exporter itself may fail offline
+            pytest.skip(f"torch.onnx.export(dynamo=True) failed here: {type(err).__name__}: "
+                        f"{err}")
+        if name == "mixed":
+            data = [f for f in os.listdir(path.parent) if f != path.name]
+            assert data and sum(os.path.getsize(path.parent / f) for f in data) > 40_000
+        compare_with_torch(torch, net, shape, path)
 
 
 # --- estimators from chainrule.sklearn --------------------------------------------------------
