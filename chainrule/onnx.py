@@ -243,14 +243,14 @@ def _ex_adaptive_avg_pool(g, m, x, in_shape, p):
     size = m.output_size
     sizes = [size] * nd if size is None or isinstance(size, (int, np.integer)) else list(size)
     spatial = list(in_shape[2:])
-    sizes = [n if s is None else int(s) for s, n in zip(sizes, spatial)]
+    sizes = [n if s is None else int(s) for s, n in zip(sizes, spatial, strict=True)]
     if all(s == 1 for s in sizes):
         return g.op("GlobalAveragePool", [x], p + "globalavgpool")
-    if all(n % s == 0 for s, n in zip(sizes, spatial)):  # equal windows: one AveragePool
-        kernel = [n // s for s, n in zip(sizes, spatial)]
+    if all(n % s == 0 for s, n in zip(sizes, spatial, strict=True)):  # equal windows
+        kernel = [n // s for s, n in zip(sizes, spatial, strict=True)]
         return g.op("AveragePool", [x], p + "avgpool", kernel_shape=kernel, strides=kernel)
     # unequal windows [floor(i n / s), ceil((i + 1) n / s)): axis by axis, a mean per window
-    for axis, (s, n) in enumerate(zip(sizes, spatial), start=2):
+    for axis, (s, n) in enumerate(zip(sizes, spatial, strict=True), start=2):
         parts = []
         for i in range(s):
             lo, hi = (i * n) // s, -((-(i + 1) * n) // s)
@@ -1127,8 +1127,8 @@ def _im_conv(c: _Chain, node):
     dilation = tuple(int(v) for v in c.attr(node, "dilations", [1] * nd))
     pads = [int(v) for v in c.attr(node, "pads", [0] * (2 * nd))]
     if pads[:nd] != pads[nd:] and all(s == 1 for s in stride) and pads == [
-            d * (k - 1) // 2 for k, d in zip(kernel, dilation)] + [
-            d * (k - 1) - d * (k - 1) // 2 for k, d in zip(kernel, dilation)]:
+            d * (k - 1) // 2 for k, d in zip(kernel, dilation, strict=True)] + [
+            d * (k - 1) - d * (k - 1) // 2 for k, d in zip(kernel, dilation, strict=True)]:
         padding = "same"  # an even kernel's 'same': one more after than before
         if c.attr(node, "auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
             raise c.where(node, "has auto_pad; chainrule reads explicit pads")
