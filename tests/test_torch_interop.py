@@ -170,13 +170,20 @@ def test_load_into_gives_load_state_dicts_errors(tmp_path):
         cr.load(path)  # without into=: not a chainrule model file, and says what to do
 
 
-def test_load_into_refuses_dtypes_numpy_lacks(tmp_path):
+def test_load_into_bfloat16(tmp_path):
     st = pytest.importorskip("safetensors.torch")
     path = tmp_path / "bf16.safetensors"
     st.save_file({"weight": torch.ones(2, 2, dtype=torch.bfloat16),
                   "bias": torch.ones(2, dtype=torch.bfloat16)}, path)
-    with pytest.raises(cr.ModelFileError, match="dtype BF16, which numpy cannot hold"):
-        cr.load(path, into=nn.Linear(2, 2))
+    try:
+        import ml_dtypes  # noqa: F401 - teaches numpy bfloat16
+    except ImportError:
+        with pytest.raises(cr.ModelFileError, match="dtype BF16, which numpy cannot hold"):
+            cr.load(path, into=nn.Linear(2, 2))
+    else:  # read through ml_dtypes, then cast to the parameters' float32
+        layer = cr.load(path, into=nn.Linear(2, 2))
+        assert layer.weight.data.dtype == np.float32
+        np.testing.assert_array_equal(layer.weight.data, np.ones((2, 2), np.float32))
 
 
 def test_load_into_accepts_a_chainrule_model_file(tmp_path):
