@@ -28,6 +28,10 @@ FORMAT = "chainrule"
 FORMAT_VERSION = "1"
 
 # constructor arguments of each layer, read back from the attributes of the same name
+_CONV = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
+         "bias", "padding_mode")
+_MAXPOOL = ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode")
+_AVGPOOL = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")
 _CONFIG = {
     "Linear": ("in_features", "out_features", "bias"),
     "ReLU": (), "Tanh": (), "Sigmoid": (), "Identity": (),
@@ -37,6 +41,13 @@ _CONFIG = {
     "Dropout": ("p",),
     "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
     "Flatten": ("start_dim", "end_dim"),
+    # convolutional layers (chainrule/nn/conv.py)
+    "Conv1d": _CONV, "Conv2d": _CONV,
+    "MaxPool1d": _MAXPOOL, "MaxPool2d": _MAXPOOL,
+    "AvgPool1d": _AVGPOOL, "AvgPool2d": _AVGPOOL + ("divisor_override",),
+    "AdaptiveAvgPool1d": ("output_size",), "AdaptiveAvgPool2d": ("output_size",),
+    "BatchNorm2d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    "Unflatten": ("dim", "unflattened_size"),
 }
 _CONTAINERS = ("Sequential", "ModuleList")
 
@@ -58,7 +69,7 @@ def describe(module) -> dict:
     config = {}
     for name in _CONFIG[kind]:
         value = getattr(module, name)
-        if name == "bias" and kind == "Linear":
+        if name == "bias" and kind in ("Linear", "Conv1d", "Conv2d"):
             value = value is not None
         config[name] = value
     return {"type": kind, "config": config}

@@ -512,3 +512,11 @@ def _hinge_loss(input, target, reduction, who):
         raise DataError(f"{who}: labels must be -1/+1 (or 0/1), got {bad!r}")
     y = np.asarray(y, dtype=a.dtype).reshape(a.shape)
     return _reduce(U.relu(U.sub(1.0, U.mul(x, y))), reduction)
+
+
+# convolution and pooling live in their own module (units in chainrule/units_conv.py)
+from .functional_conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d,  # noqa: E402
+                              avg_pool2d, conv1d, conv2d, max_pool1d, max_pool2d, unflatten)
+
+__all__ += ["conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
+            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "unflatten"]
