@@ -94,7 +94,7 @@ def main(argv=None):
                 if exporter == "dynamo" and args.no_dynamo:
                     continue
                 for name, (net, shape) in T.torch_nets(torch).items():  # noqa: B007
-                    if exporter == "dynamo" and name != "mixed":
+                    if exporter == "dynamo" and name not in ("mixed", "cnn1d"):
                         continue
                     net.eval()
                     path = tmp / f"{exporter}-{name}.onnx"

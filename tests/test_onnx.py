@@ -614,3 +614,26 @@ def cnn2d():
 
 if HAS_CONV:
     NETS.update({"cnn1d": (cnn1d, (40,)), "cnn2d": (cnn2d, (1, 12, 12))})
+
+
+@needs_conv
+def test_cnn_model_file_exports_with_its_preprocessing(tmp_path):
+    pytest.importorskip("safetensors")
+    from chainrule.data import Standardizer
+
+    cr.manual_seed(0)
+    net = cnn1d()
+    X = (np.random.default_rng(0).normal(size=(30, 40)) * 3 + 1).astype(np.float32)
+    scaler = Standardizer().fit(X)
+    pre = {"feature_names": [f"x{i}" for i in range(40)], "standardizer": scaler.to_dict(),
+           "task": "classification", "target": "digit",
+           "label_names": [str(i) for i in range(10)], "output": "logits",
+           "loss": "cross_entropy", "id_columns": []}
+    cr.save(net, tmp_path / "cnn.safetensors", preprocessing=pre)
+    path = cro.export(tmp_path / "cnn.safetensors", tmp_path / "cnn.onnx")
+    out, _ = file_outputs(tmp_path / "cnn.safetensors", X)
+    label, proba = run_onnx(path, X, ["label", "probabilities"])
+    z = out - out.max(1, keepdims=True)
+    np.testing.assert_allclose(proba, np.exp(z) / np.exp(z).sum(1, keepdims=True), rtol=0,
+                               atol=TOL)
+    assert np.array_equal(label, out.argmax(1))
