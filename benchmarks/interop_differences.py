@@ -104,7 +104,7 @@ def main(argv=None):
                         ref = net(torch.from_numpy(X)).numpy()
                     row(f"PyTorch ({exporter}) -> ONNX -> chainrule", name,
                         T.chainrule_out(cro.load(path), X), ref)
-            for name, (make, shape) in T.NETS.items():
+            for name, (make, _shape) in T.NETS.items():
                 cr.manual_seed(3)
                 net = make()
                 back = from_torch(to_torch(net))
