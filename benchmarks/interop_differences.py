@@ -82,6 +82,18 @@ def main(argv=None):
                 p1 = out[:, 0] if name == "bce" else 1 / (1 + np.exp(-out[:, 0].astype(float)))
                 row("model file -> onnxruntime", f"{name} probabilities",
                     T.run_onnx(path, X, ["probabilities"]), np.stack([1 - p1, p1], 1))
+        if T.HAS_CONV:  # chainrule train --conv on digits (8x8 images)
+            from chainrule.data import load_dataset
+
+            T.command("train", "--dataset", "digits", "--conv", "4", "--epochs", "1", "-q",
+                      "--out", "d.safetensors", cwd=tmp)
+            T.command("export", "d.safetensors", "--onnx", "d.onnx", cwd=tmp)
+            X = load_dataset("digits").X.astype(np.float32)
+            out, _ = T.file_outputs(tmp / "d.safetensors", X)
+            z = out - out.max(1, keepdims=True)
+            row("model file -> onnxruntime", "digits CNN (--conv 4) probabilities",
+                T.run_onnx(tmp / "d.onnx", X, ["probabilities"]),
+                np.exp(z) / np.exp(z).sum(1, keepdims=True))
         # PyTorch -> ONNX -> chainrule; chainrule -> torch -> chainrule
         try:
             import torch

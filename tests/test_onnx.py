@@ -637,3 +637,25 @@ def test_cnn_model_file_exports_with_its_preprocessing(tmp_path):
     np.testing.assert_allclose(proba, np.exp(z) / np.exp(z).sum(1, keepdims=True), rtol=0,
                                atol=TOL)
     assert np.array_equal(label, out.argmax(1))
+
+
+@needs_conv
+def test_command_cnn_file_exports(tmp_path):
+    """'chainrule train --conv' on digits (8x8 images) -> 'chainrule export' -> onnxruntime."""
+    pytest.importorskip("click")
+    pytest.importorskip("sklearn")
+    from chainrule.data import load_dataset
+
+    code, _, err = command("train", "--dataset", "digits", "--conv", "4", "--epochs", "1", "-q",
+                           "--out", "d.safetensors", cwd=tmp_path)
+    assert code == 0, err
+    code, _, err = command("export", "d.safetensors", "--onnx", "d.onnx", cwd=tmp_path)
+    assert code == 0, err
+    X = load_dataset("digits").X[:300].astype(np.float32)
+    out, pre = file_outputs(tmp_path / "d.safetensors", X)
+    assert any(type(m).__name__ == "Conv2d" for m in cr.load(tmp_path / "d.safetensors"))
+    label, proba = run_onnx(tmp_path / "d.onnx", X, ["label", "probabilities"])
+    z = out - out.max(1, keepdims=True)
+    np.testing.assert_allclose(proba, np.exp(z) / np.exp(z).sum(1, keepdims=True), rtol=0,
+                               atol=TOL)
+    assert np.array_equal(label, out.argmax(1))
