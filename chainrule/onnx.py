@@ -29,7 +29,7 @@ import os
 
 import numpy as np
 
-from ._files import replacing
+from ._files import write_atomic
 from .errors import ConfigError, ModelFileError
 
 __all__ = ["export", "load", "MIN_OPSET", "EXPORTERS", "IMPORTERS"]
@@ -399,8 +399,7 @@ def _finish(g: _Graph, inputs, outputs, path, metadata: dict, doc: str):
         raise ConfigError(f"export: the ONNX graph failed onnx's checker: "
                           f"{str(err).strip().splitlines()[0]}") from None
     path = os.fspath(path)
-    with replacing(path, ConfigError) as tmp:
-        onnx.save(model, tmp)
+    write_atomic(path, model.SerializeToString(), ConfigError)  # no temporary file survives a kill
     return path
 
 

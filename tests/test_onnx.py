@@ -291,7 +291,7 @@ def test_export_command_errors(command_models):
     for args, message in [
             (("cls.safetensors", "--onnx", "x.onnx", "--opset", "7"), "export: opset must be"),
             (("missing.safetensors", "--onnx", "x.onnx"), "not found"),
-            (("cls.safetensors", "--onnx", "cls.safetensors"), "is the model file itself"),
+            (("cls.safetensors", "--onnx", "cls.safetensors"), "is the same file as the input MODEL"),
             (("cls.safetensors", "--onnx", "nofolder/x.onnx"), "does not exist")]:
         code, out, err = command("export", *args, cwd=d)
         assert code == 1 and err.startswith("error: ") and message in err, (args, err)
