@@ -669,13 +669,19 @@ def _make_plan(spec):
 # the optimizer on one flat buffer per parameter group
 # ------------------------------------------------------------------------------------------------
 
+from . import tensor as _tensor_module  # noqa: E402 - beside its only use
+
+_bump = getattr(_tensor_module, "bump_version", lambda t: None)
+
+
 class _FlatParam:
     """Stands for a whole parameter group in the optimizer's own update code."""
 
-    __slots__ = ("data", "grad")
+    __slots__ = ("data", "grad", "_version")
 
     def __init__(self, data, grad):
         self.data, self.grad = data, grad
+        self._version = 0
 
 
 def _flat_optimizers():
@@ -830,6 +836,8 @@ class _FlatGroup:
         return True
 
     def step(self, group, state):
+        for p in self.params:      # as the optimizer's own loop notes each in-place change
+            _bump(p)
         if self.sgd and self._sgd(group):
             return
         fake = dict(group)

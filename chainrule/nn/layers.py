@@ -53,6 +53,13 @@ class Linear(Module):
         self.out_features = _positive_int(out_features, "Linear", "out_features")
         self.rng = rng
         dtype = np.dtype(dtype)
+        from .._memory import check_memory
+        from ..errors import ConfigError
+
+        # the weights, and as much again for their gradient and twice for Adam's moments
+        check_memory(4 * self.out_features * (self.in_features + 1) * dtype.itemsize,
+                     f"Linear({self.in_features}, {self.out_features}) (weights, gradients "
+                     "and optimizer state)", ConfigError)
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype))
         if bias:
             self.bias = Parameter(np.empty((self.out_features,), dtype=dtype))

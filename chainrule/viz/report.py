@@ -28,7 +28,8 @@ import re
 
 import numpy as np
 
-from .._files import replacing
+from .._files import write_atomic
+from ..errors import OutputError
 from ..io import LOSS_CLASSES
 from ..metrics import output_kind
 
@@ -60,9 +61,10 @@ def _loss_from(info, model, n_out: int, task: str | None):
         name = name.get("type") or name.get("name")
     cls = None
     if isinstance(name, str):
-        cls = LOSS_CLASSES.get(name.lower(), name)
-        if not hasattr(nn, cls):
-            cls = None
+        # only chainrule's own table of losses: a name from a file never picks an arbitrary class
+        cls = LOSS_CLASSES.get(name.lower())
+        if cls is None and name in LOSS_CLASSES.values():
+            cls = name
     if cls is None:
         last = None
         for m in model.modules():
@@ -531,8 +533,6 @@ def write_report(path, model, info, X, y, history=None, sample_index: int = 0, l
     page = render_report(model, info, X, y, history=history, sample_index=sample_index,
                          loss_fn=loss_fn, title=title)
     path = os.fspath(path)
-    with replacing(path, FileNotFoundError) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(page)
+    write_atomic(path, page, OutputError)
     return path
 
