@@ -46,7 +46,8 @@ def main(argv=None):
         tmp = Path(tmp)
         # chainrule networks -> onnxruntime, and back through chainrule.onnx.load
         for name, (make, shape) in T.NETS.items():
-            for dtype in (np.float32, np.float64):
+            # onnxruntime's CPU Conv and pooling kernels are float32 only
+            for dtype in (np.float32,) if name.startswith("cnn") else (np.float32, np.float64):
                 cr.manual_seed(3)
                 net = make().to(dtype)
                 X = np.random.default_rng(2).normal(size=(64,) + shape).astype(dtype)
