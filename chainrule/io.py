@@ -218,10 +218,17 @@ def _get_tensor(f, key: str, path: str) -> np.ndarray:
     try:
         return f.get_tensor(key)
     except TypeError as err:  # a dtype numpy has no type for (bfloat16, float8)
+        try:  # ml_dtypes (which onnx and jax install) teaches numpy those types
+            import ml_dtypes  # noqa: F401
+
+            return f.get_tensor(key)
+        except (ImportError, TypeError):
+            pass
         dtype = f.get_slice(key).get_dtype()
         raise ModelFileError(f"{path}: tensor '{key}' has dtype {dtype}, which numpy cannot hold; "
                              "save it as float32 (tensor.float()) before loading it "
-                             f"into chainrule ({str(err).splitlines()[0]})") from None
+                             f"into chainrule, or pip install ml-dtypes "
+                             f"({str(err).splitlines()[0]})") from None
 
 
 def read_info(path) -> dict:

@@ -24,6 +24,10 @@ from .errors import ConfigError
 
 __all__ = ["to_torch", "from_torch", "SHARED_LAYERS"]
 
+_CONV = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups")
+_MAX_POOL = ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode")
+_AVG_POOL = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")
+
 #: layer name (the same in both libraries) -> constructor arguments read from the attributes
 SHARED_LAYERS = {
     "Linear": ("in_features", "out_features"),
@@ -34,6 +38,13 @@ SHARED_LAYERS = {
     "Dropout": ("p",),
     "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
     "Flatten": ("start_dim", "end_dim"),
+    # convolutional layers (chainrule.nn has them from the conv work on; skipped before)
+    "Conv1d": _CONV, "Conv2d": _CONV,
+    "MaxPool1d": _MAX_POOL, "MaxPool2d": _MAX_POOL,
+    "AvgPool1d": _AVG_POOL, "AvgPool2d": _AVG_POOL + ("divisor_override",),
+    "AdaptiveAvgPool1d": ("output_size",), "AdaptiveAvgPool2d": ("output_size",),
+    "BatchNorm2d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    "Unflatten": ("dim", "unflattened_size"),
 }
 _FLOATS = (np.float16, np.float32, np.float64)
 
@@ -86,7 +97,7 @@ def _to_torch(torch, m, where):
     if kind not in SHARED_LAYERS:
         raise _unsupported("to_torch", where, kind)
     config = _config(m, kind)
-    if kind == "Linear" or (kind == "BatchNorm1d" and m.affine):
+    if kind in ("Linear", "Conv1d", "Conv2d") or (kind.startswith("BatchNorm") and m.affine):
         config["bias"] = m.bias is not None
     with torch.device("meta"):  # no initialization work: every tensor is replaced below
         out = getattr(torch.nn, kind)(**config)
@@ -136,18 +147,22 @@ def _from_torch(torch, m, where):
         out = nn.Sequential(children)
         out.training = m.training
         return out
-    if kind not in SHARED_LAYERS:
+    if kind not in SHARED_LAYERS or not hasattr(nn, kind):
         raise _unsupported("from_torch", where, f"torch.nn.{kind}")
     config = _config(m, kind)
     if kind in ("Softmax", "LogSoftmax") and config["dim"] is None:
         raise ConfigError(f"from_torch: layer {where or kind} is a {kind} with dim=None (PyTorch's "
                           "implicit, deprecated choice); give it dim=1 or dim=-1")
-    if kind == "BatchNorm1d" and m.affine:
+    if kind.startswith("BatchNorm") and m.affine:
         config["bias"] = m.bias is not None
-    if kind == "Linear":  # a private generator: the copy must not move cr.manual_seed's stream
+    if kind.startswith("Conv") and m.padding_mode != "zeros":
+        raise ConfigError(f"from_torch: layer {where or kind} pads with {m.padding_mode!r}; "
+                          "chainrule pads with zeros")
+    drawn = kind in ("Linear", "Conv1d", "Conv2d")
+    if drawn:  # a private generator: the copy must not move cr.manual_seed's stream
         config.update(bias=m.bias is not None, rng=np.random.default_rng(0))
     out = getattr(nn, kind)(**config)
-    if kind == "Linear":
+    if drawn:
         out.rng = None
     label = where or kind
     for name in list(out._parameters):

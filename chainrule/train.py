@@ -18,7 +18,8 @@ import numpy as np
 from .errors import ConfigError, DataError, TrainingError
 from .metrics import compute_metric, output_kind
 from .random import get_rng
-from .tensor import Tensor, no_grad
+from .compile import compile as _compile
+from .tensor import Tensor, Unit, no_grad
 
 __all__ = ["fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "TrainState"]
 
@@ -254,11 +255,74 @@ def _check_positive_int(name, value):
         raise ConfigError(f"fit: {name} must be a positive whole number, got {value!r}")
 
 
+class _NonFinite(Exception):
+    def __init__(self, value, out=None):
+        super().__init__(value)
+        self.value, self.out = value, out
+
+
+class _CheckFinite(Unit):
+    """The identity, raising when its (loss) value is NaN or infinite: the divergence check of
+    fit, as a unit so that a compiled step makes it too, before backward and the update."""
+
+    name = "check_finite"
+
+    @staticmethod
+    def forward(ctx, x, out):
+        v = float(x) if x.size == 1 else float(x.sum())
+        if not math.isfinite(v):
+            raise _NonFinite(v, out)   # the model's outputs, for the message
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+def _step_function(model, loss_fn, optimizer, X, y, compiled):
+    """The training step (zero_grad, forward, loss, divergence check, backward, update) and the
+    data it takes: float features (and float targets) in the parameters' dtype once, up front,
+    instead of batch by batch in the layers (the same values)."""
+    dt = None
+    for p in getattr(model, "parameters", lambda: ())():
+        if p.data.dtype.kind == "f":
+            dt = p.data.dtype
+            break
+    if dt is not None and X.dtype.kind == "f" and X.dtype != dt:
+        X = X.astype(dt)
+    y_step = y
+    if compiled and dt is not None and y.dtype.kind == "f" and y.dtype != dt:
+        y_step = y.astype(dt)
+
+    if not compiled:
+        def step(xb, yb):
+            optimizer.zero_grad()
+            out = model(xb)
+            loss = loss_fn(out, yb)
+            value = float(loss.data)
+            if not math.isfinite(value):
+                raise _NonFinite(value, out)
+            loss.backward()
+            optimizer.step()
+            return loss, out
+        return step, X, y_step
+
+    def step(xb, yb):
+        optimizer.zero_grad()
+        out = model(xb)
+        loss = _CheckFinite.apply(loss_fn(out, yb), out)
+        loss.backward()
+        optimizer.step()
+        return loss, out
+    return _compile(step), X, y_step
+
+
 def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32, validation=None,
         metrics=("accuracy",), callbacks=(), scheduler=None, seed: int | None = 0,
         shuffle: bool = True, track_grad_norms: bool = False, verbose: bool = False,
         progress=False, checkpoint=None, resume=None, interrupt_checkpoint=None,
-        settings: dict | None = None) -> History:
+        settings: dict | None = None,
+        compile: bool = True) -> History:  # noqa: A002 - the name users expect
     """Train ``model`` on (X, y) by mini-batch gradient descent; return the :class:`History`.
 
     Parameters
@@ -290,6 +354,9 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
         (:class:`chainrule.callbacks.ProgressBar`): ``True`` shows one when the output is
         interactive (a notebook or a terminal) and nothing otherwise; 'tqdm' or 'rich' asks
         for that library even when it is not.
+    compile : bool, default True
+        Run the training step through :func:`chainrule.compile`: traced on its first calls,
+        replayed afterwards (the same numbers, less Python per step). ``False``: eager steps.
     checkpoint : path, optional
         Write a checkpoint (:mod:`chainrule.checkpoint`) there, atomically, after every epoch:
         weights, optimizer, scheduler, callbacks' state, random generators, history.
@@ -372,6 +439,8 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
     # numeric trouble is reported in words (the loss check below), not as numpy warnings
     quiet_numpy = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     quiet_numpy.__enter__()
+    run_step, X, y_step = _step_function(model, loss_fn, optimizer, X, y, compile)
+    idx = None if y_step is y else np.arange(len(y))
     try:
         for epoch in range(first, epochs + 1):
             state.epoch = epoch
@@ -380,17 +449,20 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
             total_loss, seen = 0.0, 0
             out_parts, y_parts = [], []
             norms = {name: 0.0 for name, _ in named}
-            for step, (xb, yb) in enumerate(_batches(X, y, batch_size=batch_size, shuffle=shuffle,
+            for step, (xb, yb) in enumerate(_batches(X, y if idx is None else idx,
+                                                     batch_size=batch_size, shuffle=shuffle,
                                                      rng=rng), start=1):
                 state.step = step
-                optimizer.zero_grad()
-                out = model(xb)
-                loss = loss_fn(out, yb)
+                if idx is not None:  # float targets in the model's dtype for the step
+                    yb, ys = y[yb], y_step[yb]
+                else:
+                    ys = yb
+                try:
+                    loss, out = run_step(xb, ys)
+                except _NonFinite as err:
+                    raise TrainingError(_diverged(model, err.out, err.value, epoch, step, steps),
+                                        history) from None
                 value = float(loss.data)
-                if not math.isfinite(value):
-                    raise TrainingError(_diverged(model, out, value, epoch, step, steps), history)
-                loss.backward()
-                optimizer.step()
                 total_loss += value * len(xb)
                 seen += len(xb)
                 if metrics:
