@@ -38,9 +38,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from . import __version__
+from . import __version__, registry
 from .errors import ChainruleError, ConfigError, DataError, ModelFileError, TrainingError
-from .io import LOSS_CLASSES
 from .metrics import output_kind
 
 __all__ = ["main", "cli"]
@@ -49,18 +48,23 @@ __all__ = ["main", "cli"]
 # Choices and defaults
 # ---------------------------------------------------------------------------------------------
 
-#: activation option -> chainrule.nn class
-ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu": "LeakyReLU",
-               "gelu": "GELU"}
+#: activation option -> chainrule.nn class (each activation states its short_name in its
+#: class line; see chainrule.registry)
+ACTIVATIONS = {name: registry.by_short_name(name, role="activation").__name__
+               for name in ("relu", "tanh", "sigmoid", "leaky_relu", "gelu")}
 
-#: loss option -> (chainrule.nn class, task, outputs: 'classes' = one per class, 1 = one column)
-LOSSES = {name: (LOSS_CLASSES[name], task, outputs) for name, (task, outputs) in {
-    "cross_entropy": ("classification", "classes"),
-    "bce_with_logits": ("classification", 1),
-    "bce": ("classification", 1),
-    "hinge": ("classification", 1),
-    "mse": ("regression", 1),
-}.items()}
+
+def _loss_choice(name: str) -> tuple:
+    cls = registry.by_short_name(name, role="loss")
+    kind = registry.facts_of(cls).output_kind
+    return (cls.__name__, "regression" if kind == "value" else "classification",
+            "classes" if kind == "logits" else 1)
+
+
+#: loss option -> (chainrule.nn class, task, outputs: 'classes' = one per class, 1 = one column),
+#: from the facts each loss states in its class line
+LOSSES = {name: _loss_choice(name) for name in ("cross_entropy", "bce_with_logits", "bce",
+                                                "hinge", "mse")}
 DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse"}
 
 #: optimizer option -> (chainrule.optim class, default learning rate)
@@ -447,14 +451,21 @@ def _table(*columns, title=None, left=()):
     return t
 
 
+def _is_linear(child: dict) -> bool:
+    """A linear unit with in/out features, in a model file's architecture entry."""
+    cfg = child.get("config", {})
+    return (registry.facts_of(child["type"]).role == "linear" and "in_features" in cfg
+            and "out_features" in cfg)
+
+
 def _architecture_text(spec: dict) -> str:
     parts = []
     for child in spec.get("children", [spec]):
         cfg = child.get("config", {})
-        if child["type"] == "Linear":
+        if _is_linear(child):
             if not parts:
                 parts.append(str(cfg["in_features"]))
-            parts.append(f"Linear({cfg['out_features']})")
+            parts.append(f"{child['type']}({cfg['out_features']})")
         else:
             parts.append(child["type"])
     return " -> ".join(parts)
@@ -737,7 +748,7 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
         console.print(f"saved {out}")
     if report:
         from .io import read_info
-        write_report = _optional("chainrule.viz.report", "write_report", "the HTML report")
+        write_report = _optional("chainrule.report", "write_report", "the HTML report")
         y_show = y if task == "classification" else y.astype(np.float64)
         path = write_report(report, model, read_info(out), X_raw, y_show, history=history_dict)
         if not quiet:
@@ -962,9 +973,9 @@ def summary(model_file):
     total = 0
     for i, child in enumerate(children):
         cfg = child.get("config", {})
-        if child["type"] == "Linear":
+        if _is_linear(child):
             width = cfg["out_features"]
-            desc = f"Linear({cfg['in_features']} -> {cfg['out_features']})"
+            desc = f"{child['type']}({cfg['in_features']} -> {cfg['out_features']})"
         else:
             desc = child["type"] + ("(" + ", ".join(f"{k}={v}" for k, v in cfg.items()) + ")"
                                     if cfg else "")
@@ -1009,7 +1020,7 @@ def summary(model_file):
         console.print(t)
 
 
-# --- explain and report (chainrule.explain, chainrule.viz.report) ------------------------------
+# --- explain and report (chainrule.explain, chainrule.report) ------------------------------
 
 def _optional(module: str, name: str, what: str):
     """A function of an optional part of chainrule, or a clear error when it is missing."""
@@ -1093,7 +1104,7 @@ def explain(model_file, dataset, data_file, target, delimiter, drop_missing, id_
 def report(model_file, dataset, data_file, target, delimiter, drop_missing, id_columns, out, row):
     """An HTML report of a saved model: training curves, metrics, one row explained."""
     _source_check(dataset, data_file)
-    write_report = _optional("chainrule.viz.report", "write_report", "the HTML report")
+    write_report = _optional("chainrule.report", "write_report", "the HTML report")
     model, info = load_model(model_file)
     pre = info["preprocessing"]
     data = data_for_model(info, dataset, data_file, target, delimiter, drop_missing, id_columns)
