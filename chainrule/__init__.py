@@ -9,6 +9,9 @@ back-propagation, then a gradient-descent step, repeated.
     >>> h.backward()                   # dh/dx = cos(36) * 3
 """
 
+# the one place the version is defined: pyproject.toml reads it, `chainrule --version` prints it
+__version__ = "0.2.0.dev0"
+
 import numpy as _np
 
 from .errors import (ChainruleError, ConfigError, DataError, GradcheckError, ModelFileError,
@@ -25,8 +28,6 @@ from .io import load, save
 # bound after the submodule is imported, so that cr.explain stays the function
 from .explain import explain
 
-
-__version__ = "0.1.0"
 
 
 def _shape(shape):

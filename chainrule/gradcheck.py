@@ -117,6 +117,8 @@ def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 
     eps, atol, rtol : float
         Step of the central difference, and the tolerance |a − n| <= atol + rtol·|n|.
 
+    Notes
+    -----
     The error names the input, the worst element's index, both values and the difference.
     """
     inputs64, checked = _to_float64(inputs)

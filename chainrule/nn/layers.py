@@ -39,6 +39,8 @@ class Linear(Module, role="linear", config=("in_features", "out_features", "bias
         Draws the initial weights (default: the generator ``cr.manual_seed`` sets).
     dtype : default np.float32
 
+    Notes
+    -----
     Shapes: x (..., in_features) -> z (..., out_features). ``weight`` is (out_features,
     in_features) and ``bias`` (out_features,), both initialized from U(−1/√in, 1/√in) as in
     PyTorch (``kaiming_uniform_(weight, a=√5)``). A numpy input takes the weight's dtype.

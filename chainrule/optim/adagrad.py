@@ -32,6 +32,8 @@ class Adagrad(Optimizer):
     eps : float, default 1e-10
     maximize : bool, default False
 
+    Notes
+    -----
     State per parameter (created with the optimizer, as PyTorch does): ``'step'``, ``'sum'``.
     """
 

@@ -42,6 +42,8 @@ class Adam(Optimizer):
     maximize : bool, default False
     decoupled_weight_decay : bool, default False
 
+    Notes
+    -----
     State per parameter: ``'step'``, ``'exp_avg'`` (m), ``'exp_avg_sq'`` (v) and, with amsgrad,
     ``'max_exp_avg_sq'``.
     """

@@ -88,6 +88,8 @@ class Optimizer:
     defaults : dict
         The hyperparameters of a group that does not set them.
 
+    Notes
+    -----
     Subclasses check their hyperparameters in ``_check_hyperparameters(group)`` and implement
     ``_step_group(group)``.
     """

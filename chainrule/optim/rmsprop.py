@@ -38,6 +38,8 @@ class RMSprop(Optimizer):
         Normalize by an estimate of the gradient's variance instead of its second moment.
     maximize : bool, default False
 
+    Notes
+    -----
     State per parameter: ``'step'``, ``'square_avg'``, and ``'momentum_buffer'`` (momentum > 0),
     ``'grad_avg'`` (centered).
     """

@@ -38,6 +38,8 @@ class SGD(Optimizer):
     maximize : bool, default False
         Ascend the objective (use :math:`-g`).
 
+    Notes
+    -----
     State per parameter: ``'momentum_buffer'`` (when momentum != 0).
     """
 
