@@ -1115,6 +1115,26 @@ def report(model_file, dataset, data_file, target, delimiter, drop_missing, id_c
     console.print(f"wrote {path}")
 
 
+# --- export (chainrule.onnx) ------------------------------------------------------------------
+
+@cli.command("export")
+@click.argument("model_file", metavar="MODEL")
+@click.option("--onnx", "onnx_out", required=True, metavar="OUT.onnx",
+              help="Write the model as ONNX here: raw features X in; label and probabilities "
+                   "(classification) or prediction (regression) out.")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX operator set.")
+@debug_option
+def export_command(model_file, onnx_out, opset):
+    """Export a model file (with its preprocessing) to another format: ONNX."""
+    from .onnx import export
+
+    if os.path.abspath(onnx_out) == os.path.abspath(model_file):
+        raise ConfigError(f"--onnx {onnx_out} is the model file itself; choose another name")
+    path = export(model_file, onnx_out, opset=opset)
+    console.print(f"wrote {path} (ONNX opset {opset}: input X, "
+                  f"{os.path.getsize(path)} bytes)")
+
+
 # ---------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------

@@ -129,7 +129,7 @@ def save(model, path, preprocessing: dict | None = None, training: dict | None =
     return path
 
 
-def _read(path):
+def _read(path, any_safetensors: bool = False):
     try:
         from safetensors import safe_open
     except ImportError:
@@ -158,13 +158,21 @@ def _read(path):
     try:
         with safe_open(path, framework="numpy") as f:
             meta = f.metadata() or {}
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
+            keys = list(f.keys())
+            arrays = {}
+            for k in keys:
+                arrays[k] = _get_tensor(f, k, path)
+    except ModelFileError:
+        raise
     except Exception as err:  # noqa: BLE001 - safetensors raises several kinds for bad files
         raise ModelFileError(f"{path} is not a readable safetensors file ({str(err).splitlines()[0]}): "
                              "it may be truncated or of another format") from None
+    if any_safetensors and meta.get("format") != FORMAT:
+        return arrays, {"format_version": None}
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{path} is a safetensors file but not a chainrule model "
-                             "(no chainrule metadata)")
+                             "(no chainrule metadata); to load its weights into a network "
+                             "you built, use cr.load(path, into=model)")
     info = {}
     for key in ("architecture", "preprocessing", "training", "metrics", "extra"):
         if key in meta:
@@ -176,23 +184,58 @@ def _read(path):
     return arrays, info
 
 
+def _get_tensor(f, key: str, path: str) -> np.ndarray:
+    try:
+        return f.get_tensor(key)
+    except TypeError as err:  # a dtype numpy has no type for (bfloat16, float8)
+        dtype = f.get_slice(key).get_dtype()
+        raise ModelFileError(f"{path}: tensor '{key}' has dtype {dtype}, which numpy cannot hold; "
+                             "save it as float32 (tensor.float()) before loading it "
+                             f"into chainrule ({str(err).splitlines()[0]})") from None
+
+
 def read_info(path) -> dict:
     """The metadata of a model file (architecture, preprocessing, training, metrics)."""
     return _read(path)[1]
 
 
-def load(path, with_info: bool = False):
-    """Rebuild the model saved at ``path``; with ``with_info`` also return its metadata dict."""
-    arrays, info = _read(path)
-    if "architecture" not in info:
-        raise ModelFileError(f"{os.fspath(path)} holds weights only (saved with weights_only=True): "
-                             "build the model yourself and call model.load_state_dict")
-    model = build(info["architecture"])
-    # safetensors stores a 0-d array (BatchNorm's num_batches_tracked) with shape (1,)
+def _scalars_as_model(model, arrays: dict) -> None:
+    """safetensors may store a 0-d array (BatchNorm's num_batches_tracked) with shape (1,)."""
     for key, ref in model.state_dict().items():
         a = arrays.get(key)
         if a is not None and np.ndim(ref) == 0 and a.shape == (1,):
             arrays[key] = a.reshape(())
+
+
+def load(path, with_info: bool = False, *, into=None, strict: bool = True):
+    """Rebuild the model saved at ``path``; with ``with_info`` also return its metadata dict.
+
+    ``into=model`` loads the weights of any ``.safetensors`` file (a chainrule model file, or
+    weights only, as ``safetensors.torch.save_file(net.state_dict(), path)`` writes them) into
+    that existing module with ``model.load_state_dict(..., strict=strict)`` and returns it
+    (its training mode is left as it was). Keys are PyTorch's dotted names ('0.weight'); each
+    array takes the dtype of the parameter it goes into.
+    """
+    if into is not None:
+        from .nn import Module
+
+        if not isinstance(into, Module):
+            raise ModelFileError(f"load: into= takes a chainrule module to fill, got "
+                                 f"{type(into).__name__}")
+        arrays, info = _read(path, any_safetensors=True)
+        _scalars_as_model(into, arrays)
+        try:
+            into.load_state_dict(arrays, strict=strict)
+        except ModelFileError as err:
+            raise ModelFileError(f"{os.fspath(path)}: {err}") from None
+        return (into, info) if with_info else into
+    arrays, info = _read(path)
+    if "architecture" not in info:
+        raise ModelFileError(f"{os.fspath(path)} holds weights only (saved with weights_only=True): "
+                             "build the model yourself and load them with "
+                             "cr.load(path, into=model)")
+    model = build(info["architecture"])
+    _scalars_as_model(model, arrays)
     try:
         model.load_state_dict(arrays)
     except Exception as err:  # noqa: BLE001

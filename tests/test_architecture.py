@@ -114,5 +114,10 @@ def test_tensor_operators_are_defined_on_the_class():
 def test_no_tables_of_class_names():
     """Facts about layers live on the classes (chainrule.registry), not in tables of names."""
     classes = arch_facts.class_names(ROOT)
-    assert arch_facts.name_keyed_tables(ROOT, classes) == []
-    assert arch_facts.type_name_checks(ROOT) == []
+    # the bridges to other libraries speak those libraries' names (ONNX operators such as 'Add'
+    # and 'Tanh', torch.nn classes looked up by the name they share with chainrule's)
+    bridges = {"onnx.py", "torch.py"}
+    tables = [t for t in arch_facts.name_keyed_tables(ROOT, classes) if t[0].name not in bridges]
+    assert tables == []
+    checks = [c for c in arch_facts.type_name_checks(ROOT) if c[0].name not in bridges]
+    assert checks == []

@@ -1,0 +1,907 @@
+"""ONNX export and import.
+
+``export`` writes a chainrule network, a model file (or an estimator from ``chainrule.sklearn``)
+as an ONNX model built from standard operators only, so that it runs in onnxruntime or any other
+ONNX runtime; ``load`` builds a ``cr.nn.Sequential`` from a chain-shaped ONNX graph (as
+``torch.onnx.export`` writes one for a ``torch.nn.Sequential``), so that a network trained
+elsewhere can be explained, trained further and saved by chainrule::
+
+    import chainrule as cr
+    from chainrule import onnx as cro
+    cro.export(net, "net.onnx")                          # input "X", output "output"
+    cro.export("iris.safetensors", "iris.onnx")   # raw features in, label + probabilities out
+    net = cro.load("from_torch.onnx")                    # a cr.nn.Sequential
+
+Exported graphs describe inference: Dropout is the identity and BatchNorm uses its running
+statistics (as after ``model.eval()``). The input has a dynamic batch dimension named ``N``.
+``onnx`` is imported lazily (``pip install 'chainrule[onnx]'``); nothing else in chainrule needs
+it.
+
+The tables of what maps to what are ``EXPORTERS`` (chainrule layer -> ONNX operators) and
+``IMPORTERS`` (ONNX operator -> chainrule layer); docs/interop.md lists both.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+from . import nn as _nn
+from ._files import replacing
+from .errors import ConfigError, ModelFileError
+from .registry import facts_of
+
+__all__ = ["export", "load", "MIN_OPSET", "EXPORTERS", "IMPORTERS"]
+
+#: the oldest opset export writes (Softmax/LogSoftmax take one axis since 13)
+MIN_OPSET = 13
+#: the batch dimension's name in exported graphs
+BATCH = "N"
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise ConfigError("ONNX export and import need the onnx package: "
+                          "pip install 'chainrule[onnx]'") from None
+    return onnx
+
+
+# =============================================================================================
+# export
+# =============================================================================================
+
+class _Graph:
+    """Nodes and initializers of the graph being written, with unique names."""
+
+    def __init__(self, onnx, opset: int, dtype):
+        self.onnx, self.opset, self.dtype = onnx, opset, np.dtype(dtype)
+        self.nodes, self.initializers, self.used = [], [], set()
+
+    def name(self, base: str) -> str:
+        name, i = base, 1
+        while name in self.used:
+            name, i = f"{base}_{i}", i + 1
+        self.used.add(name)
+        return name
+
+    def const(self, base: str, value, dtype=None) -> str:
+        """An initializer holding ``value`` (in the graph's float dtype unless ``dtype`` says)."""
+        arr = np.asarray(value, dtype=self.dtype if dtype is None else dtype)
+        name = self.name(base)
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        return name
+
+    def scalar(self, base: str, value) -> str:
+        return self.const(base, np.asarray(value, dtype=self.dtype).reshape(()))
+
+    def op(self, op_type: str, inputs, base: str, n_out: int = 1, **attrs):
+        outs = [self.name(base if n_out == 1 else f"{base}_{k}") for k in range(n_out)]
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), outs,
+                                                     name=self.name(f"{base}/{op_type}"),
+                                                     **attrs))
+        return outs[0] if n_out == 1 else outs
+
+    def reduce_mean(self, x: str, axes, base: str) -> str:
+        if self.opset >= 18:  # axes became an input
+            return self.op("ReduceMean", [x, self.const(f"{base}.axes", axes, np.int64)], base,
+                           keepdims=1)
+        return self.op("ReduceMean", [x], base, axes=list(axes), keepdims=1)
+
+
+def _array(t, dtype) -> np.ndarray:
+    return np.asarray(t.data if hasattr(t, "data") else t, dtype=dtype)
+
+
+def _ex_linear(g: _Graph, m, x, in_shape, p):
+    w = g.const(p + "weight", _array(m.weight, g.dtype))
+    b = [g.const(p + "bias", _array(m.bias, g.dtype))] if m.bias is not None else []
+    if len(in_shape) == 2:
+        return g.op("Gemm", [x, w] + b, p + "gemm", transB=1)
+    # (..., in) inputs: MatMul with the transposed weight, then the bias
+    wt = g.const(p + "weight_T", _array(m.weight, g.dtype).T)
+    y = g.op("MatMul", [x, wt], p + "matmul")
+    return g.op("Add", [y, b[0]], p + "add") if b else y
+
+
+def _ex_simple(op_type):
+    def ex(g, m, x, in_shape, p):
+        return g.op(op_type, [x], p + op_type.lower())
+    return ex
+
+
+def _ex_leaky_relu(g, m, x, in_shape, p):
+    return g.op("LeakyRelu", [x], p + "leakyrelu", alpha=float(m.negative_slope))
+
+
+def _ex_gelu(g, m, x, in_shape, p):
+    if g.opset >= 20:
+        return g.op("Gelu", [x], p + "gelu", approximate=m.approximate)
+    half, one = g.scalar(p + "half", 0.5), g.scalar(p + "one", 1.0)
+    if m.approximate == "tanh":  # 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))
+        x3 = g.op("Mul", [g.op("Mul", [x, x], p + "x2"), x], p + "x3")
+        inner = g.op("Add", [x, g.op("Mul", [x3, g.scalar(p + "c", 0.044715)], p + "cx3")],
+                     p + "inner")
+        t = g.op("Tanh", [g.op("Mul", [inner, g.scalar(p + "k", math.sqrt(2 / math.pi))],
+                               p + "scaled")], p + "tanh")
+        cdf = g.op("Add", [t, one], p + "one_plus")
+    else:  # x Φ(x) = x · 0.5 (1 + erf(x / √2))
+        h = g.op("Mul", [x, g.scalar(p + "inv_sqrt2", 1 / math.sqrt(2))], p + "scaled")
+        if g.dtype == np.float64:  # onnxruntime has Erf for float32 only: erf to ~1e-7
+            h = g.op("Cast", [h], p + "scaled_f32", to=g.onnx.TensorProto.FLOAT)
+            e = g.op("Cast", [g.op("Erf", [h], p + "erf_f32")], p + "erf",
+                     to=g.onnx.TensorProto.DOUBLE)
+        else:
+            e = g.op("Erf", [h], p + "erf")
+        cdf = g.op("Add", [e, one], p + "one_plus")
+    return g.op("Mul", [g.op("Mul", [x, cdf], p + "x_cdf"), half], p + "gelu")
+
+
+def _ex_softmax(op_type):
+    def ex(g, m, x, in_shape, p):
+        return g.op(op_type, [x], p + op_type.lower(), axis=int(m.dim))
+    return ex
+
+
+def _ex_identity(g, m, x, in_shape, p):
+    return g.op("Identity", [x], p + "identity")
+
+
+def _ex_batchnorm(g, m, x, in_shape, p):
+    C = m.num_features
+    w = _array(m.weight, g.dtype) if m.weight is not None else np.ones(C, g.dtype)
+    b = _array(m.bias, g.dtype) if m.bias is not None else np.zeros(C, g.dtype)
+    if m.running_mean is not None and m.running_var is not None:
+        ins = [x, g.const(p + "weight", w), g.const(p + "bias", b),
+               g.const(p + "running_mean", _array(m.running_mean, g.dtype)),
+               g.const(p + "running_var", _array(m.running_var, g.dtype))]
+        momentum = 0.9 if m.momentum is None else 1.0 - float(m.momentum)
+        return g.op("BatchNormalization", ins, p + "batchnorm", epsilon=float(m.eps),
+                    momentum=momentum)
+    # no running statistics: the batch's own (as chainrule and PyTorch do in eval mode)
+    axes = [0] + list(range(2, len(in_shape)))
+    bshape = [1, C] + [1] * (len(in_shape) - 2)
+    mean = g.reduce_mean(x, axes, p + "mean")
+    d = g.op("Sub", [x, mean], p + "centered")
+    var = g.reduce_mean(g.op("Mul", [d, d], p + "squared"), axes, p + "var")
+    std = g.op("Sqrt", [g.op("Add", [var, g.scalar(p + "eps", m.eps)], p + "var_eps")], p + "std")
+    xhat = g.op("Div", [d, std], p + "normalized")
+    y = g.op("Mul", [xhat, g.const(p + "weight", w.reshape(bshape))], p + "scaled")
+    return g.op("Add", [y, g.const(p + "bias", b.reshape(bshape))], p + "batchnorm")
+
+
+def _ex_flatten(g, m, x, in_shape, p):
+    nd = len(in_shape)
+    s, e = m.start_dim % nd, m.end_dim % nd
+    if s == 1 and e == nd - 1:
+        return g.op("Flatten", [x], p + "flatten", axis=1)
+    shape = []
+    for i in range(nd):
+        if s <= i <= e:
+            if i == s:  # the merged range: -1 lets the runtime count (it may hold the batch)
+                shape.append(-1 if s == 0 else int(np.prod(in_shape[s:e + 1])))
+        else:
+            shape.append(0 if i == 0 else int(in_shape[i]))  # 0: copy the batch dimension
+    return g.op("Reshape", [x, g.const(p + "shape", shape, np.int64)], p + "reshape")
+
+
+#: chainrule layer class -> function writing its ONNX nodes (a new layer that should export
+#: adds its function here; everything else about it is on its class, see chainrule.registry)
+EXPORTERS = {
+    _nn.Linear: _ex_linear,
+    _nn.ReLU: _ex_simple("Relu"), _nn.Tanh: _ex_simple("Tanh"),
+    _nn.Sigmoid: _ex_simple("Sigmoid"),
+    _nn.LeakyReLU: _ex_leaky_relu, _nn.GELU: _ex_gelu,
+    _nn.Softmax: _ex_softmax("Softmax"), _nn.LogSoftmax: _ex_softmax("LogSoftmax"),
+    _nn.Identity: _ex_identity, _nn.Dropout: _ex_identity,
+    _nn.BatchNorm1d: _ex_batchnorm,
+    _nn.Flatten: _ex_flatten,
+}
+
+
+def _check_opset(opset) -> int:
+    onnx = _onnx()
+    top = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) \
+            or not MIN_OPSET <= opset <= top:
+        raise ConfigError(f"export: opset must be an integer from {MIN_OPSET} to {top} "
+                          f"(the installed onnx's newest), got {opset!r}")
+    return int(opset)
+
+
+def _layers(module, prefix=""):
+    """(dotted prefix, layer) for every layer of nested Sequentials, in order."""
+    if facts_of(module).chained:  # Sequential: its children in order
+        for name, child in module.named_children():
+            yield from _layers(child, f"{prefix}{name}.")
+        return
+    yield prefix, module
+
+
+def _unexportable(where: str, module) -> ConfigError:
+    kind = type(module).__name__
+    return ConfigError(
+        f"export: layer {where or '(the model)'} is a {kind}, which has no ONNX mapping; "
+        f"chainrule exports Sequential chains of "
+        f"{', '.join(sorted(c.__name__ for c in EXPORTERS))}")
+
+
+def _input_shape(layers, input_shape):
+    if input_shape is not None:
+        try:
+            shape = tuple(int(d) for d in input_shape)
+        except (TypeError, ValueError):
+            shape = ()
+        if not shape or min(shape) < 1:
+            raise ConfigError(f"export: input_shape is the shape of one sample (without the batch "
+                              f"dimension), positive integers, got {input_shape!r}")
+        return shape
+    for _, m in layers:
+        facts = facts_of(m)
+        if facts.role == "linear" and hasattr(m, "in_features"):
+            return (m.in_features,)
+        if facts.role == "normalization" and hasattr(m, "num_features"):
+            return (m.num_features,)
+        if not facts.keeps_shape or facts.role not in ("activation", "passthrough"):
+            break
+    raise ConfigError("export: cannot tell the input's shape from the first layers; pass "
+                      "input_shape=(features,) or the shape of one sample, e.g. (1, 28, 28)")
+
+
+def _network(g: _Graph, model, x: str, input_shape):
+    """Write the nodes of ``model`` after tensor ``x``; return (output name, output shape)."""
+    from .tensor import no_grad
+
+    layers = list(_layers(model))
+    for where, m in layers:
+        if type(m) not in EXPORTERS:
+            raise _unexportable(where.rstrip("."), m)
+    shape = (2,) + tuple(input_shape)  # a dummy batch of 2 gives each layer's output shape
+    a = np.zeros(shape, dtype=g.dtype)
+    with no_grad():
+        for where, m in layers:
+            try:
+                out = m(a)
+            except Exception as err:  # noqa: BLE001 - a shape problem, said with the layer
+                raise ConfigError(f"export: layer {where.rstrip('.') or type(m).__name__} "
+                                  f"({type(m).__name__}) cannot take input of shape "
+                                  f"(N, {', '.join(map(str, shape[1:]))}): {err}") from None
+            x = EXPORTERS[type(m)](g, m, x, shape, where)
+            a = np.asarray(out.data if hasattr(out, "data") else out)
+            shape = a.shape
+    if not shape or shape[0] != 2:  # a Flatten(0, ...) merged the batch into another dimension
+        return x, [None] + list(shape[1:])
+    return x, [BATCH] + list(shape[1:])
+
+
+def _value_info(onnx, name, elem_type, shape, batch=BATCH):
+    """(N, *shape), or (?, *shape) with ``batch=None`` when a layer merged the batch away."""
+    return onnx.helper.make_tensor_value_info(name, elem_type, [batch] + list(shape))
+
+
+def _elem(onnx, dtype):
+    return onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+
+def _finish(g: _Graph, inputs, outputs, path, metadata: dict, doc: str):
+    """Make the model, check it (full check, with shape inference) and write it atomically."""
+    from . import __version__
+
+    onnx = g.onnx
+    graph = onnx.helper.make_graph(g.nodes, "chainrule", inputs, outputs, g.initializers)
+    opsets = [onnx.helper.make_opsetid("", g.opset)]
+    model = onnx.helper.make_model(graph, opset_imports=opsets, producer_name="chainrule",
+                                   producer_version=__version__, doc_string=doc,
+                                   ir_version=onnx.helper.find_min_ir_version_for(opsets))
+    onnx.helper.set_model_props(model, {k: json.dumps(v) for k, v in metadata.items()})
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as err:  # a bug in the exporter: say where
+        raise ConfigError(f"export: the ONNX graph failed onnx's checker: "
+                          f"{str(err).strip().splitlines()[0]}") from None
+    path = os.fspath(path)
+    with replacing(path, ConfigError) as tmp:
+        onnx.save(model, tmp)
+    return path
+
+
+def _eval_mode(model):
+    """Switch every module to eval mode; return a function that restores the old modes."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+
+    def restore():
+        for m, mode in modes:
+            m.training = mode
+    return restore
+
+
+def _export_network(model, path, opset, input_shape, dtype):
+    onnx = _onnx()
+    from .io import describe
+
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ConfigError(f"export: dtype must be float32 or float64, got {dtype}")
+    g = _Graph(onnx, opset, dtype)
+    layers = list(_layers(model))
+    shape = _input_shape(layers, input_shape)
+    restore = _eval_mode(model)
+    try:
+        out, out_shape = _network(g, model, "X", shape)
+    finally:
+        restore()
+    if out == "X":  # an empty network (or only Sequentials): the output is a copy
+        g.op("Identity", [out], "output")
+    else:  # the last node writes "output" itself
+        last = g.nodes[-1]
+        last.output[list(last.output).index(out)] = "output"
+    try:
+        arch = describe(model)
+    except Exception:  # noqa: BLE001 - a network with layers io cannot describe still exports
+        arch = None
+    meta = {"input_shape": list(shape)}
+    if arch is not None:
+        meta["architecture"] = arch
+    return _finish(g, [_value_info(onnx, "X", _elem(onnx, dtype), shape)],
+                   [_value_info(onnx, "output", _elem(onnx, dtype), out_shape[1:],
+                                out_shape[0])], path, meta,
+                   "A chainrule network: input X (N, ...), output the network's output.")
+
+
+def _heads(g: _Graph, out: str, out_shape, head: dict):
+    """The outputs of a model file's graph from the network's output ``out``: ``label`` and
+    ``probabilities`` (or ``scores``) for classification, ``prediction`` for regression."""
+    onnx = g.onnx
+    f32, i64 = onnx.TensorProto.FLOAT, onnx.TensorProto.INT64
+    if head["task"] == "regression":
+        ts = head.get("target_standardizer")
+        y = out
+        if ts is not None:  # back to the target's units, in float64 as the command does
+            y = g.op("Cast", [y], "output_f64", to=onnx.TensorProto.DOUBLE)
+            y = g.op("Mul", [y, g.const("target_scale", ts["scale"], np.float64)], "scaled")
+            y = g.op("Add", [y, g.const("target_mean", ts["mean"], np.float64)], "unscaled")
+            y = g.op("Cast", [y], "prediction_f32", to=f32)
+        k = int(np.prod(out_shape))
+        if k == 1:
+            y = g.op("Reshape", [y, g.const("one_column", [-1], np.int64)], "prediction")
+            return [_value_info(onnx, "prediction", f32, [])]
+        g.op("Identity", [y], "prediction")
+        return [_value_info(onnx, "prediction", f32, out_shape)]
+    kind, k = head["output"], len(head["label_names"])
+    if kind == "logits":
+        g.op("Softmax", [out], "probabilities", axis=1)
+        g.op("ArgMax", [out], "label", axis=1, keepdims=0)
+        return [_value_info(onnx, "label", i64, []), _value_info(onnx, "probabilities", f32, [k])]
+    flat = g.op("Reshape", [out, g.const("one_column", [-1], np.int64)], "output_flat")
+    threshold = 0.5 if kind == "probability" else 0.0
+    positive = g.op("Greater", [flat, g.scalar("threshold", threshold)], "positive")
+    g.op("Cast", [positive], "label", to=i64)
+    outs = [_value_info(onnx, "label", i64, [])]
+    if kind == "logit" and head.get("loss") == "hinge":  # scores, not probabilities
+        g.op("Identity", [flat], "scores")
+        return outs + [_value_info(onnx, "scores", f32, [])]
+    p = g.op("Sigmoid", [out], "p1") if kind == "logit" else out
+    p0 = g.op("Sub", [g.scalar("one", 1.0), p], "p0")
+    g.op("Concat", [p0, p], "probabilities", axis=1)
+    return outs + [_value_info(onnx, "probabilities", f32, [2])]
+
+
+def _export_pipeline(model, head: dict, path, opset, meta: dict):
+    """Standardizer (Sub/Div) -> network -> heads, float32 in and out."""
+    onnx = _onnx()
+    g = _Graph(onnx, opset, np.float32)
+    st = head["standardizer"]
+    mean = np.asarray(st["mean"], dtype=np.float64)
+    n_features = mean.shape[0]
+    x = g.op("Sub", ["X", g.const("feature_mean", mean.astype(np.float32))], "centered")
+    x = g.op("Div", [x, g.const("feature_scale", np.asarray(st["scale"], np.float32))],
+             "standardized")
+    restore = _eval_mode(model)
+    try:
+        out, out_shape = _network(g, model, x, (n_features,))
+    finally:
+        restore()
+    outputs = _heads(g, out, out_shape[1:], head)
+    doc = ("A chainrule model: X holds the raw features (float32, one column per feature, in "
+           "the order of metadata 'feature_names'); the standardization is in the graph. "
+           + ("Output 'prediction' is in the target's units." if head["task"] == "regression"
+              else "Output 'label' is the index into metadata 'class_names'."))
+    return _finish(g, [_value_info(onnx, "X", onnx.TensorProto.FLOAT, [n_features])], outputs,
+                   path, meta, doc)
+
+
+def _export_model_file(src, path, opset):
+    from .io import load as load_model
+
+    model, info = load_model(src, with_info=True)
+    pre = info.get("preprocessing")
+    if not isinstance(pre, dict) or "standardizer" not in pre or "task" not in pre:
+        raise ModelFileError(f"{os.fspath(src)} has no preprocessing (saved from Python?); export "
+                             "the network itself with export(model, path)")
+    head = {"task": pre["task"], "standardizer": pre["standardizer"],
+            "target_standardizer": pre.get("target_standardizer"),
+            "output": pre.get("output", "logits"), "loss": pre.get("loss"),
+            "label_names": pre.get("label_names") or []}
+    meta = {"task": pre["task"], "feature_names": pre.get("feature_names"),
+            "target": pre.get("target"), "source": os.path.basename(os.fspath(src))}
+    if pre["task"] == "classification":
+        meta["class_names"] = head["label_names"]
+    return _export_pipeline(model, head, path, opset, meta)
+
+
+def export(model, path, opset: int = 17, *, input_shape=None, dtype=np.float32) -> str:
+    """Write ``model`` to ``path`` as an ONNX model; return the path.
+
+    A network's graph has the input ``X`` (N, ...) and the output ``output``. A model file's
+    graph takes the raw features ``X`` (N, features) float32, standardizes them (Sub, Div) and
+    outputs ``label`` (int64, N) and ``probabilities`` (float32, N × classes) for
+    classification, or ``prediction`` (float32, in the target's units) for regression; a
+    hinge-loss model outputs ``scores`` instead of probabilities. Its ``metadata_props`` hold
+    ``feature_names``, ``class_names``, ``target`` and ``task`` as JSON. Every graph passes
+    ``onnx.checker.check_model(full_check=True)`` before it is written.
+
+    Parameters
+    ----------
+    model : cr.nn.Module, str or os.PathLike
+        A network (a ``Sequential`` of chainrule layers, nested ones included, or a single
+        layer), the path of a model file that ``chainrule train`` wrote, or a fitted estimator
+        from ``chainrule.sklearn``.
+    path : str or os.PathLike
+        The ``.onnx`` file, written atomically (an old file survives a failed export).
+    opset : int, default 17
+        The ONNX operator set, from 13 to the installed onnx's newest. GELU is one ``Gelu``
+        node from opset 20 on and Erf/Tanh arithmetic before.
+    input_shape : tuple of int, optional
+        The shape of one sample (without the batch dimension) for a network whose first layer
+        does not tell it (Linear and BatchNorm1d do).
+    dtype : np.float32 (default) or np.float64
+        The graph's float type (a network only; model files are float32).
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Raises
+    ------
+    ConfigError
+        A layer with no ONNX mapping (named, with its place in the network), a bad opset.
+    """
+    opset = _check_opset(opset)
+    if isinstance(model, (str, os.PathLike)):
+        return _export_model_file(model, path, opset)
+    if hasattr(model, "_onnx_export_parts"):  # an estimator from chainrule.sklearn
+        net, head, meta = model._onnx_export_parts()
+        return _export_pipeline(net, head, path, opset, meta)
+    from .nn import Module
+
+    if not isinstance(model, Module):
+        raise ConfigError(f"export: expected a chainrule network, a model file path or a fitted "
+                          f"estimator, got {type(model).__name__}")
+    return _export_network(model, path, opset, input_shape, dtype)
+
+
+# =============================================================================================
+# load
+# =============================================================================================
+
+_FLOAT_TYPES = {1: np.float32, 11: np.float64}  # TensorProto.FLOAT, DOUBLE
+
+
+class _Chain:
+    """Reads a chain-shaped ONNX graph node by node into chainrule layers."""
+
+    def __init__(self, onnx, model, path: str):
+        self.onnx, self.path = onnx, path
+        graph = model.graph
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+                          1)
+        self.consts = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+        self.nodes = []
+        for node in graph.node:  # fold constants: Constant nodes and Identity of a constant
+            if node.op_type == "Constant" and len(node.output) == 1:
+                self.consts[node.output[0]] = self._constant_value(node)
+            elif node.op_type == "Identity" and node.input[0] in self.consts:
+                self.consts[node.output[0]] = self.consts[node.input[0]]
+            else:
+                self.nodes.append(node)
+        inputs = [i for i in graph.input if i.name not in self.consts]
+        if len(inputs) != 1:
+            names = ", ".join(i.name for i in inputs) or "none"
+            raise self.error(f"a chain has one input; this graph has {len(inputs)} ({names})")
+        self.input = inputs[0]
+        tt = self.input.type.tensor_type
+        if tt.elem_type not in _FLOAT_TYPES:
+            raise self.error(f"input '{self.input.name}' has element type "
+                             f"{onnx.TensorProto.DataType.Name(tt.elem_type)}; chainrule reads "
+                             "float32 or float64 networks")
+        self.dtype = np.dtype(_FLOAT_TYPES[tt.elem_type])
+        self.rank = len(tt.shape.dim) if tt.HasField("shape") else None
+        self.outputs = [o.name for o in graph.output]
+        self.uses = {}
+        for i, node in enumerate(self.nodes):
+            for name in node.input:
+                if name and name not in self.consts:
+                    self.uses.setdefault(name, []).append(i)
+
+    # --- helpers ------------------------------------------------------------------------------
+    def error(self, msg: str) -> ModelFileError:
+        return ModelFileError(f"onnx.load: {self.path}: {msg}")
+
+    def _constant_value(self, node):
+        h = self.onnx.helper
+        for a in node.attribute:
+            if a.name == "value":
+                return self.onnx.numpy_helper.to_array(a.t)
+            if a.name in ("value_float", "value_floats", "value_int", "value_ints"):
+                return np.asarray(h.get_attribute_value(a),
+                                  dtype=np.float32 if "float" in a.name else np.int64)
+        raise self.error(f"Constant node '{node.name}' holds a kind of value chainrule does not "
+                         "read (sparse or string)")
+
+    def attr(self, node, name, default=None):
+        for a in node.attribute:
+            if a.name == name:
+                v = self.onnx.helper.get_attribute_value(a)
+                return v.decode() if isinstance(v, bytes) else v
+        return default
+
+    def const_input(self, node, k: int, what: str, optional: bool = False):
+        if len(node.input) <= k or not node.input[k]:
+            if optional:
+                return None
+            raise self.where(node, f"has no {what}")
+        name = node.input[k]
+        if name not in self.consts:
+            raise self.where(node, f"takes its {what} from '{name}', which is computed in the "
+                             "graph; chainrule reads weights stored as initializers or constants")
+        return self.consts[name]
+
+    def where(self, node, msg: str) -> ModelFileError:
+        i = next((k for k, n in enumerate(self.nodes) if n is node), -1)
+        return self.error(f"node {i} '{node.name or '(unnamed)'}' ({node.op_type}) {msg}")
+
+    def unsupported(self, node) -> ModelFileError:
+        return self.where(node, "is not supported: chainrule.onnx.load reads chains of "
+                          + ", ".join(sorted(IMPORTERS) + ["MatMul+Add"])
+                          + " (and GELU written as Erf or Tanh arithmetic)")
+
+    def only_used_by(self, name: str, index: int) -> bool:
+        return self.uses.get(name, []) == [index] and name not in self.outputs
+
+    def used_after(self, name: str, index: int) -> bool:
+        return any(u > index for u in self.uses.get(name, [])) or name in self.outputs
+
+    def layer_dtype(self, *arrays):
+        for a in arrays:
+            if a is not None and np.asarray(a).dtype.kind == "f":
+                return np.asarray(a).dtype
+        return self.dtype
+
+    # --- the walk -----------------------------------------------------------------------------
+    def read(self):
+        from . import nn
+
+        layers, x, i = [], self.input.name, 0
+        while i < len(self.nodes):
+            node = self.nodes[i]
+            live = [n for n in node.input if n and n not in self.consts]
+            if x not in live:
+                raise self.where(node, f"does not take the chain's tensor '{x}' (its inputs: "
+                                 f"{', '.join(node.input)}); chainrule reads chain-shaped "
+                                 "graphs, one layer after another")
+            if set(live) != {x}:
+                raise self.where(node, "joins two tensors of the graph (a branch or a residual "
+                                 "connection); chainrule reads chain-shaped graphs only")
+            gelu = self.gelu_region(i, x)
+            if gelu is not None:
+                layer, i, x = gelu
+                layers.append(layer)
+                continue
+            if not self.only_used_by(x, i):
+                users = ", ".join(f"'{self.nodes[u].name}'" for u in self.uses.get(x, []))
+                raise self.error(f"tensor '{x}' is used by several nodes ({users}"
+                                 f"{' and the graph output' if x in self.outputs else ''}); "
+                                 "chainrule reads chain-shaped graphs only")
+            if node.op_type == "MatMul":
+                layer, i, x = self.matmul(i, node)
+            elif node.op_type in IMPORTERS:
+                layer = IMPORTERS[node.op_type](self, node)
+                for extra in node.output[1:]:  # Dropout's mask, BatchNorm's training outputs
+                    if extra and (extra in self.uses or extra in self.outputs):
+                        raise self.where(node, f"has its extra output '{extra}' used; chainrule "
+                                         "reads the first output only")
+                i, x = i + 1, node.output[0]
+            else:
+                raise self.unsupported(node)
+            if layer is not None:
+                layers.append(layer)
+        if self.outputs != [x]:
+            raise self.error(f"a chain ends in one output, '{x}'; this graph's outputs are "
+                             f"{', '.join(self.outputs)}")
+        model = nn.Sequential(*layers)
+        model.eval()
+        return model
+
+    # --- layers -------------------------------------------------------------------------------
+    def linear(self, weight, bias, node):
+        from . import nn
+
+        weight = np.asarray(weight)
+        if weight.ndim != 2:
+            raise self.where(node, f"has a weight of shape {weight.shape}; a linear layer needs a "
+                             "matrix")
+        out_f, in_f = weight.shape
+        dt = self.layer_dtype(weight)
+        layer = nn.Linear(in_f, out_f, bias=bias is not None, dtype=dt,
+                          rng=np.random.default_rng(0))  # overwritten below; seed untouched
+        layer.rng = None
+        layer.weight.data = np.array(weight, dtype=dt, copy=True, order="C")
+        if bias is not None:
+            b = np.asarray(bias)
+            if b.size == 1 and out_f != 1:
+                b = np.broadcast_to(b.reshape(()), (out_f,))
+            if b.size != out_f:
+                raise self.where(node, f"has a bias of shape {np.shape(bias)} for {out_f} outputs")
+            layer.bias.data = np.array(b.reshape(out_f), dtype=dt, copy=True)
+        return layer
+
+    def matmul(self, i, node):
+        if node.input[0] not in self.consts and node.input[1] not in self.consts:
+            raise self.where(node, "multiplies two computed tensors; chainrule reads MatMul by "
+                             "a weight stored in the file")
+        if node.input[0] in self.consts:
+            raise self.where(node, "multiplies a weight by the chain's tensor (weight first); "
+                             "chainrule reads x @ W")
+        w = np.asarray(self.consts[node.input[1]])
+        if w.ndim != 2:
+            raise self.where(node, f"has a weight of shape {w.shape}; chainrule reads x @ W with "
+                             "a matrix W")
+        y, bias, nxt = node.output[0], None, i + 1
+        if nxt < len(self.nodes) and self.only_used_by(y, nxt):
+            add = self.nodes[nxt]
+            other = [n for n in add.input if n != y]
+            if add.op_type == "Add" and len(other) == 1 and other[0] in self.consts:
+                b = np.asarray(self.consts[other[0]])
+                if b.size in (1, w.shape[1]) and b.ndim <= 2:
+                    bias, nxt, y = b, nxt + 1, add.output[0]
+        return self.linear(w.T, bias, node), nxt, y
+
+    def gelu_region(self, i, x):
+        """GELU written as arithmetic (Div/Mul/Add/Erf/Tanh/Pow on scalars, as the
+        TorchScript exporter writes it before opset 20): the nodes from ``i`` on that compute
+        one tensor from ``x`` alone, checked numerically against both GELU formulas."""
+        from . import nn
+
+        if self.nodes[i].op_type not in _ELEMENTWISE:
+            return None
+        probe = np.linspace(-5.0, 5.0, 101)
+        values = {x: probe}
+        for j in range(i, min(i + 16, len(self.nodes))):
+            node = self.nodes[j]
+            if node.op_type not in _ELEMENTWISE or len(node.output) != 1:
+                return None
+            if node.op_type == "Cast" and self.attr(node, "to") not in _FLOAT_TYPES:
+                return None
+            args = []
+            for name in node.input:
+                if name in values:
+                    args.append(values[name])
+                elif name in self.consts and np.size(self.consts[name]) == 1:
+                    args.append(float(np.asarray(self.consts[name]).reshape(())))
+                else:
+                    return None
+            with np.errstate(all="ignore"):
+                values[node.output[0]] = _ELEMENTWISE[node.op_type](*args)
+            out = node.output[0]
+            if any(self.used_after(n, j) for n in values if n != out):
+                continue  # not closed yet: an earlier tensor is still needed later
+            for approximate in ("none", "tanh"):
+                ref = _gelu(probe, approximate)
+                if np.allclose(values[out], ref, rtol=1e-6, atol=1e-7):
+                    return nn.GELU(approximate=approximate), j + 1, out
+        return None
+
+
+def _erf(a):
+    return np.vectorize(math.erf, otypes=[np.float64])(a)
+
+
+def _gelu(a, approximate):
+    if approximate == "tanh":
+        return 0.5 * a * (1 + np.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a ** 3)))
+    return 0.5 * a * (1 + _erf(a / math.sqrt(2)))
+
+
+_ELEMENTWISE = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
+                "Pow": np.power, "Erf": _erf, "Tanh": np.tanh, "Sqrt": np.sqrt,
+                "Cast": lambda a: a}  # between float types only (checked in the walk)
+
+
+def _float32_attr(value) -> float:
+    """An ONNX float attribute (stored as float32) back as the decimal it was written from:
+    0.10000000149011612 -> 0.1 (7 significant digits is what float32 holds)."""
+    return float(f"{float(value):.7g}")
+
+
+def _im_gemm(c: _Chain, node):
+    if node.input[0] in c.consts:
+        raise c.where(node, "multiplies a weight by the chain's tensor (A is the weight); "
+                      "chainrule reads Gemm(x, W, b)")
+    if c.attr(node, "transA", 0):
+        raise c.where(node, "has transA=1; chainrule reads Gemm with the batch as A's rows")
+    w = np.asarray(c.const_input(node, 1, "weight B"))
+    alpha, beta = c.attr(node, "alpha", 1.0), c.attr(node, "beta", 1.0)
+    if w.ndim != 2:
+        raise c.where(node, f"has a weight B of shape {w.shape}; Gemm needs a matrix")
+    w = w if c.attr(node, "transB", 0) else w.T
+    if alpha != 1.0:
+        w = (w * alpha).astype(w.dtype)
+    bias = c.const_input(node, 2, "bias C", optional=True)
+    if bias is not None:
+        bias = np.asarray(bias)
+        if bias.ndim == 2 and bias.shape[0] != 1:
+            raise c.where(node, f"has a bias C of shape {bias.shape}: one row per sample, not a "
+                          "linear layer's bias")
+        if beta != 1.0:
+            bias = (bias * beta).astype(bias.dtype)
+    if c.rank is not None and c.rank != 2:
+        raise c.where(node, f"takes a tensor of rank {c.rank}; Gemm multiplies matrices")
+    return c.linear(w, bias, node)
+
+
+def _im_simple(kind):
+    def im(c: _Chain, node):
+        from . import nn
+        return getattr(nn, kind)()
+    return im
+
+
+def _im_leaky_relu(c: _Chain, node):
+    from . import nn
+    return nn.LeakyReLU(negative_slope=_float32_attr(c.attr(node, "alpha", 0.01)))
+
+
+def _im_gelu(c: _Chain, node):
+    from . import nn
+    approximate = c.attr(node, "approximate", "none")
+    if approximate not in ("none", "tanh"):
+        raise c.where(node, f"has approximate={approximate!r}; expected 'none' or 'tanh'")
+    return nn.GELU(approximate=approximate)
+
+
+def _im_softmax(kind):
+    def im(c: _Chain, node):
+        from . import nn
+        axis = int(c.attr(node, "axis", -1 if c.opset >= 13 else 1))
+        if c.opset < 13 and c.rank is not None:  # the old Softmax flattened axis.. into one
+            last = axis % c.rank == c.rank - 1
+            if not last:
+                raise c.where(node, f"(opset {c.opset}) normalizes dimensions {axis}.. of a rank "
+                              f"{c.rank} tensor together; chainrule's {kind} takes one dim")
+        return getattr(nn, kind)(dim=axis)
+    return im
+
+
+def _im_identity(c: _Chain, node):
+    from . import nn
+    return nn.Identity()
+
+
+def _im_dropout(c: _Chain, node):
+    from . import nn
+    p = c.attr(node, "ratio", None)
+    if len(node.input) > 1 and node.input[1]:
+        p = float(np.asarray(c.const_input(node, 1, "ratio")).reshape(()))
+    return nn.Dropout(p=0.5 if p is None else float(p))
+
+
+def _im_batchnorm(c: _Chain, node):
+    from . import nn
+    if c.attr(node, "training_mode", 0):
+        raise c.where(node, "has training_mode=1; chainrule reads inference graphs")
+    scale = np.asarray(c.const_input(node, 1, "scale"))
+    bias = np.asarray(c.const_input(node, 2, "bias"))
+    mean = np.asarray(c.const_input(node, 3, "mean"))
+    var = np.asarray(c.const_input(node, 4, "variance"))
+    C = scale.shape[0] if scale.ndim == 1 else -1
+    if C < 0 or any(a.shape != (C,) for a in (bias, mean, var)):
+        raise c.where(node, f"has parameters of shapes {scale.shape}, {bias.shape}, {mean.shape}, "
+                      f"{var.shape}; expected one value per channel")
+    if c.rank is not None and c.rank not in (2, 3):
+        raise c.where(node, f"normalizes a tensor of rank {c.rank}; chainrule's BatchNorm1d takes "
+                      "(N, C) or (N, C, L)")
+    momentum = 1.0 - float(c.attr(node, "momentum", 0.9))
+    dt = c.layer_dtype(scale)
+    bn = nn.BatchNorm1d(C, eps=_float32_attr(c.attr(node, "epsilon", 1e-5)),
+                        momentum=_float32_attr(momentum), dtype=dt)
+    bn.weight.data = scale.astype(dt, copy=True)
+    bn.bias.data = bias.astype(dt, copy=True)
+    bn.running_mean[...] = mean
+    bn.running_var[...] = var
+    return bn
+
+
+def _im_flatten(c: _Chain, node):
+    from . import nn
+    axis = int(c.attr(node, "axis", 1))
+    if c.rank is not None:
+        if axis < 0:
+            axis += c.rank
+        if axis == c.rank and c.rank == 1:
+            axis = 1
+    if axis != 1:
+        raise c.where(node, f"has axis={axis}: it folds the batch dimension; chainrule reads "
+                      "Flatten(axis=1) (keep the batch, merge the rest)")
+    c.rank = 2
+    return nn.Flatten(1, -1)
+
+
+def _im_reshape(c: _Chain, node):
+    from . import nn
+    shape = [int(s) for s in np.asarray(c.const_input(node, 1, "target shape")).reshape(-1)]
+    if len(shape) == 2 and shape[0] in (0, -1) and (c.rank is None or c.rank >= 2):
+        c.rank = 2
+        return nn.Flatten(1, -1)
+    raise c.where(node, f"reshapes to {shape}; chainrule reads a Reshape that keeps the batch "
+                  "and merges the rest ([-1, n] or [0, -1]), as Flatten")
+
+
+#: ONNX operator -> function building the chainrule layer (MatMul and MatMul+Add are read by
+#: the walk itself, as are GELUs written as Erf or Tanh arithmetic)
+IMPORTERS = {
+    "Gemm": _im_gemm,
+    "Relu": _im_simple("ReLU"), "Tanh": _im_simple("Tanh"), "Sigmoid": _im_simple("Sigmoid"),
+    "LeakyRelu": _im_leaky_relu, "Gelu": _im_gelu,
+    "Softmax": _im_softmax("Softmax"), "LogSoftmax": _im_softmax("LogSoftmax"),
+    "BatchNormalization": _im_batchnorm,
+    "Flatten": _im_flatten, "Reshape": _im_reshape,
+    "Identity": _im_identity, "Dropout": _im_dropout,
+}
+
+
+def _first_line(err) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+
+
+def load(path):
+    """Build a ``cr.nn.Sequential`` (in eval mode) from the chain-shaped ONNX graph at ``path``.
+
+    The graph has one float input and one output, and each node takes the previous node's
+    output: Gemm, MatMul (+ Add), Relu, Tanh, Sigmoid, LeakyRelu, Gelu (or GELU written as
+    Erf/Tanh arithmetic, as the TorchScript exporter writes it), Softmax, LogSoftmax,
+    BatchNormalization, Flatten (and a Reshape that flattens), Identity and Dropout. Weights
+    are read from initializers or Constant nodes, external data files included (as
+    ``torch.onnx.export`` writes them, next to the ``.onnx`` file); their dtype is kept.
+
+    Raises
+    ------
+    ModelFileError
+        A missing or unreadable file, or the first node chainrule cannot read (its index, name
+        and operator).
+    """
+    onnx = _onnx()
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ModelFileError(f"onnx.load: file not found: {path}")
+    if os.path.isdir(path):
+        raise ModelFileError(f"onnx.load: {path} is a folder, not an ONNX file")
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception as err:  # noqa: BLE001 - protobuf's DecodeError and friends
+        raise ModelFileError(f"onnx.load: {path} is not a readable ONNX model "
+                             f"({_first_line(err)})") from None
+    try:
+        from onnx.external_data_helper import load_external_data_for_model
+        load_external_data_for_model(model, os.path.dirname(os.path.abspath(path)))
+    except Exception as err:  # noqa: BLE001 - a missing or short .data file
+        raise ModelFileError(f"onnx.load: {path}: its external data cannot be read "
+                             f"({_first_line(err)}); keep the data file next to the .onnx "
+                             "file") from None
+    return _Chain(onnx, model, path).read()
