@@ -6,7 +6,7 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "chainrule"
-CORE = ["tensor.py", "units.py", "gradcheck.py", "errors.py", "random.py", "metrics.py",
+CORE = ["tensor.py", "units.py", "units_conv.py", "gradcheck.py", "errors.py", "random.py", "metrics.py",
         "train.py", "nn", "optim"]
 HEAVY = {"matplotlib", "click", "rich", "safetensors", "pandas", "pyarrow", "sklearn", "torch",
          "typer", "mnist1d", "playwright"}

@@ -1,7 +1,7 @@
 """Neural-network building blocks with PyTorch's names and meanings.
 
 ``Module`` and ``Parameter``; layers (``Linear``, ``BatchNorm1d``, ``Dropout``, ``Flatten``,
-activations); containers (``Sequential``, ``ModuleList``); losses (``MSELoss``, ``BCELoss``,
+activations; convolutional: ``Conv1d``, ``Conv2d``, pooling, ``BatchNorm2d``, ``Unflatten``); containers (``Sequential``, ``ModuleList``); losses (``MSELoss``, ``BCELoss``,
 ``BCEWithLogitsLoss``, ``CrossEntropyLoss``, ``NLLLoss``, ``HingeLoss``); ``init`` (weight
 initialization schemes) and ``functional`` (everything as functions)::
 
@@ -16,6 +16,8 @@ from .layers import (GELU, BatchNorm1d, Dropout, Flatten, Identity, LeakyReLU, L
                      LogSoftmax, ReLU, Sigmoid, Softmax, Tanh)
 from .losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HingeLoss, MSELoss,
                      NLLLoss)
+from .conv import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm2d,
+                   Conv1d, Conv2d, MaxPool1d, MaxPool2d, Unflatten)
 from .module import Module, ModuleList, Sequential
 from .parameter import Parameter
 
@@ -23,6 +25,8 @@ __all__ = [
     "Module", "Parameter", "Sequential", "ModuleList",
     "Linear", "Identity", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax",
     "GELU", "Dropout", "BatchNorm1d", "Flatten",
+    "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d", "BatchNorm2d", "Unflatten",
     "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss", "HingeLoss",
     "init", "functional",
 ]

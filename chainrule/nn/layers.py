@@ -213,11 +213,12 @@ class BatchNorm1d(Module, role="normalization", keeps_shape=True,
                  affine: bool = True, track_running_stats: bool = True, dtype=np.float32, *,
                  bias: bool = True):
         super().__init__()
-        self.num_features = _positive_int(num_features, "BatchNorm1d", "num_features")
+        who = type(self).__name__
+        self.num_features = _positive_int(num_features, who, "num_features")
         if not eps > 0:
-            raise ConfigError(f"BatchNorm1d: eps must be positive, got {eps!r}")
+            raise ConfigError(f"{who}: eps must be positive, got {eps!r}")
         if momentum is not None and not 0.0 <= momentum <= 1.0:
-            raise ConfigError(f"BatchNorm1d: momentum must be in [0, 1] or None, got {momentum!r}")
+            raise ConfigError(f"{who}: momentum must be in [0, 1] or None, got {momentum!r}")
         self.eps = eps
         self.momentum = momentum
         self.affine = affine
@@ -254,13 +255,16 @@ class BatchNorm1d(Module, role="normalization", keeps_shape=True,
             if self.bias is not None:
                 init.zeros_(self.bias)
 
+    _input_dims = {2: "(N, C)", 3: "(N, C, L)"}   # BatchNorm2d: {4: "(N, C, H, W)"}
+    _input_text = "2D or 3D input (N, C) or (N, C, L)"
+
     def forward(self, x):
         a = F._data(x)
-        if a.ndim not in (2, 3):
-            raise ShapeError(f"BatchNorm1d: expected 2D or 3D input (N, C) or (N, C, L), "
-                             f"got shape {a.shape}")
+        who = type(self).__name__
+        if a.ndim not in self._input_dims:
+            raise ShapeError(f"{who}: expected {self._input_text}, got shape {a.shape}")
         if a.shape[1] != self.num_features:
-            raise ShapeError(f"BatchNorm1d: input of shape {a.shape} has {a.shape[1]} channels "
+            raise ShapeError(f"{who}: input of shape {a.shape} has {a.shape[1]} channels "
                              f"(axis 1) but the layer has num_features={self.num_features}")
         if not isinstance(x, Tensor):
             ref = self.weight if self.weight is not None else self.running_mean

@@ -1,0 +1,774 @@
+"""scikit-learn estimators: one model object for tables, shared by Python, the command and sweeps.
+
+``NetClassifier`` and ``NetRegressor`` are multi-layer perceptrons built from chainrule's units
+and trained with :func:`chainrule.fit`, wrapped in scikit-learn's conventions so that they work
+in ``Pipeline``, ``GridSearchCV`` and ``cross_val_score``. They carry everything a table needs:
+the label encoding (``classes_``), the standardization of the features (and of a regression
+target), the network, the loss targets, and the way outputs are read back as labels,
+probabilities or values in the target's own units.
+
+    >>> from chainrule.sklearn import NetClassifier, load
+    >>> clf = NetClassifier(hidden=(16, 16), epochs=200, random_state=0).fit(X, y)
+    >>> clf.predict(X[:3]); clf.predict_proba(X[:3])
+    >>> clf.save("model.safetensors")          # the same file `chainrule train` writes
+    >>> clf = load("model.safetensors")        # also any file `chainrule train` wrote
+
+Needs scikit-learn (``pip install "chainrule[sklearn]"``) and, to save and load, safetensors.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+import os
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .errors import ConfigError, DataError, ModelFileError
+from .registry import facts_of
+from .tabular import (ACTIVATIONS, DEFAULT_LOSS, LOSSES, OPTIMIZERS, build_model, loss_targets,
+                      losses_for, make_loss, make_optimizer, output_classes, output_decision,
+                      output_probabilities)
+
+__all__ = ["NetClassifier", "NetRegressor", "load"]
+
+_SEED_MAX = 2**31 - 1
+
+
+def _label_name(value) -> str:
+    from .data.utils import _label_name as name
+
+    return name(value)
+
+
+def _regression_metrics(y_true, y_pred) -> dict:
+    from .metrics import mae, mse, r2
+
+    m = mse(y_true, y_pred)
+    return {"mse": m, "rmse": math.sqrt(m), "mae": mae(y_true, y_pred), "r2": r2(y_true, y_pred)}
+
+
+def _identity_standardizer(n: int):
+    from .data import Standardizer
+
+    return Standardizer.from_dict({"mean": [0.0] * n, "scale": [1.0] * n})
+
+
+class _NetBase(BaseEstimator):
+    """What NetClassifier and NetRegressor share: hyperparameters, training, saving."""
+
+    _task = ""
+
+    def __init__(self, hidden=(16, 16), activation="tanh", loss=None, optimizer="adam", lr=None,
+                 momentum=0.9, weight_decay=0.0, batch_size=32, epochs=200, validation=0.2,
+                 patience=None, standardize=True, warm_start=False, random_state=None,
+                 verbose=0):
+        self.hidden = hidden
+        self.activation = activation
+        self.loss = loss
+        self.optimizer = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.validation = validation
+        self.patience = patience
+        self.standardize = standardize
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # --- hyperparameters ---------------------------------------------------------------------
+
+    def _fail(self, name, value, expected):
+        raise ConfigError(f"{type(self).__name__}: {name}={value!r} is not valid; expected "
+                          f"{expected}")
+
+    def _hidden_sizes(self) -> list[int]:
+        h = self.hidden
+        if h is None:
+            return []
+        if isinstance(h, numbers.Integral) and not isinstance(h, bool):
+            h = (h,)
+        if isinstance(h, str):
+            parts = [p.strip() for p in h.split(",") if p.strip()]
+            if len(parts) == 1 and parts[0].lower() == "none":
+                return []
+            if not all(p.isdigit() for p in parts):
+                self._fail("hidden", self.hidden, "layer sizes such as (16, 16)")
+            h = [int(p) for p in parts]
+        try:
+            sizes = list(h)
+        except TypeError:
+            self._fail("hidden", self.hidden, "a tuple of layer sizes such as (16, 16)")
+        for s in sizes:
+            if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1:
+                self._fail("hidden", self.hidden, "a tuple of positive whole numbers such as "
+                           "(16, 16), or () for no hidden layer")
+        return [int(s) for s in sizes]
+
+    def _check_params(self) -> dict:
+        """Validate every hyperparameter; return the resolved settings."""
+        hidden = self._hidden_sizes()
+        if self.activation not in ACTIVATIONS:
+            self._fail("activation", self.activation, f"one of {', '.join(ACTIVATIONS)}")
+        fitting = losses_for(self._task)
+        loss = self.loss if self.loss is not None else DEFAULT_LOSS[self._task]
+        if loss not in LOSSES:
+            self._fail("loss", self.loss, f"one of {', '.join(fitting)}")
+        if LOSSES[loss][1] != self._task:
+            raise ConfigError(f"{type(self).__name__}: loss={loss!r} is for {LOSSES[loss][1]}, "
+                              f"but {type(self).__name__} does {self._task}; choose "
+                              f"{', '.join(fitting)}")
+        if self.optimizer not in OPTIMIZERS:
+            self._fail("optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
+        lr = self.lr if self.lr is not None else OPTIMIZERS[self.optimizer][1]
+        if (isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr)
+                or lr <= 0):
+            self._fail("lr", self.lr, "a positive number (or None for the optimizer's default)")
+        for name in ("batch_size", "epochs"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                self._fail(name, v, "a positive whole number")
+        m = self.momentum
+        if isinstance(m, bool) or not isinstance(m, numbers.Real) or not 0 <= m < 1:
+            self._fail("momentum", m, "a number from 0 up to, not including, 1")
+        wd = self.weight_decay
+        if (isinstance(wd, bool) or not isinstance(wd, numbers.Real) or not math.isfinite(wd)
+                or wd < 0):
+            self._fail("weight_decay", wd, "a number >= 0")
+        v = self.validation
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < 1:
+            self._fail("validation", v, "a fraction from 0 (no validation set) up to, not "
+                       "including, 1")
+        p = self.patience
+        if p is not None and (isinstance(p, bool) or not isinstance(p, numbers.Integral)
+                              or p < 1):
+            self._fail("patience", p, "None or a positive whole number of epochs")
+        return {"hidden": hidden, "loss": loss, "lr": float(lr)}
+
+    def _seed(self) -> int:
+        """The integer seed of this fit: random_state itself, or one drawn from it (None: from
+        chainrule's default generator, which cr.manual_seed sets)."""
+        rs = self.random_state
+        if rs is None:
+            from .random import default_rng
+
+            return int(default_rng().integers(_SEED_MAX))
+        if isinstance(rs, numbers.Integral) and not isinstance(rs, bool):
+            if rs < 0:
+                self._fail("random_state", rs, "None, a whole number >= 0 or a numpy generator")
+            return int(rs)
+        if isinstance(rs, np.random.RandomState):
+            return int(rs.randint(_SEED_MAX))
+        if isinstance(rs, np.random.Generator):
+            return int(rs.integers(_SEED_MAX))
+        self._fail("random_state", rs, "None, a whole number >= 0 or a numpy generator")
+
+    # --- training ----------------------------------------------------------------------------
+
+    def _encode_y(self, y, first: bool, classes=None):
+        """Targets for training (class indices, or a float64 array), setting what it learns."""
+        raise NotImplementedError
+
+    def _loss_targets(self, y_fit):
+        return loss_targets(y_fit, self._task, self.loss_)
+
+    def _fit(self, X, y, incremental=False, classes=None, callbacks=(), track_grad_norms=False):
+        from .data import Standardizer, train_test_split
+        from .train import EarlyStopping, fit as cr_fit
+
+        settings = self._check_params()
+        reuse = (incremental or self.warm_start) and hasattr(self, "model_")
+        X, y = validate_data(self, X, y, reset=not reuse, dtype=np.float32,
+                             multi_output=self._task == "regression",
+                             y_numeric=self._task == "regression")
+        name = type(self).__name__
+        if reuse and settings["loss"] != self.loss_:
+            raise ConfigError(f"{name}: loss={settings['loss']!r} differs from the loss the "
+                              f"model was trained with ({self.loss_!r}); fit anew with "
+                              "warm_start=False")
+        y_fit = self._encode_y(y, first=not reuse, classes=classes)
+        if not reuse:
+            self.loss_ = settings["loss"]
+        n = len(X)
+        if n < 1:
+            raise DataError(f"{name}: the training set is empty")
+        seed = self._seed()
+        validation = 0.0 if incremental else float(self.validation)
+
+        # hold out the validation rows, then standardize with the training part's statistics
+        if validation > 0:
+            if n < 2:
+                raise DataError(f"{name}: {n} sample is too few to hold out validation="
+                                f"{validation:g}; expected at least 2 samples (or validation=0)")
+            stratify = False
+            if self._task == "classification":
+                counts = np.bincount(y_fit, minlength=len(self.classes_))
+                stratify = bool(counts[counts > 0].min() >= 2)
+            try:
+                X_tr, X_va, y_tr, y_va = train_test_split(X, y_fit, test_size=validation,
+                                                          seed=seed, stratify=stratify)
+            except DataError as err:
+                raise DataError(f"{name}: validation={validation:g}: {err}") from None
+        else:
+            X_tr, y_tr, X_va, y_va = X, y_fit, None, None
+        if not reuse:
+            self.standardizer_ = (Standardizer().fit(X_tr) if self.standardize
+                                  else _identity_standardizer(X.shape[1]))
+        X_tr_s = self.standardizer_.transform(X_tr)
+        X_va_s = self.standardizer_.transform(X_va) if X_va is not None else None
+        t_tr, t_va = self._train_targets(y_tr, y_va, first=not reuse)
+
+        if not reuse:
+            self.model_ = build_model(X.shape[1], settings["hidden"], self._n_outputs(y_fit),
+                                      self.activation, self.loss_,
+                                      rng=np.random.default_rng(seed))
+        self.model_.train()
+        loss_fn = make_loss(self.loss_)
+        if not (incremental and hasattr(self, "_optimizer")):
+            self._optimizer = make_optimizer(self.optimizer, self.model_.parameters(),
+                                             settings["lr"], self.momentum, self.weight_decay)
+        cbs = []
+        if self.patience and not incremental:
+            cbs.append(EarlyStopping(monitor="val_loss", patience=self.patience,
+                                     restore_best_weights=True))
+        cbs += list(callbacks or ())
+        metrics = ("accuracy",) if self._task == "classification" else ("r2",)
+        epochs = 1 if incremental else self.epochs
+        shuffle_seed = seed if not incremental else int(
+            np.random.SeedSequence([seed, getattr(self, "n_iter_", 0)]).generate_state(1)[0])
+        history = cr_fit(self.model_, loss_fn, self._optimizer, X_tr_s, t_tr, epochs=epochs,
+                         batch_size=self.batch_size,
+                         validation=(X_va_s, t_va) if X_va is not None else None,
+                         metrics=metrics, callbacks=cbs, seed=shuffle_seed,
+                         track_grad_norms=track_grad_norms, verbose=bool(self.verbose))
+        self.model_.eval()
+        if incremental and hasattr(self, "history_"):
+            done = len(self.history_.epochs)
+            for epoch, i in zip(history.epochs, range(len(history.epochs))):
+                self.history_.append(done + epoch, {k: v[i] for k, v in history.history.items()})
+            self.history_.seconds += history.seconds
+        else:
+            self.history_ = history
+        self.n_iter_ = len(self.history_.epochs)
+        self.loss_curve_ = list(self.history_["loss"])
+        self.seed_ = seed
+        self.n_train_ = len(X_tr)
+        self.n_validation_ = 0 if X_va is None else len(X_va)
+
+        # final numbers on the whole training and validation parts (the target's own units)
+        self.metrics_ = {"train": self._measure(X_tr_s, t_tr, y_tr, loss_fn)}
+        if X_va is not None:
+            self.metrics_["validation"] = self._measure(X_va_s, t_va, y_va, loss_fn)
+        self._training_settings = {
+            "hidden": settings["hidden"], "lr": settings["lr"],
+            "validation": validation, "stop_reason": history.stop_reason,
+            "best_epoch": history.best_epoch}
+        return self
+
+    def _train_targets(self, y_tr, y_va, first):
+        t_va = self._loss_targets(y_va) if y_va is not None else None
+        return self._loss_targets(y_tr), t_va
+
+    def _measure(self, Xs, t, y_orig, loss_fn) -> dict:
+        from .train import evaluate
+
+        metrics = ("accuracy",) if self._task == "classification" else ()
+        return evaluate(self.model_, loss_fn, Xs, t, metrics=metrics)
+
+    # --- outputs -----------------------------------------------------------------------------
+
+    def _outputs(self, X) -> np.ndarray:
+        """The network's outputs for X, float64 (a float64 copy of the network runs, so that a
+        row's outputs do not depend on which other rows are in the batch)."""
+        from .train import predict
+
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, reset=False, dtype=np.float32)
+        Xs = self.standardizer_.transform(X.astype(np.float64))
+        model = copy.deepcopy(self.model_).to(np.float64)
+        return predict(model, Xs)
+
+    def _inputs(self, X) -> np.ndarray:
+        """X standardized as the network sees it (float32)."""
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, reset=False, dtype=np.float32)
+        return self.standardizer_.transform(X)
+
+    # --- saving ------------------------------------------------------------------------------
+
+    def _feature_names(self) -> list[str]:
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None:
+            return [str(n) for n in names]
+        return [f"x{j + 1}" for j in range(self.n_features_in_)]
+
+    def _preprocessing(self) -> dict:
+        from .metrics import output_kind
+
+        info = getattr(self, "_file_info", {})
+        pre = {"feature_names": self._feature_names(),
+               "standardizer": self.standardizer_.to_dict(), "task": self._task,
+               "target": info.get("target", "y"), "label_names": self._label_names(),
+               "output": output_kind(LOSSES[self.loss_][0]), "loss": self.loss_,
+               "id_columns": list(info.get("id_columns", []))}
+        pre.update(self._extra_preprocessing())
+        return pre
+
+    def _label_names(self):
+        return None
+
+    def _extra_preprocessing(self) -> dict:
+        return {}
+
+    def _training(self) -> dict:
+        from . import __version__
+
+        info = getattr(self, "_file_info", {})
+        s = self._training_settings
+        h = self.history_
+        training = dict(info.get("source", {}), task=self._task, hidden=s["hidden"],
+                        activation=self.activation, loss=self.loss_, optimizer=self.optimizer,
+                        lr=s["lr"], momentum=self.momentum if self.optimizer == "sgd" else None,
+                        weight_decay=self.weight_decay, batch_size=self.batch_size,
+                        epochs=self.epochs, epochs_run=self.n_iter_,
+                        stop_reason=s["stop_reason"], best_epoch=s["best_epoch"],
+                        validation=s["validation"], patience=self.patience, seed=self.seed_,
+                        n_train=self.n_train_, n_validation=self.n_validation_,
+                        dropped_rows=info.get("dropped_rows", 0), seconds=round(h.seconds, 3),
+                        chainrule_version=__version__, history=h.to_dict())
+        if "dropped_rows" not in info and "source" not in info:
+            training.pop("dropped_rows")
+        if not self.standardize:
+            training["standardize"] = False
+        return training
+
+    def save(self, path) -> str:
+        """Write the fitted estimator to ``path``: the ``.safetensors`` model file that
+        ``chainrule train`` writes (weights, architecture, preprocessing, training settings and
+        history, final metrics), atomically. ``chainrule predict``/``evaluate``/``summary``
+        read it; :func:`load` turns it back into an estimator. Returns the path."""
+        from .io import save
+
+        check_is_fitted(self, "model_")
+        return save(self.model_, path, preprocessing=self._preprocessing(),
+                    training=self._training(), metrics=self.metrics_)
+
+
+class NetClassifier(ClassifierMixin, _NetBase):
+    """A multi-layer perceptron classifier trained by back-propagation (chainrule's units).
+
+    Parameters
+    ----------
+    hidden : tuple of int, default=(16, 16)
+        Sizes of the hidden layers; ``()`` for none (a linear model).
+    activation : {'tanh', 'relu', 'sigmoid', 'leaky_relu', 'gelu'}, default='tanh'
+        The activation after each hidden layer.
+    loss : {'cross_entropy', 'bce_with_logits', 'bce', 'hinge'} or None, default=None
+        None means 'cross_entropy' (one output per class). The other three are for two
+        classes and have one output ('hinge' gives scores: no ``predict_proba``).
+    optimizer : {'adam', 'sgd', 'adamw', 'rmsprop', 'adagrad'}, default='adam'
+    lr : float or None, default=None
+        Learning rate; None means the optimizer's default (sgd 0.1, adam/adamw 0.01,
+        rmsprop 0.001, adagrad 0.1).
+    momentum : float, default=0.9
+        Momentum of 'sgd' (ignored by the other optimizers).
+    weight_decay : float, default=0.0
+    batch_size : int, default=32
+    epochs : int, default=200
+        Passes over the training rows (the most, with ``patience``).
+    validation : float, default=0.2
+        Fraction of the rows held out (stratified by class) to report validation loss and
+        accuracy and to stop early; 0 for none.
+    patience : int or None, default=None
+        Stop when the validation loss has not improved for this many epochs and keep the best
+        weights.
+    standardize : bool, default=True
+        Shift and scale every feature to mean 0 and standard deviation 1 with the statistics
+        of the training rows (kept in ``standardizer_`` and in saved files).
+    warm_start : bool, default=False
+        When True, ``fit`` goes on from the fitted network (and standardizer and classes)
+        instead of starting anew, as in scikit-learn's MLPClassifier.
+    random_state : int, numpy Generator/RandomState or None, default=None
+        Seeds the initial weights, the validation split and the shuffling. None draws a seed
+        from chainrule's default generator (``cr.manual_seed``).
+    verbose : int, default=0
+        Print one line per epoch when > 0.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, in the order of the network's outputs.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined when X had column names (a pandas DataFrame).
+    model_ : chainrule.nn.Sequential
+        The trained network (it sees standardized features).
+    history_ : chainrule.History
+        Per-epoch loss and accuracy (and validation loss and accuracy).
+    standardizer_ : chainrule.data.Standardizer
+    loss_ : str
+        The loss the network was trained with.
+    n_iter_ : int
+        Epochs run.
+    loss_curve_ : list of float
+        Training loss per epoch.
+    metrics_ : dict
+        Final loss and accuracy on the training part and the validation part.
+    seed_ : int
+        The seed this fit used.
+
+    Examples
+    --------
+    >>> from chainrule.sklearn import NetClassifier
+    >>> clf = NetClassifier(hidden=(8,), epochs=50, random_state=0).fit(X, y)
+    >>> clf.predict(X[:2]), clf.predict_proba(X[:2]).shape
+    """
+
+    _task = "classification"
+
+    def fit(self, X, y, *, callbacks=None, track_grad_norms=False):
+        """Train on X (n_samples, n_features) and the labels y (n_samples,): text, integers or
+        any values scikit-learn accepts as class labels.
+
+        ``callbacks`` (chainrule.Callback objects) and ``track_grad_norms`` are passed to
+        :func:`chainrule.fit`. Returns self.
+        """
+        return self._fit(X, y, callbacks=callbacks, track_grad_norms=track_grad_norms)
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y), going on from the current network (as MLPClassifier's).
+
+        ``classes`` (every label that will ever appear) is required on the first call. The
+        first call also fixes the standardization statistics (from its rows). No validation
+        split and no early stopping. Returns self.
+        """
+        if not hasattr(self, "model_") and classes is None:
+            raise ConfigError(f"{type(self).__name__}.partial_fit: classes must be given on the "
+                              "first call (every label that will appear)")
+        return self._fit(X, y, incremental=True, classes=classes)
+
+    def _encode_y(self, y, first, classes=None):
+        check_classification_targets(y)
+        name = type(self).__name__
+        if first:
+            labels = np.unique(classes) if classes is not None else np.unique(y)
+            if classes is None and len(labels) < 2:
+                raise DataError(f"{name}: y holds one label only ({labels[0]!r}), that is one "
+                                "class; classification needs at least two classes")
+            if self.loss is not None and self.loss in LOSSES and LOSSES[self.loss][2] == 1 \
+                    and len(labels) != 2:
+                shown = ", ".join(str(c) for c in labels[:10])
+                raise ConfigError(f"{name}: loss={self.loss!r} is for two classes; y has "
+                                  f"{len(labels)} ({shown}); use loss='cross_entropy'")
+            self.classes_ = labels
+        classes = np.asarray(self.classes_)
+        if classes.dtype.kind == y.dtype.kind and classes.dtype.kind in "iufUb":
+            codes = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
+            if np.array_equal(classes[codes], y):
+                return codes.astype(np.int64)
+        index = {self._key(c): i for i, c in enumerate(self.classes_)}
+        codes = np.empty(len(y), dtype=np.int64)
+        for i, v in enumerate(y.tolist() if hasattr(y, "tolist") else list(y)):
+            c = index.get(self._key(v))
+            if c is None:
+                known = ", ".join(str(c) for c in self.classes_[:10])
+                raise DataError(f"{name}: label {v!r} (row {i + 1}) is not one of the classes "
+                                f"the model knows ({known})")
+            codes[i] = c
+        return codes
+
+    @staticmethod
+    def _key(value):
+        """Labels compare by value: 1, 1.0 and np.int64(1) are the same class; text as text."""
+        if isinstance(value, (np.generic,)):
+            value = value.item()
+        if isinstance(value, str):
+            return ("s", value)
+        if isinstance(value, bool):
+            return ("b", value)
+        if isinstance(value, numbers.Real):
+            return ("n", float(value))
+        return ("o", str(value))
+
+    def _n_outputs(self, y_fit) -> int:
+        return len(self.classes_) if LOSSES[self.loss_][2] == "classes" else 1
+
+    def predict(self, X):
+        """The predicted class label of every row of X: shape (n_samples,)."""
+        out = self._outputs(X)
+        return np.asarray(self.classes_)[output_classes(out, self.loss_)]
+
+    def _has_proba(self):
+        loss = getattr(self, "loss_", None) or self.loss
+        return loss != "hinge"
+
+    @available_if(_has_proba)
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order.
+        Not available for loss='hinge' (its outputs are scores)."""
+        return output_probabilities(self._outputs(X), self.loss_)
+
+    @available_if(_has_proba)
+    def predict_log_proba(self, X):
+        """The logarithm of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def decision_function(self, X):
+        """Scores: shape (n_samples,) for two classes (positive: ``classes_[1]``), else the
+        logits, shape (n_samples, n_classes)."""
+        return output_decision(self._outputs(X), self.loss_)
+
+    def _label_names(self):
+        return [c if isinstance(c, str) else _label_name(c) for c in
+                np.asarray(self.classes_).tolist()]
+
+    def _extra_preprocessing(self) -> dict:
+        values = np.asarray(self.classes_).tolist()
+        if all(isinstance(v, str) for v in values):
+            return {}
+        return {"classes": values}  # numbers or booleans come back as they were
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = False
+        return tags
+
+
+class NetRegressor(RegressorMixin, _NetBase):
+    """A multi-layer perceptron regressor trained by back-propagation (chainrule's units).
+
+    The target is standardized for training (mean 0, standard deviation 1, with the training
+    rows' statistics) and predictions are turned back into the target's own units.
+
+    Parameters
+    ----------
+    hidden : tuple of int, default=(16, 16)
+    activation : {'tanh', 'relu', 'sigmoid', 'leaky_relu', 'gelu'}, default='tanh'
+    loss : {'mse'} or None, default=None
+        None means 'mse'.
+    optimizer : {'adam', 'sgd', 'adamw', 'rmsprop', 'adagrad'}, default='adam'
+    lr : float or None, default=None
+        None means the optimizer's default.
+    momentum : float, default=0.9
+        Momentum of 'sgd'.
+    weight_decay : float, default=0.0
+    batch_size : int, default=32
+    epochs : int, default=200
+    validation : float, default=0.2
+        Fraction of the rows held out; 0 for none.
+    patience : int or None, default=None
+        Early stopping on the validation loss (the best weights are kept).
+    standardize : bool, default=True
+        Standardize the features and the target (False: use both as they are).
+    warm_start : bool, default=False
+        Go on from the fitted network on the next ``fit``.
+    random_state : int, numpy Generator/RandomState or None, default=None
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined when X had column names.
+    n_outputs_ : int
+        Number of target columns.
+    model_ : chainrule.nn.Sequential
+    history_ : chainrule.History
+    standardizer_, target_standardizer_ : chainrule.data.Standardizer
+    loss_ : str
+    n_iter_ : int
+    loss_curve_ : list of float
+    metrics_ : dict
+        Final loss (standardized target), mse, rmse, mae and r2 (target's units) on the
+        training part and the validation part.
+    seed_ : int
+
+    Examples
+    --------
+    >>> from chainrule.sklearn import NetRegressor
+    >>> reg = NetRegressor(hidden=(16,), epochs=100, random_state=0).fit(X, y)
+    >>> reg.predict(X[:2])
+    """
+
+    _task = "regression"
+
+    def fit(self, X, y, *, callbacks=None, track_grad_norms=False):
+        """Train on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_targets).
+
+        Returns self.
+        """
+        return self._fit(X, y, callbacks=callbacks, track_grad_norms=track_grad_norms)
+
+    def partial_fit(self, X, y):
+        """One epoch over (X, y), going on from the current network (as MLPRegressor's).
+
+        The first call fixes the standardization statistics of the features and the target
+        (from its rows). Returns self.
+        """
+        return self._fit(X, y, incremental=True)
+
+    def _encode_y(self, y, first, classes=None):
+        y = np.asarray(y, dtype=np.float64)
+        k = 1 if y.ndim == 1 else y.shape[1]
+        if first:
+            self.n_outputs_ = k
+        elif k != self.n_outputs_:
+            raise DataError(f"{type(self).__name__}: y has {k} target columns, but the model "
+                            f"was fitted on {self.n_outputs_}")
+        return y
+
+    def _n_outputs(self, y_fit) -> int:
+        return self.n_outputs_
+
+    def _train_targets(self, y_tr, y_va, first):
+        from .data import Standardizer
+
+        cols = y_tr.reshape(len(y_tr), -1)
+        if first:
+            self.target_standardizer_ = (Standardizer().fit(cols) if self.standardize
+                                         else _identity_standardizer(cols.shape[1]))
+        scale = self.target_standardizer_
+
+        def fit_units(y):
+            return scale.transform(y.reshape(len(y), -1).astype(np.float32))
+
+        t_va = self._loss_targets(fit_units(y_va)) if y_va is not None else None
+        return self._loss_targets(fit_units(y_tr)), t_va
+
+    def _measure(self, Xs, t, y_orig, loss_fn) -> dict:
+        from .train import evaluate, predict
+
+        m = evaluate(self.model_, loss_fn, Xs, t, metrics=())
+        out = np.asarray(predict(self.model_, Xs), dtype=np.float64)
+        pred = self.target_standardizer_.inverse_transform(out.reshape(len(out), -1))
+        y_orig = np.asarray(y_orig, dtype=np.float64)
+        m.update(_regression_metrics(y_orig, pred[:, 0] if y_orig.ndim == 1 else pred))
+        return m
+
+    def predict(self, X):
+        """Predicted values in the target's own units: shape (n_samples,), or
+        (n_samples, n_targets) for a 2-D target; float64."""
+        out = self._outputs(X)
+        pred = self.target_standardizer_.inverse_transform(out.reshape(len(out), -1))
+        return pred[:, 0] if self.n_outputs_ == 1 else pred
+
+    def _extra_preprocessing(self) -> dict:
+        return {"target_standardizer": self.target_standardizer_.to_dict()}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading a model file
+# ---------------------------------------------------------------------------------------------
+
+def _architecture_settings(spec: dict):
+    """(hidden sizes, activation) read from a Sequential of Linear/activation layers."""
+    children = spec.get("children", [spec])
+    inverse = {cls: name for name, cls in ACTIVATIONS.items()}
+    linears = [c for c in children if facts_of(c.get("type", "")).role == "linear"]
+    hidden = [c["config"]["out_features"] for c in linears[:-1]]
+    acts = [inverse[c["type"]] for c in children if c.get("type") in inverse]
+    return hidden, (acts[0] if acts else "tanh")
+
+
+def load(path):
+    """A fitted NetClassifier or NetRegressor from a model file.
+
+    Any file written by ``chainrule train`` or by ``NetClassifier.save`` /
+    ``NetRegressor.save`` works: the network, the standardization statistics, the classes (or
+    the target's statistics), the feature names, the training settings (as the estimator's
+    hyperparameters) and the history come back. ``partial_fit`` or ``fit`` with
+    ``warm_start=True`` go on from it (with a new optimizer).
+    """
+    from .data import Standardizer
+    from .io import load as load_file
+    from .train import History
+
+    path = os.fspath(path)
+    model, info = load_file(path, with_info=True)
+    pre = info.get("preprocessing")
+    if not isinstance(pre, dict) or "feature_names" not in pre or "standardizer" not in pre:
+        raise ModelFileError(f"{path} is a chainrule model file without preprocessing "
+                             "(saved with cr.save?); chainrule.sklearn.load needs one written by "
+                             "'chainrule train' or an estimator's save()")
+    task = pre.get("task")
+    if task not in ("classification", "regression"):
+        raise ModelFileError(f"{path}: the preprocessing names task {task!r}; expected "
+                             "'classification' or 'regression'")
+    loss = pre.get("loss") or DEFAULT_LOSS[task]
+    if loss not in LOSSES or LOSSES[loss][1] != task:
+        raise ModelFileError(f"{path}: loss {loss!r} does not fit a {task} model")
+    tr = info.get("training") or {}
+    hidden, activation = _architecture_settings(info["architecture"])
+    params = {"hidden": tuple(tr.get("hidden", hidden)),
+              "activation": tr.get("activation", activation), "loss": loss}
+    for key in ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "epochs",
+                "validation", "patience", "standardize"):
+        if tr.get(key) is not None:
+            params[key] = tr[key]
+    if tr.get("seed") is not None:
+        params["random_state"] = tr["seed"]
+    est = (NetClassifier if task == "classification" else NetRegressor)(**params)
+    try:
+        est._check_params()
+    except ConfigError as err:
+        raise ModelFileError(f"{path}: the training settings do not fit an estimator: "
+                             f"{err}") from None
+    names = [str(n) for n in pre["feature_names"]]
+    est.n_features_in_ = len(names)
+    if names != [f"x{j + 1}" for j in range(len(names))]:
+        est.feature_names_in_ = np.asarray(names, dtype=object)
+    est.standardizer_ = Standardizer.from_dict(pre["standardizer"])
+    est.model_ = model
+    est.loss_ = loss
+    if task == "classification":
+        if pre.get("classes") is not None:
+            est.classes_ = np.asarray(pre["classes"])
+        else:
+            est.classes_ = np.asarray(pre.get("label_names") or [], dtype=object)
+    else:
+        if "target_standardizer" in pre:
+            est.target_standardizer_ = Standardizer.from_dict(pre["target_standardizer"])
+        else:
+            est.target_standardizer_ = _identity_standardizer(1)
+        est.n_outputs_ = int(est.target_standardizer_.n_features_in_)
+    h = History()
+    hd = tr.get("history") or {}
+    h.epochs = list(hd.get("epochs", []))
+    h.history = {k: list(v) for k, v in (hd.get("history") or {}).items()}
+    h.grad_norms = {k: list(v) for k, v in (hd.get("grad_norms") or {}).items()}
+    h.best_epoch, h.stopped_epoch = hd.get("best_epoch"), hd.get("stopped_epoch")
+    h.stop_reason, h.seconds = hd.get("stop_reason"), float(hd.get("seconds") or 0.0)
+    est.history_ = h
+    est.n_iter_ = int(tr.get("epochs_run", len(h.epochs)))
+    est.loss_curve_ = list(h.history.get("loss", []))
+    est.metrics_ = info.get("metrics") or {}
+    est.seed_ = tr.get("seed")
+    est.n_train_, est.n_validation_ = tr.get("n_train"), tr.get("n_validation")
+    est._training_settings = {"hidden": list(params["hidden"]),
+                              "lr": float(tr.get("lr", est._check_params()["lr"])),
+                              "validation": tr.get("validation", est.validation),
+                              "stop_reason": tr.get("stop_reason"),
+                              "best_epoch": tr.get("best_epoch")}
+    file_info = {"target": pre.get("target", "y"), "id_columns": pre.get("id_columns") or []}
+    source = {k: tr[k] for k in ("dataset", "samples", "noise", "data") if k in tr}
+    if source:
+        file_info["source"] = source
+    if "dropped_rows" in tr:
+        file_info["dropped_rows"] = tr["dropped_rows"]
+    est._file_info = file_info
+    return est
