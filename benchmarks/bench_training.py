@@ -3,6 +3,7 @@
     python benchmarks/bench_training.py                  # all cases (~3-6 min on 2 cores)
     python benchmarks/bench_training.py --quick          # smoke run: 2 short rounds
     python benchmarks/bench_training.py --cases mlp784   # a group, or exact names (comma list)
+    python benchmarks/bench_training.py --cases conv     # the CNN cases (bench_conv.py)
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_training.py
 
 Writes ``benchmarks/results/latest.json`` and ``latest.md`` (``--outdir`` elsewhere) and prints
@@ -1059,6 +1060,11 @@ def main(argv=None) -> dict:
 
 
 def _main(args, argv) -> dict:
+    if args.cases.strip().startswith("conv"):   # the convolution cases live in bench_conv.py
+        if str(HERE) not in sys.path:
+            sys.path.insert(0, str(HERE))
+        import bench_conv
+        return bench_conv.main(argv)
     if args.memory_worker:
         print(json.dumps(memory_worker(*args.memory_worker, args.memory_steps, args.seed)))
         return {}

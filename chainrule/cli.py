@@ -587,6 +587,14 @@ def datasets():
 @click.option("--patience", type=int, callback=_positive(int), metavar="N",
               help="Stop early when the validation loss has not improved for N epochs "
                    "(the best weights are kept).")
+@click.option("--conv", "conv", metavar="CHANNELS",
+              help="Convolutional layers first, their channels comma separated (25,25,25: the "
+                   "MNIST-1D paper's CNN; --hidden then defaults to none). digits are 1x8x8 images, "
+                   "mnist1d and other rows 1xN signals.")
+@click.option("--conv-kernel", metavar="K[,K...]",
+              help="Kernel size of the conv layers, or one per layer. Default: 5, then 3.")
+@click.option("--conv-stride", type=int, default=2, show_default=True, callback=_positive(int),
+              help="Stride of the conv layers (padding 1).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the weights, the split and the shuffling: the same seed, the same "
                    "model.")
@@ -597,7 +605,7 @@ def datasets():
 @debug_option
 def train(dataset, data_file, target, delimiter, drop_missing, id_columns, samples, noise, task,
           hidden, activation, loss, optimizer, lr, momentum, weight_decay, batch_size, epochs,
-          validation, patience, seed, out, report, quiet):
+          validation, patience, conv, conv_kernel, conv_stride, seed, out, report, quiet):
     """Train a network on a built-in dataset or your file and save it.
 
     The task is inferred from the target (text or a few whole-number labels: classification;
@@ -679,7 +687,13 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
     # the model, seeded
     cr.manual_seed(seed)
     final = _nn_class("Sigmoid", "--loss bce") if loss == "bce" else None
-    model = build_model(X_raw.shape[1], hidden, n_out, activation, final=final)
+    conv_settings = None
+    if conv:
+        hidden, conv_settings = _conv_option(conv, conv_kernel, conv_stride, hidden, dataset,
+                                             X_raw.shape[1])
+        model = _conv_model(conv_settings, hidden, n_out, activation, final)
+    else:
+        model = build_model(X_raw.shape[1], hidden, n_out, activation, final=final)
     loss_fn = make_loss(loss)
     opt = make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay)
     n_params = int(sum(np.asarray(p.data).size for p in model.parameters()))
@@ -729,6 +743,8 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
                     seed=seed, n_train=len(X_tr), n_validation=0 if X_va is None else len(X_va),
                     dropped_rows=data.dropped, seconds=round(history.seconds, 3),
                     chainrule_version=__version__, history=history_dict)
+    if conv_settings:
+        training["conv"] = conv_settings
     preprocessing = {"feature_names": data.feature_names, "standardizer": scaler.to_dict(),
                      "task": task, "target": data.target, "label_names": label_names,
                      "output": output_kind(LOSSES[loss][0]), "loss": loss,
@@ -753,6 +769,44 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
         path = write_report(report, model, read_info(out), X_raw, y_show, history=history_dict)
         if not quiet:
             console.print(f"wrote {path}")
+
+
+def _conv_option(conv, conv_kernel, conv_stride, hidden, dataset, n_features):
+    """(hidden sizes, conv settings) from --conv/--conv-kernel/--conv-stride: --hidden defaults
+    to none with --conv; a built-in dataset's rows are its images/signals (digits 1x8x8)."""
+    from .data.datasets import SAMPLE_SHAPES
+
+    def sizes(option, text):
+        parts = [p.strip() for p in str(text).split(",") if p.strip()]
+        if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise click.BadParameter(f"'{text}' is not a list of positive whole numbers such "
+                                     "as 25,25,25", param_hint=option)
+        return [int(p) for p in parts]
+
+    channels = sizes("--conv", conv)
+    kernel = sizes("--conv-kernel", conv_kernel) if conv_kernel else None
+    if kernel and len(kernel) not in (1, len(channels)):
+        raise click.BadParameter(f"'{conv_kernel}' gives {len(kernel)} sizes for "
+                                 f"{len(channels)} conv layers; give one, or one per layer",
+                                 param_hint="--conv-kernel")
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("hidden") == click.core.ParameterSource.DEFAULT:
+        hidden = []
+    key = (dataset or "").strip().lower().replace("_", "-")
+    shape = list(SAMPLE_SHAPES.get(key, (1, n_features)))
+    return hidden, {"channels": channels, "kernel": kernel, "stride": conv_stride,
+                    "input_shape": shape}
+
+
+def _conv_model(settings, hidden, n_out, activation, final):
+    from . import nn
+
+    model = nn.conv_net(tuple(settings["input_shape"]), n_out, channels=settings["channels"],
+                        kernels=settings["kernel"], stride=settings["stride"], hidden=hidden,
+                        activation=_nn_class(ACTIVATIONS[activation], f"--activation {activation}"))
+    if final is not None:
+        model.append(final())
+    return model
 
 
 def regression_metrics(y_true, y_pred) -> dict:
@@ -1113,6 +1167,25 @@ def report(model_file, dataset, data_file, target, delimiter, drop_missing, id_c
     path = write_report(out, model, info, data.X, y, history=history,
                         sample_index=_row_index(data, row))
     console.print(f"wrote {path}")
+
+
+# --- playground -------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; the default keeps the page on this machine.")
+@click.option("--no-browser", is_flag=True, help="Do not open the page in a web browser.")
+@click.option("--dataset", type=click.Choice(["circle", "xor", "gauss", "spiral", "plane",
+                                              "multigauss"]), default="circle",
+              show_default=True, help="The data set to start with.")
+@debug_option
+def playground(port, host, no_browser, dataset):
+    """Train a network live in the browser and watch every chain-rule term (needs
+    chainrule[playground])."""
+    run = _optional("chainrule.playground", "run", "the playground")
+    run(host=host, port=port, open_browser=not no_browser, dataset=dataset)
 
 
 # --- export (chainrule.onnx) ------------------------------------------------------------------

@@ -67,7 +67,7 @@ class _NetBase(BaseEstimator):
     def __init__(self, hidden=(16, 16), activation="tanh", loss=None, optimizer="adam", lr=None,
                  momentum=0.9, weight_decay=0.0, batch_size=32, epochs=200, validation=0.2,
                  patience=None, standardize=True, warm_start=False, random_state=None,
-                 verbose=0):
+                 verbose=0, conv=None, conv_kernel=None, conv_stride=2, input_shape=None):
         self.hidden = hidden
         self.activation = activation
         self.loss = loss
@@ -83,6 +83,10 @@ class _NetBase(BaseEstimator):
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        self.conv = conv
+        self.conv_kernel = conv_kernel
+        self.conv_stride = conv_stride
+        self.input_shape = input_shape
 
     # --- hyperparameters ---------------------------------------------------------------------
 
@@ -151,7 +155,46 @@ class _NetBase(BaseEstimator):
         if p is not None and (isinstance(p, bool) or not isinstance(p, numbers.Integral)
                               or p < 1):
             self._fail("patience", p, "None or a positive whole number of epochs")
-        return {"hidden": hidden, "loss": loss, "lr": float(lr)}
+        return {"hidden": hidden, "loss": loss, "lr": float(lr), "conv": self._conv_settings()}
+
+    def _conv_settings(self):
+        """The convolutional part (chainrule.nn.conv_net) as plain numbers, or None for an MLP."""
+        if self.conv is None:
+            return None
+
+        def sizes(name, value, what):
+            v = value
+            if isinstance(v, str):
+                parts = [p.strip() for p in v.split(",") if p.strip()]
+                if not all(p.isdigit() for p in parts):
+                    self._fail(name, value, what)
+                v = [int(p) for p in parts]
+            elif isinstance(v, numbers.Integral) and not isinstance(v, bool):
+                v = [v]
+            try:
+                v = list(v)
+            except TypeError:
+                self._fail(name, value, what)
+            if not v or any(isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < 1
+                            for x in v):
+                self._fail(name, value, what)
+            return [int(x) for x in v]
+
+        channels = sizes("conv", self.conv, "channels per conv layer such as (25, 25, 25)")
+        kernel = None if self.conv_kernel is None else sizes(
+            "conv_kernel", self.conv_kernel, "a kernel size, or one per conv layer")
+        if kernel is not None and len(kernel) not in (1, len(channels)):
+            self._fail("conv_kernel", self.conv_kernel, f"one size or {len(channels)} sizes")
+        stride = sizes("conv_stride", self.conv_stride, "a positive whole number")
+        if len(stride) != 1:
+            self._fail("conv_stride", self.conv_stride, "a positive whole number")
+        shape = None if self.input_shape is None else sizes(
+            "input_shape", self.input_shape, "(channels, length) or (channels, height, width)")
+        if shape is not None and len(shape) not in (2, 3):
+            self._fail("input_shape", self.input_shape,
+                       "(channels, length) or (channels, height, width)")
+        return {"channels": channels, "kernel": kernel, "stride": stride[0],
+                "input_shape": shape}
 
     def _seed(self) -> int:
         """The integer seed of this fit: random_state itself, or one drawn from it (None: from
@@ -227,9 +270,12 @@ class _NetBase(BaseEstimator):
         t_tr, t_va = self._train_targets(y_tr, y_va, first=not reuse)
 
         if not reuse:
-            self.model_ = build_model(X.shape[1], settings["hidden"], self._n_outputs(y_fit),
-                                      self.activation, self.loss_,
-                                      rng=np.random.default_rng(seed))
+            if settings["conv"] is None:
+                self.model_ = build_model(X.shape[1], settings["hidden"], self._n_outputs(y_fit),
+                                          self.activation, self.loss_,
+                                          rng=np.random.default_rng(seed))
+            else:
+                self.model_ = self._build_conv(settings, X.shape[1], self._n_outputs(y_fit), seed)
         self.model_.train()
         loss_fn = make_loss(self.loss_)
         if not (incremental and hasattr(self, "_optimizer")):
@@ -268,10 +314,30 @@ class _NetBase(BaseEstimator):
         if X_va is not None:
             self.metrics_["validation"] = self._measure(X_va_s, t_va, y_va, loss_fn)
         self._training_settings = {
-            "hidden": settings["hidden"], "lr": settings["lr"],
+            "hidden": settings["hidden"], "lr": settings["lr"], "conv": settings["conv"],
             "validation": validation, "stop_reason": history.stop_reason,
             "best_epoch": history.best_epoch}
         return self
+
+    def _build_conv(self, settings, n_features, n_out, seed):
+        """conv_net: the convolutions of ``conv``, then the ``hidden`` Linear layers."""
+        from . import nn
+
+        c = settings["conv"]
+        shape = c["input_shape"] or [1, n_features]
+        if int(np.prod(shape)) != n_features:
+            self._fail("input_shape", self.input_shape, f"a shape of {n_features} values (the "
+                       "number of features), e.g. (1, n_features) for signals")
+        try:
+            model = nn.conv_net(tuple(shape), n_out, channels=c["channels"], kernels=c["kernel"],
+                                stride=c["stride"], hidden=settings["hidden"],
+                                activation=getattr(nn, ACTIVATIONS[self.activation]),
+                                rng=np.random.default_rng(seed))
+        except ConfigError as err:
+            raise ConfigError(f"{type(self).__name__}: {err}") from None
+        if self.loss_ == "bce":
+            model.append(nn.Sigmoid())
+        return model
 
     def _train_targets(self, y_tr, y_va, first):
         t_va = self._loss_targets(y_va) if y_va is not None else None
@@ -348,6 +414,8 @@ class _NetBase(BaseEstimator):
             training.pop("dropped_rows")
         if not self.standardize:
             training["standardize"] = False
+        if s.get("conv"):
+            training["conv"] = s["conv"]
         return training
 
     def save(self, path) -> str:
@@ -401,6 +469,17 @@ class NetClassifier(ClassifierMixin, _NetBase):
         from chainrule's default generator (``cr.manual_seed``).
     verbose : int, default=0
         Print one line per epoch when > 0.
+    conv : tuple of int or None, default=None
+        Channels of convolutional layers to put first (a CNN, built by
+        ``chainrule.nn.conv_net``: each Conv, then ReLU; then Flatten and the ``hidden``
+        layers). ``(25, 25, 25)`` with ``hidden=()`` is the MNIST-1D paper's CNN. None: an MLP.
+    conv_kernel : int, tuple of int or None, default=None
+        Kernel size of every conv layer, or one per layer; None: 5 for the first, 3 after.
+    conv_stride : int, default=2
+        Stride of every conv layer (padding 1).
+    input_shape : tuple or None, default=None
+        What one row of X is: (channels, length) for signals (Conv1d), (channels, height,
+        width) for images (Conv2d), e.g. (1, 8, 8) for the digits; None: (1, n_features).
 
     Attributes
     ----------
@@ -573,6 +652,8 @@ class NetRegressor(RegressorMixin, _NetBase):
         Go on from the fitted network on the next ``fit``.
     random_state : int, numpy Generator/RandomState or None, default=None
     verbose : int, default=0
+    conv, conv_kernel, conv_stride, input_shape
+        A convolutional network first, as in :class:`NetClassifier`.
 
     Attributes
     ----------
@@ -722,6 +803,12 @@ def load(path):
             params[key] = tr[key]
     if tr.get("seed") is not None:
         params["random_state"] = tr["seed"]
+    conv = tr.get("conv")
+    if isinstance(conv, dict):
+        params.update(conv=tuple(conv.get("channels") or ()), conv_stride=conv.get("stride", 2),
+                      conv_kernel=None if conv.get("kernel") is None else tuple(conv["kernel"]),
+                      input_shape=None if conv.get("input_shape") is None
+                      else tuple(conv["input_shape"]))
     est = (NetClassifier if task == "classification" else NetRegressor)(**params)
     try:
         est._check_params()
@@ -763,7 +850,8 @@ def load(path):
                               "lr": float(tr.get("lr", est._check_params()["lr"])),
                               "validation": tr.get("validation", est.validation),
                               "stop_reason": tr.get("stop_reason"),
-                              "best_epoch": tr.get("best_epoch")}
+                              "best_epoch": tr.get("best_epoch"),
+                              "conv": est._check_params()["conv"]}
     file_info = {"target": pre.get("target", "y"), "id_columns": pre.get("id_columns") or []}
     source = {k: tr[k] for k in ("dataset", "samples", "noise", "data") if k in tr}
     if source:

@@ -345,7 +345,8 @@ def test_explain_and_graph_handle_conv_layers():
 
 
 def test_conv_net_builder_shapes_and_errors():
-    from chainrule.examples.mnist1d_cnn import conv_net, mnist1d_cnn
+    from chainrule.examples.mnist1d_cnn import mnist1d_cnn
+    from chainrule.nn import conv_net
     net = mnist1d_cnn()
     assert [type(m).__name__ for m in net] == ["Unflatten", "Conv1d", "ReLU", "Conv1d", "ReLU",
                                               "Conv1d", "ReLU", "Flatten", "Linear"]
@@ -364,10 +365,96 @@ def test_cnn_learns_digits_images():
     ds = cr.data.load_dataset("digits")
     order = np.random.default_rng(0).permutation(len(ds.X))
     X, y = ds.X[order] / 16.0, ds.y[order]
-    from chainrule.examples.mnist1d_cnn import conv_net
+    from chainrule.nn import conv_net
     net = conv_net((1, 8, 8), 10, channels=(8, 16), kernels=3, stride=2,
                    rng=np.random.default_rng(0))
     cr.fit(net, cr.nn.CrossEntropyLoss(), cr.optim.Adam(net.parameters(), lr=1e-2),
            X[:1400], y[:1400], epochs=5, batch_size=50, seed=0)
     acc = cr.evaluate(net, cr.nn.CrossEntropyLoss(), X[1400:], y[1400:])["accuracy"]
     assert acc > 0.93   # 0.95 when written
+
+
+def test_datasets_know_their_sample_shape():
+    pytest.importorskip("sklearn")
+    ds = cr.data.load_dataset("digits", n_samples=20)
+    assert ds.sample_shape == (1, 8, 8) and ds.images.shape == (20, 1, 8, 8)
+    np.testing.assert_array_equal(ds.images[3, 0, 2], ds.X[3, 16:24])
+    assert cr.data.load_dataset("iris").sample_shape is None
+    with pytest.raises(cr.DataError, match="'iris' is a table"):
+        cr.data.load_dataset("iris").images
+
+
+def test_conv_benchmark_smoke(tmp_path):
+    """benchmarks/bench_conv.py runs, interleaves, and both frameworks compute the same losses
+    (timings are never asserted)."""
+    pytest.importorskip("torch")
+    import importlib.util
+    import pathlib
+    import sys
+    bench_dir = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(bench_dir))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_conv", bench_dir / "bench_conv.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["bench_conv"] = mod
+        spec.loader.exec_module(mod)
+        res = mod.main(["--quick", "--rounds", "1", "--target-time", "0.005", "--settle", "0",
+                        "--outdir", str(tmp_path)])
+    finally:
+        sys.path.remove(str(bench_dir))
+        sys.modules.pop("bench_conv", None)
+    assert [c["case"] for c in res["cases"]] == ["conv_mnist1d_b100", "conv_digits_b64"]
+    for c in res["cases"]:
+        assert c["agreement"]["max_abs_diff"] < 1e-4
+        assert set(c["median_samples_per_s"]) == {"chainrule", "torch"}
+    assert (tmp_path / "conv_latest.md").read_text().count("|") > 10
+
+
+def test_estimators_build_a_cnn(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("safetensors")
+    from chainrule.sklearn import NetClassifier, NetRegressor, load
+    ds = cr.data.load_dataset("digits", n_samples=300)
+    clf = NetClassifier(conv=(4, 8), conv_kernel=3, input_shape=(1, 8, 8), hidden=(),
+                        epochs=3, random_state=0).fit(ds.X, ds.y)
+    kinds = [type(m).__name__ for m in clf.model_]
+    assert kinds == ["Unflatten", "Conv2d", "ReLU", "Conv2d", "ReLU", "Flatten", "Linear"]
+    assert clf.score(ds.X, ds.y) > 0.5
+    clf.save(tmp_path / "cnn.safetensors")
+    back = load(tmp_path / "cnn.safetensors")
+    assert (back.conv, back.conv_kernel, back.input_shape) == ((4, 8), (3,), (1, 8, 8))
+    np.testing.assert_array_equal(back.predict(ds.X), clf.predict(ds.X))
+    reg = NetRegressor(conv="3,3", hidden=(5,), epochs=2, random_state=0).fit(
+        ds.X[:, :40], ds.X[:, 40])
+    assert isinstance(reg.model_[1], cr.nn.Conv1d) and reg.model_[-1].out_features == 1
+    with pytest.raises(ConfigError, match="input_shape=.*64 values"):
+        NetClassifier(conv=(4,), input_shape=(1, 7, 7), epochs=1).fit(ds.X, ds.y)
+    with pytest.raises(ConfigError, match="conv='a'"):
+        NetClassifier(conv="a", epochs=1).fit(ds.X, ds.y)
+
+
+def test_command_trains_a_cnn(tmp_path):
+    """chainrule train --conv: digits as 1x8x8 images (Conv2d), mnist1d-like rows as signals."""
+    pytest.importorskip("click")
+    pytest.importorskip("sklearn")
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "chainrule.cli", *map(str, args)],
+                              capture_output=True, text=True, cwd=tmp_path)
+
+    out = tmp_path / "cnn.safetensors"
+    p = run("train", "--dataset", "digits", "--conv", "4,8", "--conv-kernel", "3", "--epochs", 2,
+            "--out", out, "-q")
+    assert p.returncode == 0, p.stderr
+    model, info = cr.load(out, with_info=True)
+    assert [type(m).__name__ for m in model][:3] == ["Unflatten", "Conv2d", "ReLU"]
+    assert info["training"]["conv"] == {"channels": [4, 8], "kernel": [3], "stride": 2,
+                                        "input_shape": [1, 8, 8]}
+    assert not any(isinstance(m, cr.nn.Linear) for m in list(model)[:-1])   # --hidden: none
+    bad = run("train", "--dataset", "digits", "--conv", "4,0")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "--conv: '4,0' is not a list of positive whole numbers" in bad.stderr
+    small = run("train", "--dataset", "iris", "--conv", "8,8,8,8", "--conv-kernel", "5")
+    assert small.returncode == 1 and "too small for a kernel of 5" in small.stderr

@@ -50,6 +50,10 @@ class Dataset:
         ``"classification"`` or ``"regression"``.
     description : str
         One line saying what the data is.
+    sample_shape : tuple or None
+        What one row is, for a convolutional network: (channels, length) for signals
+        (``mnist1d``: (1, 40)), (channels, height, width) for images (``digits``: (1, 8, 8));
+        None for a table of unrelated features.
     """
 
     name: str
@@ -59,6 +63,7 @@ class Dataset:
     target_names: list[str] | None
     task: str
     description: str
+    sample_shape: tuple | None = None
 
     @property
     def n_samples(self) -> int:
@@ -67,6 +72,15 @@ class Dataset:
     @property
     def n_features(self) -> int:
         return int(self.X.shape[1])
+
+    @property
+    def images(self) -> np.ndarray:
+        """``X`` as signals or images, shape (n_samples, *sample_shape): what Conv1d/Conv2d
+        take. (The rows of ``X`` are these flattened, channel by channel, row by row.)"""
+        if self.sample_shape is None:
+            raise DataError(f"dataset '{self.name}' is a table, not signals or images "
+                            "(sample_shape is None)")
+        return self.X.reshape((-1,) + tuple(self.sample_shape))
 
     @property
     def n_classes(self) -> int | None:
@@ -133,6 +147,9 @@ _SKLEARN = {
     ),
     "digits": ("load_digits", 1797, 64, 10, "8x8 images of handwritten digits 0-9 (pixel values 0-16)"),
 }
+
+#: what one row of a dataset is, for convolutional networks (others are plain tables)
+SAMPLE_SHAPES = {"digits": (1, 8, 8), "mnist1d": (1, 40)}
 
 _MNIST1D_SIZE = 5000  # mnist1d's own default num_samples (its train and test parts together)
 _MNIST1D_FEATURES = 40  # mnist1d's final_seq_length
@@ -427,6 +444,6 @@ def load_dataset(name: str, n_samples: int | None = None, noise: float | None = 
     seed = _check_seed(seed)
     if key in _GENERATED:
         return _load_generated(key, n_samples, noise, seed)
-    if key in _SKLEARN:
-        return _load_sklearn(key, n_samples, seed)
-    return _load_mnist1d(n_samples, seed)
+    ds = _load_sklearn(key, n_samples, seed) if key in _SKLEARN else _load_mnist1d(n_samples, seed)
+    ds.sample_shape = SAMPLE_SHAPES.get(key)
+    return ds

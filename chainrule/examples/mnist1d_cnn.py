@@ -18,54 +18,9 @@ import time
 
 import numpy as np
 
+from ..nn.conv import conv_net
+
 __all__ = ["mnist1d_cnn", "conv_net", "train_mnist1d_cnn"]
-
-
-def conv_net(input_shape, n_outputs: int, channels=(25, 25, 25), kernels=None, stride=2,
-             padding=1, flat_input: bool = True, rng=None, dtype=np.float32):
-    """A plain CNN: [Conv(channels[i], kernels[i], stride, padding), ReLU] per layer, then
-    Flatten and Linear to ``n_outputs``.
-
-    ``input_shape`` is one sample's shape with its channels: (C, L) for signals (Conv1d),
-    (C, H, W) for images (Conv2d). With ``flat_input`` (the default) the model starts with
-    ``Unflatten(1, input_shape)``, so it takes rows of C·L (or C·H·W) features, as tables,
-    ``fit`` and the command give them. ``kernels``: one size for all layers or one per layer;
-    by default 5 for the first layer and 3 after (the MNIST-1D paper's net).
-    """
-    from .. import nn
-    from ..errors import ConfigError
-
-    shape = tuple(int(s) for s in np.atleast_1d(input_shape))
-    if len(shape) not in (2, 3) or min(shape) < 1:
-        raise ConfigError(f"conv_net: input_shape {shape} is neither a signal (C, L) nor an "
-                          "image (C, H, W)")
-    channels = [int(c) for c in np.atleast_1d(channels)]
-    if not channels or min(channels) < 1:
-        raise ConfigError(f"conv_net: channels must be positive integers, got {channels!r}")
-    if kernels is None:
-        kernels = [5] + [3] * (len(channels) - 1)
-    kernels = [int(k) for k in np.atleast_1d(kernels)]
-    if len(kernels) == 1:
-        kernels = kernels * len(channels)
-    if len(kernels) != len(channels):
-        raise ConfigError(f"conv_net: {len(kernels)} kernel sizes for {len(channels)} conv "
-                          "layers; give one size, or one per layer")
-    layers = [nn.Unflatten(1, shape)] if flat_input else []
-    Conv = nn.Conv1d if len(shape) == 2 else nn.Conv2d
-    c_in = shape[0]
-    for c, k in zip(channels, kernels):
-        if k < 1:
-            raise ConfigError(f"conv_net: kernel sizes must be positive, got {kernels!r}")
-        conv = Conv(c_in, c, k, stride=stride, padding=padding, rng=rng, dtype=dtype)
-        out = conv.output_shape(shape)
-        if min(out[1:]) < 1:
-            raise ConfigError(f"conv_net: an input of shape {shape} is too small for a kernel "
-                              f"of {k} with stride {stride} and padding {padding}")
-        layers += [conv, nn.ReLU()]
-        shape, c_in = out, c
-    layers += [nn.Flatten(), nn.Linear(int(np.prod(shape)), int(n_outputs), rng=rng,
-                                       dtype=dtype)]
-    return nn.Sequential(*layers)
 
 
 def mnist1d_cnn(channels: int = 25, rng=None, dtype=np.float32):

@@ -17,7 +17,7 @@ from .layers import (GELU, BatchNorm1d, Dropout, Flatten, Identity, LeakyReLU, L
 from .losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HingeLoss, MSELoss,
                      NLLLoss)
 from .conv import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm2d,
-                   Conv1d, Conv2d, MaxPool1d, MaxPool2d, Unflatten)
+                   Conv1d, Conv2d, MaxPool1d, MaxPool2d, Unflatten, conv_net)
 from .module import Module, ModuleList, Sequential
 from .parameter import Parameter
 
@@ -26,7 +26,7 @@ __all__ = [
     "Linear", "Identity", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax",
     "GELU", "Dropout", "BatchNorm1d", "Flatten",
     "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
-    "AdaptiveAvgPool2d", "BatchNorm2d", "Unflatten",
+    "AdaptiveAvgPool2d", "BatchNorm2d", "Unflatten", "conv_net",
     "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss", "HingeLoss",
     "init", "functional",
 ]

@@ -20,7 +20,7 @@ from .module import Module
 from .parameter import Parameter
 
 __all__ = ["Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
-           "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "BatchNorm2d", "Unflatten"]
+           "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "BatchNorm2d", "Unflatten", "conv_net"]
 
 
 def _given(v):
@@ -293,3 +293,63 @@ class Unflatten(Module, config=("dim", "unflattened_size")):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+# ------------------------------------------------------------------------------------------------
+# a plain CNN, as the command and the estimators build it
+# ------------------------------------------------------------------------------------------------
+
+def conv_net(input_shape, n_outputs: int, channels=(25, 25, 25), kernels=None, stride=2,
+             padding=1, flat_input: bool = True, hidden=(), activation=None, rng=None,
+             dtype=np.float32):
+    """A plain CNN: [Conv(channels[i], kernels[i], stride, padding), ReLU] per layer, then
+    Flatten, then [Linear(h), activation] for each size in ``hidden`` (none by default;
+    ``activation`` is a layer class, ReLU by default) and Linear to ``n_outputs``.
+
+    ``input_shape`` is one sample's shape with its channels: (C, L) for signals (Conv1d),
+    (C, H, W) for images (Conv2d). With ``flat_input`` (the default) the model starts with
+    ``Unflatten(1, input_shape)``, so it takes rows of C·L (or C·H·W) features, as tables,
+    ``fit`` and the command give them. ``kernels``: one size for all layers or one per layer;
+    by default 5 for the first layer and 3 after (the MNIST-1D paper's net).
+    """
+    from .layers import Flatten, Linear, ReLU
+    from .module import Sequential
+
+    shape = tuple(int(s) for s in np.atleast_1d(input_shape))
+    if len(shape) not in (2, 3) or min(shape) < 1:
+        raise ConfigError(f"conv_net: input_shape {shape} is neither a signal (C, L) nor an "
+                          "image (C, H, W)")
+    channels = [int(c) for c in np.atleast_1d(channels)]
+    if not channels or min(channels) < 1:
+        raise ConfigError(f"conv_net: channels must be positive integers, got {channels!r}")
+    if kernels is None:
+        kernels = [5] + [3] * (len(channels) - 1)
+    kernels = [int(k) for k in np.atleast_1d(kernels)]
+    if len(kernels) == 1:
+        kernels = kernels * len(channels)
+    if len(kernels) != len(channels):
+        raise ConfigError(f"conv_net: {len(kernels)} kernel sizes for {len(channels)} conv "
+                          "layers; give one size, or one per layer")
+    layers = [Unflatten(1, shape)] if flat_input else []
+    Conv = Conv1d if len(shape) == 2 else Conv2d
+    c_in = shape[0]
+    for c, k in zip(channels, kernels):
+        if k < 1:
+            raise ConfigError(f"conv_net: kernel sizes must be positive, got {kernels!r}")
+        conv = Conv(c_in, c, k, stride=stride, padding=padding, rng=rng, dtype=dtype)
+        out = conv.output_shape(shape)
+        if min(out[1:]) < 1:
+            raise ConfigError(f"conv_net: an input of shape {shape} is too small for a kernel "
+                              f"of {k} with stride {stride} and padding {padding}")
+        layers += [conv, ReLU()]
+        shape, c_in = out, c
+    layers.append(Flatten())
+    width = int(np.prod(shape))
+    for h in hidden or ():
+        layers += [Linear(width, int(h), rng=rng, dtype=dtype), (activation or ReLU)()]
+        width = int(h)
+    layers.append(Linear(width, int(n_outputs), rng=rng, dtype=dtype))
+    for layer in layers:   # the generator drew the initial weights; the layers do not keep it
+        if hasattr(layer, "rng"):
+            layer.rng = None
+    return Sequential(*layers)
