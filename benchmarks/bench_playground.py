@@ -68,7 +68,17 @@ def post_settings(base):
                            timeout=10).read()
 
 
-def server_rate(base, port, seconds: float) -> tuple:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), NaN elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def server_rate(base, port, seconds: float, pid: int) -> tuple:
     from websockets.sync.client import connect
 
     post_settings(base)
@@ -76,15 +86,16 @@ def server_rate(base, port, seconds: float) -> tuple:
         ws.send(json.dumps({"cmd": "play"}))
         ws.recv(timeout=30)                 # the first frame: warm
         ws.send(json.dumps({"cmd": "ack"}))
-        n, nbytes, start = 0, 0, time.perf_counter()
+        n, nbytes, start, cpu0 = 0, 0, time.perf_counter(), cpu_seconds(pid)
         while time.perf_counter() - start < seconds:
             data = ws.recv(timeout=30)
             ws.send(json.dumps({"cmd": "ack"}))
             n += 1
             nbytes += len(data)
         elapsed = time.perf_counter() - start
+        cpu = cpu_seconds(pid) - cpu0
         ws.send(json.dumps({"cmd": "pause"}))
-    return n / elapsed, nbytes / max(n, 1)
+    return n / elapsed, nbytes / max(n, 1), cpu / max(n, 1)
 
 
 def page_rate(browser, base, seconds: float) -> float:
@@ -95,12 +106,12 @@ def page_rate(browser, base, seconds: float) -> float:
     page.wait_for_selector("body[data-ready='1']", timeout=30000)
     page.click("[data-testid=play]")
     page.wait_for_function("window.__pg.frames >= 3", timeout=30000)
-    f0, t0 = page.evaluate("[window.__pg.frames, performance.now()]")
+    f0, t0, d0 = page.evaluate("[window.__pg.frames, performance.now(), window.__pg.drawMs]")
     time.sleep(seconds)
-    f1, t1 = page.evaluate("[window.__pg.frames, performance.now()]")
+    f1, t1, d1 = page.evaluate("[window.__pg.frames, performance.now(), window.__pg.drawMs]")
     page.click("[data-testid=play]")
     page.close()
-    return (f1 - f0) / ((t1 - t0) / 1000)
+    return (f1 - f0) / ((t1 - t0) / 1000), (d1 - d0) / max(1, f1 - f0)
 
 
 def main():
@@ -109,7 +120,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     proc, base, port = start_server()
-    server, page, sizes = [], [], []
+    server, page, sizes, cpus, draw_ms = [], [], [], [], []
     try:
         browser = None
         try:
@@ -120,12 +131,15 @@ def main():
         except ImportError:
             pw = None
         for _ in range(args.rounds):     # interleaved: the machine's load hits both alike
-            r, size = server_rate(base, port, args.seconds)
+            r, size, cpu = server_rate(base, port, args.seconds, proc.pid)
             server.append(r)
             sizes.append(size)
+            cpus.append(cpu)
             time.sleep(1.0)
             if browser is not None:
-                page.append(page_rate(browser, base, args.seconds))
+                r, ms = page_rate(browser, base, args.seconds)
+                page.append(r)
+                draw_ms.append(ms)
                 time.sleep(1.0)
         if browser is not None:
             browser.close()
@@ -141,6 +155,9 @@ def main():
     print(f"playground, 2-8-8-1 on 500 spiral points (250 train, batch 10), {args.rounds} rounds "
           f"of {args.seconds:g} s, load average {load:.1f} on {os.cpu_count()} cores")
     print(f"frame size: {statistics.median(sizes) / 1024:.1f} KiB")
+    cpu = statistics.median(cpus)
+    print(f"server CPU time per update: {1000 * cpu:.1f} ms (median; "
+          f"{', '.join(f'{1000 * c:.1f}' for c in cpus)}): {1 / cpu:.0f} updates/s on a free core")
     print("| measured | updates/s (median) | rounds |")
     print("|---|---|---|")
     print(f"| server (WebSocket client, ack on arrival) | {statistics.median(server):.1f} | "
@@ -148,6 +165,8 @@ def main():
     if page:
         print(f"| page in headless Chromium (drawn) | {statistics.median(page):.1f} | "
               f"{', '.join(f'{v:.1f}' for v in page)} |")
+        print(f"page script time per frame (decode + draw, without the browser's paint): "
+              f"{statistics.median(draw_ms):.1f} ms (median)")
     else:
         print("| page in headless Chromium | not measured (no playwright or chromium) | |")
 

@@ -24,6 +24,7 @@ from .gradcheck import gradcheck
 from .random import manual_seed, default_rng
 from . import nn, optim, data, metrics, viz
 from .train import Callback, EarlyStopping, History, evaluate, fit, predict
+from . import callbacks   # ProgressBar, LivePlot (their libraries load when they start)
 from .io import load, save
 # bound after the submodule is imported, so that cr.explain stays the function
 from .explain import explain

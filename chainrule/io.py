@@ -181,7 +181,8 @@ def _read(path, any_safetensors: bool = False):
             except json.JSONDecodeError:
                 raise ModelFileError(f"{path}: the {key} metadata is not valid JSON") from None
     info["format_version"] = meta.get("format_version")
-    return arrays, info
+    from .display import ModelInfo   # a dict that a notebook shows as tables
+    return arrays, ModelInfo(info)
 
 
 def _get_tensor(f, key: str, path: str) -> np.ndarray:

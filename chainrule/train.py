@@ -70,6 +70,16 @@ class History:
         last = ", ".join(f"{k}={v:.4g}" for k, v in self.last().items())
         return f"History({len(self.epochs)} epochs: {last})"
 
+    def _repr_html_(self):
+        """In a notebook: a small table of the first and last epochs, and the curves."""
+        from .display import history_html
+        return history_html(self)
+
+    def plot(self, title: str | None = None):
+        """The loss and metric curves (``chainrule.viz.plots.loss_curves``; needs matplotlib)."""
+        from .viz.plots import loss_curves
+        return loss_curves(self, title=title)
+
 
 class TrainState:
     """What callbacks see: the model, optimizer, progress, the latest logs and the history."""
@@ -82,6 +92,7 @@ class TrainState:
         self.batch_loss = math.nan
         self.logs: dict = {}
         self.stop_training = False
+        self.X = self.y = None   # the training data (LivePlot draws its decision boundary)
 
 
 class Callback:
@@ -203,7 +214,8 @@ def _check_positive_int(name, value):
 
 def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32, validation=None,
         metrics=("accuracy",), callbacks=(), scheduler=None, seed: int | None = 0,
-        shuffle: bool = True, track_grad_norms: bool = False, verbose: bool = False) -> History:
+        shuffle: bool = True, track_grad_norms: bool = False, verbose: bool = False,
+        progress=False) -> History:
     """Train ``model`` on (X, y) by mini-batch gradient descent; return the :class:`History`.
 
     Parameters
@@ -230,6 +242,11 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
         Seeds the validation split and the shuffling of mini-batches.
     track_grad_norms : bool
         Record each parameter's mean gradient L2 norm per epoch in ``history.grad_norms``.
+    progress : bool, 'tqdm' or 'rich'
+        A progress bar over the epochs with the latest loss and metrics
+        (:class:`chainrule.callbacks.ProgressBar`): ``True`` shows one when the output is
+        interactive (a notebook or a terminal) and nothing otherwise; 'tqdm' or 'rich' asks
+        for that library even when it is not.
 
     Raises
     ------
@@ -263,6 +280,13 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
     steps = math.ceil(len(X) / batch_size)
     state = TrainState(model, loss_fn, optimizer, epochs, steps, history)
     callbacks = list(callbacks or ())
+    bar = None
+    if progress:
+        from .callbacks import progress_bar
+        bar = progress_bar(progress)
+        if bar is not None:
+            callbacks.append(bar)
+    state.X, state.y = X, y
     named = list(model.named_parameters()) if track_grad_norms else []
     rng = get_rng(seed=seed)  # the default generator (cr.manual_seed) when seed is None
     start = time.perf_counter()
@@ -334,6 +358,8 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
                 break
     finally:
         history.seconds = time.perf_counter() - start
+        if bar is not None:
+            bar.close()   # also when training failed: no bar left half-drawn
     for cb in callbacks:
         cb.on_train_end(state)
     return history

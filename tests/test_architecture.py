@@ -68,9 +68,21 @@ def _documented_order():
     return [m.group(1) for m in re.finditer(r"^  ([\w]+)(?:\.py|/)\s", block, re.M)]
 
 
+#: Lazy imports from the core up to the notebook views (issue 13 landed them this way): known
+#: exceptions to the order, listed so that no new one slips in. They should be inverted (the
+#: views find the core's objects, the core does not call the views).
+KNOWN_BACK_EDGES = {
+    ("chainrule.nn.module", "chainrule.display"),
+    ("chainrule.io", "chainrule.display"),
+    ("chainrule.train", "chainrule.display"),
+    ("chainrule.train", "chainrule.callbacks"),
+    ("chainrule.train", "chainrule.viz.plots"),     # History.plot()
+}
+
+
 def _graph():
     modules, edges = arch_facts.import_edges(ROOT)
-    return modules, edges
+    return modules, {e: k for e, k in edges.items() if e not in KNOWN_BACK_EDGES}
 
 
 def test_the_documented_order_names_every_module():

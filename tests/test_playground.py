@@ -197,7 +197,7 @@ def test_import_pulls_in_no_web_library():
 # the HTTP API (Starlette's test client: no socket)
 # ------------------------------------------------------------------------------------------------
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:Using `httpx`")
 def test_api_state_and_errors():
     pytest.importorskip("starlette")
     pytest.importorskip("httpx")
@@ -433,3 +433,29 @@ def test_page_plays_gradient_view_and_phases(page):
         if stage.startswith(("forward", "backward")):
             assert page.locator(".node.lit").count() >= 1
     assert _api_state(page)["steps"] == before + 1
+
+
+def test_page_edits_a_weight_adds_points_and_uploads_a_csv(page, tmp_path):
+    _open(page, "dataset=circle&classes=2&networkShape=3&batchSize=10&stopEpoch=0")
+    n_train = len(_api_state(page)["points"]["train"])
+    page.click("[data-testid=add-label-0]")
+    with page.expect_response("**/api/points"):
+        page.locator("[data-testid=heatmap]").click(position={"x": 150, "y": 75})
+    pts = _api_state(page)["points"]["train"]
+    assert len(pts) == n_train + 1
+    x1, x2, label = pts[-1]
+    assert label == 0 and abs(x1) < 0.2 and x2 == pytest.approx(3.0, abs=0.2)
+    # the hover card pinned by a click edits the weight
+    page.locator('[data-param="0.bias[1]"]').click()
+    card = page.locator("[data-testid=edit-value]")
+    card.fill("0.625")
+    with page.expect_response("**/api/param"):
+        card.press("Enter")
+    assert _grad_of(_api_state(page), "0.bias[1]")["value"] == pytest.approx(0.625)
+    csv = tmp_path / "two.csv"
+    csv.write_text("u,v,kind\n" + "".join(f"{x / 10},{-x / 10},{'a' if x < 0 else 'b'}\n"
+                                           for x in range(-30, 30)))
+    with page.expect_response("**/api/upload*"):
+        page.set_input_files("[data-testid=upload]", str(csv))
+    st = _api_state(page)
+    assert st["custom"] and len(st["points"]["train"]) + len(st["points"]["test"]) == 60

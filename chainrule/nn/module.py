@@ -499,6 +499,9 @@ class Module:
     def summary(self, input_shape=None) -> str:
         """A table of the layers, their output shapes and parameter counts (as Keras' summary).
 
+        The result is a ``str`` (print it); a notebook shows it as an HTML table with each
+        layer's settings and which unit it is (linear unit Σ, activation σ).
+
         Parameters
         ----------
         input_shape : int or tuple, optional
@@ -564,7 +567,12 @@ class Module:
                 f"Trainable params: {trainable:,}",
                 f"Non-trainable params: {total - trainable:,}",
                 "_" * total_width]
-        return "\n".join(out)
+        from ..display import Summary, unit_word   # a str that a notebook shows as a table
+        rows_info = [{"name": name, "type": type(m).__name__, "settings": m.extra_repr(),
+                      "unit": unit_word(m), "output_shape": shapes.get(id(m), "?"),
+                      "params": int(sum(p.data.size for p in m._parameters.values()
+                                        if p is not None))} for name, m in rows]
+        return Summary("\n".join(out), type(self).__name__, rows_info, total, trainable)
 
 
 def _not_a_module(where: str, obj) -> str:

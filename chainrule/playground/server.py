@@ -160,8 +160,11 @@ def create_app(session: Session):
         return PlainTextResponse(s.data_csv(split), media_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="playground_{split}.csv"'})
 
+    clients = {"n": 0}
+
     async def ws(websocket):
         await websocket.accept()
+        clients["n"] += 1
         waiting = asyncio.Event()
         waiting.set()
 
@@ -197,6 +200,9 @@ def create_app(session: Session):
             pass
         finally:
             task.cancel()
+            clients["n"] -= 1
+            if clients["n"] == 0:    # the last page went away: stop training
+                s.playing = False
 
     routes = [
         Route("/", index),

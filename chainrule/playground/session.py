@@ -337,7 +337,6 @@ class Session:
             X = X / span * (D.DOMAIN - 0.5)
         self.settings["problem"] = task
         self.custom = (X.astype(np.float32), y)
-        self.settings["dataset"] = self.settings["dataset"]
         self._new_data()
 
     def _refresh_features(self):
@@ -354,6 +353,9 @@ class Session:
         gx, gy = np.meshgrid(c, -c)     # row 0 is the top of the picture (x2 = +6)
         self.grid_points = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
         self.F_grid = D.make_features(self.grid_points, f)
+        allf = D.make_features(self.grid_points, D.FEATURE_NAMES)   # the input thumbnails
+        self.input_scale = np.maximum(1e-9, np.abs(allf).max(axis=0))
+        self.F_grid_all = allf
         t = np.arange(THUMB_STEP // 2, GRID, THUMB_STEP)
         self.thumb_index = (t[:, None] * GRID + t[None, :]).ravel()
 
@@ -726,10 +728,8 @@ class Session:
         thumbs = []
         ti = self.thumb_index
         # inputs: each feature scaled by its largest |value| on the grid
-        allf = D.make_features(self.grid_points, D.FEATURE_NAMES)
-        for c in range(allf.shape[1]):
-            col = allf[ti, c]
-            thumbs.append(_q(col / max(1e-9, np.abs(allf[:, c]).max())))
+        for c in range(self.F_grid_all.shape[1]):
+            thumbs.append(_q(self.F_grid_all[ti, c] / self.input_scale[c]))
         for k in self.linear_index[:-1]:
             a = outs[k + 1]
             for j in range(a.shape[1]):

@@ -1,7 +1,8 @@
 """Training pictures with matplotlib: curves, the decision boundary, the weights, gradient norms.
 
 Every function returns a ``matplotlib.figure.Figure`` drawn with the Agg canvas (no window, no
-pyplot state, no change to the user's matplotlib backend). ``to_png`` / ``to_svg`` /
+pyplot state, no change to the user's matplotlib backend); it is a small subclass that Jupyter
+displays as a PNG by itself (no ``%matplotlib inline`` needed). ``to_png`` / ``to_svg`` /
 ``png_data_uri`` turn a figure into bytes or text for files and for the HTML report.
 
     from chainrule.viz import plots
@@ -27,7 +28,7 @@ import numpy as np
 
 from ..registry import facts_of
 
-__all__ = ["loss_curves", "decision_boundary", "network_picture", "grad_norms",
+__all__ = ["loss_curves", "curve_panels", "decision_boundary", "network_picture", "grad_norms",
            "to_png", "to_svg", "png_data_uri", "history_parts"]
 
 ORANGE = "#f59322"   # Playground: negative, class 0
@@ -49,10 +50,10 @@ def _mpl():
 
 
 def _figure(width: float, height: float, **kwargs):
-    Figure, Canvas = _mpl()
-    fig = Figure(figsize=(width, height), dpi=100, **kwargs)
-    Canvas(fig)
-    return fig
+    """A figure that also shows itself in Jupyter (``_repr_png_``): see ``viz/_figure.py``."""
+    _mpl()  # the friendly error when matplotlib is missing
+    from ._figure import new_figure
+    return new_figure(width, height, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -130,22 +131,39 @@ def _metric_names(hist) -> list:
     return names
 
 
-def loss_curves(history, title: str | None = None):
-    """Loss and metric curves over the epochs, training (solid) and validation (dashed).
-
-    One panel for the loss, one per metric (accuracy, r2, ...) and one for the learning rate
-    when it changed. The best epoch (early stopping) is marked with a dotted line.
-    """
-    epochs, hist, _, best = history_parts(history)
-    if not hist:
-        raise ValueError("loss_curves: the history is empty")
+def curve_panels(history) -> list:
+    """The panels :func:`loss_curves` draws: 'loss', each metric, and 'lr' when it changed."""
+    _, hist, _, _ = history_parts(history)
     panels = ["loss"] + _metric_names(hist)
     lr = hist.get("lr")
     if lr and len(set(lr)) > 1:
         panels.append("lr")
+    return panels
+
+
+def loss_curves(history, title: str | None = None, axes=None, xlabel: str = "epoch"):
+    """Loss and metric curves over the epochs, training (solid) and validation (dashed).
+
+    One panel for the loss, one per metric (accuracy, r2, ...) and one for the learning rate
+    when it changed. The best epoch (early stopping) is marked with a dotted line. ``axes``
+    (one per panel of :func:`curve_panels`) draws into an existing figure instead of a new one;
+    ``xlabel`` names the horizontal axis (a plain list of losses per step: ``xlabel="step"``).
+    """
+    epochs, hist, _, best = history_parts(history)
+    if not hist:
+        raise ValueError("loss_curves: the history is empty")
+    panels = curve_panels(history)
     ncol = len(panels)
-    fig = _figure(max(4.6, 4.1 * ncol), 3.3)
-    axes = fig.subplots(1, ncol, squeeze=False)[0]
+    own = axes is None
+    if own:
+        fig = _figure(max(4.6, 4.1 * ncol), 3.3)
+        axes = fig.subplots(1, ncol, squeeze=False)[0]
+    else:
+        axes = list(axes)
+        if len(axes) < ncol:
+            raise ValueError(f"loss_curves: needs {ncol} axes ({', '.join(panels)}), "
+                             f"got {len(axes)}")
+        fig = axes[0].figure
     for ax, key in zip(axes, panels):
         tr = hist.get(key)
         va = hist.get("val_" + key)
@@ -155,7 +173,7 @@ def loss_curves(history, title: str | None = None):
             ax.plot(epochs[:len(va)], va, color=VAL_COLOR, lw=1.8, ls="--", label="validation")
         if best:
             ax.axvline(best, color="#868e96", lw=1, ls=":", label=f"best epoch {best}")
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(xlabel)
         ax.set_title({"lr": "learning rate"}.get(key, key))
         if key == "loss" and tr and min(v for v in tr if v == v) > 0:
             vals = [v for v in (tr + (va or [])) if v == v and v > 0]
@@ -166,7 +184,8 @@ def loss_curves(history, title: str | None = None):
             ax.legend(fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if own:
+        fig.tight_layout()
     return fig
 
 
@@ -239,7 +258,8 @@ def _probabilities(out: np.ndarray, kind: str) -> np.ndarray | None:
 
 
 def decision_boundary(model, X, y, standardizer=None, label_names=None, output_kind=None,
-                      feature_names=None, resolution: int = 160, title: str | None = None):
+                      feature_names=None, resolution: int = 160, title: str | None = None,
+                      ax=None):
     """The model's prediction over the plane of two features, with the data on top.
 
     Parameters
@@ -256,6 +276,8 @@ def decision_boundary(model, X, y, standardizer=None, label_names=None, output_k
     output_kind : 'logits' | 'logit' | 'probability' | 'value', optional
         How to read the outputs (guessed from their shape and a final Sigmoid when not given).
     feature_names : two str, optional
+    ax : matplotlib Axes, optional
+        Draw into this panel of an existing figure (returned) instead of a new figure.
 
     Colours: background from orange (class 0) through white (undecided) to blue (class 1), as the
     TensorFlow Playground; with more classes, each class's colour weighted by its probability.
@@ -283,8 +305,12 @@ def decision_boundary(model, X, y, standardizer=None, label_names=None, output_k
     kind = output_kind or _guess_kind(model, out)
     probs = _probabilities(out, kind)
 
-    fig = _figure(5.4, 4.8)
-    ax = fig.subplots()
+    own = ax is None
+    if own:
+        fig = _figure(5.4, 4.8)
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
     extent = (lo[0], hi[0], lo[1], hi[1])
     if probs is None:  # regression: the predicted value, orange (low) to blue (high)
         from matplotlib.colors import LinearSegmentedColormap
@@ -328,7 +354,8 @@ def decision_boundary(model, X, y, standardizer=None, label_names=None, output_k
     ax.set_ylim(lo[1], hi[1])
     ax.set_title(title or "decision boundary (background: the model; dots: the data)",
                  fontsize=10)
-    fig.tight_layout()
+    if own:
+        fig.tight_layout()
     return fig
 
 

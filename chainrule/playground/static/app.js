@@ -177,6 +177,7 @@ function decodeFrame(buf) {
 }
 
 async function applyFrame(buf) {
+  const t0 = performance.now();
   const { head, heat, thumbs } = decodeFrame(buf);
   if (!S.state || head.dataVersion !== S.state.dataVersion || head.modelVersion !== S.state.modelVersion) {
     applyState(await api("GET", "/api/state"));
@@ -200,6 +201,7 @@ async function applyFrame(buf) {
   if (!head.playing && S.playing && head.stopReason) setPlaying(false, true);
   drawHeat(); drawThumbs(); styleNetwork(); drawLossChart(); drawGradChart();
   S.frames++;
+  S.drawMs = (S.drawMs || 0) + performance.now() - t0;   // script time spent on frames
   const now = performance.now();
   S.frameTimes.push(now);
   while (S.frameTimes.length && now - S.frameTimes[0] > 2000) S.frameTimes.shift();
@@ -477,7 +479,11 @@ function drawGradChart() {
   ctx.fillText("1e" + lo.toFixed(1), cv.width - 40, cv.height - 14);
 }
 
+let lastAccKey = null, lastFlagsKey = null;
 function showAccuracy(acc, conf) {
+  const key = JSON.stringify([acc, conf]);
+  if (key === lastAccKey) return;      // rebuild the table only when a number changed
+  lastAccKey = key;
   const el = $("#accuracy");
   el.textContent = acc && acc.train !== undefined
     ? `Accuracy: train ${(100 * acc.train).toFixed(1)}%` + (acc.test !== undefined ? `, test ${(100 * acc.test).toFixed(1)}%` : "")
@@ -492,6 +498,9 @@ function showAccuracy(acc, conf) {
 }
 
 function showFlags(flags) {
+  const key = JSON.stringify(flags);
+  if (key === lastFlagsKey) return;
+  lastFlagsKey = key;
   const ul = $("#flags"); ul.innerHTML = "";
   for (const f of flags.slice(0, 40)) {
     const li = document.createElement("li"); li.textContent = f.text; li.dataset.kind = f.kind;
@@ -652,8 +661,8 @@ function connectWs() {
   ws.onclose = () => { S.wsReady = false; setPlaying(false, true); setTimeout(connectWs, 1000); };
   ws.onmessage = async ev => {
     if (typeof ev.data === "string") return;
-    await applyFrame(ev.data);
-    requestAnimationFrame(() => { if (S.wsReady) ws.send(JSON.stringify({ cmd: "ack" })); });
+    await applyFrame(ev.data);          // drawn (canvas and SVG updated): ask for the next one
+    if (S.wsReady) ws.send(JSON.stringify({ cmd: "ack" }));
   };
   S.ws = ws;
 }
@@ -688,13 +697,13 @@ async function phaseStage() {
     const lay = d.layers[stg.t];
     col(stg.t).forEach((n, j) => {
       const ne = S.nodeEls[n.id]; ne.el.classList.add("lit");
-      ne.val.textContent = `z=${lay.z[j].toFixed(3)} a=${lay.a[j].toFixed(3)}`;
+      ne.val.textContent = `z=${fmt(lay.z[j], 3)} a=${fmt(lay.a[j], 3)}`;
     });
     status.textContent = `forward ${stg.t + 1}/${L}: point #${d.point} of the mini-batch (${d.batch.length} points) through ` +
       `${stg.t === L - 1 ? "the output unit" : "hidden layer " + (stg.t + 1)}: z = W·h + b, a = σ(z)`;
   } else if (stg.kind === "loss") {
     col(L - 1).forEach(n => S.nodeEls[n.id].el.classList.add("lit"));
-    col(L - 1).forEach((n, j) => { S.nodeEls[n.id].val.textContent = `a=${d.layers[L - 1].a[j].toFixed(3)} y=${d.y}`; });
+    col(L - 1).forEach((n, j) => { S.nodeEls[n.id].val.textContent = `a=${fmt(d.layers[L - 1].a[j], 3)} y=${d.y}`; });
     status.textContent = `loss: L = ${d.loss.toFixed(5)} (mean over the mini-batch)` + (d.penalty !== null ? ` + penalty ${d.penalty.toFixed(5)}` : "");
   } else if (stg.kind === "backward") {
     const lay = d.layers[stg.t];
