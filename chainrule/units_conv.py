@@ -74,14 +74,16 @@ def _inner(shape, pads) -> tuple:
                                               zip(shape[2:], pads))
 
 
-def _windows(xp: np.ndarray, out, kernel, stride, dilation) -> np.ndarray:
-    """A read-only view (N, C, *out, *kernel) of the windows of xp: no copy."""
+def _windows(xp: np.ndarray, out, kernel, stride, dilation, writeable=False) -> np.ndarray:
+    """A view (N, C, *out, *kernel) of the windows of xp: no copy (read-only unless
+    ``writeable``: the views of different kernel offsets overlap, so write one offset at a
+    time)."""
     s = xp.strides
     nd = len(kernel)
     shape = xp.shape[:2] + tuple(out) + tuple(kernel)
     strides = (s[:2] + tuple(s[2 + i] * stride[i] for i in range(nd))
                + tuple(s[2 + i] * dilation[i] for i in range(nd)))
-    return as_strided(xp, shape, strides, writeable=False)
+    return as_strided(xp, shape, strides, writeable=writeable)
 
 
 def _offset_slices(kernel, out, stride, dilation):
@@ -137,13 +139,22 @@ class Conv(Unit):
         N, C = x.shape[:2]
         O, kernel = w.shape[0], w.shape[2:]
         K = math.prod(kernel)
-        xp = _pad(x, padding)
-        out = tuple(conv_output_size(n, k, s, 0, 0, d) for n, k, s, d in
-                    zip(xp.shape[2:], kernel, stride, dilation))
+        out = tuple(conv_output_size(n, k, s, lo, hi, d) for n, k, s, (lo, hi), d in
+                    zip(x.shape[2:], kernel, stride, padding, dilation))
         if min(out) <= 0:
-            raise ValueError(f"the kernel does not fit the padded input {xp.shape[2:]}")
-        P = math.prod(out)
-        win = _windows(xp, out, kernel, stride, dilation)       # (N, C, *out, *k), a view
+            raise ValueError("the kernel does not fit the padded input")
+        # Images with stride 1 along the width: compute every output row over the whole padded
+        # width (the columns past the last valid one are discarded). Each window offset then
+        # reads whole padded rows, one long run instead of one short run per image row, which
+        # is what numpy copies fast; one extra zero row keeps the last windows inside.
+        # (only where backward will need dL/dx, whose col2im gains most; the first layer's does not)
+        wide = nd >= 2 and stride[-1] == 1 and getattr(ctx, "needs_input_grad", (False,))[0]
+        pads = padding if not wide else \
+            ((padding[0][0], padding[0][1] + 1),) + tuple(padding[1:])
+        xp = _pad(x, pads)
+        grid = out if not wide else out[:-1] + (xp.shape[-1],)
+        P = math.prod(grid)
+        win = _windows(xp, grid, kernel, stride, dilation)      # (N, C, *grid, *k), a view
         perm = (1,) + tuple(range(2 + nd, 2 + 2 * nd)) + (0,) + tuple(range(2, 2 + nd))
         cols = np.ascontiguousarray(win.transpose(perm)).reshape(C * K, N * P)  # one copy
         if groups == 1:
@@ -155,8 +166,12 @@ class Conv(Unit):
         if b is not None:
             out2 += b[:, None]
         ctx.cols, ctx.w, ctx.groups, ctx.xshape, ctx.padshape = cols, w, groups, x.shape, xp.shape
-        ctx.out, ctx.stride, ctx.dilation, ctx.padding = out, stride, dilation, padding
-        return np.ascontiguousarray(out2.reshape((O, N) + out).swapaxes(0, 1))
+        ctx.out, ctx.grid, ctx.stride, ctx.dilation, ctx.padding = \
+            out, grid, stride, dilation, padding
+        z = out2.reshape((O, N) + grid)
+        if wide:
+            z = z[..., :out[-1]]
+        return np.ascontiguousarray(z.swapaxes(0, 1))
 
     @staticmethod
     def backward(ctx, grad):
@@ -164,10 +179,16 @@ class Conv(Unit):
         w, cols, G = ctx.w, ctx.cols, ctx.groups
         N, C = ctx.xshape[:2]
         O, kernel = w.shape[0], w.shape[2:]
-        P = math.prod(ctx.out)
+        grid, out = ctx.grid, ctx.out
+        P = math.prod(grid)
         K = math.prod(kernel)
-        # dL/dZ as the (O, N·P) matrix of the forward's GEMM
-        g2 = np.ascontiguousarray(grad.swapaxes(0, 1)).reshape(O, N * P)
+        # dL/dZ as the (O, N·P) matrix of the forward's GEMM (zero on discarded columns)
+        if grid == out:
+            g2 = np.ascontiguousarray(grad.swapaxes(0, 1)).reshape(O, N * P)
+        else:
+            g2 = np.zeros((O, N) + grid, dtype=grad.dtype)
+            g2[..., :out[-1]] = grad.swapaxes(0, 1)
+            g2 = g2.reshape(O, N * P)
         gx = gw = gb = None
         if len(need) > 2 and need[2]:
             gb = g2 @ _ones(N * P, g2.dtype)                     # Σ over samples and positions
@@ -179,17 +200,19 @@ class Conv(Unit):
                                cols.reshape(G, C // G * K, N * P).transpose(0, 2, 1))
                 gw = gw.reshape(w.shape)
         if need[0]:
-            # dL/dX_cols, laid out (C, *k, N, *out): each kernel offset is one block
+            # dL/dX_cols, laid out (C, *k, N, *grid): each kernel offset is one block
             if G == 1:
                 gcols = w.reshape(O, C * K).T @ g2               # (C·K, N·P)
             else:
                 gcols = np.matmul(w.reshape(G, O // G, C // G * K).transpose(0, 2, 1),
                                   g2.reshape(G, O // G, N * P))  # (G, Cg·K, N·P)
-            gcols = gcols.reshape((C,) + tuple(kernel) + (N,) + ctx.out)
+            gcols = gcols.reshape((C,) + tuple(kernel) + (N,) + grid)
             gxp = np.zeros((C, N) + ctx.padshape[2:], dtype=g2.dtype)   # channels first
-            for kk, sl in zip(itertools.product(*(range(k) for k in kernel)),
-                              _offset_slices(kernel, ctx.out, ctx.stride, ctx.dilation)):
-                gxp[sl] += gcols[(slice(None),) + kk]
+            # col2im: each kernel offset adds its block where its windows read (the same
+            # strided view as the forward's, so the discarded columns, all zero, add nothing)
+            win = _windows(gxp, grid, kernel, ctx.stride, ctx.dilation, writeable=True)
+            for kk in itertools.product(*(range(k) for k in kernel)):
+                win[(Ellipsis,) + kk] += gcols[(slice(None),) + kk]
             gx = gxp[_inner((C, N) + ctx.xshape[2:], ctx.padding)]
             gx = np.ascontiguousarray(gx.swapaxes(0, 1))
         return (gx, gw, gb) if len(need) > 2 else (gx, gw)
@@ -218,6 +241,7 @@ class MaxPool(Unit):
             raise ValueError("the window does not fit the padded input")
         pads = _full_pads(x.shape, kernel, stride, padding, dilation, out)
         xp = _pad(x, pads, -np.inf)
+        nan = bool(np.isnan(x).any()) if x.dtype.kind == "f" else False   # one cheap pass
         m = idx = None
         for j, sl in enumerate(_offset_slices(kernel, out, stride, dilation)):
             v = xp[sl]
@@ -225,9 +249,12 @@ class MaxPool(Unit):
                 m = v.copy()
                 idx = np.zeros(m.shape, dtype=np.int16 if math.prod(kernel) < 32000 else np.int64)
                 continue
-            upd = v > m
-            upd |= v != v                                        # NaN wins, as in PyTorch
-            np.copyto(m, v, where=upd)
+            upd = v > m                                          # strictly: the first max wins
+            if nan:
+                upd |= v != v                                    # NaN wins, as in PyTorch
+                np.copyto(m, v, where=upd)
+            else:
+                np.maximum(m, v, out=m)
             np.copyto(idx, j, where=upd)
         ctx.index, ctx.xshape, ctx.pads, ctx.out = idx, x.shape, pads, out
         ctx.kernel, ctx.stride, ctx.dilation, ctx.dtype = kernel, stride, dilation, x.dtype
@@ -237,10 +264,23 @@ class MaxPool(Unit):
     def backward(ctx, grad):
         xs = ctx.xshape
         shape = xs[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(xs[2:], ctx.pads))
-        gxp = np.zeros(shape, dtype=grad.dtype)
-        zero = grad.dtype.type(0)
-        for j, sl in enumerate(_offset_slices(ctx.kernel, ctx.out, ctx.stride, ctx.dilation)):
-            gxp[sl] += np.where(ctx.index == j, grad, zero)
+        # each output's gradient goes to the padded position of its window's winner: one
+        # scatter-add (bincount sums where windows overlap) instead of a pass per offset
+        nd = len(shape) - 2
+        sstr = [math.prod(shape[3 + i:]) for i in range(nd)]    # element strides in a plane
+        offsets = np.zeros(math.prod(ctx.kernel), dtype=np.int64)
+        for j, kk in enumerate(itertools.product(*(range(k) for k in ctx.kernel))):
+            offsets[j] = sum(k * d * st for k, d, st in zip(kk, ctx.dilation, sstr))
+        base = np.zeros((1, 1) + tuple(ctx.out), dtype=np.int64)
+        for ax in range(nd):
+            r = np.arange(ctx.out[ax], dtype=np.int64) * ctx.stride[ax] * sstr[ax]
+            base = base + r.reshape((-1,) + (1,) * (nd - 1 - ax))
+        plane = math.prod(shape[2:])
+        nc = np.arange(shape[0] * shape[1], dtype=np.int64).reshape(
+            (shape[0], shape[1]) + (1,) * nd) * plane
+        pos = (base + nc + offsets[ctx.index]).reshape(-1)
+        gxp = np.bincount(pos, weights=grad.reshape(-1), minlength=math.prod(shape))
+        gxp = gxp.astype(grad.dtype, copy=False).reshape(shape)
         return gxp[_inner(xs, ctx.pads)]
 
     @staticmethod

@@ -129,6 +129,20 @@ def test_conv2d_matches_torch(kw):
     _torch_compare(lambda *a: F.conv2d(*a, **kw), lambda *a: tf.conv2d(*a, **kw), x, w, b)
 
 
+def test_conv2d_weight_gradients_without_input_gradient_match_torch():
+    """The first layer (input needs no gradient) takes another path in the unit."""
+    torch = pytest.importorskip("torch")
+    x, w, b = _rand(2, 3, 7, 6), _rand(4, 3, 3, 2), _rand(4)
+    for kw in (dict(padding=1), dict(stride=(1, 2), dilation=(2, 1), padding=(2, 0))):
+        wc, bc = cr.tensor(w, requires_grad=True), cr.tensor(b, requires_grad=True)
+        wt, bt = torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True)
+        g = _rand(*torch.nn.functional.conv2d(torch.tensor(x), wt, bt, **kw).shape)
+        F.conv2d(x, wc, bc, **kw).backward(g)
+        torch.nn.functional.conv2d(torch.tensor(x), wt, bt, **kw).backward(torch.tensor(g))
+        np.testing.assert_allclose(wc.grad, wt.grad.numpy(), atol=1e-10)
+        np.testing.assert_allclose(bc.grad, bt.grad.numpy(), atol=1e-10)
+
+
 def test_conv_pairs_unbatched_and_float32_match_torch():
     tf = pytest.importorskip("torch.nn.functional")
     x, w, b = _rand(2, 3, 10, 9), _rand(6, 1, 3, 4), _rand(6)
@@ -458,3 +472,21 @@ def test_command_trains_a_cnn(tmp_path):
     assert "--conv: '4,0' is not a list of positive whole numbers" in bad.stderr
     small = run("train", "--dataset", "iris", "--conv", "8,8,8,8", "--conv-kernel", "5")
     assert small.returncode == 1 and "too small for a kernel of 5" in small.stderr
+
+
+def test_mnist1d_cnn_example_runs():
+    """examples/mnist1d_cnn.py as a user runs it, for a few steps (the 6000-step figures are in
+    docs/nn.md)."""
+    pytest.importorskip("mnist1d")
+    import pathlib
+    import subprocess
+    import sys
+    script = pathlib.Path(__file__).resolve().parent.parent / "examples" / "mnist1d_cnn.py"
+    p = subprocess.run([sys.executable, str(script), "--seeds", "0", "--steps", "80"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert lines[0].split() == ["seed", "test", "acc", "train", "acc", "seconds"]
+    acc = float(lines[1].split()[1])
+    assert 0.3 < acc <= 1.0     # 2 passes over the data: well above chance (0.1)
+    assert lines[-1].startswith("median test accuracy over 1 seeds:")
