@@ -41,12 +41,14 @@ of them alike. Reported: the median samples/s of each framework over the rounds,
 the per-round ratios chainrule/PyTorch and chainrule/scikit-learn (each ratio pairs two
 measurements of the same round).
 
-Each measurement starts with a pause (``--settle``, 0.2 s) and a short untimed run of the same
+Each measurement starts with a pause (``--settle``, 1 s) and a short untimed run of the same
 framework (1/20 of its steps). The pause matters: after a numpy GEMM, OpenBLAS's worker threads
-busy-wait for about 0.1 s (its THREAD_TIMEOUT, 2**28 cycles) before sleeping; on a 2-core machine
-they then steal the cores from PyTorch's OpenMP threads and a PyTorch measurement taken right after
-a numpy one runs 5-10x slower. A real training loop runs one library only, so the benchmark lets
-the other library's threads go idle first.
+busy-wait (its THREAD_TIMEOUT, 2**28 cycles, ~0.1 s on an idle machine but several times that on
+a loaded one) before sleeping; on a 2-core machine they then steal the cores from PyTorch's OpenMP
+threads and a PyTorch measurement taken within ~1 s of a numpy one ran 20-40x slower here (0.2 s
+was measured to be too short). A real training loop runs one library only, so the benchmark lets
+the other library's threads go idle first. ``--check-alone`` re-measures PyTorch in a process of
+its own that never touches numpy's BLAS, to check the interleaved figure.
 
 FLOPs and the GEMM peak
 -----------------------
@@ -105,9 +107,9 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 LR = 0.01
 MOMENTUM = 0.9
-FRAMEWORKS = ("chainrule", "torch", "sklearn", "numpy")
-LABELS = {"chainrule": "chainrule", "torch": "PyTorch", "sklearn": "scikit-learn",
-          "numpy": "numpy (by hand)"}
+FRAMEWORKS = ("chainrule", "compiled", "torch", "sklearn", "numpy")
+LABELS = {"chainrule": "chainrule", "compiled": "chainrule compiled", "torch": "PyTorch",
+          "sklearn": "scikit-learn", "numpy": "numpy (by hand)"}
 MiB = 1024 * 1024
 
 
@@ -162,6 +164,16 @@ TARGETS = {
 }
 TARGET_VS_SKLEARN = 1.0      # strictly above: scikit-learn beaten
 TARGET_MEMORY_RATIO = 1.5    # chainrule peak training memory <= 1.5 x PyTorch's
+
+# the compiled step (cr.compile, issue 16): its own targets, checked when it is measured
+TARGETS_COMPILED = {
+    "tiny_b10": {"vs_torch": 10.0, "vs_sklearn": 4.0},
+    "tiny_b1000": {"vs_torch": 2.5},
+    "mlp784_b128": {"vs_torch": 1.4, "peak_fraction": 0.5},
+    "mlp784_b32": {"vs_torch": 1.7},
+    "mlp784_b1": {"vs_torch": 2.5},
+    "wide1024_b256": {"vs_torch": 1.0, "memory": 1.0},
+}
 MEMORY_RESOLUTION_KB = 1024  # below this (both), ru_maxrss deltas are noise
 
 
@@ -327,6 +339,38 @@ class ChainruleRunner(Runner):
 
     def loss(self):
         return float(self._loss.item())
+
+
+class CompiledRunner(ChainruleRunner):
+    """The same model and step as ChainruleRunner, the step wrapped in ``cr.compile``."""
+
+    name = "compiled"
+
+    def __init__(self, case, X, y, weights, n_threads):
+        import chainrule as cr
+        super().__init__(case, X, y, weights, n_threads)
+        model, loss_fn, opt = self.model, self.loss_fn, self.opt
+
+        def step(xb, yb):
+            opt.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+            return loss
+
+        self.step = cr.compile(step)
+
+    def run(self, n):
+        step, batches = self.step, self.batches
+        nb, i = len(batches), self.i
+        loss = None
+        for _ in range(n):
+            xb, yb = batches[i]
+            i += 1
+            if i == nb:
+                i = 0
+            loss = step(xb, yb)
+        self.i, self._loss = i, loss
 
 
 class TorchRunner(Runner):
@@ -514,7 +558,8 @@ class NumpyRunner(Runner):
         return self._loss
 
 
-RUNNERS = {"chainrule": ChainruleRunner, "torch": TorchRunner, "sklearn": SklearnRunner,
+RUNNERS = {"chainrule": ChainruleRunner, "compiled": CompiledRunner, "torch": TorchRunner,
+           "sklearn": SklearnRunner,
            "numpy": NumpyRunner}
 
 
@@ -613,11 +658,12 @@ def bench_case(case, names, args, n_threads, log) -> dict:
            "median_step_us": {n: statistics.median(times[n]) / steps[n] * 1e6 for n in names},
            "final_loss": {n: runners[n].loss() for n in names},
            "agreement": agree, "ratios": {}}
-    for other in ("torch", "sklearn", "numpy"):
-        if "chainrule" in names and other in names:
-            per_round = [a / b for a, b in zip(sps["chainrule"], sps[other])]
-            out["ratios"][f"chainrule/{other}"] = {"per_round": per_round,
-                                                   "median": statistics.median(per_round)}
+    for mine in ("chainrule", "compiled"):
+        for other in ("chainrule", "torch", "sklearn", "numpy"):
+            if mine in names and other in names and other != mine:
+                per_round = [a / b for a, b in zip(sps[mine], sps[other])]
+                out["ratios"][f"{mine}/{other}"] = {"per_round": per_round,
+                                                    "median": statistics.median(per_round)}
     out["gflops"] = {n: case.flops_per_step() * out["median_samples_per_s"][n] / case.batch / 1e9
                      for n in names}
     med = out["median_samples_per_s"]
@@ -745,6 +791,67 @@ def profile_chainrule(case: Case, steps: int, seed: int = 0, top: int = 25) -> s
     return "\n".join(lines) + "\n"
 
 
+def profile_compiled(case: Case, steps: int, seed: int = 0) -> str:
+    """Where a compiled (replayed) step's time goes: each planned unit's forward and backward,
+    the optimizer step, and the rest (the generated code's glue, guards, the call itself).
+
+    Each part is timed with perf_counter around its call inside the generated program (~0.2 us
+    added per call); parts are summed over ``steps`` replayed steps."""
+    from collections import Counter
+
+    X, y = make_data(case, seed)
+    weights = make_weights(case, seed + 1)
+    r = CompiledRunner(case, X, y, weights, blas_threads())
+    r.run(max(5, steps // 10))
+    plain = []
+    for _ in range(5):
+        plain.append(time_steps(r, steps) / steps * 1e6)
+    (entry,) = [e for e in r.step.cache.values() if e.program is not None][:1] or [None]
+    if entry is None:
+        return f"compiled profile: {case.title}: no program (the step ran eagerly)\n"
+    prog = entry.program
+    ns = prog.run.__globals__
+    acc = Counter()
+    pc = time.perf_counter
+    saved = dict(ns)
+
+    def timed(fn, key):
+        def w(*a, **k):
+            t0 = pc()
+            out = fn(*a, **k)
+            acc[key] += pc() - t0
+            return out
+        return w
+
+    for name, v in list(ns.items()):
+        if name[:1] in "FB" and name[1:].isdigit():
+            j = int(name[1:])
+            label = prog.unit_of[j].name + ("" if type(prog.plan_of[j]).__name__ != "GenericPlan"
+                                            else " (own methods)")
+            kind = "forward" if name[0] == "F" else "backward"
+            acc.setdefault(f"{label}.{kind}", 0.0)
+            ns[name] = timed(v, f"{label}.{kind}")
+        elif v in prog.flat_steps:
+            ns[name] = timed(v, "optimizer step (flat)")
+        elif callable(v) and getattr(v, "__name__", "") in ("zero_grad", "step"):
+            ns[name] = timed(v, f"{v.__qualname__}")
+    try:
+        t0 = pc()
+        r.run(steps)
+        total = pc() - t0
+    finally:
+        ns.update(saved)
+    us = 1e6 / steps
+    parts = sum(acc.values())
+    lines = [f"compiled profile: {case.title}, {steps} replayed steps",
+             f"plain: {statistics.median(plain):.1f} us/step (median of 5); instrumented: "
+             f"{total * us:.1f} us/step", "", "part                                   us/step"]
+    for k, v in sorted(acc.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {k:36s} {v * us:8.1f}")
+    lines.append(f"  {'glue, guards, the call':36s} {(total - parts) * us:8.1f}")
+    return "\n".join(lines) + "\n"
+
+
 # ------------------------------------------------------------------------------------------------
 # memory (one fresh subprocess per case and framework)
 # ------------------------------------------------------------------------------------------------
@@ -819,6 +926,29 @@ def memory_worker(case_name: str, name: str, steps: int, seed: int) -> dict:
     return out
 
 
+def check_alone(cases, args, log) -> dict:
+    """PyTorch's median samples/s per case, measured by this script in a fresh process that runs
+    PyTorch only (so no numpy BLAS thread can be spinning beside it)."""
+    import tempfile
+    out = {}
+    for case in cases:
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--frameworks", "torch",
+                   "--cases", case.name, "--no-memory", "--rounds", str(args.rounds),
+                   "--target-time", str(args.target_time), "--settle", str(args.settle),
+                   "--seed", str(args.seed), "--outdir", tmp]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+            if p.returncode != 0:
+                log(f"  PyTorch alone {case.name} failed:\n{p.stderr[-2000:]}")
+                continue
+            data = json.loads((Path(tmp) / "latest.json").read_text())
+            out[case.name] = data["cases"][0]["median_samples_per_s"]["torch"]
+            log(f"  {case.name}: PyTorch alone {out[case.name]:,.0f}/s")
+    return out
+
+
 def measure_memory(case, names, args, log) -> dict:
     res = {}
     for name in names:
@@ -832,18 +962,21 @@ def measure_memory(case, names, args, log) -> dict:
             res[name] = None
             continue
         res[name] = json.loads(p.stdout.strip().splitlines()[-1])
-    ratio = None
-    cr, th = res.get("chainrule"), res.get("torch")
-    if cr and th:
+    def mem_ratio(mine):
+        cr, th = res.get(mine), res.get("torch")
+        if not (cr and th):
+            return None
         a, b = cr["rss_delta_kb"], th["rss_delta_kb"]
         if max(a, b) < MEMORY_RESOLUTION_KB:
-            ratio = "below resolution"
-        else:
-            ratio = a / max(b, 1)
+            return "below resolution"
+        return a / max(b, 1)
+
+    ratio = mem_ratio("chainrule")
     log(f"  {case.name} memory: " + ", ".join(
         f"{LABELS[n]} {r['rss_delta_kb'] / 1024:.1f} MiB" for n, r in res.items() if r))
     return {"method": "peak RSS (VmHWM) minus RSS after imports, data and a warm-up (KiB)",
-            "by_framework": res, "ratio_chainrule_torch": ratio}
+            "by_framework": res, "ratio_chainrule_torch": ratio,
+            "ratio_compiled_torch": mem_ratio("compiled")}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -897,29 +1030,36 @@ def machine_info(n_threads: int) -> dict:
 
 def verdicts(case_res: dict, peak: float) -> dict:
     """met / missed for each target that applies to this case (None where not measurable)."""
-    t = TARGETS.get(case_res["case"], {})
+    mine = "compiled" if "compiled" in case_res["median_samples_per_s"] else "chainrule"
+    if mine == "compiled":
+        t = TARGETS_COMPILED.get(case_res["case"], {})
+        mem_target = t.get("memory", 1.0)  # "peak training memory <= PyTorch's"
+    else:
+        t = TARGETS.get(case_res["case"], {})
+        mem_target = TARGET_MEMORY_RATIO
     r = case_res["ratios"]
-    v = {}
+    v = {"framework": mine}
     if "vs_torch" in t:
-        m = r.get("chainrule/torch", {}).get("median")
+        m = r.get(f"{mine}/torch", {}).get("median")
         v["vs_torch"] = {"target": t["vs_torch"], "value": m,
                          "met": None if m is None else m >= t["vs_torch"]}
-    m = r.get("chainrule/sklearn", {}).get("median")
-    v["vs_sklearn"] = {"target": TARGET_VS_SKLEARN, "value": m,
-                       "met": None if m is None else m > TARGET_VS_SKLEARN}
+    m = r.get(f"{mine}/sklearn", {}).get("median")
+    ts = t.get("vs_sklearn", TARGET_VS_SKLEARN)
+    v["vs_sklearn"] = {"target": ts, "value": m,
+                       "met": None if m is None else (m >= ts if "vs_sklearn" in t else m > ts)}
     if "peak_fraction" in t:
-        g = case_res["gflops"].get("chainrule")
+        g = case_res["gflops"].get(mine)
         f = None if (g is None or not peak) else g / peak
         v["peak_fraction"] = {"target": t["peak_fraction"], "value": f,
                               "met": None if f is None else f >= t["peak_fraction"]}
     mem = case_res.get("memory")
-    if mem is not None:
-        ratio = mem["ratio_chainrule_torch"]
-        v["memory"] = {"target": TARGET_MEMORY_RATIO,
+    if mem is not None and mem_target is not None:
+        ratio = mem.get(f"ratio_{mine}_torch")
+        v["memory"] = {"target": mem_target,
                        "value": ratio if isinstance(ratio, float) else None,
                        "met": (None if ratio is None else
                                True if ratio == "below resolution" else
-                               ratio <= TARGET_MEMORY_RATIO)}
+                               ratio <= mem_target)}
     return v
 
 
@@ -929,6 +1069,11 @@ def _mark(v):
 
 def _num(x, fmt="{:,.0f}"):
     return "–" if x is None else fmt.format(x)
+
+
+def _main_framework(result) -> str:
+    """The column the targets apply to: the compiled step when it was measured."""
+    return "compiled" if "compiled" in result["settings"]["frameworks"] else "chainrule"
 
 
 def markdown(result: dict) -> str:
@@ -946,24 +1091,36 @@ def markdown(result: dict) -> str:
         f" s per framework; medians. numpy float32 GEMM peak ({result['gemm_peak_gflops']['n']}²): "
         f"{peak:,.0f} GFLOP/s. Started {result['started']}, took {result['elapsed_s']:.0f} s.",
         "",
-        "Samples per second (higher is better); ratios are medians of per-round ratios.",
+        "Samples per second (higher is better); ratios are medians of per-round ratios. "
+        "'cr' is chainrule's eager step, 'compiled' the same step through cr.compile; targets "
+        f"apply to {LABELS[_main_framework(result)]}.",
         "",
-        "| case | chainrule | PyTorch | scikit-learn | numpy (by hand) | cr/PyTorch (target) "
-        "| cr/sklearn | cr GFLOP/s (% peak) | peak mem cr / PyTorch MiB (≤1.5×) |",
-        "|---|---:|---:|---:|---:|---|---|---|---|",
+        "| case | chainrule | compiled | PyTorch | scikit-learn | numpy (by hand) "
+        "| cr/PyTorch (target) | cr/sklearn | compiled/PyTorch (target) | compiled/sklearn "
+        "| GFLOP/s cr; compiled (% peak) | peak mem cr; compiled / PyTorch MiB |",
+        "|---|---:|---:|---:|---:|---:|---|---|---|---|---|---|",
     ]
+    main = _main_framework(result)
     for c in result["cases"]:
         med = c["median_samples_per_s"]
         v = c["verdicts"]
         r = c["ratios"]
-        rt = r.get("chainrule/torch", {}).get("median")
-        cell_t = _num(rt, "{:.2f}×")
-        if "vs_torch" in v:
-            cell_t += f" (≥{v['vs_torch']['target']}: {_mark(v['vs_torch'])})"
-        rs = r.get("chainrule/sklearn", {}).get("median")
-        cell_s = _num(rs, "{:.2f}×") + f" ({_mark(v['vs_sklearn'])})"
-        g = c["gflops"].get("chainrule")
-        cell_g = "–" if g is None else f"{g:.1f} ({100 * g / peak:.0f}%)"
+        cells = {}
+        for mine in ("chainrule", "compiled"):
+            rt = r.get(f"{mine}/torch", {}).get("median")
+            cell_t = _num(rt, "{:.2f}×")
+            if mine == main and "vs_torch" in v:
+                cell_t += f" (≥{v['vs_torch']['target']}: {_mark(v['vs_torch'])})"
+            rs = r.get(f"{mine}/sklearn", {}).get("median")
+            cell_s = _num(rs, "{:.2f}×")
+            if mine == main:
+                cell_s += f" ({_mark(v['vs_sklearn'])})"
+            cells[mine] = (cell_t, cell_s)
+        gs = []
+        for mine in ("chainrule", "compiled"):
+            g = c["gflops"].get(mine)
+            gs.append("–" if g is None else f"{g:.1f} ({100 * g / peak:.0f}%)")
+        cell_g = "; ".join(gs)
         if "peak_fraction" in v:
             cell_g += f" (≥{100 * v['peak_fraction']['target']:.0f}%: {_mark(v['peak_fraction'])})"
         mem = c.get("memory")
@@ -975,16 +1132,21 @@ def markdown(result: dict) -> str:
             def mib(n):
                 return None if not bf.get(n) else bf[n]["rss_delta_kb"] / 1024
 
-            ratio = mem["ratio_chainrule_torch"]
+            ratio = mem.get(f"ratio_{main}_torch")
             rtxt = (f"{ratio:.2f}×" if isinstance(ratio, float) else
                     "<1 MiB both" if ratio else "–")
-            cell_m = (f"{_num(mib('chainrule'), '{:.1f}')} / {_num(mib('torch'), '{:.1f}')} = "
-                      f"{rtxt} ({_mark(v.get('memory'))})")
-        lines.append(f"| {c['title']} | {_num(med.get('chainrule'))} | {_num(med.get('torch'))} | "
-                     f"{_num(med.get('sklearn'))} | {_num(med.get('numpy'))} | {cell_t} | {cell_s} "
-                     f"| {cell_g} | {cell_m} |")
-    n_met = sum(1 for c in result["cases"] for x in c["verdicts"].values() if x["met"] is True)
-    n_all = sum(1 for c in result["cases"] for x in c["verdicts"].values() if x["met"] is not None)
+            cell_m = (f"{_num(mib('chainrule'), '{:.1f}')}; {_num(mib('compiled'), '{:.1f}')} / "
+                      f"{_num(mib('torch'), '{:.1f}')} = {rtxt}"
+                      + (f" (≤{v['memory']['target']}: {_mark(v['memory'])})" if "memory" in v
+                         else ""))
+        lines.append(f"| {c['title']} | {_num(med.get('chainrule'))} | {_num(med.get('compiled'))} "
+                     f"| {_num(med.get('torch'))} | {_num(med.get('sklearn'))} "
+                     f"| {_num(med.get('numpy'))} | {cells['chainrule'][0]} | {cells['chainrule'][1]} "
+                     f"| {cells['compiled'][0]} | {cells['compiled'][1]} | {cell_g} | {cell_m} |")
+    n_met = sum(1 for c in result["cases"] for x in c["verdicts"].values()
+                if isinstance(x, dict) and x["met"] is True)
+    n_all = sum(1 for c in result["cases"] for x in c["verdicts"].values()
+                if isinstance(x, dict) and x["met"] is not None)
     lines += ["", f"Targets met: {n_met} of {n_all}.", ""]
     agree = [(c["case"], c["agreement"]) for c in result["cases"]
              if "chainrule" in c["agreement"]["max_abs_diff"]]
@@ -993,6 +1155,13 @@ def markdown(result: dict) -> str:
         lines.append(f"Same computation: chainrule's loss vs {ref}'s, same weights and batches, 5 "
                      "steps, max |Δloss|: " + ", ".join(
                          f"{name} {a['max_abs_diff']['chainrule']:.1e}" for name, a in agree) + ".")
+    alone = result.get("torch_alone")
+    if alone:
+        lines.append("PyTorch alone (a process of its own, no numpy work in it) vs interleaved, "
+                     "samples/s: " + "; ".join(
+                         f"{c['case']} {_num(alone.get(c['case']))} vs "
+                         f"{_num(c['median_samples_per_s'].get('torch'))}"
+                         for c in result["cases"]) + ".")
     la = result["machine"].get("loadavg")
     if la:
         lines.append(f"Load average (1 min) at start / end: {la['start']} / {la['end']} "
@@ -1011,7 +1180,8 @@ def parse_args(argv):
                     help="comma list of case names or groups (mlp784, tiny, wide1024), or 'all'; "
                          f"cases: {', '.join(CASES)}")
     ap.add_argument("--frameworks", default=",".join(FRAMEWORKS),
-                    help="comma list among chainrule, torch, sklearn, numpy (missing ones skipped)")
+                    help="comma list among chainrule, compiled, torch, sklearn, numpy (missing "
+                         "ones skipped)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 2 rounds of ~0.03 s, small GEMM peak, 3 memory steps")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7)")
@@ -1021,11 +1191,15 @@ def parse_args(argv):
                     help="training steps in each memory subprocess (default 20)")
     ap.add_argument("--settle", type=float, default=None,
                     help="pause before each measurement so that the previous framework's idle "
-                         "threads stop spinning (default 0.2 s; OpenBLAS spins ~0.1 s)")
+                         "threads stop spinning (default 1 s: on a loaded 2-core machine a "
+                         "PyTorch run that starts within ~1 s of numpy work is 20-40x slower)")
     ap.add_argument("--threads", type=int, default=None,
                     help="cap numpy's BLAS at this many threads (threadpoolctl) and give PyTorch "
                          "as many (default: numpy's own count, unchanged)")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    ap.add_argument("--check-alone", action="store_true",
+                    help="also measure PyTorch in a process of its own per case (no numpy work "
+                         "around it) and report it beside the interleaved figure")
     ap.add_argument("--outdir", default=str(HERE / "results"),
                     help="where latest.json and latest.md go")
     ap.add_argument("--seed", type=int, default=0)
@@ -1043,7 +1217,7 @@ def parse_args(argv):
     if args.target_time is None:
         args.target_time = 0.03 if q else 0.3
     if args.settle is None:
-        args.settle = 0.2
+        args.settle = 1.0
     if args.memory_steps is None:
         args.memory_steps = 3 if q else 20
     return args
@@ -1077,6 +1251,8 @@ def _main(args, argv) -> dict:
                                         make_weights(case, args.seed + 1), blas_threads())
                 n = calibrate(probe, 0.3)
             reports.append(profile_chainrule(case, n, args.seed))
+            print(reports[-1], flush=True)
+            reports.append(profile_compiled(case, n, args.seed))
             print(reports[-1], flush=True)
         out = Path(args.outdir)
         out.mkdir(parents=True, exist_ok=True)
@@ -1124,7 +1300,9 @@ def _main(args, argv) -> dict:
             c["memory"] = None
         c["verdicts"] = verdicts(c, peak)
 
+    alone = check_alone(cases, args, log) if args.check_alone and "torch" in names else None
     result = {
+        "torch_alone": alone,
         "started": started,
         "elapsed_s": None,
         "command": " ".join([os.path.basename(sys.executable), "benchmarks/bench_training.py"]

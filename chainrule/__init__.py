@@ -28,6 +28,8 @@ from . import callbacks   # ProgressBar, LivePlot (their libraries load when the
 from .io import load, save
 # bound after the submodule is imported, so that cr.explain stays the function
 from .explain import explain
+# cr.compile: the function (bound after the submodule chainrule.compile is imported)
+from .compile import compile  # noqa: A004
 
 
 

@@ -30,6 +30,7 @@ import csv
 import importlib
 import math
 import os
+import shlex
 import sys
 from dataclasses import dataclass, field
 
@@ -40,6 +41,7 @@ from rich.table import Table as RichTable
 
 from . import __version__, registry
 from .errors import ChainruleError, ConfigError, DataError, ModelFileError, TrainingError
+from ._files import check_outputs
 from .metrics import output_kind
 
 __all__ = ["main", "cli"]
@@ -420,7 +422,14 @@ def numeric_target(y_raw, data: Data) -> np.ndarray:
                 raise DataError(f"column '{data.target}', row {data.rows[i]} of {data.source}: "
                                 f"'{v}' is not a number; regression needs numbers in the "
                                 "target (use --task classification for labels)") from None
-    return y.astype(np.float64)
+    y = y.astype(np.float64)
+    big = np.abs(y) > np.finfo(np.float32).max / 1e3  # standardizing and float32 training
+    if big.any():
+        i = int(np.argmax(big))
+        raise DataError(f"column '{data.target}', row {data.rows[i]} of {data.source}: {y[i]:.4g} "
+                        "is too large to train on (the network computes in float32, up to "
+                        "3.4e38); rescale the target, e.g. divide it by a power of ten")
+    return y
 
 
 # ---------------------------------------------------------------------------------------------
@@ -601,11 +610,19 @@ def datasets():
 @click.option("--out", default="model.safetensors", show_default=True, metavar="FILE",
               help="Where to save the model.")
 @click.option("--report", metavar="FILE", help="Also write an HTML report (needs matplotlib).")
+@click.option("--checkpoint", metavar="FILE",
+              help="Write a checkpoint after every epoch (model, optimizer, early stopping, "
+                   "random state, history, options), to go on with --resume.")
+@click.option("--resume", metavar="FILE",
+              help="Go on from a checkpoint: data and options come from it (options given "
+                   "again must agree; --epochs may be larger). Ends with the same weights as "
+                   "an uninterrupted run.")
 @click.option("--quiet", "-q", is_flag=True, help="Print one line at the end, nothing else.")
 @debug_option
 def train(dataset, data_file, target, delimiter, drop_missing, id_columns, samples, noise, task,
           hidden, activation, loss, optimizer, lr, momentum, weight_decay, batch_size, epochs,
-          validation, patience, conv, conv_kernel, conv_stride, seed, out, report, quiet):
+          validation, patience, conv, conv_kernel, conv_stride, seed, out, report, checkpoint,
+          resume, quiet):
     """Train a network on a built-in dataset or your file and save it.
 
     The task is inferred from the target (text or a few whole-number labels: classification;
@@ -618,7 +635,15 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
     from .train import EarlyStopping, evaluate, fit
     from .train import predict as predict_outputs
 
+    if resume and not _state.get("resuming"):
+        return _resume_train(resume)
+    resume = _state.pop("resuming", None)
     _source_check(dataset, data_file)
+    from ._files import same_file
+    check_outputs({"--data": data_file, "--resume": resume},
+                  {"--out": out, "--report": report,
+                   "--checkpoint": None if checkpoint and resume and same_file(checkpoint, resume)
+                   else checkpoint})
     if dataset and (target or id_columns or delimiter):
         raise click.UsageError("--target, --id-column and --delimiter go with --data FILE, "
                                "not --dataset")
@@ -709,12 +734,32 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
         callbacks.append(EarlyStopping(monitor="val_loss", patience=patience,
                                        restore_best_weights=True))
     callbacks.append(progress)
+    options = dict(dataset=dataset, data_file=data_file and os.path.abspath(data_file),
+                   target=target, delimiter=delimiter, drop_missing=drop_missing,
+                   id_columns=list(id_columns), samples=samples, noise=noise, task=task,
+                   hidden=hidden, activation=activation, loss=loss, optimizer=optimizer, lr=lr,
+                   momentum=momentum, weight_decay=weight_decay, batch_size=batch_size,
+                   epochs=epochs, validation=validation, patience=patience, seed=seed,
+                   conv=conv, conv_kernel=conv_kernel, conv_stride=conv_stride,
+                   out=os.path.abspath(out), report=report and os.path.abspath(report))
+    if resume and not checkpoint:
+        checkpoint = resume  # go on writing into the checkpoint resumed from
+    interrupt_at = None if checkpoint else os.path.splitext(out)[0] + ".checkpoint.safetensors"
     try:
         history = fit(model, loss_fn, opt, X_tr_s, t_tr, epochs=epochs, batch_size=batch_size,
                       validation=(X_va_s, t_va) if X_va is not None else None, metrics=metrics,
-                      callbacks=callbacks, seed=seed, track_grad_norms=True)
+                      callbacks=callbacks, seed=seed, track_grad_norms=True,
+                      checkpoint=checkpoint, resume=resume, interrupt_checkpoint=interrupt_at,
+                      settings={"options": options})
     except TrainingError as err:
         raise TrainingError(f"{err} (nothing was saved)") from None
+    except KeyboardInterrupt as stop:
+        saved = getattr(stop, "checkpoint", None)
+        if saved is None:
+            raise
+        raise KeyboardInterrupt(f"after epoch {stop.epoch} of {epochs}; that epoch's state is "
+                                f"saved in {saved}; go on with: chainrule train --resume "
+                                f"{shlex.quote(saved)}") from None
     finally:
         progress.close()
 
@@ -769,6 +814,27 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
         path = write_report(report, model, read_info(out), X_raw, y_show, history=history_dict)
         if not quiet:
             console.print(f"wrote {path}")
+
+
+def _resume_train(path):
+    """``train --resume``: the checkpoint's options, those given again checked against them."""
+    from click.core import ParameterSource
+
+    from .checkpoint import resume_options
+
+    ctx = click.get_current_context()
+    given = {k: v for k, v in ctx.params.items()
+             if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    merged = resume_options(path, given)
+    params = dict(ctx.params)
+    params.update({k: v for k, v in merged.items() if k in params})
+    params["id_columns"] = tuple(params["id_columns"] or ())
+    params["resume"] = path
+    _state["resuming"] = path
+    try:
+        return train.callback(**params)
+    finally:
+        _state.pop("resuming", None)
 
 
 def _conv_option(conv, conv_kernel, conv_stride, hidden, dataset, n_features):
@@ -939,12 +1005,16 @@ def _cell(value) -> str:
     return str(value)
 
 
-def write_columns(path, columns: dict):
-    """CSV (TSV for .tsv) through data.write_table (atomic), Parquet for .parquet, or stdout."""
+def write_columns(path, columns: dict, safe: bool = True):
+    """CSV (TSV for .tsv) through data.write_table (atomic), Parquet for .parquet, or stdout.
+    With ``safe``, text cells a spreadsheet would run as formulas get a leading apostrophe."""
     if path is None or path == "-":
+        from .data.files import _safe_cell
+
+        fix = _safe_cell if safe else (lambda c: c)
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(list(columns))
-        writer.writerows(zip(*([_cell(v) for v in col] for col in columns.values())))
+        writer.writerow([fix(str(c)) for c in columns])
+        writer.writerows(zip(*([fix(_cell(v)) for v in col] for col in columns.values())))
         sys.stdout.flush()
         return
     if path.lower().endswith((".parquet", ".pq")):
@@ -954,16 +1024,17 @@ def write_columns(path, columns: dict):
         except ImportError:
             raise DataError(f"writing {path} needs pyarrow, which is not installed: "
                             "pip install pyarrow (or write a .csv file)") from None
-        from ._files import replacing
+        from ._files import write_atomic
 
-        with replacing(path, DataError) as tmp:
-            arrays = {k: (np.asarray(v).tolist() if np.asarray(v).dtype == object else v)
-                      for k, v in columns.items()}
-            pq.write_table(pa.table(arrays), tmp)
+        arrays = {k: (np.asarray(v).tolist() if np.asarray(v).dtype == object else v)
+                  for k, v in columns.items()}
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.table(arrays), sink)
+        write_atomic(path, sink.getvalue().to_pybytes(), DataError)
         return
     from .data import write_table
 
-    write_table(path, columns)
+    write_table(path, columns, safe=safe)
 
 
 @cli.command()
@@ -974,14 +1045,19 @@ def write_columns(path, columns: dict):
               help="Write the predictions here (CSV; TSV for .tsv; Parquet for .parquet). "
                    "Default: print them.")
 @click.option("--proba", is_flag=True, help="Add one probability column per class.")
+@click.option("--raw-cells", is_flag=True,
+              help="Write text cells exactly as they are, even those starting with = + - @ "
+                   "(by default these get a leading ' so that a spreadsheet shows them as text "
+                   "instead of running them as formulas).")
 @click.option("--delimiter", metavar="CHAR")
 @click.option("--drop-missing", is_flag=True,
               help="Skip rows with missing values (the output then has a 'row' column).")
 @click.option("--id-column", "id_columns", multiple=True, metavar="COLUMN",
               help="A column copied to the output to identify rows; repeatable.")
 @debug_option
-def predict(model_file, data_file, output, proba, delimiter, drop_missing, id_columns):
+def predict(model_file, data_file, output, proba, raw_cells, delimiter, drop_missing, id_columns):
     """Predict with a saved model: labels in their original names (or values, for regression)."""
+    check_outputs({"MODEL": model_file, "--data": data_file}, {"--output": output})
     model, info = load_model(model_file)
     pre = info["preprocessing"]
     data = data_for_model(info, None, data_file, None, delimiter, drop_missing, id_columns,
@@ -1003,7 +1079,7 @@ def predict(model_file, data_file, output, proba, delimiter, drop_missing, id_co
         if proba:
             raise ConfigError("--proba is for classification models; this one does regression")
         columns["prediction"] = regression_values(out, pre).astype(np.float32)
-    write_columns(output, columns)
+    write_columns(output, columns, safe=not raw_cells)
     if output:
         console.print(f"wrote {len(data.X)} predictions to {output}")
 
@@ -1158,6 +1234,7 @@ def explain(model_file, dataset, data_file, target, delimiter, drop_missing, id_
 def report(model_file, dataset, data_file, target, delimiter, drop_missing, id_columns, out, row):
     """An HTML report of a saved model: training curves, metrics, one row explained."""
     _source_check(dataset, data_file)
+    check_outputs({"MODEL": model_file, "--data": data_file}, {"--out": out})
     write_report = _optional("chainrule.report", "write_report", "the HTML report")
     model, info = load_model(model_file)
     pre = info["preprocessing"]
@@ -1201,8 +1278,7 @@ def export_command(model_file, onnx_out, opset):
     """Export a model file (with its preprocessing) to another format: ONNX."""
     from .onnx import export
 
-    if os.path.abspath(onnx_out) == os.path.abspath(model_file):
-        raise ConfigError(f"--onnx {onnx_out} is the model file itself; choose another name")
+    check_outputs({"MODEL": model_file}, {"--onnx": onnx_out})  # also through links
     path = export(model_file, onnx_out, opset=opset)
     console.print(f"wrote {path} (ONNX opset {opset}: input X, "
                   f"{os.path.getsize(path)} bytes)")
@@ -1242,10 +1318,12 @@ def main(argv=None) -> int:
             raise
         click.echo(f"error: {_one_line(err.format_message())}", err=True)
         return err.exit_code
-    except (click.Abort, KeyboardInterrupt):
+    except (click.Abort, KeyboardInterrupt) as err:
         if _state["debug"]:
             raise
-        click.echo("error: interrupted", err=True)
+        cause = err.__cause__ if isinstance(err, click.Abort) else err  # click wraps Ctrl-C
+        detail = f" {_one_line(cause)}" if isinstance(cause, KeyboardInterrupt) and str(cause) else ""
+        click.echo(f"error: interrupted{detail}", err=True)
         return 130
     except BrokenPipeError:
         try:  # the reader went away (chainrule predict ... | head): not an error

@@ -35,3 +35,7 @@ class TrainingError(ChainruleError, RuntimeError):
     def __init__(self, message, history=None):
         super().__init__(message)
         self.history = history
+
+
+class OutputError(ChainruleError, OSError):
+    """A file cannot be written (a full disk, no permission, a folder or a pipe as its name)."""

@@ -14,14 +14,15 @@ destroys the previous model.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 
 import numpy as np
 
 from . import registry
-from ._files import replacing
-from .errors import ModelFileError
+from ._files import write_atomic
+from .errors import ChainruleError, ModelFileError
 
 __all__ = ["save", "load", "read_info", "describe", "build", "FORMAT", "FORMAT_VERSION",
            "LOSS_CLASSES"]
@@ -91,7 +92,13 @@ def build(spec: dict):
     unknown = set(config) - set(facts.config)
     if unknown:
         raise ModelFileError(f"load: layer {kind} has unknown settings {sorted(unknown)}")
-    return cls(**config)
+    try:
+        return cls(**config)
+    except (TypeError, ValueError) as err:  # a setting missing or of the wrong kind
+        if isinstance(err, ChainruleError):  # a chainrule error says it well itself
+            raise
+        raise ModelFileError(f"load: layer {kind} cannot be built from the file's settings "
+                             f"{str(config)[:80]}: {str(err).splitlines()[0]}") from None
 
 
 def _json_default(o):
@@ -112,7 +119,7 @@ def save(model, path, preprocessing: dict | None = None, training: dict | None =
     models that are not built from chainrule layers; load those with ``model.load_state_dict``).
     """
     try:
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save as to_bytes
     except ImportError:
         raise ModelFileError("save: model files need safetensors: pip install 'chainrule[io]'") from None
     path = os.fspath(path)
@@ -124,51 +131,29 @@ def save(model, path, preprocessing: dict | None = None, training: dict | None =
                        ("metrics", metrics), ("extra", extra)):
         if value is not None:
             meta[key] = json.dumps(value, default=_json_default)
-    with replacing(path, ModelFileError) as tmp:
-        save_file(state, tmp, metadata=meta)
+    # serialized in memory and written by write_atomic: no temporary file outlives a kill
+    write_atomic(path, to_bytes(state, metadata=meta), ModelFileError)
     return path
 
 
 def _read(path, any_safetensors: bool = False):
+    """The arrays and the metadata of a model file, after checking the header and every
+    metadata section against the schema (nothing is allocated before that)."""
     try:
-        from safetensors import safe_open
+        import safetensors  # noqa: F401
     except ImportError:
         raise ModelFileError("load: model files need safetensors: pip install 'chainrule[io]'") from None
+    from ._schema import _parse, check_file
+
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ModelFileError(f"model file not found: {path}")
-    if os.path.isdir(path):
-        raise ModelFileError(f"{path} is a folder, not a model file")
-    with open(path, "rb") as f:
-        head = f.read(16)
-    if not head:
-        raise ModelFileError(f"{path} is empty, not a chainrule model file")
-    # a safetensors file starts with the header's length (8 bytes, little-endian) and then the
-    # JSON header's "{"; the length's first byte may well be 0x80, so look at byte 8 first
-    looks_safetensors = len(head) > 8 and head[8:9] == b"{"
-    if not looks_safetensors and (head[:1] == b"\x80" or head[:2] == b"PK"):
-        raise ModelFileError(f"{path} looks like a pickle (or a zip of one, as torch.save writes): "
-                             "chainrule never loads pickles; it reads .safetensors files it wrote")
-    size = os.path.getsize(path)
-    if len(head) >= 8:
-        n = int.from_bytes(head[:8], "little")
-        if n > size - 8:
-            raise ModelFileError(f"{path} is truncated or not a safetensors file "
-                                 f"(header says {n} bytes, the file has {size})")
-    try:
-        with safe_open(path, framework="numpy") as f:
-            meta = f.metadata() or {}
-            keys = list(f.keys())
-            arrays = {}
-            for k in keys:
-                arrays[k] = _get_tensor(f, k, path)
-    except ModelFileError:
-        raise
-    except Exception as err:  # noqa: BLE001 - safetensors raises several kinds for bad files
-        raise ModelFileError(f"{path} is not a readable safetensors file ({str(err).splitlines()[0]}): "
-                             "it may be truncated or of another format") from None
+    tensors, meta = check_file(path)  # a regular file with a well-formed header, or an error
+    for key, (dtype, _, _) in tensors.items():
+        if dtype in ("BF16", "F8_E4M3", "F8_E5M2"):  # numpy holds them only with ml_dtypes
+            raise ModelFileError(f"{path}: tensor '{key}' has dtype {dtype}, which numpy cannot "
+                                 "hold; save it as float32 (tensor.float()) before loading it "
+                                 "into chainrule")
     if any_safetensors and meta.get("format") != FORMAT:
-        return arrays, {"format_version": None}
+        return _tensors(path), {"format_version": None}
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{path} is a safetensors file but not a chainrule model "
                              "(no chainrule metadata); to load its weights into a network "
@@ -176,23 +161,81 @@ def _read(path, any_safetensors: bool = False):
     info = {}
     for key in ("architecture", "preprocessing", "training", "metrics", "extra"):
         if key in meta:
-            try:
-                info[key] = json.loads(meta[key])
-            except json.JSONDecodeError:
-                raise ModelFileError(f"{path}: the {key} metadata is not valid JSON") from None
+            info[key] = _parse(path, key, meta[key])
     info["format_version"] = meta.get("format_version")
+    _check(path, tensors, info)  # before a single weight is read or a layer built
+    arrays = _tensors(path)
+    for name, a in arrays.items():
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            bad = np.argwhere(~np.isfinite(a))[0]
+            where = f"[{', '.join(map(str, bad))}]" if a.ndim else ""
+            raise ModelFileError(f"{path}: weight {name}{where} is {a[tuple(bad)]}; a model "
+                                 "with NaN or infinite weights cannot predict (was training "
+                                 "diverging when it was saved?)")
     from .display import ModelInfo   # a dict that a notebook shows as tables
     return arrays, ModelInfo(info)
+
+
+def _tensors(path) -> dict:
+    """Every tensor of a (header-checked) safetensors file, as numpy arrays."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="numpy") as f:
+            return {k: _get_tensor(f, k, path) for k in f.keys()}
+    except ModelFileError:
+        raise
+    except Exception as err:  # noqa: BLE001 - safetensors raises several kinds for bad files
+        raise ModelFileError(f"{path} is not a readable safetensors file ({str(err).splitlines()[0]}): "
+                             "it may be truncated or of another format") from None
+
+
+def _n_outputs(spec):
+    """The width of the last Linear layer of an architecture description (None if unknown)."""
+    last = None
+    stack = [spec]
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, dict):
+            facts = registry.facts_of(node.get("type")) if isinstance(node.get("type"), str) \
+                else None
+            if facts is not None and facts.role == "container":
+                stack[:0] = list(node.get("children") or [])
+            elif facts is not None and facts.role == "linear":
+                last = (node.get("config") or {}).get("out_features")
+    return last if isinstance(last, int) else None
+
+
+def _check(path, tensors, info):
+    from ._schema import check_architecture, check_info
+
+    values = sum(math.prod(shape) for _, shape, _ in tensors.values())
+    spec = info.get("architecture")
+    if spec is not None:
+        savable = registry.registered(savable=True)
+        containers = tuple(n for n, c in savable.items()
+                           if registry.facts_of(c).role == "container")
+        known = {n: registry.facts_of(c).settings for n, c in savable.items()
+                 if n not in containers}
+        check_architecture(path, spec, known, containers, values)
+    check_info(path, info, _n_outputs(spec) if spec is not None else None, tuple(LOSS_CLASSES))
 
 
 def _get_tensor(f, key: str, path: str) -> np.ndarray:
     try:
         return f.get_tensor(key)
     except TypeError as err:  # a dtype numpy has no type for (bfloat16, float8)
+        try:  # ml_dtypes (which onnx and jax install) teaches numpy those types
+            import ml_dtypes  # noqa: F401
+
+            return f.get_tensor(key)
+        except (ImportError, TypeError):
+            pass
         dtype = f.get_slice(key).get_dtype()
         raise ModelFileError(f"{path}: tensor '{key}' has dtype {dtype}, which numpy cannot hold; "
                              "save it as float32 (tensor.float()) before loading it "
-                             f"into chainrule ({str(err).splitlines()[0]})") from None
+                             f"into chainrule, or pip install ml-dtypes "
+                             f"({str(err).splitlines()[0]})") from None
 
 
 def read_info(path) -> dict:

@@ -30,7 +30,7 @@ import os
 import numpy as np
 
 from . import nn as _nn
-from ._files import replacing
+from ._files import write_atomic
 from .errors import ConfigError, ModelFileError
 from .registry import facts_of
 
@@ -98,9 +98,9 @@ def _array(t, dtype) -> np.ndarray:
 
 
 def _ex_linear(g: _Graph, m, x, in_shape, p):
-    w = g.const(p + "weight", _array(m.weight, g.dtype))
     b = [g.const(p + "bias", _array(m.bias, g.dtype))] if m.bias is not None else []
     if len(in_shape) == 2:
+        w = g.const(p + "weight", _array(m.weight, g.dtype))
         return g.op("Gemm", [x, w] + b, p + "gemm", transB=1)
     # (..., in) inputs: MatMul with the transposed weight, then the bias
     wt = g.const(p + "weight_T", _array(m.weight, g.dtype).T)
@@ -115,11 +115,15 @@ def _ex_simple(op_type):
 
 
 def _ex_leaky_relu(g, m, x, in_shape, p):
+    if g.dtype == np.float64:  # onnxruntime lacks a double LeakyRelu kernel at opset >= 20
+        positive = g.op("Greater", [x, g.scalar(p + "zero", 0.0)], p + "positive")
+        scaled = g.op("Mul", [x, g.scalar(p + "slope", m.negative_slope)], p + "scaled")
+        return g.op("Where", [positive, x, scaled], p + "leakyrelu")
     return g.op("LeakyRelu", [x], p + "leakyrelu", alpha=float(m.negative_slope))
 
 
 def _ex_gelu(g, m, x, in_shape, p):
-    if g.opset >= 20:
+    if g.opset >= 20 and g.dtype == np.float32:  # onnxruntime's Gelu is float32 only
         return g.op("Gelu", [x], p + "gelu", approximate=m.approximate)
     half, one = g.scalar(p + "half", 0.5), g.scalar(p + "one", 1.0)
     if m.approximate == "tanh":  # 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))
@@ -189,6 +193,92 @@ def _ex_flatten(g, m, x, in_shape, p):
     return g.op("Reshape", [x, g.const(p + "shape", shape, np.int64)], p + "reshape")
 
 
+def _ntuple(value, nd: int) -> list:
+    return [int(v) for v in value] if isinstance(value, (tuple, list)) else [int(value)] * nd
+
+
+def _ex_conv(g, m, x, in_shape, p):
+    from .nn.functional_conv import resolve_padding
+
+    nd = len(in_shape) - 2
+    pads = resolve_padding(m.padding, nd, m.kernel_size, m.stride, m.dilation, type(m).__name__)
+    ins = [x, g.const(p + "weight", _array(m.weight, g.dtype))]
+    if m.bias is not None:
+        ins.append(g.const(p + "bias", _array(m.bias, g.dtype)))
+    return g.op("Conv", ins, p + "conv", kernel_shape=list(m.kernel_size),
+                strides=list(m.stride), dilations=list(m.dilation), group=int(m.groups),
+                pads=[lo for lo, _ in pads] + [hi for _, hi in pads])
+
+
+def _ex_max_pool(g, m, x, in_shape, p):
+    nd = len(in_shape) - 2
+    if m.return_indices:
+        raise ConfigError(f"export: layer {p.rstrip('.') or type(m).__name__} is a "
+                          f"{type(m).__name__} with return_indices=True, whose second output "
+                          "has no place in a chain; export it with return_indices=False")
+    pad = _ntuple(m.padding, nd)
+    return g.op("MaxPool", [x], p + "maxpool", kernel_shape=_ntuple(m.kernel_size, nd),
+                strides=_ntuple(m.stride, nd), pads=pad + pad,
+                dilations=_ntuple(m.dilation, nd), ceil_mode=int(m.ceil_mode))
+
+
+def _ex_avg_pool(g, m, x, in_shape, p):
+    nd = len(in_shape) - 2
+    kernel, pad = _ntuple(m.kernel_size, nd), _ntuple(m.padding, nd)
+    divisor = getattr(m, "divisor_override", None)
+    include = bool(m.count_include_pad) or divisor is not None
+    if divisor is not None and m.ceil_mode:
+        raise ConfigError(f"export: layer {p.rstrip('.') or type(m).__name__} is an "
+                          f"{type(m).__name__} with divisor_override and ceil_mode=True, which "
+                          "AveragePool cannot express")
+    y = g.op("AveragePool", [x], p + "avgpool", kernel_shape=kernel,
+             strides=_ntuple(m.stride, nd), pads=pad + pad, ceil_mode=int(m.ceil_mode),
+             count_include_pad=int(include))
+    if divisor is not None:  # the window's sum divided by divisor_override
+        y = g.op("Mul", [y, g.scalar(p + "divisor", math.prod(kernel) / divisor)],
+                 p + "divided")
+    return y
+
+
+def _ex_adaptive_avg_pool(g, m, x, in_shape, p):
+    nd = len(in_shape) - 2
+    size = m.output_size
+    sizes = [size] * nd if size is None or isinstance(size, (int, np.integer)) else list(size)
+    spatial = list(in_shape[2:])
+    sizes = [n if s is None else int(s) for s, n in zip(sizes, spatial, strict=True)]
+    if all(s == 1 for s in sizes):
+        return g.op("GlobalAveragePool", [x], p + "globalavgpool")
+    if all(n % s == 0 for s, n in zip(sizes, spatial, strict=True)):  # equal windows
+        kernel = [n // s for s, n in zip(sizes, spatial, strict=True)]
+        return g.op("AveragePool", [x], p + "avgpool", kernel_shape=kernel, strides=kernel)
+    # unequal windows [floor(i n / s), ceil((i + 1) n / s)): axis by axis, a mean per window
+    for axis, (s, n) in enumerate(zip(sizes, spatial, strict=True), start=2):
+        parts = []
+        for i in range(s):
+            lo, hi = (i * n) // s, -((-(i + 1) * n) // s)
+            piece = g.op("Slice", [x, g.const(f"{p}a{axis}_{i}.start", [lo], np.int64),
+                                   g.const(f"{p}a{axis}_{i}.end", [hi], np.int64),
+                                   g.const(f"{p}a{axis}_{i}.axis", [axis], np.int64)],
+                         f"{p}a{axis}_{i}.window")
+            parts.append(g.reduce_mean(piece, [axis], f"{p}a{axis}_{i}.mean"))
+        x = g.op("Concat", parts, f"{p}axis{axis}", axis=axis) if len(parts) > 1 else parts[0]
+    return x
+
+
+def _ex_unflatten(g, m, x, in_shape, p):
+    nd = len(in_shape)
+    d = m.dim % nd
+    if d == 0:
+        raise ConfigError(f"export: layer {p.rstrip('.') or 'Unflatten'} unflattens the batch "
+                          "dimension (dim=0), which an exported graph keeps dynamic")
+    sizes = list(m.unflattened_size)
+    if -1 in sizes:
+        known = math.prod(v for v in sizes if v != -1)
+        sizes[sizes.index(-1)] = in_shape[d] // known if known else 0
+    shape = [0] + [int(v) for v in in_shape[1:d]] + sizes + [int(v) for v in in_shape[d + 1:]]
+    return g.op("Reshape", [x, g.const(p + "shape", shape, np.int64)], p + "reshape")
+
+
 #: chainrule layer class -> function writing its ONNX nodes (a new layer that should export
 #: adds its function here; everything else about it is on its class, see chainrule.registry)
 EXPORTERS = {
@@ -198,8 +288,12 @@ EXPORTERS = {
     _nn.LeakyReLU: _ex_leaky_relu, _nn.GELU: _ex_gelu,
     _nn.Softmax: _ex_softmax("Softmax"), _nn.LogSoftmax: _ex_softmax("LogSoftmax"),
     _nn.Identity: _ex_identity, _nn.Dropout: _ex_identity,
-    _nn.BatchNorm1d: _ex_batchnorm,
-    _nn.Flatten: _ex_flatten,
+    _nn.BatchNorm1d: _ex_batchnorm, _nn.BatchNorm2d: _ex_batchnorm,
+    _nn.Flatten: _ex_flatten, _nn.Unflatten: _ex_unflatten,
+    _nn.Conv1d: _ex_conv, _nn.Conv2d: _ex_conv,
+    _nn.MaxPool1d: _ex_max_pool, _nn.MaxPool2d: _ex_max_pool,
+    _nn.AvgPool1d: _ex_avg_pool, _nn.AvgPool2d: _ex_avg_pool,
+    _nn.AdaptiveAvgPool1d: _ex_adaptive_avg_pool, _nn.AdaptiveAvgPool2d: _ex_adaptive_avg_pool,
 }
 
 
@@ -244,8 +338,10 @@ def _input_shape(layers, input_shape):
         facts = facts_of(m)
         if facts.role == "linear" and hasattr(m, "in_features"):
             return (m.in_features,)
-        if facts.role == "normalization" and hasattr(m, "num_features"):
+        if type(m) is _nn.BatchNorm1d:  # BatchNorm2d's input has spatial axes too
             return (m.num_features,)
+        if isinstance(m, _nn.Unflatten) and m.dim in (1, -1) and -1 not in m.unflattened_size:
+            return (math.prod(m.unflattened_size),)
         if not facts.keeps_shape or facts.role not in ("activation", "passthrough"):
             break
     raise ConfigError("export: cannot tell the input's shape from the first layers; pass "
@@ -262,8 +358,11 @@ def _network(g: _Graph, model, x: str, input_shape):
             raise _unexportable(where.rstrip("."), m)
     shape = (2,) + tuple(input_shape)  # a dummy batch of 2 gives each layer's output shape
     a = np.zeros(shape, dtype=g.dtype)
+    batch = BATCH
     with no_grad():
         for where, m in layers:
+            if isinstance(m, _nn.Flatten) and m.start_dim % len(shape) == 0:
+                batch = None  # the batch is merged into the first dimension from here on
             try:
                 out = m(a)
             except Exception as err:  # noqa: BLE001 - a shape problem, said with the layer
@@ -273,9 +372,7 @@ def _network(g: _Graph, model, x: str, input_shape):
             x = EXPORTERS[type(m)](g, m, x, shape, where)
             a = np.asarray(out.data if hasattr(out, "data") else out)
             shape = a.shape
-    if not shape or shape[0] != 2:  # a Flatten(0, ...) merged the batch into another dimension
-        return x, [None] + list(shape[1:])
-    return x, [BATCH] + list(shape[1:])
+    return x, [batch] + list(shape[1:])
 
 
 def _value_info(onnx, name, elem_type, shape, batch=BATCH):
@@ -304,8 +401,7 @@ def _finish(g: _Graph, inputs, outputs, path, metadata: dict, doc: str):
         raise ConfigError(f"export: the ONNX graph failed onnx's checker: "
                           f"{str(err).strip().splitlines()[0]}") from None
     path = os.fspath(path)
-    with replacing(path, ConfigError) as tmp:
-        onnx.save(model, tmp)
+    write_atomic(path, model.SerializeToString(), ConfigError)  # no temporary file survives a kill
     return path
 
 
@@ -415,6 +511,21 @@ def _export_pipeline(model, head: dict, path, opset, meta: dict):
                    path, meta, doc)
 
 
+def _export_with_preprocessing(model, pre: dict, path, opset, source: str):
+    """A network plus the ``preprocessing`` dict of a model file (or an estimator's)."""
+    head = {"task": pre["task"], "standardizer": pre["standardizer"],
+            "target_standardizer": pre.get("target_standardizer"),
+            "output": pre.get("output", "logits"), "loss": pre.get("loss"),
+            "label_names": pre.get("label_names") or []}
+    meta = {"task": pre["task"], "feature_names": pre.get("feature_names"),
+            "target": pre.get("target"), "source": source}
+    if pre["task"] == "classification":
+        meta["class_names"] = head["label_names"]
+        if "classes" in pre:  # numbers or booleans, as the estimator's classes_
+            meta["classes"] = pre["classes"]
+    return _export_pipeline(model, head, path, opset, meta)
+
+
 def _export_model_file(src, path, opset):
     from .io import load as load_model
 
@@ -423,15 +534,15 @@ def _export_model_file(src, path, opset):
     if not isinstance(pre, dict) or "standardizer" not in pre or "task" not in pre:
         raise ModelFileError(f"{os.fspath(src)} has no preprocessing (saved from Python?); export "
                              "the network itself with export(model, path)")
-    head = {"task": pre["task"], "standardizer": pre["standardizer"],
-            "target_standardizer": pre.get("target_standardizer"),
-            "output": pre.get("output", "logits"), "loss": pre.get("loss"),
-            "label_names": pre.get("label_names") or []}
-    meta = {"task": pre["task"], "feature_names": pre.get("feature_names"),
-            "target": pre.get("target"), "source": os.path.basename(os.fspath(src))}
-    if pre["task"] == "classification":
-        meta["class_names"] = head["label_names"]
-    return _export_pipeline(model, head, path, opset, meta)
+    return _export_with_preprocessing(model, pre, path, opset, os.path.basename(os.fspath(src)))
+
+
+def _export_estimator(est, path, opset):
+    if getattr(est, "model_", None) is None:
+        raise ConfigError(f"export: this {type(est).__name__} is not fitted yet; call fit(X, y) "
+                          "before exporting it")
+    return _export_with_preprocessing(est.model_, est._preprocessing(), path, opset,
+                                      type(est).__name__)
 
 
 def export(model, path, opset: int = 17, *, input_shape=None, dtype=np.float32) -> str:
@@ -475,9 +586,8 @@ def export(model, path, opset: int = 17, *, input_shape=None, dtype=np.float32) 
     opset = _check_opset(opset)
     if isinstance(model, (str, os.PathLike)):
         return _export_model_file(model, path, opset)
-    if hasattr(model, "_onnx_export_parts"):  # an estimator from chainrule.sklearn
-        net, head, meta = model._onnx_export_parts()
-        return _export_pipeline(net, head, path, opset, meta)
+    if type(model).__module__ == "chainrule.sklearn" and hasattr(model, "_preprocessing"):
+        return _export_estimator(model, path, opset)  # NetClassifier, NetRegressor
     from .nn import Module
 
     if not isinstance(model, Module):
@@ -502,14 +612,25 @@ class _Chain:
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                           1)
         self.consts = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+        # shape arithmetic (Shape -> Gather/Slice/Concat ... -> Reshape, as the TorchScript
+        # exporter writes Unflatten) is folded twice, with two stand-in batch sizes: the
+        # entries that differ are the batch's (self.batch_dependent)
+        self.alt, self.batch_dependent = {}, {}
+        shapes = self._static_shapes(onnx, model)
         self.nodes = []
         for node in graph.node:  # fold constants: Constant nodes and Identity of a constant
             if node.op_type == "Constant" and len(node.output) == 1:
                 self.consts[node.output[0]] = self._constant_value(node)
             elif node.op_type == "Identity" and node.input[0] in self.consts:
                 self.consts[node.output[0]] = self.consts[node.input[0]]
-            else:
+                if node.input[0] in self.alt:
+                    self.alt[node.output[0]] = self.alt[node.input[0]]
+            elif not self._fold(node, shapes):
                 self.nodes.append(node)
+        for name, value in self.alt.items():
+            a = np.asarray(self.consts[name])
+            if a.shape == np.shape(value) and np.any(a != value):
+                self.batch_dependent[name] = a != value
         inputs = [i for i in graph.input if i.name not in self.consts]
         if len(inputs) != 1:
             names = ", ".join(i.name for i in inputs) or "none"
@@ -528,6 +649,64 @@ class _Chain:
             for name in node.input:
                 if name and name not in self.consts:
                     self.uses.setdefault(name, []).append(i)
+
+    # --- shape arithmetic ---------------------------------------------------------------------
+    def _static_shapes(self, onnx, model) -> dict:
+        """name -> dims (None for a symbolic dimension) of every tensor shape inference knows."""
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model)
+        except Exception:  # noqa: BLE001 - no shapes: shape arithmetic is then not folded
+            inferred = model
+        g = inferred.graph
+        out = {}
+        for vi in list(g.input) + list(g.value_info) + list(g.output):
+            tt = vi.type.tensor_type
+            if tt.HasField("shape"):
+                out[vi.name] = [d.dim_value if d.HasField("dim_value") else None
+                                for d in tt.shape.dim]
+        return out
+
+    def _fold(self, node, shapes) -> bool:
+        """Evaluate ``node`` now when it only computes shapes or constants; True when folded."""
+        if node.op_type not in _FOLDABLE or len(node.output) != 1:
+            return False
+        variants = []
+        for batch in _STAND_IN_BATCH:
+            args = []
+            for k, name in enumerate(node.input):
+                if not name:
+                    args.append(None)
+                elif node.op_type == "Shape" and k == 0:
+                    dims = shapes.get(name)
+                    if dims is None or any(d is None for d in dims[1:]):
+                        return False
+                    args.append(np.array([batch if d is None else d for d in dims], np.int64))
+                elif name in self.consts:
+                    args.append(self.alt.get(name, self.consts[name]) if batch != _STAND_IN_BATCH[0]
+                                else self.consts[name])
+                else:
+                    return False
+            try:
+                variants.append(np.asarray(_FOLDABLE[node.op_type](self, node, *args)))
+            except Exception:  # noqa: BLE001 - not foldable after all: the walk reports it
+                return False
+        self.consts[node.output[0]] = variants[0]
+        if variants[0].shape != variants[1].shape or np.any(variants[0] != variants[1]):
+            self.alt[node.output[0]] = variants[1]
+        return True
+
+    def shape_input(self, node, k: int, what: str) -> list:
+        """A shape operand as integers, the batch's entry (computed from it) given as 0."""
+        shape = [int(v) for v in np.asarray(self.const_input(node, k, what)).reshape(-1)]
+        mask = self.batch_dependent.get(node.input[k])
+        if mask is not None:
+            mask = np.asarray(mask).reshape(-1)
+            if mask.any():
+                if not mask[0] or mask[1:].any() or shape[0] != _STAND_IN_BATCH[0]:
+                    raise self.where(node, f"computes its {what} from the batch size in a way "
+                                     "chainrule cannot read")
+                shape[0] = 0  # copy the batch dimension
+        return shape
 
     # --- helpers ------------------------------------------------------------------------------
     def error(self, msg: str) -> ModelFileError:
@@ -673,9 +852,10 @@ class _Chain:
         return self.linear(w.T, bias, node), nxt, y
 
     def gelu_region(self, i, x):
-        """GELU written as arithmetic (Div/Mul/Add/Erf/Tanh/Pow on scalars, as the
-        TorchScript exporter writes it before opset 20): the nodes from ``i`` on that compute
-        one tensor from ``x`` alone, checked numerically against both GELU formulas."""
+        """GELU (or a leaky ReLU) written as arithmetic (Div/Mul/Add/Erf/Tanh/Pow/Where... on
+        scalars, as the TorchScript exporter writes GELU before opset 20): the nodes from ``i``
+        on that compute one tensor from ``x`` alone, checked numerically on 101 points against
+        both GELU formulas and against max(x, 0) + slope · min(x, 0)."""
         from . import nn
 
         if self.nodes[i].op_type not in _ELEMENTWISE:
@@ -701,11 +881,93 @@ class _Chain:
             out = node.output[0]
             if any(self.used_after(n, j) for n in values if n != out):
                 continue  # not closed yet: an earlier tensor is still needed later
+            got = np.asarray(values[out], dtype=np.float64)
+            if got.shape != probe.shape:
+                continue
             for approximate in ("none", "tanh"):
                 ref = _gelu(probe, approximate)
-                if np.allclose(values[out], ref, rtol=1e-6, atol=1e-7):
+                if np.allclose(got, ref, rtol=1e-6, atol=1e-7):
                     return nn.GELU(approximate=approximate), j + 1, out
+            slope = -got[0] / 5.0  # probe[0] = -5: a leaky ReLU's value there is -5 · slope
+            if np.allclose(got, np.where(probe > 0, probe, slope * probe), rtol=1e-6, atol=1e-7):
+                return (nn.ReLU() if slope == 0 else
+                        nn.LeakyReLU(negative_slope=_float32_attr(slope))), j + 1, out
         return None
+
+
+_STAND_IN_BATCH = (1000003, 1000033)  # two primes no real shape arithmetic produces
+
+
+def _attr_ints(c, node, name, default=None):
+    v = c.attr(node, name, default)
+    return None if v is None else [int(x) for x in v]
+
+
+def _fold_shape(c, node, dims):
+    start, end = c.attr(node, "start", 0), c.attr(node, "end", None)
+    return dims[start:end]
+
+
+def _fold_slice(c, node, data, starts=None, ends=None, axes=None, steps=None):
+    if c.opset < 10:
+        starts, ends = _attr_ints(c, node, "starts"), _attr_ints(c, node, "ends")
+        axes = _attr_ints(c, node, "axes")
+    starts, ends = np.asarray(starts).reshape(-1), np.asarray(ends).reshape(-1)
+    axes = list(range(len(starts))) if axes is None else list(np.asarray(axes).reshape(-1))
+    steps = [1] * len(starts) if steps is None else list(np.asarray(steps).reshape(-1))
+    index = [slice(None)] * data.ndim
+    for s, e, a, st in zip(starts, ends, axes, steps, strict=True):
+        big = np.iinfo(np.int64).max // 2
+        index[int(a)] = slice(int(s), None if abs(int(e)) >= big else int(e), int(st))
+    return data[tuple(index)]
+
+
+def _fold_axes(c, node, axes):
+    if axes is None:
+        axes = c.attr(node, "axes", None)
+    return None if axes is None else sorted(int(a) for a in np.asarray(axes).reshape(-1))
+
+
+def _fold_unsqueeze(c, node, data, axes=None):
+    out = data
+    for a in _fold_axes(c, node, axes):
+        out = np.expand_dims(out, a if a >= 0 else a + out.ndim + 1)
+    return out
+
+
+def _fold_squeeze(c, node, data, axes=None):
+    axes = _fold_axes(c, node, axes)
+    return np.squeeze(data) if axes is None else np.squeeze(data, axis=tuple(axes))
+
+
+def _fold_reshape(c, node, data, shape):
+    shape = [int(v) for v in np.asarray(shape).reshape(-1)]
+    shape = [data.shape[i] if v == 0 else v for i, v in enumerate(shape)]
+    return data.reshape(shape)
+
+
+def _fold_div(c, node, a, b):
+    if np.asarray(a).dtype.kind in "iu" and np.asarray(b).dtype.kind in "iu":
+        return np.trunc(np.asarray(a) / np.asarray(b)).astype(np.asarray(a).dtype)
+    return np.divide(a, b)
+
+
+def _fold_cast(c, node, a):
+    return np.asarray(a).astype(c.onnx.helper.tensor_dtype_to_np_dtype(c.attr(node, "to")))
+
+
+_FOLDABLE = {
+    "Shape": _fold_shape,
+    "Gather": lambda c, n, d, i: np.take(d, i, axis=c.attr(n, "axis", 0)),
+    "Slice": _fold_slice,
+    "Concat": lambda c, n, *xs: np.concatenate([np.atleast_1d(x) for x in xs],
+                                                axis=c.attr(n, "axis", 0)),
+    "Unsqueeze": _fold_unsqueeze, "Squeeze": _fold_squeeze, "Reshape": _fold_reshape,
+    "Add": lambda c, n, a, b: np.add(a, b), "Sub": lambda c, n, a, b: np.subtract(a, b),
+    "Mul": lambda c, n, a, b: np.multiply(a, b), "Div": _fold_div,
+    "Mod": lambda c, n, a, b: (np.fmod if c.attr(n, "fmod", 0) else np.mod)(a, b),
+    "Cast": _fold_cast,
+}
 
 
 def _erf(a):
@@ -720,13 +982,19 @@ def _gelu(a, approximate):
 
 _ELEMENTWISE = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
                 "Pow": np.power, "Erf": _erf, "Tanh": np.tanh, "Sqrt": np.sqrt,
-                "Cast": lambda a: a}  # between float types only (checked in the walk)
+                "Cast": lambda a: a,  # between float types only (checked in the walk)
+                "Greater": np.greater, "Less": np.less, "Where": np.where,
+                "Max": np.maximum, "Min": np.minimum}
 
 
 def _float32_attr(value) -> float:
     """An ONNX float attribute (stored as float32) back as the decimal it was written from:
     0.10000000149011612 -> 0.1 (7 significant digits is what float32 holds)."""
-    return float(f"{float(value):.7g}")
+    value = float(value)
+    if np.float32(value) != value:  # not a float32 value: keep every digit
+        return value
+    short = float(f"{value:.7g}")
+    return short if np.float32(short) == np.float32(value) else value
 
 
 def _im_gemm(c: _Chain, node):
@@ -813,18 +1081,104 @@ def _im_batchnorm(c: _Chain, node):
     if C < 0 or any(a.shape != (C,) for a in (bias, mean, var)):
         raise c.where(node, f"has parameters of shapes {scale.shape}, {bias.shape}, {mean.shape}, "
                       f"{var.shape}; expected one value per channel")
-    if c.rank is not None and c.rank not in (2, 3):
+    if c.rank is not None and c.rank not in (2, 3, 4):
         raise c.where(node, f"normalizes a tensor of rank {c.rank}; chainrule's BatchNorm1d takes "
-                      "(N, C) or (N, C, L)")
+                      "(N, C) or (N, C, L) and BatchNorm2d (N, C, H, W)")
     momentum = 1.0 - float(c.attr(node, "momentum", 0.9))
     dt = c.layer_dtype(scale)
-    bn = nn.BatchNorm1d(C, eps=_float32_attr(c.attr(node, "epsilon", 1e-5)),
+    kind = "BatchNorm2d" if c.rank == 4 else "BatchNorm1d"
+    bn = getattr(nn, kind)(C, eps=_float32_attr(c.attr(node, "epsilon", 1e-5)),
                         momentum=_float32_attr(momentum), dtype=dt)
     bn.weight.data = scale.astype(dt, copy=True)
     bn.bias.data = bias.astype(dt, copy=True)
     bn.running_mean[...] = mean
     bn.running_var[...] = var
     return bn
+
+
+def _symmetric_pads(c: _Chain, node, nd: int):
+    pads = [int(v) for v in c.attr(node, "pads", [0] * (2 * nd))]
+    if pads[:nd] != pads[nd:]:
+        raise c.where(node, f"pads {pads} differently before and after; chainrule pads each "
+                      "axis by the same amount on both sides")
+    auto = c.attr(node, "auto_pad", "NOTSET")
+    if auto not in ("NOTSET", "VALID"):
+        raise c.where(node, f"has auto_pad={auto}; chainrule reads explicit pads")
+    return tuple(pads[:nd])
+
+
+def _spatial_rank(c: _Chain, node, kernel) -> int:
+    nd = len(kernel)
+    if nd not in (1, 2):
+        raise c.where(node, f"works on {nd} spatial dimensions; chainrule has 1-D and 2-D layers")
+    if c.rank is not None and c.rank != nd + 2:
+        raise c.where(node, f"takes a tensor of rank {c.rank}; expected {nd + 2} (N, C, ...)")
+    return nd
+
+
+def _im_conv(c: _Chain, node):
+    from . import nn
+
+    w = np.asarray(c.const_input(node, 1, "weight W"))
+    kernel = tuple(int(k) for k in c.attr(node, "kernel_shape", w.shape[2:]))
+    nd = _spatial_rank(c, node, kernel)
+    groups = int(c.attr(node, "group", 1))
+    bias = c.const_input(node, 2, "bias B", optional=True)
+    stride = tuple(int(v) for v in c.attr(node, "strides", [1] * nd))
+    dilation = tuple(int(v) for v in c.attr(node, "dilations", [1] * nd))
+    pads = [int(v) for v in c.attr(node, "pads", [0] * (2 * nd))]
+    if pads[:nd] != pads[nd:] and all(s == 1 for s in stride) and pads == [
+            d * (k - 1) // 2 for k, d in zip(kernel, dilation, strict=True)] + [
+            d * (k - 1) - d * (k - 1) // 2 for k, d in zip(kernel, dilation, strict=True)]:
+        padding = "same"  # an even kernel's 'same': one more after than before
+        if c.attr(node, "auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            raise c.where(node, "has auto_pad; chainrule reads explicit pads")
+    else:
+        padding = _symmetric_pads(c, node, nd)
+    dt = c.layer_dtype(w)
+    layer = getattr(nn, f"Conv{nd}d")(w.shape[1] * groups, w.shape[0], kernel, stride=stride,
+                                      padding=padding, dilation=dilation, groups=groups,
+                                      bias=bias is not None, dtype=dt,
+                                      rng=np.random.default_rng(0))
+    layer.rng = None
+    layer.weight.data = np.array(w, dtype=dt, copy=True, order="C")
+    if bias is not None:
+        layer.bias.data = np.array(np.asarray(bias).reshape(-1), dtype=dt, copy=True)
+    return layer
+
+
+def _im_max_pool(c: _Chain, node):
+    from . import nn
+
+    kernel = tuple(int(k) for k in c.attr(node, "kernel_shape"))
+    nd = _spatial_rank(c, node, kernel)
+    return getattr(nn, f"MaxPool{nd}d")(
+        kernel, stride=tuple(int(v) for v in c.attr(node, "strides", [1] * nd)),
+        padding=_symmetric_pads(c, node, nd),
+        dilation=tuple(int(v) for v in c.attr(node, "dilations", [1] * nd)),
+        ceil_mode=bool(c.attr(node, "ceil_mode", 0)))
+
+
+def _im_avg_pool(c: _Chain, node):
+    from . import nn
+
+    kernel = tuple(int(k) for k in c.attr(node, "kernel_shape"))
+    nd = _spatial_rank(c, node, kernel)
+    if any(d != 1 for d in c.attr(node, "dilations", [1] * nd)):
+        raise c.where(node, "has dilations; chainrule's average pooling has none")
+    return getattr(nn, f"AvgPool{nd}d")(
+        kernel, stride=tuple(int(v) for v in c.attr(node, "strides", [1] * nd)),
+        padding=_symmetric_pads(c, node, nd), ceil_mode=bool(c.attr(node, "ceil_mode", 0)),
+        count_include_pad=bool(c.attr(node, "count_include_pad", 0)))
+
+
+def _im_global_avg_pool(c: _Chain, node):
+    from . import nn
+
+    if c.rank not in (3, 4):
+        raise c.where(node, f"takes a tensor of rank {c.rank}; chainrule's adaptive pooling "
+                      "takes (N, C, L) or (N, C, H, W)")
+    return getattr(nn, f"AdaptiveAvgPool{c.rank - 2}d")(1)
 
 
 def _im_flatten(c: _Chain, node):
@@ -844,12 +1198,17 @@ def _im_flatten(c: _Chain, node):
 
 def _im_reshape(c: _Chain, node):
     from . import nn
-    shape = [int(s) for s in np.asarray(c.const_input(node, 1, "target shape")).reshape(-1)]
+    shape = c.shape_input(node, 1, "target shape")
     if len(shape) == 2 and shape[0] in (0, -1) and (c.rank is None or c.rank >= 2):
         c.rank = 2
         return nn.Flatten(1, -1)
+    if len(shape) > 2 and shape[0] in (0, -1) and c.rank == 2 and \
+            all(v > 0 or v == -1 for v in shape[1:]) and shape[1:].count(-1) <= 1:
+        c.rank = len(shape)
+        return nn.Unflatten(1, tuple(shape[1:]))
     raise c.where(node, f"reshapes to {shape}; chainrule reads a Reshape that keeps the batch "
-                  "and merges the rest ([-1, n] or [0, -1]), as Flatten")
+                  "and merges the rest ([-1, n] or [0, -1], as Flatten) or splits the features "
+                  "of (N, n) ([0, C, L] or [-1, C, H, W], as Unflatten)")
 
 
 #: ONNX operator -> function building the chainrule layer (MatMul and MatMul+Add are read by
@@ -862,6 +1221,8 @@ IMPORTERS = {
     "BatchNormalization": _im_batchnorm,
     "Flatten": _im_flatten, "Reshape": _im_reshape,
     "Identity": _im_identity, "Dropout": _im_dropout,
+    "Conv": _im_conv, "MaxPool": _im_max_pool, "AveragePool": _im_avg_pool,
+    "GlobalAveragePool": _im_global_avg_pool,
 }
 
 

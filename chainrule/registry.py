@@ -39,6 +39,11 @@ target
     averages over the samples); ``None`` when they have the input's shape.
 short_name
     The name the command's options and model files use (``'cross_entropy'``, ``'relu'``).
+settings
+    How a model file's value of each ``config`` argument is checked before the layer is built:
+    ``{argument: (check, what is expected)}`` (``chainrule._schema`` has the usual checks:
+    SIZE, BOOL, DIM). ``None``: each value only has to be a number, text, true/false or a short
+    list of numbers.
 formula, derivative
     Text the explainer prints beside the numbers: the loss as a formula of the output ``{o}``,
     and the local derivative (``{o}`` the output, ``{i}`` the input, ``{o2}`` the output
@@ -61,7 +66,7 @@ ROLES = ("linear", "activation", "passthrough", "normalization", "loss", "contai
 OUTPUT_KINDS = ("logits", "logit", "probability", "value")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Facts:
     """What the library knows about one layer or loss class (see the module's docstring)."""
 
@@ -73,6 +78,7 @@ class Facts:
     output_kind: str | None = None
     target: str | None = None
     short_name: str | None = None
+    settings: dict | None = None
     formula: str | None = None
     derivative: str | None = None
 

@@ -29,7 +29,8 @@ import re
 import numpy as np
 
 from . import registry
-from ._files import replacing
+from ._files import write_atomic
+from .errors import OutputError
 from .metrics import output_kind
 
 __all__ = ["write_report", "render_report", "SECTIONS"]
@@ -527,8 +528,6 @@ def write_report(path, model, info, X, y, history=None, sample_index: int = 0, l
     page = render_report(model, info, X, y, history=history, sample_index=sample_index,
                          loss_fn=loss_fn, title=title)
     path = os.fspath(path)
-    with replacing(path, FileNotFoundError) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(page)
+    write_atomic(path, page, OutputError)
     return path
 

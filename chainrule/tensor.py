@@ -17,12 +17,24 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import threading
 
 import numpy as np
 
 from .errors import ChainruleError, ShapeError
 
-_counter = itertools.count()  # creation numbers of recorded tensors (see _backprop)
+_counter = itertools.count(1)  # one clock for creation numbers and in-place versions
+_last_change = 0  # the clock when a tensor was last changed in place (see bump_version)
+
+
+def bump_version(t) -> None:
+    """Note that ``t``'s values were changed in place (optimizer steps, in-place operators).
+
+    A tensor's ``_version`` is the clock reading of its latest in-place change; a unit that ran
+    before it (a smaller creation number) and saved its array would compute a wrong gradient,
+    which backward detects and refuses."""
+    global _last_change
+    _last_change = t._version = next(_counter)
 
 __all__ = ["Tensor", "Unit", "Context", "tensor", "no_grad", "enable_grad", "is_grad_enabled"]
 
@@ -31,28 +43,34 @@ __all__ = ["Tensor", "Unit", "Context", "tensor", "no_grad", "enable_grad", "is_
 # recording on/off
 # ------------------------------------------------------------------------------------------------
 
-class _GradMode:
+class _GradMode(threading.local):
+    """Whether recording is on, per thread (as PyTorch's grad mode): ``no_grad`` in one thread
+    leaves every other thread recording."""
+
     enabled = True
 
 
+_grad_mode = _GradMode()
+
+
 def is_grad_enabled() -> bool:
-    """True when unit applications are being recorded for back-propagation."""
-    return _GradMode.enabled
+    """True when unit applications are being recorded for back-propagation (in this thread)."""
+    return _grad_mode.enabled
 
 
 class no_grad:
-    """Context manager (and decorator): nothing computed inside is recorded.
+    """Context manager (and decorator): nothing computed inside is recorded (in this thread).
 
     Use it for evaluation and for optimizer updates; it skips all graph-building work.
     """
 
     def __enter__(self):
-        self._prev = _GradMode.enabled
-        _GradMode.enabled = False
+        self._prev = _grad_mode.enabled
+        _grad_mode.enabled = False
         return self
 
     def __exit__(self, *exc):
-        _GradMode.enabled = self._prev
+        _grad_mode.enabled = self._prev
         return False
 
     def __call__(self, fn):
@@ -69,8 +87,8 @@ class enable_grad(no_grad):
     """Context manager: record again inside an enclosing ``no_grad`` block."""
 
     def __enter__(self):
-        self._prev = _GradMode.enabled
-        _GradMode.enabled = True
+        self._prev = _grad_mode.enabled
+        _grad_mode.enabled = True
         return self
 
 
@@ -135,7 +153,8 @@ class Tensor:
         :meth:`retain_grad` was called).
     """
 
-    __slots__ = ("data", "grad", "_rg", "_ctx", "_retain", "name", "_seq", "__weakref__")
+    __slots__ = ("data", "grad", "_rg", "_ctx", "_retain", "name", "_seq", "_version",
+                 "__weakref__")
     __array_priority__ = 1000  # numpy defers to our operators: ndarray + Tensor -> Tensor
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
@@ -145,6 +164,7 @@ class Tensor:
         self._retain = False
         self.name = name
         self._rg = False
+        self._version = 0
         if requires_grad:
             self.requires_grad = True
 
@@ -251,7 +271,7 @@ class Tensor:
         return int(self.data)
 
     # --- back-propagation -----------------------------------------------------------------------
-    def backward(self, grad=None) -> None:
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Back-propagate from this tensor: fill ``.grad`` of every leaf that requires grad.
 
         Parameters
@@ -259,6 +279,17 @@ class Tensor:
         grad : array-like, optional
             dL/d(this tensor), of this tensor's shape. May be left out only when this tensor
             holds a single element (a loss): then it is 1.
+        retain_graph : bool
+            Allow back-propagating through the same graph again. By default a graph is spent
+            after one backward (as in PyTorch), and a second backward from the same tensor is
+            an error instead of silently doubling the gradients.
+
+        Raises
+        ------
+        ChainruleError
+            When a value a unit saved was changed in place after the unit ran (an optimizer
+            step or an in-place operator between forward and backward), or when the graph was
+            already freed by an earlier backward.
         """
         if not self._rg:
             raise ChainruleError(
@@ -279,7 +310,49 @@ class Tensor:
                     f"backward: grad has shape {grad.shape} but the tensor has shape "
                     f"{self.data.shape}"
                 )
-        _backprop(self, grad)
+        _backprop(self, grad, retain_graph=retain_graph)
+
+    # --- in-place operators: PyTorch's rules, and every change counted ---------------------------
+    def _inplace(self, other, ufunc, symbol):
+        if _grad_mode.enabled:
+            if self._rg and self._ctx is None:
+                raise ChainruleError(
+                    f"a leaf tensor that requires grad is used in an in-place operation "
+                    f"(x {symbol}= ...): that would change a value the gradient is taken with "
+                    f"respect to; write x = x {symbol} ... for a new tensor, or do it inside "
+                    "no_grad() (as an update step)")
+            if self._rg or (isinstance(other, Tensor) and other._rg):
+                raise ChainruleError(
+                    f"in-place x {symbol}= ... on a tensor that is part of a recorded "
+                    f"computation is not supported; write y = x {symbol} ... (a new tensor)")
+        value = other.data if isinstance(other, Tensor) else other
+        try:
+            ufunc(self.data, value, out=self.data, casting="same_kind")
+        except (ValueError, TypeError) as err:
+            raise ShapeError(f"in-place {symbol}=: a tensor of shape {self.data.shape} and dtype "
+                             f"{self.data.dtype} cannot take {np.shape(value)}: {err}") from None
+        bump_version(self)
+        return self
+
+    def __iadd__(self, other):
+        return self._inplace(other, np.add, "+")
+
+    def __isub__(self, other):
+        return self._inplace(other, np.subtract, "-")
+
+    def __imul__(self, other):
+        return self._inplace(other, np.multiply, "*")
+
+    def __itruediv__(self, other):
+        return self._inplace(other, np.true_divide, "/")
+
+    def copy_(self, src) -> "Tensor":
+        """Copy ``src``'s values into this tensor in place (counted, like every in-place change)."""
+        return self._inplace(src, lambda a, b, out, casting: np.copyto(out, b, casting=casting),
+                             "copy_ ")
+
+    def zero_(self) -> "Tensor":
+        return self._inplace(0, lambda a, b, out, casting: out.fill(0), "zero_ ")
 
     # --- operators and methods: each runs one unit of units.py ------------------------------
     # (reached through _PRIMITIVES, which each unit of units.py joins by being defined, so that
@@ -450,7 +523,45 @@ def _store_grad(t: Tensor, g: np.ndarray, handed: set) -> None:
     handed.add(id(t.grad))
 
 
-def _backprop(root: Tensor, grad: np.ndarray, trace: dict | None = None) -> None:
+def _freed_error(t) -> ChainruleError:
+    """A second backward through a graph: PyTorch's rule (the graph is spent after one
+    backward unless retain_graph=True), so that gradients are not silently doubled. The saved
+    values themselves stay readable on the record, for graph() and explain()."""
+    name = getattr(t._ctx, "unit", None)
+    name = name.name if name is not None else "a unit"
+    return ChainruleError(
+        f"backward through {name} a second time: the graph was already back-propagated "
+        "through (its gradients are in .grad); call backward(retain_graph=True) the first time "
+        "to back-propagate through the same graph twice, or run the forward pass again")
+
+
+def _check_versions(t) -> None:
+    """Called when some tensor changed in place after ``t`` was computed: refuse if the unit
+    that made ``t`` saved the array of a tensor (an input, or ``t`` itself) that changed."""
+    ctx = t._ctx
+    saved = []
+    for v in ctx.__dict__.values():
+        if isinstance(v, np.ndarray):
+            saved.append(v)
+        elif isinstance(v, (tuple, list)):
+            saved.extend(a for a in v if isinstance(a, np.ndarray))
+    candidates = [(i, x) for i, x in enumerate(ctx.inputs) if isinstance(x, Tensor)]
+    candidates.append((None, t))
+    for i, x in candidates:
+        if getattr(x, "_version", 0) > t._seq and any(np.may_share_memory(a, x.data)
+                                                      for a in saved):
+            what = "its output" if i is None else f"its input {i + 1}"
+            kind = type(x).__name__
+            raise ChainruleError(
+                f"backward through {ctx.unit.name}: one of the values it needs for the gradient "
+                f"was changed in place after it ran ({what}, a {kind} of shape {x.data.shape}, "
+                "modified by an optimizer step, an in-place operator or copy_); the gradient "
+                "would be wrong. Call backward before optimizer.step(), or compute the forward "
+                "pass again after the change")
+
+
+def _backprop(root: Tensor, grad: np.ndarray, trace: dict | None = None,
+              retain_graph: bool = True) -> None:
     """Walk the record backwards from ``root``; each unit turns dL/d(output) into dL/d(inputs).
 
     Every recorded tensor carries a creation number, and a unit's inputs always exist before
@@ -472,6 +583,9 @@ def _backprop(root: Tensor, grad: np.ndarray, trace: dict | None = None) -> None
         else:
             seen[id(root)] = grad
         return
+    free = trace is None and not retain_graph
+    if trace is None and "freed" in root._ctx.__dict__:
+        raise _freed_error(root)
     grads = {root: grad}
     heap = [(-root._seq, root)]
     leaves = []
@@ -484,7 +598,11 @@ def _backprop(root: Tensor, grad: np.ndarray, trace: dict | None = None) -> None
         elif t._retain:
             _store_grad(t, g, handed)
         ctx = t._ctx
+        if _last_change > t._seq:  # something changed in place since this unit ran
+            _check_versions(t)
         in_grads = ctx.unit.backward(ctx, g)
+        if free:  # this graph has been back-propagated through (see _freed_error)
+            ctx.freed = True
         if type(in_grads) is not tuple:
             in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
         if len(in_grads) != len(ctx.inputs):
@@ -611,7 +729,7 @@ class Unit:
             else:
                 arrays.append(_as_array(x) if isinstance(x, (list, tuple)) else x)
                 needs.append(False)
-        need = True in needs and _GradMode.enabled
+        need = True in needs and _grad_mode.enabled
         ctx = Context()
         if need:
             ctx.needs_input_grad = tuple(needs)
@@ -628,6 +746,7 @@ class Unit:
         t.grad = None
         t._retain = False
         t.name = None
+        t._version = 0
         if need and out.dtype.kind == "f":
             ctx.unit = cls
             ctx.inputs = inputs

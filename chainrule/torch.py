@@ -100,7 +100,7 @@ def _to_torch(torch, m, where):
     if kind not in _shared_layers():
         raise _unsupported("to_torch", where, kind)
     config = _config(m, kind)
-    if kind == "Linear" or (kind == "BatchNorm1d" and m.affine):
+    if kind in ("Linear", "Conv1d", "Conv2d") or (kind.startswith("BatchNorm") and m.affine):
         config["bias"] = m.bias is not None
     with torch.device("meta"):  # no initialization work: every tensor is replaced below
         out = getattr(torch.nn, kind)(**config)
@@ -156,12 +156,16 @@ def _from_torch(torch, m, where):
     if kind in ("Softmax", "LogSoftmax") and config["dim"] is None:
         raise ConfigError(f"from_torch: layer {where or kind} is a {kind} with dim=None (PyTorch's "
                           "implicit, deprecated choice); give it dim=1 or dim=-1")
-    if kind == "BatchNorm1d" and m.affine:
+    if kind.startswith("BatchNorm") and m.affine:
         config["bias"] = m.bias is not None
-    if kind == "Linear":  # a private generator: the copy must not move cr.manual_seed's stream
+    if kind.startswith("Conv") and m.padding_mode != "zeros":
+        raise ConfigError(f"from_torch: layer {where or kind} pads with {m.padding_mode!r}; "
+                          "chainrule pads with zeros")
+    drawn = kind in ("Linear", "Conv1d", "Conv2d")
+    if drawn:  # a private generator: the copy must not move cr.manual_seed's stream
         config.update(bias=m.bias is not None, rng=np.random.default_rng(0))
     out = getattr(nn, kind)(**config)
-    if kind == "Linear":
+    if drawn:
         out.rng = None
     label = where or kind
     for name in list(out._parameters):

@@ -10,6 +10,7 @@ early stopping).
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import numpy as np
@@ -18,7 +19,8 @@ from .errors import ConfigError, DataError, TrainingError
 from .metrics import compute_metric, output_kind
 from .optim.lr_scheduler import ReduceLROnPlateau
 from .random import get_rng
-from .tensor import Tensor, no_grad
+from .compile import compile as _compile
+from .tensor import Tensor, Unit, no_grad
 
 __all__ = ["fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "TrainState"]
 
@@ -162,6 +164,15 @@ class EarlyStopping(Callback):
         if self.restore_best_weights and self.best_weights is not None:
             state.model.load_state_dict(self.best_weights)
 
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps (the best weights under ``'arrays'``)."""
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
+                "arrays": dict(self.best_weights or {})}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        self.best_weights = dict(state.get("arrays") or {}) or None
+
 
 def _as_numpy(a, what):
     if isinstance(a, Tensor):
@@ -207,15 +218,112 @@ def evaluate(model, loss_fn, X, y, metrics=("accuracy",), batch_size: int = 1024
     return logs
 
 
+def _diverged(model, out, value, epoch, step, steps) -> str:
+    """Say in words what became NaN or infinite: the weights (steps too large) or only the
+    outputs/loss (inputs or targets too large for float32)."""
+    where = f"the loss became {value} at epoch {epoch}, step {step} of {steps}"
+    named = list(model.named_parameters()) if hasattr(model, "named_parameters") else []
+    for name, p in named:
+        data = np.asarray(p.data)
+        if data.dtype.kind in "fc" and not np.isfinite(data).all():
+            return (f"{where}: the weights '{name}' hold {data[~np.isfinite(data)][0]} values, "
+                    "so training diverged (the steps grew too large); try a smaller learning "
+                    "rate, or standardize the features")
+    sizes = [(float(np.abs(np.asarray(p.data)).max()), name) for name, p in named
+             if np.asarray(p.data).size]
+    if sizes and max(sizes)[0] > 1e10:
+        size, name = max(sizes)
+        return (f"{where}: the weights grew to {size:.3g} (in '{name}'), so training diverged "
+                "(the steps grew too large); try a smaller learning rate, or standardize the "
+                "features")
+    data = np.asarray(getattr(out, "data", out))
+    if data.size and not np.isfinite(data).all():
+        return (f"{where}: the model's outputs hold {data[~np.isfinite(data)].flat[0]} while "
+                "every weight is finite, so the inputs are too large for float32; standardize "
+                "or rescale the features")
+    return (f"{where} with finite weights and outputs: the targets are too large or not valid "
+            "for this loss; rescale the targets (or check their values)")
+
+
+def _checkpoint_error():
+    from .errors import ModelFileError
+
+    return ModelFileError
+
+
 def _check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ConfigError(f"fit: {name} must be a positive whole number, got {value!r}")
 
 
+class _NonFinite(Exception):
+    def __init__(self, value, out=None):
+        super().__init__(value)
+        self.value, self.out = value, out
+
+
+class _CheckFinite(Unit):
+    """The identity, raising when its (loss) value is NaN or infinite: the divergence check of
+    fit, as a unit so that a compiled step makes it too, before backward and the update."""
+
+    name = "check_finite"
+
+    @staticmethod
+    def forward(ctx, x, out):
+        v = float(x) if x.size == 1 else float(x.sum())
+        if not math.isfinite(v):
+            raise _NonFinite(v, out)   # the model's outputs, for the message
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+def _step_function(model, loss_fn, optimizer, X, y, compiled):
+    """The training step (zero_grad, forward, loss, divergence check, backward, update) and the
+    data it takes: float features (and float targets) in the parameters' dtype once, up front,
+    instead of batch by batch in the layers (the same values)."""
+    dt = None
+    for p in getattr(model, "parameters", lambda: ())():
+        if p.data.dtype.kind == "f":
+            dt = p.data.dtype
+            break
+    if dt is not None and X.dtype.kind == "f" and X.dtype != dt:
+        X = X.astype(dt)
+    y_step = y
+    if compiled and dt is not None and y.dtype.kind == "f" and y.dtype != dt:
+        y_step = y.astype(dt)
+
+    if not compiled:
+        def step(xb, yb):
+            optimizer.zero_grad()
+            out = model(xb)
+            loss = loss_fn(out, yb)
+            value = float(loss.data)
+            if not math.isfinite(value):
+                raise _NonFinite(value, out)
+            loss.backward()
+            optimizer.step()
+            return loss, out
+        return step, X, y_step
+
+    def step(xb, yb):
+        optimizer.zero_grad()
+        out = model(xb)
+        loss = _CheckFinite.apply(loss_fn(out, yb), out)
+        loss.backward()
+        optimizer.step()
+        return loss, out
+    return _compile(step), X, y_step
+
+
 def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32, validation=None,
         metrics=("accuracy",), callbacks=(), scheduler=None, seed: int | None = 0,
         shuffle: bool = True, track_grad_norms: bool = False, verbose: bool = False,
-        progress=False) -> History:
+        progress=False, checkpoint=None, resume=None, interrupt_checkpoint=None,
+        settings: dict | None = None,
+        compile: bool = True) -> History:  # noqa: A002 - the name users expect
     """Train ``model`` on (X, y) by mini-batch gradient descent; return the :class:`History`.
 
     Parameters
@@ -247,6 +355,22 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
         (:class:`chainrule.callbacks.ProgressBar`): ``True`` shows one when the output is
         interactive (a notebook or a terminal) and nothing otherwise; 'tqdm' or 'rich' asks
         for that library even when it is not.
+    compile : bool, default True
+        Run the training step through :func:`chainrule.compile`: traced on its first calls,
+        replayed afterwards (the same numbers, less Python per step). ``False``: eager steps.
+    checkpoint : path, optional
+        Write a checkpoint (:mod:`chainrule.checkpoint`) there, atomically, after every epoch:
+        weights, optimizer, scheduler, callbacks' state, random generators, history.
+    resume : path, optional
+        Go on from a checkpoint: the run then ends with exactly the weights the uninterrupted
+        run would have (build the model, optimizer and scheduler as for the first run; the
+        data and the fit settings must be the same; ``epochs`` may be larger).
+    interrupt_checkpoint : path, optional
+        Write the checkpoint of the last finished epoch there only when the run is interrupted
+        (Ctrl-C); the KeyboardInterrupt then carries ``.checkpoint`` and ``.epoch``.
+    settings : dict, optional
+        JSON-ready settings stored in the checkpoint for the caller (the command keeps its
+        options and data source there).
 
     Raises
     ------
@@ -294,28 +418,52 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
         model.train()
     for cb in callbacks:
         cb.on_train_begin(state)
+    keep = checkpoint is not None or interrupt_checkpoint is not None or resume is not None
+    run = None
+    if keep:
+        from .checkpoint import checkpoint_bytes, data_fingerprint, load_checkpoint
+
+        run = {"fit_settings": {"batch_size": int(batch_size), "shuffle": bool(shuffle),
+                                "seed": seed, "n_train": len(X),
+                                "n_validation": None if X_val is None else len(X_val),
+                                "metrics": [m if isinstance(m, str) else getattr(m, "__name__", "")
+                                            for m in metrics],
+                                "loss": type(loss_fn).__name__},
+               "fingerprint": data_fingerprint(X, y), "snapshot": None, "epoch": 0}
+    first = 1
+    if resume is not None:
+        record = load_checkpoint(resume, model=model, optimizer=optimizer, rng=rng,
+                                 history=history, scheduler=scheduler, callbacks=callbacks,
+                                 fit_settings=run["fit_settings"], fingerprint=run["fingerprint"])
+        first = epochs + 1 if record.get("stopped") else record["epoch"] + 1
+        start -= history.seconds
+    # numeric trouble is reported in words (the loss check below), not as numpy warnings
+    quiet_numpy = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+    quiet_numpy.__enter__()
+    run_step, X, y_step = _step_function(model, loss_fn, optimizer, X, y, compile)
+    idx = None if y_step is y else np.arange(len(y))
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(first, epochs + 1):
             state.epoch = epoch
             for cb in callbacks:
                 cb.on_epoch_begin(state)
             total_loss, seen = 0.0, 0
             out_parts, y_parts = [], []
             norms = {name: 0.0 for name, _ in named}
-            for step, (xb, yb) in enumerate(_batches(X, y, batch_size=batch_size, shuffle=shuffle,
+            for step, (xb, yb) in enumerate(_batches(X, y if idx is None else idx,
+                                                     batch_size=batch_size, shuffle=shuffle,
                                                      rng=rng), start=1):
                 state.step = step
-                optimizer.zero_grad()
-                out = model(xb)
-                loss = loss_fn(out, yb)
+                if idx is not None:  # float targets in the model's dtype for the step
+                    yb, ys = y[yb], y_step[yb]
+                else:
+                    ys = yb
+                try:
+                    loss, out = run_step(xb, ys)
+                except _NonFinite as err:
+                    raise TrainingError(_diverged(model, err.out, err.value, epoch, step, steps),
+                                        history) from None
                 value = float(loss.data)
-                if not math.isfinite(value):
-                    raise TrainingError(
-                        f"the loss became {value} at epoch {epoch}, step {step} of {steps}: "
-                        "training diverged; try a smaller learning rate (or standardize the "
-                        "features)", history)
-                loss.backward()
-                optimizer.step()
                 total_loss += value * len(xb)
                 seen += len(xb)
                 if metrics:
@@ -355,8 +503,31 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
                 cb.on_epoch_end(state)
             if state.stop_training:
                 history.stopped_epoch = epoch
+            if keep:
+                history.seconds = time.perf_counter() - start
+                run["snapshot"] = checkpoint_bytes(
+                    model=model, optimizer=optimizer, epoch=epoch, history=history, rng=rng,
+                    scheduler=scheduler, callbacks=callbacks, fit_settings=run["fit_settings"],
+                    settings=settings, fingerprint=run["fingerprint"],
+                    stopped=state.stop_training)
+                run["epoch"] = epoch
+                if checkpoint is not None:
+                    from ._files import write_atomic
+
+                    write_atomic(checkpoint, run["snapshot"], _checkpoint_error())
+            if state.stop_training:
                 break
+    except KeyboardInterrupt as interrupt:
+        where = checkpoint if checkpoint is not None else interrupt_checkpoint
+        if keep and where is not None and run["snapshot"] is not None:
+            if checkpoint is None:
+                from ._files import write_atomic
+
+                write_atomic(where, run["snapshot"], _checkpoint_error())
+            interrupt.checkpoint, interrupt.epoch = os.fspath(where), run["epoch"]
+        raise
     finally:
+        quiet_numpy.__exit__(None, None, None)
         history.seconds = time.perf_counter() - start
         if bar is not None:
             bar.close()   # also when training failed: no bar left half-drawn

@@ -131,5 +131,9 @@ def test_no_tables_of_class_names():
     bridges = {"onnx.py", "torch.py"}
     tables = [t for t in arch_facts.name_keyed_tables(ROOT, classes) if t[0].name not in bridges]
     assert tables == []
-    checks = [c for c in arch_facts.type_name_checks(ROOT) if c[0].name not in bridges]
+    # a checkpoint records the class of the optimizer/schedule that wrote it and refuses to resume
+    # into another: a comparison of identity with the file's record, not a table of facts
+    same_class = {("checkpoint.py", "saved_opt"), ("checkpoint.py", "saved_sched")}
+    checks = [c for c in arch_facts.type_name_checks(ROOT) if c[0].name not in bridges
+              and not any(c[0].name == f and w in c[2] for f, w in same_class)]
     assert checks == []

@@ -35,7 +35,7 @@ def _has(module):
 
 def test_quick_run_writes_json_and_markdown(bench, tmp_path):
     # memory for chainrule, and PyTorch when it is there (subprocesses: keep them few)
-    fws = ["chainrule", "numpy"] + (["torch"] if _has("torch") else [])
+    fws = ["chainrule", "compiled", "numpy"] + (["torch"] if _has("torch") else [])
     bench.main(FAST + ["--frameworks", ",".join(fws), "--outdir", str(tmp_path)])
     data = json.loads((tmp_path / "latest.json").read_text())
     md = (tmp_path / "latest.md").read_text()
@@ -65,11 +65,14 @@ def test_quick_run_writes_json_and_markdown(bench, tmp_path):
     assert set(case["verdicts"]) >= {"vs_sklearn", "memory"}
     if "torch" in names:
         assert case["ratios"]["chainrule/torch"]["median"] > 0
-        assert case["verdicts"]["vs_torch"]["target"] == 5.0
+        assert case["verdicts"]["vs_torch"]["target"] == 10.0  # the compiled step's target
+        assert case["ratios"]["compiled/torch"]["median"] > 0
         assert case["agreement"]["reference"] == "torch"
         assert case["agreement"]["max_abs_diff"]["chainrule"] < 1e-4  # the same computation
+        assert case["agreement"]["max_abs_diff"]["compiled"] < 1e-4
         assert case["memory"]["by_framework"]["torch"]["tracemalloc_peak_kb"] is None
-    assert "| 2-16-16-2 tanh, batch 10 |" in md and "cr/PyTorch" in md
+    assert "| 2-16-16-2 tanh, batch 10 |" in md and "compiled/PyTorch" in md
+    assert case["verdicts"]["framework"] == "compiled"
 
 
 def test_missing_torch_is_skipped(bench, tmp_path, monkeypatch):

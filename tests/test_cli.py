@@ -307,20 +307,23 @@ def test_explain_and_report(files, cls_model, tmp_path):
 # --- model files ------------------------------------------------------------------------------
 
 def test_interrupted_save_keeps_the_previous_model(cls_model, tmp_path, monkeypatch):
-    import safetensors.numpy
+    import errno
+
+    import chainrule._files as files
 
     model, info = crio.load(cls_model[0], with_info=True)
     path = tmp_path / "model.safetensors"
     crio.save(model, path, preprocessing=info["preprocessing"])
     before = path.read_bytes()
+    real_write = os.write
 
-    def broken(tensors, filename, metadata=None):
-        with open(filename, "wb") as f:
-            f.write(b"\x10\x00\x00\x00partial")
-        raise OSError("disk full")
+    def broken(fd, data):
+        real_write(fd, b"\x10\x00\x00\x00partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(safetensors.numpy, "save_file", broken)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(files.os, "write", broken)
+    with pytest.raises(crio.ModelFileError, match=r"^cannot write .*model.safetensors: no space "
+                       r"left on device$"):
         crio.save(model, path, preprocessing=info["preprocessing"])
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["model.safetensors"]  # no temporary file left behind

@@ -604,7 +604,7 @@ def test_write_table_failure_leaves_old_file(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(DataError, match="cannot write .*keep.csv: No space left"):
+    with pytest.raises(DataError, match="cannot write .*keep.csv: no space left"):
         write_table(path, {"a": [2]})
     assert path.read_text() == "a\n1\n"
     assert sorted(os.listdir(tmp_path)) == ["keep.csv"]

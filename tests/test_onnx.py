@@ -291,7 +291,7 @@ def test_export_command_errors(command_models):
     for args, message in [
             (("cls.safetensors", "--onnx", "x.onnx", "--opset", "7"), "export: opset must be"),
             (("missing.safetensors", "--onnx", "x.onnx"), "not found"),
-            (("cls.safetensors", "--onnx", "cls.safetensors"), "is the model file itself"),
+            (("cls.safetensors", "--onnx", "cls.safetensors"), "is the same file as the input MODEL"),
             (("cls.safetensors", "--onnx", "nofolder/x.onnx"), "does not exist")]:
         code, out, err = command("export", *args, cwd=d)
         assert code == 1 and err.startswith("error: ") and message in err, (args, err)
@@ -402,14 +402,17 @@ def torch_nets(torch):
     tnn = torch.nn
     torch.manual_seed(0)
 
-    def bn(c):
-        m = tnn.BatchNorm1d(c)
+    def bn(c, cls=tnn.BatchNorm1d):
+        m = cls(c)
         with torch.no_grad():
             m.running_mean.normal_()
             m.running_var.uniform_(0.5, 2)
             m.weight.normal_()
             m.bias.normal_()
         return m
+
+    def bn2(c):
+        return bn(c, tnn.BatchNorm2d)
 
     return {
         "classifier": (tnn.Sequential(tnn.Linear(4, 16), tnn.ReLU(), tnn.Linear(16, 16),
@@ -421,6 +424,14 @@ def torch_nets(torch):
                                     tnn.GELU("tanh"), tnn.Identity(), tnn.Linear(10, 5),
                                     tnn.LogSoftmax(dim=1)), (3, 4)),
         "wide": (tnn.Sequential(tnn.Linear(64, 512), tnn.ReLU(), tnn.Linear(512, 10)), (64,)),
+        "cnn1d": (tnn.Sequential(tnn.Unflatten(1, (1, 40)), tnn.Conv1d(1, 8, 5, padding=2),
+                                 bn(8), tnn.ReLU(), tnn.MaxPool1d(2), tnn.Conv1d(8, 8, 3),
+                                 tnn.GELU(), tnn.AvgPool1d(3), tnn.Flatten(),
+                                 tnn.Linear(48, 10)), (40,)),
+        "cnn2d": (tnn.Sequential(tnn.Conv2d(1, 4, 3, padding=1), bn2(4), tnn.ReLU(),
+                                 tnn.MaxPool2d(2), tnn.Conv2d(4, 8, 3), tnn.LeakyReLU(0.1),
+                                 tnn.AvgPool2d(2), tnn.Flatten(), tnn.Linear(32, 10),
+                                 tnn.LogSoftmax(dim=1)), (1, 12, 12)),
         "mixed": (tnn.Sequential(tnn.Linear(4, 6), bn(3), tnn.Flatten(), tnn.Linear(18, 600),
                                  tnn.GELU(), tnn.Dropout(0.1), tnn.Linear(600, 32),
                                  tnn.LeakyReLU(0.2), tnn.Sigmoid(), bn(32), tnn.Tanh(),
@@ -456,9 +467,12 @@ def compare_with_torch(torch, net, shape, path):
     return loaded, float(np.abs(got - ref).max())
 
 
-@pytest.mark.parametrize("name", ["classifier", "regressor", "sequence", "wide"])
+@pytest.mark.parametrize("name", ["classifier", "regressor", "sequence", "wide", "cnn1d",
+                                  "cnn2d"])
 def test_torchscript_exporter_networks_load(tmp_path, name):
     torch = pytest.importorskip("torch")
+    if name.startswith("cnn") and not HAS_CONV:
+        pytest.skip("chainrule.nn has no convolutional layers")
     net, shape = torch_nets(torch)[name]
     net.eval()
     for opset in (17, 20) if name in ("regressor", "sequence") else (17,):
@@ -471,17 +485,177 @@ def test_torchscript_exporter_networks_load(tmp_path, name):
 
 
 def test_dynamo_exporter_network_loads(tmp_path):
-    """One network with every layer the exporter keeps (it is slow: ~10 s), weights in an
-    external data file."""
+    """One network with every dense layer the exporter keeps (it is slow: ~10 s), weights in
+    an external data file; and a 1-D CNN (Unflatten, Conv1d, pooling) when chainrule has one."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnxscript")
-    net, shape = torch_nets(torch)["mixed"]
-    net.eval()
-    path = tmp_path / "mixed.onnx"
-    try:
-        torch_export(torch, net, shape, path, True)
-    except Exception as err:  # noqa: BLE001 - the exporter itself may fail offline
-        pytest.skip(f"torch.onnx.export(dynamo=True) failed here: {type(err).__name__}: {err}")
-    data = [f for f in os.listdir(tmp_path) if f != path.name]
-    assert data and sum(os.path.getsize(tmp_path / f) for f in data) > 40_000
-    compare_with_torch(torch, net, shape, path)
+    for name in ["mixed"] + (["cnn1d"] if HAS_CONV else []):
+        net, shape = torch_nets(torch)[name]
+        net.eval()
+        path = tmp_path / name / f"{name}.onnx"
+        path.parent.mkdir()
+        try:
+            torch_export(torch, net, shape, path, True)
+        except Exception as err:  # noqa: BLE001 - the exporter itself may fail offline
+            pytest.skip(f"torch.onnx.export(dynamo=True) failed here: {type(err).__name__}: "
+                        f"{err}")
+        if name == "mixed":
+            data = [f for f in os.listdir(path.parent) if f != path.name]
+            assert data and sum(os.path.getsize(path.parent / f) for f in data) > 40_000
+        compare_with_torch(torch, net, shape, path)
+
+
+# --- estimators from chainrule.sklearn --------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["classifier", "classifier-numbers", "regressor", "regressor-2"])
+def test_estimators_export_with_their_preprocessing(tmp_path, kind):
+    sk = pytest.importorskip("chainrule.sklearn")
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(120, 3)) * [1, 10, 0.1] + [0, 50, 2]).astype(np.float32)
+    score = X[:, 0] + (X[:, 1] - 50) / 10
+    if kind.startswith("classifier"):
+        y = (np.array(["a", "b", "c"]) if kind == "classifier" else np.array([3, 7, 9]))[
+            np.digitize(score, [-0.7, 0.7])]
+        est = sk.NetClassifier(hidden=(8,), epochs=5, random_state=0).fit(X, y)
+    else:
+        y = 3 * X[:, 0] + 100 if kind == "regressor" else np.stack([score, 2 * X[:, 2] - 5], 1)
+        est = sk.NetRegressor(hidden=(8,), epochs=5, random_state=0).fit(X, y)
+    path = cro.export(est, tmp_path / "est.onnx")
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    meta = {p.key: json.loads(p.value) for p in model.metadata_props}
+    if kind.startswith("classifier"):
+        label, proba = run_onnx(path, X, ["label", "probabilities"])
+        np.testing.assert_allclose(proba, est.predict_proba(X), rtol=0, atol=TOL)
+        assert np.array_equal(np.asarray(est.classes_)[label], est.predict(X))
+        if kind == "classifier-numbers":
+            assert meta["classes"] == [3, 7, 9]
+        else:
+            assert meta["class_names"] == ["a", "b", "c"]
+    else:
+        pred = run_onnx(path, X, ["prediction"])
+        ref = est.predict(X)
+        assert pred.shape == ref.shape
+        np.testing.assert_allclose(pred, ref, rtol=TOL, atol=TOL)
+    with pytest.raises(cr.ConfigError, match="not fitted"):
+        cro.export(sk.NetRegressor(), tmp_path / "x.onnx")
+
+
+# --- convolutional layers (once chainrule.nn has them) ----------------------------------------
+
+HAS_CONV = hasattr(nn, "Conv2d")
+needs_conv = pytest.mark.skipif(not HAS_CONV, reason="chainrule.nn has no convolutional layers")
+
+
+def _bn2(*args, **kwargs):
+    return randomize_bn(nn.BatchNorm2d(*args, **kwargs), np.random.default_rng(1))
+
+
+# (id, factory, one sample's shape, loads back with chainrule.onnx.load)
+CONV_LAYERS = [
+    ("conv1d", lambda: nn.Conv1d(2, 4, 3), (2, 10), True),
+    ("conv1d-strided-dilated-grouped",
+     lambda: nn.Conv1d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2), (4, 12), True),
+    ("conv1d-same-even", lambda: nn.Conv1d(2, 3, 4, padding="same"), (2, 9), True),
+    ("conv2d", lambda: nn.Conv2d(3, 5, (3, 2), stride=(2, 1), padding=(1, 0), bias=False),
+     (3, 8, 7), True),
+    ("conv2d-same", lambda: nn.Conv2d(2, 4, 3, padding="same"), (2, 6, 6), True),
+    ("maxpool1d", lambda: nn.MaxPool1d(3, stride=2, padding=1), (3, 11), True),
+    ("maxpool2d", lambda: nn.MaxPool2d(2), (2, 6, 7), True),
+    ("maxpool2d-ceil", lambda: nn.MaxPool2d(3, stride=2, ceil_mode=True), (2, 8, 8), True),
+    ("maxpool2d-dilated", lambda: nn.MaxPool2d(2, dilation=2, padding=1), (2, 7, 7), True),
+    ("avgpool1d", lambda: nn.AvgPool1d(3, stride=2, padding=1), (3, 11), True),
+    ("avgpool1d-exclude-pad",
+     lambda: nn.AvgPool1d(3, stride=2, padding=1, count_include_pad=False), (3, 11), True),
+    ("avgpool2d-ceil", lambda: nn.AvgPool2d(3, stride=2, ceil_mode=True), (2, 8, 8), True),
+    ("avgpool2d-divisor", lambda: nn.AvgPool2d(2, divisor_override=3), (2, 6, 6), False),
+    ("adaptive1d-global", lambda: nn.AdaptiveAvgPool1d(1), (3, 10), True),
+    ("adaptive1d-even", lambda: nn.AdaptiveAvgPool1d(4), (3, 12), True),
+    ("adaptive1d-uneven", lambda: nn.AdaptiveAvgPool1d(5), (3, 12), False),
+    ("adaptive2d-uneven", lambda: nn.AdaptiveAvgPool2d((2, 3)), (2, 7, 9), False),
+    ("adaptive2d-keep", lambda: nn.AdaptiveAvgPool2d((None, 2)), (2, 5, 6), True),
+    ("batchnorm2d", lambda: _bn2(3), (3, 4, 5), True),
+    ("batchnorm2d-batchstats", lambda: _bn2(3, track_running_stats=False), (3, 4, 5), False),
+    ("unflatten", lambda: nn.Unflatten(1, (2, 5)), (10,), True),
+    ("unflatten-inferred", lambda: nn.Unflatten(1, (-1, 5)), (10,), True),
+]
+
+
+@needs_conv
+@pytest.mark.parametrize("name,make,shape,loads", CONV_LAYERS, ids=[c[0] for c in CONV_LAYERS])
+def test_every_conv_layer_runs_in_onnxruntime_as_in_chainrule(tmp_path, name, make, shape,
+                                                              loads):
+    cr.manual_seed(0)
+    layer = make()
+    X = np.random.default_rng(0).normal(size=(5,) + shape).astype(np.float32)
+    ref = chainrule_out(layer, X)
+    path = cro.export(layer, tmp_path / f"{name}.onnx", input_shape=shape)
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    got = run_onnx(path, X, ["output"])
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=0, atol=TOL, err_msg=name)
+    if loads:
+        back = cro.load(path)
+        np.testing.assert_allclose(chainrule_out(back, X), ref, rtol=0, atol=TOL)
+
+
+def cnn1d():
+    return nn.Sequential(nn.Unflatten(1, (1, 40)), nn.Conv1d(1, 8, 5, padding=2), _bn(8),
+                         nn.ReLU(), nn.MaxPool1d(2), nn.Conv1d(8, 8, 3), nn.GELU(),
+                         nn.AdaptiveAvgPool1d(6), nn.Flatten(), nn.Linear(48, 10))
+
+
+def cnn2d():
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), _bn2(4), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(4, 8, 3), nn.LeakyReLU(0.1), nn.AvgPool2d(2), nn.Flatten(),
+                         nn.Linear(8 * 2 * 2, 10), nn.LogSoftmax(dim=1))
+
+
+if HAS_CONV:
+    NETS.update({"cnn1d": (cnn1d, (40,)), "cnn2d": (cnn2d, (1, 12, 12))})
+
+
+@needs_conv
+def test_cnn_model_file_exports_with_its_preprocessing(tmp_path):
+    pytest.importorskip("safetensors")
+    from chainrule.data import Standardizer
+
+    cr.manual_seed(0)
+    net = cnn1d()
+    X = (np.random.default_rng(0).normal(size=(30, 40)) * 3 + 1).astype(np.float32)
+    scaler = Standardizer().fit(X)
+    pre = {"feature_names": [f"x{i}" for i in range(40)], "standardizer": scaler.to_dict(),
+           "task": "classification", "target": "digit",
+           "label_names": [str(i) for i in range(10)], "output": "logits",
+           "loss": "cross_entropy", "id_columns": []}
+    cr.save(net, tmp_path / "cnn.safetensors", preprocessing=pre)
+    path = cro.export(tmp_path / "cnn.safetensors", tmp_path / "cnn.onnx")
+    out, _ = file_outputs(tmp_path / "cnn.safetensors", X)
+    label, proba = run_onnx(path, X, ["label", "probabilities"])
+    z = out - out.max(1, keepdims=True)
+    np.testing.assert_allclose(proba, np.exp(z) / np.exp(z).sum(1, keepdims=True), rtol=0,
+                               atol=TOL)
+    assert np.array_equal(label, out.argmax(1))
+
+
+@needs_conv
+def test_command_cnn_file_exports(tmp_path):
+    """'chainrule train --conv' on digits (8x8 images) -> 'chainrule export' -> onnxruntime."""
+    pytest.importorskip("click")
+    pytest.importorskip("sklearn")
+    from chainrule.data import load_dataset
+
+    code, _, err = command("train", "--dataset", "digits", "--conv", "4", "--epochs", "1", "-q",
+                           "--out", "d.safetensors", cwd=tmp_path)
+    assert code == 0, err
+    code, _, err = command("export", "d.safetensors", "--onnx", "d.onnx", cwd=tmp_path)
+    assert code == 0, err
+    X = load_dataset("digits").X[:300].astype(np.float32)
+    out, pre = file_outputs(tmp_path / "d.safetensors", X)
+    assert any(type(m).__name__ == "Conv2d" for m in cr.load(tmp_path / "d.safetensors"))
+    label, proba = run_onnx(tmp_path / "d.onnx", X, ["label", "probabilities"])
+    z = out - out.max(1, keepdims=True)
+    np.testing.assert_allclose(proba, np.exp(z) / np.exp(z).sum(1, keepdims=True), rtol=0,
+                               atol=TOL)
+    assert np.array_equal(label, out.argmax(1))

@@ -170,7 +170,7 @@ def test_load_into_gives_load_state_dicts_errors(tmp_path):
         cr.load(path)  # without into=: not a chainrule model file, and says what to do
 
 
-def test_load_into_refuses_dtypes_numpy_lacks(tmp_path):
+def test_load_into_bfloat16(tmp_path):
     st = pytest.importorskip("safetensors.torch")
     path = tmp_path / "bf16.safetensors"
     st.save_file({"weight": torch.ones(2, 2, dtype=torch.bfloat16),
@@ -188,3 +188,34 @@ def test_load_into_accepts_a_chainrule_model_file(tmp_path):
         p.data[...] = 0
     cr.load(tmp_path / "a.safetensors", into=b)
     assert_same_state(a, b)
+
+
+@pytest.mark.skipif(not hasattr(nn, "Conv2d"), reason="chainrule.nn has no convolutional layers")
+def test_convolutional_networks_round_trip():
+    cr.manual_seed(0)
+    bn = nn.BatchNorm2d(4)
+    bn.running_mean[...] = np.arange(4) / 10
+    nets = [
+        (nn.Sequential(nn.Unflatten(1, (2, 20)), nn.Conv1d(2, 6, 5, padding=2, groups=2),
+                       nn.BatchNorm1d(6), nn.ReLU(), nn.MaxPool1d(3, stride=2, padding=1),
+                       nn.Conv1d(6, 4, 3, dilation=2, bias=False), nn.AvgPool1d(2),
+                       nn.AdaptiveAvgPool1d(3), nn.Flatten(), nn.Linear(12, 3)), (40,)),
+        (nn.Sequential(nn.Conv2d(1, 4, 3, padding="same"), bn, nn.GELU(),
+                       nn.MaxPool2d(2, ceil_mode=True), nn.Conv2d(4, 4, (3, 2), stride=(1, 2)),
+                       nn.AvgPool2d(2, divisor_override=3), nn.AdaptiveAvgPool2d((2, None)),
+                       nn.Flatten()), (1, 11, 11)),
+    ]
+    for net, shape in nets:
+        for dtype in (np.float32, np.float64):
+            net.to(dtype)
+            tnet = to_torch(net)
+            back = from_torch(tnet)
+            assert_same_state(net, back)
+            X = np.random.default_rng(0).normal(size=(3,) + shape).astype(dtype)
+            net.eval()
+            tnet.eval()
+            back.eval()
+            ref = net(X).data
+            np.testing.assert_allclose(tnet(torch.from_numpy(X)).detach().numpy(), ref,
+                                       rtol=0, atol=1e-5 if dtype == np.float32 else 1e-12)
+            np.testing.assert_array_equal(back(X).data, ref)

@@ -206,6 +206,11 @@ def _check_n_samples(name: str, n_samples, minimum: int) -> int:
             f"n_samples for dataset '{name}' must be an integer of at least {minimum}, "
             f"got {n_samples!r}"
         )
+    from chainrule._memory import check_memory
+
+    # a generated set holds a few float64 working copies of (n, 2) and the labels
+    check_memory(int(n_samples) * 64, f"dataset '{name}' with {int(n_samples):,} samples",
+                 DataError)
     return int(n_samples)
 
 

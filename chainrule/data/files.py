@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chainrule._files import replacing
+from chainrule._files import write_atomic
 from chainrule.errors import DataError
 
 __all__ = ["Table", "read_table", "prepare", "infer_task", "write_table", "MISSING_MARKERS",
@@ -120,6 +120,9 @@ def read_table(path, delimiter: str | None = None) -> Table:
         raise DataError(f"file not found: {name}")
     if os.path.isdir(name):
         raise DataError(f"{name} is a folder, not a file; expected a data file such as data.csv")
+    if not os.path.isfile(name):
+        raise DataError(f"{name} is not a regular file (a pipe, device or socket); expected a "
+                        "data file such as data.csv")
     ext = os.path.splitext(name)[1].lower()
     if ext in _SPREADSHEET_EXTENSIONS:
         raise DataError(
@@ -285,12 +288,29 @@ def _column_array(values: np.ndarray) -> np.ndarray:
     return np.array([None if v is None else str(v).strip() for v in values.tolist()], dtype=object)
 
 
+def _check_npz_sizes(name: str, archive) -> None:
+    """Refuse an archive whose arrays unpack to more memory than there is (a small .npz can
+    declare gigabytes): the sizes are read from the zip directory before anything is unpacked."""
+    from chainrule._memory import check_memory
+
+    zf = getattr(archive, "zip", None)
+    if zf is None:
+        return
+    total = sum(info.file_size for info in zf.infolist())
+    check_memory(total, f"{name} (its arrays unpack to {total:,} bytes)", DataError)
+    packed = sum(info.compress_size for info in zf.infolist())
+    if total > 1 << 26 and total > 200 * max(packed, 1):
+        raise DataError(f"{name} unpacks {packed:,} bytes into {total:,} (more than 200 times "
+                        "larger): refusing a likely decompression bomb")
+
+
 def _read_npz(name: str) -> Table:
     import zipfile
+    import zlib
 
     try:
         archive = np.load(name, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise DataError(f"{name} is not a readable .npz file ({exc}); expected a file made "
                         "by numpy.savez(path, X=..., y=...)") from None
     with archive:
@@ -299,20 +319,39 @@ def _read_npz(name: str) -> Table:
         def get(key):
             try:
                 return archive[key]
-            except ValueError:
+            except ValueError as exc:
+                if "allow_pickle" not in str(exc):
+                    raise DataError(f"array '{key}' in {name} cannot be read ({exc}); the file "
+                                    "is damaged or not made by numpy.savez") from None
                 raise DataError(
                     f"array '{key}' in {name} holds Python objects, which are not loaded for "
                     "safety; expected plain numeric or text arrays"
                 ) from None
+            except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError,
+                    RuntimeError, MemoryError, zlib.error) as exc:
+                raise DataError(f"array '{key}' in {name} cannot be read ({type(exc).__name__}: "
+                                f"{str(exc)[:100]}); the file is damaged or not made by "
+                                "numpy.savez") from None
 
         if "X" not in keys:
             raise DataError(
                 f"{name} has no array named 'X' (it has: {', '.join(keys) or 'nothing'}); "
                 "expected X of shape (n_samples, n_features) and optionally y"
             )
+        _check_npz_sizes(name, archive)
         X = get("X")
         y = get("y") if "y" in keys else None
         names = get("feature_names") if "feature_names" in keys else None
+    for key, arr in (("X", X), ("y", y)):
+        if arr is not None and arr.dtype.kind == "c":
+            bad = np.argwhere(np.imag(arr) != 0)
+            where = f" (element {tuple(int(i) for i in bad[0])} is {arr[tuple(bad[0])]})" \
+                if len(bad) else ""
+            raise DataError(f"array '{key}' in {name} holds complex numbers{where}; expected "
+                            "real numbers (take the real part or the magnitude yourself)")
+        if arr is not None and arr.dtype.kind not in "biufUS":
+            raise DataError(f"array '{key}' in {name} has dtype {arr.dtype}; expected numbers "
+                            "or text")
     if X.ndim != 2:
         raise DataError(f"array 'X' in {name} has shape {X.shape}; expected 2-D "
                         "(n_samples, n_features)")
@@ -371,8 +410,14 @@ def _read_parquet(name: str) -> Table:
         t = chunked.type
         if (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
                 or pa.types.is_decimal(t)):
-            values = chunked.cast(pa.float64()).to_numpy()  # nulls become NaN
+            # safe=False: a uint64 or int64 beyond 2**53 becomes the nearest float64
+            values = chunked.cast(pa.float64(), safe=False).to_numpy()  # nulls become NaN
             data[col] = np.asarray(values, dtype=np.float64)
+        elif not (pa.types.is_string(t) or pa.types.is_large_string(t) or
+                  pa.types.is_dictionary(t) or pa.types.is_null(t)):
+            raise DataError(f"column '{col}' of {name} has Parquet type {t}; expected numbers, "
+                            "true/false or text in each cell (lists, structs, dates and binary "
+                            "columns are not read)")
         else:
             data[col] = np.array(
                 [v.strip() if isinstance(v, str) else v for v in chunked.to_pylist()],
@@ -543,6 +588,9 @@ def prepare(table: Table, target: str | None = None, features=None, drop_missing
     ids = _as_names(id_columns, "id_columns")
     for col in ids:
         need(col, "id")
+        if col == target:
+            raise DataError(f"column '{col}' of {name} is both the target and an id column; "
+                            "expected the target to be a column that is not an id")
     if features is None:
         feats = [c for c in table.columns if c != target and c not in ids]
         if not feats:
@@ -596,9 +644,10 @@ def prepare(table: Table, target: str | None = None, features=None, drop_missing
     for j, col in enumerate(feats):
         values = table.data[col][keep]
         column = _to_float(values, col, kept_rows, name, decimal_comma)
-        X[:, j] = column
-        too_big = ~np.isfinite(X[:, j])
-        if too_big.any():
+        too_big = np.abs(column) > np.finfo(np.float32).max  # checked before the cast warns
+        if not too_big.any():
+            X[:, j] = column
+        else:
             i = int(np.argmax(too_big))
             raise DataError(
                 f"column '{col}', row {kept_rows[i]} of {name}: '{values[i]}' is too large; "
@@ -673,7 +722,22 @@ def _format_cell(value) -> str:
     return str(value)
 
 
-def write_table(path, columns: Mapping) -> str:
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _safe_cell(text: str) -> str:
+    """A text cell that a spreadsheet would run as a formula (it starts with = + - @, a tab or a
+    carriage return; OWASP's CSV-injection advice) gets a leading apostrophe, so that it is shown
+    as text; numbers such as -1.5 are left as they are."""
+    if text and text.startswith(_FORMULA_START):
+        try:
+            float(text)
+        except ValueError:
+            return "'" + text
+    return text
+
+
+def write_table(path, columns: Mapping, safe: bool = True) -> str:
     """Write columns to a CSV file (a tab-separated file when the name ends in ``.tsv``).
 
     The file is written to a temporary file in the same folder and then moved over ``path``
@@ -685,6 +749,10 @@ def write_table(path, columns: Mapping) -> str:
     path : str or os.PathLike
     columns : mapping of str to array-like of shape (n_rows,)
         Column name to values, in the order they should appear.  All the same length.
+    safe : bool
+        Text cells that start with ``=``, ``+``, ``-``, ``@`` (a spreadsheet would run them as
+        formulas) are written with a leading apostrophe; numbers are left alone. ``False``
+        writes every cell as it is.
 
     Returns
     -------
@@ -712,13 +780,12 @@ def write_table(path, columns: Mapping) -> str:
         raise DataError(f"cannot write {name}: it is a folder; expected a file name such as "
                         "predictions.csv")
     delimiter = "\t" if os.path.splitext(name)[1].lower() == ".tsv" else ","
-    try:
-        with replacing(name, DataError) as tmp:
-            with open(tmp, "w", newline="", encoding="utf-8") as f:
-                writer = csv.writer(f, delimiter=delimiter, lineterminator="\n")
-                writer.writerow(list(arrays))
-                cells = [[_format_cell(v) for v in arr] for arr in arrays.values()]
-                writer.writerows(zip(*cells))
-    except OSError as exc:
-        raise DataError(f"cannot write {name}: {exc.strerror or exc}") from None
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
+    writer.writerow([_safe_cell(c) if safe else c for c in arrays])
+    cells = [[_format_cell(v) for v in arr] for arr in arrays.values()]
+    if safe:
+        cells = [[_safe_cell(v) for v in col] for col in cells]
+    writer.writerows(zip(*cells))
+    write_atomic(name, buf.getvalue(), DataError)
     return name

@@ -190,8 +190,19 @@ class Standardizer:
                 f"Standardizer.fit: column {col + 1}, row {row + 1} is {X64[row, col]}; "
                 "expected a finite number"
             )
-        self.mean_ = X64.mean(axis=0)
-        scale = X64.std(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = X64.mean(axis=0)
+            scale = X64.std(axis=0)
+        bad = ~(np.isfinite(mean) & np.isfinite(scale))
+        if bad.any():
+            col = int(np.argmax(bad))
+            row = int(np.argmax(np.abs(X64[:, col])))
+            raise DataError(
+                f"Standardizer.fit: column {col + 1} holds values as large as "
+                f"{X64[row, col]:.4g} (row {row + 1}); their spread overflows float64, so they "
+                "cannot be standardized; rescale the column (divide it by a power of ten)"
+            )
+        self.mean_ = mean
         constant = np.ptp(X64, axis=0) == 0  # exact test: rounding in std would miss some
         scale[constant | (scale == 0)] = 1.0
         self.scale_ = scale

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from .. import _schema as S  # the checks a model file's settings get (settings=)
 from ..errors import ConfigError, ShapeError
 from ..tensor import Tensor
 from . import functional as F
@@ -28,7 +29,8 @@ def _positive_int(value, who: str, name: str) -> int:
     return int(value)
 
 
-class Linear(Module, role="linear", config=("in_features", "out_features", "bias")):
+class Linear(Module, role="linear", config=("in_features", "out_features", "bias"),
+             settings={"in_features": S.SIZE, "out_features": S.SIZE, "bias": S.BOOL}):
     """The linear unit Σ of a layer: z = x Wᵀ + b.
 
     Parameters
@@ -53,6 +55,13 @@ class Linear(Module, role="linear", config=("in_features", "out_features", "bias
         self.out_features = _positive_int(out_features, "Linear", "out_features")
         self.rng = rng
         dtype = np.dtype(dtype)
+        from .._memory import check_memory
+        from ..errors import ConfigError
+
+        # the weights, and as much again for their gradient and twice for Adam's moments
+        check_memory(4 * self.out_features * (self.in_features + 1) * dtype.itemsize,
+                     f"Linear({self.in_features}, {self.out_features}) (weights, gradients "
+                     "and optimizer state)", ConfigError)
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype))
         if bias:
             self.bias = Parameter(np.empty((self.out_features,), dtype=dtype))
@@ -99,6 +108,7 @@ class ReLU(Module, role="activation", config=(), keeps_shape=True, elementwise=T
 
 
 class LeakyReLU(Module, role="activation", config=("negative_slope",), keeps_shape=True,
+                settings={"negative_slope": S.NUMBER},
                 elementwise=True, short_name="leaky_relu",
                 derivative="1 where {i} > 0, else the slope"):
     """σ(z) = z for z > 0, negative_slope·z otherwise."""
@@ -130,7 +140,8 @@ class Sigmoid(Module, role="activation", config=(), keeps_shape=True, elementwis
         return F.sigmoid(x)
 
 
-class Softmax(Module, role="activation", config=("dim",), keeps_shape=True):
+class Softmax(Module, role="activation", config=("dim",), keeps_shape=True,
+              settings={"dim": S.DIM}):
     """softmax(z)_i = e^(z_i) / Σ_j e^(z_j) along ``dim`` (PyTorch requires dim; here −1 by
     default, the class axis of an (N, C) batch)."""
 
@@ -145,7 +156,8 @@ class Softmax(Module, role="activation", config=("dim",), keeps_shape=True):
         return f"dim={self.dim}"
 
 
-class LogSoftmax(Module, role="activation", config=("dim",), keeps_shape=True):
+class LogSoftmax(Module, role="activation", config=("dim",), keeps_shape=True,
+                 settings={"dim": S.DIM}):
     """log softmax(z) along ``dim`` (default −1); feed it to NLLLoss."""
 
     def __init__(self, dim: int = -1):
@@ -160,6 +172,7 @@ class LogSoftmax(Module, role="activation", config=("dim",), keeps_shape=True):
 
 
 class GELU(Module, role="activation", config=("approximate",), keeps_shape=True,
+           settings={"approximate": (lambda v: v in ("none", "tanh"), "'none' or 'tanh'")},
            elementwise=True, short_name="gelu", derivative="GELU′({i})"):
     """σ(z) = z Φ(z) (Φ the standard normal CDF); ``approximate='tanh'`` for the tanh form."""
 
@@ -176,7 +189,8 @@ class GELU(Module, role="activation", config=("approximate",), keeps_shape=True,
         return f"approximate={self.approximate!r}"
 
 
-class Dropout(Module, role="passthrough", config=("p",), keeps_shape=True):
+class Dropout(Module, role="passthrough", config=("p",), keeps_shape=True,
+              settings={"p": S.FRACTION}):
     """Inverted dropout: in training, zero each element with probability p and scale the others
     by 1/(1 − p); in eval mode, the identity.
 
@@ -197,7 +211,9 @@ class Dropout(Module, role="passthrough", config=("p",), keeps_shape=True):
 
 
 class BatchNorm1d(Module, role="normalization", keeps_shape=True,
-                  config=("num_features", "eps", "momentum", "affine", "track_running_stats")):
+                  config=("num_features", "eps", "momentum", "affine", "track_running_stats"),
+                  settings={"num_features": S.SIZE, "eps": S.POSITIVE, "momentum": S.MOMENTUM,
+                            "affine": S.BOOL, "track_running_stats": S.BOOL}):
     """Batch normalization of x (N, C) or (N, C, L), per channel C = ``num_features``.
 
     Training: x̂ = (x − mean) / √(var + eps) with the batch mean and biased variance of each
@@ -285,7 +301,8 @@ class BatchNorm1d(Module, role="normalization", keeps_shape=True,
                 f"track_running_stats={self.track_running_stats}")
 
 
-class Flatten(Module, role="passthrough", config=("start_dim", "end_dim")):
+class Flatten(Module, role="passthrough", config=("start_dim", "end_dim"),
+              settings={"start_dim": S.DIM, "end_dim": S.DIM}):
     """Merge dimensions start_dim..end_dim: (N, C, L) -> (N, C·L) with the defaults."""
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):

@@ -23,7 +23,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..errors import ConfigError
-from ..tensor import enable_grad
+from ..tensor import bump_version, enable_grad
 
 __all__ = ["Optimizer"]
 
@@ -134,6 +134,7 @@ class Optimizer:
         for p in group["params"]:
             g = p.grad
             if g is not None:
+                bump_version(p)  # a graph recorded before this step can no longer backward
                 yield p, p.data, g, state[p]
 
     # --- groups -----------------------------------------------------------------------------------

@@ -814,42 +814,20 @@ class Session:
         lf = copy.deepcopy(self.loss_fn)
         return m64, lf
 
-    def chain(self, name: str, point: int | None = None) -> dict:
-        """∂L/∂w for parameter ``name`` as the product of its local terms, for one training
-        point and for the last mini-batch, with the engine's gradient, central differences, the
-        regularization term and the optimizer's update. See the module docstring for where each
-        number comes from."""
-        from ..gradcheck import central_differences
-        from ..tensor import Tensor, no_grad
+    def _record(self, m64, lf, rows):
+        """Run the training points ``rows`` through the float64 copy with forward hooks and
+        ``retain_grad()`` on every layer's input and output, then back-propagate the *summed*
+        loss (so each retained gradient is one point's). Returns {layer index: (input, output)}
+        and the targets as the loss wants them in float64."""
+        from ..tensor import Tensor
 
-        p_real, idx = self._lookup(name)
-        k = int(name.split(".")[0])
-        kind = name.split(".")[1].split("[")[0]
-        if k not in self.linear_index:
-            raise ConfigError(f"playground: {name} does not belong to a linear unit")
-        li = self.linear_index.index(k)
-        j = idx[0]
-        i = idx[1] if kind == "weight" else None
-        batch = (self.last["batch"] if self.last is not None
-                 else np.arange(min(self.settings["batchSize"], len(self.F_train))))
-        if point is None:
-            point = int(batch[0])
-        if not isinstance(point, int) or not 0 <= point < len(self.F_train):
-            raise ConfigError(f"playground: point={point!r}; expected a training point from 0 "
-                              f"to {len(self.F_train) - 1}")
-        rows = list(int(b) for b in batch)
-        in_batch = point in rows
-        if not in_batch:
-            rows = rows + [point]
-        m64, lf = self._float64_before()
         lf_sum = copy.deepcopy(lf)
-        lf_sum.reduction = "sum"    # per-point losses summed: every retained gradient is per point
+        lf_sum.reduction = "sum"
         seen = {}
         handles = [m.register_forward_hook(lambda mod, inp, out, q=q: seen.__setitem__(
             q, (inp[0] if inp else None, out))) for q, m in enumerate(m64)]
-        x = Tensor(self.F_train[rows].astype(np.float64))
         try:
-            out = m64(x)
+            out = m64(Tensor(self.F_train[rows].astype(np.float64)))
         finally:
             for h in handles:
                 h.remove()
@@ -859,67 +837,58 @@ class Session:
                     t.retain_grad()
         t_rows = self.t_train[rows]
         t64 = t_rows.astype(np.float64) if t_rows.dtype.kind == "f" else t_rows
-        L = lf_sum(out, t64)
-        L.backward()
+        lf_sum(out, t64).backward()
+        return seen, t64
 
-        h_in, z = seen[k]                         # the linear unit: z = W h + b
-        nxt = seen.get(k + 1)                     # its activation (None for the last linear unit
-        has_act = nxt is not None and k + 1 < len(m64)  # of cross-entropy and MSE)
-        act_name = type(m64[k + 1]).__name__ if has_act else None
-        hv = np.asarray(h_in.data, np.float64)
+    @staticmethod
+    def _local_terms(seen, m64, k, kind, i, n) -> dict:
+        """Per point: the linear unit's input h, z, the activation's a and σ′(z) (its unit's
+        backward applied to ones), ∂L/∂a as back-propagation delivered it, and ∂z/∂w."""
+        h_in, z = seen[k]                              # the linear unit: z = W h + b
+        nxt = seen.get(k + 1)                          # its activation, if it has one (not the
+        has_act = nxt is not None and k + 1 < len(m64)  # last unit of cross-entropy and MSE)
         zv = np.asarray(z.data, np.float64)
         if has_act:
             a = nxt[1]
             av = np.asarray(a.data, np.float64)
             if a._ctx is not None and a is not z:
-                ones = np.ones_like(a.data)
-                g = a._ctx.unit.backward(a._ctx, ones)       # the unit's own local term
-                g = g[0] if isinstance(g, (tuple, list)) else g
-                sigma = np.asarray(g, np.float64)
-            else:                                            # Identity: a is z itself
+                g = a._ctx.unit.backward(a._ctx, np.ones_like(a.data))   # the unit's own term
+                sigma = np.asarray(g[0] if isinstance(g, (tuple, list)) else g, np.float64)
+            else:                                      # Identity: a is z itself
                 sigma = np.ones_like(av)
             dLda = np.asarray(a.grad if a.grad is not None else np.zeros_like(av), np.float64)
         else:
-            av = zv
-            sigma = np.ones_like(zv)
+            av, sigma = zv, np.ones_like(zv)
             dLda = np.asarray(z.grad if z.grad is not None else np.zeros_like(zv), np.float64)
-        dzdw = hv[:, i] if kind == "weight" else np.ones(len(rows))
-        products = dLda[:, j] * sigma[:, j] * dzdw
-        engine_z = (np.asarray(z.grad, np.float64)[:, j] if z.grad is not None
-                    else np.zeros(len(rows)))
+        hv = np.asarray(h_in.data, np.float64)
+        return {"z": zv, "a": av, "sigma": sigma, "dLda": dLda,
+                "dzdw": hv[:, i] if kind == "weight" else np.ones(n),
+                "act": type(m64[k + 1]).__name__ if has_act else None,
+                "dLdz": (np.asarray(z.grad, np.float64) if z.grad is not None
+                         else np.zeros_like(zv))}
 
-        # how ∂L/∂a_j was made: the next linear unit hands back Σ_k ∂L/∂z_k · w_kj
-        backprop = None
-        if li + 1 < len(self.linear_index):
-            kn = self.linear_index[li + 1]
-            z_next = seen[kn][1]
-            W_next = np.asarray(m64[kn].weight.data, np.float64)
-            dzn = np.asarray(z_next.grad, np.float64)
-            backprop = {"layer": kn, "terms": [], "sum": None}
-        prow = rows.index(point)
+    def _backprop_terms(self, seen, m64, li, j, prow):
+        """How ∂L/∂a_j was made: the next linear unit hands back Σ_k ∂L/∂z_k · w_kj."""
+        if li + 1 >= len(self.linear_index):
+            return None
+        kn = self.linear_index[li + 1]
+        W = np.asarray(m64[kn].weight.data, np.float64)
+        dz = np.asarray(seen[kn][1].grad, np.float64)
+        terms = [{"k": kk, "dLdz": float(dz[prow, kk]), "w": float(W[kk, j]),
+                  "param": f"{kn}.weight[{kk},{j}]"} for kk in range(W.shape[0])]
+        return {"layer": kn, "terms": terms,
+                "sum": float(sum(t["dLdz"] * t["w"] for t in terms))}
 
-        # the engine on the chosen point alone, and central differences of its loss
-        p_names = [n for n, _ in m64.named_parameters()]
-        p64 = dict(m64.named_parameters())[f"{k}.{kind}"]
-        xp = self.F_train[point:point + 1].astype(np.float64)
-        tp = t64[prow:prow + 1]
+    def _checks(self, m64, lf, p64, idx, xp, tp, xb, tb) -> dict:
+        """The engine's gradient of one point's loss, central differences of it and of the
+        batch loss + penalty, and the penalty's own gradient (all float64, by chainrule)."""
+        from ..gradcheck import central_differences
+        from ..tensor import Tensor, no_grad
+
         for q in m64.parameters():
             q.grad = None
         lf(m64(Tensor(xp)), tp).backward()
         engine_point = float(p64.grad[idx])
-
-        def loss_point():
-            with no_grad():
-                return float(lf(m64(xp), tp).data)
-
-        flat = int(np.ravel_multi_index(idx, p64.data.shape))
-        cd_point = float(central_differences(p64.data, [flat], loss_point, 1e-6)[0])
-
-        # the mini-batch: mean of the per-point products, the penalty's gradient, the update
-        bsel = [rows.index(b) for b in (int(v) for v in batch)]
-        batch_mean = float(np.mean(products[bsel]))
-        xb = self.F_train[batch].astype(np.float64)
-        tb = t64[bsel]
         for q in m64.parameters():
             q.grad = None
         pen = self._penalty(m64.named_parameters())
@@ -928,21 +897,29 @@ class Session:
             pen.backward()
             reg = float(p64.grad[idx]) if p64.grad is not None else 0.0
 
+        def loss_point():
+            with no_grad():
+                return float(lf(m64(xp), tp).data)
+
         def loss_batch():
             with no_grad():
-                v = float(lf(m64(xb), tb).data)
                 pn = self._penalty(m64.named_parameters())
-                return v + (float(pn.data) if pn is not None else 0.0)
+                return float(lf(m64(xb), tb).data) + (float(pn.data) if pn is not None else 0.0)
 
-        cd_batch = float(central_differences(p64.data, [flat], loss_batch, 1e-6)[0])
-        pi = self.names.index(f"{k}.{kind}")
-        engine_grad = float(self.grads[pi][idx])
-        delta = float(self.deltas[pi][idx])
+        flat = [int(np.ravel_multi_index(idx, p64.data.shape))]
+        return {"enginePoint": engine_point, "reg": reg,
+                "cdPoint": float(central_differences(p64.data, flat, loss_point, 1e-6)[0]),
+                "cdBatch": float(central_differences(p64.data, flat, loss_batch, 1e-6)[0])}
+
+    def _optimizer_reading(self, p_real, idx, pi) -> dict:
+        """What the optimizer made of the gradient: its state for this entry and the actual Δw."""
+        s = self.settings
+        grad = float(self.grads[pi][idx])
         before = (float(self.last["before"][pi][idx]) if self.last is not None
                   else float(p_real.data[idx]))
-        s = self.settings
-        opt = {"name": s["optimizer"], "lr": s["learningRate"], "delta": delta,
-               "before": before, "after": float(p_real.data[idx])}
+        opt = {"name": s["optimizer"], "lr": s["learningRate"],
+               "delta": float(self.deltas[pi][idx]), "before": before,
+               "after": float(p_real.data[idx])}
         st = self.opt.state.get(p_real, {}) if hasattr(self.opt, "state") else {}
         if s["optimizer"] == "sgd":
             buf = st.get("momentum_buffer")
@@ -951,50 +928,84 @@ class Session:
                 opt["velocity"] = float(np.asarray(buf)[idx])
             opt["formula"] = ("Δw = −lr · v, v = μ·v_prev + g" if s["momentum"]
                               else "Δw = −lr · g")
-            opt["plain"] = -s["learningRate"] * engine_grad
+            opt["plain"] = -s["learningRate"] * grad
         else:
             for key in ("exp_avg", "exp_avg_sq"):
                 if key in st:
                     opt[key] = float(np.asarray(st[key])[idx])
             opt["step"] = int(np.asarray(st.get("step", 0)))
             opt["formula"] = "Δw = −lr · m̂ / (√v̂ + ε)"
-        if backprop is not None:
-            for kk in range(W_next.shape[0]):
-                backprop["terms"].append({"k": kk, "dLdz": float(dzn[prow, kk]),
-                                          "w": float(W_next[kk, j]),
-                                          "param": f"{kn}.weight[{kk},{j}]"})
-            backprop["sum"] = float(sum(t["dLdz"] * t["w"] for t in backprop["terms"]))
-        what = "weight" if kind == "weight" else "bias"
+        return opt
+
+    def chain(self, name: str, point: int | None = None) -> dict:
+        """∂L/∂w for parameter ``name`` as the product of its local terms, for one training
+        point and for the last mini-batch, with the engine's gradient, central differences, the
+        regularization term and the optimizer's update. See the module docstring for where each
+        number comes from."""
+        p_real, idx = self._lookup(name)
+        k = int(name.split(".")[0])
+        kind = name.split(".")[1].split("[")[0]
+        if k not in self.linear_index:
+            raise ConfigError(f"playground: {name} does not belong to a linear unit")
+        li, j = self.linear_index.index(k), idx[0]
+        i = idx[1] if kind == "weight" else None
+        batch = (self.last["batch"] if self.last is not None
+                 else np.arange(min(self.settings["batchSize"], len(self.F_train))))
+        if point is None:
+            point = int(batch[0])
+        if not isinstance(point, int) or not 0 <= point < len(self.F_train):
+            raise ConfigError(f"playground: point={point!r}; expected a training point from 0 "
+                              f"to {len(self.F_train) - 1}")
+        rows = [int(b) for b in batch]
+        in_batch = point in rows
+        if not in_batch:
+            rows.append(point)
+        prow = rows.index(point)
+        bsel = [rows.index(int(b)) for b in batch]
+
+        m64, lf = self._float64_before()
+        seen, t64 = self._record(m64, lf, rows)
+        T = self._local_terms(seen, m64, k, kind, i, len(rows))
+        dLda, sigma, dzdw = T["dLda"][:, j], T["sigma"][:, j], T["dzdw"]
+        products = dLda * sigma * dzdw
+        backprop = self._backprop_terms(seen, m64, li, j, prow)
+        p64 = dict(m64.named_parameters())[f"{k}.{kind}"]
+        chk = self._checks(m64, lf, p64, idx,
+                           self.F_train[point:point + 1].astype(np.float64), t64[prow:prow + 1],
+                           self.F_train[batch].astype(np.float64), t64[bsel])
+        pi = self.names.index(f"{k}.{kind}")
+        opt = self._optimizer_reading(p_real, idx, pi)
+        batch_mean = float(np.mean(products[bsel]))
         loss_word = {"bce": "binary cross-entropy", "cross_entropy": "softmax cross-entropy",
                      "mse": "squared error"}[self.loss_name]
-        y_point = self.y_train[point].item()
+        s = self.settings
         return {
-            "param": name, "kind": what, "layer": li, "neuron": j, "input": i,
+            "param": name, "kind": kind, "layer": li, "neuron": j, "input": i,
             "last": li == len(self.linear_index) - 1, "loss": loss_word,
-            "activation": act_name, "point": point, "inBatch": in_batch,
-            "x": self.F_train[point].astype(np.float64).tolist(), "y": y_point,
-            "features": s["features"],
-            "value": before,
+            "activation": T["act"], "point": point, "inBatch": in_batch,
+            "x": self.F_train[point].astype(np.float64).tolist(),
+            "y": self.y_train[point].item(), "features": s["features"], "value": opt["before"],
             "terms": {
-                "dLda": float(dLda[prow, j]), "sigmaPrime": float(sigma[prow, j]),
-                "dzdw": float(dzdw[prow]), "z": float(zv[prow, j]), "a": float(av[prow, j]),
-                "product": float(products[prow]), "engineDz": float(engine_z[prow]),
+                "dLda": float(dLda[prow]), "sigmaPrime": float(sigma[prow]),
+                "dzdw": float(dzdw[prow]), "z": float(T["z"][prow, j]),
+                "a": float(T["a"][prow, j]), "product": float(products[prow]),
+                "engineDz": float(T["dLdz"][prow, j]),
             },
-            "enginePoint": engine_point, "cdPoint": cd_point,
+            "enginePoint": chk["enginePoint"], "cdPoint": chk["cdPoint"],
             "backprop": backprop,
             "batch": {
-                "points": [int(b) for b in batch],
+                "points": rows[:len(batch)] if in_batch else rows[:-1],
                 "products": [float(products[r]) for r in bsel],
-                "factors": {"dLda": [float(dLda[r, j]) for r in bsel],
-                            "sigmaPrime": [float(sigma[r, j]) for r in bsel],
+                "factors": {"dLda": [float(dLda[r]) for r in bsel],
+                            "sigmaPrime": [float(sigma[r]) for r in bsel],
                             "dzdw": [float(dzdw[r]) for r in bsel]},
-                "productOfMeans": float(np.mean(dLda[bsel, j]) * np.mean(sigma[bsel, j])
+                "productOfMeans": float(np.mean(dLda[bsel]) * np.mean(sigma[bsel])
                                         * np.mean(dzdw[bsel])),
-                "mean": batch_mean, "reg": reg, "total": batch_mean + reg,
+                "mean": batch_mean, "reg": chk["reg"], "total": batch_mean + chk["reg"],
                 "regularization": s["regularization"], "regRate": s["regRate"],
-                "engineGrad": engine_grad, "cd": cd_batch,
+                "engineGrad": float(self.grads[pi][idx]), "cd": chk["cdBatch"],
             },
-            "optimizer": opt, "names": p_names,
+            "optimizer": opt, "names": [n for n, _ in m64.named_parameters()],
         }
 
     # ---------------------------------------------------------------------------------------

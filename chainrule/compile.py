@@ -1,0 +1,1362 @@
+"""``cr.compile``: trace a training step once, then replay it without the framework around it.
+
+A training step in eager mode spends as much time in Python (modules, ``Unit.apply``, ``Tensor``
+objects, the back-propagation walk, per-parameter optimizer loops) as in numpy on a small network.
+``cr.compile(step)`` runs ``step`` eagerly while *recording* what it does:
+
+- every unit application (``Unit.apply``): the unit, where each input came from (an argument of
+  ``step``, a parameter or other leaf tensor, an earlier unit's output, or a constant), its
+  keyword arguments and which inputs wanted a gradient;
+- every ``Tensor.backward()`` (from which output, with which starting gradient);
+- every optimizer ``zero_grad()``/``step()``, ``Module.zero_grad()`` and scheduler ``step()``
+  call, in order.
+
+When a second call with the same argument shapes and dtypes records the same thing (same units,
+same sources, same constants, same tensors), the record becomes a *program*: a generated Python
+function that calls each unit's forward and backward directly, in the recorded order, on numpy
+arrays, and calls the recorded optimizer methods themselves. Later calls with that signature run
+the program. Units listed in ``PLANS`` (or that define a ``replay_plan`` class method) run on
+buffers allocated once (``out=``, in place); any other unit runs its own ``forward``/``backward``
+with a fresh ``Context``, so a new unit works under ``compile`` without extra code.
+
+What the program leaves behind is what the eager step would have left: ``.grad`` of every leaf,
+the optimizer's state and the parameters hold the same numbers (the same numpy calls, in the same
+order). Hyperparameters are read at every call (the optimizer's own ``step`` runs), so learning-rate
+schedulers work. Parameters are read through ``param.data`` at every call, so ``param.data =
+array`` keeps its meaning.
+
+Guards send a call back to eager tracing when: an argument's shape, dtype or ``requires_grad``
+differs (a new signature: up to ``cache_size`` programs are kept, e.g. the short last batch of an
+epoch), the grad mode differs, a module used by the step switched between ``train()`` and
+``eval()``, a leaf tensor's ``requires_grad``, shape or dtype changed, or a planned unit's
+assumptions fail for this call's values (labels out of range). A step whose two recordings differ
+(a dropout mask drawn outside a unit, a running statistic, data-dependent control flow) is not
+replayed: it keeps running eagerly.
+
+What is *not* replayed: Python code in ``step`` other than the recorded calls (a ``print``, a list
+``append``, ``loss.item()``): it runs while tracing only. Values returned by ``step`` must be
+tensors, arrays, numbers that do not change, or tuples/lists/dicts of them; returned tensors are
+fresh copies holding the values and no record (``backward`` must be called inside ``step``).
+Gradient arrays left in ``.grad`` may be reused by the next call's backward: copy a ``.grad``
+you want to keep past the next call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from . import units as U
+from .tensor import Context, Tensor, Unit, is_grad_enabled, unbroadcast
+
+__all__ = ["compile", "CompiledFunction", "PLANS"]
+
+_LOCK = threading.RLock()
+_LOCAL = threading.local()     # .recorder: the trace running in this thread (None otherwise)
+_PATCH_DEPTH = [0]             # traces running in any thread (the patches stay while > 0)
+_SAVED: dict = {}
+
+
+class _Unreplayable(Exception):
+    """The step did something a program cannot repeat (said why): it keeps running eagerly."""
+
+
+class _Retrace(Exception):
+    """A planned unit cannot take this call's values: run this call eagerly."""
+
+
+# ------------------------------------------------------------------------------------------------
+# recording: the patches that are in place while a trace runs (eager mode pays nothing)
+# ------------------------------------------------------------------------------------------------
+
+def _recorder():
+    return getattr(_LOCAL, "recorder", None)
+
+
+def _install_patches():
+    from .nn.module import Module
+    from .optim.lr_scheduler import LRScheduler
+    from .optim.optimizer import Optimizer
+
+    if _PATCH_DEPTH[0] == 0:
+        _SAVED["apply"] = Unit.__dict__["apply"]
+        _SAVED["backward"] = Tensor.__dict__["backward"]
+        _SAVED["call"] = Module.__dict__["__call__"]
+        from .optim.lr_scheduler import ReduceLROnPlateau
+        calls = [(Optimizer, "zero_grad"), (Optimizer, "step"), (Module, "zero_grad"),
+                 (LRScheduler, "step"), (ReduceLROnPlateau, "step"), (Tensor, "zero_grad")]
+        _SAVED["calls"] = [(c, n, c.__dict__[n]) for c, n in calls]
+        orig_apply = _SAVED["apply"].__func__
+        orig_backward = _SAVED["backward"]
+        orig_call = _SAVED["call"]
+
+        def apply(cls, *inputs, **kwargs):
+            rec = _recorder()
+            if rec is None or rec.inside:
+                return orig_apply(cls, *inputs, **kwargs)
+            grad_on = is_grad_enabled()
+            out = orig_apply(cls, *inputs, **kwargs)
+            rec.unit(cls, inputs, kwargs, out, grad_on)
+            return out
+
+        def backward(self, grad=None, *args, **kwargs):
+            rec = _recorder()
+            if rec is None or rec.inside:
+                return orig_backward(self, grad, *args, **kwargs)
+            if args or kwargs:
+                rec.fail("backward() was called with options the replay does not know")
+            rec.backward(self, grad)
+            rec.inside += 1
+            try:
+                return orig_backward(self, grad)
+            finally:
+                rec.inside -= 1
+
+        def module_call(self, *args, **kwargs):
+            rec = _recorder()
+            if rec is not None and not rec.inside:
+                rec.module(self)
+            return orig_call(self, *args, **kwargs)
+
+        Unit.apply = classmethod(apply)
+        Tensor.backward = backward
+        Module.__call__ = module_call
+        for owner, name, orig in _SAVED["calls"]:
+            setattr(owner, name, _recording_method(orig, name))
+    _PATCH_DEPTH[0] += 1
+
+
+def _recording_method(orig, name):
+    def method(self, *args, **kwargs):
+        rec = _recorder()
+        if rec is None or rec.inside:
+            return orig(self, *args, **kwargs)
+        if name == "step" and (args and args[0] is not None or kwargs.get("closure") is not None):
+            rec.fail(f"{type(self).__name__}.step(closure) cannot be replayed")
+        rec.call(orig, self, args, kwargs)
+        rec.inside += 1
+        try:
+            return orig(self, *args, **kwargs)
+        finally:
+            rec.inside -= 1
+
+    method.__name__ = name
+    method.__doc__ = orig.__doc__
+    method.__wrapped__ = orig
+    return method
+
+
+def _SAVED_STEP(cls):
+    """The optimizer's own ``step`` (not the recording wrapper)."""
+    f = cls.__dict__["step"]
+    return getattr(f, "__wrapped__", f)
+
+
+def _remove_patches():
+    from .nn.module import Module
+
+    _PATCH_DEPTH[0] -= 1
+    if _PATCH_DEPTH[0] == 0:
+        Unit.apply = _SAVED["apply"]
+        Tensor.backward = _SAVED["backward"]
+        Module.__call__ = _SAVED["call"]
+        for owner, name, orig in _SAVED["calls"]:
+            setattr(owner, name, orig)
+        _SAVED.clear()
+
+
+# sources of a value: ("arg", k) the array of argument k, ("out", j) output of unit event j,
+# ("leaf", m) the m-th leaf tensor (read .data at each call), ("ref", m) the m-th persistent
+# array (read as is), ("const", value) a constant captured by value.
+
+class _Trace:
+    """What one eager run of the step did, with every value's source."""
+
+    def __init__(self, args):
+        self.inside = 0
+        self.events = []          # ("unit", ...), ("backward", ...), ("call", ...)
+        self.modules = {}         # id -> module called while tracing
+        self.leaves = []          # tensors read through .data
+        self.leaf_ids = {}
+        self.refs = []            # persistent arrays read as they are
+        self.ref_ids = {}
+        self.src = {}             # id(ndarray) -> source
+        self.tsrc = {}            # id(Tensor)  -> source
+        self.keep = [args]        # keeps every mapped object alive (ids stay unique)
+        self.outs = []            # output arrays, by unit event
+        self.made = []            # output tensors, by unit event
+        self.problem = None
+        self.arg_tensors = {}
+        self.arg_kinds = ["t" if isinstance(a, Tensor) else "a" if isinstance(a, np.ndarray)
+                          else None for a in args]
+        for k, a in enumerate(args):
+            if isinstance(a, Tensor):
+                self.tsrc[id(a)] = ("argt", k)
+                self.src.setdefault(id(a.data), ("arg", k))
+                self.arg_tensors[k] = a
+            elif isinstance(a, np.ndarray):
+                self.src.setdefault(id(a), ("arg", k))
+
+    def finish(self):
+        """Drop what only the recording needed, and the record itself: the tensors the step
+        made lose their link to the units that made them (as the replayed steps' results have
+        none), so that the step's activations are freed now, not when the caller drops them."""
+        for out in self.made:
+            if out._ctx is not None:
+                out._ctx = None
+                out._rg = False
+        self.made = None
+        self.keep = self.outs = self.src = self.tsrc = self.arg_tensors = None
+
+    def fail(self, why):
+        if self.problem is None:
+            self.problem = why
+
+    # --- sources --------------------------------------------------------------------------------
+    def _array_source(self, a):
+        s = self.src.get(id(a))
+        if s is not None:
+            return s
+        m = self.ref_ids.get(id(a))
+        if m is None:
+            m = self.ref_ids[id(a)] = len(self.refs)
+            self.refs.append(a)
+        return ("ref", m)
+
+    def source(self, x):
+        if isinstance(x, Tensor):
+            s = self.tsrc.get(id(x))
+            if s is not None:
+                return s
+            d = self.src.get(id(x.data))
+            if d is not None and not x._rg:
+                return d           # a fresh wrapper of a known array (detach, identity)
+            m = self.leaf_ids.get(id(x))
+            if m is None:
+                m = self.leaf_ids[id(x)] = len(self.leaves)
+                self.leaves.append(x)
+            return ("leaf", m)
+        if isinstance(x, np.ndarray):
+            return self._array_source(x)
+        return ("const", x)
+
+    # --- events ---------------------------------------------------------------------------------
+    def unit(self, cls, inputs, kwargs, out, grad_on):
+        j = len(self.outs)
+        srcs = tuple(self.source(x) for x in inputs)
+        needs = tuple(isinstance(x, Tensor) and x._rg for x in inputs)
+        kw = tuple(sorted((k, self.source(v) if isinstance(v, (np.ndarray, Tensor))
+                           else ("const", v)) for k, v in kwargs.items()))
+        recorded = out._ctx is not None
+        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        self.events.append(("unit", j, cls, srcs, kw, needs if recorded else None,
+                            tuple(np.shape(a) for a in arrays),
+                            out.data.shape, out.data.dtype,
+                            tuple(None if a is None else np.asarray(a).dtype for a in arrays)))
+        self.outs.append(out.data)
+        self.keep.append(inputs)
+        self.made.append(out)
+        self.tsrc[id(out)] = ("out", j)
+        self.src[id(out.data)] = ("out", j)
+        if out._retain:
+            self.fail("retain_grad() on an intermediate tensor")
+
+    def backward(self, root, grad):
+        rs = self.source(root)
+        gs = None if grad is None else self.source(grad)
+        self.events.append(("backward", rs, gs))
+        self.keep.append((root, grad))
+
+    def call(self, fn, obj, args, kwargs):
+        for v in list(args) + list(kwargs.values()):
+            if isinstance(v, (Tensor, np.ndarray)):
+                self.fail(f"{fn.__qualname__} was called with an array argument")
+        self.events.append(("call", fn, obj, tuple(args), tuple(sorted(kwargs.items()))))
+
+    def module(self, m):
+        self.modules.setdefault(id(m), m)
+
+    def result(self, value):
+        """The template of the returned value (its sources)."""
+        if value is None or isinstance(value, (bool, int, float, str, np.generic)):
+            return ("const", value)
+        if isinstance(value, (Tensor, np.ndarray)):
+            return ("tensor" if isinstance(value, Tensor) else "array", self.source(value))
+        if isinstance(value, (tuple, list)):
+            return (type(value).__name__, tuple(self.result(v) for v in value))
+        if isinstance(value, dict):
+            return ("dict", tuple((k, self.result(v)) for k, v in value.items()))
+        raise _Unreplayable(f"it returned a {type(value).__name__}")
+
+
+def _same_value(a, b) -> bool:
+    if a is b:
+        return True
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+                and a.shape == b.shape and bool(np.array_equal(a, b)))
+    if isinstance(a, (tuple, list)) and type(a) is type(b):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, slice) and type(b) is slice:
+        return (_same_value(a.start, b.start) and _same_value(a.stop, b.stop)
+                and _same_value(a.step, b.step))
+    if isinstance(a, (np.random.Generator, np.dtype)) or type(a) is not type(b):
+        return a == b if isinstance(a, np.dtype) else False
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - objects without a plain equality
+        return False
+
+
+def _agree(t1: _Trace, t2: _Trace):
+    """The two traces did the same thing: returns the merged constants, or None."""
+    if len(t1.events) != len(t2.events) or len(t1.leaves) != len(t2.leaves):
+        return None
+    if any(a is not b for a, b in zip(t1.leaves, t2.leaves)):
+        return None
+    if len(t1.refs) != len(t2.refs):
+        return None
+    # a persistent array (same object both times) is read at each call; a different object
+    # with the same values is a constant
+    refs = []
+    for a, b in zip(t1.refs, t2.refs):
+        if a is b:
+            refs.append(("ref", a))
+        elif _same_value(a, b):
+            refs.append(("value", b.copy()))
+        else:
+            return None
+
+    def same_src(s1, s2):
+        if s1[0] != s2[0]:
+            return False
+        if s1[0] == "const":
+            return _same_value(s1[1], s2[1])
+        return s1[1] == s2[1]
+
+    for e1, e2 in zip(t1.events, t2.events):
+        if e1[0] != e2[0]:
+            return None
+        if e1[0] == "unit":
+            if e1[2] is not e2[2] or e1[5] != e2[5] or e1[6] != e2[6] or e1[7] != e2[7] \
+                    or e1[8] != e2[8] or e1[9] != e2[9] or len(e1[3]) != len(e2[3]) \
+                    or len(e1[4]) != len(e2[4]):
+                return None
+            if not all(same_src(a, b) for a, b in zip(e1[3], e2[3])):
+                return None
+            if not all(k1 == k2 and same_src(a, b) for (k1, a), (k2, b) in zip(e1[4], e2[4])):
+                return None
+        elif e1[0] == "backward":
+            if not same_src(e1[1], e2[1]) or (e1[2] is None) != (e2[2] is None) or \
+                    (e1[2] is not None and not same_src(e1[2], e2[2])):
+                return None
+        else:
+            if e1[1] is not e2[1] or e1[2] is not e2[2] or len(e1[3]) != len(e2[3]) or \
+                    not all(_same_value(a, b) for a, b in zip(e1[3], e2[3])) or e1[4] != e2[4]:
+                return None
+    if set(t1.modules) != set(t2.modules):
+        return None
+    return refs
+
+
+def _same_result(r1, r2) -> bool:
+    if r1[0] != r2[0]:
+        return False
+    if r1[0] == "const":
+        return _same_value(r1[1], r2[1])
+    if r1[0] in ("tensor", "array"):
+        s1, s2 = r1[1], r2[1]
+        return s1[0] == s2[0] and (_same_value(s1[1], s2[1]) if s1[0] == "const"
+                                   else s1[1] == s2[1])
+    if r1[0] == "dict":
+        return len(r1[1]) == len(r2[1]) and all(
+            k1 == k2 and _same_result(a, b) for (k1, a), (k2, b) in zip(r1[1], r2[1]))
+    return len(r1[1]) == len(r2[1]) and all(_same_result(a, b) for a, b in zip(r1[1], r2[1]))
+
+
+# ------------------------------------------------------------------------------------------------
+# plans: how one unit application runs in a program
+# ------------------------------------------------------------------------------------------------
+
+class Spec:
+    """What a plan is built from: the unit, its inputs' shapes and dtypes, the output's, the
+    keyword arguments (constants), which inputs want a gradient (``needs``, None when the
+    application is not recorded for back-propagation)."""
+
+    __slots__ = ("unit", "in_shapes", "in_dtypes", "out_shape", "out_dtype", "kwargs", "needs",
+                 "grad_buffers")
+
+    def __init__(self, unit, in_shapes, in_dtypes, out_shape, out_dtype, kwargs, needs,
+                 grad_buffers=None):
+        self.unit, self.in_shapes, self.in_dtypes = unit, in_shapes, in_dtypes
+        self.out_shape, self.out_dtype, self.kwargs, self.needs = out_shape, out_dtype, kwargs, needs
+        #: per input, an array the plan may write that input's gradient into (a parameter's slot
+        #: in the optimizer's flat gradient buffer), or None
+        self.grad_buffers = grad_buffers or (None,) * len(in_shapes)
+
+    def grad_buffer(self, i, shape, dtype):
+        b = self.grad_buffers[i]
+        if b is not None and b.shape == shape and b.dtype == dtype:
+            return b
+        return np.empty(shape, dtype=dtype)
+
+
+class GenericPlan:
+    """Any unit: its own ``forward``/``backward`` with a fresh Context, and the engine's
+    shape/dtype fix-ups of the gradients (the eager numbers, the eager allocations)."""
+
+    def __init__(self, spec: Spec):
+        self.unit = spec.unit
+        self.kwargs = spec.kwargs
+        self.needs = spec.needs
+        self.in_shapes = spec.in_shapes
+        self.in_dtypes = spec.in_dtypes
+        self.ctx = None
+
+    def forward(self, *arrays, **dyn):
+        ctx = Context()
+        if self.needs is not None:
+            ctx.needs_input_grad = self.needs
+            ctx.unit = self.unit
+        kw = self.kwargs if not dyn else {**self.kwargs, **dyn}
+        out = self.unit.forward(ctx, *arrays, **kw)
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)
+        self.ctx = ctx
+        return out
+
+    def backward(self, grad):
+        unit = self.unit
+        gs = unit.backward(self.ctx, grad)
+        if type(gs) is not tuple:
+            gs = tuple(gs) if isinstance(gs, list) else (gs,)
+        out = list(gs)
+        for i, need in enumerate(self.needs):
+            g = gs[i] if i < len(gs) else None
+            if not need or g is None:
+                continue
+            if type(g) is not np.ndarray:
+                g = np.asarray(g)
+            shape, dtype = self.in_shapes[i], self.in_dtypes[i]
+            if g.shape != shape:
+                g = unbroadcast(g, shape)
+            if g.dtype != dtype:
+                g = g.astype(dtype)
+            out[i] = g
+        return out
+
+
+class _Plan:
+    """Base of the planned units. The program sets, after every plan is built and before
+    ``finalize(scratch)`` allocates what is still missing:
+
+    - ``inplace``: the forward may overwrite its (first) input, a buffer no one else reads;
+    - ``grad_writable``: the backward may overwrite the gradient it is given.
+
+    ``scratch(shape, dtype)`` gives a buffer shared by the whole program, valid only during one
+    forward or backward call. ``buffers``: the arrays the plan writes that may end up in a
+    ``.grad``. ``keeps_output``: the backward reads the forward's output (it must not be
+    overwritten by a later unit). Returned gradients are arrays only this plan writes.
+    """
+
+    keeps_output = True
+    can_inplace = False
+    inplace = False
+    grad_writable = False
+    buffers = ()
+
+    def finalize(self, scratch):
+        pass
+
+
+class _LinearPlan(_Plan):
+    """Linear (x Wᵀ + b) on an output buffer; backward on gradient buffers (2-D x only)."""
+
+    relu = False
+    keeps_output = False
+
+    def __init__(self, spec):
+        (n, _), (fout, fin) = spec.in_shapes[0], spec.in_shapes[1]
+        dt = spec.out_dtype
+        self.out = np.empty((n, fout), dtype=dt)
+        need = spec.needs or (False, False, False)
+        self.need = need
+        self.has_b = len(spec.in_shapes) > 2
+        self.gx = np.empty((n, fin), dtype=dt) if need[0] else None
+        self.gw = spec.grad_buffer(1, (fout, fin), dt) if need[1] else None
+        self.gb = spec.grad_buffer(2, (fout,), dt) if len(need) > 2 and need[2] else None
+        self.one_row = n == 1
+        if self.one_row and self.gw is not None:
+            self.gp = np.zeros((2, fout), dtype=dt)
+            self.xx = np.empty((2, fin), dtype=dt)
+        self.ones = U._ones(n, dt) if self.gb is not None else None
+        self.shape, self.dt = (n, fout), dt
+        self.mask = self.gr = None
+        self.buffers = [b for b in (self.gx, self.gw, self.gb) if b is not None]
+        self.x = self.w = None
+
+    def finalize(self, scratch):
+        if self.relu:
+            self.keeps_output = True
+            self.mask = scratch(self.shape, np.dtype(bool))
+            if not self.grad_writable:
+                self.gr = np.empty(self.shape, dtype=self.dt)
+
+    def forward(self, x, w, b=None):
+        out = self.out
+        np.matmul(x, w.T, out=out)
+        if b is not None:
+            out += b
+        if self.relu:
+            np.maximum(out, 0, out=out)
+        self.x, self.w = x, w
+        return out
+
+    def backward(self, grad):
+        if self.relu:                     # grad * (out > 0)
+            np.greater(self.out, 0, out=self.mask)
+            grad = np.multiply(grad, self.mask, out=grad if self.gr is None else self.gr)
+        need = self.need
+        gx = np.matmul(grad, self.w, out=self.gx) if need[0] else None
+        gw = gb = None
+        if need[1]:
+            if self.one_row:
+                self.gp[0] = grad[0]
+                np.concatenate((self.x, self.x), out=self.xx)
+                gw = np.matmul(self.gp.T, self.xx, out=self.gw)
+            else:
+                gw = np.matmul(grad.T, self.x, out=self.gw)
+        if self.gb is not None:
+            gb = np.matmul(self.ones, grad, out=self.gb)
+        return (gx, gw, gb) if self.has_b else (gx, gw)
+
+
+class _LinearReLUPlan(_LinearPlan):
+    relu = True
+    keeps_output = True
+
+
+def _linear_plan(spec):
+    if len(spec.in_shapes[0]) != 2 or spec.kwargs or len(set(spec.in_dtypes)) != 1:
+        return None
+    if len(spec.in_shapes) > 2 and spec.in_shapes[2] != (spec.in_shapes[1][0],):
+        return None
+    return (_LinearReLUPlan if spec.unit is U.LinearReLU else _LinearPlan)(spec)
+
+
+class _ActPlan(_Plan):
+    """tanh and relu: the unit's own numpy calls, on buffers. In place on the input (a dead
+    buffer) when the program allows it; the backward in place on its gradient likewise."""
+
+    can_inplace = True
+
+    def __init__(self, spec):
+        self.shape, self.dt = spec.out_shape, spec.out_dtype
+        self.tanh = spec.unit is U.Tanh
+        self.out = self.gout = self.tmp = None
+
+    def finalize(self, scratch):
+        if not self.inplace:
+            self.out = np.empty(self.shape, dtype=self.dt)
+        if not self.grad_writable:
+            self.gout = np.empty(self.shape, dtype=self.dt)
+        self.tmp = scratch(self.shape, self.dt if self.tanh else np.dtype(bool))
+
+    def forward(self, a):
+        out = a if self.inplace else self.out
+        self.out = out
+        if self.tanh:
+            return np.tanh(a, out=out)
+        return np.maximum(a, 0, out=out)
+
+    def backward(self, grad):
+        y, t = self.out, self.tmp
+        g = grad if self.gout is None else self.gout
+        if self.tanh:                    # grad * (1 - y*y)
+            np.multiply(y, y, out=t)
+            np.subtract(1, t, out=t)
+            return (np.multiply(grad, t, out=g),)
+        np.greater(y, 0, out=t)          # grad * (y > 0)
+        return (np.multiply(grad, t, out=g),)
+
+
+def _act_plan(spec):
+    if spec.in_dtypes[0] != spec.out_dtype or spec.in_shapes[0] != spec.out_shape or spec.kwargs:
+        return None
+    return _ActPlan(spec)
+
+
+_reduce_add = np.add.reduce
+_reduce_min = np.minimum.reduce
+
+
+class _MeanCEPlan(_Plan):
+    """MeanSoftmaxCrossEntropy on buffers, with the unit's own sequence of numpy calls."""
+
+    def __init__(self, spec):
+        (n, C), dt = spec.in_shapes[0], spec.in_dtypes[0]
+        self.n, self.C, self.dt = n, C, dt
+        self.e = np.empty((n, C), dtype=dt)
+        self.dz = np.empty((n, C), dtype=dt)
+        self.rows = np.arange(n)
+        self.ones = U._ones(C, dt)
+        self.y = None
+        self.buffers = [self.dz]
+
+    def finalize(self, scratch):
+        n, C, dt = self.n, self.C, self.dt
+        self.m = scratch((n,), dt)
+        self.s = np.empty(n, dtype=dt)          # read after the scratch below is reused
+        self.logs = scratch((n,), dt, 1)
+        self.shifted = scratch((n, C), dt)
+
+    def forward(self, z, y):
+        n, C = self.n, self.C
+        if n and _reduce_min(y, axis=None) < 0:
+            raise _Retrace  # eager mode says what is wrong with the labels
+        m = self.m
+        if C > 8:
+            z.max(axis=1, out=m)
+        elif C > 1:                      # the row maximum, column by column (exact)
+            np.maximum(z[:, 0], z[:, 1], out=m)
+            for c in range(2, C):
+                np.maximum(m, z[:, c], out=m)
+        else:
+            np.copyto(m, z[:, 0])
+        shifted = np.subtract(z, m[:, None], out=self.shifted)
+        e = np.exp(shifted, out=self.e)
+        s = np.matmul(e, self.ones, out=self.s)
+        try:
+            picked = shifted[self.rows, y]
+        except IndexError:
+            raise _Retrace from None  # a label >= C
+        loss = (_reduce_add(np.log(s, out=self.logs), axis=None)
+                - _reduce_add(picked, axis=None)) / n
+        e /= s[:, None]
+        self.y = y
+        return np.asarray(loss, dtype=self.dt)
+
+    def backward(self, grad):
+        scale = grad / self.n
+        dz = np.multiply(self.e, scale, out=self.dz)
+        dz[self.rows, self.y] -= scale
+        return dz, None
+
+
+def _mean_ce_plan(spec):
+    if len(spec.in_shapes[0]) != 2 or spec.kwargs or spec.in_dtypes[0].kind != "f":
+        return None
+    if spec.in_shapes[1] != (spec.in_shapes[0][0],) or spec.in_dtypes[1].kind not in "iu":
+        return None
+    return _MeanCEPlan(spec)
+
+
+#: unit class -> plan factory ``f(spec) -> plan or None`` (None: the unit's own forward/backward).
+#: A unit may instead define ``replay_plan(cls, spec)`` as a class method.
+PLANS = {U.Linear: _linear_plan, U.LinearReLU: _linear_plan, U.Tanh: _act_plan,
+         U.ReLU: _act_plan, U.MeanSoftmaxCrossEntropy: _mean_ce_plan}
+
+
+def _make_plan(spec):
+    factory = PLANS.get(spec.unit) or getattr(spec.unit, "replay_plan", None)
+    plan = factory(spec) if factory is not None else None
+    return plan if plan is not None else GenericPlan(spec)
+
+
+# ------------------------------------------------------------------------------------------------
+# the optimizer on one flat buffer per parameter group
+# ------------------------------------------------------------------------------------------------
+
+from . import tensor as _tensor_module  # noqa: E402 - beside its only use
+
+_bump = getattr(_tensor_module, "bump_version", lambda t: None)
+
+
+class _FlatParam:
+    """Stands for a whole parameter group in the optimizer's own update code."""
+
+    __slots__ = ("data", "grad", "_version")
+
+    def __init__(self, data, grad):
+        self.data, self.grad = data, grad
+        self._version = 0
+
+
+def _flat_optimizers():
+    from .optim import SGD, Adagrad, Adam, RMSprop
+    # update rules that act element by element: one call on the concatenation of a group's
+    # parameters gives each element what the per-parameter loop gives it
+    return {SGD._step_group, Adam._step_group, RMSprop._step_group, Adagrad._step_group}
+
+
+_CHUNK = 1 << 15   # elements per chunk of the flat SGD update (128 KiB of float32)
+# groups larger than this stay per parameter: the optimizer's loop costs nothing beside their
+# GEMMs, and moving them into flat buffers would need a second copy of the model for a moment
+_FLAT_MAX = 1 << 20
+
+
+class _FlatGroup:
+    """One parameter group laid out in flat buffers: parameters, gradients and every array of
+    the optimizer state; each parameter's ``.data``, ``.grad`` and state arrays are views."""
+
+    def __init__(self, opt, params):
+        dt = params[0].data.dtype
+        self.params = list(params)
+        sizes = [p.data.size for p in params]
+        offs = np.concatenate(([0], np.cumsum(sizes))).astype(int).tolist()
+        self.slices = [(offs[i], offs[i + 1], p.data.shape) for i, p in enumerate(params)]
+        total = offs[-1]
+        self.P = np.empty(total, dtype=dt)
+        self.G = np.empty(total, dtype=dt)
+        self.pviews = self._views(self.P)
+        self.gviews = self._views(self.G)
+        self.state = {}
+        self.sviews = {}
+        states = [opt.state.get(p, {}) for p in params]
+        keys = set(states[0])
+        # each array moves into its slot and the parameter (or state) is pointed at the view
+        # at once, so that the old array is freed before the next is copied (no second copy
+        # of the whole model at any time)
+        for key in keys:
+            if isinstance(states[0][key], np.ndarray):
+                flat = self.state[key] = np.empty(total, dtype=dt)
+                views = self.sviews[key] = self._views(flat)
+                for st, v in zip(states, views):
+                    v[...] = st[key]
+                    st[key] = v
+            else:
+                self.state[key] = states[0][key]
+        for p, v, g in zip(params, self.pviews, self.gviews):
+            v[...] = p.data
+            p.data = v
+            if p.grad is not None and p.grad.shape == g.shape and p.grad.dtype == g.dtype:
+                g[...] = p.grad       # the traced step's gradient, in its slot
+                p.grad = g
+        self.flat = _FlatParam(self.P, self.G)
+        from .optim import SGD
+        self.sgd = type(opt)._step_group is SGD._step_group
+        self.tmp = None
+        self._checks()
+        self.proxy = object.__new__(type(opt))
+        self.proxy.state = {self.flat: self.state}
+        self.proxy.defaults = opt.defaults
+
+    @staticmethod
+    def possible(opt, params) -> bool:
+        if not params or len({id(p) for p in params}) != len(params):
+            return False
+        dt = params[0].data.dtype
+        if sum(p.data.size for p in params) > _FLAT_MAX:
+            return False
+        if dt.kind != "f" or any(p.data.dtype != dt or not p._rg for p in params):
+            return False
+        states = [opt.state.get(p, {}) for p in params]
+        keys = set(states[0])
+        for st in states:
+            if set(st) != keys:
+                return False
+        for key in keys:
+            vals = [st[key] for st in states]
+            if isinstance(vals[0], np.ndarray):
+                if not all(isinstance(v, np.ndarray) and v.shape == p.data.shape
+                           for v, p in zip(vals, params)):
+                    return False
+            elif not all(type(v) is type(vals[0]) and v == vals[0] for v in vals):
+                return False
+        return True
+
+    def _views(self, flat):
+        return [flat[a:b].reshape(shape) for a, b, shape in self.slices]
+
+    def _checks(self):
+        """Per parameter: (p, data view, grad view, ((state key, view or value), ...))."""
+        out = []
+        for i, p in enumerate(self.params):
+            sv = tuple((k, self.sviews[k][i] if isinstance(f, np.ndarray) else f)
+                       for k, f in self.state.items())
+            out.append((p, self.pviews[i], self.gviews[i], sv))
+        self.checks = out
+        self.nkeys = len(self.state)
+        self.scalars = any(not isinstance(f, np.ndarray) for f in self.state.values())
+        self.flat_arrays = tuple(self.state.items())
+
+    def ready(self, group, state) -> bool:
+        """Every parameter still has its views as data, gradient and state (nothing was
+        reassigned, loaded or left without a gradient since the last call)."""
+        gp = group["params"]
+        checks = self.checks
+        if len(gp) != len(checks):
+            return False
+        nkeys = self.nkeys
+        for (p, pv, gv, sv), q in zip(checks, gp):
+            if q is not p or p.data is not pv or p.grad is not gv:
+                return False
+            st = state.get(p)
+            if st is None or len(st) != nkeys:
+                return False
+            for key, v in sv:
+                x = st.get(key)
+                if x is not v and (type(v) is np.ndarray or x != v):
+                    return False
+        return True
+
+    def _sgd(self, group) -> bool:
+        """SGD's common cases (plain, or momentum without dampening/Nesterov/decay) with the
+        same numpy operations as SGD._step_group, the temporary lr·b in a kept buffer instead
+        of a fresh one each step (the same numbers; no 4-bytes-per-parameter allocation)."""
+        if group["weight_decay"] != 0 or group["maximize"] or group["nesterov"] \
+                or group["dampening"] != 0:
+            return False
+        momentum, lr = group["momentum"], group["lr"]
+        buf = None
+        if momentum != 0:
+            buf = self.state.get("momentum_buffer")
+            if buf is None:
+                return False   # the first step creates the buffer: SGD's own code does it
+        n = self.P.size
+        step = _CHUNK
+        t = self.tmp
+        if t is None:
+            t = self.tmp = np.empty(min(n, step), dtype=self.P.dtype)
+        P, G = self.P, self.G
+        # chunk by chunk: the four passes stay in the cache, and the temporary is small
+        for a in range(0, n, step):
+            b = min(a + step, n)
+            tt = t[:b - a]
+            if buf is not None:
+                m = buf[a:b]
+                m *= momentum
+                m += G[a:b]
+                np.multiply(m, lr, out=tt)
+            else:
+                np.multiply(G[a:b], lr, out=tt)
+            P[a:b] -= tt
+        return True
+
+    def step(self, group, state):
+        for p in self.params:      # as the optimizer's own loop notes each in-place change
+            _bump(p)
+        if self.sgd and self._sgd(group):
+            return
+        fake = dict(group)
+        fake["params"] = [self.flat]
+        before = self.nkeys
+        self.proxy._step_group(fake)
+        if not self.scalars and len(self.state) == before and \
+                all(self.state[k] is v for k, v in self.flat_arrays):
+            return  # the state arrays were updated in place: the views show it
+        for key, flat in self.state.items():
+            if isinstance(flat, np.ndarray):
+                views = self.sviews.get(key)
+                if views is None or views[0].base is not flat:
+                    views = self.sviews[key] = self._views(flat)
+                    for p, v in zip(self.params, views):
+                        state[p][key] = v
+            else:
+                for p in self.params:
+                    state[p][key] = flat
+        self._checks()
+
+
+class _FlatStep:
+    """``optimizer.step()`` in a program: the optimizer's own update rule once per group on the
+    flat buffers when every parameter is still laid out there; the optimizer's step otherwise."""
+
+    def __init__(self, opt, orig_step, leaves):
+        self.opt, self.orig = opt, orig_step
+        self.groups = None
+        if type(opt)._step_group not in _flat_optimizers():
+            return
+        groups = []
+        for group in opt.param_groups:
+            params = group["params"]
+            if not all(id(p) in leaves for p in params) or \
+                    not _FlatGroup.possible(opt, params):
+                return
+            groups.append(params)
+        self.groups = [_FlatGroup(opt, params) for params in groups]
+
+    def grad_buffers(self):
+        out = {}
+        for fg in self.groups or ():
+            for p, g in zip(fg.params, fg.gviews):
+                out[id(p)] = g
+        return out
+
+    def __call__(self):
+        opt = self.opt
+        groups = self.groups
+        pg = opt.param_groups
+        if groups is not None and len(pg) == len(groups):
+            st = opt.state
+            for fg, group in zip(groups, pg):
+                if not fg.ready(group, st):
+                    break
+            else:
+                for fg, group in zip(groups, pg):
+                    fg.step(group, st)
+                return None
+        return self.orig(opt)
+
+
+# ------------------------------------------------------------------------------------------------
+# the program: generated Python that runs the recorded events
+# ------------------------------------------------------------------------------------------------
+
+def _store(t, g, handed):
+    """Leave ``g`` in ``t.grad`` as the eager engine does (assign, or add to what is there)."""
+    if t.grad is None:
+        t.grad = g.copy() if (id(g) in handed or not g.flags.writeable) else g
+    else:
+        t.grad = t.grad + g
+    handed.add(id(t.grad))
+
+
+def _protect(t, owned):
+    """A gradient still held in ``t.grad`` from an earlier call must not be overwritten by this
+    call's backward (no zero_grad in between: gradients accumulate): give it its own copy."""
+    g = t.grad
+    if g is not None and (id(g) in owned or (g.base is not None and id(g.base) in owned)):
+        t.grad = g.copy()
+
+
+class _Program:
+    def __init__(self, trace: _Trace, refs, result):
+        self.leaves = list(trace.leaves)
+        self.leaf_state = [(t, t._rg, t.data.shape, t.data.dtype) for t in self.leaves]
+        self.modules = [(m, m.training) for m in trace.modules.values()]
+        # what the modules' forwards will read: the same parameters, children and hooks (a
+        # parameter or layer assigned anew, a hook added: the step must be traced again)
+        self.structure = []
+        for m in trace.modules.values():
+            for attr in ("_parameters", "_modules", "_forward_hooks"):
+                d = m.__dict__.get(attr)
+                if d is None:
+                    continue
+                if attr == "_forward_hooks":
+                    self.structure.append((d, None, len(d)))
+                else:
+                    self.structure.extend((d, k, v) for k, v in d.items())
+        ns = {"np": np, "_store": _store, "_protect": _protect, "Tensor": Tensor}
+        lines = ["def run(A):"]
+        emit = lines.append
+        const_n = [0]
+
+        def const(v):
+            name = f"K{const_n[0]}"
+            const_n[0] += 1
+            ns[name] = v
+            return name
+
+        for k, kind in enumerate(trace.arg_kinds):
+            if kind == "t":
+                emit(f"    a{k} = A[{k}].data")
+            elif kind == "a":
+                emit(f"    a{k} = A[{k}]")
+        for m, (kind, r) in enumerate(refs):
+            ns[f"R{m}"] = r
+        for m, t in enumerate(self.leaves):
+            ns[f"L{m}"] = t
+
+        def expr(src):
+            kind, v = src
+            if kind == "arg":
+                return f"a{v}"
+            if kind == "argt":
+                return f"A[{v}].data"
+            if kind == "out":
+                return f"v{v}"
+            if kind == "leaf":
+                return f"L{v}.data"
+            if kind == "ref":
+                return f"R{v}"
+            return const(v)
+
+        units = {}
+        owned = set()
+        self.plans = []
+        self.plan_of = {}
+        self.unit_of = {}
+        self.out_meta = {}
+        self.reads = []
+        self.units_needs = {}
+        # optimizer steps on flat buffers; their gradient slots are offered to the plans
+        from .optim.optimizer import Optimizer
+        leaf_ids = {id(t) for t in self.leaves}
+        flat_steps = {}
+        grad_bufs = {}
+        for e, ev in enumerate(trace.events):
+            if ev[0] == "call" and ev[1] is _SAVED_STEP(Optimizer) and not ev[3] and not ev[4] \
+                    and id(ev[2]) not in {id(f.opt) for f in flat_steps.values()}:
+                fs = _FlatStep(ev[2], ev[1], leaf_ids)
+                flat_steps[e] = fs
+                grad_bufs.update(fs.grad_buffers())
+        self.flat_steps = list(flat_steps.values())
+        for e, ev in enumerate(trace.events):
+            if ev[0] == "unit":
+                _, j, cls, srcs, kw, needs, in_shapes, out_shape, out_dtype, in_dtypes = ev
+                static_kw = {k: s[1] for k, s in kw if s[0] == "const"}
+                dyn_kw = [(k, s) for k, s in kw if s[0] != "const"]
+                for k, s in kw:
+                    if s[0] == "ref":
+                        static_kw[k] = refs[s[1]][1]
+                dyn_kw = [(k, s) for k, s in dyn_kw if s[0] != "ref"]
+                gb = tuple(grad_bufs.get(id(self.leaves[s[1]])) if s[0] == "leaf" else None
+                           for s in srcs)
+                spec = Spec(cls, in_shapes, in_dtypes, out_shape, out_dtype, static_kw, needs,
+                            gb)
+                plan = GenericPlan(spec) if dyn_kw else _make_plan(spec)
+                self.plans.append(plan)
+                self.plan_of[j] = plan
+                self.unit_of[j] = cls
+                self.out_meta[j] = (out_shape, out_dtype)
+                self.reads.append(list(srcs) + [s for _, s in dyn_kw])
+                self.units_needs[j] = (srcs, needs)
+                ns[f"F{j}"] = plan.forward
+                ns[f"B{j}"] = plan.backward
+                args = ", ".join([expr(s) for s in srcs] + [f"{k}={expr(s)}" for k, s in dyn_kw])
+                emit(f"    v{j} = F{j}({args})")
+                units[j] = (srcs, needs)
+            elif ev[0] == "call" and e in flat_steps:
+                emit(f"    {const(flat_steps[e])}()")
+            elif ev[0] == "call":
+                _, fn, obj, args, kw = ev
+                ns_name = const(fn)
+                obj_name = const(obj)
+                parts = [obj_name] + [const(a) for a in args] + [f"{k}={const(v)}" for k, v in kw]
+                emit(f"    {ns_name}({', '.join(parts)})")
+            else:
+                self._emit_backward(ev, units, expr, const, emit)
+        self._share_buffers(trace, result)
+        for plan in self.plans:
+            owned.update(id(b) for b in getattr(plan, "buffers", ()))
+        ns["OWNED"] = owned
+        emit(f"    return {self._result_expr(result, expr)}")
+        self.last_data = [t.data for t in self.leaves]  # after the flat layout moved them
+        self.source = "\n".join(lines)
+        exec(self.source, ns)  # noqa: S102 - our own generated code, from the trace
+        self.run = ns["run"]
+
+    def _share_buffers(self, trace, result):
+        """Let planned units work in place where no one else reads the array, then allocate
+        the rest (dead values' buffers are reused: less memory, fewer cache misses)."""
+        readers = {j: 0 for j in self.plan_of}
+        for srcs in self.reads:
+            for s in srcs:
+                if s[0] == "out":
+                    readers[s[1]] += 1
+
+        def mark(r):
+            kind, v = r
+            if kind in ("tensor", "array"):
+                if v[0] == "out":
+                    readers[v[1]] += 2
+            elif kind != "const":
+                for x in (v if kind != "dict" else [x for _, x in v]):
+                    mark(x)
+        mark(result)
+        backwards = [ev for ev in trace.events if ev[0] == "backward"]
+        for ev in backwards:
+            if ev[1][0] == "out":
+                readers[ev[1][1]] += 2
+        plans = self.plan_of
+        for j, plan in plans.items():
+            if getattr(plan, "can_inplace", False):
+                s = self.reads[j][0]
+                if s[0] == "out" and readers[s[1]] == 1 and isinstance(plans[s[1]], _Plan) \
+                        and not plans[s[1]].keeps_output:
+                    plan.inplace = True
+        if len(backwards) == 1:
+            given = {j: [] for j in plans}
+            for j, (srcs, needs) in self.units_needs.items():
+                for s, n in zip(srcs, needs or ()):
+                    if n and s[0] == "out":
+                        given[s[1]].append(j)
+            root = backwards[0][1][1] if backwards[0][1][0] == "out" else None
+            for j, plan in plans.items():
+                if isinstance(plan, _Plan) and j != root and len(given[j]) == 1 \
+                        and isinstance(plans[given[j][0]], _Plan):
+                    plan.grad_writable = True
+        pool = {}
+
+        def scratch(shape, dtype, slot=0):
+            key = (tuple(shape), np.dtype(dtype), slot)
+            b = pool.get(key)
+            if b is None:
+                b = pool[key] = np.empty(shape, dtype=dtype)
+            return b
+        for plan in self.plans:
+            fin = getattr(plan, "finalize", None)
+            if fin is not None:
+                fin(scratch)
+
+    def _emit_backward(self, ev, units, expr, const, emit):
+        _, root, gsrc = ev
+        emit("    h = set()")
+        if root[0] != "out":
+            raise _Unreplayable("backward() from a tensor no unit made")
+        j0 = root[1]
+        if gsrc is None:
+            # eager makes np.ones_like(loss) each time; one read-only array holds the same ones
+            ones = np.ones(self.out_meta[j0][0], dtype=self.out_meta[j0][1])
+            ones.flags.writeable = False
+            emit(f"    g{j0} = {const(ones)}")
+        else:
+            emit(f"    g{j0} = np.array({expr(gsrc)}, dtype=v{j0}.dtype)")
+        emit(f"    h.add(id(g{j0}))")
+        # the units that the gradient reaches, latest first (the eager engine's order)
+        reach = {j0}
+        for j in sorted(units, reverse=True):
+            if j in reach and j <= j0:
+                srcs, needs = units[j]
+                if needs is None:
+                    continue
+                for s, n in zip(srcs, needs):
+                    if n and s[0] == "out":
+                        reach.add(s[1])
+        order = [j for j in sorted(reach, reverse=True) if units[j][1] is not None]
+        for j in order:
+            if j != j0:
+                emit(f"    g{j} = None")
+        leaves = []
+        for j in order:
+            for s, n in zip(*units[j]):
+                if n and s[0] in ("leaf", "argt") and s not in leaves:
+                    leaves.append(s)
+        names = {s: f"gl{i}" for i, s in enumerate(leaves)}
+        for s in leaves:
+            emit(f"    {names[s]} = None")
+            tens = f"L{s[1]}" if s[0] == "leaf" else f"A[{s[1]}]"
+            emit(f"    if {tens}.grad is not None:")
+            emit(f"        _protect({tens}, OWNED)")
+        # which gradients are certainly there: planned units return one for every input that
+        # needs it; a unit's own backward may return None
+        state = {f"g{j0}": "set"}
+        private = {}  # leaf gradient -> came once, from a planned unit's own buffer
+        for j in order:
+            srcs, needs = units[j]
+            sure = state.get(f"g{j}") == "set" and not isinstance(self.plan_of[j], GenericPlan)
+            pad = "    "
+            if state.get(f"g{j}") != "set":
+                emit(f"    if g{j} is not None:")
+                pad = "        "
+            emit(f"{pad}r = B{j}(g{j})")
+            for i, (s, n) in enumerate(zip(srcs, needs)):
+                if not n:
+                    continue
+                tgt = f"g{s[1]}" if s[0] == "out" else names.get(s)
+                if tgt is None:
+                    continue
+                st = state.get(tgt, "unset")
+                private[tgt] = sure and st == "unset" and isinstance(self.plan_of[j], _Plan)
+                if sure and st == "unset":
+                    emit(f"{pad}{tgt} = r[{i}]")
+                    state[tgt] = "set" if pad == "    " else "maybe"
+                elif sure and st == "set":
+                    emit(f"{pad}{tgt} = {tgt} + r[{i}]")
+                else:
+                    emit(f"{pad}t = r[{i}]")
+                    emit(f"{pad}if t is not None:")
+                    emit(f"{pad}    {tgt} = t if {tgt} is None else {tgt} + t")
+                    state[tgt] = "set" if (st == "set") else "maybe"
+        fast = all(state.get(names[s]) == "set" and private.get(names[s]) for s in leaves)
+        for s in leaves:
+            tens = f"L{s[1]}" if s[0] == "leaf" else f"A[{s[1]}]"
+            if fast:
+                # _store without the bookkeeping: each array is a planned unit's own buffer,
+                # writeable, handed to this leaf only
+                g = names[s]
+                emit(f"    {tens}.grad = {g} if {tens}.grad is None else {tens}.grad + {g}")
+            elif state.get(names[s]) == "set":
+                emit(f"    _store({tens}, {names[s]}, h)")
+            else:
+                emit(f"    if {names[s]} is not None:")
+                emit(f"        _store({tens}, {names[s]}, h)")
+
+    def _result_expr(self, r, expr):
+        kind, v = r
+        if kind == "const":
+            return expr(("const", v))
+        if kind == "tensor":
+            if v[0] in ("leaf", "argt"):
+                return f"L{v[1]}" if v[0] == "leaf" else f"A[{v[1]}]"
+            return f"Tensor(np.array({expr(v)}))"
+        if kind == "array":
+            return f"np.array({expr(v)})"
+        if kind == "dict":
+            return "{" + ", ".join(f"{k!r}: {self._result_expr(x, expr)}" for k, x in v) + "}"
+        inner = ", ".join(self._result_expr(x, expr) for x in v)
+        if kind == "tuple":
+            return f"({inner}{',' if len(v) == 1 else ''})"
+        return f"[{inner}]"
+
+    def guards_hold(self) -> bool:
+        for m, training in self.modules:
+            if m.training != training:
+                return False
+        for d, k, v in self.structure:
+            if (len(d) != v) if k is None else (d.get(k) is not v):
+                return False
+        last = self.last_data
+        for i, (t, rg, shape, dtype) in enumerate(self.leaf_state):
+            d = t.data
+            if t._rg != rg:
+                return False
+            if d is not last[i]:
+                if d.shape != shape or d.dtype != dtype:
+                    return False
+                last[i] = d
+        return True
+
+
+# ------------------------------------------------------------------------------------------------
+# the compiled function
+# ------------------------------------------------------------------------------------------------
+
+class _Entry:
+    __slots__ = ("state", "trace", "result", "program", "misses", "why")
+
+    def __init__(self):
+        self.state = "new"        # new -> traced -> ready | eager
+        self.trace = self.result = self.program = None
+        self.misses = 0
+        self.why = None
+
+
+class CompiledFunction:
+    """A training step that is traced on its first calls and replayed afterwards.
+
+    See :func:`compile`. ``stats`` counts calls by how they ran: ``'replayed'``, ``'traced'``
+    and ``'eager'`` (a signature whose recordings differ, or that a guard sent back);
+    ``explain()`` says, per cached signature, what state it is in and why.
+    """
+
+    def __init__(self, fn, cache_size: int = 4):
+        if not callable(fn):
+            raise TypeError(f"compile: expected a function, got {type(fn).__name__}")
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
+            raise ValueError(f"compile: cache_size must be a whole number >= 1, got {cache_size!r}")
+        self.fn = fn
+        self.cache_size = cache_size
+        self.cache: OrderedDict = OrderedDict()
+        self.stats = {"replayed": 0, "traced": 0, "eager": 0}
+        self.__name__ = getattr(fn, "__name__", "compiled")
+        self.__doc__ = getattr(fn, "__doc__", None)
+        self.__wrapped__ = fn
+
+    @staticmethod
+    def _key(args, kwargs):
+        parts = [is_grad_enabled()]
+        for a in args:
+            t = type(a)
+            if t is np.ndarray:
+                parts.append((a.shape, a.dtype))
+            elif t is Tensor or isinstance(a, Tensor):
+                parts.append((a.data.shape, a.data.dtype, a._rg, 1))
+            else:
+                try:
+                    hash(a)
+                except TypeError:
+                    return None
+                parts.append((t, a))
+        if kwargs:
+            return None
+        return tuple(parts)
+
+    def __call__(self, *args, **kwargs):
+        key = self._key(args, kwargs)
+        if key is None or _recorder() is not None:
+            self.stats["eager"] += 1
+            return self.fn(*args, **kwargs)
+        entry = self.cache.get(key)
+        if entry is not None and entry.state == "ready":
+            prog = entry.program
+            if prog.guards_hold():
+                try:
+                    out = prog.run(args)
+                except _Retrace:
+                    pass
+                else:
+                    self.stats["replayed"] += 1
+                    return out
+            entry = None  # a guard failed: trace again
+        if entry is None:
+            entry = _Entry()
+            self.cache[key] = entry
+            while len(self.cache) > self.cache_size:
+                self.cache.popitem(last=False)
+        else:
+            self.cache.move_to_end(key)
+        if entry.state == "eager":
+            self.stats["eager"] += 1
+            return self.fn(*args)
+        return self._trace(entry, args)
+
+    def _trace(self, entry, args):
+        trace = _Trace(args)
+        with _LOCK:
+            _install_patches()
+            _LOCAL.recorder = trace
+            try:
+                out = self.fn(*args)
+            finally:
+                _LOCAL.recorder = None
+                _remove_patches()
+        self.stats["traced"] += 1
+        try:
+            if trace.problem:
+                raise _Unreplayable(trace.problem)
+            result = trace.result(out)
+            trace.finish()
+            if entry.state == "new":
+                entry.state, entry.trace, entry.result = "traced", trace, result
+                return out
+            refs = _agree(entry.trace, trace)
+            if refs is None or not _same_result(entry.result, result):
+                entry.misses += 1
+                entry.trace, entry.result = trace, result
+                if entry.misses >= 3:
+                    raise _Unreplayable("its recordings differ from call to call")
+                return out
+            entry.program = _Program(trace, refs, result)
+            entry.state = "ready"
+            entry.trace = None
+        except _Unreplayable as why:
+            entry.state, entry.why, entry.trace = "eager", str(why), None
+        return out
+
+    def explain(self) -> str:
+        """One line per cached signature: ready (replayed), traced (once), or eager and why."""
+        lines = []
+        for key, e in self.cache.items():
+            shapes = ", ".join(str(p[0]) for p in key[1:] if isinstance(p, tuple) and
+                               isinstance(p[0], tuple))
+            lines.append(f"({shapes}): {e.state}" + (f" ({e.why})" if e.why else ""))
+        return "\n".join(lines) or "(no calls yet)"
+
+
+def compile(fn=None, *, cache_size: int = 4):  # noqa: A001 - the name users expect
+    """Trace a training-step function once and replay it on later calls with the same shapes.
+
+    ``fn`` is a step such as::
+
+        @cr.compile
+        def step(xb, yb):
+            opt.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+            return loss
+
+    Its positional arguments are arrays, tensors or hashable constants (keyword arguments make a
+    call eager). The first two calls with a new signature (shapes, dtypes, ``requires_grad``,
+    grad mode) run eagerly and are recorded; when both recordings agree, later calls replay the
+    recording: the same numbers as eager mode, without modules, tensors or the graph walk. Up to
+    ``cache_size`` signatures are kept. See the module documentation for the guards and for what
+    is not replayed (Python side effects in ``fn``).
+    """
+    if fn is None:
+        return lambda f: CompiledFunction(f, cache_size=cache_size)
+    return CompiledFunction(fn, cache_size=cache_size)
