@@ -344,8 +344,6 @@ def check_info(path, info: dict, n_outputs: int | None, loss_names) -> None:
                     _fail(path, f"preprocessing.label_names has {len(labels)} labels but the "
                                 f"model has {n_outputs} output{'s' * (n_outputs != 1)}; "
                                 f"expected {expected} labels")
-        if task == "classification" and labels is None:
-            _fail(path, "preprocessing says classification but has no label_names")
     metrics = info.get("metrics")
     if metrics:
         def number(v):

@@ -1,10 +1,11 @@
 """The ``chainrule`` command: train, evaluate and predict on real data, with safe model files.
 
-A thin layer: it parses options (click), calls the library (``chainrule.data`` reads the files,
-``chainrule.nn`` builds the network, ``chainrule.train.fit`` trains it, ``chainrule.io`` saves
-it) and prints (rich). Every problem the user can cause ends in one line on stderr,
-``error: ...``, naming the file, column, row and value where they apply, and a non-zero exit
-status (1; 2 for a bad option, as click does); ``--debug`` shows the Python traceback instead.
+A thin shell: it parses options (click), reads the table (``chainrule.tabular``), calls the
+estimator (``chainrule.sklearn``: NetClassifier / NetRegressor hold the task, the label
+encoding, the standardization, the network, the loss targets and the reading of outputs) and
+prints (rich). Every problem the user can cause ends in one line on stderr, ``error: ...``,
+naming the file, column, row and value where they apply, and a non-zero exit status (1; 2 for
+a bad option, as click does); ``--debug`` shows the Python traceback instead.
 
     chainrule datasets
     chainrule train --dataset spiral
@@ -15,13 +16,10 @@ status (1; 2 for a bad option, as click does); ``--debug`` shows the Python trac
     chainrule explain iris.safetensors --data iris.csv --row 1
     chainrule explain --demo llc
     chainrule report iris.safetensors --data iris.csv --out report.html
+    chainrule tune --dataset digits --hidden 32 64 --lr 0.003 0.01
 
-What a model file holds (see ``chainrule.io``): the weights, the architecture, and in
-``preprocessing`` everything ``predict`` needs: the feature names in order, the standardization
-statistics, the task, the target's name, the label names (classification), how the outputs are
-read and the loss. Regression targets are standardized for training (mean 0, standard
-deviation 1; the statistics are stored as ``target_standardizer``) and predictions are turned
-back into the target's own units.
+The model file (see ``chainrule.io``) is the one ``NetClassifier.save`` writes:
+``chainrule.sklearn.load`` turns it back into a fitted estimator.
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ import math
 import os
 import shlex
 import sys
-from dataclasses import dataclass, field
+import warnings
 
 import click
 import numpy as np
@@ -40,38 +38,11 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from . import __version__, registry
-from .errors import ChainruleError, ConfigError, DataError, ModelFileError, TrainingError
 from ._files import check_outputs
-from .metrics import output_kind
+from .errors import ChainruleError, ConfigError, DataError, TrainingError
+from .tabular import ACTIVATIONS, LOSSES, OPTIMIZERS, Data
 
 __all__ = ["main", "cli"]
-
-# ---------------------------------------------------------------------------------------------
-# Choices and defaults
-# ---------------------------------------------------------------------------------------------
-
-#: activation option -> chainrule.nn class (each activation states its short_name in its
-#: class line; see chainrule.registry)
-ACTIVATIONS = {name: registry.by_short_name(name, role="activation").__name__
-               for name in ("relu", "tanh", "sigmoid", "leaky_relu", "gelu")}
-
-
-def _loss_choice(name: str) -> tuple:
-    cls = registry.by_short_name(name, role="loss")
-    kind = registry.facts_of(cls).output_kind
-    return (cls.__name__, "regression" if kind == "value" else "classification",
-            "classes" if kind == "logits" else 1)
-
-
-#: loss option -> (chainrule.nn class, task, outputs: 'classes' = one per class, 1 = one column),
-#: from the facts each loss states in its class line
-LOSSES = {name: _loss_choice(name) for name in ("cross_entropy", "bce_with_logits", "bce",
-                                                "hinge", "mse")}
-DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse"}
-
-#: optimizer option -> (chainrule.optim class, default learning rate)
-OPTIMIZERS = {"sgd": ("SGD", 0.1), "adam": ("Adam", 0.01), "adamw": ("AdamW", 0.01),
-              "rmsprop": ("RMSprop", 0.001), "adagrad": ("Adagrad", 0.1)}
 
 DEFAULT_HIDDEN = "16,16"
 DEFAULT_ACTIVATION = "tanh"
@@ -79,10 +50,12 @@ DEFAULT_EPOCHS = 200
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_VALIDATION = 0.2
 
-DATASET_TARGET = "class"  # the target's name in model files trained on a built-in dataset
-
 _state = {"debug": False}
 console = Console(highlight=False, markup=False, emoji=False, soft_wrap=True)
+
+#: the optional packages the command's extra brings, and the extra that brings each
+_EXTRAS = {"click": "cli", "rich": "cli", "safetensors": "cli", "sklearn": "cli",
+           "matplotlib": "viz", "distributed": "dask", "onnx": "onnx", "onnxruntime": "onnx"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,29 +156,8 @@ def data_options(target_help: str, target: bool = True):
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading data
+# Reading data and models
 # ---------------------------------------------------------------------------------------------
-
-@dataclass
-class Data:
-    """Rows to train on, evaluate or predict, before standardizing."""
-
-    source: str                     # "dataset spiral" or the file name
-    X: np.ndarray                   # float32 (n, d), raw feature values
-    feature_names: list
-    y_raw: np.ndarray | None        # raw target values (labels as text or numbers), or None
-    target: str | None
-    rows: np.ndarray                # data row number of each row (1 = first row after the header)
-    ids: dict = field(default_factory=dict)   # id column -> values of the kept rows
-    label_names: list | None = None          # a built-in dataset's class names, in its order
-    y_codes: np.ndarray | None = None        # a built-in dataset's class indices
-    task: str | None = None
-    dropped: int = 0
-
-    @property
-    def n(self):
-        return len(self.X)
-
 
 def _source_check(dataset, data_file):
     if dataset and data_file:
@@ -215,221 +167,32 @@ def _source_check(dataset, data_file):
                                "--data FILE")
 
 
-def load_builtin(name: str, samples=None, noise=None, seed: int = 0) -> Data:
-    from .data import load_dataset
+def _train_data(dataset, data_file, target, delimiter, drop_missing, id_columns, samples,
+                noise) -> Data:
+    from .tabular import load_builtin, read_data
 
-    ds = load_dataset(name, n_samples=samples, noise=noise, seed=seed)
-    names = list(ds.target_names) if ds.target_names is not None else None
-    y_raw = np.asarray(names, dtype=object)[ds.y] if names is not None else ds.y
-    return Data(source=f"dataset {ds.name}", X=np.asarray(ds.X, dtype=np.float32),
-                feature_names=list(ds.feature_names), y_raw=y_raw, target=DATASET_TARGET,
-                rows=np.arange(1, len(ds.X) + 1), label_names=names, y_codes=ds.y,
-                task=ds.task)
-
-
-def read_data(path: str, target=None, features=None, delimiter=None, drop_missing=False,
-              id_columns=(), allowed_extra=(), need_target=True, model_target=None,
-              default_ids=()) -> Data:
-    """Read a user's file. With ``features`` (a model's), the columns must match them.
-
-    ``default_ids``: id columns kept (where the file has them) when ``id_columns`` is empty,
-    such as those named when the model was trained.
-    """
-    from .data import prepare, read_table
-
-    table = read_table(path, delimiter=delimiter)
-    columns = list(table.columns)
-    if not id_columns:
-        id_columns = [c for c in default_ids if c in columns]
-    if target is None and need_target:
-        if model_target is not None and model_target in columns:
-            target = model_target
-        elif path.lower().endswith(".npz") and "y" in columns:
-            target = "y"
-        elif model_target is not None:
-            raise DataError(f"target column '{model_target}' (the model's target) not found in "
-                            f"{path}; columns are: {', '.join(columns)} (name it with --target)")
-        else:
-            raise DataError(f"--target is missing: which column of {path} should be predicted? "
-                            f"columns are: {', '.join(columns)}")
-    ids = list(dict.fromkeys(id_columns))
-    if target is not None and target not in columns:
-        near = [c for c in columns if c.strip().lower() == target.strip().lower()]
-        hint = f" (did you mean '{near[0]}'?)" if near else ""
-        raise DataError(f"target column '{target}' not found in {path}{hint}; columns are: "
-                        f"{', '.join(columns)}")
-    for col in ids:
-        if col not in columns:
-            raise DataError(f"id column '{col}' not found in {path}; columns are: "
-                            f"{', '.join(columns)}")
-    if features is not None:
-        missing = [f for f in features if f not in columns]
-        extra = [c for c in columns if c not in features and c != target and c not in ids
-                 and c not in allowed_extra]
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"missing {', '.join(missing)}")
-            if extra:
-                parts.append(f"extra {', '.join(extra)}")
-            hint = " (name id columns with --id-column)" if extra else ""
-            raise DataError(f"the columns of {path} do not match the model's features: "
-                            f"{'; '.join(parts)}; the model expects {', '.join(features)}{hint}")
-    X, y, names, rows = prepare(table, target=target, features=features,
-                                drop_missing=drop_missing, id_columns=ids)
-    keep = np.isin(np.asarray(table.row_numbers), rows)
-    id_values = {col: np.asarray(table.data[col])[keep] for col in ids}
-    return Data(source=path, X=X, feature_names=list(names), y_raw=y, target=target, rows=rows,
-                ids=id_values, dropped=int(table.n_rows - len(rows)))
+    _source_check(dataset, data_file)
+    if dataset and (target or id_columns or delimiter):
+        raise click.UsageError("--target, --id-column and --delimiter go with --data FILE, "
+                               "not --dataset")
+    if data_file and (samples or noise is not None):
+        raise click.UsageError("--samples and --noise go with a generated --dataset")
+    if data_file:
+        return read_data(data_file, target=target, delimiter=delimiter,
+                         drop_missing=drop_missing, id_columns=id_columns)
+    return load_builtin(dataset, samples=samples, noise=noise)
 
 
-# ---------------------------------------------------------------------------------------------
-# Building and reading models
-# ---------------------------------------------------------------------------------------------
+def _model_and_data(model_file, dataset, data_file, target, delimiter, drop_missing,
+                    id_columns, need_target=True):
+    """The estimator of a model file and the rows to use it on."""
+    from .sklearn import load, table_columns
+    from .tabular import data_for_model
 
-def _nn_class(name: str, what: str):
-    import chainrule.nn as nn
-
-    cls = getattr(nn, name, None)
-    if cls is None:
-        raise ConfigError(f"{what} needs chainrule.nn.{name}, which this version of chainrule "
-                          "does not have")
-    return cls
-
-
-def build_model(n_in: int, hidden: list, n_out: int, activation: str, final=None):
-    """Linear -> activation -> ... -> Linear(n_out) (-> Sigmoid for the 'bce' loss)."""
-    import chainrule.nn as nn
-
-    act = _nn_class(ACTIVATIONS[activation], f"--activation {activation}")
-    layers, width = [], n_in
-    for h in hidden:
-        layers += [nn.Linear(width, h), act()]
-        width = h
-    layers.append(nn.Linear(width, n_out))
-    if final is not None:
-        layers.append(final())
-    return nn.Sequential(*layers)
-
-
-def make_loss(name: str):
-    cls_name = LOSSES[name][0]
-    return _nn_class(cls_name, f"--loss {name}")()
-
-
-def make_optimizer(name: str, params, lr: float, momentum: float, weight_decay: float):
-    import chainrule.optim as optim
-
-    cls_name = OPTIMIZERS[name][0]
-    cls = getattr(optim, cls_name, None)
-    if cls is None:
-        raise ConfigError(f"--optimizer {name} needs chainrule.optim.{cls_name}, which this "
-                          "version of chainrule does not have")
-    kwargs = {"lr": lr}
-    if weight_decay:
-        kwargs["weight_decay"] = weight_decay
-    if name == "sgd" and momentum:
-        kwargs["momentum"] = momentum
-    return cls(params, **kwargs)
-
-
-def loss_targets(y, task: str, loss: str) -> np.ndarray:
-    """The labels in the form the loss wants: class indices, or a float32 column."""
-    if task == "classification" and LOSSES[loss][2] == "classes":
-        return np.asarray(y, dtype=np.int64)
-    return np.asarray(y, dtype=np.float32).reshape(-1, 1)
-
-
-def load_model(path: str):
-    from .io import load
-
-    model, info = load(path, with_info=True)
-    pre = info.get("preprocessing")
-    if not isinstance(pre, dict) or "feature_names" not in pre or "standardizer" not in pre:
-        raise ModelFileError(f"{path} is a chainrule model file without preprocessing "
-                             "(saved from Python?); the command needs one saved by "
-                             "'chainrule train'")
-    return model, info
-
-
-def standardizer(pre: dict, key: str = "standardizer"):
-    from .data import Standardizer
-
-    return Standardizer.from_dict(pre[key])
-
-
-def model_outputs(model, pre: dict, X: np.ndarray) -> np.ndarray:
-    from .train import predict
-
-    return predict(model, standardizer(pre).transform(np.asarray(X, dtype=np.float32)))
-
-
-def classes_from_outputs(out: np.ndarray, pre: dict) -> np.ndarray:
-    from .metrics import predict_classes
-
-    return predict_classes(out, pre.get("output", "logits"))
-
-
-def probabilities(out: np.ndarray, pre: dict) -> np.ndarray:
-    """(n, k) class probabilities from model outputs (float64)."""
-    kind = pre.get("output", "logits")
-    out = np.asarray(out, dtype=np.float64)
-    if kind == "logits":
-        z = out - out.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
-    if kind == "logit" and pre.get("loss") != "hinge":
-        p = 1 / (1 + np.exp(-out.reshape(-1)))
-    elif kind == "probability":
-        p = out.reshape(-1)
-    else:
-        raise ConfigError(f"--proba needs a model trained with cross_entropy, bce_with_logits "
-                          f"or bce; this one was trained with {pre.get('loss')}, whose outputs "
-                          "are scores, not probabilities")
-    return np.stack([1 - p, p], axis=1)
-
-
-def regression_values(out: np.ndarray, pre: dict) -> np.ndarray:
-    out = np.asarray(out, dtype=np.float64).reshape(len(out), -1)
-    if "target_standardizer" in pre:
-        out = standardizer(pre, "target_standardizer").inverse_transform(out)
-    return out[:, 0]
-
-
-def label_codes(y_raw, data: Data, known: list) -> np.ndarray:
-    """Class indices of the model for raw labels; a label the model never saw is an error."""
-    from .data import encode_labels
-
-    codes, names = encode_labels(y_raw)
-    index = {name: i for i, name in enumerate(known)}
-    for c, name in enumerate(names):
-        if name not in index:
-            i = int(np.argmax(codes == c))
-            where = (f"column '{data.target}', row {data.rows[i]} of {data.source}"
-                     if not data.source.startswith("dataset ") else data.source)
-            raise DataError(f"{where}: label '{name}' was never seen in training; the model "
-                            f"knows {', '.join(known)}")
-    return np.asarray([index[n] for n in names], dtype=np.int64)[codes]
-
-
-def numeric_target(y_raw, data: Data) -> np.ndarray:
-    y = np.asarray(y_raw)
-    if y.dtype == object:
-        for i, v in enumerate(y.tolist()):
-            try:
-                float(v)
-            except (TypeError, ValueError):
-                raise DataError(f"column '{data.target}', row {data.rows[i]} of {data.source}: "
-                                f"'{v}' is not a number; regression needs numbers in the "
-                                "target (use --task classification for labels)") from None
-    y = y.astype(np.float64)
-    big = np.abs(y) > np.finfo(np.float32).max / 1e3  # standardizing and float32 training
-    if big.any():
-        i = int(np.argmax(big))
-        raise DataError(f"column '{data.target}', row {data.rows[i]} of {data.source}: {y[i]:.4g} "
-                        "is too large to train on (the network computes in float32, up to "
-                        "3.4e38); rescale the target, e.g. divide it by a power of ten")
-    return y
+    est = load(model_file)
+    data = data_for_model(table_columns(est), dataset, data_file, target, delimiter,
+                          drop_missing, id_columns, need_target=need_target)
+    return est, data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -484,17 +247,24 @@ class ProgressCallback:
     """A rich progress bar with the latest metrics (on a terminal); lines every tenth of the
     epochs otherwise, so logs and captured output stay readable."""
 
-    def __init__(self, out: Console, epochs: int, quiet: bool):
-        self.out, self.epochs, self.quiet = out, epochs, quiet
+    def __init__(self, out: Console, epochs: int, quiet: bool, header=None):
+        self.out, self.epochs, self.quiet, self.header = out, epochs, quiet, header
         self.live = out.is_terminal and not quiet
         self.every = max(1, epochs // 10)
         self.progress = None
 
     # the Callback protocol of chainrule.train (duck-typed so the class needs no import)
     def on_train_begin(self, state):
+        if self.header is not None:
+            self.header(state)
         if self.live:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
             self.progress = Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
                                      TimeElapsedColumn(), TextColumn("{task.fields[logs]}"),
                                      console=self.out)
@@ -629,111 +399,16 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
     other numbers: regression); features are standardized, with the statistics kept in the
     model file.
     """
-    import chainrule as cr
-    from .data import Standardizer, encode_labels, infer_task, train_test_split
-    from .io import save
-    from .train import EarlyStopping, evaluate, fit
-    from .train import predict as predict_outputs
+    from .sklearn import fit_table, table_estimator, table_targets
 
     if resume and not _state.get("resuming"):
         return _resume_train(resume)
     resume = _state.pop("resuming", None)
-    _source_check(dataset, data_file)
     from ._files import same_file
     check_outputs({"--data": data_file, "--resume": resume},
                   {"--out": out, "--report": report,
                    "--checkpoint": None if checkpoint and resume and same_file(checkpoint, resume)
                    else checkpoint})
-    if dataset and (target or id_columns or delimiter):
-        raise click.UsageError("--target, --id-column and --delimiter go with --data FILE, "
-                               "not --dataset")
-    if data_file and (samples or noise is not None):
-        raise click.UsageError("--samples and --noise go with a generated --dataset")
-    if data_file:
-        data = read_data(data_file, target=target, delimiter=delimiter,
-                         drop_missing=drop_missing, id_columns=id_columns)
-    else:
-        data = load_builtin(dataset, samples=samples, noise=noise)
-
-    # the task, the labels and the loss
-    task = task or data.task or infer_task(data.y_raw)
-    if task == "classification":
-        if data.y_codes is not None:
-            y, label_names = np.asarray(data.y_codes, dtype=np.int64), list(data.label_names)
-        else:
-            y, label_names = encode_labels(data.y_raw)
-        if len(label_names) < 2:
-            raise DataError(f"target column '{data.target}' of {data.source} holds one label "
-                            f"only ('{label_names[0]}'); classification needs at least two")
-    else:
-        if data.y_codes is not None:
-            y = data.y_codes.astype(np.float64)
-        else:
-            y = numeric_target(data.y_raw, data)
-        label_names = None
-    loss = loss or DEFAULT_LOSS[task]
-    if LOSSES[loss][1] != task:
-        fitting = ", ".join(k for k, v in LOSSES.items() if v[1] == task)
-        raise ConfigError(f"--loss {loss} is for {LOSSES[loss][1]}, but this is {task} "
-                          f"(target '{data.target}'); choose {fitting}")
-    if task == "classification" and LOSSES[loss][2] == 1 and len(label_names) != 2:
-        raise ConfigError(f"--loss {loss} is for two classes; target '{data.target}' has "
-                          f"{len(label_names)} ({', '.join(label_names[:10])}); use cross_entropy")
-    n_out = len(label_names) if LOSSES[loss][2] == "classes" else 1
-    lr = lr if lr is not None else OPTIMIZERS[optimizer][1]
-
-    # split, then standardize with the training part's statistics
-    if data.n < 2:
-        raise DataError(f"{data.source} has {data.n} row; training needs at least 2")
-    X_raw = data.X
-    if validation > 0:
-        stratify = task == "classification" and np.bincount(y, minlength=n_out).min() >= 2
-        try:
-            X_tr, X_va, y_tr, y_va = train_test_split(X_raw, y, test_size=validation, seed=seed,
-                                                      stratify=stratify)
-        except DataError as err:
-            raise DataError(f"--validation {validation}: {err}") from None
-    else:
-        X_tr, y_tr, X_va, y_va = X_raw, y, None, None
-    scaler = Standardizer().fit(X_tr)
-    X_tr_s = scaler.transform(X_tr)
-    X_va_s = scaler.transform(X_va) if X_va is not None else None
-    y_scaler = None
-    if task == "regression":
-        y_scaler = Standardizer().fit(np.asarray(y_tr, dtype=np.float64).reshape(-1, 1))
-        y_tr_fit = y_scaler.transform(y_tr.reshape(-1, 1).astype(np.float32))[:, 0]
-        y_va_fit = (y_scaler.transform(y_va.reshape(-1, 1).astype(np.float32))[:, 0]
-                    if y_va is not None else None)
-    else:
-        y_tr_fit, y_va_fit = y_tr, y_va
-    t_tr = loss_targets(y_tr_fit, task, loss)
-    t_va = loss_targets(y_va_fit, task, loss) if y_va is not None else None
-
-    # the model, seeded
-    cr.manual_seed(seed)
-    final = _nn_class("Sigmoid", "--loss bce") if loss == "bce" else None
-    conv_settings = None
-    if conv:
-        hidden, conv_settings = _conv_option(conv, conv_kernel, conv_stride, hidden, dataset,
-                                             X_raw.shape[1])
-        model = _conv_model(conv_settings, hidden, n_out, activation, final)
-    else:
-        model = build_model(X_raw.shape[1], hidden, n_out, activation, final=final)
-    loss_fn = make_loss(loss)
-    opt = make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay)
-    n_params = int(sum(np.asarray(p.data).size for p in model.parameters()))
-
-    if not quiet:
-        _print_train_header(data, task, label_names, hidden, activation, n_out, loss, optimizer,
-                            lr, n_params, len(X_tr), 0 if X_va is None else len(X_va), epochs,
-                            batch_size, seed)
-    metrics = ("accuracy",) if task == "classification" else ("r2",)
-    progress = ProgressCallback(console, epochs, quiet)
-    callbacks = []
-    if patience:
-        callbacks.append(EarlyStopping(monitor="val_loss", patience=patience,
-                                       restore_best_weights=True))
-    callbacks.append(progress)
     options = dict(dataset=dataset, data_file=data_file and os.path.abspath(data_file),
                    target=target, delimiter=delimiter, drop_missing=drop_missing,
                    id_columns=list(id_columns), samples=samples, noise=noise, task=task,
@@ -745,12 +420,27 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
     if resume and not checkpoint:
         checkpoint = resume  # go on writing into the checkpoint resumed from
     interrupt_at = None if checkpoint else os.path.splitext(out)[0] + ".checkpoint.safetensors"
+    data = _train_data(dataset, data_file, target, delimiter, drop_missing, id_columns, samples,
+                       noise)
+    source = ({"dataset": dataset, "samples": samples, "noise": noise} if dataset
+              else {"data": os.path.basename(data_file)})
+    conv_params = _conv_option(conv, conv_kernel, conv_stride, dataset) if conv else {}
+    if conv and (click.get_current_context().get_parameter_source("hidden")
+                 == click.core.ParameterSource.DEFAULT):
+        hidden = []  # with --conv, --hidden defaults to none
+    est = table_estimator(data, task, hidden=tuple(hidden), activation=activation, loss=loss,
+                          optimizer=optimizer, lr=lr, momentum=momentum,
+                          weight_decay=weight_decay, batch_size=batch_size, epochs=epochs,
+                          validation=validation, patience=patience, random_state=seed,
+                          **conv_params)
+    header = None if quiet else (lambda state: _print_train_header(data, est, state))
+    progress = ProgressCallback(console, epochs, quiet, header)
     try:
-        history = fit(model, loss_fn, opt, X_tr_s, t_tr, epochs=epochs, batch_size=batch_size,
-                      validation=(X_va_s, t_va) if X_va is not None else None, metrics=metrics,
-                      callbacks=callbacks, seed=seed, track_grad_norms=True,
-                      checkpoint=checkpoint, resume=resume, interrupt_checkpoint=interrupt_at,
-                      settings={"options": options})
+        fit_table(est, data, source=source, id_columns=id_columns, callbacks=[progress],
+                  track_grad_norms=True,
+                  fit_options={"checkpoint": checkpoint, "resume": resume,
+                               "interrupt_checkpoint": interrupt_at,
+                               "settings": {"options": options}})
     except TrainingError as err:
         raise TrainingError(f"{err} (nothing was saved)") from None
     except KeyboardInterrupt as stop:
@@ -762,56 +452,23 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
                                 f"{shlex.quote(saved)}") from None
     finally:
         progress.close()
+    est.save(out)
 
-    # final numbers on the whole training and validation parts (original units)
-    def measure(Xs, t, y_orig):
-        m = evaluate(model, loss_fn, Xs, t, metrics=("accuracy",) if task == "classification"
-                     else ())
-        if task == "regression":
-            pred = regression_values(predict_outputs(model, Xs),
-                                     {"target_standardizer": y_scaler.to_dict()})
-            m.update(regression_metrics(y_orig, pred))
-        return m
-
-    final_metrics = {"train": measure(X_tr_s, t_tr, y_tr)}
-    if X_va is not None:
-        final_metrics["validation"] = measure(X_va_s, t_va, y_va)
-
-    history_dict = history.to_dict()
-    source = ({"dataset": dataset, "samples": samples, "noise": noise} if dataset
-              else {"data": os.path.basename(data_file)})
-    training = dict(source, task=task, hidden=hidden, activation=activation, loss=loss,
-                    optimizer=optimizer, lr=lr, momentum=momentum if optimizer == "sgd" else None,
-                    weight_decay=weight_decay, batch_size=batch_size, epochs=epochs,
-                    epochs_run=len(history.epochs), stop_reason=history.stop_reason,
-                    best_epoch=history.best_epoch, validation=validation, patience=patience,
-                    seed=seed, n_train=len(X_tr), n_validation=0 if X_va is None else len(X_va),
-                    dropped_rows=data.dropped, seconds=round(history.seconds, 3),
-                    chainrule_version=__version__, history=history_dict)
-    if conv_settings:
-        training["conv"] = conv_settings
-    preprocessing = {"feature_names": data.feature_names, "standardizer": scaler.to_dict(),
-                     "task": task, "target": data.target, "label_names": label_names,
-                     "output": output_kind(LOSSES[loss][0]), "loss": loss,
-                     "id_columns": list(id_columns)}
-    if y_scaler is not None:
-        preprocessing["target_standardizer"] = y_scaler.to_dict()
-    save(model, out, preprocessing=preprocessing, training=training, metrics=final_metrics)
-
+    final_metrics = est.metrics_
     if quiet:
-        key = "accuracy" if task == "classification" else "r2"
+        key = "accuracy" if est._task == "classification" else "r2"
         parts = [f"train {key} {_fmt(final_metrics['train'][key], key)}"]
         if "validation" in final_metrics:
             parts.append(f"validation {key} {_fmt(final_metrics['validation'][key], key)}")
         console.print(f"saved {out} ({', '.join(parts)})")
     else:
-        _print_final(final_metrics, history, epochs)
+        _print_final(final_metrics, est.history_, epochs)
         console.print(f"saved {out}")
     if report:
         from .io import read_info
         write_report = _optional("chainrule.report", "write_report", "the HTML report")
-        y_show = y if task == "classification" else y.astype(np.float64)
-        path = write_report(report, model, read_info(out), X_raw, y_show, history=history_dict)
+        path = write_report(report, est.model_, read_info(out), data.X, table_targets(est, data),
+                            history=est.history_.to_dict())
         if not quiet:
             console.print(f"wrote {path}")
 
@@ -837,9 +494,9 @@ def _resume_train(path):
         _state.pop("resuming", None)
 
 
-def _conv_option(conv, conv_kernel, conv_stride, hidden, dataset, n_features):
-    """(hidden sizes, conv settings) from --conv/--conv-kernel/--conv-stride: --hidden defaults
-    to none with --conv; a built-in dataset's rows are its images/signals (digits 1x8x8)."""
+def _conv_option(conv, conv_kernel, conv_stride, dataset) -> dict:
+    """The estimator's conv settings from --conv/--conv-kernel/--conv-stride; a built-in
+    dataset's rows are its images/signals (digits 1x8x8), a file's rows 1xN signals."""
     from .data.datasets import SAMPLE_SHAPES
 
     def sizes(option, text):
@@ -847,7 +504,7 @@ def _conv_option(conv, conv_kernel, conv_stride, hidden, dataset, n_features):
         if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
             raise click.BadParameter(f"'{text}' is not a list of positive whole numbers such "
                                      "as 25,25,25", param_hint=option)
-        return [int(p) for p in parts]
+        return tuple(int(p) for p in parts)
 
     channels = sizes("--conv", conv)
     kernel = sizes("--conv-kernel", conv_kernel) if conv_kernel else None
@@ -855,49 +512,38 @@ def _conv_option(conv, conv_kernel, conv_stride, hidden, dataset, n_features):
         raise click.BadParameter(f"'{conv_kernel}' gives {len(kernel)} sizes for "
                                  f"{len(channels)} conv layers; give one, or one per layer",
                                  param_hint="--conv-kernel")
-    ctx = click.get_current_context()
-    if ctx.get_parameter_source("hidden") == click.core.ParameterSource.DEFAULT:
-        hidden = []
     key = (dataset or "").strip().lower().replace("_", "-")
-    shape = list(SAMPLE_SHAPES.get(key, (1, n_features)))
-    return hidden, {"channels": channels, "kernel": kernel, "stride": conv_stride,
-                    "input_shape": shape}
+    shape = SAMPLE_SHAPES.get(key)
+    return {"conv": channels, "conv_kernel": kernel, "conv_stride": conv_stride,
+            "input_shape": None if shape is None else tuple(shape)}
 
 
-def _conv_model(settings, hidden, n_out, activation, final):
-    from . import nn
-
-    model = nn.conv_net(tuple(settings["input_shape"]), n_out, channels=settings["channels"],
-                        kernels=settings["kernel"], stride=settings["stride"], hidden=hidden,
-                        activation=_nn_class(ACTIVATIONS[activation], f"--activation {activation}"))
-    if final is not None:
-        model.append(final())
-    return model
-
-
-def regression_metrics(y_true, y_pred) -> dict:
-    from .metrics import mae, mse, r2
-
-    m = mse(y_true, y_pred)
-    return {"mse": m, "rmse": math.sqrt(m), "mae": mae(y_true, y_pred), "r2": r2(y_true, y_pred)}
-
-
-def _print_train_header(data, task, label_names, hidden, activation, n_out, loss, optimizer, lr,
-                        n_params, n_train, n_val, epochs, batch_size, seed):
+def _print_train_header(data, est, state):
+    """What is about to be trained (printed when training begins, from the estimator)."""
+    task = est._task
+    hidden = est._hidden_sizes()
+    n_params = int(sum(np.asarray(p.data).size for p in state.model.parameters()))
+    n_out = [m for m in state.model if registry.facts_of(m).role == "linear"][-1].out_features
     what = f"{data.n} rows, {len(data.feature_names)} features"
     if task == "classification":
-        shown = ", ".join(label_names[:8]) + (", ..." if len(label_names) > 8 else "")
-        what += f", {len(label_names)} classes: {shown}"
+        names = list(data.label_names) if data.y_codes is not None else est._label_names()
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        what += f", {len(names)} classes: {shown}"
     else:
         what += f", regression on '{data.target}'"
     if data.dropped:
         what += f"; dropped {data.dropped} rows with missing values"
     console.print(f"data: {data.source} ({what})")
-    widths = [str(len(data.feature_names))] + [f"{h} {activation}" for h in hidden] + [str(n_out)]
-    console.print(f"model: {' -> '.join(widths)} ({n_params} parameters), loss {loss}, "
-                  f"optimizer {optimizer} (lr {lr:g})")
+    widths = ([str(len(data.feature_names))]
+              + ([f"conv {','.join(map(str, est.conv))}"] if est.conv else [])
+              + [f"{h} {est.activation}" for h in hidden] + [str(n_out)])
+    lr = state.optimizer.param_groups[0]["lr"]
+    console.print(f"model: {' -> '.join(widths)} ({n_params} parameters), loss {est.loss_}, "
+                  f"optimizer {est.optimizer} (lr {lr:g})")
+    n_train, n_val = est.n_train_, est.n_validation_
     split = f"{n_train} rows" + (f", validating on {n_val}" if n_val else ", no validation set")
-    console.print(f"training on {split}: {epochs} epochs, batch size {batch_size}, seed {seed}")
+    console.print(f"training on {split}: {state.epochs} epochs, batch size {est.batch_size}, "
+                  f"seed {est.random_state}")
 
 
 def _print_final(final_metrics: dict, history, epochs: int):
@@ -916,83 +562,44 @@ def _print_final(final_metrics: dict, history, epochs: int):
 
 # --- evaluate ---------------------------------------------------------------------------------
 
-def data_for_model(info, dataset, data_file, target, delimiter, drop_missing, id_columns,
-                   need_target=True) -> Data:
-    pre = info["preprocessing"]
-    features = pre["feature_names"]
-    if dataset:
-        data = load_builtin(dataset)
-        if list(data.feature_names) != list(features):
-            raise DataError(f"dataset {dataset} has features {', '.join(data.feature_names)}; "
-                            f"the model expects {', '.join(features)}")
-        return data
-    stored_ids = pre.get("id_columns") or []
-    return read_data(data_file, target=target, features=features, delimiter=delimiter,
-                     drop_missing=drop_missing, id_columns=id_columns,
-                     allowed_extra=stored_ids + [pre.get("target")], need_target=need_target,
-                     model_target=pre.get("target"), default_ids=stored_ids)
-
-
-def true_values(data: Data, pre: dict) -> np.ndarray:
-    if pre["task"] == "classification":
-        return label_codes(data.y_raw, data, pre["label_names"])
-    return numeric_target(data.y_raw, data)
-
-
 @cli.command()
 @click.argument("model_file", metavar="MODEL")
 @data_options("The target column (default: the model's target).")
 @debug_option
 def evaluate(model_file, dataset, data_file, target, delimiter, drop_missing, id_columns):
     """Metrics of a saved model on a dataset or file."""
-    from .metrics import accuracy, confusion_matrix, precision_recall_f1
-    from .train import evaluate as evaluate_loss
+    from .sklearn import evaluate_table
 
     _source_check(dataset, data_file)
-    model, info = load_model(model_file)
-    pre = info["preprocessing"]
-    data = data_for_model(info, dataset, data_file, target, delimiter, drop_missing, id_columns)
-    y = true_values(data, pre)
-    out = model_outputs(model, pre, data.X)
+    est, data = _model_and_data(model_file, dataset, data_file, target, delimiter,
+                                drop_missing, id_columns)
+    m = evaluate_table(est, data)
     console.print(f"model {model_file} on {data.source} ({data.n} rows"
                   + (f"; dropped {data.dropped} with missing values" if data.dropped else "")
                   + ")")
-    if pre["task"] == "classification":
-        names = pre["label_names"]
-        k = len(names)
-        pred = classes_from_outputs(out, pre)
-        loss_value = None
-        try:
-            loss_fn = make_loss(pre["loss"])
-            Xs = standardizer(pre).transform(data.X)
-            loss_value = evaluate_loss(model, loss_fn, Xs, loss_targets(y, "classification",
-                                                                        pre["loss"]), metrics=())["loss"]
-        except ChainruleError:
-            pass
+    if "accuracy" not in m:
         t = _table("metric", "value")
-        t.add_row("accuracy", _fmt(accuracy(y, pred), "accuracy"))
-        if loss_value is not None:
-            t.add_row(f"loss ({pre['loss']})", _fmt(loss_value))
-        t.add_row("rows", str(data.n))
+        for key in ("mse", "rmse", "mae", "r2"):
+            t.add_row(key, _fmt(m[key]))
+        t.add_row("rows", str(m["rows"]))
         console.print(t)
-        precision, recall, f1, support = precision_recall_f1(y, pred, n_classes=k)
-        t = _table("class", "precision", "recall", "f1", "support", title="per class")
-        for i, name in enumerate(names):
-            t.add_row(name, f"{precision[i]:.3f}", f"{recall[i]:.3f}", f"{f1[i]:.3f}",
-                      str(int(support[i])))
-        console.print(t)
-        cm = confusion_matrix(y, pred, n_classes=k)
-        t = _table("true \\ predicted", *names, title="confusion matrix (rows: true class)")
-        for i, name in enumerate(names):
-            t.add_row(name, *(str(int(v)) for v in cm[i]))
-        console.print(t)
-    else:
-        pred = regression_values(out, pre)
-        t = _table("metric", "value")
-        for key, value in regression_metrics(y, pred).items():
-            t.add_row(key, _fmt(value))
-        t.add_row("rows", str(data.n))
-        console.print(t)
+        return
+    names = [str(c) for c in est.classes_]
+    t = _table("metric", "value")
+    t.add_row("accuracy", _fmt(m["accuracy"], "accuracy"))
+    if m["loss"] is not None:
+        t.add_row(f"loss ({est.loss_})", _fmt(m["loss"]))
+    t.add_row("rows", str(m["rows"]))
+    console.print(t)
+    t = _table("class", "precision", "recall", "f1", "support", title="per class")
+    for i, name in enumerate(names):
+        t.add_row(name, f"{m['precision'][i]:.3f}", f"{m['recall'][i]:.3f}", f"{m['f1'][i]:.3f}",
+                  str(int(m["support"][i])))
+    console.print(t)
+    t = _table("true \\ predicted", *names, title="confusion matrix (rows: true class)")
+    for i, name in enumerate(names):
+        t.add_row(name, *(str(int(v)) for v in m["confusion"][i]))
+    console.print(t)
 
 
 # --- predict ----------------------------------------------------------------------------------
@@ -1057,31 +664,214 @@ def write_columns(path, columns: dict, safe: bool = True):
 @debug_option
 def predict(model_file, data_file, output, proba, raw_cells, delimiter, drop_missing, id_columns):
     """Predict with a saved model: labels in their original names (or values, for regression)."""
+    from .sklearn import NetClassifier
+
     check_outputs({"MODEL": model_file, "--data": data_file}, {"--output": output})
-    model, info = load_model(model_file)
-    pre = info["preprocessing"]
-    data = data_for_model(info, None, data_file, None, delimiter, drop_missing, id_columns,
-                          need_target=False)
-    out = model_outputs(model, pre, data.X)
+    est, data = _model_and_data(model_file, None, data_file, None, delimiter, drop_missing,
+                                id_columns, need_target=False)
     columns = {}
     if drop_missing:
         columns["row"] = data.rows
     columns.update(data.ids)
-    if pre["task"] == "classification":
-        names = np.asarray(pre["label_names"], dtype=object)
+    if isinstance(est, NetClassifier):
         if proba:
-            p = probabilities(out, pre)  # checked before anything is written
-        columns["prediction"] = names[classes_from_outputs(out, pre)]
+            if not hasattr(est, "predict_proba"):
+                raise ConfigError(f"--proba needs a model trained with cross_entropy, "
+                                  f"bce_with_logits or bce; this one was trained with "
+                                  f"{est.loss_}, whose outputs are scores, not probabilities")
+            p = est.predict_proba(data.X)  # checked before anything is written
+        columns["prediction"] = est.predict(data.X)
         if proba:
-            for i, name in enumerate(pre["label_names"]):
+            for i, name in enumerate(est._label_names()):
                 columns[f"p_{name}"] = np.round(p[:, i], 6)
     else:
         if proba:
             raise ConfigError("--proba is for classification models; this one does regression")
-        columns["prediction"] = regression_values(out, pre).astype(np.float32)
+        columns["prediction"] = est.predict(data.X).astype(np.float32)
     write_columns(output, columns, safe=not raw_cells)
     if output:
         console.print(f"wrote {len(data.X)} predictions to {output}")
+
+
+# --- tune (GridSearchCV, locally or on a Dask cluster) ----------------------------------------
+
+#: tune's grid options: each takes one or more values (--hidden 8 16,16 32,32)
+_GRID_OPTIONS = ("--hidden", "--activation", "--lr", "--optimizer", "--batch-size", "--epochs",
+                 "--weight-decay")
+
+
+def _expand_grid_args(args: list) -> list:
+    """``tune --hidden 8 16,16`` -> ``tune --hidden 8 --hidden 16,16`` (click options take one
+    value each; tune's grid options take several)."""
+    if "tune" not in args:
+        return args
+    out, i = [], 0
+    start = args.index("tune")
+    out = args[:start + 1]
+    i = start + 1
+    while i < len(args):
+        a = args[i]
+        out.append(a)
+        i += 1
+        if a in _GRID_OPTIONS:
+            taken = 0
+            while i < len(args) and (not args[i].startswith("-") or taken == 0):
+                if taken:
+                    out.append(a)
+                out.append(args[i])
+                taken += 1
+                i += 1
+    return out
+
+
+def _grid_values(name, values, convert):
+    out = []
+    for v in values:
+        try:
+            out.append(convert(v))
+        except (ValueError, ConfigError) as err:
+            raise click.BadParameter(f"'{v}': {str(err).split(': ', 1)[-1]}",
+                                     param_hint=f"'--{name}'") from None
+    return list(dict.fromkeys(out))
+
+
+def _positive_number(kind):
+    def convert(text):
+        value = kind(text)
+        if not value > 0 or not math.isfinite(value):
+            raise ValueError(f"must be a positive {'whole number' if kind is int else 'number'}")
+        return value
+    return convert
+
+
+def _non_negative_number(text):
+    value = float(text)
+    if not value >= 0 or not math.isfinite(value):
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _setting_text(name, value) -> str:
+    """A grid setting as the options spell it: hidden 8,8 (or none), 0.003, relu."""
+    if name == "hidden":
+        return ",".join(map(str, value)) or "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _choice(options):
+    def convert(text):
+        if text not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return text
+    return convert
+
+
+@cli.command()
+@data_options("The column to predict (required with --data, except for NPZ files with y).")
+@click.option("--task", type=click.Choice(["classification", "regression"]),
+              help="Override the task inferred from the target column.")
+@click.option("--hidden", multiple=True, metavar="SIZES...",
+              help="Hidden layer sizes to try, such as: 8 16,16 32,32 ('none': linear).")
+@click.option("--activation", multiple=True, metavar="NAMES...",
+              help=f"Activations to try ({', '.join(ACTIVATIONS)}).")
+@click.option("--lr", multiple=True, metavar="RATES...", help="Learning rates to try.")
+@click.option("--optimizer", multiple=True, metavar="NAMES...",
+              help=f"Optimizers to try ({', '.join(OPTIMIZERS)}).")
+@click.option("--batch-size", multiple=True, metavar="N...", help="Batch sizes to try.")
+@click.option("--epochs", multiple=True, metavar="N...",
+              help=f"Epochs to try (default {DEFAULT_EPOCHS}).")
+@click.option("--weight-decay", multiple=True, metavar="X...", help="Weight decays to try.")
+@click.option("--loss", type=click.Choice(list(LOSSES)),
+              help="Default: cross_entropy (classification) or mse (regression).")
+@click.option("--validation", type=float, default=0.0, show_default=True, callback=_fraction,
+              help="Fraction of each training fold held out to stop early (with --patience).")
+@click.option("--patience", type=int, callback=_positive(int), metavar="N",
+              help="Stop early when the held-out loss has not improved for N epochs.")
+@click.option("--cv", type=click.IntRange(min=2), default=3, show_default=True,
+              help="Cross-validation folds (stratified for classification).")
+@click.option("--scoring", metavar="NAME",
+              help="A scikit-learn scorer (default: accuracy, or r2 for regression).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run on an existing Dask cluster (tcp://host:8786) instead of locally.")
+@click.option("--jobs", "n_jobs", type=int, default=-1, show_default=True,
+              help="Local worker processes (-1: one per core).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", default="best.safetensors", show_default=True, metavar="FILE",
+              help="Where to save the best model (trained again on all the rows).")
+@debug_option
+def tune(dataset, data_file, target, delimiter, drop_missing, id_columns, task, hidden,
+         activation, lr, optimizer, batch_size, epochs, weight_decay, loss, validation, patience,
+         cv, scoring, scheduler, n_jobs, seed, out):
+    """Try every combination of the given settings by cross-validation (GridSearchCV), print
+    them ranked, and save the best model.
+
+    \b
+    chainrule tune --dataset digits --hidden 32 64 32,32 --lr 0.003 0.01 --activation relu tanh
+    chainrule tune --data houses.csv --target price --hidden 8 16,16 --scoring r2
+    chainrule tune --dataset digits --hidden 32 64 --scheduler tcp://scheduler-host:8786
+    """
+    import time
+
+    from .sklearn import fit_table, grid_search, table_estimator
+    from .tabular import numeric_target
+
+    data = _train_data(dataset, data_file, target, delimiter, drop_missing, id_columns, None,
+                       None)
+    grid = {}
+    for name, values, convert in (
+            ("hidden", hidden, lambda v: tuple(parse_hidden(v))),
+            ("activation", activation, _choice(list(ACTIVATIONS))),
+            ("lr", lr, _positive_number(float)),
+            ("optimizer", optimizer, _choice(list(OPTIMIZERS))),
+            ("batch_size", batch_size, _positive_number(int)),
+            ("epochs", epochs, _positive_number(int)),
+            ("weight_decay", weight_decay, _non_negative_number)):
+        if values:
+            grid[name] = _grid_values(name.replace("_", "-"), values, convert)
+    if not grid:
+        raise click.UsageError("give the settings to try, such as --hidden 8 16,16 --lr "
+                               "0.003 0.01")
+    base = {"loss": loss, "validation": validation, "patience": patience, "random_state": seed}
+    est = table_estimator(data, task, **base)
+    if est._task == "classification":
+        if data.y_codes is not None:
+            y = np.asarray(data.y_codes)
+        else:
+            from .data import encode_labels
+            y = encode_labels(data.y_raw)[0]
+    elif data.y_codes is not None:
+        y = np.asarray(data.y_codes, dtype=np.float64)
+    else:
+        y = numeric_target(data.y_raw, data)
+    n = int(np.prod([len(v) for v in grid.values()]))
+    where = f"the Dask cluster at {scheduler}" if scheduler else "local worker processes"
+    console.print(f"data: {data.source} ({data.n} rows, {len(data.feature_names)} features, "
+                  f"{est._task})")
+    console.print(f"tuning {n} candidates x {cv} folds = {n * cv} fits on {where}")
+    start = time.perf_counter()
+    search = grid_search(est, data.X, y, grid, cv=cv, scoring=scoring, scheduler=scheduler,
+                         n_jobs=n_jobs, refit=False)
+    seconds = time.perf_counter() - start
+    res = search.cv_results_
+    score_name = scoring or ("accuracy" if est._task == "classification" else "r2")
+    t = _table("rank", *grid, f"mean {score_name}", "± std", "fit s", left=tuple(grid),
+               title=f"{n} candidates, {cv}-fold cross-validation")
+    for i in np.argsort(res["rank_test_score"], kind="stable"):
+        p = res["params"][i]
+        t.add_row(str(res["rank_test_score"][i]),
+                  *(_setting_text(k, p[k]) for k in grid),
+                  f"{res['mean_test_score'][i]:.4f}", f"{res['std_test_score'][i]:.4f}",
+                  f"{res['mean_fit_time'][i]:.2f}")
+    console.print(t)
+    best = search.best_params_
+    shown = ", ".join(f"{k}={_setting_text(k, v)}" for k, v in best.items())
+    console.print(f"best: {shown} (mean {score_name} {search.best_score_:.4f}); "
+                  f"sweep {seconds:.1f} s")
+    final = table_estimator(data, task, **base, **best)
+    source = ({"dataset": dataset} if dataset else {"data": os.path.basename(data_file)})
+    fit_table(final, data, source=source, id_columns=id_columns, track_grad_norms=True)
+    final.save(out)
+    console.print(f"saved {out} (the best settings, trained on all {data.n} rows)")
 
 
 # --- summary ----------------------------------------------------------------------------------
@@ -1205,23 +995,20 @@ def explain(model_file, dataset, data_file, target, delimiter, drop_missing, id_
         raise click.UsageError("give a MODEL file with --dataset or --data, or --demo llc")
     _source_check(dataset, data_file)
     explain_fn = _optional("chainrule.explain", "explain", "explain")
-    model, info = load_model(model_file)
-    pre = info["preprocessing"]
-    data = data_for_model(info, dataset, data_file, target, delimiter, drop_missing, id_columns)
+    from .sklearn import NetRegressor, network_data, table_columns, table_targets
+    from .tabular import make_loss
+
+    est, data = _model_and_data(model_file, dataset, data_file, target, delimiter,
+                                drop_missing, id_columns)
     i = _row_index(data, row)
-    y = true_values(data, pre)[i:i + 1]
-    if pre["task"] == "regression":
-        y = standardizer(pre, "target_standardizer").transform(
-            y.reshape(-1, 1).astype(np.float32))[:, 0] if "target_standardizer" in pre else y
-    x = standardizer(pre).transform(data.X[i:i + 1])
-    shown = ", ".join(f"{n}={v:g}" for n, v in zip(pre["feature_names"], data.X[i]))
-    console.print(f"row {row} of {data.source}: {shown}; {pre['target']} = {data.y_raw[i]}")
+    x, t = network_data(est, data.X[i:i + 1], table_targets(est, data)[i:i + 1])
+    regression = isinstance(est, NetRegressor)
+    shown = ", ".join(f"{n}={v:g}" for n, v in zip(table_columns(est)["features"], data.X[i]))
+    console.print(f"row {row} of {data.source}: {shown}; {table_columns(est)['target']} = "
+                  f"{data.y_raw[i]}")
     console.print("(the network sees the features standardized with the model's statistics"
-                  + (", and the target standardized too" if pre["task"] == "regression" else "")
-                  + ")")
-    result = explain_fn(model, x, loss_targets(y, pre["task"], pre["loss"]),
-                        make_loss(pre["loss"]))
-    print(result)
+                  + (", and the target standardized too" if regression else "") + ")")
+    print(explain_fn(est.model_, x, t, make_loss(est.loss_)))
 
 
 @cli.command()
@@ -1233,16 +1020,18 @@ def explain(model_file, dataset, data_file, target, delimiter, drop_missing, id_
 @debug_option
 def report(model_file, dataset, data_file, target, delimiter, drop_missing, id_columns, out, row):
     """An HTML report of a saved model: training curves, metrics, one row explained."""
+    from .io import read_info
+    from .sklearn import table_targets
+
     _source_check(dataset, data_file)
     check_outputs({"MODEL": model_file, "--data": data_file}, {"--out": out})
     write_report = _optional("chainrule.report", "write_report", "the HTML report")
-    model, info = load_model(model_file)
-    pre = info["preprocessing"]
-    data = data_for_model(info, dataset, data_file, target, delimiter, drop_missing, id_columns)
-    y = true_values(data, pre)
+    est, data = _model_and_data(model_file, dataset, data_file, target, delimiter,
+                                drop_missing, id_columns)
+    info = read_info(model_file)
     history = (info.get("training") or {}).get("history")
-    path = write_report(out, model, info, data.X, y, history=history,
-                        sample_index=_row_index(data, row))
+    path = write_report(out, est.model_, info, data.X, table_targets(est, data),
+                        history=history, sample_index=_row_index(data, row))
     console.print(f"wrote {path}")
 
 
@@ -1295,7 +1084,10 @@ def _one_line(text: str) -> str:
 def main(argv=None) -> int:
     """Run the command; return the exit status (0 ok, 1 error, 2 bad usage, 130 interrupted)."""
     _state["debug"] = False
-    args = list(sys.argv[1:] if argv is None else argv)
+    # the command checks a file's columns against the model's features by name itself, then
+    # hands the estimator the numbers
+    warnings.filterwarnings("ignore", message="X does not have valid feature names")
+    args = _expand_grid_args(list(sys.argv[1:] if argv is None else argv))
     for stream in (sys.stdout, sys.stderr):  # ∂, σ, → on a terminal that cannot show them
         try:
             stream.reconfigure(errors="backslashreplace")
@@ -1335,6 +1127,17 @@ def main(argv=None) -> int:
         if _state["debug"]:
             raise
         click.echo(f"error: {_one_line(err)}", err=True)
+        return 1
+    except ModuleNotFoundError as err:
+        top = (err.name or "").split(".")[0]
+        if _state["debug"]:
+            raise
+        if top in _EXTRAS:
+            click.echo(f"error: this needs the package {top}, which is not installed: "
+                       f'pip install "chainrule[{_EXTRAS[top]}]"', err=True)
+        else:
+            click.echo(f"error: internal error (ModuleNotFoundError: {_one_line(err)}); run "
+                       "again with --debug for the traceback and please report it", err=True)
         return 1
     except OSError as err:
         if _state["debug"]:

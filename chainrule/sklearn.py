@@ -31,11 +31,24 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .errors import ConfigError, DataError, ModelFileError
 from .registry import facts_of
-from .tabular import (ACTIVATIONS, DEFAULT_LOSS, LOSSES, OPTIMIZERS, build_model, loss_targets,
-                      losses_for, make_loss, make_optimizer, output_classes, output_decision,
-                      output_probabilities)
+from .tabular import (
+    ACTIVATIONS,
+    DEFAULT_LOSS,
+    LOSSES,
+    OPTIMIZERS,
+    build_model,
+    loss_targets,
+    losses_for,
+    make_loss,
+    make_optimizer,
+    output_classes,
+    output_decision,
+    output_probabilities,
+)
 
-__all__ = ["NetClassifier", "NetRegressor", "load"]
+__all__ = ["NetClassifier", "NetRegressor", "load", "table_estimator", "fit_table", "table_columns",
+           "table_targets",
+           "network_data", "evaluate_table", "grid_search"]
 
 _SEED_MAX = 2**31 - 1
 
@@ -223,9 +236,11 @@ class _NetBase(BaseEstimator):
     def _loss_targets(self, y_fit):
         return loss_targets(y_fit, self._task, self.loss_)
 
-    def _fit(self, X, y, incremental=False, classes=None, callbacks=(), track_grad_norms=False):
+    def _fit(self, X, y, incremental=False, classes=None, callbacks=(), track_grad_norms=False,
+             fit_options=None):
         from .data import Standardizer, train_test_split
-        from .train import EarlyStopping, fit as cr_fit
+        from .train import EarlyStopping
+        from .train import fit as cr_fit
 
         settings = self._check_params()
         reuse = (incremental or self.warm_start) and hasattr(self, "model_")
@@ -254,7 +269,7 @@ class _NetBase(BaseEstimator):
             stratify = False
             if self._task == "classification":
                 counts = np.bincount(y_fit, minlength=len(self.classes_))
-                stratify = bool(counts[counts > 0].min() >= 2)
+                stratify = bool(counts.min() >= 2)
             try:
                 X_tr, X_va, y_tr, y_va = train_test_split(X, y_fit, test_size=validation,
                                                           seed=seed, stratify=stratify)
@@ -290,15 +305,18 @@ class _NetBase(BaseEstimator):
         epochs = 1 if incremental else self.epochs
         shuffle_seed = seed if not incremental else int(
             np.random.SeedSequence([seed, getattr(self, "n_iter_", 0)]).generate_state(1)[0])
+        self.n_train_ = len(X_tr)
+        self.n_validation_ = 0 if X_va is None else len(X_va)
         history = cr_fit(self.model_, loss_fn, self._optimizer, X_tr_s, t_tr, epochs=epochs,
                          batch_size=self.batch_size,
                          validation=(X_va_s, t_va) if X_va is not None else None,
                          metrics=metrics, callbacks=cbs, seed=shuffle_seed,
-                         track_grad_norms=track_grad_norms, verbose=bool(self.verbose))
+                         track_grad_norms=track_grad_norms, verbose=bool(self.verbose),
+                         **(fit_options or {}))
         self.model_.eval()
         if incremental and hasattr(self, "history_"):
             done = len(self.history_.epochs)
-            for epoch, i in zip(history.epochs, range(len(history.epochs))):
+            for i, epoch in enumerate(history.epochs):
                 self.history_.append(done + epoch, {k: v[i] for k, v in history.history.items()})
             self.history_.seconds += history.seconds
         else:
@@ -306,8 +324,6 @@ class _NetBase(BaseEstimator):
         self.n_iter_ = len(self.history_.epochs)
         self.loss_curve_ = list(self.history_["loss"])
         self.seed_ = seed
-        self.n_train_ = len(X_tr)
-        self.n_validation_ = 0 if X_va is None else len(X_va)
 
         # final numbers on the whole training and validation parts (the target's own units)
         self.metrics_ = {"train": self._measure(X_tr_s, t_tr, y_tr, loss_fn)}
@@ -860,3 +876,178 @@ def load(path):
         file_info["dropped_rows"] = tr["dropped_rows"]
     est._file_info = file_info
     return est
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables (chainrule.tabular.Data): what the command does with a dataset or a user's file
+# ---------------------------------------------------------------------------------------------
+
+def table_estimator(data, task=None, **params):
+    """An unfitted NetClassifier or NetRegressor for a table (a ``chainrule.tabular.Data``).
+
+    The task is ``task``, else the built-in dataset's, else inferred from the target
+    (``chainrule.data.infer_task``: text or a few whole numbers mean classification);
+    ``params`` are the estimator's hyperparameters.
+    """
+    from .data import infer_task
+
+    task = task or data.task or infer_task(data.y_raw)
+    if task not in ("classification", "regression"):
+        raise ConfigError(f"task {task!r} is not known; expected 'classification' or "
+                          "'regression'")
+    return (NetClassifier if task == "classification" else NetRegressor)(**params)
+
+
+def fit_table(est, data, *, source=None, id_columns=(), callbacks=None,
+              track_grad_norms=False, fit_options=None):
+    """Train ``est`` (from :func:`table_estimator`) on a table, as ``chainrule train`` does.
+
+    A classifier's ``classes_`` become the label names as text (a built-in dataset's in its
+    own order; a file's sorted as ``chainrule.data.encode_labels`` sorts them), so that a
+    saved file names them. ``source`` (how the table was made) and ``id_columns`` go into the
+    saved file. Returns the fitted estimator.
+    """
+    from .data import encode_labels
+    from .tabular import numeric_target
+
+    classes = names = None
+    if isinstance(est, NetClassifier):
+        if data.y_codes is not None:
+            y, names = np.asarray(data.y_codes, dtype=np.int64), list(data.label_names)
+            # all of a built-in dataset's classes, also when a small sample misses one
+            classes = np.arange(len(names))
+        else:
+            y = data.y_raw
+            names = encode_labels(y)[1]
+        if len(names) < 2:
+            raise DataError(f"target column '{data.target}' of {data.source} holds one label "
+                            f"only ('{names[0]}'); classification needs at least two")
+    elif data.y_codes is not None:
+        y = np.asarray(data.y_codes, dtype=np.float64)
+    else:
+        y = numeric_target(data.y_raw, data)
+    if data.n < 2:
+        raise DataError(f"{data.source} has {data.n} row; training needs at least 2")
+    est._file_info = {"target": data.target, "id_columns": list(id_columns),
+                      "source": dict(source or {}), "dropped_rows": int(data.dropped)}
+    est._fit(data.X, y, classes=classes, callbacks=callbacks, track_grad_norms=track_grad_norms,
+             fit_options=fit_options)
+    if names is not None:
+        est.classes_ = np.asarray(names, dtype=object)
+    features = [str(f) for f in data.feature_names]
+    if features != [f"x{j + 1}" for j in range(len(features))]:
+        est.feature_names_in_ = np.asarray(features, dtype=object)
+    return est
+
+
+def table_columns(est) -> dict:
+    """The columns a fitted estimator reads: ``{"features", "target", "id_columns"}``."""
+    check_is_fitted(est, "model_")
+    info = getattr(est, "_file_info", {})
+    return {"features": est._feature_names(), "target": info.get("target", "y"),
+            "id_columns": list(info.get("id_columns", []))}
+
+
+def _label_names(est) -> list[str]:
+    return est._label_names()
+
+
+def table_targets(est, data) -> np.ndarray:
+    """The true values of a table as the estimator knows them: class indices (a label the
+    model never saw is a DataError naming the row), or the numbers of a regression target."""
+    from .tabular import label_codes, numeric_target
+
+    if isinstance(est, NetClassifier):
+        return label_codes(data.y_raw, data, _label_names(est))
+    return numeric_target(data.y_raw, data)
+
+
+def network_data(est, X, y=None):
+    """X (and y) as the network sees them: standardized float32 features and, with ``y``, the
+    loss targets (class indices, a 0/1 column, or the standardized target).
+
+    ``y`` is what :func:`table_targets` returns (class indices for a classifier).
+    """
+    Xs = est._inputs(X)
+    if y is None:
+        return Xs, None
+    if isinstance(est, NetRegressor):
+        y = np.asarray(y, dtype=np.float64)
+        y = est.target_standardizer_.transform(y.reshape(len(y), -1).astype(np.float32))
+    return Xs, loss_targets(y, est._task, est.loss_)
+
+
+def evaluate_table(est, data) -> dict:
+    """The numbers ``chainrule evaluate`` prints for a table.
+
+    Classification: ``accuracy``, ``loss`` (None when the loss cannot be computed), and
+    ``precision``, ``recall``, ``f1``, ``support`` (per class) and ``confusion`` (rows: true
+    class). Regression: ``mse``, ``rmse``, ``mae``, ``r2`` in the target's units. Both: ``rows``.
+    """
+    from .errors import ChainruleError
+    from .metrics import accuracy, confusion_matrix, precision_recall_f1
+    from .train import evaluate as evaluate_loss
+
+    y = table_targets(est, data)
+    if isinstance(est, NetRegressor):
+        pred = est.predict(data.X)
+        return {**_regression_metrics(y, pred), "rows": data.n}
+    k = len(est.classes_)
+    pred = output_classes(est._outputs(data.X), est.loss_)
+    loss = None
+    try:
+        Xs, t = network_data(est, data.X, y)
+        loss = evaluate_loss(est.model_, make_loss(est.loss_), Xs, t, metrics=())["loss"]
+    except ChainruleError:
+        pass
+    precision, recall, f1, support = precision_recall_f1(y, pred, n_classes=k)
+    return {"accuracy": accuracy(y, pred), "loss": loss, "rows": data.n,
+            "precision": precision, "recall": recall, "f1": f1, "support": support,
+            "confusion": confusion_matrix(y, pred, n_classes=k)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweeps: GridSearchCV over the estimator's hyperparameters, locally or on a Dask cluster
+# ---------------------------------------------------------------------------------------------
+
+def grid_search(est, X, y, grid: dict, cv=3, scoring=None, scheduler=None, n_jobs=-1,
+                refit=True):
+    """Run scikit-learn's ``GridSearchCV(est, grid, cv=cv, scoring=scoring)`` on (X, y).
+
+    Locally the candidates run in joblib's worker processes (``n_jobs``, -1: all cores). With
+    ``scheduler`` (a Dask scheduler's address, such as ``tcp://host:8786``) they run on that
+    existing cluster through joblib's Dask backend (needs ``distributed``; the workers need
+    chainrule installed). Returns the fitted GridSearchCV.
+    """
+    import joblib
+    from sklearn.metrics import get_scorer_names
+    from sklearn.model_selection import GridSearchCV
+
+    if scoring is not None and scoring not in get_scorer_names():
+        near = [s for s in get_scorer_names() if scoring.lower() in s]
+        hint = f" (did you mean {', '.join(near[:4])}?)" if near else ""
+        raise ConfigError(f"scoring {scoring!r} is not a scikit-learn scorer{hint}; see "
+                          "sklearn.metrics.get_scorer_names()")
+    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool) and cv < 2:
+        raise ConfigError(f"cv={cv} is not valid; expected at least 2 folds")
+    if scheduler is None:
+        search = GridSearchCV(est, grid, cv=cv, scoring=scoring, n_jobs=n_jobs, refit=refit)
+        with joblib.parallel_backend("loky"):
+            return search.fit(X, y)
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ConfigError("a Dask scheduler needs the distributed package, which is not "
+                          'installed: pip install "chainrule[dask]"') from None
+    try:
+        client = Client(scheduler, timeout="15s")
+    except (OSError, TimeoutError, ValueError) as err:
+        raise ConfigError(f"could not reach the Dask scheduler at {scheduler} "
+                          f"({' '.join(str(err).split())}); expected the address of a "
+                          "running scheduler, such as tcp://host:8786") from None
+    try:
+        search = GridSearchCV(est, grid, cv=cv, scoring=scoring, n_jobs=-1, refit=refit)
+        with joblib.parallel_backend("dask"):
+            return search.fit(X, y)
+    finally:
+        client.close()

@@ -7,7 +7,10 @@ numpy only (scikit-learn is needed by ``chainrule.sklearn``, not here). What liv
 - ``build_model``: Linear -> activation -> ... -> Linear (-> Sigmoid for the 'bce' loss);
 - ``make_loss`` / ``make_optimizer``: the chainrule.nn loss and chainrule.optim optimizer;
 - ``loss_targets``: labels in the form a loss wants (class indices, or a float32 column);
-- reading outputs back: ``output_classes``, ``output_probabilities``, ``output_decision``.
+- reading outputs back: ``output_classes``, ``output_probabilities``, ``output_decision``;
+- tables: ``Data`` (rows, raw target, row numbers, id columns), ``load_builtin``, ``read_data``
+  (a user's file, checked against a model's columns), ``data_for_model``, and the targets of a
+  table as a model knows them (``label_codes``, ``numeric_target``).
 
 The estimators (``chainrule.sklearn``) combine these with the standardizers of
 ``chainrule.data``; the command (``chainrule.cli``) calls the estimators.
@@ -15,15 +18,18 @@ The estimators (``chainrule.sklearn``) combine these with the standardizers of
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from . import registry
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .metrics import output_kind
 
 __all__ = ["ACTIVATIONS", "LOSSES", "DEFAULT_LOSS", "OPTIMIZERS", "losses_for", "build_model",
            "make_loss", "make_optimizer", "loss_targets", "output_classes",
-           "output_probabilities", "output_decision"]
+           "output_probabilities", "output_decision", "Data", "load_builtin", "read_data",
+           "data_for_model", "label_codes", "numeric_target", "DATASET_TARGET"]
 
 #: activation name -> chainrule.nn class name (each activation states its short_name in its
 #: class line; see chainrule.registry)
@@ -169,3 +175,159 @@ def output_decision(out: np.ndarray, loss: str) -> np.ndarray:
         q = np.clip(1.0 - flat, 1e-300, 1.0)
         return np.log(p) - np.log(q)
     return flat
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables: the rows of a built-in dataset or a user's file, ready for a model
+# ---------------------------------------------------------------------------------------------
+
+DATASET_TARGET = "class"  # the target's name in model files trained on a built-in dataset
+
+
+@dataclass
+class Data:
+    """Rows to train on, evaluate or predict, before standardizing."""
+
+    source: str                     # "dataset spiral" or the file name
+    X: np.ndarray                   # float32 (n, d), raw feature values
+    feature_names: list
+    y_raw: np.ndarray | None        # raw target values (labels as text or numbers), or None
+    target: str | None
+    rows: np.ndarray                # data row number of each row (1 = first row after the header)
+    ids: dict = field(default_factory=dict)   # id column -> values of the kept rows
+    label_names: list | None = None          # a built-in dataset's class names, in its order
+    y_codes: np.ndarray | None = None        # a built-in dataset's class indices
+    task: str | None = None
+    dropped: int = 0
+
+    @property
+    def n(self):
+        return len(self.X)
+
+
+def load_builtin(name: str, samples=None, noise=None, seed: int = 0) -> Data:
+    from .data import load_dataset
+
+    ds = load_dataset(name, n_samples=samples, noise=noise, seed=seed)
+    names = list(ds.target_names) if ds.target_names is not None else None
+    y_raw = np.asarray(names, dtype=object)[ds.y] if names is not None else ds.y
+    return Data(source=f"dataset {ds.name}", X=np.asarray(ds.X, dtype=np.float32),
+                feature_names=list(ds.feature_names), y_raw=y_raw, target=DATASET_TARGET,
+                rows=np.arange(1, len(ds.X) + 1), label_names=names, y_codes=ds.y,
+                task=ds.task)
+
+
+def read_data(path: str, target=None, features=None, delimiter=None, drop_missing=False,
+              id_columns=(), allowed_extra=(), need_target=True, model_target=None,
+              default_ids=()) -> Data:
+    """Read a user's file. With ``features`` (a model's), the columns must match them.
+
+    ``default_ids``: id columns kept (where the file has them) when ``id_columns`` is empty,
+    such as those named when the model was trained.
+    """
+    from .data import prepare, read_table
+
+    table = read_table(path, delimiter=delimiter)
+    columns = list(table.columns)
+    if not id_columns:
+        id_columns = [c for c in default_ids if c in columns]
+    if target is None and need_target:
+        if model_target is not None and model_target in columns:
+            target = model_target
+        elif path.lower().endswith(".npz") and "y" in columns:
+            target = "y"
+        elif model_target is not None:
+            raise DataError(f"target column '{model_target}' (the model's target) not found in "
+                            f"{path}; columns are: {', '.join(columns)} (name it with --target)")
+        else:
+            raise DataError(f"--target is missing: which column of {path} should be predicted? "
+                            f"columns are: {', '.join(columns)}")
+    ids = list(dict.fromkeys(id_columns))
+    if target is not None and target not in columns:
+        near = [c for c in columns if c.strip().lower() == target.strip().lower()]
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        raise DataError(f"target column '{target}' not found in {path}{hint}; columns are: "
+                        f"{', '.join(columns)}")
+    for col in ids:
+        if col not in columns:
+            raise DataError(f"id column '{col}' not found in {path}; columns are: "
+                            f"{', '.join(columns)}")
+    if features is not None:
+        missing = [f for f in features if f not in columns]
+        extra = [c for c in columns if c not in features and c != target and c not in ids
+                 and c not in allowed_extra]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing {', '.join(missing)}")
+            if extra:
+                parts.append(f"extra {', '.join(extra)}")
+            hint = " (name id columns with --id-column)" if extra else ""
+            raise DataError(f"the columns of {path} do not match the model's features: "
+                            f"{'; '.join(parts)}; the model expects {', '.join(features)}{hint}")
+    X, y, names, rows = prepare(table, target=target, features=features,
+                                drop_missing=drop_missing, id_columns=ids)
+    keep = np.isin(np.asarray(table.row_numbers), rows)
+    id_values = {col: np.asarray(table.data[col])[keep] for col in ids}
+    return Data(source=path, X=X, feature_names=list(names), y_raw=y, target=target, rows=rows,
+                ids=id_values, dropped=int(table.n_rows - len(rows)))
+
+
+def label_codes(y_raw, data: Data, known: list) -> np.ndarray:
+    """Class indices of the model for raw labels; a label the model never saw is an error."""
+    from .data import encode_labels
+
+    codes, names = encode_labels(y_raw)
+    index = {name: i for i, name in enumerate(known)}
+    for c, name in enumerate(names):
+        if name not in index:
+            i = int(np.argmax(codes == c))
+            where = (f"column '{data.target}', row {data.rows[i]} of {data.source}"
+                     if not data.source.startswith("dataset ") else data.source)
+            raise DataError(f"{where}: label '{name}' was never seen in training; the model "
+                            f"knows {', '.join(known)}")
+    return np.asarray([index[n] for n in names], dtype=np.int64)[codes]
+
+
+def numeric_target(y_raw, data: Data) -> np.ndarray:
+    y = np.asarray(y_raw)
+    if y.dtype == object:
+        for i, v in enumerate(y.tolist()):
+            try:
+                float(v)
+            except (TypeError, ValueError):
+                raise DataError(f"column '{data.target}', row {data.rows[i]} of {data.source}: "
+                                f"'{v}' is not a number; regression needs numbers in the "
+                                "target (use --task classification for labels)") from None
+    y = y.astype(np.float64)
+    big = np.abs(y) > np.finfo(np.float32).max / 1e3  # standardizing and float32 training
+    if big.any():
+        i = int(np.argmax(big))
+        raise DataError(f"column '{data.target}', row {data.rows[i]} of {data.source}: {y[i]:.4g} "
+                        "is too large to train on (the network computes in float32, up to "
+                        "3.4e38); rescale the target, e.g. divide it by a power of ten")
+    return y
+
+
+
+def data_for_model(columns: dict, dataset, data_file, target=None, delimiter=None,
+                   drop_missing=False, id_columns=(), need_target=True) -> Data:
+    """The rows of a built-in dataset or a file for a trained model.
+
+    ``columns`` is ``{"features": [...], "target": name, "id_columns": [...]}`` (what
+    ``chainrule.sklearn.table_columns`` returns): the file must have the model's features;
+    its target and id columns may be there too.
+    """
+    features = list(columns["features"])
+    if dataset:
+        data = load_builtin(dataset)
+        if list(data.feature_names) != features:
+            raise DataError(f"dataset {dataset} has features {', '.join(data.feature_names)}; "
+                            f"the model expects {', '.join(features)}")
+        return data
+    stored_ids = list(columns.get("id_columns") or [])
+    return read_data(data_file, target=target, features=features, delimiter=delimiter,
+                     drop_missing=drop_missing, id_columns=id_columns,
+                     allowed_extra=stored_ids + [columns.get("target")],
+                     need_target=need_target, model_target=columns.get("target"),
+                     default_ids=stored_ids)

@@ -41,30 +41,6 @@ def test_cross_val_score_pipeline_breast_cancer():
     assert scores.shape == (3,) and scores.min() > 0.9, scores
 
 
-def test_grid_search_on_a_local_dask_cluster():
-    distributed = pytest.importorskip("distributed")
-    joblib = pytest.importorskip("joblib")
-    from sklearn.datasets import load_iris
-    from sklearn.model_selection import GridSearchCV
-
-    X, y = load_iris(return_X_y=True)
-    grid = {"hidden": [(4,), (8, 8)], "lr": [0.003, 0.03]}
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
-                                  worker_dashboard_address=None) as cluster, \
-            distributed.Client(cluster, timeout="30s") as client:
-        with joblib.parallel_backend("dask"):
-            search = GridSearchCV(NetClassifier(epochs=15, random_state=0), grid, cv=3,
-                                  n_jobs=-1).fit(X, y)
-        assert len(client.scheduler_info(n_workers=-1)["workers"]) == 2
-        client.shutdown()  # bounded: stops the scheduler and both workers now
-    local = GridSearchCV(NetClassifier(epochs=15, random_state=0), grid, cv=3).fit(X, y)
-    np.testing.assert_allclose(search.cv_results_["mean_test_score"],
-                               local.cv_results_["mean_test_score"])
-    assert search.best_params_ == local.best_params_
-    assert search.best_estimator_.score(X, y) > 0.8
-
-
 # --- the estimator's own behaviour ------------------------------------------------------------
 
 def _blobs(n=120, seed=0):
