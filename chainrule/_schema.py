@@ -188,24 +188,17 @@ def _num(v, lo=-math.inf, hi=math.inf):
             and lo <= v <= hi)
 
 
-_SIZE = (lambda v: _int(v, 1, 1 << 40), "a whole number >= 1")
-_BOOL = (lambda v: isinstance(v, bool), "true or false")
-_DIM = (lambda v: _int(v, -64, 64), "a whole number between -64 and 64")
-# the settings of each layer a model file may name: (check, what is expected)
-SETTINGS = {
-    "Linear": {"in_features": _SIZE, "out_features": _SIZE, "bias": _BOOL},
-    "LeakyReLU": {"negative_slope": (_num, "a finite number")},
-    "GELU": {"approximate": (lambda v: v in ("none", "tanh"), "'none' or 'tanh'")},
-    "Softmax": {"dim": _DIM}, "LogSoftmax": {"dim": _DIM},
-    "Dropout": {"p": (lambda v: _num(v, 0, 1), "a number from 0 to 1")},
-    "BatchNorm1d": {"num_features": _SIZE, "eps": (lambda v: _num(v, 0), "a number > 0"),
-                    "momentum": (lambda v: v is None or _num(v, 0, 1), "a number from 0 to 1"),
-                    "affine": _BOOL, "track_running_stats": _BOOL},
-    "Flatten": {"start_dim": _DIM, "end_dim": _DIM},
-}
+# checks a layer class names in its ``settings`` fact (chainrule.registry): (check, expected)
+SIZE = (lambda v: _int(v, 1, 1 << 40), "a whole number >= 1")
+BOOL = (lambda v: isinstance(v, bool), "true or false")
+DIM = (lambda v: _int(v, -64, 64), "a whole number between -64 and 64")
+NUMBER = (_num, "a finite number")
+FRACTION = (lambda v: _num(v, 0, 1), "a number from 0 to 1")
+POSITIVE = (lambda v: _num(v, 0), "a number > 0")
+MOMENTUM = (lambda v: v is None or _num(v, 0, 1), "a number from 0 to 1")
 
 
-def _param_count(kind, config) -> int | None:
+def _param_count(kind, config, rules) -> int | None:
     """Number of values the layer's state holds, for the layers whose state is known here."""
     if kind == "Linear":
         out, inp = config.get("out_features", 1), config.get("in_features", 1)
@@ -214,7 +207,7 @@ def _param_count(kind, config) -> int | None:
         nf = config.get("num_features", 1)
         return 2 * nf * config.get("affine", True) + (2 * nf + 1) * config.get(
             "track_running_stats", True)
-    if kind in SETTINGS:
+    if rules is not None:
         return 0
     return None
 
@@ -229,9 +222,10 @@ def _layer_bound(config) -> int:
     return total
 
 
-def check_architecture(path, spec, known: set, containers: tuple, file_values: int) -> int:
+def check_architecture(path, spec, known: dict, containers: tuple, file_values: int) -> int:
     """Check the architecture description; return the number of values its state will hold.
-    ``known`` are the layer names the loader can build, ``file_values`` the values the file
+    ``known`` maps the layer names the loader can build to their settings' checks
+    (``{setting: (check, expected)}``, None when unchecked), ``file_values`` the values the file
     holds (the architecture may not imply more)."""
     total, count = 0, 0
     stack = [(spec, "architecture", 1)]
@@ -258,7 +252,7 @@ def check_architecture(path, spec, known: set, containers: tuple, file_values: i
         config = node.get("config", {})
         if not isinstance(config, dict):
             _fail(path, f"{where} ({kind}) has config {str(config)[:40]!r}; expected an object")
-        rules = SETTINGS.get(kind)
+        rules = known[kind]
         for key, value in config.items():
             if rules is not None:
                 if key not in rules:
@@ -272,7 +266,7 @@ def check_architecture(path, spec, known: set, containers: tuple, file_values: i
                       (isinstance(value, list) and len(value) <= 8 and all(_num(x) for x in value))):
                 _fail(path, f"layer {kind} at {where}: {key} is {str(value)[:40]!r}; expected "
                             "a number, text, true/false or a short list of numbers")
-        n = _param_count(kind, config)
+        n = _param_count(kind, config, rules)
         total += n if n is not None else 0
         bound = n if n is not None else _layer_bound(config)
         if bound > 4 * file_values + (1 << 16):

@@ -37,7 +37,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from . import __version__
+from . import __version__, registry
 from ._files import check_outputs
 from .errors import ChainruleError, ConfigError, DataError, TrainingError
 from .tabular import ACTIVATIONS, LOSSES, OPTIMIZERS, Data
@@ -223,14 +223,21 @@ def _table(*columns, title=None, left=()):
     return t
 
 
+def _is_linear(child: dict) -> bool:
+    """A linear unit with in/out features, in a model file's architecture entry."""
+    cfg = child.get("config", {})
+    return (registry.facts_of(child["type"]).role == "linear" and "in_features" in cfg
+            and "out_features" in cfg)
+
+
 def _architecture_text(spec: dict) -> str:
     parts = []
     for child in spec.get("children", [spec]):
         cfg = child.get("config", {})
-        if child["type"] == "Linear":
+        if _is_linear(child):
             if not parts:
                 parts.append(str(cfg["in_features"]))
-            parts.append(f"Linear({cfg['out_features']})")
+            parts.append(f"{child['type']}({cfg['out_features']})")
         else:
             parts.append(child["type"])
     return " -> ".join(parts)
@@ -459,7 +466,7 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
         console.print(f"saved {out}")
     if report:
         from .io import read_info
-        write_report = _optional("chainrule.viz.report", "write_report", "the HTML report")
+        write_report = _optional("chainrule.report", "write_report", "the HTML report")
         path = write_report(report, est.model_, read_info(out), data.X, table_targets(est, data),
                             history=est.history_.to_dict())
         if not quiet:
@@ -516,7 +523,7 @@ def _print_train_header(data, est, state):
     task = est._task
     hidden = est._hidden_sizes()
     n_params = int(sum(np.asarray(p.data).size for p in state.model.parameters()))
-    n_out = [m for m in state.model if type(m).__name__ == "Linear"][-1].out_features
+    n_out = [m for m in state.model if registry.facts_of(m).role == "linear"][-1].out_features
     what = f"{data.n} rows, {len(data.feature_names)} features"
     if task == "classification":
         names = list(data.label_names) if data.y_codes is not None else est._label_names()
@@ -886,9 +893,9 @@ def summary(model_file):
     total = 0
     for i, child in enumerate(children):
         cfg = child.get("config", {})
-        if child["type"] == "Linear":
+        if _is_linear(child):
             width = cfg["out_features"]
-            desc = f"Linear({cfg['in_features']} -> {cfg['out_features']})"
+            desc = f"{child['type']}({cfg['in_features']} -> {cfg['out_features']})"
         else:
             desc = child["type"] + ("(" + ", ".join(f"{k}={v}" for k, v in cfg.items()) + ")"
                                     if cfg else "")
@@ -933,7 +940,7 @@ def summary(model_file):
         console.print(t)
 
 
-# --- explain and report (chainrule.explain, chainrule.viz.report) ------------------------------
+# --- explain and report (chainrule.explain, chainrule.report) ------------------------------
 
 def _optional(module: str, name: str, what: str):
     """A function of an optional part of chainrule, or a clear error when it is missing."""
@@ -1018,7 +1025,7 @@ def report(model_file, dataset, data_file, target, delimiter, drop_missing, id_c
 
     _source_check(dataset, data_file)
     check_outputs({"MODEL": model_file, "--data": data_file}, {"--out": out})
-    write_report = _optional("chainrule.viz.report", "write_report", "the HTML report")
+    write_report = _optional("chainrule.report", "write_report", "the HTML report")
     est, data = _model_and_data(model_file, dataset, data_file, target, delimiter,
                                 drop_missing, id_columns)
     info = read_info(model_file)

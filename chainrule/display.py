@@ -117,15 +117,12 @@ def in_notebook() -> bool:
 # Module.summary()
 # ------------------------------------------------------------------------------------------------
 
-_ACTIVATIONS = {"ReLU", "Tanh", "Sigmoid", "LeakyReLU", "GELU", "Softmax", "LogSoftmax"}
-
-
 def unit_word(module) -> str:
-    """Which of the course's units a layer is: 'linear unit Σ', 'activation σ' or ''."""
-    name = type(module).__name__
-    if name == "Linear":
-        return "linear unit Σ"
-    return "activation σ" if name in _ACTIVATIONS else ""
+    """Which of the course's units a layer is: 'linear unit Σ', 'activation σ' or '' (from the
+    role its class states, see chainrule.registry)."""
+    from .registry import facts_of
+
+    return {"linear": "linear unit Σ", "activation": "activation σ"}.get(facts_of(module).role, "")
 
 
 class Summary(str):

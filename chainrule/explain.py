@@ -36,8 +36,9 @@ import time
 import numpy as np
 
 from .errors import ChainruleError
+from .registry import facts_of
 from .gradcheck import central_differences
-from .tensor import Tensor, no_grad
+from .tensor import Tensor, _backprop, no_grad
 
 __all__ = ["explain", "demo", "Explanation", "DEMOS"]
 
@@ -51,8 +52,6 @@ _ATOL, _RTOL = 1e-6, 1e-4
 
 _ELEMENTWISE = {"relu", "sigmoid", "tanh", "leaky_relu", "gelu", "abs", "sqrt", "exp", "log",
                 "sin", "cos", "neg", "clip"}
-_ACTIVATIONS = {"ReLU", "Sigmoid", "Tanh", "LeakyReLU", "GELU", "Softmax", "LogSoftmax"}
-_PASS_THROUGH = {"Identity", "Dropout", "Flatten"}
 
 _SUP = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -331,30 +330,23 @@ def _central_differences(loss_value, p: Tensor, flat_indices, eps: float) -> np.
     return central_differences(p.data, flat_indices, lambda: loss_value(p), eps)
 
 
-# symbolic labels of local terms (for the reader: the numbers come from the units)
-_LOSS_FORMULA = {
-    "BCELoss": "−[y log {o} + (1 − y) log(1 − {o})]",
-    "BCEWithLogitsLoss": "−[y log σ({o}) + (1 − y) log(1 − σ({o}))]",
-    "CrossEntropyLoss": "−log softmax({o})_y",
-    "NLLLoss": "−{o}_y",
-    "MSELoss": "({o} − y)²",
-    "HingeLoss": "max(0, 1 − y·{o})",
-}
-_LOSS_GRAD = {
-    "BCELoss": "({o} − y)/({o}(1 − {o}))",
-    "BCEWithLogitsLoss": "σ({o}) − y",
-    "CrossEntropyLoss": "softmax({o}) − onehot(y)",
-    "NLLLoss": "−onehot(y)",
-    "MSELoss": "2({o} − y)",
-    "HingeLoss": "−y where y·{o} < 1, else 0",
-}
-_ACT_GRAD = {
-    "Sigmoid": "{o}(1 − {o})",
-    "Tanh": "1 − {o2}",
-    "ReLU": "1 where {i} > 0, else 0",
-    "LeakyReLU": "1 where {i} > 0, else the slope",
-    "GELU": "GELU′({i})",
-}
+# the symbolic labels of local terms (for the reader: the numbers come from the units) are
+# facts of each layer and loss class: ``formula`` and ``derivative`` (see chainrule.registry)
+
+def _role(mod) -> str:
+    return facts_of(mod).role
+
+
+def _loss_formula(lf, name, o) -> str:
+    return (facts_of(lf).formula or name).format(o=o)
+
+
+def _loss_derivative(lf, o) -> str:
+    return (facts_of(lf).derivative or "∂L/∂" + o).format(o=o)
+
+
+def _act_derivative(mod, name, o, i, o2, unknown) -> str:
+    return (facts_of(mod).derivative or f"{name}′({unknown})").format(o=o, i=i, o2=o2)
 
 
 def _loss_name(loss_fn) -> str:
@@ -451,7 +443,7 @@ def explain(model, x, y, loss_fn, check: bool = True) -> Explanation:
 
     # central differences re-run the forward pass from the layer that owns the parameter: the
     # layers before it are not affected, so their outputs are computed once (Sequential models)
-    children = list(m64) if type(m64).__name__ == "Sequential" else None
+    children = list(m64) if facts_of(m64).chained else None
     owner, inputs = {}, []
     if children:
         with no_grad():
@@ -551,13 +543,19 @@ def _unit_of(out: Tensor, inp) -> tuple:
     return None, None
 
 
-def _vjp(c, grad, index):
-    """What the unit that made a tensor hands back to its input ``index``, given ``grad``."""
-    g = c.unit.backward(c, grad)
-    if not isinstance(g, (tuple, list)):
-        g = (g,)
-    r = g[index]
-    return None if r is None else np.asarray(r)
+def _handed_back(out: Tensor, grad, target) -> np.ndarray | None:
+    """What back-propagation from ``out``, given dL/d(out) = ``grad``, delivers to ``target``
+    (a tensor below it): measured by the engine itself, in its tracing mode, which stores
+    nothing on the tensors (so the same unbroadcast and dtype cast apply as in training)."""
+    trace = {}
+    _backprop(out, np.asarray(grad, dtype=out.data.dtype), trace)
+    g = trace["grads"].get(id(target))
+    return None if g is None else np.asarray(g)
+
+
+def _elementwise(mod, c) -> bool:
+    """An activation applied to each number on its own: by its facts, or by its one unit."""
+    return facts_of(mod).elementwise or (c is not None and c.unit.name in _ELEMENTWISE)
 
 
 def _check_param(ctx, name, p, rng):
@@ -593,8 +591,8 @@ def _reduction_note(lf, out) -> tuple:
     red = getattr(lf, "reduction", "mean")
     if red != "mean":
         return 1, ""
-    name = type(lf).__name__
-    n = out.shape[0] if name in ("CrossEntropyLoss", "NLLLoss") and out.ndim >= 1 else out.data.size
+    per_sample = facts_of(lf).target == "index"  # class-index targets: one per sample
+    n = out.shape[0] if per_sample and out.ndim >= 1 else out.data.size
     return n, (f"1/{n} · " if n > 1 else "")
 
 
@@ -603,16 +601,15 @@ def _reduction_note(lf, out) -> tuple:
 # ------------------------------------------------------------------------------------------------
 
 def _is_neuron(calls, xt, out) -> bool:
-    kinds = [type(m).__name__ for m, _, _ in calls]
-    if not calls or kinds[0] != "Linear" or calls[0][1] is not xt:
+    if not calls or _role(calls[0][0]) != "linear" or calls[0][1] is not xt:
         return False
     lin = calls[0][0]
     if getattr(lin, "out_features", None) != 1:
         return False
     if len(calls) == 1:
         return calls[0][2] is out
-    if len(calls) == 2 and kinds[1] in _ACTIVATIONS and kinds[1] not in ("Softmax",
-                                                                         "LogSoftmax"):
+    act = facts_of(calls[1][0]) if len(calls) == 2 else None
+    if act is not None and act.role == "activation" and act.elementwise:
         return calls[1][1] is calls[0][2] and calls[1][2] is out
     return False
 
@@ -640,7 +637,7 @@ def _explain_neuron(ctx) -> Explanation:
     lin_name = ctx["name_of"].get(id(lin), "")
     forward = [dict(step=0, kind="input", unit="input", layer="", name="", symbol="x",
                     formula="x", input=None, output=X.copy(), shape=X.shape)]
-    forward.append(dict(step=1, kind="linear", unit="linear unit Σ", layer="Linear",
+    forward.append(dict(step=1, kind="linear", unit="linear unit Σ", layer=type(lin).__name__,
                         name=lin_name, symbol="z",
                         formula="z = wᵀx + w₀" if b is not None else "z = wᵀx",
                         input=X.copy(), output=z.data.copy(), shape=z.shape))
@@ -649,7 +646,7 @@ def _explain_neuron(ctx) -> Explanation:
                             name=ctx["name_of"].get(id(act[0]), ""), symbol="a",
                             formula=f"a = σ(z) = {act_name}(z)", input=z.data.copy(),
                             output=a.data.copy(), shape=a.shape))
-    lform = _LOSS_FORMULA.get(loss_name, loss_name).format(o=o)
+    lform = _loss_formula(lf, loss_name, o)
     forward.append(dict(step=len(forward), kind="loss", unit="loss unit", layer=loss_name,
                         name="", symbol="L", formula=f"L({o}, y) = {lform}", input=a.data.copy(),
                         output=np.asarray(L), shape=(), target=yv.copy()))
@@ -658,8 +655,8 @@ def _explain_neuron(ctx) -> Explanation:
     dL_do = np.asarray(a.grad, dtype=np.float64).reshape(-1)     # loss unit
     if act:
         c, i = _unit_of(a, z)
-        if c is not None and c.unit.name in _ELEMENTWISE:
-            da_dz = _vjp(c, np.ones_like(a.data), i).reshape(-1)  # activation σ (diagonal)
+        if _elementwise(act[0], c):   # activation σ: its (diagonal) local term
+            da_dz = _handed_back(a, np.ones_like(a.data), z).reshape(-1)
         else:
             da_dz = np.asarray(z.grad).reshape(-1) / np.where(dL_do == 0, np.nan, dL_do)
     else:
@@ -667,9 +664,8 @@ def _explain_neuron(ctx) -> Explanation:
     dL_dz = dL_do * da_dz
     lin_ctx, xi = _unit_of(z, xt)
     rn, red = _reduction_note(lf, out)
-    loss_grad_txt = _scaled(red, _LOSS_GRAD.get(loss_name, "∂L/∂" + o).format(o=o))
-    act_grad_txt = _ACT_GRAD.get(act_name, f"{act_name}′(z)").format(o="a", i="z", o2="a²") \
-        if act else ""
+    loss_grad_txt = _scaled(red, _loss_derivative(lf, o))
+    act_grad_txt = _act_derivative(act[0], act_name, "a", "z", "a²", "z") if act else ""
 
     rng = np.random.default_rng(0)
     terms, layers = [], []
@@ -683,7 +679,7 @@ def _explain_neuron(ctx) -> Explanation:
                            local_symbol="∂a/∂z", local_text=act_grad_txt,
                            handed_on=np.asarray(z.grad).copy(), handed_symbol="∂L/∂z", params=[]))
     pnames = {id(p): nm for nm, p in ctx["params"]}
-    layers.append(dict(name=lin_name, layer="Linear", kind="linear",
+    layers.append(dict(name=lin_name, layer=type(lin).__name__, kind="linear",
                        upstream=np.asarray(z.grad).copy(), upstream_symbol="∂L/∂z",
                        local=None, local_symbol="∂z/∂w", local_text="x",
                        handed_on=None if xt.grad is None else xt.grad.copy(),
@@ -711,7 +707,7 @@ def _explain_neuron(ctx) -> Explanation:
         if lin_ctx is not None:
             pi = list(lin_ctx.inputs).index(p) if any(q is p for q in lin_ctx.inputs) else None
             if pi is not None:
-                t["unit_product"] = _vjp(lin_ctx, np.asarray(z.grad), pi)
+                t["unit_product"] = _handed_back(z, np.asarray(z.grad), p)
         if ctx["check"]:
             idx, num, au, md, ok, sampled = _check_param(ctx, pnames[id(p)], p, rng)
             t.update(checked=idx, numeric=num, autodiff_checked=au, max_abs_diff=md, ok=ok,
@@ -784,7 +780,10 @@ def _explain_neuron(ctx) -> Explanation:
                 lines.append(f"{pad}  sample {s}: {factors} · {last}")
         lines.append(f"{pad}= {_full(t['product'])}")
         checks = []
-        if act_name == "Sigmoid" and loss_name == "BCELoss":
+        # a probability out of the activation into a loss of probabilities (sigmoid and
+        # binary cross-entropy): the product of the two local terms is a − y
+        if (act and facts_of(act[0]).output_kind == "probability"
+                and facts_of(lf).role == "loss" and facts_of(lf).output_kind == "probability"):
             hand = ((av - yv)[:, None] * (X if sym == "w" else np.ones((n, 1)))).sum(0)
             lab = f"by hand (a − y)·{last_sym}"
             if rn > 1:
@@ -854,7 +853,7 @@ def _explain_network(ctx) -> Explanation:
     calls, xt, out, lf = ctx["calls"], ctx["x"], ctx["out"], ctx["loss_fn"]
     name_of, params = ctx["name_of"], ctx["params"]
     loss_name = _loss_name(lf)
-    n_lin = sum(type(m).__name__ == "Linear" for m, _, _ in calls)
+    n_lin = sum(_role(m) == "linear" for m, _, _ in calls)
     sup = (lambda k: _sup(k)) if n_lin > 1 else (lambda k: "")
     n = xt.shape[0]
 
@@ -882,18 +881,18 @@ def _explain_network(ctx) -> Explanation:
                 s = "h" + _sup(other_k)
                 kind, unit = "layer", kind_name
             formula = f"{s} = {kind_name}({in_sym})"
-        elif kind_name == "Linear":
+        elif _role(mod) == "linear":
             lin_k += 1
             s = "z" + sup(lin_k)
             kind, unit = "linear", "linear unit Σ"
             wsym, bsym = "W" + sup(lin_k), "b" + sup(lin_k)
             formula = f"{s} = {wsym}{in_sym} + {bsym}" if mod.bias is not None else \
                 f"{s} = {wsym}{in_sym}"
-        elif kind_name in _ACTIVATIONS:
+        elif _role(mod) == "activation":
             s = "a" + sup(lin_k)
             kind, unit = "activation", "activation σ"
             formula = f"{s} = {kind_name}({in_sym})"
-        elif kind_name in _PASS_THROUGH and o is inp:
+        elif _role(mod) == "passthrough" and o is inp:
             s = in_sym
             kind, unit = "layer", "pass-through"
             formula = f"{kind_name}: {s} unchanged (eval mode)"
@@ -916,7 +915,7 @@ def _explain_network(ctx) -> Explanation:
                             output=np.asarray(o.data).copy(), shape=tuple(o.shape)))
     out_sym = sym_of.get(id(out), "ŷ")
     L = float(ctx["loss"].data)
-    lform = _LOSS_FORMULA.get(loss_name, loss_name).format(o=out_sym)
+    lform = _loss_formula(lf, loss_name, out_sym)
     rn, red = _reduction_note(lf, out)
     forward.append(dict(step=len(forward), kind="loss", unit="loss unit", layer=loss_name,
                         name="", symbol="L", formula=f"L({out_sym}, y) = {lform}",
@@ -929,7 +928,7 @@ def _explain_network(ctx) -> Explanation:
             return None
         return None if t.grad is None else np.asarray(t.grad)
 
-    loss_grad_txt = _scaled(red, _LOSS_GRAD.get(loss_name, "∂L/∂" + out_sym).format(o=out_sym))
+    loss_grad_txt = _scaled(red, _loss_derivative(lf, out_sym))
     layers = [dict(name="", layer=loss_name, kind="loss", upstream=np.ones(()),
                    upstream_symbol="∂L/∂L", local=None, local_symbol=None,
                    local_text=loss_grad_txt, handed_on=grad_of(out),
@@ -947,7 +946,7 @@ def _explain_network(ctx) -> Explanation:
         chain_after[ri] = list(chain)
         up = grad_of(r["out"])
         handed = grad_of(r["inp"])
-        c, idx = _unit_of(r["out"], r["inp"])
+        c, _ = _unit_of(r["out"], r["inp"])
         entry = dict(name=r["name"], layer=r["kind_name"], kind=r["kind"], upstream=up,
                      upstream_symbol=f"∂L/∂{r['sym']}", local=None,
                      local_symbol=f"∂{r['sym']}/∂{r['in_sym']}", local_text=None,
@@ -955,12 +954,12 @@ def _explain_network(ctx) -> Explanation:
                      params=[nm for nm, _ in r["params"]], elementwise=False,
                      symbol=r["sym"], in_symbol=r["in_sym"], formula=r["formula"],
                      desc=_layer_desc(r))
-        if r["kind"] == "activation" and c is not None and c.unit.name in _ELEMENTWISE:
-            entry["local"] = _vjp(c, np.ones_like(r["out"].data), idx)
+        if r["kind"] == "activation" and _elementwise(r["module"], c):
+            entry["local"] = _handed_back(r["out"], np.ones_like(r["out"].data), r["inp"])
             entry["elementwise"] = True
-            entry["local_text"] = _ACT_GRAD.get(r["kind_name"], f"{r['kind_name']}′(·)").format(
-                o=r["sym"], i=r["in_sym"], o2=f"({r['sym']})²" if len(r["sym"]) > 1 else
-                r["sym"] + "²")
+            entry["local_text"] = _act_derivative(
+                r["module"], r["kind_name"], r["sym"], r["in_sym"],
+                f"({r['sym']})²" if len(r["sym"]) > 1 else r["sym"] + "²", "·")
         elif r["kind"] == "linear":
             wsym = "W" + sup(r["lin_k"])
             entry["local_text"] = f"{wsym} (∂L/∂{r['in_sym']} = ∂L/∂{r['sym']} · {wsym})"
@@ -972,7 +971,7 @@ def _explain_network(ctx) -> Explanation:
                 psym = ("W" if p is r["module"].weight else "b") + sup(r["lin_k"])
                 local_sym = f"∂{r['sym']}/∂{psym}"
                 local_txt = r["in_sym"] if psym[0] == "W" else "1"
-            elif r["kind_name"].startswith("BatchNorm"):
+            elif _role(r["module"]) == "normalization":
                 psym = ("γ" if p is r["module"].weight else "β") + r["sym"][1:]
                 local_sym = f"∂{r['sym']}/∂{psym}"
                 local_txt = "x̂ (the normalized input)" if psym[0] == "γ" else "1"
@@ -985,11 +984,8 @@ def _explain_network(ctx) -> Explanation:
                               dtype=np.float64).copy()
             product = None
             cp = r["out"]._ctx
-            if cp is not None and up is not None:
-                for pi, q in enumerate(cp.inputs):
-                    if q is p:
-                        product = _vjp(cp, up, pi)
-                        break
+            if cp is not None and up is not None and any(q is p for q in cp.inputs):
+                product = _handed_back(r["out"], up, p)
             if product is None:
                 product = auto.copy()
             if psym[0] == "W" and r["kind"] == "linear":
@@ -1223,8 +1219,8 @@ def _layer_desc(r) -> str:
     m = r["module"]
     if isinstance(m, _Functional):
         return m.unit_name
-    if r["kind_name"] == "Linear":
-        return f"Linear {m.in_features}→{m.out_features}"
+    if _role(m) == "linear" and hasattr(m, "out_features"):
+        return f"{r['kind_name']} {m.in_features}→{m.out_features}"
     return r["kind_name"]
 
 
@@ -1276,8 +1272,7 @@ def _demo_composition() -> Explanation:
     # local terms from the units' own backward (scalars: backward of 1 is the derivative)
     local = {}
     for sym, t, _, inp, _, dsym, _ in steps:
-        c, i = _unit_of(t, inp)
-        local[sym] = float(_vjp(c, np.ones_like(t.data), i))
+        local[sym] = float(_handed_back(t, np.ones_like(t.data), inp))
     xv, fv, gv, hv = (float(v.data) for v in (x, f, g, h))
     product = local["h"] * local["g"] * local["f"]
 

@@ -2,7 +2,7 @@
 the architecture, the preprocessing, the training settings and the final metrics.
 
 Loading never runs code: safetensors holds plain arrays, the architecture is rebuilt from a
-table of chainrule layers, and pickles are refused. Saving is atomic: the file is written under
+registry of chainrule layers (``chainrule.registry``), and pickles are refused. Saving is atomic: the file is written under
 a temporary name in the same folder and renamed over the old one, so an interrupted save never
 destroys the previous model.
 
@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 
 import numpy as np
 
+from . import registry
 from ._files import write_atomic
 from .errors import ChainruleError, ModelFileError
 
@@ -28,72 +30,70 @@ __all__ = ["save", "load", "read_info", "describe", "build", "FORMAT", "FORMAT_V
 FORMAT = "chainrule"
 FORMAT_VERSION = "1"
 
-# constructor arguments of each layer, read back from the attributes of the same name
-_CONV = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
-         "bias", "padding_mode")
-_MAXPOOL = ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode")
-_AVGPOOL = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")
-_CONFIG = {
-    "Linear": ("in_features", "out_features", "bias"),
-    "ReLU": (), "Tanh": (), "Sigmoid": (), "Identity": (),
-    "LeakyReLU": ("negative_slope",),
-    "GELU": ("approximate",),
-    "Softmax": ("dim",), "LogSoftmax": ("dim",),
-    "Dropout": ("p",),
-    "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
-    "Flatten": ("start_dim", "end_dim"),
-    # convolutional layers (chainrule/nn/conv.py)
-    "Conv1d": _CONV, "Conv2d": _CONV,
-    "MaxPool1d": _MAXPOOL, "MaxPool2d": _MAXPOOL,
-    "AvgPool1d": _AVGPOOL, "AvgPool2d": _AVGPOOL + ("divisor_override",),
-    "AdaptiveAvgPool1d": ("output_size",), "AdaptiveAvgPool2d": ("output_size",),
-    "BatchNorm2d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
-    "Unflatten": ("dim", "unflattened_size"),
-}
-_CONTAINERS = ("Sequential", "ModuleList")
+class _LossNames(Mapping):
+    """``{short name: class name}`` of the registered losses, read live from the registry."""
+
+    def _table(self):
+        return {f.short_name: name for name, cls in registry.registered("loss").items()
+                if (f := registry.facts_of(cls)).short_name}
+
+    def __getitem__(self, key):
+        return self._table()[key]
+
+    def __iter__(self):
+        return iter(self._table())
+
+    def __len__(self):
+        return len(self._table())
+
+    def __repr__(self):
+        return repr(self._table())
+
 
 #: the short loss names that model files (and the command's --loss) use -> chainrule.nn classes
-LOSS_CLASSES = {"cross_entropy": "CrossEntropyLoss", "bce_with_logits": "BCEWithLogitsLoss",
-                "bce": "BCELoss", "hinge": "HingeLoss", "mse": "MSELoss", "nll": "NLLLoss"}
+#: (each loss states its ``short_name`` in its class line; see chainrule.registry)
+LOSS_CLASSES = _LossNames()
 
 
 def describe(module) -> dict:
-    """The architecture of ``module`` as plain JSON-ready data (chainrule layers only)."""
+    """The architecture of ``module`` as plain JSON-ready data (registered layers only)."""
     kind = type(module).__name__
-    if kind in _CONTAINERS:
+    facts = registry.facts_of(module)
+    if facts.role == "container" and registry.lookup(kind) is type(module):
         return {"type": kind, "children": [describe(m) for m in module]}
-    if kind not in _CONFIG or type(module).__module__.split(".")[0] != "chainrule":
+    if facts.config is None or registry.lookup(kind) is not type(module):
+        savable = ", ".join(sorted(n for n, c in registry.registered(savable=True).items()
+                                   if registry.facts_of(c).role != "container"))
         raise ModelFileError(
             f"save: cannot describe a module of type {kind}: model files hold architectures "
-            f"built from chainrule layers ({', '.join(sorted(_CONFIG))}, in Sequential); "
+            f"built from chainrule layers ({savable}, in Sequential); "
             "save the weights alone with save(..., weights_only=True)")
     config = {}
-    for name in _CONFIG[kind]:
+    for name in facts.config:
         value = getattr(module, name)
-        if name == "bias" and kind in ("Linear", "Conv1d", "Conv2d"):
+        if name in module._parameters:  # a parameter argument (Linear's bias): whether it exists
             value = value is not None
         config[name] = value
     return {"type": kind, "config": config}
 
 
 def build(spec: dict):
-    """Rebuild a module from :func:`describe`'s output (no code is run but chainrule's layers)."""
-    from . import nn
-
+    """Rebuild a module from :func:`describe`'s output (no code is run but registered layers')."""
     if not isinstance(spec, dict) or "type" not in spec:
         raise ModelFileError(f"load: the architecture entry {spec!r:.80} is not a layer description")
     kind = spec["type"]
-    if kind in _CONTAINERS:
-        children = [build(c) for c in spec.get("children", [])]
-        return nn.ModuleList(children) if kind == "ModuleList" else nn.Sequential(*children)
-    if kind not in _CONFIG:
+    cls = registry.lookup(kind) if isinstance(kind, str) else None
+    facts = registry.facts_of(cls) if cls is not None else None
+    if facts is not None and facts.role == "container":
+        return cls._from_children([build(c) for c in spec.get("children", [])])
+    if facts is None or facts.config is None:
         raise ModelFileError(f"load: unknown layer type {kind!r} in the model file")
     config = spec.get("config", {})
-    unknown = set(config) - set(_CONFIG[kind])
+    unknown = set(config) - set(facts.config)
     if unknown:
         raise ModelFileError(f"load: layer {kind} has unknown settings {sorted(unknown)}")
     try:
-        return getattr(nn, kind)(**config)
+        return cls(**config)
     except (TypeError, ValueError) as err:  # a setting missing or of the wrong kind
         if isinstance(err, ChainruleError):  # a chainrule error says it well itself
             raise
@@ -197,9 +197,11 @@ def _n_outputs(spec):
     while stack:
         node = stack.pop(0)
         if isinstance(node, dict):
-            if node.get("type") in _CONTAINERS:
+            facts = registry.facts_of(node.get("type")) if isinstance(node.get("type"), str) \
+                else None
+            if facts is not None and facts.role == "container":
                 stack[:0] = list(node.get("children") or [])
-            elif node.get("type") == "Linear":
+            elif facts is not None and facts.role == "linear":
                 last = (node.get("config") or {}).get("out_features")
     return last if isinstance(last, int) else None
 
@@ -210,7 +212,12 @@ def _check(path, tensors, info):
     values = sum(math.prod(shape) for _, shape, _ in tensors.values())
     spec = info.get("architecture")
     if spec is not None:
-        check_architecture(path, spec, set(_CONFIG), _CONTAINERS, values)
+        savable = registry.registered(savable=True)
+        containers = tuple(n for n, c in savable.items()
+                           if registry.facts_of(c).role == "container")
+        known = {n: registry.facts_of(c).settings for n, c in savable.items()
+                 if n not in containers}
+        check_architecture(path, spec, known, containers, values)
     check_info(path, info, _n_outputs(spec) if spec is not None else None, tuple(LOSS_CLASSES))
 
 

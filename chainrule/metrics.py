@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import registry
 from .errors import ConfigError
 
 __all__ = ["predict_classes", "accuracy", "confusion_matrix", "precision_recall_f1",
@@ -20,18 +21,13 @@ def output_kind(loss_fn) -> str:
     'logits' (several columns: the class is the argmax), 'logit' (one column, class 1 when > 0:
     BCEWithLogitsLoss, HingeLoss), 'probability' (one column, class 1 when > 0.5: BCELoss), or
     'value' (regression losses). ``loss_fn`` may be the loss module or its class name ('BCELoss').
+    Each loss states its kind in its class line (``output_kind=``, see chainrule.registry);
+    anything else is read as logits.
     """
-    if isinstance(loss_fn, str):
-        name = loss_fn
-    else:
-        name = type(loss_fn).__name__ if loss_fn is not None else ""
-    if name in ("BCELoss",):
-        return "probability"
-    if name in ("BCEWithLogitsLoss", "HingeLoss"):
-        return "logit"
-    if name in ("MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss"):
-        return "value"
-    return "logits"
+    if loss_fn is None:
+        return "logits"
+    facts = registry.facts_of(loss_fn)
+    return facts.output_kind if facts.role == "loss" and facts.output_kind else "logits"
 
 
 def predict_classes(outputs: np.ndarray, kind: str = "logits") -> np.ndarray:

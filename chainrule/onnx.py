@@ -29,8 +29,10 @@ import os
 
 import numpy as np
 
+from . import nn as _nn
 from ._files import write_atomic
 from .errors import ConfigError, ModelFileError
+from .registry import facts_of
 
 __all__ = ["export", "load", "MIN_OPSET", "EXPORTERS", "IMPORTERS"]
 
@@ -277,21 +279,22 @@ def _ex_unflatten(g, m, x, in_shape, p):
     return g.op("Reshape", [x, g.const(p + "shape", shape, np.int64)], p + "reshape")
 
 
-#: chainrule layer class name -> function writing its ONNX nodes
+#: chainrule layer class -> function writing its ONNX nodes (a new layer that should export
+#: adds its function here; everything else about it is on its class, see chainrule.registry)
 EXPORTERS = {
-    "Linear": _ex_linear,
-    "ReLU": _ex_simple("Relu"), "Tanh": _ex_simple("Tanh"), "Sigmoid": _ex_simple("Sigmoid"),
-    "LeakyReLU": _ex_leaky_relu, "GELU": _ex_gelu,
-    "Softmax": _ex_softmax("Softmax"), "LogSoftmax": _ex_softmax("LogSoftmax"),
-    "Identity": _ex_identity, "Dropout": _ex_identity,
-    "BatchNorm1d": _ex_batchnorm, "BatchNorm2d": _ex_batchnorm,
-    "Flatten": _ex_flatten, "Unflatten": _ex_unflatten,
-    "Conv1d": _ex_conv, "Conv2d": _ex_conv,
-    "MaxPool1d": _ex_max_pool, "MaxPool2d": _ex_max_pool,
-    "AvgPool1d": _ex_avg_pool, "AvgPool2d": _ex_avg_pool,
-    "AdaptiveAvgPool1d": _ex_adaptive_avg_pool, "AdaptiveAvgPool2d": _ex_adaptive_avg_pool,
+    _nn.Linear: _ex_linear,
+    _nn.ReLU: _ex_simple("Relu"), _nn.Tanh: _ex_simple("Tanh"),
+    _nn.Sigmoid: _ex_simple("Sigmoid"),
+    _nn.LeakyReLU: _ex_leaky_relu, _nn.GELU: _ex_gelu,
+    _nn.Softmax: _ex_softmax("Softmax"), _nn.LogSoftmax: _ex_softmax("LogSoftmax"),
+    _nn.Identity: _ex_identity, _nn.Dropout: _ex_identity,
+    _nn.BatchNorm1d: _ex_batchnorm, _nn.BatchNorm2d: _ex_batchnorm,
+    _nn.Flatten: _ex_flatten, _nn.Unflatten: _ex_unflatten,
+    _nn.Conv1d: _ex_conv, _nn.Conv2d: _ex_conv,
+    _nn.MaxPool1d: _ex_max_pool, _nn.MaxPool2d: _ex_max_pool,
+    _nn.AvgPool1d: _ex_avg_pool, _nn.AvgPool2d: _ex_avg_pool,
+    _nn.AdaptiveAvgPool1d: _ex_adaptive_avg_pool, _nn.AdaptiveAvgPool2d: _ex_adaptive_avg_pool,
 }
-_EXPORT_CONTAINERS = ("Sequential",)
 
 
 def _check_opset(opset) -> int:
@@ -306,8 +309,7 @@ def _check_opset(opset) -> int:
 
 def _layers(module, prefix=""):
     """(dotted prefix, layer) for every layer of nested Sequentials, in order."""
-    kind = type(module).__name__
-    if kind in _EXPORT_CONTAINERS and type(module).__module__.startswith("chainrule"):
+    if facts_of(module).chained:  # Sequential: its children in order
         for name, child in module.named_children():
             yield from _layers(child, f"{prefix}{name}.")
         return
@@ -318,7 +320,8 @@ def _unexportable(where: str, module) -> ConfigError:
     kind = type(module).__name__
     return ConfigError(
         f"export: layer {where or '(the model)'} is a {kind}, which has no ONNX mapping; "
-        f"chainrule exports Sequential chains of {', '.join(sorted(EXPORTERS))}")
+        f"chainrule exports Sequential chains of "
+        f"{', '.join(sorted(c.__name__ for c in EXPORTERS))}")
 
 
 def _input_shape(layers, input_shape):
@@ -332,15 +335,14 @@ def _input_shape(layers, input_shape):
                               f"dimension), positive integers, got {input_shape!r}")
         return shape
     for _, m in layers:
-        kind = type(m).__name__
-        if kind == "Linear":
+        facts = facts_of(m)
+        if facts.role == "linear" and hasattr(m, "in_features"):
             return (m.in_features,)
-        if kind == "BatchNorm1d":
+        if type(m) is _nn.BatchNorm1d:  # BatchNorm2d's input has spatial axes too
             return (m.num_features,)
-        if kind == "Unflatten" and m.dim in (1, -1) and -1 not in m.unflattened_size:
+        if isinstance(m, _nn.Unflatten) and m.dim in (1, -1) and -1 not in m.unflattened_size:
             return (math.prod(m.unflattened_size),)
-        if kind not in ("ReLU", "Tanh", "Sigmoid", "LeakyReLU", "GELU", "Identity", "Dropout",
-                        "Softmax", "LogSoftmax"):
+        if not facts.keeps_shape or facts.role not in ("activation", "passthrough"):
             break
     raise ConfigError("export: cannot tell the input's shape from the first layers; pass "
                       "input_shape=(features,) or the shape of one sample, e.g. (1, 28, 28)")
@@ -352,14 +354,14 @@ def _network(g: _Graph, model, x: str, input_shape):
 
     layers = list(_layers(model))
     for where, m in layers:
-        if type(m).__name__ not in EXPORTERS or not type(m).__module__.startswith("chainrule"):
+        if type(m) not in EXPORTERS:
             raise _unexportable(where.rstrip("."), m)
     shape = (2,) + tuple(input_shape)  # a dummy batch of 2 gives each layer's output shape
     a = np.zeros(shape, dtype=g.dtype)
     batch = BATCH
     with no_grad():
         for where, m in layers:
-            if type(m).__name__ == "Flatten" and m.start_dim % len(shape) == 0:
+            if isinstance(m, _nn.Flatten) and m.start_dim % len(shape) == 0:
                 batch = None  # the batch is merged into the first dimension from here on
             try:
                 out = m(a)
@@ -367,7 +369,7 @@ def _network(g: _Graph, model, x: str, input_shape):
                 raise ConfigError(f"export: layer {where.rstrip('.') or type(m).__name__} "
                                   f"({type(m).__name__}) cannot take input of shape "
                                   f"(N, {', '.join(map(str, shape[1:]))}): {err}") from None
-            x = EXPORTERS[type(m).__name__](g, m, x, shape, where)
+            x = EXPORTERS[type(m)](g, m, x, shape, where)
             a = np.asarray(out.data if hasattr(out, "data") else out)
             shape = a.shape
     return x, [batch] + list(shape[1:])

@@ -30,6 +30,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .errors import ConfigError, DataError, ModelFileError
+from .registry import facts_of
 from .tabular import (
     ACTIVATIONS,
     DEFAULT_LOSS,
@@ -775,7 +776,7 @@ def _architecture_settings(spec: dict):
     """(hidden sizes, activation) read from a Sequential of Linear/activation layers."""
     children = spec.get("children", [spec])
     inverse = {cls: name for name, cls in ACTIVATIONS.items()}
-    linears = [c for c in children if c.get("type") == "Linear"]
+    linears = [c for c in children if facts_of(c.get("type", "")).role == "linear"]
     hidden = [c["config"]["out_features"] for c in linears[:-1]]
     acts = [inverse[c["type"]] for c in children if c.get("type") in inverse]
     return hidden, (acts[0] if acts else "tanh")

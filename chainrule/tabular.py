@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import registry
 from .errors import ConfigError, DataError
-from .io import LOSS_CLASSES
 from .metrics import output_kind
 
 __all__ = ["ACTIVATIONS", "LOSSES", "DEFAULT_LOSS", "OPTIMIZERS", "losses_for", "build_model",
@@ -31,18 +31,23 @@ __all__ = ["ACTIVATIONS", "LOSSES", "DEFAULT_LOSS", "OPTIMIZERS", "losses_for", 
            "output_probabilities", "output_decision", "Data", "load_builtin", "read_data",
            "data_for_model", "label_codes", "numeric_target", "DATASET_TARGET"]
 
-#: activation name -> chainrule.nn class name
-ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu": "LeakyReLU",
-               "gelu": "GELU"}
+#: activation name -> chainrule.nn class name (each activation states its short_name in its
+#: class line; see chainrule.registry)
+ACTIVATIONS = {name: registry.by_short_name(name, role="activation").__name__
+               for name in ("relu", "tanh", "sigmoid", "leaky_relu", "gelu")}
 
-#: loss name -> (chainrule.nn class name, task, outputs: 'classes' = one per class, 1 = one)
-LOSSES = {name: (LOSS_CLASSES[name], task, outputs) for name, (task, outputs) in {
-    "cross_entropy": ("classification", "classes"),
-    "bce_with_logits": ("classification", 1),
-    "bce": ("classification", 1),
-    "hinge": ("classification", 1),
-    "mse": ("regression", 1),
-}.items()}
+
+def _loss_choice(name: str) -> tuple:
+    cls = registry.by_short_name(name, role="loss")
+    kind = registry.facts_of(cls).output_kind
+    return (cls.__name__, "regression" if kind == "value" else "classification",
+            "classes" if kind == "logits" else 1)
+
+
+#: loss name -> (chainrule.nn class name, task, outputs: 'classes' = one per class, 1 = one),
+#: from the facts each loss states in its class line
+LOSSES = {name: _loss_choice(name) for name in ("cross_entropy", "bce_with_logits", "bce",
+                                                "hinge", "mse")}
 DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse"}
 
 #: optimizer name -> (chainrule.optim class name, default learning rate)

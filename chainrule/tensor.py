@@ -233,8 +233,7 @@ class Tensor:
         return Tensor(self.data)
 
     def astype(self, dtype) -> "Tensor":
-        from .units import Cast
-        return Cast.apply(self, dtype=np.dtype(dtype))
+        return _PRIMITIVES["cast"].apply(self, dtype=np.dtype(dtype))
 
     def float(self) -> "Tensor":
         return self.astype(np.float32)
@@ -355,7 +354,155 @@ class Tensor:
     def zero_(self) -> "Tensor":
         return self._inplace(0, lambda a, b, out, casting: out.fill(0), "zero_ ")
 
-    # operators and methods (+, @, .sum, ...) are attached in units.py, beside their units
+    # --- operators and methods: each runs one unit of units.py ------------------------------
+    # (reached through _PRIMITIVES, which each unit of units.py joins by being defined, so that
+    # this module does not import units.py, which imports it)
+    def __add__(self, other) -> "Tensor":
+        return _PRIMITIVES["add"].apply(self, other)
+
+    def __radd__(self, other) -> "Tensor":
+        return _PRIMITIVES["add"].apply(other, self)
+
+    def __sub__(self, other) -> "Tensor":
+        return _PRIMITIVES["sub"].apply(self, other)
+
+    def __rsub__(self, other) -> "Tensor":
+        return _PRIMITIVES["sub"].apply(other, self)
+
+    def __mul__(self, other) -> "Tensor":
+        return _PRIMITIVES["mul"].apply(self, other)
+
+    def __rmul__(self, other) -> "Tensor":
+        return _PRIMITIVES["mul"].apply(other, self)
+
+    def __truediv__(self, other) -> "Tensor":
+        return _PRIMITIVES["div"].apply(self, other)
+
+    def __rtruediv__(self, other) -> "Tensor":
+        return _PRIMITIVES["div"].apply(other, self)
+
+    def __matmul__(self, other) -> "Tensor":
+        return _PRIMITIVES["matmul"].apply(self, other)
+
+    def __rmatmul__(self, other) -> "Tensor":
+        return _PRIMITIVES["matmul"].apply(other, self)
+
+    def __pow__(self, p) -> "Tensor":
+        return _PRIMITIVES["pow"].apply(self, exponent(p))
+
+    def __rpow__(self, c) -> "Tensor":
+        return _PRIMITIVES["rpow"].apply(c, self)
+
+    def __neg__(self) -> "Tensor":
+        return _PRIMITIVES["neg"].apply(self)
+
+    def __pos__(self) -> "Tensor":
+        return self
+
+    def __abs__(self) -> "Tensor":
+        return _PRIMITIVES["abs"].apply(self)
+
+    def __getitem__(self, index) -> "Tensor":
+        if isinstance(index, Tensor):
+            index = index.data
+        elif isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return _PRIMITIVES["getitem"].apply(self, index=index)
+
+    # comparisons give a constant (boolean) tensor: nothing to differentiate
+    def __lt__(self, other) -> "Tensor":
+        return Tensor(np.less(self.data, _plain(other)))
+
+    def __le__(self, other) -> "Tensor":
+        return Tensor(np.less_equal(self.data, _plain(other)))
+
+    def __gt__(self, other) -> "Tensor":
+        return Tensor(np.greater(self.data, _plain(other)))
+
+    def __ge__(self, other) -> "Tensor":
+        return Tensor(np.greater_equal(self.data, _plain(other)))
+
+    def exp(self) -> "Tensor":
+        return _PRIMITIVES["exp"].apply(self)
+
+    def log(self) -> "Tensor":
+        return _PRIMITIVES["log"].apply(self)
+
+    def sin(self) -> "Tensor":
+        return _PRIMITIVES["sin"].apply(self)
+
+    def cos(self) -> "Tensor":
+        return _PRIMITIVES["cos"].apply(self)
+
+    def tanh(self) -> "Tensor":
+        return _PRIMITIVES["tanh"].apply(self)
+
+    def sigmoid(self) -> "Tensor":
+        return _PRIMITIVES["sigmoid"].apply(self)
+
+    def relu(self) -> "Tensor":
+        return _PRIMITIVES["relu"].apply(self)
+
+    def abs(self) -> "Tensor":
+        return _PRIMITIVES["abs"].apply(self)
+
+    def sqrt(self) -> "Tensor":
+        return _PRIMITIVES["sqrt"].apply(self)
+
+    def clip(self, min=None, max=None) -> "Tensor":  # noqa: A002 - numpy's names
+        return _PRIMITIVES["clip"].apply(self, lo=min, hi=max)
+
+    def sum(self, axis=None, keepdims=False) -> "Tensor":
+        return _PRIMITIVES["sum"].apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False) -> "Tensor":
+        return _PRIMITIVES["mean"].apply(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False) -> "Tensor":
+        return _PRIMITIVES["max"].apply(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False) -> "Tensor":
+        return _PRIMITIVES["min"].apply(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape) -> "Tensor":
+        return _PRIMITIVES["reshape"].apply(self, shape=shape_arg(shape))
+
+    def transpose(self, *axes) -> "Tensor":
+        return _PRIMITIVES["transpose"].apply(self, axes=shape_arg(axes) or None)
+
+    @property
+    def T(self) -> "Tensor":
+        return _PRIMITIVES["transpose"].apply(self, axes=None)
+
+    def matmul(self, other) -> "Tensor":
+        return _PRIMITIVES["matmul"].apply(self, other)
+
+    def softmax(self, axis=-1) -> "Tensor":
+        return _PRIMITIVES["softmax"].apply(self, axis=axis)
+
+    def log_softmax(self, axis=-1) -> "Tensor":
+        return _PRIMITIVES["log_softmax"].apply(self, axis=axis)
+
+    def argmax(self, axis=None) -> np.ndarray:
+        return self.data.argmax(axis=axis)
+
+
+def _plain(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def shape_arg(shape: tuple) -> tuple:
+    """``f(2, 3)`` and ``f((2, 3))`` alike (reshape's shape, transpose's axes)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return shape
+
+
+def exponent(p):
+    """The constant exponent of ``a ** p``: one number (an int stays an int)."""
+    if isinstance(p, Tensor) or (isinstance(p, np.ndarray) and p.ndim > 0):
+        raise ShapeError("pow: the exponent must be one number (a scalar), got an array")
+    return float(p) if not isinstance(p, (int, np.integer)) else int(p)
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
@@ -518,6 +665,12 @@ class Context:
         return f"<Context of {unit.name if unit else '?'}>"
 
 
+#: The primitives of units.py by name ('add', 'matmul', ...): Tensor's operators run them. Each
+#: joins by being defined (Unit.__init_subclass__), so this module need not import units.py.
+_PRIMITIVES: dict[str, type] = {}
+_PRIMITIVES_HOME = __name__.rpartition(".")[0] + ".units"
+
+
 class Unit:
     """A differentiable step: forward value and local derivative, side by side.
 
@@ -547,6 +700,8 @@ class Unit:
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             cls.name = cls.__name__.lower()
+        if cls.__module__ == _PRIMITIVES_HOME:
+            _PRIMITIVES[cls.name] = cls
 
     @staticmethod
     def forward(ctx, *arrays):  # pragma: no cover - abstract

@@ -20,32 +20,29 @@ from collections import OrderedDict
 
 import numpy as np
 
+from . import registry
 from .errors import ConfigError
 
-__all__ = ["to_torch", "from_torch", "SHARED_LAYERS"]
+__all__ = ["to_torch", "from_torch", "SHARED_LAYERS"]  # noqa: F822 - module __getattr__
 
-_CONV = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups")
-_MAX_POOL = ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode")
-_AVG_POOL = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")
 
-#: layer name (the same in both libraries) -> constructor arguments read from the attributes
-SHARED_LAYERS = {
-    "Linear": ("in_features", "out_features"),
-    "ReLU": (), "Tanh": (), "Sigmoid": (), "Identity": (),
-    "LeakyReLU": ("negative_slope",),
-    "GELU": ("approximate",),
-    "Softmax": ("dim",), "LogSoftmax": ("dim",),
-    "Dropout": ("p",),
-    "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
-    "Flatten": ("start_dim", "end_dim"),
-    # convolutional layers (chainrule.nn has them from the conv work on; skipped before)
-    "Conv1d": _CONV, "Conv2d": _CONV,
-    "MaxPool1d": _MAX_POOL, "MaxPool2d": _MAX_POOL,
-    "AvgPool1d": _AVG_POOL, "AvgPool2d": _AVG_POOL + ("divisor_override",),
-    "AdaptiveAvgPool1d": ("output_size",), "AdaptiveAvgPool2d": ("output_size",),
-    "BatchNorm2d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
-    "Unflatten": ("dim", "unflattened_size"),
-}
+def _shared_layers() -> dict:
+    """layer name (the same in both libraries) -> constructor arguments read from the
+    attributes: the ``config`` each chainrule layer states for model files (chainrule.registry),
+    for the layers torch.nn has a class of the same name for."""
+    torch = _torch()
+    return {name: registry.facts_of(cls).config
+            for name, cls in registry.registered(savable=True).items()
+            if registry.facts_of(cls).config is not None and isinstance(
+                getattr(torch.nn, name, None), type)}
+
+
+def __getattr__(name):
+    if name == "SHARED_LAYERS":  # read live: a layer defined later joins it
+        return _shared_layers()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _FLOATS = (np.float16, np.float32, np.float64)
 
 
@@ -61,11 +58,17 @@ def _torch():
 def _unsupported(direction: str, where: str, kind: str) -> ConfigError:
     return ConfigError(f"{direction}: layer {where or '(the model)'} is a {kind}, which has no "
                        f"counterpart; {direction} converts Sequential networks of "
-                       f"{', '.join(sorted(SHARED_LAYERS))}")
+                       f"{', '.join(sorted(_shared_layers()))}")
 
 
 def _config(m, kind: str) -> dict:
-    return {name: getattr(m, name) for name in SHARED_LAYERS[kind]}
+    config = {}
+    for name in _shared_layers()[kind]:
+        value = getattr(m, name)
+        if name in m._parameters:  # a parameter argument (Linear's bias): whether it exists
+            value = value is not None
+        config[name] = value
+    return config
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,15 +89,15 @@ def _tensor(torch, a):
 
 def _to_torch(torch, m, where):
     kind = type(m).__name__
-    if not type(m).__module__.startswith("chainrule."):
+    if registry.lookup(kind) is not type(m):  # not one of chainrule's layers (nor a subclass)
         raise _unsupported("to_torch", where, kind)
-    if kind == "Sequential":
+    if registry.facts_of(m).chained:  # Sequential
         children = OrderedDict((name, _to_torch(torch, c, f"{where}.{name}".lstrip(".")))
                                for name, c in m.named_children())
         out = torch.nn.Sequential(children)
         out.training = m.training  # this module only: each child kept its own mode
         return out
-    if kind not in SHARED_LAYERS:
+    if kind not in _shared_layers():
         raise _unsupported("to_torch", where, kind)
     config = _config(m, kind)
     if kind in ("Linear", "Conv1d", "Conv2d") or (kind.startswith("BatchNorm") and m.affine):
@@ -147,7 +150,7 @@ def _from_torch(torch, m, where):
         out = nn.Sequential(children)
         out.training = m.training
         return out
-    if kind not in SHARED_LAYERS or not hasattr(nn, kind):
+    if kind not in _shared_layers():
         raise _unsupported("from_torch", where, f"torch.nn.{kind}")
     config = _config(m, kind)
     if kind in ("Softmax", "LogSoftmax") and config["dim"] is None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import ConfigError, DataError, TrainingError
 from .metrics import compute_metric, output_kind
+from .optim.lr_scheduler import ReduceLROnPlateau
 from .random import get_rng
 from .compile import compile as _compile
 from .tensor import Tensor, Unit, no_grad
@@ -494,7 +495,7 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
             if verbose:
                 print(f"epoch {epoch}/{epochs}: " + ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
             if scheduler is not None:
-                if type(scheduler).__name__ == "ReduceLROnPlateau":
+                if isinstance(scheduler, ReduceLROnPlateau):  # steps on the monitored loss
                     scheduler.step(logs.get("val_loss", logs["loss"]))
                 else:
                     scheduler.step()

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ShapeError
-from .tensor import Tensor, Unit
+from .tensor import Tensor, Unit, exponent, shape_arg
 
 # ================================================================================================
 # arithmetic (binary units broadcast like numpy)
@@ -1101,9 +1100,7 @@ def neg(a):
 
 def pow(a, p):  # noqa: A001 - the name users expect
     """a ** p for a constant number p."""
-    if isinstance(p, Tensor) or (isinstance(p, np.ndarray) and p.ndim > 0):
-        raise ShapeError("pow: the exponent must be one number (a scalar), got an array")
-    return Pow.apply(a, float(p) if not isinstance(p, (int, np.integer)) else int(p))
+    return Pow.apply(a, exponent(p))
 
 
 def exp(a):
@@ -1189,9 +1186,7 @@ def min(a, axis=None, keepdims=False):  # noqa: A001
 
 
 def reshape(a, *shape):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    return Reshape.apply(a, shape=shape)
+    return Reshape.apply(a, shape=shape_arg(shape))
 
 
 def transpose(a, axes=None):
@@ -1219,71 +1214,3 @@ def linear(x, weight, bias=None):
     if bias is None:
         return Linear.apply(x, weight)
     return Linear.apply(x, weight, bias)
-
-
-# ================================================================================================
-# Tensor operators and methods, attached beside their units
-# ================================================================================================
-
-
-def _getitem(self, index):
-    if isinstance(index, Tensor):
-        index = index.data
-    elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return GetItem.apply(self, index=index)
-
-
-def _reshape_method(self, *shape):
-    return reshape(self, *shape)
-
-
-def _transpose_method(self, *axes):
-    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-        axes = tuple(axes[0])
-    return Transpose.apply(self, axes=axes or None)
-
-
-def _rpow(self, c):
-    return RPow.apply(c, self)
-
-
-def _compare(op):
-    def method(self, other):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor(op(self.data, other))
-    return method
-
-
-_METHODS = {
-    "__add__": lambda a, b: Add.apply(a, b),
-    "__radd__": lambda a, b: Add.apply(b, a),
-    "__sub__": lambda a, b: Sub.apply(a, b),
-    "__rsub__": lambda a, b: Sub.apply(b, a),
-    "__mul__": lambda a, b: Mul.apply(a, b),
-    "__rmul__": lambda a, b: Mul.apply(b, a),
-    "__truediv__": lambda a, b: Div.apply(a, b),
-    "__rtruediv__": lambda a, b: Div.apply(b, a),
-    "__matmul__": lambda a, b: MatMul.apply(a, b),
-    "__rmatmul__": lambda a, b: MatMul.apply(b, a),
-    "__pow__": pow,
-    "__rpow__": _rpow,
-    "__neg__": lambda a: Neg.apply(a),
-    "__pos__": lambda a: a,
-    "__abs__": lambda a: Abs.apply(a),
-    "__getitem__": _getitem,
-    "__lt__": _compare(np.less),
-    "__le__": _compare(np.less_equal),
-    "__gt__": _compare(np.greater),
-    "__ge__": _compare(np.greater_equal),
-    "exp": exp, "log": log, "sin": sin, "cos": cos, "tanh": tanh, "sigmoid": sigmoid,
-    "relu": relu, "abs": abs, "sqrt": sqrt, "clip": clip,
-    "sum": sum, "mean": mean, "max": max, "min": min,
-    "reshape": _reshape_method, "transpose": _transpose_method,
-    "matmul": matmul, "softmax": softmax, "log_softmax": log_softmax,
-    "argmax": lambda a, axis=None: a.data.argmax(axis=axis),
-}
-
-for _name, _fn in _METHODS.items():
-    setattr(Tensor, _name, _fn)
-Tensor.T = property(lambda self: Transpose.apply(self, axes=None))

@@ -291,7 +291,7 @@ def test_explain_and_report(files, cls_model, tmp_path):
     else:
         assert "not available yet" in fails("explain", "--demo", "llc")
     try:
-        import chainrule.viz.report as rep
+        import chainrule.report as rep
         have_report = hasattr(rep, "write_report")
     except ImportError:
         have_report = False

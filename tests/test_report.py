@@ -17,7 +17,7 @@ pytest.importorskip("matplotlib")
 from chainrule.data import Standardizer, load_dataset  # noqa: E402
 from chainrule.train import fit  # noqa: E402
 from chainrule.viz import plots  # noqa: E402
-from chainrule.viz.report import SECTIONS, write_report  # noqa: E402
+from chainrule.report import SECTIONS, write_report  # noqa: E402
 
 
 def _train_spiral(epochs=12, n=300, seed=0):

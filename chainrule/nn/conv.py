@@ -105,7 +105,13 @@ class _ConvNd(Module):
         return s
 
 
-class Conv1d(_ConvNd):
+_CONV = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
+         "bias", "padding_mode")
+_MAXPOOL = ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode")
+_AVGPOOL = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")
+
+
+class Conv1d(_ConvNd, config=_CONV):
     """1-D convolution: a linear unit whose weights are shared across positions.
 
     z[n, o, p] = b[o] + Σ_c Σ_j W[o, c, j] · x[n, c, p·stride + j·dilation − padding]
@@ -124,7 +130,7 @@ class Conv1d(_ConvNd):
     _nd = 1
 
 
-class Conv2d(_ConvNd):
+class Conv2d(_ConvNd, config=_CONV):
     """2-D convolution: Conv1d over images (N, C_in, H, W) or (C_in, H, W).
 
     ``kernel_size``, ``stride``, ``padding`` and ``dilation`` are a number or a pair (height,
@@ -164,7 +170,7 @@ class _MaxPoolNd(Module):
                 f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
-class MaxPool1d(_MaxPoolNd):
+class MaxPool1d(_MaxPoolNd, config=_MAXPOOL):
     """The maximum of each window of x (N, C, L) or (C, L): ``kernel_size``, ``stride``
     (default: kernel_size), ``padding=0`` (−∞, at most half the kernel), ``dilation=1``,
     ``return_indices=False``, ``ceil_mode=False``. Backward hands each output's gradient to the
@@ -173,7 +179,7 @@ class MaxPool1d(_MaxPoolNd):
     _nd = 1
 
 
-class MaxPool2d(_MaxPoolNd):
+class MaxPool2d(_MaxPoolNd, config=_MAXPOOL):
     """The maximum of each window of x (N, C, H, W) or (C, H, W); settings as MaxPool1d, each a
     number or a pair."""
 
@@ -210,7 +216,7 @@ class _AvgPoolNd(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AvgPool1d(_AvgPoolNd):
+class AvgPool1d(_AvgPoolNd, config=_AVGPOOL):
     """The mean of each window of x (N, C, L) or (C, L): ``kernel_size``, ``stride`` (default:
     kernel_size), ``padding=0`` (zeros, at most half the kernel), ``ceil_mode=False``,
     ``count_include_pad=True``. Backward spreads each gradient evenly over its window."""
@@ -222,7 +228,7 @@ class AvgPool1d(_AvgPoolNd):
         super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
 
 
-class AvgPool2d(_AvgPoolNd):
+class AvgPool2d(_AvgPoolNd, config=_AVGPOOL + ("divisor_override",)):
     """The mean of each window of x (N, C, H, W) or (C, H, W); as AvgPool1d, plus
     ``divisor_override`` (divide by this number instead of the window size)."""
 
@@ -244,21 +250,22 @@ class _AdaptiveAvgPoolNd(Module):
         return f"output_size={self.output_size}"
 
 
-class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
+class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd, config=("output_size",)):
     """Average x (N, C, L) down to (N, C, output_size) whatever L is; ``output_size=1`` is
     global average pooling."""
 
     _nd = 1
 
 
-class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
+class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd, config=("output_size",)):
     """Average x (N, C, H, W) down to (N, C, *output_size) (a number, a pair, None keeps an
     axis)."""
 
     _nd = 2
 
 
-class BatchNorm2d(BatchNorm1d):
+class BatchNorm2d(BatchNorm1d, role="normalization", keeps_shape=True,
+                  config=("num_features", "eps", "momentum", "affine", "track_running_stats")):
     """Batch normalization of images x (N, C, H, W), per channel C = ``num_features``: the
     statistics of each channel are taken over the batch and every position. Same arguments,
     buffers and behaviour as :class:`BatchNorm1d` (exactly PyTorch's BatchNorm2d)."""
@@ -267,7 +274,7 @@ class BatchNorm2d(BatchNorm1d):
     _input_text = "4D input (N, C, H, W)"
 
 
-class Unflatten(Module):
+class Unflatten(Module, config=("dim", "unflattened_size")):
     """Split axis ``dim`` into ``unflattened_size``: ``Unflatten(1, (1, 40))`` turns a batch of
     40 features (N, 40) into one-channel signals (N, 1, 40) for Conv1d."""
 
@@ -305,7 +312,8 @@ def conv_net(input_shape, n_outputs: int, channels=(25, 25, 25), kernels=None, s
     ``fit`` and the command give them. ``kernels``: one size for all layers or one per layer;
     by default 5 for the first layer and 3 after (the MNIST-1D paper's net).
     """
-    from . import Flatten, Linear, ReLU, Sequential
+    from .layers import Flatten, Linear, ReLU
+    from .module import Sequential
 
     shape = tuple(int(s) for s in np.atleast_1d(input_shape))
     if len(shape) not in (2, 3) or min(shape) < 1:

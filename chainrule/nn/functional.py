@@ -27,6 +27,7 @@ from .. import units as U
 from ..errors import ConfigError, DataError, ShapeError
 from ..random import get_rng
 from ..tensor import Tensor
+from ._inputs import _as_input, _data, _input  # noqa: F401 - used here and by the layers
 
 __all__ = [
     # activations and layers
@@ -43,32 +44,6 @@ _REDUCTIONS = ("mean", "sum", "none")
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-
-def _data(x) -> np.ndarray:
-    """The array behind a tensor or array-like (Python lists become float32, as cr.tensor)."""
-    if isinstance(x, Tensor):
-        return x.data
-    if isinstance(x, np.ndarray):
-        return x
-    return Tensor(x).data
-
-
-def _input(x):
-    """A tensor or a numpy array (units accept both); lists and numbers become float32 arrays."""
-    if isinstance(x, (Tensor, np.ndarray)):
-        return x
-    return Tensor(x).data
-
-
-def _as_input(x, dtype):
-    """Feature arrays that are not tensors take the layer's dtype (a float64 dataset through a
-    float32 network computes in float32, as ``X.float()`` would in PyTorch); so do integer
-    tensors. Floating tensors are left as they are."""
-    if isinstance(x, Tensor):
-        return x if x.data.dtype.kind == "f" else Tensor(x.data.astype(dtype))
-    x = np.asarray(x)
-    return x if x.dtype == dtype else x.astype(dtype)
-
 
 def _check_reduction(reduction, who: str) -> None:
     if reduction not in _REDUCTIONS:

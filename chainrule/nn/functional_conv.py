@@ -16,7 +16,7 @@ from .. import units as U
 from ..errors import ConfigError, ShapeError
 from ..tensor import Context, Tensor
 from ..units_conv import AdaptiveAvgPool, AvgPool, Conv, MaxPool, conv_output_size
-from .functional import _as_input, _data, _input
+from ._inputs import _as_input, _data, _input
 
 __all__ = ["conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "unflatten"]

@@ -11,11 +11,12 @@ import math
 
 import numpy as np
 
+from .. import _schema as S  # the checks a model file's settings get (settings=)
 from ..errors import ConfigError, ShapeError
 from ..tensor import Tensor
 from . import functional as F
 from . import init
-from .module import Module
+from .module import Module, _shape_str
 from .parameter import Parameter
 
 __all__ = ["Linear", "Identity", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax",
@@ -28,7 +29,8 @@ def _positive_int(value, who: str, name: str) -> int:
     return int(value)
 
 
-class Linear(Module):
+class Linear(Module, role="linear", config=("in_features", "out_features", "bias"),
+             settings={"in_features": S.SIZE, "out_features": S.SIZE, "bias": S.BOOL}):
     """The linear unit Σ of a layer: z = x Wᵀ + b.
 
     Parameters
@@ -79,12 +81,15 @@ class Linear(Module):
         params = self._parameters
         return F.linear(x, params["weight"], params["bias"])
 
+    def _output_shape(self, in_shape: str) -> str:
+        return _shape_str(("None", self.out_features))
+
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
 
 
-class Identity(Module):
+class Identity(Module, role="passthrough", config=(), keeps_shape=True):
     """Returns its input (any arguments to the constructor are ignored, as in PyTorch)."""
 
     def __init__(self, *args, **kwargs):
@@ -94,14 +99,18 @@ class Identity(Module):
         return F.identity(x)
 
 
-class ReLU(Module):
+class ReLU(Module, role="activation", config=(), keeps_shape=True, elementwise=True,
+           short_name="relu", derivative="1 where {i} > 0, else 0"):
     """The activation σ(z) = max(z, 0), elementwise."""
 
     def forward(self, x):
         return F.relu(x)
 
 
-class LeakyReLU(Module):
+class LeakyReLU(Module, role="activation", config=("negative_slope",), keeps_shape=True,
+                settings={"negative_slope": S.NUMBER},
+                elementwise=True, short_name="leaky_relu",
+                derivative="1 where {i} > 0, else the slope"):
     """σ(z) = z for z > 0, negative_slope·z otherwise."""
 
     def __init__(self, negative_slope: float = 0.01):
@@ -115,21 +124,24 @@ class LeakyReLU(Module):
         return f"negative_slope={self.negative_slope}"
 
 
-class Tanh(Module):
+class Tanh(Module, role="activation", config=(), keeps_shape=True, elementwise=True,
+           short_name="tanh", derivative="1 − {o2}"):
     """σ(z) = tanh(z), elementwise (derivative 1 − σ², from the output)."""
 
     def forward(self, x):
         return F.tanh(x)
 
 
-class Sigmoid(Module):
+class Sigmoid(Module, role="activation", config=(), keeps_shape=True, elementwise=True,
+              short_name="sigmoid", output_kind="probability", derivative="{o}(1 − {o})"):
     """σ(z) = 1 / (1 + e^(−z)), elementwise (derivative σ(1 − σ), from the output)."""
 
     def forward(self, x):
         return F.sigmoid(x)
 
 
-class Softmax(Module):
+class Softmax(Module, role="activation", config=("dim",), keeps_shape=True,
+              settings={"dim": S.DIM}):
     """softmax(z)_i = e^(z_i) / Σ_j e^(z_j) along ``dim`` (PyTorch requires dim; here −1 by
     default, the class axis of an (N, C) batch)."""
 
@@ -144,7 +156,8 @@ class Softmax(Module):
         return f"dim={self.dim}"
 
 
-class LogSoftmax(Module):
+class LogSoftmax(Module, role="activation", config=("dim",), keeps_shape=True,
+                 settings={"dim": S.DIM}):
     """log softmax(z) along ``dim`` (default −1); feed it to NLLLoss."""
 
     def __init__(self, dim: int = -1):
@@ -158,7 +171,9 @@ class LogSoftmax(Module):
         return f"dim={self.dim}"
 
 
-class GELU(Module):
+class GELU(Module, role="activation", config=("approximate",), keeps_shape=True,
+           settings={"approximate": (lambda v: v in ("none", "tanh"), "'none' or 'tanh'")},
+           elementwise=True, short_name="gelu", derivative="GELU′({i})"):
     """σ(z) = z Φ(z) (Φ the standard normal CDF); ``approximate='tanh'`` for the tanh form."""
 
     def __init__(self, approximate: str = "none"):
@@ -174,7 +189,8 @@ class GELU(Module):
         return f"approximate={self.approximate!r}"
 
 
-class Dropout(Module):
+class Dropout(Module, role="passthrough", config=("p",), keeps_shape=True,
+              settings={"p": S.FRACTION}):
     """Inverted dropout: in training, zero each element with probability p and scale the others
     by 1/(1 − p); in eval mode, the identity.
 
@@ -194,7 +210,10 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class BatchNorm1d(Module):
+class BatchNorm1d(Module, role="normalization", keeps_shape=True,
+                  config=("num_features", "eps", "momentum", "affine", "track_running_stats"),
+                  settings={"num_features": S.SIZE, "eps": S.POSITIVE, "momentum": S.MOMENTUM,
+                            "affine": S.BOOL, "track_running_stats": S.BOOL}):
     """Batch normalization of x (N, C) or (N, C, L), per channel C = ``num_features``.
 
     Training: x̂ = (x − mean) / √(var + eps) with the batch mean and biased variance of each
@@ -282,7 +301,8 @@ class BatchNorm1d(Module):
                 f"track_running_stats={self.track_running_stats}")
 
 
-class Flatten(Module):
+class Flatten(Module, role="passthrough", config=("start_dim", "end_dim"),
+              settings={"start_dim": S.DIM, "end_dim": S.DIM}):
     """Merge dimensions start_dim..end_dim: (N, C, L) -> (N, C·L) with the defaults."""
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
@@ -296,7 +316,3 @@ class Flatten(Module):
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
-
-# layers whose output has their input's shape (summary() infers shapes through them)
-_SHAPE_PRESERVING = (Identity, ReLU, LeakyReLU, Tanh, Sigmoid, Softmax, LogSoftmax, GELU,
-                     Dropout, BatchNorm1d)

@@ -30,7 +30,8 @@ class _Loss(Module):
             self.register_buffer(name, F._data(value))
 
 
-class MSELoss(_Loss):
+class MSELoss(_Loss, role="loss", output_kind="value", short_name="mse",
+              formula="({o} − y)²", derivative="2({o} − y)"):
     """Mean squared error: L = (ŷ − y)² per element, then the reduction.
 
     input and target must have the same shape (PyTorch broadcasts with a warning; here a
@@ -41,7 +42,9 @@ class MSELoss(_Loss):
         return F._mse_loss(input, target, self.reduction, "MSELoss")
 
 
-class BCELoss(_Loss):
+class BCELoss(_Loss, role="loss", output_kind="probability", short_name="bce",
+              formula="−[y log {o} + (1 − y) log(1 − {o})]",
+              derivative="({o} − y)/({o}(1 − {o}))"):
     """Binary cross-entropy of probabilities ŷ in [0, 1] (the logistic classifier's negative
     log-likelihood): L = −w [y log ŷ + (1 − y) log(1 − ŷ)], each log clamped at −100 so that
     ŷ = 0 or 1 gives a finite loss (as PyTorch). ``weight`` rescales each element.
@@ -55,7 +58,9 @@ class BCELoss(_Loss):
         return F._binary_cross_entropy(input, target, self.weight, self.reduction, "BCELoss")
 
 
-class BCEWithLogitsLoss(_Loss):
+class BCEWithLogitsLoss(_Loss, role="loss", output_kind="logit", short_name="bce_with_logits",
+                        formula="−[y log σ({o}) + (1 − y) log(1 − σ({o}))]",
+                        derivative="σ({o}) − y"):
     """Sigmoid and binary cross-entropy in one stable unit, from logits z:
     L = −w [p·y log σ(z) + (1 − y) log(1 − σ(z))], dL/dz = σ(z) − y when p = w = 1.
 
@@ -73,7 +78,9 @@ class BCEWithLogitsLoss(_Loss):
                                                    self.pos_weight, "BCEWithLogitsLoss")
 
 
-class CrossEntropyLoss(_Loss):
+class CrossEntropyLoss(_Loss, role="loss", output_kind="logits", target="index",
+                       short_name="cross_entropy", formula="−log softmax({o})_y",
+                       derivative="softmax({o}) − onehot(y)"):
     """Softmax and negative log-likelihood in one unit, from logits z (N, C) or (N, C, d1, ...).
 
     Integer labels y (N,): L_i = −w_{y_i} log softmax(z_i)[y_i], and dL/dz_i = softmax(z_i) −
@@ -105,7 +112,8 @@ class CrossEntropyLoss(_Loss):
         return ", ".join(parts)
 
 
-class NLLLoss(_Loss):
+class NLLLoss(_Loss, role="loss", output_kind="logits", target="index", short_name="nll",
+              formula="−{o}_y", derivative="−onehot(y)"):
     """Negative log-likelihood of log-probabilities a (N, C) (e.g. from LogSoftmax) and integer
     labels: L_i = −w_{y_i} a_i[y_i]; 'mean' divides by Σ w_{y_i} over non-ignored samples."""
 
@@ -119,7 +127,9 @@ class NLLLoss(_Loss):
                            "NLLLoss")
 
 
-class HingeLoss(_Loss):
+class HingeLoss(_Loss, role="loss", output_kind="logit",
+                short_name="hinge", formula="max(0, 1 − y·{o})",
+                derivative="−y where y·{o} < 1, else 0"):
     """The linear SVM's loss (not in PyTorch): L = max(0, 1 − y·ŷ) for a score ŷ of shape (N,)
     or (N, 1) and labels y in {−1, +1} (labels {0, 1} are mapped to −1/+1)."""
 

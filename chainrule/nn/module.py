@@ -23,6 +23,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from .. import registry
 from ..errors import ChainruleError, ConfigError, ModelFileError
 from ..tensor import Tensor, no_grad
 from .parameter import Parameter
@@ -77,6 +78,13 @@ class Module:
     """
 
     training: bool
+    _facts = registry.Facts()
+
+    def __init_subclass__(cls, **facts):
+        """A subclass states its facts in its class line (``class Tanh(Module,
+        role="activation", config=())``) and so joins the registry (see ``chainrule.registry``)."""
+        super().__init_subclass__()
+        cls._facts = registry.register(cls, **facts)
 
     def __init__(self):
         d = self.__dict__
@@ -482,6 +490,12 @@ class Module:
                 s += "\n  " + "\n  ".join(lines) + "\n"
         return s + ")"
 
+    def _output_shape(self, in_shape: str) -> str:
+        """This layer's output shape as summary() shows it, from its configuration and the
+        shape of its input (``'?'`` when unknown), without running it. Layers whose output
+        has their input's shape say so with ``keeps_shape=True``; others may override this."""
+        return in_shape if self._facts.keeps_shape else "?"
+
     def summary(self, input_shape=None) -> str:
         """A table of the layers, their output shapes and parameter counts (as Keras' summary).
 
@@ -529,7 +543,7 @@ class Module:
         else:
             last = "?"
             for _, m in rows:
-                shape = _infer_out_shape(m, last)
+                shape = m._output_shape(last)
                 shapes[id(m)] = shape
                 last = shape
         table = [("Layer (type)", "Output Shape", "Param #")]
@@ -561,16 +575,6 @@ class Module:
         return Summary("\n".join(out), type(self).__name__, rows_info, total, trainable)
 
 
-def _infer_out_shape(m, last: str) -> str:
-    """Output shape of a layer from its configuration and the previous layer's output shape."""
-    from . import layers
-    if isinstance(m, layers.Linear):
-        return _shape_str(("None", m.out_features))
-    if isinstance(m, layers._SHAPE_PRESERVING):
-        return last
-    return "?"
-
-
 def _not_a_module(where: str, obj) -> str:
     if isinstance(obj, type) and issubclass(obj, Module):
         return f"{where} is the class {obj.__name__}, not a module: write {obj.__name__}()"
@@ -586,7 +590,7 @@ def _not_a_module(where: str, obj) -> str:
 # ================================================================================================
 
 
-class Sequential(Module):
+class Sequential(Module, role="container", chained=True):
     """Modules applied one after the other: ``Sequential(Linear(2, 16), ReLU(), Linear(16, 3))``.
 
     Also ``Sequential(OrderedDict(name=module, ...))``. Supports ``model[i]`` (a slice gives a
@@ -602,6 +606,11 @@ class Sequential(Module):
         else:
             for i, m in enumerate(args):
                 self._add(str(i), m)
+
+    @classmethod
+    def _from_children(cls, children):
+        """Rebuild from a list of modules (model files)."""
+        return cls(*children)
 
     def _add(self, key, m):
         if not isinstance(m, Module):
@@ -684,7 +693,7 @@ class Sequential(Module):
         return m
 
 
-class ModuleList(Module):
+class ModuleList(Module, role="container"):
     """A list of modules whose parameters are registered (a plain Python list hides them).
 
     ``self.layers = ModuleList([Linear(2, 8), Linear(8, 8)])`` gives parameters
@@ -696,6 +705,11 @@ class ModuleList(Module):
         super().__init__()
         if modules is not None:
             self.extend(modules)
+
+    @classmethod
+    def _from_children(cls, children):
+        """Rebuild from a list of modules (model files)."""
+        return cls(children)
 
     def _check(self, idx, m):
         if not isinstance(m, Module):

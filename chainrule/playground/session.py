@@ -24,6 +24,7 @@ import re
 import numpy as np
 
 from ..errors import ConfigError
+from ..registry import facts_of
 from . import datasets as D
 
 __all__ = ["Session", "DEFAULTS", "ACTIVATIONS", "CONTROLS", "parse_settings"]
@@ -380,7 +381,8 @@ class Session:
         if binary:
             layers.append(nn.Sigmoid())
         self.model = nn.Sequential(*layers)
-        self.linear_index = [i for i, m in enumerate(self.model) if type(m).__name__ == "Linear"]
+        self.linear_index = [i for i, m in enumerate(self.model)
+                             if facts_of(m).role == "linear"]
         if binary:
             self.loss_name, self.loss_fn = "bce", nn.BCELoss()
         elif self.task == "classification":

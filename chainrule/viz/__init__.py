@@ -8,6 +8,6 @@ it themselves, when they are called.
 """
 
 from .graph import Graph, graph
-from . import plots, report  # noqa: E402,F401 - both import matplotlib only when called
+from . import plots  # noqa: E402,F401 - imports matplotlib only when called
 
 __all__ = ["graph", "Graph"]

@@ -26,6 +26,8 @@ import re
 
 import numpy as np
 
+from ..registry import facts_of
+
 __all__ = ["loss_curves", "curve_panels", "decision_boundary", "network_picture", "grad_norms",
            "to_png", "to_svg", "png_data_uri", "history_parts"]
 
@@ -238,9 +240,7 @@ def _guess_kind(model, out: np.ndarray) -> str:
     last = None
     for m in getattr(model, "modules", lambda: [])():
         last = m
-    if type(last).__name__ == "Sigmoid":
-        return "probability"
-    return "logit"
+    return "probability" if facts_of(last).output_kind == "probability" else "logit"
 
 
 def _probabilities(out: np.ndarray, kind: str) -> np.ndarray | None:
@@ -364,18 +364,19 @@ def decision_boundary(model, X, y, standardizer=None, label_names=None, output_k
 # ------------------------------------------------------------------------------------------------
 
 def _linear_layers(model):
-    """[(Linear module, the activation name after it or '')] in forward order."""
+    """[(linear module, the activation name after it or '')] in forward order (the layers in
+    between that leave the neurons as they are, such as Dropout or BatchNorm, are skipped)."""
     mods = [m for m in model.modules() if not any(True for _ in m.children())]
     out = []
     for i, m in enumerate(mods):
-        if type(m).__name__ == "Linear":
+        if facts_of(m).role == "linear" and hasattr(m, "out_features"):
             act = ""
             for nxt in mods[i + 1:]:
-                name = type(nxt).__name__
-                if name == "Linear":
+                role = facts_of(nxt).role
+                if role == "linear":
                     break
-                if name not in ("Dropout", "Identity", "Flatten", "BatchNorm1d"):
-                    act = name
+                if role not in ("passthrough", "normalization"):
+                    act = type(nxt).__name__
                     break
             out.append((m, act))
     return out

@@ -28,10 +28,10 @@ import re
 
 import numpy as np
 
-from .._files import write_atomic
-from ..errors import OutputError
-from ..io import LOSS_CLASSES
-from ..metrics import output_kind
+from . import registry
+from ._files import write_atomic
+from .errors import OutputError
+from .metrics import output_kind
 
 __all__ = ["write_report", "render_report", "SECTIONS"]
 
@@ -54,28 +54,25 @@ def _section(info, key) -> dict:
 
 def _loss_from(info, model, n_out: int, task: str | None):
     """The loss module the model was trained with (from the file; else a sensible guess)."""
-    from .. import nn
+    from . import nn
     pre, tr = _section(info, "preprocessing"), _section(info, "training")
     name = pre.get("loss") or tr.get("loss") or (info or {}).get("loss")
     if isinstance(name, dict):
         name = name.get("type") or name.get("name")
-    cls = None
-    if isinstance(name, str):
-        # only chainrule's own table of losses: a name from a file never picks an arbitrary class
-        cls = LOSS_CLASSES.get(name.lower())
-        if cls is None and name in LOSS_CLASSES.values():
-            cls = name
+    cls = registry.by_short_name(name, role="loss") if isinstance(name, str) else None
     if cls is None:
         last = None
         for m in model.modules():
             last = m
         if task == "regression":
-            cls = "MSELoss"
+            cls = nn.MSELoss
         elif n_out > 1:
-            cls = "CrossEntropyLoss"
+            cls = nn.CrossEntropyLoss
+        elif registry.facts_of(last).output_kind == "probability":  # ends in a Sigmoid
+            cls = nn.BCELoss
         else:
-            cls = "BCELoss" if type(last).__name__ == "Sigmoid" else "BCEWithLogitsLoss"
-    return getattr(nn, cls)(), cls
+            cls = nn.BCEWithLogitsLoss
+    return cls(), cls.__name__
 
 
 def _targets(y, loss_cls: str, n_out: int, pre: dict, task: str | None):
@@ -88,13 +85,13 @@ def _targets(y, loss_cls: str, n_out: int, pre: dict, task: str | None):
             index = {str(n): i for i, n in enumerate(names)}
             y = np.asarray([index.get(str(v), -1) for v in y.tolist()], dtype=np.int64)
         else:
-            from ..data import encode_labels
+            from .data import encode_labels
             y, _ = encode_labels(y)
-    if loss_cls in ("CrossEntropyLoss", "NLLLoss"):
+    if registry.facts_of(loss_cls).target == "index":
         return y.astype(np.int64).reshape(-1), y
     yf = y.astype(np.float64).reshape(-1)
     if task == "regression" and isinstance(pre.get("target_standardizer"), dict):
-        from ..data import Standardizer
+        from .data import Standardizer
         yf = Standardizer.from_dict(pre["target_standardizer"]).transform(
             yf.reshape(-1, 1))[:, 0]
     return yf.astype(np.float32).reshape(-1, n_out if yf.size % max(n_out, 1) == 0 and
@@ -180,7 +177,7 @@ def _value_html(v) -> str:
 
 
 def _figure_html(fig, alt: str, caption: str, name: str) -> str:
-    from .plots import png_data_uri
+    from .viz.plots import png_data_uri
     uri = png_data_uri(fig, dpi=100)
     fig.clear()  # release the figure's memory
     return (f'<figure id="fig-{name}"><img alt="{_esc(alt)}" src="{uri}">'
@@ -248,7 +245,7 @@ def _settings_section(info, pre, tr, std) -> str:
 
 
 def _summary_section(model, n_features, metrics, evaluation, hist_last) -> str:
-    from ..tensor import Tensor, no_grad
+    from .tensor import Tensor, no_grad
     rows, shapes, handles = [], {}, []
     leafs = [(n, m) for n, m in model.named_modules()
              if not any(True for _ in m.children()) or
@@ -275,10 +272,8 @@ def _summary_section(model, n_features, metrics, evaluation, hist_last) -> str:
     for name, m in leafs:
         n = sum(p.data.size for p in m._parameters.values() if p is not None)
         total += n
-        unit = {"Linear": "linear unit Σ"}.get(type(m).__name__, "")
-        if type(m).__name__ in ("ReLU", "Tanh", "Sigmoid", "LeakyReLU", "GELU", "Softmax",
-                                "LogSoftmax"):
-            unit = "activation σ"
+        unit = {"linear": "linear unit Σ", "activation": "activation σ"}.get(
+            registry.facts_of(m).role, "")
         rows.append(f"<tr><td>{_esc(name)}</td><td>{_esc(type(m).__name__)}</td>"
                     f"<td>{_esc(m.extra_repr())}</td><td>{_esc(unit)}</td>"
                     f'<td class="num">{_esc(shapes.get(id(m), "?"))}</td>'
@@ -326,11 +321,11 @@ def _metrics_table(metrics: dict) -> str:
 def render_report(model, info, X, y, history=None, sample_index: int = 0, loss_fn=None,
                   title: str | None = None) -> str:
     """The report as one HTML string (what :func:`write_report` writes)."""
-    from ..data import Standardizer
-    from ..explain import explain
-    from ..train import evaluate
-    from . import plots
-    from .graph import graph as draw_graph
+    from .data import Standardizer
+    from .explain import explain
+    from .train import evaluate
+    from .viz import plots
+    from .viz.graph import graph as draw_graph
 
     info = info if isinstance(info, dict) else {}
     pre, tr = _section(info, "preprocessing"), _section(info, "training")
@@ -358,7 +353,7 @@ def render_report(model, info, X, y, history=None, sample_index: int = 0, loss_f
     feature_names = pre.get("feature_names") or [f"x{i + 1}" for i in range(X.shape[1])]
     label_names = pre.get("label_names")
 
-    from ..train import predict
+    from .train import predict
     out_all = predict(model, Xs[:1])
     n_out = int(np.prod(out_all.shape[1:])) if out_all.ndim > 1 else 1
     if loss_fn is None:
@@ -366,7 +361,7 @@ def render_report(model, info, X, y, history=None, sample_index: int = 0, loss_f
     else:
         loss_cls = type(loss_fn).__name__
     if task is None:
-        task = "regression" if loss_cls == "MSELoss" else "classification"
+        task = "regression" if output_kind(loss_cls) == "value" else "classification"
     targets, y_codes = _targets(y, loss_cls, n_out, pre, task)
     kind = pre.get("output") or output_kind(loss_cls)
 
@@ -489,10 +484,10 @@ def _arch_words(model) -> list:
         if any(True for _ in m.children()):
             continue
         name = type(m).__name__
-        if name == "Linear":
+        if registry.facts_of(m).role == "linear" and hasattr(m, "out_features"):
             if not words:
                 words.append(str(m.in_features))
-            words.append(f"Linear {m.out_features}")
+            words.append(f"{name} {m.out_features}")
         else:
             words.append(name)
     return words
