@@ -74,6 +74,16 @@ def _list(value, what):
     raise ConfigError(f"playground: {what} is expected as a comma-separated list, got {value!r}")
 
 
+def _choices(value, what, allowed, problem):
+    """A list setting whose every item must be one of ``allowed``; ``problem`` names the first
+    item that is not (``{!r}`` stands for it)."""
+    items = _list(value, what)
+    bad = [item for item in items if item not in allowed]
+    if bad:
+        raise ConfigError(f"playground: {problem.format(bad[0])} {', '.join(allowed)}")
+    return items
+
+
 def parse_settings(update: dict) -> dict:
     """Check and convert settings (numbers may come as text, as from a URL); one-line errors."""
     if not isinstance(update, dict):
@@ -136,19 +146,11 @@ def parse_settings(update: dict) -> dict:
                                   "layers of 1 to 8 neurons, e.g. 4,2")
             out[key] = shape
         elif key == "activations":
-            acts = _list(value, key)
-            bad = [a for a in acts if a not in ACTIVATIONS]
-            if bad:
-                raise ConfigError(f"playground: activation {bad[0]!r} is unknown; expected "
-                                  f"one of {', '.join(ACTIVATIONS)}")
-            out[key] = acts
+            out[key] = _choices(value, key, ACTIVATIONS,
+                                "activation {!r} is unknown; expected one of")
         elif key == "hide":
-            names = _list(value, key)
-            bad = [n for n in names if n not in CONTROLS]
-            if bad:
-                raise ConfigError(f"playground: hide={bad[0]!r} is not a control; expected some "
-                                  f"of {', '.join(CONTROLS)}")
-            out[key] = names
+            out[key] = _choices(value, key, CONTROLS,
+                                "hide={!r} is not a control; expected some of")
         else:
             raise ConfigError(f"playground: unknown setting {key!r}; expected some of "
                               f"{', '.join(DEFAULTS)}")
