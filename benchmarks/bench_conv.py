@@ -51,19 +51,27 @@ LR, MOMENTUM = bt.LR, bt.MOMENTUM
 class ConvCase:
     name: str
     title: str
-    n_in: int           # features per sample as fed (flat rows)
+    n_in: int  # features per sample as fed (flat rows)
     batch: int
 
     def pool_size(self) -> int:
         return max(8, -(-2048 // self.batch)) * self.batch
 
 
-CONV_CASES = {c.name: c for c in [
-    ConvCase("conv_mnist1d_b100", "MNIST-1D CNN (3 Conv1d 25ch, Linear 125-10), batch 100",
-             40, 100),
-    ConvCase("conv_digits_b64", "8x8 CNN (Conv2d 16, pool, Conv2d 32, pool, Linear), batch 64",
-             64, 64),
-]}
+CONV_CASES = {
+    c.name: c
+    for c in [
+        ConvCase(
+            "conv_mnist1d_b100", "MNIST-1D CNN (3 Conv1d 25ch, Linear 125-10), batch 100", 40, 100
+        ),
+        ConvCase(
+            "conv_digits_b64",
+            "8x8 CNN (Conv2d 16, pool, Conv2d 32, pool, Linear), batch 64",
+            64,
+            64,
+        ),
+    ]
+}
 
 
 def build(nn, case: ConvCase):
@@ -71,15 +79,26 @@ def build(nn, case: ConvCase):
     if case.name.startswith("conv_mnist1d"):
         return nn.Sequential(
             nn.Unflatten(1, (1, 40)),
-            nn.Conv1d(1, 25, 5, stride=2, padding=1), nn.ReLU(),
-            nn.Conv1d(25, 25, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv1d(25, 25, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(125, 10))
+            nn.Conv1d(1, 25, 5, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(25, 25, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(25, 25, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(125, 10),
+        )
     return nn.Sequential(
         nn.Unflatten(1, (1, 8, 8)),
-        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(128, 10))
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(128, 10),
+    )
 
 
 def make_data(case: ConvCase, seed: int = 0):
@@ -93,6 +112,7 @@ def make_data(case: ConvCase, seed: int = 0):
 def make_weights(case: ConvCase, seed: int = 1) -> dict:
     """The initial weights: chainrule's own initialization (PyTorch's scheme), seeded."""
     import chainrule as cr
+
     cr.manual_seed(seed)
     return {k: v.copy() for k, v in build(cr.nn, case).state_dict().items()}
 
@@ -102,6 +122,7 @@ class ChainruleConv(bt.Runner):
 
     def __init__(self, case, X, y, weights, n_threads):
         import chainrule as cr
+
         self.model = build(cr.nn, case)
         self.model.load_state_dict(weights)
         self.loss_fn = cr.nn.CrossEntropyLoss()
@@ -122,14 +143,18 @@ class TorchConv(bt.Runner):
 
     def __init__(self, case, X, y, weights, n_threads):
         import torch
+
         torch.set_num_threads(n_threads)
         self.model = build(torch.nn, case)
-        self.model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
-                                    for k, v in weights.items()})
+        self.model.load_state_dict(
+            {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
+        )
         self.loss_fn = torch.nn.CrossEntropyLoss()
         self.opt = torch.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
-        self.batches = [(torch.from_numpy(xb), torch.from_numpy(yb))
-                        for xb, yb in bt.batches_of(X, y, case.batch)]
+        self.batches = [
+            (torch.from_numpy(xb), torch.from_numpy(yb))
+            for xb, yb in bt.batches_of(X, y, case.batch)
+        ]
         self.i = 0
         self._loss = None
 
@@ -146,29 +171,37 @@ def bench_conv_case(case, names, args, n_threads, log) -> dict:
     X, y = make_data(case, args.seed)
     weights = make_weights(case, args.seed + 1)
     losses = {}
-    for n in names:                        # same weights, same batches: the same losses
+    for n in names:  # same weights, same batches: the same losses
         r = RUNNERS[n](case, X, y, weights, n_threads)
         seq = []
         for _ in range(5):
             r.run(1)
             seq.append(r.loss())
         losses[n] = seq
-    diff = (max(abs(a - b) for a, b in zip(losses["chainrule"], losses["torch"]))
-            if len(losses) == 2 else None)
+    diff = (
+        max(abs(a - b) for a, b in zip(losses["chainrule"], losses["torch"]))
+        if len(losses) == 2
+        else None
+    )
     runners = {n: RUNNERS[n](case, X, y, weights, n_threads) for n in names}
     steps = {}
     for n, r in runners.items():
         steps[n] = bt.calibrate(r, args.target_time, args.settle)
     times = {n: [] for n in names}
-    for _ in range(args.rounds):           # interleaved: chainrule, PyTorch, chainrule, ...
+    for _ in range(args.rounds):  # interleaved: chainrule, PyTorch, chainrule, ...
         for n, r in runners.items():
             times[n].append(bt.measure(r, steps[n], args.settle))
     sps = {n: [steps[n] * case.batch / t for t in times[n]] for n in names}
-    out = {"case": case.name, "title": case.title, "batch": case.batch,
-           "steps_per_measurement": steps, "samples_per_s": sps,
-           "median_samples_per_s": {n: statistics.median(sps[n]) for n in names},
-           "median_step_us": {n: statistics.median(times[n]) / steps[n] * 1e6 for n in names},
-           "agreement": {"losses": losses, "max_abs_diff": diff}}
+    out = {
+        "case": case.name,
+        "title": case.title,
+        "batch": case.batch,
+        "steps_per_measurement": steps,
+        "samples_per_s": sps,
+        "median_samples_per_s": {n: statistics.median(sps[n]) for n in names},
+        "median_step_us": {n: statistics.median(times[n]) / steps[n] * 1e6 for n in names},
+        "agreement": {"losses": losses, "max_abs_diff": diff},
+    }
     if len(names) == 2:
         per = [a / b for a, b in zip(sps["chainrule"], sps["torch"])]
         out["ratio_chainrule_torch"] = {"per_round": per, "median": statistics.median(per)}
@@ -178,27 +211,35 @@ def bench_conv_case(case, names, args, n_threads, log) -> dict:
 
 
 def markdown(result: dict) -> str:
-    lines = ["# chainrule convolution benchmark", "",
-             f"{result['settings']['rounds']} interleaved rounds of ~"
-             f"{result['settings']['target_time']} s per framework, medians; BLAS threads "
-             f"{result['blas_threads']}; load average at start / end {result['loadavg']}.", "",
-             "| case | chainrule samples/s | PyTorch samples/s | chainrule/PyTorch | "
-             "step µs cr / PyTorch | max \\|Δloss\\| (5 steps) |",
-             "|---|---:|---:|---:|---|---|"]
+    lines = [
+        "# chainrule convolution benchmark",
+        "",
+        f"{result['settings']['rounds']} interleaved rounds of ~"
+        f"{result['settings']['target_time']} s per framework, medians; BLAS threads "
+        f"{result['blas_threads']}; load average at start / end {result['loadavg']}.",
+        "",
+        "| case | chainrule samples/s | PyTorch samples/s | chainrule/PyTorch | "
+        "step µs cr / PyTorch | max \\|Δloss\\| (5 steps) |",
+        "|---|---:|---:|---:|---|---|",
+    ]
     for c in result["cases"]:
         med, us = c["median_samples_per_s"], c["median_step_us"]
         r = c.get("ratio_chainrule_torch", {}).get("median")
         d = c["agreement"]["max_abs_diff"]
-        lines.append(f"| {c['title']} | {med.get('chainrule', 0):,.0f} | "
-                     f"{med.get('torch', 0):,.0f} | {'–' if r is None else f'{r:.2f}×'} | "
-                     f"{us.get('chainrule', 0):,.0f} / {us.get('torch', 0):,.0f} | "
-                     f"{'–' if d is None else f'{d:.1e}'} |")
+        lines.append(
+            f"| {c['title']} | {med.get('chainrule', 0):,.0f} | "
+            f"{med.get('torch', 0):,.0f} | {'–' if r is None else f'{r:.2f}×'} | "
+            f"{us.get('chainrule', 0):,.0f} / {us.get('torch', 0):,.0f} | "
+            f"{'–' if d is None else f'{d:.1e}'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", default="conv", help="conv (both) or names: " + ", ".join(CONV_CASES))
+    ap.add_argument(
+        "--cases", default="conv", help="conv (both) or names: " + ", ".join(CONV_CASES)
+    )
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--target-time", type=float, default=None)
@@ -215,8 +256,11 @@ def main(argv=None) -> dict:
     bt.limit_blas_threads(args.threads)
     n_threads = bt.blas_threads()
     wanted = [n.strip() for n in args.frameworks.split(",")]
-    names = [n for n in ("chainrule", "torch") if n in wanted and
-             (n != "torch" or bt.TorchRunner.available())]
+    names = [
+        n
+        for n in ("chainrule", "torch")
+        if n in wanted and (n != "torch" or bt.TorchRunner.available())
+    ]
     tokens = [t.strip() for t in args.cases.split(",") if t.strip()]
     cases = [c for n, c in CONV_CASES.items() if "conv" in tokens or "all" in tokens or n in tokens]
     if not cases:
@@ -228,13 +272,22 @@ def main(argv=None) -> dict:
     load_start = bt._loadavg()
     t0 = time.perf_counter()
     results = [bench_conv_case(c, names, args, n_threads, log) for c in cases]
-    result = {"started": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "elapsed_s": time.perf_counter() - t0, "blas_threads": n_threads,
-              "loadavg": f"{load_start} / {bt._loadavg()}",
-              "settings": {"rounds": args.rounds, "target_time": args.target_time,
-                           "settle_s": args.settle, "seed": args.seed, "lr": LR,
-                           "momentum": MOMENTUM, "frameworks": names},
-              "cases": results}
+    result = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "elapsed_s": time.perf_counter() - t0,
+        "blas_threads": n_threads,
+        "loadavg": f"{load_start} / {bt._loadavg()}",
+        "settings": {
+            "rounds": args.rounds,
+            "target_time": args.target_time,
+            "settle_s": args.settle,
+            "seed": args.seed,
+            "lr": LR,
+            "momentum": MOMENTUM,
+            "frameworks": names,
+        },
+        "cases": results,
+    }
     out = Path(args.outdir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "conv_latest.json").write_text(json.dumps(result, indent=1, default=float))

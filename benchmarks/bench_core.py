@@ -30,6 +30,7 @@ def chain_chainrule(n):
 
 def chain_torch(n):
     import torch
+
     x = torch.tensor(1.0, requires_grad=True)
     y = x
     for i in range(n // 2):
@@ -48,6 +49,7 @@ def matmul_chainrule(a, b):
 
 def matmul_torch(a, b):
     import torch
+
     ta = torch.from_numpy(a).requires_grad_()
     tb = torch.from_numpy(b).requires_grad_()
     (ta @ tb).tanh().sum().backward()
@@ -69,15 +71,22 @@ def main(argv=None):
     args = ap.parse_args(argv)
     try:
         import torch
+
         torch.set_num_threads(2)
     except ImportError:
         torch = None
     rng = np.random.default_rng(0)
     a = rng.normal(size=(512, 512)).astype(np.float32)
     b = rng.normal(size=(512, 512)).astype(np.float32)
-    cases = [("chain of 1,000 scalar units, forward+backward", chain_chainrule, chain_torch, (1000,)),
-             ("512x512 float32 matmul+tanh+sum, forward+backward", matmul_chainrule, matmul_torch,
-              (a, b))]
+    cases = [
+        ("chain of 1,000 scalar units, forward+backward", chain_chainrule, chain_torch, (1000,)),
+        (
+            "512x512 float32 matmul+tanh+sum, forward+backward",
+            matmul_chainrule,
+            matmul_torch,
+            (a, b),
+        ),
+    ]
     for name, ours, theirs, fargs in cases:
         ours(*fargs)
         if torch:
@@ -89,8 +98,10 @@ def main(argv=None):
                 t_theirs += timeit(theirs, *fargs, repeat=1)
         line = f"{name}: chainrule {statistics.median(t_ours) * 1e3:.2f} ms"
         if torch:
-            line += (f", PyTorch {statistics.median(t_theirs) * 1e3:.2f} ms"
-                     f" (PyTorch/chainrule time ratio {statistics.median(t_theirs) / statistics.median(t_ours):.2f})")
+            line += (
+                f", PyTorch {statistics.median(t_theirs) * 1e3:.2f} ms"
+                f" (PyTorch/chainrule time ratio {statistics.median(t_theirs) / statistics.median(t_ours):.2f})"
+            )
         print(line)
 
 

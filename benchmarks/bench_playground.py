@@ -26,11 +26,26 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SETTINGS = {"dataset": "spiral", "samples": 500, "trainRatio": 50, "networkShape": "8,8",
-            "batchSize": 10, "features": "x1,x2", "activation": "tanh", "learningRate": 0.03}
+SETTINGS = {
+    "dataset": "spiral",
+    "samples": 500,
+    "trainRatio": 50,
+    "networkShape": "8,8",
+    "batchSize": 10,
+    "features": "x1,x2",
+    "activation": "tanh",
+    "learningRate": 0.03,
+}
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:
@@ -42,9 +57,22 @@ def free_port() -> int:
 def start_server():
     port = free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-m", "chainrule.cli", "playground", "--no-browser",
-                             "--port", str(port), "--dataset", "spiral"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chainrule.cli",
+            "playground",
+            "--no-browser",
+            "--port",
+            str(port),
+            "--dataset",
+            "spiral",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -54,18 +82,25 @@ def start_server():
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
-                raise SystemExit("the playground server did not start: "
-                                 + proc.stderr.read().decode(errors="replace")[-500:]) from None
+                raise SystemExit(
+                    "the playground server did not start: "
+                    + proc.stderr.read().decode(errors="replace")[-500:]
+                ) from None
             time.sleep(0.2)
     return proc, base, port
 
 
 def post_settings(base):
-    req = urllib.request.Request(base + "/api/settings", data=json.dumps(SETTINGS).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
+    req = urllib.request.Request(
+        base + "/api/settings",
+        data=json.dumps(SETTINGS).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     urllib.request.urlopen(req, timeout=10).read()
-    urllib.request.urlopen(urllib.request.Request(base + "/api/reset", method="POST"),
-                           timeout=10).read()
+    urllib.request.urlopen(
+        urllib.request.Request(base + "/api/reset", method="POST"), timeout=10
+    ).read()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -84,7 +119,7 @@ def server_rate(base, port, seconds: float, pid: int) -> tuple:
     post_settings(base)
     with connect(f"ws://127.0.0.1:{port}/ws", max_size=None) as ws:
         ws.send(json.dumps({"cmd": "play"}))
-        ws.recv(timeout=30)                 # the first frame: warm
+        ws.recv(timeout=30)  # the first frame: warm
         ws.send(json.dumps({"cmd": "ack"}))
         n, nbytes, start, cpu0 = 0, 0, time.perf_counter(), cpu_seconds(pid)
         while time.perf_counter() - start < seconds:
@@ -125,12 +160,13 @@ def main():
         browser = None
         try:
             from playwright.sync_api import sync_playwright
+
             pw = sync_playwright().start()
             if os.path.exists(CHROMIUM):
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         except ImportError:
             pw = None
-        for _ in range(args.rounds):     # interleaved: the machine's load hits both alike
+        for _ in range(args.rounds):  # interleaved: the machine's load hits both alike
             r, size, cpu = server_rate(base, port, args.seconds, proc.pid)
             server.append(r)
             sizes.append(size)
@@ -152,21 +188,31 @@ def main():
         except subprocess.TimeoutExpired:
             proc.kill()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"playground, 2-8-8-1 on 500 spiral points (250 train, batch 10), {args.rounds} rounds "
-          f"of {args.seconds:g} s, load average {load:.1f} on {os.cpu_count()} cores")
+    print(
+        f"playground, 2-8-8-1 on 500 spiral points (250 train, batch 10), {args.rounds} rounds "
+        f"of {args.seconds:g} s, load average {load:.1f} on {os.cpu_count()} cores"
+    )
     print(f"frame size: {statistics.median(sizes) / 1024:.1f} KiB")
     cpu = statistics.median(cpus)
-    print(f"server CPU time per update: {1000 * cpu:.1f} ms (median; "
-          f"{', '.join(f'{1000 * c:.1f}' for c in cpus)}): {1 / cpu:.0f} updates/s on a free core")
+    print(
+        f"server CPU time per update: {1000 * cpu:.1f} ms (median; "
+        f"{', '.join(f'{1000 * c:.1f}' for c in cpus)}): {1 / cpu:.0f} updates/s on a free core"
+    )
     print("| measured | updates/s (median) | rounds |")
     print("|---|---|---|")
-    print(f"| server (WebSocket client, ack on arrival) | {statistics.median(server):.1f} | "
-          f"{', '.join(f'{v:.1f}' for v in server)} |")
+    print(
+        f"| server (WebSocket client, ack on arrival) | {statistics.median(server):.1f} | "
+        f"{', '.join(f'{v:.1f}' for v in server)} |"
+    )
     if page:
-        print(f"| page in headless Chromium (drawn) | {statistics.median(page):.1f} | "
-              f"{', '.join(f'{v:.1f}' for v in page)} |")
-        print(f"page script time per frame (decode + draw, without the browser's paint): "
-              f"{statistics.median(draw_ms):.1f} ms (median)")
+        print(
+            f"| page in headless Chromium (drawn) | {statistics.median(page):.1f} | "
+            f"{', '.join(f'{v:.1f}' for v in page)} |"
+        )
+        print(
+            f"page script time per frame (decode + draw, without the browser's paint): "
+            f"{statistics.median(draw_ms):.1f} ms (median)"
+        )
     else:
         print("| page in headless Chromium | not measured (no playwright or chromium) | |")
 

@@ -108,8 +108,13 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 LR = 0.01
 MOMENTUM = 0.9
 FRAMEWORKS = ("chainrule", "compiled", "torch", "sklearn", "numpy")
-LABELS = {"chainrule": "chainrule", "compiled": "chainrule compiled", "torch": "PyTorch",
-          "sklearn": "scikit-learn", "numpy": "numpy (by hand)"}
+LABELS = {
+    "chainrule": "chainrule",
+    "compiled": "chainrule compiled",
+    "torch": "PyTorch",
+    "sklearn": "scikit-learn",
+    "numpy": "numpy (by hand)",
+}
 MiB = 1024 * 1024
 
 
@@ -117,11 +122,12 @@ MiB = 1024 * 1024
 # cases and targets
 # ------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Case:
     name: str
-    sizes: tuple          # layer widths, input first, classes last
-    activation: str       # 'relu' or 'tanh' between the Linear layers
+    sizes: tuple  # layer widths, input first, classes last
+    activation: str  # 'relu' or 'tanh' between the Linear layers
     batch: int
 
     @property
@@ -133,10 +139,10 @@ class Case:
         B = self.batch
         total = 0
         for i, (fin, fout) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
-            total += 2 * B * fin * fout              # forward
-            total += 2 * B * fin * fout              # backward: weight gradient
+            total += 2 * B * fin * fout  # forward
+            total += 2 * B * fin * fout  # backward: weight gradient
             if i > 0:
-                total += 2 * B * fin * fout          # backward: input gradient (not layer 0)
+                total += 2 * B * fin * fout  # backward: input gradient (not layer 0)
         return total
 
     def pool_size(self) -> int:
@@ -145,14 +151,17 @@ class Case:
         return nb * self.batch
 
 
-CASES = {c.name: c for c in [
-    Case("mlp784_b128", (784, 256, 128, 10), "relu", 128),
-    Case("mlp784_b32", (784, 256, 128, 10), "relu", 32),
-    Case("mlp784_b1", (784, 256, 128, 10), "relu", 1),
-    Case("tiny_b10", (2, 16, 16, 2), "tanh", 10),
-    Case("tiny_b1000", (2, 16, 16, 2), "tanh", 1000),
-    Case("wide1024_b256", (1024, 1024, 1024, 1024, 10), "relu", 256),
-]}
+CASES = {
+    c.name: c
+    for c in [
+        Case("mlp784_b128", (784, 256, 128, 10), "relu", 128),
+        Case("mlp784_b32", (784, 256, 128, 10), "relu", 32),
+        Case("mlp784_b1", (784, 256, 128, 10), "relu", 1),
+        Case("tiny_b10", (2, 16, 16, 2), "tanh", 10),
+        Case("tiny_b1000", (2, 16, 16, 2), "tanh", 1000),
+        Case("wide1024_b256", (1024, 1024, 1024, 1024, 10), "relu", 256),
+    ]
+}
 
 # chainrule / PyTorch samples-per-second ratio wanted, and fraction of the GEMM peak wanted
 TARGETS = {
@@ -162,8 +171,8 @@ TARGETS = {
     "tiny_b10": {"vs_torch": 5.0},
     "tiny_b1000": {"vs_torch": 1.5},
 }
-TARGET_VS_SKLEARN = 1.0      # strictly above: scikit-learn beaten
-TARGET_MEMORY_RATIO = 1.5    # chainrule peak training memory <= 1.5 x PyTorch's
+TARGET_VS_SKLEARN = 1.0  # strictly above: scikit-learn beaten
+TARGET_MEMORY_RATIO = 1.5  # chainrule peak training memory <= 1.5 x PyTorch's
 
 # the compiled step (cr.compile, issue 16): its own targets, checked when it is measured
 TARGETS_COMPILED = {
@@ -189,8 +198,10 @@ def select_cases(spec: str | None) -> list:
         if token == "smallest":
             hits = [CASES["tiny_b10"]]
         if not hits:
-            raise SystemExit(f"unknown case {token!r}; known: {', '.join(CASES)} "
-                             "(or a group: mlp784, tiny, wide1024)")
+            raise SystemExit(
+                f"unknown case {token!r}; known: {', '.join(CASES)} "
+                "(or a group: mlp784, tiny, wide1024)"
+            )
         out += [c for c in hits if c not in out]
     return out
 
@@ -198,6 +209,7 @@ def select_cases(spec: str | None) -> list:
 # ------------------------------------------------------------------------------------------------
 # data and weights (numpy, seeded; shared by every framework)
 # ------------------------------------------------------------------------------------------------
+
 
 def make_data(case: Case, seed: int = 0):
     """X (pool, in) float32 standard normal; y (pool,) int64 from a random linear teacher."""
@@ -222,7 +234,7 @@ def make_weights(case: Case, seed: int = 1):
 
 
 def batches_of(X, y, B):
-    return [(X[i:i + B], y[i:i + B]) for i in range(0, len(X), B)]
+    return [(X[i : i + B], y[i : i + B]) for i in range(0, len(X), B)]
 
 
 def blas_threads() -> int:
@@ -246,6 +258,7 @@ def limit_blas_threads(n: int | None) -> None:
     """Cap numpy's BLAS (and every BLAS in the process) at ``n`` threads for the whole run."""
     if n:
         from threadpoolctl import threadpool_limits
+
         _LIMITS.append(threadpool_limits(limits=n, user_api="blas"))
 
 
@@ -266,6 +279,7 @@ def _numpy_blas_path() -> str | None:
 # ------------------------------------------------------------------------------------------------
 # the four frameworks: build a model from shared weights, run n training steps
 # ------------------------------------------------------------------------------------------------
+
 
 class Runner:
     """Build the case's model from ``weights``; ``run(n)`` takes n training steps."""
@@ -306,6 +320,7 @@ class ChainruleRunner(Runner):
         import chainrule as cr
         import chainrule.nn
         import chainrule.optim  # noqa: F401
+
         nn = chainrule.nn
         layers = []
         for i, (W, b) in enumerate(weights):
@@ -348,6 +363,7 @@ class CompiledRunner(ChainruleRunner):
 
     def __init__(self, case, X, y, weights, n_threads):
         import chainrule as cr
+
         super().__init__(case, X, y, weights, n_threads)
         model, loss_fn, opt = self.model, self.loss_fn, self.opt
 
@@ -388,6 +404,7 @@ class TorchRunner(Runner):
     @classmethod
     def warm_library(cls, n_threads):
         import torch
+
         torch.set_num_threads(n_threads)
         a = torch.ones((256, 256))
         a @ a
@@ -399,6 +416,7 @@ class TorchRunner(Runner):
 
     def __init__(self, case, X, y, weights, n_threads):
         import torch
+
         torch.set_num_threads(n_threads)
         nn = torch.nn
         layers = []
@@ -413,8 +431,9 @@ class TorchRunner(Runner):
         self.model = nn.Sequential(*layers)
         self.loss_fn = nn.CrossEntropyLoss()
         self.opt = torch.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
-        self.batches = [(torch.from_numpy(xb), torch.from_numpy(yb))
-                        for xb, yb in batches_of(X, y, case.batch)]
+        self.batches = [
+            (torch.from_numpy(xb), torch.from_numpy(yb)) for xb, yb in batches_of(X, y, case.batch)
+        ]
         self.i = 0
         self._loss = None
 
@@ -437,13 +456,26 @@ class SklearnRunner(Runner):
 
     def __init__(self, case, X, y, weights, n_threads):
         from sklearn.neural_network import MLPClassifier
+
         self.case = case
         self.X, self.y = X, y
         self.clf = MLPClassifier(
-            hidden_layer_sizes=case.sizes[1:-1], activation=case.activation, solver="sgd",
-            alpha=0.0, batch_size=case.batch, learning_rate="constant", learning_rate_init=LR,
-            momentum=MOMENTUM, nesterovs_momentum=False, shuffle=False, early_stopping=False,
-            tol=0.0, n_iter_no_change=2**30, max_iter=1, random_state=0)
+            hidden_layer_sizes=case.sizes[1:-1],
+            activation=case.activation,
+            solver="sgd",
+            alpha=0.0,
+            batch_size=case.batch,
+            learning_rate="constant",
+            learning_rate_init=LR,
+            momentum=MOMENTUM,
+            nesterovs_momentum=False,
+            shuffle=False,
+            early_stopping=False,
+            tol=0.0,
+            n_iter_no_change=2**30,
+            max_iter=1,
+            random_state=0,
+        )
         self.classes = np.arange(case.sizes[-1])
         self.chunks = {}
         B = case.batch
@@ -522,7 +554,7 @@ class NumpyRunner(Runner):
                 h = z
             # mean softmax cross-entropy and its gradient (p - onehot) / B
             B = len(y)
-            rows = self.rows if B == len(self.rows) else np.arange(B)
+            rows = self.rows if len(self.rows) == B else np.arange(B)
             m = h.max(axis=1, keepdims=True)
             e = np.exp(h - m)
             s = e.sum(axis=1, keepdims=True)
@@ -558,14 +590,19 @@ class NumpyRunner(Runner):
         return self._loss
 
 
-RUNNERS = {"chainrule": ChainruleRunner, "compiled": CompiledRunner, "torch": TorchRunner,
-           "sklearn": SklearnRunner,
-           "numpy": NumpyRunner}
+RUNNERS = {
+    "chainrule": ChainruleRunner,
+    "compiled": CompiledRunner,
+    "torch": TorchRunner,
+    "sklearn": SklearnRunner,
+    "numpy": NumpyRunner,
+}
 
 
 # ------------------------------------------------------------------------------------------------
 # timing
 # ------------------------------------------------------------------------------------------------
+
 
 def time_steps(runner, n) -> float:
     t0 = time.perf_counter()
@@ -610,7 +647,7 @@ def gemm_peak(n: int, repeat: int) -> list:
     for _ in range(repeat):
         t0 = time.perf_counter()
         np.matmul(a, b, out=c)
-        rates.append(2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
+        rates.append(2 * n**3 / (time.perf_counter() - t0) / 1e9)
     return rates
 
 
@@ -650,22 +687,32 @@ def bench_case(case, names, args, n_threads, log) -> dict:
         for n, r in runners.items():
             times[n].append(measure(r, steps[n], args.settle))
     sps = {n: [steps[n] * case.batch / t for t in times[n]] for n in names}
-    out = {"case": case.name, "title": case.title, "sizes": list(case.sizes),
-           "activation": case.activation, "batch": case.batch,
-           "flops_per_step": case.flops_per_step(), "steps_per_measurement": steps,
-           "samples_per_s": {n: sps[n] for n in names},
-           "median_samples_per_s": {n: statistics.median(sps[n]) for n in names},
-           "median_step_us": {n: statistics.median(times[n]) / steps[n] * 1e6 for n in names},
-           "final_loss": {n: runners[n].loss() for n in names},
-           "agreement": agree, "ratios": {}}
+    out = {
+        "case": case.name,
+        "title": case.title,
+        "sizes": list(case.sizes),
+        "activation": case.activation,
+        "batch": case.batch,
+        "flops_per_step": case.flops_per_step(),
+        "steps_per_measurement": steps,
+        "samples_per_s": {n: sps[n] for n in names},
+        "median_samples_per_s": {n: statistics.median(sps[n]) for n in names},
+        "median_step_us": {n: statistics.median(times[n]) / steps[n] * 1e6 for n in names},
+        "final_loss": {n: runners[n].loss() for n in names},
+        "agreement": agree,
+        "ratios": {},
+    }
     for mine in ("chainrule", "compiled"):
         for other in ("chainrule", "torch", "sklearn", "numpy"):
             if mine in names and other in names and other != mine:
                 per_round = [a / b for a, b in zip(sps[mine], sps[other])]
-                out["ratios"][f"{mine}/{other}"] = {"per_round": per_round,
-                                                    "median": statistics.median(per_round)}
-    out["gflops"] = {n: case.flops_per_step() * out["median_samples_per_s"][n] / case.batch / 1e9
-                     for n in names}
+                out["ratios"][f"{mine}/{other}"] = {
+                    "per_round": per_round,
+                    "median": statistics.median(per_round),
+                }
+    out["gflops"] = {
+        n: case.flops_per_step() * out["median_samples_per_s"][n] / case.batch / 1e9 for n in names
+    }
     med = out["median_samples_per_s"]
     log(f"  {case.name}: " + ", ".join(f"{LABELS[n]} {med[n]:,.0f}/s" for n in names))
     return out
@@ -674,6 +721,7 @@ def bench_case(case, names, args, n_threads, log) -> dict:
 # ------------------------------------------------------------------------------------------------
 # profile: where chainrule's time goes within a step
 # ------------------------------------------------------------------------------------------------
+
 
 def profile_chainrule(case: Case, steps: int, seed: int = 0, top: int = 25) -> str:
     """A text report: the step's phases, each unit's numpy work, and cProfile's top functions.
@@ -757,25 +805,33 @@ def profile_chainrule(case: Case, steps: int, seed: int = 0, top: int = 25) -> s
             setattr(cls, meth, f)
     us = 1e6 / steps
     total = sum(ph.values())
-    lines = [f"chainrule profile: {case.title}, {steps} steps",
-             f"plain: {statistics.median(plain):.1f} us/step; numpy by hand: "
-             f"{statistics.median(hand):.1f} us/step (medians of 5); instrumented: "
-             f"{total * us:.1f} us/step", "", "phase                      us/step   share"]
+    lines = [
+        f"chainrule profile: {case.title}, {steps} steps",
+        f"plain: {statistics.median(plain):.1f} us/step; numpy by hand: "
+        f"{statistics.median(hand):.1f} us/step (medians of 5); instrumented: "
+        f"{total * us:.1f} us/step",
+        "",
+        "phase                      us/step   share",
+    ]
     for k, v in ph.items():
         lines.append(f"  {k:24s} {v * us:8.1f}  {100 * v / total:5.1f}%")
     unit_f = sum(v for k, v in acc.items() if k.endswith(".forward"))
     unit_b = sum(v for k, v in acc.items() if k.endswith(".backward"))
     fwd = ph["forward (model)"] + ph["loss"]
-    lines += ["", "split                                  us/step",
-              f"  units' forward numpy work            {unit_f * us:8.1f}",
-              f"  forward overhead (modules, checks,   {(fwd - unit_f) * us:8.1f}",
-              "    Unit.apply recording)",
-              f"  units' backward numpy work           {unit_b * us:8.1f}",
-              f"  engine (ordering, dicts, casts,      {(ph['backward'] - unit_b) * us:8.1f}",
-              "    accumulation, .grad)",
-              f"  optimizer step + zero_grad           "
-              f"{(ph['optimizer step'] + ph['zero_grad']) * us:8.1f}",
-              "", "per unit                               us/step"]
+    lines += [
+        "",
+        "split                                  us/step",
+        f"  units' forward numpy work            {unit_f * us:8.1f}",
+        f"  forward overhead (modules, checks,   {(fwd - unit_f) * us:8.1f}",
+        "    Unit.apply recording)",
+        f"  units' backward numpy work           {unit_b * us:8.1f}",
+        f"  engine (ordering, dicts, casts,      {(ph['backward'] - unit_b) * us:8.1f}",
+        "    accumulation, .grad)",
+        f"  optimizer step + zero_grad           "
+        f"{(ph['optimizer step'] + ph['zero_grad']) * us:8.1f}",
+        "",
+        "per unit                               us/step",
+    ]
     for k, v in acc.most_common():
         lines.append(f"  {k:36s} {v * us:8.1f}")
     pr = cProfile.Profile()
@@ -785,9 +841,13 @@ def profile_chainrule(case: Case, steps: int, seed: int = 0, top: int = 25) -> s
     buf = io.StringIO()
     pstats.Stats(pr, stream=buf).sort_stats("tottime").print_stats(top)
     text = buf.getvalue()
-    text = text[text.find("   ncalls"):] if "   ncalls" in text else text
-    lines += ["", f"cProfile, top {top} by own time ({steps} steps; numpy calls made with "
-              "operators such as @ count in the caller's own time):", text.rstrip()]
+    text = text[text.find("   ncalls") :] if "   ncalls" in text else text
+    lines += [
+        "",
+        f"cProfile, top {top} by own time ({steps} steps; numpy calls made with "
+        "operators such as @ count in the caller's own time):",
+        text.rstrip(),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -821,13 +881,15 @@ def profile_compiled(case: Case, steps: int, seed: int = 0) -> str:
             out = fn(*a, **k)
             acc[key] += pc() - t0
             return out
+
         return w
 
     for name, v in list(ns.items()):
         if name[:1] in "FB" and name[1:].isdigit():
             j = int(name[1:])
-            label = prog.unit_of[j].name + ("" if type(prog.plan_of[j]).__name__ != "GenericPlan"
-                                            else " (own methods)")
+            label = prog.unit_of[j].name + (
+                "" if type(prog.plan_of[j]).__name__ != "GenericPlan" else " (own methods)"
+            )
             kind = "forward" if name[0] == "F" else "backward"
             acc.setdefault(f"{label}.{kind}", 0.0)
             ns[name] = timed(v, f"{label}.{kind}")
@@ -843,9 +905,13 @@ def profile_compiled(case: Case, steps: int, seed: int = 0) -> str:
         ns.update(saved)
     us = 1e6 / steps
     parts = sum(acc.values())
-    lines = [f"compiled profile: {case.title}, {steps} replayed steps",
-             f"plain: {statistics.median(plain):.1f} us/step (median of 5); instrumented: "
-             f"{total * us:.1f} us/step", "", "part                                   us/step"]
+    lines = [
+        f"compiled profile: {case.title}, {steps} replayed steps",
+        f"plain: {statistics.median(plain):.1f} us/step (median of 5); instrumented: "
+        f"{total * us:.1f} us/step",
+        "",
+        "part                                   us/step",
+    ]
     for k, v in sorted(acc.items(), key=lambda kv: -kv[1]):
         lines.append(f"  {k:36s} {v * us:8.1f}")
     lines.append(f"  {'glue, guards, the call':36s} {(total - parts) * us:8.1f}")
@@ -856,8 +922,10 @@ def profile_compiled(case: Case, steps: int, seed: int = 0) -> str:
 # memory (one fresh subprocess per case and framework)
 # ------------------------------------------------------------------------------------------------
 
+
 def _maxrss_kb() -> int:
     import resource
+
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r // 1024 if sys.platform == "darwin" else r  # bytes on macOS, KiB on Linux
 
@@ -909,11 +977,19 @@ def memory_worker(case_name: str, name: str, steps: int, seed: int) -> dict:
         runner.chunks = {steps: chunk}
     runner.run(steps)
     peak = _proc_status_kb("VmHWM") if method == "VmHWM" else _maxrss_kb()
-    out = {"case": case_name, "framework": name, "steps": steps, "method": method,
-           "baseline_kb": base, "peak_kb": peak, "rss_delta_kb": peak - base,
-           "tracemalloc_peak_kb": None}
+    out = {
+        "case": case_name,
+        "framework": name,
+        "steps": steps,
+        "method": method,
+        "baseline_kb": base,
+        "peak_kb": peak,
+        "rss_delta_kb": peak - base,
+        "tracemalloc_peak_kb": None,
+    }
     if cls.numpy_based:
         import tracemalloc
+
         del runner
         gc.collect()
         tracemalloc.start()
@@ -930,13 +1006,29 @@ def check_alone(cases, args, log) -> dict:
     """PyTorch's median samples/s per case, measured by this script in a fresh process that runs
     PyTorch only (so no numpy BLAS thread can be spinning beside it)."""
     import tempfile
+
     out = {}
     for case in cases:
         with tempfile.TemporaryDirectory() as tmp:
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--frameworks", "torch",
-                   "--cases", case.name, "--no-memory", "--rounds", str(args.rounds),
-                   "--target-time", str(args.target_time), "--settle", str(args.settle),
-                   "--seed", str(args.seed), "--outdir", tmp]
+            cmd = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--frameworks",
+                "torch",
+                "--cases",
+                case.name,
+                "--no-memory",
+                "--rounds",
+                str(args.rounds),
+                "--target-time",
+                str(args.target_time),
+                "--settle",
+                str(args.settle),
+                "--seed",
+                str(args.seed),
+                "--outdir",
+                tmp,
+            ]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
@@ -952,8 +1044,17 @@ def check_alone(cases, args, log) -> dict:
 def measure_memory(case, names, args, log) -> dict:
     res = {}
     for name in names:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-worker", case.name, name,
-               "--memory-steps", str(args.memory_steps), "--seed", str(args.seed)]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--memory-worker",
+            case.name,
+            name,
+            "--memory-steps",
+            str(args.memory_steps),
+            "--seed",
+            str(args.seed),
+        ]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -962,6 +1063,7 @@ def measure_memory(case, names, args, log) -> dict:
             res[name] = None
             continue
         res[name] = json.loads(p.stdout.strip().splitlines()[-1])
+
     def mem_ratio(mine):
         cr, th = res.get(mine), res.get("torch")
         if not (cr and th):
@@ -972,16 +1074,22 @@ def measure_memory(case, names, args, log) -> dict:
         return a / max(b, 1)
 
     ratio = mem_ratio("chainrule")
-    log(f"  {case.name} memory: " + ", ".join(
-        f"{LABELS[n]} {r['rss_delta_kb'] / 1024:.1f} MiB" for n, r in res.items() if r))
-    return {"method": "peak RSS (VmHWM) minus RSS after imports, data and a warm-up (KiB)",
-            "by_framework": res, "ratio_chainrule_torch": ratio,
-            "ratio_compiled_torch": mem_ratio("compiled")}
+    log(
+        f"  {case.name} memory: "
+        + ", ".join(f"{LABELS[n]} {r['rss_delta_kb'] / 1024:.1f} MiB" for n, r in res.items() if r)
+    )
+    return {
+        "method": "peak RSS (VmHWM) minus RSS after imports, data and a warm-up (KiB)",
+        "by_framework": res,
+        "ratio_chainrule_torch": ratio,
+        "ratio_compiled_torch": mem_ratio("compiled"),
+    }
 
 
 # ------------------------------------------------------------------------------------------------
 # machine info, verdicts, the table
 # ------------------------------------------------------------------------------------------------
+
 
 def _loadavg():
     try:
@@ -1000,13 +1108,20 @@ def machine_info(n_threads: int) -> dict:
                     break
     except OSError:
         pass
-    info = {"cpu_model": cpu, "cpu_count": os.cpu_count(),
-            "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-            else None,
-            "platform": platform.platform(), "python": platform.python_version(),
-            "numpy": np.__version__, "blas_threads": n_threads,
-            "env": {k: v for k, v in os.environ.items()
-                    if k.startswith(("OPENBLAS", "OMP_", "MKL", "GOTO", "NVPL", "BLIS"))}}
+    info = {
+        "cpu_model": cpu,
+        "cpu_count": os.cpu_count(),
+        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas_threads": n_threads,
+        "env": {
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith(("OPENBLAS", "OMP_", "MKL", "GOTO", "NVPL", "BLIS"))
+        },
+    }
     for mod in ("torch", "sklearn", "threadpoolctl"):
         try:
             info[mod] = __import__(mod).__version__
@@ -1014,15 +1129,26 @@ def machine_info(n_threads: int) -> dict:
             info[mod] = None
     try:
         from threadpoolctl import threadpool_info
+
         pools = threadpool_info()
-        info["threadpools"] = [{k: (os.path.basename(v) if k == "filepath" else v)
-                                for k, v in p.items()} for p in pools]
+        info["threadpools"] = [
+            {k: (os.path.basename(v) if k == "filepath" else v) for k, v in p.items()}
+            for p in pools
+        ]
         npb = _numpy_blas_path()
         for p in info["threadpools"]:
             if p.get("user_api") == "blas" and p.get("filepath") == npb:
-                info["numpy_blas"] = {k: p.get(k) for k in
-                                      ("internal_api", "version", "architecture",
-                                       "threading_layer", "num_threads", "filepath")}
+                info["numpy_blas"] = {
+                    k: p.get(k)
+                    for k in (
+                        "internal_api",
+                        "version",
+                        "architecture",
+                        "threading_layer",
+                        "num_threads",
+                        "filepath",
+                    )
+                }
     except ImportError:
         info["threadpools"] = None
     return info
@@ -1041,25 +1167,40 @@ def verdicts(case_res: dict, peak: float) -> dict:
     v = {"framework": mine}
     if "vs_torch" in t:
         m = r.get(f"{mine}/torch", {}).get("median")
-        v["vs_torch"] = {"target": t["vs_torch"], "value": m,
-                         "met": None if m is None else m >= t["vs_torch"]}
+        v["vs_torch"] = {
+            "target": t["vs_torch"],
+            "value": m,
+            "met": None if m is None else m >= t["vs_torch"],
+        }
     m = r.get(f"{mine}/sklearn", {}).get("median")
     ts = t.get("vs_sklearn", TARGET_VS_SKLEARN)
-    v["vs_sklearn"] = {"target": ts, "value": m,
-                       "met": None if m is None else (m >= ts if "vs_sklearn" in t else m > ts)}
+    v["vs_sklearn"] = {
+        "target": ts,
+        "value": m,
+        "met": None if m is None else (m >= ts if "vs_sklearn" in t else m > ts),
+    }
     if "peak_fraction" in t:
         g = case_res["gflops"].get(mine)
         f = None if (g is None or not peak) else g / peak
-        v["peak_fraction"] = {"target": t["peak_fraction"], "value": f,
-                              "met": None if f is None else f >= t["peak_fraction"]}
+        v["peak_fraction"] = {
+            "target": t["peak_fraction"],
+            "value": f,
+            "met": None if f is None else f >= t["peak_fraction"],
+        }
     mem = case_res.get("memory")
     if mem is not None and mem_target is not None:
         ratio = mem.get(f"ratio_{mine}_torch")
-        v["memory"] = {"target": mem_target,
-                       "value": ratio if isinstance(ratio, float) else None,
-                       "met": (None if ratio is None else
-                               True if ratio == "below resolution" else
-                               ratio <= mem_target)}
+        v["memory"] = {
+            "target": mem_target,
+            "value": ratio if isinstance(ratio, float) else None,
+            "met": (
+                None
+                if ratio is None
+                else True
+                if ratio == "below resolution"
+                else ratio <= mem_target
+            ),
+        }
     return v
 
 
@@ -1133,39 +1274,62 @@ def markdown(result: dict) -> str:
                 return None if not bf.get(n) else bf[n]["rss_delta_kb"] / 1024
 
             ratio = mem.get(f"ratio_{main}_torch")
-            rtxt = (f"{ratio:.2f}×" if isinstance(ratio, float) else
-                    "<1 MiB both" if ratio else "–")
-            cell_m = (f"{_num(mib('chainrule'), '{:.1f}')}; {_num(mib('compiled'), '{:.1f}')} / "
-                      f"{_num(mib('torch'), '{:.1f}')} = {rtxt}"
-                      + (f" (≤{v['memory']['target']}: {_mark(v['memory'])})" if "memory" in v
-                         else ""))
-        lines.append(f"| {c['title']} | {_num(med.get('chainrule'))} | {_num(med.get('compiled'))} "
-                     f"| {_num(med.get('torch'))} | {_num(med.get('sklearn'))} "
-                     f"| {_num(med.get('numpy'))} | {cells['chainrule'][0]} | {cells['chainrule'][1]} "
-                     f"| {cells['compiled'][0]} | {cells['compiled'][1]} | {cell_g} | {cell_m} |")
-    n_met = sum(1 for c in result["cases"] for x in c["verdicts"].values()
-                if isinstance(x, dict) and x["met"] is True)
-    n_all = sum(1 for c in result["cases"] for x in c["verdicts"].values()
-                if isinstance(x, dict) and x["met"] is not None)
+            rtxt = f"{ratio:.2f}×" if isinstance(ratio, float) else "<1 MiB both" if ratio else "–"
+            cell_m = (
+                f"{_num(mib('chainrule'), '{:.1f}')}; {_num(mib('compiled'), '{:.1f}')} / "
+                f"{_num(mib('torch'), '{:.1f}')} = {rtxt}"
+                + (f" (≤{v['memory']['target']}: {_mark(v['memory'])})" if "memory" in v else "")
+            )
+        lines.append(
+            f"| {c['title']} | {_num(med.get('chainrule'))} | {_num(med.get('compiled'))} "
+            f"| {_num(med.get('torch'))} | {_num(med.get('sklearn'))} "
+            f"| {_num(med.get('numpy'))} | {cells['chainrule'][0]} | {cells['chainrule'][1]} "
+            f"| {cells['compiled'][0]} | {cells['compiled'][1]} | {cell_g} | {cell_m} |"
+        )
+    n_met = sum(
+        1
+        for c in result["cases"]
+        for x in c["verdicts"].values()
+        if isinstance(x, dict) and x["met"] is True
+    )
+    n_all = sum(
+        1
+        for c in result["cases"]
+        for x in c["verdicts"].values()
+        if isinstance(x, dict) and x["met"] is not None
+    )
     lines += ["", f"Targets met: {n_met} of {n_all}.", ""]
-    agree = [(c["case"], c["agreement"]) for c in result["cases"]
-             if "chainrule" in c["agreement"]["max_abs_diff"]]
+    agree = [
+        (c["case"], c["agreement"])
+        for c in result["cases"]
+        if "chainrule" in c["agreement"]["max_abs_diff"]
+    ]
     if agree:
         ref = LABELS.get(agree[0][1]["reference"], "?")
-        lines.append(f"Same computation: chainrule's loss vs {ref}'s, same weights and batches, 5 "
-                     "steps, max |Δloss|: " + ", ".join(
-                         f"{name} {a['max_abs_diff']['chainrule']:.1e}" for name, a in agree) + ".")
+        lines.append(
+            f"Same computation: chainrule's loss vs {ref}'s, same weights and batches, 5 "
+            "steps, max |Δloss|: "
+            + ", ".join(f"{name} {a['max_abs_diff']['chainrule']:.1e}" for name, a in agree)
+            + "."
+        )
     alone = result.get("torch_alone")
     if alone:
-        lines.append("PyTorch alone (a process of its own, no numpy work in it) vs interleaved, "
-                     "samples/s: " + "; ".join(
-                         f"{c['case']} {_num(alone.get(c['case']))} vs "
-                         f"{_num(c['median_samples_per_s'].get('torch'))}"
-                         for c in result["cases"]) + ".")
+        lines.append(
+            "PyTorch alone (a process of its own, no numpy work in it) vs interleaved, "
+            "samples/s: "
+            + "; ".join(
+                f"{c['case']} {_num(alone.get(c['case']))} vs "
+                f"{_num(c['median_samples_per_s'].get('torch'))}"
+                for c in result["cases"]
+            )
+            + "."
+        )
     la = result["machine"].get("loadavg")
     if la:
-        lines.append(f"Load average (1 min) at start / end: {la['start']} / {la['end']} "
-                     f"(the machine is shared; > {m['cpu_count']} means other work competed).")
+        lines.append(
+            f"Load average (1 min) at start / end: {la['start']} / {la['end']} "
+            f"(the machine is shared; > {m['cpu_count']} means other work competed)."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -1173,43 +1337,78 @@ def markdown(result: dict) -> str:
 # main
 # ------------------------------------------------------------------------------------------------
 
+
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", default="all",
-                    help="comma list of case names or groups (mlp784, tiny, wide1024), or 'all'; "
-                         f"cases: {', '.join(CASES)}")
-    ap.add_argument("--frameworks", default=",".join(FRAMEWORKS),
-                    help="comma list among chainrule, compiled, torch, sklearn, numpy (missing "
-                         "ones skipped)")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke run: 2 rounds of ~0.03 s, small GEMM peak, 3 memory steps")
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--cases",
+        default="all",
+        help="comma list of case names or groups (mlp784, tiny, wide1024), or 'all'; "
+        f"cases: {', '.join(CASES)}",
+    )
+    ap.add_argument(
+        "--frameworks",
+        default=",".join(FRAMEWORKS),
+        help="comma list among chainrule, compiled, torch, sklearn, numpy (missing ones skipped)",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 2 rounds of ~0.03 s, small GEMM peak, 3 memory steps",
+    )
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7)")
-    ap.add_argument("--target-time", type=float, default=None,
-                    help="seconds per measurement (default 0.3)")
-    ap.add_argument("--memory-steps", type=int, default=None,
-                    help="training steps in each memory subprocess (default 20)")
-    ap.add_argument("--settle", type=float, default=None,
-                    help="pause before each measurement so that the previous framework's idle "
-                         "threads stop spinning (default 1 s: on a loaded 2-core machine a "
-                         "PyTorch run that starts within ~1 s of numpy work is 20-40x slower)")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="cap numpy's BLAS at this many threads (threadpoolctl) and give PyTorch "
-                         "as many (default: numpy's own count, unchanged)")
+    ap.add_argument(
+        "--target-time", type=float, default=None, help="seconds per measurement (default 0.3)"
+    )
+    ap.add_argument(
+        "--memory-steps",
+        type=int,
+        default=None,
+        help="training steps in each memory subprocess (default 20)",
+    )
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=None,
+        help="pause before each measurement so that the previous framework's idle "
+        "threads stop spinning (default 1 s: on a loaded 2-core machine a "
+        "PyTorch run that starts within ~1 s of numpy work is 20-40x slower)",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="cap numpy's BLAS at this many threads (threadpoolctl) and give PyTorch "
+        "as many (default: numpy's own count, unchanged)",
+    )
     ap.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
-    ap.add_argument("--check-alone", action="store_true",
-                    help="also measure PyTorch in a process of its own per case (no numpy work "
-                         "around it) and report it beside the interleaved figure")
-    ap.add_argument("--outdir", default=str(HERE / "results"),
-                    help="where latest.json and latest.md go")
+    ap.add_argument(
+        "--check-alone",
+        action="store_true",
+        help="also measure PyTorch in a process of its own per case (no numpy work "
+        "around it) and report it beside the interleaved figure",
+    )
+    ap.add_argument(
+        "--outdir", default=str(HERE / "results"), help="where latest.json and latest.md go"
+    )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--profile", action="store_true",
-                    help="instead of the benchmark: profile chainrule alone on the selected cases "
-                         "(phases, units, engine, cProfile); writes profile.txt in --outdir")
-    ap.add_argument("--profile-steps", type=int, default=None,
-                    help="steps profiled per case (default: about 1.5 s worth)")
-    ap.add_argument("--memory-worker", nargs=2, metavar=("CASE", "FRAMEWORK"),
-                    help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of the benchmark: profile chainrule alone on the selected cases "
+        "(phases, units, engine, cProfile); writes profile.txt in --outdir",
+    )
+    ap.add_argument(
+        "--profile-steps",
+        type=int,
+        default=None,
+        help="steps profiled per case (default: about 1.5 s worth)",
+    )
+    ap.add_argument(
+        "--memory-worker", nargs=2, metavar=("CASE", "FRAMEWORK"), help=argparse.SUPPRESS
+    )
     args = ap.parse_args(argv)
     q = args.quick
     if args.rounds is None:
@@ -1234,10 +1433,11 @@ def main(argv=None) -> dict:
 
 
 def _main(args, argv) -> dict:
-    if args.cases.strip().startswith("conv"):   # the convolution cases live in bench_conv.py
+    if args.cases.strip().startswith("conv"):  # the convolution cases live in bench_conv.py
         if str(HERE) not in sys.path:
             sys.path.insert(0, str(HERE))
         import bench_conv
+
         return bench_conv.main(argv)
     if args.memory_worker:
         print(json.dumps(memory_worker(*args.memory_worker, args.memory_steps, args.seed)))
@@ -1247,8 +1447,12 @@ def _main(args, argv) -> dict:
         for case in select_cases(args.cases):
             n = args.profile_steps
             if n is None:
-                probe = ChainruleRunner(case, *make_data(case, args.seed),
-                                        make_weights(case, args.seed + 1), blas_threads())
+                probe = ChainruleRunner(
+                    case,
+                    *make_data(case, args.seed),
+                    make_weights(case, args.seed + 1),
+                    blas_threads(),
+                )
                 n = calibrate(probe, 0.3)
             reports.append(profile_chainrule(case, n, args.seed))
             print(reports[-1], flush=True)
@@ -1277,6 +1481,7 @@ def _main(args, argv) -> dict:
     n_threads = blas_threads()
     if "torch" in names:
         import torch
+
         torch.set_num_threads(n_threads)
 
     machine = machine_info(n_threads)
@@ -1305,24 +1510,38 @@ def _main(args, argv) -> dict:
         "torch_alone": alone,
         "started": started,
         "elapsed_s": None,
-        "command": " ".join([os.path.basename(sys.executable), "benchmarks/bench_training.py"]
-                            + (list(argv) if argv is not None else sys.argv[1:])),
-        "settings": {"rounds": args.rounds, "target_time": args.target_time, "settle_s": args.settle,
-                     "threads_option": args.threads,
-                     "memory_steps": None if args.no_memory else args.memory_steps,
-                     "quick": args.quick, "seed": args.seed, "lr": LR, "momentum": MOMENTUM,
-                     "frameworks": names, "skipped_frameworks": skipped},
+        "command": " ".join(
+            [os.path.basename(sys.executable), "benchmarks/bench_training.py"]
+            + (list(argv) if argv is not None else sys.argv[1:])
+        ),
+        "settings": {
+            "rounds": args.rounds,
+            "target_time": args.target_time,
+            "settle_s": args.settle,
+            "threads_option": args.threads,
+            "memory_steps": None if args.no_memory else args.memory_steps,
+            "quick": args.quick,
+            "seed": args.seed,
+            "lr": LR,
+            "momentum": MOMENTUM,
+            "frameworks": names,
+            "skipped_frameworks": skipped,
+        },
         "machine": machine,
         "gemm_peak_gflops": {"n": gemm_n, "samples": peak_rates, "median": peak},
         "flop_counting": "GEMMs only: per Linear(in,out) at batch B, forward 2*B*in*out, "
-                         "backward 4*B*in*out, minus the first layer's input gradient 2*B*in*out",
-        "memory_method": None if args.no_memory else
-        "fresh subprocess per (case, framework): peak RSS during model building and training "
+        "backward 4*B*in*out, minus the first layer's input gradient 2*B*in*out",
+        "memory_method": None
+        if args.no_memory
+        else "fresh subprocess per (case, framework): peak RSS during model building and training "
         "(Linux VmHWM, reset to the current RSS via /proc/self/clear_refs after imports, data "
         "creation and a warm-up: a 256x256 GEMM and 2 steps of a tiny 4-8-3 model) minus that RSS; ru_maxrss where /proc is missing; "
         "tracemalloc peak too for the numpy-based ones",
-        "targets": {"vs_torch": TARGETS, "vs_sklearn_above": TARGET_VS_SKLEARN,
-                    "memory_ratio_at_most": TARGET_MEMORY_RATIO},
+        "targets": {
+            "vs_torch": TARGETS,
+            "vs_sklearn_above": TARGET_VS_SKLEARN,
+            "memory_ratio_at_most": TARGET_MEMORY_RATIO,
+        },
         "cases": results,
     }
     result["elapsed_s"] = time.perf_counter() - t_start

@@ -53,12 +53,17 @@ def main(argv=None):
                 X = np.random.default_rng(2).normal(size=(64,) + shape).astype(dtype)
                 ref = T.chainrule_out(net, X)
                 for opset in (17, 20):
-                    path = cro.export(net, tmp / "n.onnx", opset=opset, dtype=dtype,
-                                      input_shape=shape)
+                    path = cro.export(
+                        net, tmp / "n.onnx", opset=opset, dtype=dtype, input_shape=shape
+                    )
                     tag = f"{name} {np.dtype(dtype).name} opset {opset}"
                     row("chainrule -> onnxruntime", tag, T.run_onnx(path, X, ["output"]), ref)
-                    row("chainrule -> ONNX -> chainrule", tag,
-                        T.chainrule_out(cro.load(path), X), ref)
+                    row(
+                        "chainrule -> ONNX -> chainrule",
+                        tag,
+                        T.chainrule_out(cro.load(path), X),
+                        ref,
+                    )
         # model files written by the command -> onnxruntime
         d, X = T.command_models.__wrapped__(_Factory(tmp))
         for name in ("cls", "bce_logits", "bce", "hinge", "reg"):
@@ -67,34 +72,64 @@ def main(argv=None):
             if name == "cls":
                 z = out - out.max(1, keepdims=True)
                 p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
-                row("model file -> onnxruntime", "classifier (3 classes) probabilities",
-                    T.run_onnx(path, X, ["probabilities"]), p)
+                row(
+                    "model file -> onnxruntime",
+                    "classifier (3 classes) probabilities",
+                    T.run_onnx(path, X, ["probabilities"]),
+                    p,
+                )
             elif name == "reg":
                 ts = pre["target_standardizer"]
                 ref = out[:, 0].astype(np.float64) * ts["scale"][0] + ts["mean"][0]
                 pred = T.run_onnx(path, X, ["prediction"])
                 rel = np.abs(pred - ref).max() / np.abs(ref).max()
-                row("model file -> onnxruntime",
-                    f"regressor prediction (target ~1000; relative {rel:.1e})", pred, ref)
+                row(
+                    "model file -> onnxruntime",
+                    f"regressor prediction (target ~1000; relative {rel:.1e})",
+                    pred,
+                    ref,
+                )
             elif name == "hinge":
-                row("model file -> onnxruntime", "hinge scores",
-                    T.run_onnx(path, X, ["scores"]), out[:, 0])
+                row(
+                    "model file -> onnxruntime",
+                    "hinge scores",
+                    T.run_onnx(path, X, ["scores"]),
+                    out[:, 0],
+                )
             else:
                 p1 = out[:, 0] if name == "bce" else 1 / (1 + np.exp(-out[:, 0].astype(float)))
-                row("model file -> onnxruntime", f"{name} probabilities",
-                    T.run_onnx(path, X, ["probabilities"]), np.stack([1 - p1, p1], 1))
+                row(
+                    "model file -> onnxruntime",
+                    f"{name} probabilities",
+                    T.run_onnx(path, X, ["probabilities"]),
+                    np.stack([1 - p1, p1], 1),
+                )
         if T.HAS_CONV:  # chainrule train --conv on digits (8x8 images)
             from chainrule.data import load_dataset
 
-            T.command("train", "--dataset", "digits", "--conv", "4", "--epochs", "1", "-q",
-                      "--out", "d.safetensors", cwd=tmp)
+            T.command(
+                "train",
+                "--dataset",
+                "digits",
+                "--conv",
+                "4",
+                "--epochs",
+                "1",
+                "-q",
+                "--out",
+                "d.safetensors",
+                cwd=tmp,
+            )
             T.command("export", "d.safetensors", "--onnx", "d.onnx", cwd=tmp)
             X = load_dataset("digits").X.astype(np.float32)
             out, _ = T.file_outputs(tmp / "d.safetensors", X)
             z = out - out.max(1, keepdims=True)
-            row("model file -> onnxruntime", "digits CNN (--conv 4) probabilities",
+            row(
+                "model file -> onnxruntime",
+                "digits CNN (--conv 4) probabilities",
                 T.run_onnx(tmp / "d.onnx", X, ["probabilities"]),
-                np.exp(z) / np.exp(z).sum(1, keepdims=True))
+                np.exp(z) / np.exp(z).sum(1, keepdims=True),
+            )
         # PyTorch -> ONNX -> chainrule; chainrule -> torch -> chainrule
         try:
             import torch
@@ -115,18 +150,24 @@ def main(argv=None):
                     X = np.random.default_rng(5).normal(size=(50,) + shape).astype(np.float32)
                     with torch.no_grad():
                         ref = net(torch.from_numpy(X)).numpy()
-                    row(f"PyTorch ({exporter}) -> ONNX -> chainrule", name,
-                        T.chainrule_out(cro.load(path), X), ref)
+                    row(
+                        f"PyTorch ({exporter}) -> ONNX -> chainrule",
+                        name,
+                        T.chainrule_out(cro.load(path), X),
+                        ref,
+                    )
             for name, (make, _shape) in T.NETS.items():
                 cr.manual_seed(3)
                 net = make()
                 back = from_torch(to_torch(net))
-                worst = max(float(np.abs(a.astype(np.float64) - b).max())
-                            for a, b in zip(net.state_dict().values(),
-                                            back.state_dict().values(), strict=True)
-                            if a.size)
-                rows.append(("chainrule -> torch -> chainrule (weights)", name, f"{worst:.2e}",
-                             ""))
+                worst = max(
+                    float(np.abs(a.astype(np.float64) - b).max())
+                    for a, b in zip(
+                        net.state_dict().values(), back.state_dict().values(), strict=True
+                    )
+                    if a.size
+                )
+                rows.append(("chainrule -> torch -> chainrule (weights)", name, f"{worst:.2e}", ""))
     print("| direction | network | largest |difference| | same labels |")
     print("|---|---|---|---|")
     for r in rows:

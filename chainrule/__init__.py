@@ -14,23 +14,68 @@ __version__ = "0.2.0.dev0"
 
 import numpy as _np
 
-from .errors import (ChainruleError, ConfigError, DataError, GradcheckError, ModelFileError,
-                     ShapeError)
-from .tensor import Context, Tensor, Unit, enable_grad, is_grad_enabled, no_grad, tensor
-from .units import (abs, add, clip, concatenate, cos, div, exp, gelu, leaky_relu, linear, log,
-                    log_softmax, matmul, max, maximum, mean, min, minimum, mul, neg, pow, relu,
-                    reshape, sigmoid, sin, softmax, sqrt, stack, sub, sum, tanh, transpose, where)
-from .gradcheck import gradcheck
-from .random import manual_seed, default_rng
-from . import nn, optim, data, metrics, viz
-from .train import Callback, EarlyStopping, History, evaluate, fit, predict
-from . import callbacks   # ProgressBar, LivePlot (their libraries load when they start)
-from .io import load, save
-# bound after the submodule is imported, so that cr.explain stays the function
-from .explain import explain
+from . import (
+    callbacks,  # ProgressBar, LivePlot (their libraries load when they start)
+    data,
+    metrics,
+    nn,
+    optim,
+    viz,
+)
+
 # cr.compile: the function (bound after the submodule chainrule.compile is imported)
 from .compile import compile  # noqa: A004
+from .errors import (
+    ChainruleError,
+    ConfigError,
+    DataError,
+    GradcheckError,
+    ModelFileError,
+    ShapeError,
+)
 
+# bound after the submodule is imported, so that cr.explain stays the function
+from .explain import explain
+from .gradcheck import gradcheck
+from .io import load, save
+from .random import default_rng, manual_seed
+from .tensor import Context, Tensor, Unit, enable_grad, is_grad_enabled, no_grad, tensor
+from .train import Callback, EarlyStopping, History, evaluate, fit, predict
+from .units import (
+    abs,
+    add,
+    clip,
+    concatenate,
+    cos,
+    div,
+    exp,
+    gelu,
+    leaky_relu,
+    linear,
+    log,
+    log_softmax,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    mul,
+    neg,
+    pow,
+    relu,
+    reshape,
+    sigmoid,
+    sin,
+    softmax,
+    sqrt,
+    stack,
+    sub,
+    sum,
+    tanh,
+    transpose,
+    where,
+)
 
 
 def _shape(shape):

@@ -20,8 +20,11 @@ def main(argv=None) -> int:
         top = (err.name or "").split(".")[0]
         if top not in _NEEDED:
             raise
-        print(f'error: the chainrule command needs the package {top}, which is not installed: '
-              f'pip install "chainrule[cli]"', file=sys.stderr)
+        print(
+            f"error: the chainrule command needs the package {top}, which is not installed: "
+            f'pip install "chainrule[cli]"',
+            file=sys.stderr,
+        )
         return 1
     return cli_main(argv)
 

@@ -61,8 +61,10 @@ def _destination(path, error):
         import stat
 
         if not stat.S_ISREG(st.st_mode):
-            raise error(f"cannot write {path}: it exists and is not a regular file "
-                        "(a pipe, device or socket); expected a file name")
+            raise error(
+                f"cannot write {path}: it exists and is not a regular file "
+                "(a pipe, device or socket); expected a file name"
+            )
         mode = st.st_mode & 0o777
     return path, folder, mode
 
@@ -101,8 +103,9 @@ def clean_stale(folder: str, base: str | None = None) -> list:
 
 
 def _temp_name(folder: str, path: str) -> str:
-    return os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}-"
-                                f"{secrets.token_hex(4)}{_TMP_SUFFIX}")
+    return os.path.join(
+        folder, f".{os.path.basename(path)}.{os.getpid()}-{secrets.token_hex(4)}{_TMP_SUFFIX}"
+    )
 
 
 def _write_all(fd: int, data) -> None:
@@ -236,14 +239,18 @@ def check_outputs(inputs: dict, outputs: dict, error=None) -> None:
         if key in seen:
             in_label, in_path = seen[key]
             same = "" if in_path == p else f" ({in_path})"
-            raise error(f"{label} {p} is the same file as the input {in_label}{same}: writing "
-                        "it would destroy the input; choose another file name")
+            raise error(
+                f"{label} {p} is the same file as the input {in_label}{same}: writing "
+                "it would destroy the input; choose another file name"
+            )
         real = ("path", os.path.realpath(os.path.abspath(p)))
         for k in (key, real):
             if k in taken:
                 other_label, other = taken[k]
-                raise error(f"{label} {p} is the same file as {other_label} {other}: one would "
-                            "overwrite the other; choose two different file names")
+                raise error(
+                    f"{label} {p} is the same file as {other_label} {other}: one would "
+                    "overwrite the other; choose two different file names"
+                )
         taken[key] = taken[real] = (label, p)
 
 
@@ -266,8 +273,9 @@ def read_regular(path, what: str, error, limit: int | None = None) -> bytes:
         if stat.S_ISDIR(st.st_mode):
             raise error(f"{path} is a folder, not a {what}")
         if not stat.S_ISREG(st.st_mode):
-            raise error(f"{path} is not a regular file (a pipe, device or socket); "
-                        f"expected a {what}")
+            raise error(
+                f"{path} is not a regular file (a pipe, device or socket); expected a {what}"
+            )
         if limit is not None and st.st_size > limit:
             raise error(f"{path} has {st.st_size} bytes, more than the {limit} a {what} may have")
         chunks, left = [], st.st_size

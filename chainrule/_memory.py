@@ -42,5 +42,7 @@ def check_memory(nbytes: int, what: str, error, fraction: float = 0.8) -> None:
     state)')."""
     free = available_bytes()
     if nbytes > fraction * free:
-        raise error(f"{what} needs {human_bytes(nbytes)} of memory but only {human_bytes(free)} "
-                    "is available; ask for less")
+        raise error(
+            f"{what} needs {human_bytes(nbytes)} of memory but only {human_bytes(free)} "
+            "is available; ask for less"
+        )

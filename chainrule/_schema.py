@@ -22,12 +22,27 @@ from .errors import ModelFileError
 
 __all__ = ["check_file", "check_info", "MAX_HEADER", "MAX_DEPTH"]
 
-MAX_HEADER = 16 << 20        # bytes of JSON header (safetensors itself allows 100 MB)
-MAX_DEPTH = 64               # nesting of JSON values and of containers in the architecture
+MAX_HEADER = 16 << 20  # bytes of JSON header (safetensors itself allows 100 MB)
+MAX_DEPTH = 64  # nesting of JSON values and of containers in the architecture
 MAX_LAYERS = 100_000
-MAX_NAMES = 10_000_000        # feature / label names
-_DTYPES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "I8": 1, "I16": 2, "I32": 4, "I64": 8,
-           "U8": 1, "U16": 2, "U32": 4, "U64": 8, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+MAX_NAMES = 10_000_000  # feature / label names
+_DTYPES = {
+    "F16": 2,
+    "BF16": 2,
+    "F32": 4,
+    "F64": 8,
+    "I8": 1,
+    "I16": 2,
+    "I32": 4,
+    "I64": 8,
+    "U8": 1,
+    "U16": 2,
+    "U32": 4,
+    "U64": 8,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
 _LOSSES_OUTPUTS = ("logits", "logit", "probability", "value", "score", "scores")
 
 
@@ -103,8 +118,10 @@ def check_file(path) -> tuple[dict, dict]:
     if stat.S_ISDIR(st.st_mode):
         raise ModelFileError(f"{path} is a folder, not a model file")
     if not stat.S_ISREG(st.st_mode):
-        raise ModelFileError(f"{path} is not a regular file (a pipe, device or socket); expected "
-                             "a .safetensors model file")
+        raise ModelFileError(
+            f"{path} is not a regular file (a pipe, device or socket); expected "
+            "a .safetensors model file"
+        )
     size = st.st_size
     if size == 0:
         raise ModelFileError(f"{path} is empty, not a chainrule model file")
@@ -115,17 +132,23 @@ def check_file(path) -> tuple[dict, dict]:
             if not looks and (head[:1] == b"\x80" or head[:2] == b"PK"):
                 raise ModelFileError(
                     f"{path} looks like a pickle (or a zip of one, as torch.save writes): "
-                    "chainrule never loads pickles; it reads .safetensors files it wrote")
+                    "chainrule never loads pickles; it reads .safetensors files it wrote"
+                )
             if len(head) < 8:
-                raise ModelFileError(f"{path} is truncated or not a safetensors file "
-                                     f"(it has {size} bytes)")
+                raise ModelFileError(
+                    f"{path} is truncated or not a safetensors file (it has {size} bytes)"
+                )
             n = int.from_bytes(head[:8], "little")
             if n > size - 8:
-                raise ModelFileError(f"{path} is truncated or not a safetensors file "
-                                     f"(header says {n} bytes, the file has {size})")
+                raise ModelFileError(
+                    f"{path} is truncated or not a safetensors file "
+                    f"(header says {n} bytes, the file has {size})"
+                )
             if n > MAX_HEADER:
-                raise ModelFileError(f"{path}: the header has {n} bytes, more than the "
-                                     f"{MAX_HEADER} a chainrule model file may have")
+                raise ModelFileError(
+                    f"{path}: the header has {n} bytes, more than the "
+                    f"{MAX_HEADER} a chainrule model file may have"
+                )
             f.seek(8)
             raw = f.read(n)
     except OSError as exc:
@@ -153,21 +176,37 @@ def check_file(path) -> tuple[dict, dict]:
             _fail(path, f"{where} is described by a {type(entry).__name__}; expected an object")
         dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
         if dtype not in _DTYPES:
-            _fail(path, f"{where} has dtype {str(dtype)[:20]!r}; expected one of "
-                        f"{', '.join(_DTYPES)}")
-        if (not isinstance(shape, list) or len(shape) > 8 or
-                not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
-            _fail(path, f"{where} has shape {str(shape)[:60]}; expected a list of at most 8 "
-                        "whole numbers >= 0")
-        if (not isinstance(offsets, list) or len(offsets) != 2 or
-                not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets) or
-                not 0 <= offsets[0] <= offsets[1] <= data_bytes):
-            _fail(path, f"{where} has byte range {str(offsets)[:60]}; expected [begin, end] "
-                        f"within the {data_bytes} data bytes of the file")
+            _fail(
+                path, f"{where} has dtype {str(dtype)[:20]!r}; expected one of {', '.join(_DTYPES)}"
+            )
+        if (
+            not isinstance(shape, list)
+            or len(shape) > 8
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+        ):
+            _fail(
+                path,
+                f"{where} has shape {str(shape)[:60]}; expected a list of at most 8 "
+                "whole numbers >= 0",
+            )
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1] <= data_bytes
+        ):
+            _fail(
+                path,
+                f"{where} has byte range {str(offsets)[:60]}; expected [begin, end] "
+                f"within the {data_bytes} data bytes of the file",
+            )
         need = math.prod(shape) * _DTYPES[dtype]
         if need != offsets[1] - offsets[0]:
-            _fail(path, f"{where} of shape {tuple(shape)} ({dtype}) needs {need} bytes but the "
-                        f"file gives it {offsets[1] - offsets[0]}")
+            _fail(
+                path,
+                f"{where} of shape {tuple(shape)} ({dtype}) needs {need} bytes but the "
+                f"file gives it {offsets[1] - offsets[0]}",
+            )
         tensors[name] = (dtype, tuple(shape), tuple(offsets))
         spans.append(tuple(offsets))
     spans.sort()
@@ -179,13 +218,18 @@ def check_file(path) -> tuple[dict, dict]:
 
 # --- the architecture ---------------------------------------------------------------------------
 
+
 def _int(v, lo, hi=None):
     return isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
 
 
 def _num(v, lo=-math.inf, hi=math.inf):
-    return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            and lo <= v <= hi)
+    return (
+        isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+        and lo <= v <= hi
+    )
 
 
 # checks a layer class names in its ``settings`` fact (chainrule.registry): (check, expected)
@@ -206,7 +250,8 @@ def _param_count(kind, config, rules) -> int | None:
     if kind == "BatchNorm1d":
         nf = config.get("num_features", 1)
         return 2 * nf * config.get("affine", True) + (2 * nf + 1) * config.get(
-            "track_running_stats", True)
+            "track_running_stats", True
+        )
     if rules is not None:
         return 0
     return None
@@ -216,7 +261,7 @@ def _layer_bound(config) -> int:
     """A generous bound on what an unfamiliar layer allocates: the product of its sizes."""
     total = 1
     for v in config.values():
-        for x in (v if isinstance(v, list) else [v]):
+        for x in v if isinstance(v, list) else [v]:
             if _int(x, 2):
                 total *= x
     return total
@@ -237,18 +282,26 @@ def check_architecture(path, spec, known: dict, containers: tuple, file_values: 
         if count > MAX_LAYERS:
             _fail(path, f"the architecture has more than {MAX_LAYERS} layers")
         if not isinstance(node, dict) or not isinstance(node.get("type"), str):
-            _fail(path, f"{where} is {str(node)[:60]!r}; expected a layer description "
-                        "{\"type\": ..., \"config\": {...}}")
+            _fail(
+                path,
+                f"{where} is {str(node)[:60]!r}; expected a layer description "
+                '{"type": ..., "config": {...}}',
+            )
         kind = node["type"]
         if kind in containers:
             children = node.get("children", [])
             if not isinstance(children, list):
-                _fail(path, f"{where} ({kind}) has children {str(children)[:40]!r}; expected a list")
+                _fail(
+                    path, f"{where} ({kind}) has children {str(children)[:40]!r}; expected a list"
+                )
             stack.extend((c, f"{where}.{i}", depth + 1) for i, c in enumerate(children))
             continue
         if kind not in known:
-            _fail(path, f"unknown layer type {kind[:40]!r} at {where}; a model file may name "
-                        f"chainrule's layers only ({', '.join(sorted(known))})")
+            _fail(
+                path,
+                f"unknown layer type {kind[:40]!r} at {where}; a model file may name "
+                f"chainrule's layers only ({', '.join(sorted(known))})",
+            )
         config = node.get("config", {})
         if not isinstance(config, dict):
             _fail(path, f"{where} ({kind}) has config {str(config)[:40]!r}; expected an object")
@@ -256,31 +309,51 @@ def check_architecture(path, spec, known: dict, containers: tuple, file_values: 
         for key, value in config.items():
             if rules is not None:
                 if key not in rules:
-                    _fail(path, f"layer {kind} at {where} has unknown setting {key[:40]!r}; "
-                                f"expected {', '.join(rules) or 'none'}")
+                    _fail(
+                        path,
+                        f"layer {kind} at {where} has unknown setting {key[:40]!r}; "
+                        f"expected {', '.join(rules) or 'none'}",
+                    )
                 check, expected = rules[key]
                 if not check(value):
-                    _fail(path, f"layer {kind} at {where}: {key} is {str(value)[:40]!r}; "
-                                f"expected {expected}")
-            elif not (value is None or isinstance(value, (bool, str)) or _num(value) or
-                      (isinstance(value, list) and len(value) <= 8 and all(_num(x) for x in value))):
-                _fail(path, f"layer {kind} at {where}: {key} is {str(value)[:40]!r}; expected "
-                            "a number, text, true/false or a short list of numbers")
+                    _fail(
+                        path,
+                        f"layer {kind} at {where}: {key} is {str(value)[:40]!r}; "
+                        f"expected {expected}",
+                    )
+            elif not (
+                value is None
+                or isinstance(value, (bool, str))
+                or _num(value)
+                or (isinstance(value, list) and len(value) <= 8 and all(_num(x) for x in value))
+            ):
+                _fail(
+                    path,
+                    f"layer {kind} at {where}: {key} is {str(value)[:40]!r}; expected "
+                    "a number, text, true/false or a short list of numbers",
+                )
         n = _param_count(kind, config, rules)
         total += n if n is not None else 0
         bound = n if n is not None else _layer_bound(config)
         if bound > 4 * file_values + (1 << 16):
-            _fail(path, f"layer {kind} at {where} would hold about {bound:,} values but the "
-                        f"file has {file_values:,}: the architecture does not fit the weights")
+            _fail(
+                path,
+                f"layer {kind} at {where} would hold about {bound:,} values but the "
+                f"file has {file_values:,}: the architecture does not fit the weights",
+            )
     # a bound, not an equality: the exact match of every tensor is load_state_dict's check,
     # which runs after building (then bounded by this); this one stops allocation bombs
     if total > 2 * file_values + (1 << 16):
-        _fail(path, f"the architecture needs about {total:,} values but the file holds "
-                    f"{file_values:,}: the weights are missing or the architecture is wrong")
+        _fail(
+            path,
+            f"the architecture needs about {total:,} values but the file holds "
+            f"{file_values:,}: the weights are missing or the architecture is wrong",
+        )
     return total
 
 
 # --- the other sections -------------------------------------------------------------------------
+
 
 def _strings(path, where, v, limit=MAX_NAMES):
     if not isinstance(v, list) or len(v) > limit or not all(isinstance(s, str) for s in v):
@@ -311,22 +384,32 @@ def check_info(path, info: dict, n_outputs: int | None, loss_names) -> None:
             if s is None:
                 continue
             if not isinstance(s, dict):
-                _fail(path, f"preprocessing.{key} is {str(s)[:40]!r}; expected "
-                            "{\"mean\": [...], \"scale\": [...]}")
+                _fail(
+                    path,
+                    f"preprocessing.{key} is {str(s)[:40]!r}; expected "
+                    '{"mean": [...], "scale": [...]}',
+                )
             n = len(names) if key == "standardizer" and isinstance(names, list) else None
             _numbers(path, f"preprocessing.{key}.mean", s.get("mean"), n)
             _numbers(path, f"preprocessing.{key}.scale", s.get("scale"), len(s["mean"]))
             if any(x <= 0 for x in s["scale"]):
-                _fail(path, f"preprocessing.{key}.scale holds a value <= 0; expected "
-                            "positive scales")
+                _fail(
+                    path, f"preprocessing.{key}.scale holds a value <= 0; expected positive scales"
+                )
         task = pre.get("task")
         if task is not None and task not in ("classification", "regression"):
-            _fail(path, f"preprocessing.task is {str(task)[:40]!r}; expected 'classification' "
-                        "or 'regression'")
+            _fail(
+                path,
+                f"preprocessing.task is {str(task)[:40]!r}; expected 'classification' "
+                "or 'regression'",
+            )
         loss = pre.get("loss")
         if loss is not None and loss not in loss_names:
-            _fail(path, f"preprocessing.loss is {str(loss)[:40]!r}; expected one of "
-                        f"{', '.join(loss_names)}")
+            _fail(
+                path,
+                f"preprocessing.loss is {str(loss)[:40]!r}; expected one of "
+                f"{', '.join(loss_names)}",
+            )
         out = pre.get("output")
         if out is not None and not isinstance(out, str):
             _fail(path, f"preprocessing.output is {str(out)[:40]!r}; expected a name")
@@ -341,19 +424,29 @@ def check_info(path, info: dict, n_outputs: int | None, loss_names) -> None:
             if n_outputs is not None:
                 expected = n_outputs if n_outputs > 1 else 2
                 if len(labels) != expected:
-                    _fail(path, f"preprocessing.label_names has {len(labels)} labels but the "
-                                f"model has {n_outputs} output{'s' * (n_outputs != 1)}; "
-                                f"expected {expected} labels")
+                    _fail(
+                        path,
+                        f"preprocessing.label_names has {len(labels)} labels but the "
+                        f"model has {n_outputs} output{'s' * (n_outputs != 1)}; "
+                        f"expected {expected} labels",
+                    )
     metrics = info.get("metrics")
     if metrics:
+
         def number(v):
             return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
 
         for part, values in metrics.items():
-            if not (number(values) or isinstance(values, dict) and all(
-                    number(v) for v in values.values())):
-                _fail(path, f"metrics.{part[:40]} is {str(values)[:60]!r}; expected a number "
-                            "or names and numbers")
+            if not (
+                number(values)
+                or isinstance(values, dict)
+                and all(number(v) for v in values.values())
+            ):
+                _fail(
+                    path,
+                    f"metrics.{part[:40]} is {str(values)[:60]!r}; expected a number "
+                    "or names and numbers",
+                )
     for key in ("training", "extra"):
         v = info.get(key)
         if v is not None and _depth(v) > MAX_DEPTH:

@@ -27,8 +27,7 @@ import numpy as np
 from .display import in_notebook
 from .train import Callback, EarlyStopping
 
-__all__ = ["Callback", "EarlyStopping", "ProgressBar", "LivePlot", "progress_bar",
-           "is_interactive"]
+__all__ = ["Callback", "EarlyStopping", "ProgressBar", "LivePlot", "progress_bar", "is_interactive"]
 
 
 def is_interactive(stream=None) -> bool:
@@ -38,12 +37,13 @@ def is_interactive(stream=None) -> bool:
     stream = sys.stderr if stream is None else stream
     try:
         return bool(stream.isatty())
-    except (AttributeError, ValueError):   # no isatty, or a closed stream
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
         return False
 
 
 def _has(module: str) -> bool:
     import importlib.util
+
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
@@ -80,12 +80,14 @@ class ProgressBar(Callback):
 
     def __init__(self, backend: str = "auto", file=None, leave: bool = True):
         if backend not in ("auto", "tqdm", "rich"):
-            raise ValueError("ProgressBar: backend must be 'auto', 'tqdm' or 'rich', "
-                             f"got {backend!r}")
+            raise ValueError(
+                f"ProgressBar: backend must be 'auto', 'tqdm' or 'rich', got {backend!r}"
+            )
         if backend == "auto":
             if not (_has("tqdm") or _has("rich")):
-                raise ImportError("a progress bar needs tqdm or rich: "
-                                  "pip install 'chainrule[notebook]'")
+                raise ImportError(
+                    "a progress bar needs tqdm or rich: pip install 'chainrule[notebook]'"
+                )
             backend = "tqdm" if _has("tqdm") else "rich"
         self.backend, self.file, self.leave = backend, file, leave
         self._bar = self._progress = None
@@ -100,9 +102,11 @@ class ProgressBar(Callback):
             raise ImportError("ProgressBar(backend='tqdm') needs tqdm: pip install tqdm") from None
         if in_notebook() and self.file is None and _has("ipywidgets"):
             from tqdm.notebook import tqdm as cls  # what tqdm.auto picks in a notebook
+
             return cls
         # tqdm.auto without ipywidgets falls back to this one too (after a warning we spare)
         from tqdm.std import tqdm as cls
+
         return cls
 
     def on_train_begin(self, state):
@@ -110,8 +114,14 @@ class ProgressBar(Callback):
         self._last_step_draw = 0.0
         if self.backend == "tqdm":
             cls = self._tqdm_class()
-            self._bar = cls(total=state.epochs, desc="epoch", unit="epoch", leave=self.leave,
-                            file=self.file, dynamic_ncols=True)
+            self._bar = cls(
+                total=state.epochs,
+                desc="epoch",
+                unit="epoch",
+                leave=self.leave,
+                file=self.file,
+                dynamic_ncols=True,
+            )
         else:
             try:
                 from rich.console import Console
@@ -124,13 +134,20 @@ class ProgressBar(Callback):
                     TimeRemainingColumn,
                 )
             except ImportError:
-                raise ImportError("ProgressBar(backend='rich') needs rich: pip install rich") \
-                    from None
+                raise ImportError(
+                    "ProgressBar(backend='rich') needs rich: pip install rich"
+                ) from None
             console = Console(file=self.file if self.file is not None else sys.stderr)
-            self._progress = Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
-                                      TimeElapsedColumn(), TimeRemainingColumn(),
-                                      TextColumn("{task.fields[logs]}"), console=console,
-                                      transient=not self.leave)
+            self._progress = Progress(
+                TextColumn("epoch"),
+                MofNCompleteColumn(),
+                BarColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[logs]}"),
+                console=console,
+                transient=not self.leave,
+            )
             self._progress.start()
             self._task = self._progress.add_task("train", total=state.epochs, logs="")
 
@@ -195,8 +212,9 @@ def progress_bar(progress, file=None):
             return None
     if progress in ("tqdm", "rich", "auto"):
         return ProgressBar(progress, file=file)
-    raise ValueError(f"fit: progress must be True, False, 'tqdm', 'rich' or a ProgressBar, "
-                     f"got {progress!r}")
+    raise ValueError(
+        f"fit: progress must be True, False, 'tqdm', 'rich' or a ProgressBar, got {progress!r}"
+    )
 
 
 class LivePlot(Callback):
@@ -226,9 +244,20 @@ class LivePlot(Callback):
         Grid points per side of the decision boundary (smaller draws faster).
     """
 
-    def __init__(self, X=None, y=None, boundary="auto", every: float | None = None, path=None,
-                 standardizer=None, label_names=None, output_kind=None, feature_names=None,
-                 resolution: int = 80, title: str | None = None):
+    def __init__(
+        self,
+        X=None,
+        y=None,
+        boundary="auto",
+        every: float | None = None,
+        path=None,
+        standardizer=None,
+        label_names=None,
+        output_kind=None,
+        feature_names=None,
+        resolution: int = 80,
+        title: str | None = None,
+    ):
         if boundary not in (True, False, "auto"):
             raise ValueError(f"LivePlot: boundary must be True, False or 'auto', got {boundary!r}")
         if every is not None and every < 0:
@@ -246,7 +275,8 @@ class LivePlot(Callback):
 
     def on_train_begin(self, state):
         from .viz import plots
-        plots._mpl()   # the friendly error before training starts, not after the first epoch
+
+        plots._mpl()  # the friendly error before training starts, not after the first epoch
         self._handle, self._next, self._drawn_epoch, self.redraws = None, -np.inf, None, 0
         self._layout = None
         X = self.X if self.X is not None else getattr(state, "X", None)
@@ -256,17 +286,19 @@ class LivePlot(Callback):
             X = np.asarray(X)
             if X.ndim == 2 and X.shape[1] == 2 and self.boundary in (True, "auto"):
                 y = np.asarray(y)
-                if y.ndim == 2 and y.shape[1] > 1:      # one-hot targets -> class indices
+                if y.ndim == 2 and y.shape[1] > 1:  # one-hot targets -> class indices
                     y = y.argmax(axis=1)
                 self._points = (X, y.reshape(-1))
         if self.boundary is True and self._points is None:
-            raise ValueError("LivePlot(boundary=True): the decision boundary needs inputs with "
-                             "exactly 2 features (give X and y)")
+            raise ValueError(
+                "LivePlot(boundary=True): the decision boundary needs inputs with "
+                "exactly 2 features (give X and y)"
+            )
         self._notebook = in_notebook()
 
     def on_epoch_end(self, state):
         if not self._notebook and self.path is None:
-            return   # nowhere to show it: only the final picture is drawn (live.figure)
+            return  # nowhere to show it: only the final picture is drawn (live.figure)
         last_epoch = state.epoch == state.epochs or state.stop_training
         if last_epoch or time.perf_counter() >= self._next:
             start = time.perf_counter()
@@ -283,24 +315,41 @@ class LivePlot(Callback):
     def draw(self, state):
         """The picture for this state of training (a new figure)."""
         from .viz import plots
+
         panels = plots.curve_panels(state.history)
         n = len(panels) + (self._points is not None)
         fig = plots._figure(max(4.6, 3.6 * n), 3.3)
         axes = fig.subplots(1, n, squeeze=False)[0]
-        plots.loss_curves(state.history, axes=axes[:len(panels)])
+        plots.loss_curves(state.history, axes=axes[: len(panels)])
         if self._points is not None:
             X, y = self._points
-            plots.decision_boundary(state.model, X, y, standardizer=self.standardizer,
-                                    label_names=self.label_names, output_kind=self.output_kind,
-                                    feature_names=self.feature_names,
-                                    resolution=self.resolution, ax=axes[-1],
-                                    title="decision boundary")
+            plots.decision_boundary(
+                state.model,
+                X,
+                y,
+                standardizer=self.standardizer,
+                label_names=self.label_names,
+                output_kind=self.output_kind,
+                feature_names=self.feature_names,
+                resolution=self.resolution,
+                ax=axes[-1],
+                title="decision boundary",
+            )
         fig.suptitle(self.title or f"epoch {state.epoch} of {state.epochs}", fontsize=10)
         if self._layout is None or self._layout[0] != n:
-            fig.tight_layout()   # once: later pictures reuse its margins (it costs a drawing)
+            fig.tight_layout()  # once: later pictures reuse its margins (it costs a drawing)
             p = fig.subplotpars
-            self._layout = (n, dict(left=p.left, right=p.right, bottom=p.bottom, top=p.top,
-                                    wspace=p.wspace, hspace=p.hspace))
+            self._layout = (
+                n,
+                dict(
+                    left=p.left,
+                    right=p.right,
+                    bottom=p.bottom,
+                    top=p.top,
+                    wspace=p.wspace,
+                    hspace=p.hspace,
+                ),
+            )
         else:
             fig.subplots_adjust(**self._layout[1])
         return fig
@@ -316,12 +365,14 @@ class LivePlot(Callback):
             old.clear()
         if self._notebook:
             from IPython.display import display
+
             if self._handle is None:
                 self._handle = display(fig, display_id=True)
             else:
                 self._handle.update(fig)
         elif self.path is not None:
             from ._files import replacing
+
             suffix = os.path.splitext(os.fspath(self.path))[1].lstrip(".").lower() or "png"
             with replacing(self.path) as tmp:
                 fig.savefig(tmp, format=suffix, dpi=100, facecolor="white")

@@ -24,8 +24,14 @@ import numpy as np
 from ._files import write_atomic
 from .errors import ModelFileError
 
-__all__ = ["save_checkpoint", "checkpoint_bytes", "load_checkpoint", "read_checkpoint_settings", "FORMAT",
-           "data_fingerprint"]
+__all__ = [
+    "save_checkpoint",
+    "checkpoint_bytes",
+    "load_checkpoint",
+    "read_checkpoint_settings",
+    "FORMAT",
+    "data_fingerprint",
+]
 
 FORMAT = "chainrule-checkpoint"
 FORMAT_VERSION = "1"
@@ -49,12 +55,17 @@ def _set_rng_state(rng, state, path, what):
     try:
         rng.bit_generator.state = state
     except (TypeError, ValueError, KeyError) as err:
-        raise ModelFileError(f"{path}: the {what} random state cannot be restored ({err})") from None
+        raise ModelFileError(
+            f"{path}: the {what} random state cannot be restored ({err})"
+        ) from None
 
 
 def _callback_states(callbacks) -> list:
-    return [(type(cb).__name__, cb.state_dict()) for cb in callbacks
-            if callable(getattr(cb, "state_dict", None))]
+    return [
+        (type(cb).__name__, cb.state_dict())
+        for cb in callbacks
+        if callable(getattr(cb, "state_dict", None))
+    ]
 
 
 def save_checkpoint(path, **state) -> str:
@@ -64,9 +75,20 @@ def save_checkpoint(path, **state) -> str:
     return os.fspath(path)
 
 
-def checkpoint_bytes(*, model, optimizer, epoch: int, history, rng, scheduler=None,
-                     callbacks=(), fit_settings: dict | None = None, settings: dict | None = None,
-                     fingerprint: str | None = None, stopped: bool = False) -> bytes:
+def checkpoint_bytes(
+    *,
+    model,
+    optimizer,
+    epoch: int,
+    history,
+    rng,
+    scheduler=None,
+    callbacks=(),
+    fit_settings: dict | None = None,
+    settings: dict | None = None,
+    fingerprint: str | None = None,
+    stopped: bool = False,
+) -> bytes:
     """The checkpoint of a run after ``epoch`` epochs, as the bytes of a safetensors file."""
     try:
         from safetensors.numpy import save as to_bytes
@@ -76,7 +98,9 @@ def checkpoint_bytes(*, model, optimizer, epoch: int, history, rng, scheduler=No
     from . import random as _random
 
     tensors = {f"model/{k}": np.ascontiguousarray(v) for k, v in model.state_dict().items()}
-    opt_state = optimizer.state_dict() if optimizer is not None else {"state": {}, "param_groups": []}
+    opt_state = (
+        optimizer.state_dict() if optimizer is not None else {"state": {}, "param_groups": []}
+    )
     scalars = {}
     for idx, entry in opt_state["state"].items():
         for name, value in entry.items():
@@ -91,18 +115,32 @@ def checkpoint_bytes(*, model, optimizer, epoch: int, history, rng, scheduler=No
             tensors[f"callback/{i}/{k}"] = np.ascontiguousarray(v)
         cb_meta.append({"type": kind, "state": state, "arrays": sorted(arrays)})
     record = {
-        "epoch": int(epoch), "stopped": bool(stopped),
-        "optimizer": {"type": type(optimizer).__name__, "param_groups": opt_state["param_groups"],
-                      "scalars": scalars},
-        "scheduler": ({"type": type(scheduler).__name__, "state": scheduler.state_dict()}
-                      if scheduler is not None else None),
+        "epoch": int(epoch),
+        "stopped": bool(stopped),
+        "optimizer": {
+            "type": type(optimizer).__name__,
+            "param_groups": opt_state["param_groups"],
+            "scalars": scalars,
+        },
+        "scheduler": (
+            {"type": type(scheduler).__name__, "state": scheduler.state_dict()}
+            if scheduler is not None
+            else None
+        ),
         "callbacks": cb_meta,
-        "rng": _rng_state(rng), "default_rng": _rng_state(_random.default_rng()),
-        "history": history.to_dict(), "fit": fit_settings or {}, "settings": settings or {},
-        "fingerprint": fingerprint, "training_mode": bool(getattr(model, "training", True)),
+        "rng": _rng_state(rng),
+        "default_rng": _rng_state(_random.default_rng()),
+        "history": history.to_dict(),
+        "fit": fit_settings or {},
+        "settings": settings or {},
+        "fingerprint": fingerprint,
+        "training_mode": bool(getattr(model, "training", True)),
     }
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
-            "checkpoint": json.dumps(record, default=_json_default)}
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "checkpoint": json.dumps(record, default=_json_default),
+    }
     try:
         from .io import describe
 
@@ -131,8 +169,10 @@ def _read(path):
     tensors, meta = check_file(path)
     if meta.get("format") != FORMAT:
         what = "a chainrule model file" if meta.get("format") == "chainrule" else "not a checkpoint"
-        raise ModelFileError(f"{path} is {what}; --resume/resume= expects a checkpoint written "
-                             "by --checkpoint/checkpoint=")
+        raise ModelFileError(
+            f"{path} is {what}; --resume/resume= expects a checkpoint written "
+            "by --checkpoint/checkpoint="
+        )
     record = _parse(path, "checkpoint", meta.get("checkpoint", ""))
     if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
         raise ModelFileError(f"{path}: the checkpoint record is damaged (no epoch)")
@@ -140,8 +180,9 @@ def _read(path):
         with safe_open(path, framework="numpy") as f:
             arrays = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as err:  # noqa: BLE001
-        raise ModelFileError(f"{path} is not a readable checkpoint ({str(err).splitlines()[0]})") \
-            from None
+        raise ModelFileError(
+            f"{path} is not a readable checkpoint ({str(err).splitlines()[0]})"
+        ) from None
     return record, arrays
 
 
@@ -154,8 +195,18 @@ def read_checkpoint_settings(path) -> dict:
     return settings
 
 
-def load_checkpoint(path, *, model, optimizer, rng, history, scheduler=None, callbacks=(),
-                    fit_settings: dict | None = None, fingerprint: str | None = None) -> dict:
+def load_checkpoint(
+    path,
+    *,
+    model,
+    optimizer,
+    rng,
+    history,
+    scheduler=None,
+    callbacks=(),
+    fit_settings: dict | None = None,
+    fingerprint: str | None = None,
+) -> dict:
     """Restore a run from ``path`` into the given objects; return the checkpoint record
     (``record['epoch']``: the epochs done). Refuses a checkpoint of another model, optimizer,
     schedule, data or fit settings, naming what differs."""
@@ -165,17 +216,21 @@ def load_checkpoint(path, *, model, optimizer, rng, history, scheduler=None, cal
     record, arrays = _read(path)
 
     def differs(what, saved, now):
-        raise ModelFileError(f"{path}: the checkpoint was written with {what} {saved}, this run "
-                             f"has {now}; resume with the same settings")
+        raise ModelFileError(
+            f"{path}: the checkpoint was written with {what} {saved}, this run "
+            f"has {now}; resume with the same settings"
+        )
 
     saved_fit = record.get("fit") or {}
     for key, now in (fit_settings or {}).items():
         if key in saved_fit and saved_fit[key] != now:
             differs(key, saved_fit[key], now)
     if fingerprint is not None and record.get("fingerprint") not in (None, fingerprint):
-        raise ModelFileError(f"{path}: the training data differ from the data the checkpoint "
-                             "was written with; resume with the same data")
-    weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+        raise ModelFileError(
+            f"{path}: the training data differ from the data the checkpoint "
+            "was written with; resume with the same data"
+        )
+    weights = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
     own = model.state_dict()
     for k, ref in own.items():
         a = weights.get(k)
@@ -184,8 +239,9 @@ def load_checkpoint(path, *, model, optimizer, rng, history, scheduler=None, cal
     try:
         model.load_state_dict(weights)
     except Exception as err:  # noqa: BLE001 - a different architecture
-        raise ModelFileError(f"{path}: the checkpoint's weights do not fit this model: "
-                             f"{str(err).splitlines()[0]}") from None
+        raise ModelFileError(
+            f"{path}: the checkpoint's weights do not fit this model: {str(err).splitlines()[0]}"
+        ) from None
     saved_opt = record.get("optimizer") or {}
     if optimizer is not None:
         if saved_opt.get("type") != type(optimizer).__name__:
@@ -200,12 +256,17 @@ def load_checkpoint(path, *, model, optimizer, rng, history, scheduler=None, cal
         try:
             optimizer.load_state_dict({"state": state, "param_groups": saved_opt["param_groups"]})
         except Exception as err:  # noqa: BLE001
-            raise ModelFileError(f"{path}: the optimizer state does not fit this optimizer: "
-                                 f"{str(err).splitlines()[0]}") from None
+            raise ModelFileError(
+                f"{path}: the optimizer state does not fit this optimizer: "
+                f"{str(err).splitlines()[0]}"
+            ) from None
     saved_sched = record.get("scheduler")
     if (saved_sched is None) != (scheduler is None):
-        differs("a learning-rate schedule" if saved_sched else "no learning-rate schedule",
-                "", "none" if scheduler is None else type(scheduler).__name__)
+        differs(
+            "a learning-rate schedule" if saved_sched else "no learning-rate schedule",
+            "",
+            "none" if scheduler is None else type(scheduler).__name__,
+        )
     if scheduler is not None:
         if saved_sched["type"] != type(scheduler).__name__:
             differs("schedule", saved_sched["type"], type(scheduler).__name__)
@@ -213,8 +274,9 @@ def load_checkpoint(path, *, model, optimizer, rng, history, scheduler=None, cal
     with_state = [cb for cb in callbacks if callable(getattr(cb, "load_state_dict", None))]
     saved_cbs = record.get("callbacks") or []
     if [type(cb).__name__ for cb in with_state] != [c["type"] for c in saved_cbs]:
-        differs("callbacks", [c["type"] for c in saved_cbs],
-                [type(cb).__name__ for cb in with_state])
+        differs(
+            "callbacks", [c["type"] for c in saved_cbs], [type(cb).__name__ for cb in with_state]
+        )
     for i, (cb, saved) in enumerate(zip(with_state, saved_cbs)):
         state = dict(saved["state"])
         state["arrays"] = {k: arrays[f"callback/{i}/{k}"] for k in saved.get("arrays", [])}
@@ -249,9 +311,11 @@ def resume_options(path, given: dict) -> dict:
     stored.pop("epoch", None)
     options = stored.get("options")
     if not isinstance(options, dict):
-        raise ModelFileError(f"{os.fspath(path)} was not written by 'chainrule train "
-                             "--checkpoint' (no command options in it); resume it from Python "
-                             "with fit(..., resume=...)")
+        raise ModelFileError(
+            f"{os.fspath(path)} was not written by 'chainrule train "
+            "--checkpoint' (no command options in it); resume it from Python "
+            "with fit(..., resume=...)"
+        )
     merged = dict(options)
     for key, value in given.items():
         if key in FREE_OPTIONS or key not in options:
@@ -261,12 +325,19 @@ def resume_options(path, given: dict) -> dict:
         if key == "data_file" and saved and value:
             agree = same_file(saved, value)
         else:
-            norm = (lambda v: list(v) if isinstance(v, (list, tuple)) else v)
+            norm = lambda v: list(v) if isinstance(v, (list, tuple)) else v
             agree = norm(saved) == norm(value)
         if not agree:
-            flag = "--" + ("data" if key == "data_file" else
-                           "id-column" if key == "id_columns" else key.replace("_", "-"))
-            raise ConfigError(f"{flag} {value} disagrees with the checkpoint {os.fspath(path)}, "
-                              f"which was trained with {flag} {saved}; leave it out to use the "
-                              "checkpoint's value")
+            flag = "--" + (
+                "data"
+                if key == "data_file"
+                else "id-column"
+                if key == "id_columns"
+                else key.replace("_", "-")
+            )
+            raise ConfigError(
+                f"{flag} {value} disagrees with the checkpoint {os.fspath(path)}, "
+                f"which was trained with {flag} {saved}; leave it out to use the "
+                "checkpoint's value"
+            )
     return merged

@@ -54,13 +54,22 @@ _state = {"debug": False}
 console = Console(highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 #: the optional packages the command's extra brings, and the extra that brings each
-_EXTRAS = {"click": "cli", "rich": "cli", "safetensors": "cli", "sklearn": "cli",
-           "matplotlib": "viz", "distributed": "dask", "onnx": "onnx", "onnxruntime": "onnx"}
+_EXTRAS = {
+    "click": "cli",
+    "rich": "cli",
+    "safetensors": "cli",
+    "sklearn": "cli",
+    "matplotlib": "viz",
+    "distributed": "dask",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+}
 
 
 # ---------------------------------------------------------------------------------------------
 # Option parsing and validation (bad values are usage errors: exit status 2)
 # ---------------------------------------------------------------------------------------------
+
 
 def _set_debug(ctx, param, value):
     if value:
@@ -69,9 +78,14 @@ def _set_debug(ctx, param, value):
 
 
 def debug_option(f):
-    return click.option("--debug", is_flag=True, expose_value=False, is_eager=True,
-                        callback=_set_debug,
-                        help="Show the Python traceback when something goes wrong.")(f)
+    return click.option(
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_debug,
+        help="Show the Python traceback when something goes wrong.",
+    )(f)
 
 
 def parse_hidden(text: str) -> list[int]:
@@ -84,11 +98,15 @@ def parse_hidden(text: str) -> list[int]:
         p = part.strip()
         if not p.isdigit():
             shown = p if p else "(empty)"
-            raise ConfigError(f"--hidden: '{shown}' in '{text}' is not a whole number; expected "
-                              "layer sizes separated by commas, such as 16,16")
+            raise ConfigError(
+                f"--hidden: '{shown}' in '{text}' is not a whole number; expected "
+                "layer sizes separated by commas, such as 16,16"
+            )
         if int(p) == 0:
-            raise ConfigError(f"--hidden: a layer of size 0 in '{text}'; expected sizes of at "
-                              "least 1 (or 'none' for no hidden layer)")
+            raise ConfigError(
+                f"--hidden: a layer of size 0 in '{text}'; expected sizes of at "
+                "least 1 (or 'none' for no hidden layer)"
+            )
         sizes.append(int(p))
     return sizes
 
@@ -108,13 +126,15 @@ def _positive(kind):
             noun = "a positive whole number" if kind is int else "a positive number"
             raise click.BadParameter(f"must be {noun}, got {value}")
         return value
+
     return callback
 
 
 def _fraction(ctx, param, value):
     if value is not None and not 0 <= value < 1:
-        raise click.BadParameter(f"must be a fraction from 0 (no validation set) up to, not "
-                                 f"including, 1; got {value}")
+        raise click.BadParameter(
+            f"must be a fraction from 0 (no validation set) up to, not including, 1; got {value}"
+        )
     return value
 
 
@@ -132,26 +152,44 @@ def _momentum(ctx, param, value):
 
 def data_options(target_help: str, target: bool = True):
     """--dataset / --data / --target / --delimiter / --drop-missing / --id-column."""
+
     def decorate(f):
         opts = [
-            click.option("--dataset", metavar="NAME",
-                         help="A built-in dataset (see 'chainrule datasets')."),
-            click.option("--data", "data_file", metavar="FILE",
-                         help="Your data: CSV (header row), TSV, NPZ (X, y) or Parquet."),
+            click.option(
+                "--dataset", metavar="NAME", help="A built-in dataset (see 'chainrule datasets')."
+            ),
+            click.option(
+                "--data",
+                "data_file",
+                metavar="FILE",
+                help="Your data: CSV (header row), TSV, NPZ (X, y) or Parquet.",
+            ),
         ]
         if target:
             opts.append(click.option("--target", metavar="COLUMN", help=target_help))
         opts += [
-            click.option("--delimiter", metavar="CHAR",
-                         help="Column separator of a text file (default: detected)."),
-            click.option("--drop-missing", is_flag=True,
-                         help="Drop rows with missing values instead of stopping."),
-            click.option("--id-column", "id_columns", multiple=True, metavar="COLUMN",
-                         help="A column that identifies rows (not a feature); repeatable."),
+            click.option(
+                "--delimiter",
+                metavar="CHAR",
+                help="Column separator of a text file (default: detected).",
+            ),
+            click.option(
+                "--drop-missing",
+                is_flag=True,
+                help="Drop rows with missing values instead of stopping.",
+            ),
+            click.option(
+                "--id-column",
+                "id_columns",
+                multiple=True,
+                metavar="COLUMN",
+                help="A column that identifies rows (not a feature); repeatable.",
+            ),
         ]
         for opt in reversed(opts):
             f = opt(f)
         return f
+
     return decorate
 
 
@@ -159,45 +197,64 @@ def data_options(target_help: str, target: bool = True):
 # Reading data and models
 # ---------------------------------------------------------------------------------------------
 
+
 def _source_check(dataset, data_file):
     if dataset and data_file:
         raise click.UsageError("give either --dataset NAME or --data FILE, not both")
     if not dataset and not data_file:
-        raise click.UsageError("give the data: --dataset NAME (see 'chainrule datasets') or "
-                               "--data FILE")
+        raise click.UsageError(
+            "give the data: --dataset NAME (see 'chainrule datasets') or --data FILE"
+        )
 
 
-def _train_data(dataset, data_file, target, delimiter, drop_missing, id_columns, samples,
-                noise) -> Data:
+def _train_data(
+    dataset, data_file, target, delimiter, drop_missing, id_columns, samples, noise
+) -> Data:
     from .tabular import load_builtin, read_data
 
     _source_check(dataset, data_file)
     if dataset and (target or id_columns or delimiter):
-        raise click.UsageError("--target, --id-column and --delimiter go with --data FILE, "
-                               "not --dataset")
+        raise click.UsageError(
+            "--target, --id-column and --delimiter go with --data FILE, not --dataset"
+        )
     if data_file and (samples or noise is not None):
         raise click.UsageError("--samples and --noise go with a generated --dataset")
     if data_file:
-        return read_data(data_file, target=target, delimiter=delimiter,
-                         drop_missing=drop_missing, id_columns=id_columns)
+        return read_data(
+            data_file,
+            target=target,
+            delimiter=delimiter,
+            drop_missing=drop_missing,
+            id_columns=id_columns,
+        )
     return load_builtin(dataset, samples=samples, noise=noise)
 
 
-def _model_and_data(model_file, dataset, data_file, target, delimiter, drop_missing,
-                    id_columns, need_target=True):
+def _model_and_data(
+    model_file, dataset, data_file, target, delimiter, drop_missing, id_columns, need_target=True
+):
     """The estimator of a model file and the rows to use it on."""
     from .sklearn import load, table_columns
     from .tabular import data_for_model
 
     est = load(model_file)
-    data = data_for_model(table_columns(est), dataset, data_file, target, delimiter,
-                          drop_missing, id_columns, need_target=need_target)
+    data = data_for_model(
+        table_columns(est),
+        dataset,
+        data_file,
+        target,
+        delimiter,
+        drop_missing,
+        id_columns,
+        need_target=need_target,
+    )
     return est, data
 
 
 # ---------------------------------------------------------------------------------------------
 # Printing
 # ---------------------------------------------------------------------------------------------
+
 
 def _fmt(value, key="") -> str:
     if value is None:
@@ -226,8 +283,11 @@ def _table(*columns, title=None, left=()):
 def _is_linear(child: dict) -> bool:
     """A linear unit with in/out features, in a model file's architecture entry."""
     cfg = child.get("config", {})
-    return (registry.facts_of(child["type"]).role == "linear" and "in_features" in cfg
-            and "out_features" in cfg)
+    return (
+        registry.facts_of(child["type"]).role == "linear"
+        and "in_features" in cfg
+        and "out_features" in cfg
+    )
 
 
 def _architecture_text(spec: dict) -> str:
@@ -265,9 +325,15 @@ class ProgressCallback:
                 TextColumn,
                 TimeElapsedColumn,
             )
-            self.progress = Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
-                                     TimeElapsedColumn(), TextColumn("{task.fields[logs]}"),
-                                     console=self.out)
+
+            self.progress = Progress(
+                TextColumn("epoch"),
+                MofNCompleteColumn(),
+                BarColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[logs]}"),
+                console=self.out,
+            )
             self.progress.start()
             self.task = self.progress.add_task("train", total=self.epochs, logs="")
 
@@ -279,8 +345,12 @@ class ProgressCallback:
         text = _logs_text(state.logs)
         if self.progress is not None:
             self.progress.update(self.task, advance=1, logs=text)
-        elif not self.quiet and (state.epoch % self.every == 0 or state.epoch == self.epochs
-                                 or state.stop_training or state.epoch == 1):
+        elif not self.quiet and (
+            state.epoch % self.every == 0
+            or state.epoch == self.epochs
+            or state.stop_training
+            or state.epoch == 1
+        ):
             w = len(str(self.epochs))
             self.out.print(f"epoch {state.epoch:>{w}}/{self.epochs}  {text}")
 
@@ -296,6 +366,7 @@ class ProgressCallback:
 # ---------------------------------------------------------------------------------------------
 # The command group
 # ---------------------------------------------------------------------------------------------
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="chainrule")
@@ -315,6 +386,7 @@ def cli():
 
 # --- datasets ---------------------------------------------------------------------------------
 
+
 @cli.command()
 @debug_option
 def datasets():
@@ -327,72 +399,177 @@ def datasets():
         if not d["available"]:
             needs = "mnist1d" if d["name"] == "mnist1d" else "scikit-learn"
             text += f" (needs {needs}: not installed)"
-        t.add_row(d["name"], str(d["n_samples"]), str(d["n_features"]),
-                  str(d["n_classes"]) if d["n_classes"] else "-", text)
+        t.add_row(
+            d["name"],
+            str(d["n_samples"]),
+            str(d["n_features"]),
+            str(d["n_classes"]) if d["n_classes"] else "-",
+            text,
+        )
     console.print(t)
 
 
 # --- train ------------------------------------------------------------------------------------
 
+
 @cli.command()
 @data_options("The column to predict (required with --data, except for NPZ files with y).")
-@click.option("--samples", type=int, callback=_positive(int), metavar="N",
-              help="Rows of a generated dataset (circle, xor, gauss, spiral, moons).")
-@click.option("--noise", type=float, callback=_non_negative,
-              help="Noise of a generated dataset (Playground's 0..0.5).")
-@click.option("--task", type=click.Choice(["classification", "regression"]),
-              help="Override the task inferred from the target column.")
-@click.option("--hidden", default=DEFAULT_HIDDEN, show_default=True, callback=_hidden_callback,
-              help="Hidden layer sizes, comma separated ('none': a linear model).")
-@click.option("--activation", type=click.Choice(list(ACTIVATIONS)), default=DEFAULT_ACTIVATION,
-              show_default=True)
-@click.option("--loss", type=click.Choice(list(LOSSES)),
-              help="Default: cross_entropy (classification) or mse (regression).")
-@click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), default="adam",
-              show_default=True)
-@click.option("--lr", type=float, callback=_positive(float),
-              help="Learning rate. Default: sgd 0.1, adam/adamw 0.01, rmsprop 0.001, "
-                   "adagrad 0.1.")
-@click.option("--momentum", type=float, default=0.9, show_default=True, callback=_momentum,
-              help="Momentum of sgd.")
-@click.option("--weight-decay", type=float, default=0.0, show_default=True,
-              callback=_non_negative)
-@click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True,
-              callback=_positive(int))
-@click.option("--epochs", type=int, default=DEFAULT_EPOCHS, show_default=True,
-              callback=_positive(int))
-@click.option("--validation", type=float, default=DEFAULT_VALIDATION, show_default=True,
-              callback=_fraction, help="Fraction of the rows held out to validate (0: none).")
-@click.option("--patience", type=int, callback=_positive(int), metavar="N",
-              help="Stop early when the validation loss has not improved for N epochs "
-                   "(the best weights are kept).")
-@click.option("--conv", "conv", metavar="CHANNELS",
-              help="Convolutional layers first, their channels comma separated (25,25,25: the "
-                   "MNIST-1D paper's CNN; --hidden then defaults to none). digits are 1x8x8 images, "
-                   "mnist1d and other rows 1xN signals.")
-@click.option("--conv-kernel", metavar="K[,K...]",
-              help="Kernel size of the conv layers, or one per layer. Default: 5, then 3.")
-@click.option("--conv-stride", type=int, default=2, show_default=True, callback=_positive(int),
-              help="Stride of the conv layers (padding 1).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seeds the weights, the split and the shuffling: the same seed, the same "
-                   "model.")
-@click.option("--out", default="model.safetensors", show_default=True, metavar="FILE",
-              help="Where to save the model.")
+@click.option(
+    "--samples",
+    type=int,
+    callback=_positive(int),
+    metavar="N",
+    help="Rows of a generated dataset (circle, xor, gauss, spiral, moons).",
+)
+@click.option(
+    "--noise",
+    type=float,
+    callback=_non_negative,
+    help="Noise of a generated dataset (Playground's 0..0.5).",
+)
+@click.option(
+    "--task",
+    type=click.Choice(["classification", "regression"]),
+    help="Override the task inferred from the target column.",
+)
+@click.option(
+    "--hidden",
+    default=DEFAULT_HIDDEN,
+    show_default=True,
+    callback=_hidden_callback,
+    help="Hidden layer sizes, comma separated ('none': a linear model).",
+)
+@click.option(
+    "--activation",
+    type=click.Choice(list(ACTIVATIONS)),
+    default=DEFAULT_ACTIVATION,
+    show_default=True,
+)
+@click.option(
+    "--loss",
+    type=click.Choice(list(LOSSES)),
+    help="Default: cross_entropy (classification) or mse (regression).",
+)
+@click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), default="adam", show_default=True)
+@click.option(
+    "--lr",
+    type=float,
+    callback=_positive(float),
+    help="Learning rate. Default: sgd 0.1, adam/adamw 0.01, rmsprop 0.001, adagrad 0.1.",
+)
+@click.option(
+    "--momentum",
+    type=float,
+    default=0.9,
+    show_default=True,
+    callback=_momentum,
+    help="Momentum of sgd.",
+)
+@click.option("--weight-decay", type=float, default=0.0, show_default=True, callback=_non_negative)
+@click.option(
+    "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True, callback=_positive(int)
+)
+@click.option(
+    "--epochs", type=int, default=DEFAULT_EPOCHS, show_default=True, callback=_positive(int)
+)
+@click.option(
+    "--validation",
+    type=float,
+    default=DEFAULT_VALIDATION,
+    show_default=True,
+    callback=_fraction,
+    help="Fraction of the rows held out to validate (0: none).",
+)
+@click.option(
+    "--patience",
+    type=int,
+    callback=_positive(int),
+    metavar="N",
+    help="Stop early when the validation loss has not improved for N epochs "
+    "(the best weights are kept).",
+)
+@click.option(
+    "--conv",
+    "conv",
+    metavar="CHANNELS",
+    help="Convolutional layers first, their channels comma separated (25,25,25: the "
+    "MNIST-1D paper's CNN; --hidden then defaults to none). digits are 1x8x8 images, "
+    "mnist1d and other rows 1xN signals.",
+)
+@click.option(
+    "--conv-kernel",
+    metavar="K[,K...]",
+    help="Kernel size of the conv layers, or one per layer. Default: 5, then 3.",
+)
+@click.option(
+    "--conv-stride",
+    type=int,
+    default=2,
+    show_default=True,
+    callback=_positive(int),
+    help="Stride of the conv layers (padding 1).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seeds the weights, the split and the shuffling: the same seed, the same model.",
+)
+@click.option(
+    "--out",
+    default="model.safetensors",
+    show_default=True,
+    metavar="FILE",
+    help="Where to save the model.",
+)
 @click.option("--report", metavar="FILE", help="Also write an HTML report (needs matplotlib).")
-@click.option("--checkpoint", metavar="FILE",
-              help="Write a checkpoint after every epoch (model, optimizer, early stopping, "
-                   "random state, history, options), to go on with --resume.")
-@click.option("--resume", metavar="FILE",
-              help="Go on from a checkpoint: data and options come from it (options given "
-                   "again must agree; --epochs may be larger). Ends with the same weights as "
-                   "an uninterrupted run.")
+@click.option(
+    "--checkpoint",
+    metavar="FILE",
+    help="Write a checkpoint after every epoch (model, optimizer, early stopping, "
+    "random state, history, options), to go on with --resume.",
+)
+@click.option(
+    "--resume",
+    metavar="FILE",
+    help="Go on from a checkpoint: data and options come from it (options given "
+    "again must agree; --epochs may be larger). Ends with the same weights as "
+    "an uninterrupted run.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print one line at the end, nothing else.")
 @debug_option
-def train(dataset, data_file, target, delimiter, drop_missing, id_columns, samples, noise, task,
-          hidden, activation, loss, optimizer, lr, momentum, weight_decay, batch_size, epochs,
-          validation, patience, conv, conv_kernel, conv_stride, seed, out, report, checkpoint,
-          resume, quiet):
+def train(
+    dataset,
+    data_file,
+    target,
+    delimiter,
+    drop_missing,
+    id_columns,
+    samples,
+    noise,
+    task,
+    hidden,
+    activation,
+    loss,
+    optimizer,
+    lr,
+    momentum,
+    weight_decay,
+    batch_size,
+    epochs,
+    validation,
+    patience,
+    conv,
+    conv_kernel,
+    conv_stride,
+    seed,
+    out,
+    report,
+    checkpoint,
+    resume,
+    quiet,
+):
     """Train a network on a built-in dataset or your file and save it.
 
     The task is inferred from the target (text or a few whole-number labels: classification;
@@ -405,51 +582,107 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
         return _resume_train(resume)
     resume = _state.pop("resuming", None)
     from ._files import same_file
-    check_outputs({"--data": data_file, "--resume": resume},
-                  {"--out": out, "--report": report,
-                   "--checkpoint": None if checkpoint and resume and same_file(checkpoint, resume)
-                   else checkpoint})
-    options = dict(dataset=dataset, data_file=data_file and os.path.abspath(data_file),
-                   target=target, delimiter=delimiter, drop_missing=drop_missing,
-                   id_columns=list(id_columns), samples=samples, noise=noise, task=task,
-                   hidden=hidden, activation=activation, loss=loss, optimizer=optimizer, lr=lr,
-                   momentum=momentum, weight_decay=weight_decay, batch_size=batch_size,
-                   epochs=epochs, validation=validation, patience=patience, seed=seed,
-                   conv=conv, conv_kernel=conv_kernel, conv_stride=conv_stride,
-                   out=os.path.abspath(out), report=report and os.path.abspath(report))
+
+    check_outputs(
+        {"--data": data_file, "--resume": resume},
+        {
+            "--out": out,
+            "--report": report,
+            "--checkpoint": None
+            if checkpoint and resume and same_file(checkpoint, resume)
+            else checkpoint,
+        },
+    )
+    options = dict(
+        dataset=dataset,
+        data_file=data_file and os.path.abspath(data_file),
+        target=target,
+        delimiter=delimiter,
+        drop_missing=drop_missing,
+        id_columns=list(id_columns),
+        samples=samples,
+        noise=noise,
+        task=task,
+        hidden=hidden,
+        activation=activation,
+        loss=loss,
+        optimizer=optimizer,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        epochs=epochs,
+        validation=validation,
+        patience=patience,
+        seed=seed,
+        conv=conv,
+        conv_kernel=conv_kernel,
+        conv_stride=conv_stride,
+        out=os.path.abspath(out),
+        report=report and os.path.abspath(report),
+    )
     if resume and not checkpoint:
         checkpoint = resume  # go on writing into the checkpoint resumed from
     interrupt_at = None if checkpoint else os.path.splitext(out)[0] + ".checkpoint.safetensors"
-    data = _train_data(dataset, data_file, target, delimiter, drop_missing, id_columns, samples,
-                       noise)
-    source = ({"dataset": dataset, "samples": samples, "noise": noise} if dataset
-              else {"data": os.path.basename(data_file)})
+    data = _train_data(
+        dataset, data_file, target, delimiter, drop_missing, id_columns, samples, noise
+    )
+    source = (
+        {"dataset": dataset, "samples": samples, "noise": noise}
+        if dataset
+        else {"data": os.path.basename(data_file)}
+    )
     conv_params = _conv_option(conv, conv_kernel, conv_stride, dataset) if conv else {}
-    if conv and (click.get_current_context().get_parameter_source("hidden")
-                 == click.core.ParameterSource.DEFAULT):
+    if conv and (
+        click.get_current_context().get_parameter_source("hidden")
+        == click.core.ParameterSource.DEFAULT
+    ):
         hidden = []  # with --conv, --hidden defaults to none
-    est = table_estimator(data, task, hidden=tuple(hidden), activation=activation, loss=loss,
-                          optimizer=optimizer, lr=lr, momentum=momentum,
-                          weight_decay=weight_decay, batch_size=batch_size, epochs=epochs,
-                          validation=validation, patience=patience, random_state=seed,
-                          **conv_params)
+    est = table_estimator(
+        data,
+        task,
+        hidden=tuple(hidden),
+        activation=activation,
+        loss=loss,
+        optimizer=optimizer,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        epochs=epochs,
+        validation=validation,
+        patience=patience,
+        random_state=seed,
+        **conv_params,
+    )
     header = None if quiet else (lambda state: _print_train_header(data, est, state))
     progress = ProgressCallback(console, epochs, quiet, header)
     try:
-        fit_table(est, data, source=source, id_columns=id_columns, callbacks=[progress],
-                  track_grad_norms=True,
-                  fit_options={"checkpoint": checkpoint, "resume": resume,
-                               "interrupt_checkpoint": interrupt_at,
-                               "settings": {"options": options}})
+        fit_table(
+            est,
+            data,
+            source=source,
+            id_columns=id_columns,
+            callbacks=[progress],
+            track_grad_norms=True,
+            fit_options={
+                "checkpoint": checkpoint,
+                "resume": resume,
+                "interrupt_checkpoint": interrupt_at,
+                "settings": {"options": options},
+            },
+        )
     except TrainingError as err:
         raise TrainingError(f"{err} (nothing was saved)") from None
     except KeyboardInterrupt as stop:
         saved = getattr(stop, "checkpoint", None)
         if saved is None:
             raise
-        raise KeyboardInterrupt(f"after epoch {stop.epoch} of {epochs}; that epoch's state is "
-                                f"saved in {saved}; go on with: chainrule train --resume "
-                                f"{shlex.quote(saved)}") from None
+        raise KeyboardInterrupt(
+            f"after epoch {stop.epoch} of {epochs}; that epoch's state is "
+            f"saved in {saved}; go on with: chainrule train --resume "
+            f"{shlex.quote(saved)}"
+        ) from None
     finally:
         progress.close()
     est.save(out)
@@ -466,9 +699,16 @@ def train(dataset, data_file, target, delimiter, drop_missing, id_columns, sampl
         console.print(f"saved {out}")
     if report:
         from .io import read_info
+
         write_report = _optional("chainrule.report", "write_report", "the HTML report")
-        path = write_report(report, est.model_, read_info(out), data.X, table_targets(est, data),
-                            history=est.history_.to_dict())
+        path = write_report(
+            report,
+            est.model_,
+            read_info(out),
+            data.X,
+            table_targets(est, data),
+            history=est.history_.to_dict(),
+        )
         if not quiet:
             console.print(f"wrote {path}")
 
@@ -480,8 +720,11 @@ def _resume_train(path):
     from .checkpoint import resume_options
 
     ctx = click.get_current_context()
-    given = {k: v for k, v in ctx.params.items()
-             if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    given = {
+        k: v
+        for k, v in ctx.params.items()
+        if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE
+    }
     merged = resume_options(path, given)
     params = dict(ctx.params)
     params.update({k: v for k, v in merged.items() if k in params})
@@ -502,20 +745,28 @@ def _conv_option(conv, conv_kernel, conv_stride, dataset) -> dict:
     def sizes(option, text):
         parts = [p.strip() for p in str(text).split(",") if p.strip()]
         if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
-            raise click.BadParameter(f"'{text}' is not a list of positive whole numbers such "
-                                     "as 25,25,25", param_hint=option)
+            raise click.BadParameter(
+                f"'{text}' is not a list of positive whole numbers such as 25,25,25",
+                param_hint=option,
+            )
         return tuple(int(p) for p in parts)
 
     channels = sizes("--conv", conv)
     kernel = sizes("--conv-kernel", conv_kernel) if conv_kernel else None
     if kernel and len(kernel) not in (1, len(channels)):
-        raise click.BadParameter(f"'{conv_kernel}' gives {len(kernel)} sizes for "
-                                 f"{len(channels)} conv layers; give one, or one per layer",
-                                 param_hint="--conv-kernel")
+        raise click.BadParameter(
+            f"'{conv_kernel}' gives {len(kernel)} sizes for "
+            f"{len(channels)} conv layers; give one, or one per layer",
+            param_hint="--conv-kernel",
+        )
     key = (dataset or "").strip().lower().replace("_", "-")
     shape = SAMPLE_SHAPES.get(key)
-    return {"conv": channels, "conv_kernel": kernel, "conv_stride": conv_stride,
-            "input_shape": None if shape is None else tuple(shape)}
+    return {
+        "conv": channels,
+        "conv_kernel": kernel,
+        "conv_stride": conv_stride,
+        "input_shape": None if shape is None else tuple(shape),
+    }
 
 
 def _print_train_header(data, est, state):
@@ -534,16 +785,23 @@ def _print_train_header(data, est, state):
     if data.dropped:
         what += f"; dropped {data.dropped} rows with missing values"
     console.print(f"data: {data.source} ({what})")
-    widths = ([str(len(data.feature_names))]
-              + ([f"conv {','.join(map(str, est.conv))}"] if est.conv else [])
-              + [f"{h} {est.activation}" for h in hidden] + [str(n_out)])
+    widths = (
+        [str(len(data.feature_names))]
+        + ([f"conv {','.join(map(str, est.conv))}"] if est.conv else [])
+        + [f"{h} {est.activation}" for h in hidden]
+        + [str(n_out)]
+    )
     lr = state.optimizer.param_groups[0]["lr"]
-    console.print(f"model: {' -> '.join(widths)} ({n_params} parameters), loss {est.loss_}, "
-                  f"optimizer {est.optimizer} (lr {lr:g})")
+    console.print(
+        f"model: {' -> '.join(widths)} ({n_params} parameters), loss {est.loss_}, "
+        f"optimizer {est.optimizer} (lr {lr:g})"
+    )
     n_train, n_val = est.n_train_, est.n_validation_
     split = f"{n_train} rows" + (f", validating on {n_val}" if n_val else ", no validation set")
-    console.print(f"training on {split}: {state.epochs} epochs, batch size {est.batch_size}, "
-                  f"seed {est.random_state}")
+    console.print(
+        f"training on {split}: {state.epochs} epochs, batch size {est.batch_size}, "
+        f"seed {est.random_state}"
+    )
 
 
 def _print_final(final_metrics: dict, history, epochs: int):
@@ -562,6 +820,7 @@ def _print_final(final_metrics: dict, history, epochs: int):
 
 # --- evaluate ---------------------------------------------------------------------------------
 
+
 @cli.command()
 @click.argument("model_file", metavar="MODEL")
 @data_options("The target column (default: the model's target).")
@@ -571,12 +830,15 @@ def evaluate(model_file, dataset, data_file, target, delimiter, drop_missing, id
     from .sklearn import evaluate_table
 
     _source_check(dataset, data_file)
-    est, data = _model_and_data(model_file, dataset, data_file, target, delimiter,
-                                drop_missing, id_columns)
+    est, data = _model_and_data(
+        model_file, dataset, data_file, target, delimiter, drop_missing, id_columns
+    )
     m = evaluate_table(est, data)
-    console.print(f"model {model_file} on {data.source} ({data.n} rows"
-                  + (f"; dropped {data.dropped} with missing values" if data.dropped else "")
-                  + ")")
+    console.print(
+        f"model {model_file} on {data.source} ({data.n} rows"
+        + (f"; dropped {data.dropped} with missing values" if data.dropped else "")
+        + ")"
+    )
     if "accuracy" not in m:
         t = _table("metric", "value")
         for key in ("mse", "rmse", "mae", "r2"):
@@ -593,8 +855,13 @@ def evaluate(model_file, dataset, data_file, target, delimiter, drop_missing, id
     console.print(t)
     t = _table("class", "precision", "recall", "f1", "support", title="per class")
     for i, name in enumerate(names):
-        t.add_row(name, f"{m['precision'][i]:.3f}", f"{m['recall'][i]:.3f}", f"{m['f1'][i]:.3f}",
-                  str(int(m["support"][i])))
+        t.add_row(
+            name,
+            f"{m['precision'][i]:.3f}",
+            f"{m['recall'][i]:.3f}",
+            f"{m['f1'][i]:.3f}",
+            str(int(m["support"][i])),
+        )
     console.print(t)
     t = _table("true \\ predicted", *names, title="confusion matrix (rows: true class)")
     for i, name in enumerate(names):
@@ -603,6 +870,7 @@ def evaluate(model_file, dataset, data_file, target, delimiter, drop_missing, id
 
 
 # --- predict ----------------------------------------------------------------------------------
+
 
 def _cell(value) -> str:
     if value is None:
@@ -629,12 +897,16 @@ def write_columns(path, columns: dict, safe: bool = True):
             import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError:
-            raise DataError(f"writing {path} needs pyarrow, which is not installed: "
-                            "pip install pyarrow (or write a .csv file)") from None
+            raise DataError(
+                f"writing {path} needs pyarrow, which is not installed: "
+                "pip install pyarrow (or write a .csv file)"
+            ) from None
         from ._files import write_atomic
 
-        arrays = {k: (np.asarray(v).tolist() if np.asarray(v).dtype == object else v)
-                  for k, v in columns.items()}
+        arrays = {
+            k: (np.asarray(v).tolist() if np.asarray(v).dtype == object else v)
+            for k, v in columns.items()
+        }
         sink = pa.BufferOutputStream()
         pq.write_table(pa.table(arrays), sink)
         write_atomic(path, sink.getvalue().to_pybytes(), DataError)
@@ -646,29 +918,50 @@ def write_columns(path, columns: dict, safe: bool = True):
 
 @cli.command()
 @click.argument("model_file", metavar="MODEL")
-@click.option("--data", "data_file", required=True, metavar="FILE",
-              help="Rows to predict: the model's feature columns (CSV, TSV, NPZ or Parquet).")
-@click.option("--output", "-o", metavar="FILE",
-              help="Write the predictions here (CSV; TSV for .tsv; Parquet for .parquet). "
-                   "Default: print them.")
+@click.option(
+    "--data",
+    "data_file",
+    required=True,
+    metavar="FILE",
+    help="Rows to predict: the model's feature columns (CSV, TSV, NPZ or Parquet).",
+)
+@click.option(
+    "--output",
+    "-o",
+    metavar="FILE",
+    help="Write the predictions here (CSV; TSV for .tsv; Parquet for .parquet). "
+    "Default: print them.",
+)
 @click.option("--proba", is_flag=True, help="Add one probability column per class.")
-@click.option("--raw-cells", is_flag=True,
-              help="Write text cells exactly as they are, even those starting with = + - @ "
-                   "(by default these get a leading ' so that a spreadsheet shows them as text "
-                   "instead of running them as formulas).")
+@click.option(
+    "--raw-cells",
+    is_flag=True,
+    help="Write text cells exactly as they are, even those starting with = + - @ "
+    "(by default these get a leading ' so that a spreadsheet shows them as text "
+    "instead of running them as formulas).",
+)
 @click.option("--delimiter", metavar="CHAR")
-@click.option("--drop-missing", is_flag=True,
-              help="Skip rows with missing values (the output then has a 'row' column).")
-@click.option("--id-column", "id_columns", multiple=True, metavar="COLUMN",
-              help="A column copied to the output to identify rows; repeatable.")
+@click.option(
+    "--drop-missing",
+    is_flag=True,
+    help="Skip rows with missing values (the output then has a 'row' column).",
+)
+@click.option(
+    "--id-column",
+    "id_columns",
+    multiple=True,
+    metavar="COLUMN",
+    help="A column copied to the output to identify rows; repeatable.",
+)
 @debug_option
 def predict(model_file, data_file, output, proba, raw_cells, delimiter, drop_missing, id_columns):
     """Predict with a saved model: labels in their original names (or values, for regression)."""
     from .sklearn import NetClassifier
 
     check_outputs({"MODEL": model_file, "--data": data_file}, {"--output": output})
-    est, data = _model_and_data(model_file, None, data_file, None, delimiter, drop_missing,
-                                id_columns, need_target=False)
+    est, data = _model_and_data(
+        model_file, None, data_file, None, delimiter, drop_missing, id_columns, need_target=False
+    )
     columns = {}
     if drop_missing:
         columns["row"] = data.rows
@@ -676,9 +969,11 @@ def predict(model_file, data_file, output, proba, raw_cells, delimiter, drop_mis
     if isinstance(est, NetClassifier):
         if proba:
             if not hasattr(est, "predict_proba"):
-                raise ConfigError(f"--proba needs a model trained with cross_entropy, "
-                                  f"bce_with_logits or bce; this one was trained with "
-                                  f"{est.loss_}, whose outputs are scores, not probabilities")
+                raise ConfigError(
+                    f"--proba needs a model trained with cross_entropy, "
+                    f"bce_with_logits or bce; this one was trained with "
+                    f"{est.loss_}, whose outputs are scores, not probabilities"
+                )
             p = est.predict_proba(data.X)  # checked before anything is written
         columns["prediction"] = est.predict(data.X)
         if proba:
@@ -696,8 +991,15 @@ def predict(model_file, data_file, output, proba, raw_cells, delimiter, drop_mis
 # --- tune (GridSearchCV, locally or on a Dask cluster) ----------------------------------------
 
 #: tune's grid options: each takes one or more values (--hidden 8 16,16 32,32)
-_GRID_OPTIONS = ("--hidden", "--activation", "--lr", "--optimizer", "--batch-size", "--epochs",
-                 "--weight-decay")
+_GRID_OPTIONS = (
+    "--hidden",
+    "--activation",
+    "--lr",
+    "--optimizer",
+    "--batch-size",
+    "--epochs",
+    "--weight-decay",
+)
 
 
 def _expand_grid_args(args: list) -> list:
@@ -707,7 +1009,7 @@ def _expand_grid_args(args: list) -> list:
         return args
     out, i = [], 0
     start = args.index("tune")
-    out = args[:start + 1]
+    out = args[: start + 1]
     i = start + 1
     while i < len(args):
         a = args[i]
@@ -730,8 +1032,9 @@ def _grid_values(name, values, convert):
         try:
             out.append(convert(v))
         except (ValueError, ConfigError) as err:
-            raise click.BadParameter(f"'{v}': {str(err).split(': ', 1)[-1]}",
-                                     param_hint=f"'--{name}'") from None
+            raise click.BadParameter(
+                f"'{v}': {str(err).split(': ', 1)[-1]}", param_hint=f"'--{name}'"
+            ) from None
     return list(dict.fromkeys(out))
 
 
@@ -741,6 +1044,7 @@ def _positive_number(kind):
         if not value > 0 or not math.isfinite(value):
             raise ValueError(f"must be a positive {'whole number' if kind is int else 'number'}")
         return value
+
     return convert
 
 
@@ -763,45 +1067,120 @@ def _choice(options):
         if text not in options:
             raise ValueError(f"expected one of {', '.join(options)}")
         return text
+
     return convert
 
 
 @cli.command()
 @data_options("The column to predict (required with --data, except for NPZ files with y).")
-@click.option("--task", type=click.Choice(["classification", "regression"]),
-              help="Override the task inferred from the target column.")
-@click.option("--hidden", multiple=True, metavar="SIZES...",
-              help="Hidden layer sizes to try, such as: 8 16,16 32,32 ('none': linear).")
-@click.option("--activation", multiple=True, metavar="NAMES...",
-              help=f"Activations to try ({', '.join(ACTIVATIONS)}).")
+@click.option(
+    "--task",
+    type=click.Choice(["classification", "regression"]),
+    help="Override the task inferred from the target column.",
+)
+@click.option(
+    "--hidden",
+    multiple=True,
+    metavar="SIZES...",
+    help="Hidden layer sizes to try, such as: 8 16,16 32,32 ('none': linear).",
+)
+@click.option(
+    "--activation",
+    multiple=True,
+    metavar="NAMES...",
+    help=f"Activations to try ({', '.join(ACTIVATIONS)}).",
+)
 @click.option("--lr", multiple=True, metavar="RATES...", help="Learning rates to try.")
-@click.option("--optimizer", multiple=True, metavar="NAMES...",
-              help=f"Optimizers to try ({', '.join(OPTIMIZERS)}).")
+@click.option(
+    "--optimizer",
+    multiple=True,
+    metavar="NAMES...",
+    help=f"Optimizers to try ({', '.join(OPTIMIZERS)}).",
+)
 @click.option("--batch-size", multiple=True, metavar="N...", help="Batch sizes to try.")
-@click.option("--epochs", multiple=True, metavar="N...",
-              help=f"Epochs to try (default {DEFAULT_EPOCHS}).")
+@click.option(
+    "--epochs", multiple=True, metavar="N...", help=f"Epochs to try (default {DEFAULT_EPOCHS})."
+)
 @click.option("--weight-decay", multiple=True, metavar="X...", help="Weight decays to try.")
-@click.option("--loss", type=click.Choice(list(LOSSES)),
-              help="Default: cross_entropy (classification) or mse (regression).")
-@click.option("--validation", type=float, default=0.0, show_default=True, callback=_fraction,
-              help="Fraction of each training fold held out to stop early (with --patience).")
-@click.option("--patience", type=int, callback=_positive(int), metavar="N",
-              help="Stop early when the held-out loss has not improved for N epochs.")
-@click.option("--cv", type=click.IntRange(min=2), default=3, show_default=True,
-              help="Cross-validation folds (stratified for classification).")
-@click.option("--scoring", metavar="NAME",
-              help="A scikit-learn scorer (default: accuracy, or r2 for regression).")
-@click.option("--scheduler", metavar="ADDRESS",
-              help="Run on an existing Dask cluster (tcp://host:8786) instead of locally.")
-@click.option("--jobs", "n_jobs", type=int, default=-1, show_default=True,
-              help="Local worker processes (-1: one per core).")
+@click.option(
+    "--loss",
+    type=click.Choice(list(LOSSES)),
+    help="Default: cross_entropy (classification) or mse (regression).",
+)
+@click.option(
+    "--validation",
+    type=float,
+    default=0.0,
+    show_default=True,
+    callback=_fraction,
+    help="Fraction of each training fold held out to stop early (with --patience).",
+)
+@click.option(
+    "--patience",
+    type=int,
+    callback=_positive(int),
+    metavar="N",
+    help="Stop early when the held-out loss has not improved for N epochs.",
+)
+@click.option(
+    "--cv",
+    type=click.IntRange(min=2),
+    default=3,
+    show_default=True,
+    help="Cross-validation folds (stratified for classification).",
+)
+@click.option(
+    "--scoring",
+    metavar="NAME",
+    help="A scikit-learn scorer (default: accuracy, or r2 for regression).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Run on an existing Dask cluster (tcp://host:8786) instead of locally.",
+)
+@click.option(
+    "--jobs",
+    "n_jobs",
+    type=int,
+    default=-1,
+    show_default=True,
+    help="Local worker processes (-1: one per core).",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--out", default="best.safetensors", show_default=True, metavar="FILE",
-              help="Where to save the best model (trained again on all the rows).")
+@click.option(
+    "--out",
+    default="best.safetensors",
+    show_default=True,
+    metavar="FILE",
+    help="Where to save the best model (trained again on all the rows).",
+)
 @debug_option
-def tune(dataset, data_file, target, delimiter, drop_missing, id_columns, task, hidden,
-         activation, lr, optimizer, batch_size, epochs, weight_decay, loss, validation, patience,
-         cv, scoring, scheduler, n_jobs, seed, out):
+def tune(
+    dataset,
+    data_file,
+    target,
+    delimiter,
+    drop_missing,
+    id_columns,
+    task,
+    hidden,
+    activation,
+    lr,
+    optimizer,
+    batch_size,
+    epochs,
+    weight_decay,
+    loss,
+    validation,
+    patience,
+    cv,
+    scoring,
+    scheduler,
+    n_jobs,
+    seed,
+    out,
+):
     """Try every combination of the given settings by cross-validation (GridSearchCV), print
     them ranked, and save the best model.
 
@@ -815,22 +1194,21 @@ def tune(dataset, data_file, target, delimiter, drop_missing, id_columns, task, 
     from .sklearn import fit_table, grid_search, table_estimator
     from .tabular import numeric_target
 
-    data = _train_data(dataset, data_file, target, delimiter, drop_missing, id_columns, None,
-                       None)
+    data = _train_data(dataset, data_file, target, delimiter, drop_missing, id_columns, None, None)
     grid = {}
     for name, values, convert in (
-            ("hidden", hidden, lambda v: tuple(parse_hidden(v))),
-            ("activation", activation, _choice(list(ACTIVATIONS))),
-            ("lr", lr, _positive_number(float)),
-            ("optimizer", optimizer, _choice(list(OPTIMIZERS))),
-            ("batch_size", batch_size, _positive_number(int)),
-            ("epochs", epochs, _positive_number(int)),
-            ("weight_decay", weight_decay, _non_negative_number)):
+        ("hidden", hidden, lambda v: tuple(parse_hidden(v))),
+        ("activation", activation, _choice(list(ACTIVATIONS))),
+        ("lr", lr, _positive_number(float)),
+        ("optimizer", optimizer, _choice(list(OPTIMIZERS))),
+        ("batch_size", batch_size, _positive_number(int)),
+        ("epochs", epochs, _positive_number(int)),
+        ("weight_decay", weight_decay, _non_negative_number),
+    ):
         if values:
             grid[name] = _grid_values(name.replace("_", "-"), values, convert)
     if not grid:
-        raise click.UsageError("give the settings to try, such as --hidden 8 16,16 --lr "
-                               "0.003 0.01")
+        raise click.UsageError("give the settings to try, such as --hidden 8 16,16 --lr 0.003 0.01")
     base = {"loss": loss, "validation": validation, "patience": patience, "random_state": seed}
     est = table_estimator(data, task, **base)
     if est._task == "classification":
@@ -838,6 +1216,7 @@ def tune(dataset, data_file, target, delimiter, drop_missing, id_columns, task, 
             y = np.asarray(data.y_codes)
         else:
             from .data import encode_labels
+
             y = encode_labels(data.y_raw)[0]
     elif data.y_codes is not None:
         y = np.asarray(data.y_codes, dtype=np.float64)
@@ -845,36 +1224,58 @@ def tune(dataset, data_file, target, delimiter, drop_missing, id_columns, task, 
         y = numeric_target(data.y_raw, data)
     n = int(np.prod([len(v) for v in grid.values()]))
     where = f"the Dask cluster at {scheduler}" if scheduler else "local worker processes"
-    console.print(f"data: {data.source} ({data.n} rows, {len(data.feature_names)} features, "
-                  f"{est._task})")
+    console.print(
+        f"data: {data.source} ({data.n} rows, {len(data.feature_names)} features, {est._task})"
+    )
     console.print(f"tuning {n} candidates x {cv} folds = {n * cv} fits on {where}")
     start = time.perf_counter()
-    search = grid_search(est, data.X, y, grid, cv=cv, scoring=scoring, scheduler=scheduler,
-                         n_jobs=n_jobs, refit=False)
+    search = grid_search(
+        est,
+        data.X,
+        y,
+        grid,
+        cv=cv,
+        scoring=scoring,
+        scheduler=scheduler,
+        n_jobs=n_jobs,
+        refit=False,
+    )
     seconds = time.perf_counter() - start
     res = search.cv_results_
     score_name = scoring or ("accuracy" if est._task == "classification" else "r2")
-    t = _table("rank", *grid, f"mean {score_name}", "± std", "fit s", left=tuple(grid),
-               title=f"{n} candidates, {cv}-fold cross-validation")
+    t = _table(
+        "rank",
+        *grid,
+        f"mean {score_name}",
+        "± std",
+        "fit s",
+        left=tuple(grid),
+        title=f"{n} candidates, {cv}-fold cross-validation",
+    )
     for i in np.argsort(res["rank_test_score"], kind="stable"):
         p = res["params"][i]
-        t.add_row(str(res["rank_test_score"][i]),
-                  *(_setting_text(k, p[k]) for k in grid),
-                  f"{res['mean_test_score'][i]:.4f}", f"{res['std_test_score'][i]:.4f}",
-                  f"{res['mean_fit_time'][i]:.2f}")
+        t.add_row(
+            str(res["rank_test_score"][i]),
+            *(_setting_text(k, p[k]) for k in grid),
+            f"{res['mean_test_score'][i]:.4f}",
+            f"{res['std_test_score'][i]:.4f}",
+            f"{res['mean_fit_time'][i]:.2f}",
+        )
     console.print(t)
     best = search.best_params_
     shown = ", ".join(f"{k}={_setting_text(k, v)}" for k, v in best.items())
-    console.print(f"best: {shown} (mean {score_name} {search.best_score_:.4f}); "
-                  f"sweep {seconds:.1f} s")
+    console.print(
+        f"best: {shown} (mean {score_name} {search.best_score_:.4f}); sweep {seconds:.1f} s"
+    )
     final = table_estimator(data, task, **base, **best)
-    source = ({"dataset": dataset} if dataset else {"data": os.path.basename(data_file)})
+    source = {"dataset": dataset} if dataset else {"data": os.path.basename(data_file)}
     fit_table(final, data, source=source, id_columns=id_columns, track_grad_norms=True)
     final.save(out)
     console.print(f"saved {out} (the best settings, trained on all {data.n} rows)")
 
 
 # --- summary ----------------------------------------------------------------------------------
+
 
 @cli.command()
 @click.argument("model_file", metavar="MODEL")
@@ -887,8 +1288,7 @@ def summary(model_file):
     spec = info["architecture"]
     children = spec.get("children", [spec])
     params = dict(model.named_parameters())
-    t = _table("#", "layer", "output", "parameters", title=f"model {model_file}",
-               left=("layer",))
+    t = _table("#", "layer", "output", "parameters", title=f"model {model_file}", left=("layer",))
     width = None
     total = 0
     for i, child in enumerate(children):
@@ -897,10 +1297,14 @@ def summary(model_file):
             width = cfg["out_features"]
             desc = f"{child['type']}({cfg['in_features']} -> {cfg['out_features']})"
         else:
-            desc = child["type"] + ("(" + ", ".join(f"{k}={v}" for k, v in cfg.items()) + ")"
-                                    if cfg else "")
-        n = sum(int(np.asarray(p.data).size) for name, p in params.items()
-                if name.split(".")[0] == str(i))
+            desc = child["type"] + (
+                "(" + ", ".join(f"{k}={v}" for k, v in cfg.items()) + ")" if cfg else ""
+            )
+        n = sum(
+            int(np.asarray(p.data).size)
+            for name, p in params.items()
+            if name.split(".")[0] == str(i)
+        )
         total += n
         t.add_row(str(i), desc, str(width) if width is not None else "-", str(n))
     t.add_row("", "total", "", str(total))
@@ -913,8 +1317,10 @@ def summary(model_file):
         if pre.get("label_names"):
             t.add_row("labels", ", ".join(pre["label_names"]))
         t.add_row("features", ", ".join(pre.get("feature_names", [])))
-        t.add_row("standardized", "features (mean 0, std 1)"
-                  + (" and target" if "target_standardizer" in pre else ""))
+        t.add_row(
+            "standardized",
+            "features (mean 0, std 1)" + (" and target" if "target_standardizer" in pre else ""),
+        )
         t.add_row("output", f"{pre.get('output')} (loss {pre.get('loss')})")
         if pre.get("id_columns"):
             t.add_row("id columns", ", ".join(pre["id_columns"]))
@@ -935,12 +1341,13 @@ def summary(model_file):
         t = _table("metric", *splits)
         keys = list(dict.fromkeys(k for s in splits for k in metrics[s]))
         for key in keys:
-            label = ("loss (standardized target)" if key == "loss" and "r2" in keys else key)
+            label = "loss (standardized target)" if key == "loss" and "r2" in keys else key
             t.add_row(label, *(_fmt(metrics[s].get(key), key) for s in splits))
         console.print(t)
 
 
 # --- explain and report (chainrule.explain, chainrule.report) ------------------------------
+
 
 def _optional(module: str, name: str, what: str):
     """A function of an optional part of chainrule, or a clear error when it is missing."""
@@ -948,16 +1355,19 @@ def _optional(module: str, name: str, what: str):
         mod = importlib.import_module(module)
     except ModuleNotFoundError as err:
         if err.name and (err.name == module or module.startswith(err.name + ".")):
-            raise ConfigError(f"{what} is not available yet in this version of chainrule "
-                              f"({module} is missing)") from None
+            raise ConfigError(
+                f"{what} is not available yet in this version of chainrule ({module} is missing)"
+            ) from None
         extra = {"matplotlib": "viz"}.get((err.name or "").split(".")[0])
         hint = f"pip install 'chainrule[{extra}]'" if extra else f"pip install {err.name}"
-        raise ConfigError(f"{what} needs the package {err.name}, which is not installed: "
-                          f"{hint}") from None
+        raise ConfigError(
+            f"{what} needs the package {err.name}, which is not installed: {hint}"
+        ) from None
     fn = getattr(mod, name, None)
     if fn is None:
-        raise ConfigError(f"{what} is not available yet in this version of chainrule "
-                          f"({module}.{name} is missing)")
+        raise ConfigError(
+            f"{what} is not available yet in this version of chainrule ({module}.{name} is missing)"
+        )
     return fn
 
 
@@ -965,21 +1375,31 @@ def _row_index(data: Data, row: int) -> int:
     hits = np.flatnonzero(np.asarray(data.rows) == row)
     if not len(hits):
         last = int(data.rows[-1]) if len(data.rows) else 0
-        raise ConfigError(f"--row {row}: {data.source} has no data row {row} (rows are "
-                          f"1 to {last}; row 1 is the first row after the header)")
+        raise ConfigError(
+            f"--row {row}: {data.source} has no data row {row} (rows are "
+            f"1 to {last}; row 1 is the first row after the header)"
+        )
     return int(hits[0])
 
 
 @cli.command()
 @click.argument("model_file", metavar="MODEL", required=False)
 @data_options("The target column (default: the model's target).")
-@click.option("--row", type=int, default=1, show_default=True, callback=_positive(int),
-              help="Which data row to explain (1 = the first row after the header).")
-@click.option("--demo", type=click.Choice(["llc", "composition"]),
-              help="The course notes' examples instead of a model.")
+@click.option(
+    "--row",
+    type=int,
+    default=1,
+    show_default=True,
+    callback=_positive(int),
+    help="Which data row to explain (1 = the first row after the header).",
+)
+@click.option(
+    "--demo",
+    type=click.Choice(["llc", "composition"]),
+    help="The course notes' examples instead of a model.",
+)
 @debug_option
-def explain(model_file, dataset, data_file, target, delimiter, drop_missing, id_columns, row,
-            demo):
+def explain(model_file, dataset, data_file, target, delimiter, drop_missing, id_columns, row, demo):
     """Every chain-rule term of one row, as numbers: forward values, then backward products.
 
     \b
@@ -998,16 +1418,21 @@ def explain(model_file, dataset, data_file, target, delimiter, drop_missing, id_
     from .sklearn import NetRegressor, network_data, table_columns, table_targets
     from .tabular import make_loss
 
-    est, data = _model_and_data(model_file, dataset, data_file, target, delimiter,
-                                drop_missing, id_columns)
+    est, data = _model_and_data(
+        model_file, dataset, data_file, target, delimiter, drop_missing, id_columns
+    )
     i = _row_index(data, row)
-    x, t = network_data(est, data.X[i:i + 1], table_targets(est, data)[i:i + 1])
+    x, t = network_data(est, data.X[i : i + 1], table_targets(est, data)[i : i + 1])
     regression = isinstance(est, NetRegressor)
     shown = ", ".join(f"{n}={v:g}" for n, v in zip(table_columns(est)["features"], data.X[i]))
-    console.print(f"row {row} of {data.source}: {shown}; {table_columns(est)['target']} = "
-                  f"{data.y_raw[i]}")
-    console.print("(the network sees the features standardized with the model's statistics"
-                  + (", and the target standardized too" if regression else "") + ")")
+    console.print(
+        f"row {row} of {data.source}: {shown}; {table_columns(est)['target']} = {data.y_raw[i]}"
+    )
+    console.print(
+        "(the network sees the features standardized with the model's statistics"
+        + (", and the target standardized too" if regression else "")
+        + ")"
+    )
     print(explain_fn(est.model_, x, t, make_loss(est.loss_)))
 
 
@@ -1015,8 +1440,14 @@ def explain(model_file, dataset, data_file, target, delimiter, drop_missing, id_
 @click.argument("model_file", metavar="MODEL")
 @data_options("The target column (default: the model's target).")
 @click.option("--out", default="report.html", show_default=True, metavar="FILE")
-@click.option("--row", type=int, default=1, show_default=True, callback=_positive(int),
-              help="The row whose chain-rule terms the report shows.")
+@click.option(
+    "--row",
+    type=int,
+    default=1,
+    show_default=True,
+    callback=_positive(int),
+    help="The row whose chain-rule terms the report shows.",
+)
 @debug_option
 def report(model_file, dataset, data_file, target, delimiter, drop_missing, id_columns, out, row):
     """An HTML report of a saved model: training curves, metrics, one row explained."""
@@ -1026,26 +1457,48 @@ def report(model_file, dataset, data_file, target, delimiter, drop_missing, id_c
     _source_check(dataset, data_file)
     check_outputs({"MODEL": model_file, "--data": data_file}, {"--out": out})
     write_report = _optional("chainrule.report", "write_report", "the HTML report")
-    est, data = _model_and_data(model_file, dataset, data_file, target, delimiter,
-                                drop_missing, id_columns)
+    est, data = _model_and_data(
+        model_file, dataset, data_file, target, delimiter, drop_missing, id_columns
+    )
     info = read_info(model_file)
     history = (info.get("training") or {}).get("history")
-    path = write_report(out, est.model_, info, data.X, table_targets(est, data),
-                        history=history, sample_index=_row_index(data, row))
+    path = write_report(
+        out,
+        est.model_,
+        info,
+        data.X,
+        table_targets(est, data),
+        history=history,
+        sample_index=_row_index(data, row),
+    )
     console.print(f"wrote {path}")
 
 
 # --- playground -------------------------------------------------------------------------------
 
+
 @cli.command()
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
-              help="Port to listen on (0: any free port).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; the default keeps the page on this machine.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; the default keeps the page on this machine.",
+)
 @click.option("--no-browser", is_flag=True, help="Do not open the page in a web browser.")
-@click.option("--dataset", type=click.Choice(["circle", "xor", "gauss", "spiral", "plane",
-                                              "multigauss"]), default="circle",
-              show_default=True, help="The data set to start with.")
+@click.option(
+    "--dataset",
+    type=click.Choice(["circle", "xor", "gauss", "spiral", "plane", "multigauss"]),
+    default="circle",
+    show_default=True,
+    help="The data set to start with.",
+)
 @debug_option
 def playground(port, host, no_browser, dataset):
     """Train a network live in the browser and watch every chain-rule term (needs
@@ -1056,11 +1509,17 @@ def playground(port, host, no_browser, dataset):
 
 # --- export (chainrule.onnx) ------------------------------------------------------------------
 
+
 @cli.command("export")
 @click.argument("model_file", metavar="MODEL")
-@click.option("--onnx", "onnx_out", required=True, metavar="OUT.onnx",
-              help="Write the model as ONNX here: raw features X in; label and probabilities "
-                   "(classification) or prediction (regression) out.")
+@click.option(
+    "--onnx",
+    "onnx_out",
+    required=True,
+    metavar="OUT.onnx",
+    help="Write the model as ONNX here: raw features X in; label and probabilities "
+    "(classification) or prediction (regression) out.",
+)
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX operator set.")
 @debug_option
 def export_command(model_file, onnx_out, opset):
@@ -1069,13 +1528,13 @@ def export_command(model_file, onnx_out, opset):
 
     check_outputs({"MODEL": model_file}, {"--onnx": onnx_out})  # also through links
     path = export(model_file, onnx_out, opset=opset)
-    console.print(f"wrote {path} (ONNX opset {opset}: input X, "
-                  f"{os.path.getsize(path)} bytes)")
+    console.print(f"wrote {path} (ONNX opset {opset}: input X, {os.path.getsize(path)} bytes)")
 
 
 # ---------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------
+
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
@@ -1114,7 +1573,9 @@ def main(argv=None) -> int:
         if _state["debug"]:
             raise
         cause = err.__cause__ if isinstance(err, click.Abort) else err  # click wraps Ctrl-C
-        detail = f" {_one_line(cause)}" if isinstance(cause, KeyboardInterrupt) and str(cause) else ""
+        detail = (
+            f" {_one_line(cause)}" if isinstance(cause, KeyboardInterrupt) and str(cause) else ""
+        )
         click.echo(f"error: interrupted{detail}", err=True)
         return 130
     except BrokenPipeError:
@@ -1133,11 +1594,17 @@ def main(argv=None) -> int:
         if _state["debug"]:
             raise
         if top in _EXTRAS:
-            click.echo(f"error: this needs the package {top}, which is not installed: "
-                       f'pip install "chainrule[{_EXTRAS[top]}]"', err=True)
+            click.echo(
+                f"error: this needs the package {top}, which is not installed: "
+                f'pip install "chainrule[{_EXTRAS[top]}]"',
+                err=True,
+            )
         else:
-            click.echo(f"error: internal error (ModuleNotFoundError: {_one_line(err)}); run "
-                       "again with --debug for the traceback and please report it", err=True)
+            click.echo(
+                f"error: internal error (ModuleNotFoundError: {_one_line(err)}); run "
+                "again with --debug for the traceback and please report it",
+                err=True,
+            )
         return 1
     except OSError as err:
         if _state["debug"]:
@@ -1148,8 +1615,11 @@ def main(argv=None) -> int:
     except Exception as err:  # noqa: BLE001 - a bug: say so in one line, keep --debug for more
         if _state["debug"]:
             raise
-        click.echo(f"error: internal error ({type(err).__name__}: {_one_line(err)}); run again "
-                   "with --debug for the traceback and please report it", err=True)
+        click.echo(
+            f"error: internal error ({type(err).__name__}: {_one_line(err)}); run again "
+            "with --debug for the traceback and please report it",
+            err=True,
+        )
         return 1
 
 

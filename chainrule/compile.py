@@ -54,8 +54,8 @@ from .tensor import Context, Tensor, Unit, is_grad_enabled, unbroadcast
 __all__ = ["compile", "CompiledFunction", "PLANS"]
 
 _LOCK = threading.RLock()
-_LOCAL = threading.local()     # .recorder: the trace running in this thread (None otherwise)
-_PATCH_DEPTH = [0]             # traces running in any thread (the patches stay while > 0)
+_LOCAL = threading.local()  # .recorder: the trace running in this thread (None otherwise)
+_PATCH_DEPTH = [0]  # traces running in any thread (the patches stay while > 0)
 _SAVED: dict = {}
 
 
@@ -71,6 +71,7 @@ class _Retrace(Exception):
 # recording: the patches that are in place while a trace runs (eager mode pays nothing)
 # ------------------------------------------------------------------------------------------------
 
+
 def _recorder():
     return getattr(_LOCAL, "recorder", None)
 
@@ -85,8 +86,15 @@ def _install_patches():
         _SAVED["backward"] = Tensor.__dict__["backward"]
         _SAVED["call"] = Module.__dict__["__call__"]
         from .optim.lr_scheduler import ReduceLROnPlateau
-        calls = [(Optimizer, "zero_grad"), (Optimizer, "step"), (Module, "zero_grad"),
-                 (LRScheduler, "step"), (ReduceLROnPlateau, "step"), (Tensor, "zero_grad")]
+
+        calls = [
+            (Optimizer, "zero_grad"),
+            (Optimizer, "step"),
+            (Module, "zero_grad"),
+            (LRScheduler, "step"),
+            (ReduceLROnPlateau, "step"),
+            (Tensor, "zero_grad"),
+        ]
         _SAVED["calls"] = [(c, n, c.__dict__[n]) for c, n in calls]
         orig_apply = _SAVED["apply"].__func__
         orig_backward = _SAVED["backward"]
@@ -171,26 +179,29 @@ def _remove_patches():
 # ("leaf", m) the m-th leaf tensor (read .data at each call), ("ref", m) the m-th persistent
 # array (read as is), ("const", value) a constant captured by value.
 
+
 class _Trace:
     """What one eager run of the step did, with every value's source."""
 
     def __init__(self, args):
         self.inside = 0
-        self.events = []          # ("unit", ...), ("backward", ...), ("call", ...)
-        self.modules = {}         # id -> module called while tracing
-        self.leaves = []          # tensors read through .data
+        self.events = []  # ("unit", ...), ("backward", ...), ("call", ...)
+        self.modules = {}  # id -> module called while tracing
+        self.leaves = []  # tensors read through .data
         self.leaf_ids = {}
-        self.refs = []            # persistent arrays read as they are
+        self.refs = []  # persistent arrays read as they are
         self.ref_ids = {}
-        self.src = {}             # id(ndarray) -> source
-        self.tsrc = {}            # id(Tensor)  -> source
-        self.keep = [args]        # keeps every mapped object alive (ids stay unique)
-        self.outs = []            # output arrays, by unit event
-        self.made = []            # output tensors, by unit event
+        self.src = {}  # id(ndarray) -> source
+        self.tsrc = {}  # id(Tensor)  -> source
+        self.keep = [args]  # keeps every mapped object alive (ids stay unique)
+        self.outs = []  # output arrays, by unit event
+        self.made = []  # output tensors, by unit event
         self.problem = None
         self.arg_tensors = {}
-        self.arg_kinds = ["t" if isinstance(a, Tensor) else "a" if isinstance(a, np.ndarray)
-                          else None for a in args]
+        self.arg_kinds = [
+            "t" if isinstance(a, Tensor) else "a" if isinstance(a, np.ndarray) else None
+            for a in args
+        ]
         for k, a in enumerate(args):
             if isinstance(a, Tensor):
                 self.tsrc[id(a)] = ("argt", k)
@@ -232,7 +243,7 @@ class _Trace:
                 return s
             d = self.src.get(id(x.data))
             if d is not None and not x._rg:
-                return d           # a fresh wrapper of a known array (detach, identity)
+                return d  # a fresh wrapper of a known array (detach, identity)
             m = self.leaf_ids.get(id(x))
             if m is None:
                 m = self.leaf_ids[id(x)] = len(self.leaves)
@@ -247,14 +258,28 @@ class _Trace:
         j = len(self.outs)
         srcs = tuple(self.source(x) for x in inputs)
         needs = tuple(isinstance(x, Tensor) and x._rg for x in inputs)
-        kw = tuple(sorted((k, self.source(v) if isinstance(v, (np.ndarray, Tensor))
-                           else ("const", v)) for k, v in kwargs.items()))
+        kw = tuple(
+            sorted(
+                (k, self.source(v) if isinstance(v, (np.ndarray, Tensor)) else ("const", v))
+                for k, v in kwargs.items()
+            )
+        )
         recorded = out._ctx is not None
         arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
-        self.events.append(("unit", j, cls, srcs, kw, needs if recorded else None,
-                            tuple(np.shape(a) for a in arrays),
-                            out.data.shape, out.data.dtype,
-                            tuple(None if a is None else np.asarray(a).dtype for a in arrays)))
+        self.events.append(
+            (
+                "unit",
+                j,
+                cls,
+                srcs,
+                kw,
+                needs if recorded else None,
+                tuple(np.shape(a) for a in arrays),
+                out.data.shape,
+                out.data.dtype,
+                tuple(None if a is None else np.asarray(a).dtype for a in arrays),
+            )
+        )
         self.outs.append(out.data)
         self.keep.append(inputs)
         self.made.append(out)
@@ -295,13 +320,21 @@ def _same_value(a, b) -> bool:
     if a is b:
         return True
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
-                and a.shape == b.shape and bool(np.array_equal(a, b)))
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and bool(np.array_equal(a, b))
+        )
     if isinstance(a, (tuple, list)) and type(a) is type(b):
         return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
     if isinstance(a, slice) and type(b) is slice:
-        return (_same_value(a.start, b.start) and _same_value(a.stop, b.stop)
-                and _same_value(a.step, b.step))
+        return (
+            _same_value(a.start, b.start)
+            and _same_value(a.stop, b.stop)
+            and _same_value(a.step, b.step)
+        )
     if isinstance(a, (np.random.Generator, np.dtype)) or type(a) is not type(b):
         return a == b if isinstance(a, np.dtype) else False
     try:
@@ -340,21 +373,36 @@ def _agree(t1: _Trace, t2: _Trace):
         if e1[0] != e2[0]:
             return None
         if e1[0] == "unit":
-            if e1[2] is not e2[2] or e1[5] != e2[5] or e1[6] != e2[6] or e1[7] != e2[7] \
-                    or e1[8] != e2[8] or e1[9] != e2[9] or len(e1[3]) != len(e2[3]) \
-                    or len(e1[4]) != len(e2[4]):
+            if (
+                e1[2] is not e2[2]
+                or e1[5] != e2[5]
+                or e1[6] != e2[6]
+                or e1[7] != e2[7]
+                or e1[8] != e2[8]
+                or e1[9] != e2[9]
+                or len(e1[3]) != len(e2[3])
+                or len(e1[4]) != len(e2[4])
+            ):
                 return None
             if not all(same_src(a, b) for a, b in zip(e1[3], e2[3])):
                 return None
             if not all(k1 == k2 and same_src(a, b) for (k1, a), (k2, b) in zip(e1[4], e2[4])):
                 return None
         elif e1[0] == "backward":
-            if not same_src(e1[1], e2[1]) or (e1[2] is None) != (e2[2] is None) or \
-                    (e1[2] is not None and not same_src(e1[2], e2[2])):
+            if (
+                not same_src(e1[1], e2[1])
+                or (e1[2] is None) != (e2[2] is None)
+                or (e1[2] is not None and not same_src(e1[2], e2[2]))
+            ):
                 return None
         else:
-            if e1[1] is not e2[1] or e1[2] is not e2[2] or len(e1[3]) != len(e2[3]) or \
-                    not all(_same_value(a, b) for a, b in zip(e1[3], e2[3])) or e1[4] != e2[4]:
+            if (
+                e1[1] is not e2[1]
+                or e1[2] is not e2[2]
+                or len(e1[3]) != len(e2[3])
+                or not all(_same_value(a, b) for a, b in zip(e1[3], e2[3]))
+                or e1[4] != e2[4]
+            ):
                 return None
     if set(t1.modules) != set(t2.modules):
         return None
@@ -368,11 +416,13 @@ def _same_result(r1, r2) -> bool:
         return _same_value(r1[1], r2[1])
     if r1[0] in ("tensor", "array"):
         s1, s2 = r1[1], r2[1]
-        return s1[0] == s2[0] and (_same_value(s1[1], s2[1]) if s1[0] == "const"
-                                   else s1[1] == s2[1])
+        return s1[0] == s2[0] and (
+            _same_value(s1[1], s2[1]) if s1[0] == "const" else s1[1] == s2[1]
+        )
     if r1[0] == "dict":
         return len(r1[1]) == len(r2[1]) and all(
-            k1 == k2 and _same_result(a, b) for (k1, a), (k2, b) in zip(r1[1], r2[1]))
+            k1 == k2 and _same_result(a, b) for (k1, a), (k2, b) in zip(r1[1], r2[1])
+        )
     return len(r1[1]) == len(r2[1]) and all(_same_result(a, b) for a, b in zip(r1[1], r2[1]))
 
 
@@ -380,18 +430,33 @@ def _same_result(r1, r2) -> bool:
 # plans: how one unit application runs in a program
 # ------------------------------------------------------------------------------------------------
 
+
 class Spec:
     """What a plan is built from: the unit, its inputs' shapes and dtypes, the output's, the
     keyword arguments (constants), which inputs want a gradient (``needs``, None when the
     application is not recorded for back-propagation)."""
 
-    __slots__ = ("unit", "in_shapes", "in_dtypes", "out_shape", "out_dtype", "kwargs", "needs",
-                 "grad_buffers")
+    __slots__ = (
+        "unit",
+        "in_shapes",
+        "in_dtypes",
+        "out_shape",
+        "out_dtype",
+        "kwargs",
+        "needs",
+        "grad_buffers",
+    )
 
-    def __init__(self, unit, in_shapes, in_dtypes, out_shape, out_dtype, kwargs, needs,
-                 grad_buffers=None):
+    def __init__(
+        self, unit, in_shapes, in_dtypes, out_shape, out_dtype, kwargs, needs, grad_buffers=None
+    ):
         self.unit, self.in_shapes, self.in_dtypes = unit, in_shapes, in_dtypes
-        self.out_shape, self.out_dtype, self.kwargs, self.needs = out_shape, out_dtype, kwargs, needs
+        self.out_shape, self.out_dtype, self.kwargs, self.needs = (
+            out_shape,
+            out_dtype,
+            kwargs,
+            needs,
+        )
         #: per input, an array the plan may write that input's gradient into (a parameter's slot
         #: in the optimizer's flat gradient buffer), or None
         self.grad_buffers = grad_buffers or (None,) * len(in_shapes)
@@ -515,7 +580,7 @@ class _LinearPlan(_Plan):
         return out
 
     def backward(self, grad):
-        if self.relu:                     # grad * (out > 0)
+        if self.relu:  # grad * (out > 0)
             np.greater(self.out, 0, out=self.mask)
             grad = np.multiply(grad, self.mask, out=grad if self.gr is None else self.gr)
         need = self.need
@@ -574,11 +639,11 @@ class _ActPlan(_Plan):
     def backward(self, grad):
         y, t = self.out, self.tmp
         g = grad if self.gout is None else self.gout
-        if self.tanh:                    # grad * (1 - y*y)
+        if self.tanh:  # grad * (1 - y*y)
             np.multiply(y, y, out=t)
             np.subtract(1, t, out=t)
             return (np.multiply(grad, t, out=g),)
-        np.greater(y, 0, out=t)          # grad * (y > 0)
+        np.greater(y, 0, out=t)  # grad * (y > 0)
         return (np.multiply(grad, t, out=g),)
 
 
@@ -608,7 +673,7 @@ class _MeanCEPlan(_Plan):
     def finalize(self, scratch):
         n, C, dt = self.n, self.C, self.dt
         self.m = scratch((n,), dt)
-        self.s = np.empty(n, dtype=dt)          # read after the scratch below is reused
+        self.s = np.empty(n, dtype=dt)  # read after the scratch below is reused
         self.logs = scratch((n,), dt, 1)
         self.shifted = scratch((n, C), dt)
 
@@ -619,7 +684,7 @@ class _MeanCEPlan(_Plan):
         m = self.m
         if C > 8:
             z.max(axis=1, out=m)
-        elif C > 1:                      # the row maximum, column by column (exact)
+        elif C > 1:  # the row maximum, column by column (exact)
             np.maximum(z[:, 0], z[:, 1], out=m)
             for c in range(2, C):
                 np.maximum(m, z[:, c], out=m)
@@ -632,8 +697,9 @@ class _MeanCEPlan(_Plan):
             picked = shifted[self.rows, y]
         except IndexError:
             raise _Retrace from None  # a label >= C
-        loss = (_reduce_add(np.log(s, out=self.logs), axis=None)
-                - _reduce_add(picked, axis=None)) / n
+        loss = (
+            _reduce_add(np.log(s, out=self.logs), axis=None) - _reduce_add(picked, axis=None)
+        ) / n
         e /= s[:, None]
         self.y = y
         return np.asarray(loss, dtype=self.dt)
@@ -655,8 +721,13 @@ def _mean_ce_plan(spec):
 
 #: unit class -> plan factory ``f(spec) -> plan or None`` (None: the unit's own forward/backward).
 #: A unit may instead define ``replay_plan(cls, spec)`` as a class method.
-PLANS = {U.Linear: _linear_plan, U.LinearReLU: _linear_plan, U.Tanh: _act_plan,
-         U.ReLU: _act_plan, U.MeanSoftmaxCrossEntropy: _mean_ce_plan}
+PLANS = {
+    U.Linear: _linear_plan,
+    U.LinearReLU: _linear_plan,
+    U.Tanh: _act_plan,
+    U.ReLU: _act_plan,
+    U.MeanSoftmaxCrossEntropy: _mean_ce_plan,
+}
 
 
 def _make_plan(spec):
@@ -686,12 +757,13 @@ class _FlatParam:
 
 def _flat_optimizers():
     from .optim import SGD, Adagrad, Adam, RMSprop
+
     # update rules that act element by element: one call on the concatenation of a group's
     # parameters gives each element what the per-parameter loop gives it
     return {SGD._step_group, Adam._step_group, RMSprop._step_group, Adagrad._step_group}
 
 
-_CHUNK = 1 << 15   # elements per chunk of the flat SGD update (128 KiB of float32)
+_CHUNK = 1 << 15  # elements per chunk of the flat SGD update (128 KiB of float32)
 # groups larger than this stay per parameter: the optimizer's loop costs nothing beside their
 # GEMMs, and moving them into flat buffers would need a second copy of the model for a moment
 _FLAT_MAX = 1 << 20
@@ -732,10 +804,11 @@ class _FlatGroup:
             v[...] = p.data
             p.data = v
             if p.grad is not None and p.grad.shape == g.shape and p.grad.dtype == g.dtype:
-                g[...] = p.grad       # the traced step's gradient, in its slot
+                g[...] = p.grad  # the traced step's gradient, in its slot
                 p.grad = g
         self.flat = _FlatParam(self.P, self.G)
         from .optim import SGD
+
         self.sgd = type(opt)._step_group is SGD._step_group
         self.tmp = None
         self._checks()
@@ -760,8 +833,10 @@ class _FlatGroup:
         for key in keys:
             vals = [st[key] for st in states]
             if isinstance(vals[0], np.ndarray):
-                if not all(isinstance(v, np.ndarray) and v.shape == p.data.shape
-                           for v, p in zip(vals, params)):
+                if not all(
+                    isinstance(v, np.ndarray) and v.shape == p.data.shape
+                    for v, p in zip(vals, params)
+                ):
                     return False
             elif not all(type(v) is type(vals[0]) and v == vals[0] for v in vals):
                 return False
@@ -774,8 +849,10 @@ class _FlatGroup:
         """Per parameter: (p, data view, grad view, ((state key, view or value), ...))."""
         out = []
         for i, p in enumerate(self.params):
-            sv = tuple((k, self.sviews[k][i] if isinstance(f, np.ndarray) else f)
-                       for k, f in self.state.items())
+            sv = tuple(
+                (k, self.sviews[k][i] if isinstance(f, np.ndarray) else f)
+                for k, f in self.state.items()
+            )
             out.append((p, self.pviews[i], self.gviews[i], sv))
         self.checks = out
         self.nkeys = len(self.state)
@@ -806,15 +883,19 @@ class _FlatGroup:
         """SGD's common cases (plain, or momentum without dampening/Nesterov/decay) with the
         same numpy operations as SGD._step_group, the temporary lr·b in a kept buffer instead
         of a fresh one each step (the same numbers; no 4-bytes-per-parameter allocation)."""
-        if group["weight_decay"] != 0 or group["maximize"] or group["nesterov"] \
-                or group["dampening"] != 0:
+        if (
+            group["weight_decay"] != 0
+            or group["maximize"]
+            or group["nesterov"]
+            or group["dampening"] != 0
+        ):
             return False
         momentum, lr = group["momentum"], group["lr"]
         buf = None
         if momentum != 0:
             buf = self.state.get("momentum_buffer")
             if buf is None:
-                return False   # the first step creates the buffer: SGD's own code does it
+                return False  # the first step creates the buffer: SGD's own code does it
         n = self.P.size
         step = _CHUNK
         t = self.tmp
@@ -824,7 +905,7 @@ class _FlatGroup:
         # chunk by chunk: the four passes stay in the cache, and the temporary is small
         for a in range(0, n, step):
             b = min(a + step, n)
-            tt = t[:b - a]
+            tt = t[: b - a]
             if buf is not None:
                 m = buf[a:b]
                 m *= momentum
@@ -836,7 +917,7 @@ class _FlatGroup:
         return True
 
     def step(self, group, state):
-        for p in self.params:      # as the optimizer's own loop notes each in-place change
+        for p in self.params:  # as the optimizer's own loop notes each in-place change
             _bump(p)
         if self.sgd and self._sgd(group):
             return
@@ -844,8 +925,11 @@ class _FlatGroup:
         fake["params"] = [self.flat]
         before = self.nkeys
         self.proxy._step_group(fake)
-        if not self.scalars and len(self.state) == before and \
-                all(self.state[k] is v for k, v in self.flat_arrays):
+        if (
+            not self.scalars
+            and len(self.state) == before
+            and all(self.state[k] is v for k, v in self.flat_arrays)
+        ):
             return  # the state arrays were updated in place: the views show it
         for key, flat in self.state.items():
             if isinstance(flat, np.ndarray):
@@ -872,8 +956,7 @@ class _FlatStep:
         groups = []
         for group in opt.param_groups:
             params = group["params"]
-            if not all(id(p) in leaves for p in params) or \
-                    not _FlatGroup.possible(opt, params):
+            if not all(id(p) in leaves for p in params) or not _FlatGroup.possible(opt, params):
                 return
             groups.append(params)
         self.groups = [_FlatGroup(opt, params) for params in groups]
@@ -904,6 +987,7 @@ class _FlatStep:
 # ------------------------------------------------------------------------------------------------
 # the program: generated Python that runs the recorded events
 # ------------------------------------------------------------------------------------------------
+
 
 def _store(t, g, handed):
     """Leave ``g`` in ``t.grad`` as the eager engine does (assign, or add to what is there)."""
@@ -984,12 +1068,18 @@ class _Program:
         self.units_needs = {}
         # optimizer steps on flat buffers; their gradient slots are offered to the plans
         from .optim.optimizer import Optimizer
+
         leaf_ids = {id(t) for t in self.leaves}
         flat_steps = {}
         grad_bufs = {}
         for e, ev in enumerate(trace.events):
-            if ev[0] == "call" and ev[1] is _SAVED_STEP(Optimizer) and not ev[3] and not ev[4] \
-                    and id(ev[2]) not in {id(f.opt) for f in flat_steps.values()}:
+            if (
+                ev[0] == "call"
+                and ev[1] is _SAVED_STEP(Optimizer)
+                and not ev[3]
+                and not ev[4]
+                and id(ev[2]) not in {id(f.opt) for f in flat_steps.values()}
+            ):
                 fs = _FlatStep(ev[2], ev[1], leaf_ids)
                 flat_steps[e] = fs
                 grad_bufs.update(fs.grad_buffers())
@@ -1003,10 +1093,10 @@ class _Program:
                     if s[0] == "ref":
                         static_kw[k] = refs[s[1]][1]
                 dyn_kw = [(k, s) for k, s in dyn_kw if s[0] != "ref"]
-                gb = tuple(grad_bufs.get(id(self.leaves[s[1]])) if s[0] == "leaf" else None
-                           for s in srcs)
-                spec = Spec(cls, in_shapes, in_dtypes, out_shape, out_dtype, static_kw, needs,
-                            gb)
+                gb = tuple(
+                    grad_bufs.get(id(self.leaves[s[1]])) if s[0] == "leaf" else None for s in srcs
+                )
+                spec = Spec(cls, in_shapes, in_dtypes, out_shape, out_dtype, static_kw, needs, gb)
                 plan = GenericPlan(spec) if dyn_kw else _make_plan(spec)
                 self.plans.append(plan)
                 self.plan_of[j] = plan
@@ -1054,8 +1144,9 @@ class _Program:
                 if v[0] == "out":
                     readers[v[1]] += 2
             elif kind != "const":
-                for x in (v if kind != "dict" else [x for _, x in v]):
+                for x in v if kind != "dict" else [x for _, x in v]:
                     mark(x)
+
         mark(result)
         backwards = [ev for ev in trace.events if ev[0] == "backward"]
         for ev in backwards:
@@ -1065,8 +1156,12 @@ class _Program:
         for j, plan in plans.items():
             if getattr(plan, "can_inplace", False):
                 s = self.reads[j][0]
-                if s[0] == "out" and readers[s[1]] == 1 and isinstance(plans[s[1]], _Plan) \
-                        and not plans[s[1]].keeps_output:
+                if (
+                    s[0] == "out"
+                    and readers[s[1]] == 1
+                    and isinstance(plans[s[1]], _Plan)
+                    and not plans[s[1]].keeps_output
+                ):
                     plan.inplace = True
         if len(backwards) == 1:
             given = {j: [] for j in plans}
@@ -1076,8 +1171,12 @@ class _Program:
                         given[s[1]].append(j)
             root = backwards[0][1][1] if backwards[0][1][0] == "out" else None
             for j, plan in plans.items():
-                if isinstance(plan, _Plan) and j != root and len(given[j]) == 1 \
-                        and isinstance(plans[given[j][0]], _Plan):
+                if (
+                    isinstance(plan, _Plan)
+                    and j != root
+                    and len(given[j]) == 1
+                    and isinstance(plans[given[j][0]], _Plan)
+                ):
                     plan.grad_writable = True
         pool = {}
 
@@ -1087,6 +1186,7 @@ class _Program:
             if b is None:
                 b = pool[key] = np.empty(shape, dtype=dtype)
             return b
+
         for plan in self.plans:
             fin = getattr(plan, "finalize", None)
             if fin is not None:
@@ -1215,11 +1315,12 @@ class _Program:
 # the compiled function
 # ------------------------------------------------------------------------------------------------
 
+
 class _Entry:
     __slots__ = ("state", "trace", "result", "program", "misses", "why")
 
     def __init__(self):
-        self.state = "new"        # new -> traced -> ready | eager
+        self.state = "new"  # new -> traced -> ready | eager
         self.trace = self.result = self.program = None
         self.misses = 0
         self.why = None
@@ -1331,8 +1432,9 @@ class CompiledFunction:
         """One line per cached signature: ready (replayed), traced (once), or eager and why."""
         lines = []
         for key, e in self.cache.items():
-            shapes = ", ".join(str(p[0]) for p in key[1:] if isinstance(p, tuple) and
-                               isinstance(p[0], tuple))
+            shapes = ", ".join(
+                str(p[0]) for p in key[1:] if isinstance(p, tuple) and isinstance(p[0], tuple)
+            )
             lines.append(f"({shapes}): {e.state}" + (f" ({e.why})" if e.why else ""))
         return "\n".join(lines) or "(no calls yet)"
 

@@ -79,23 +79,28 @@ def _value(v) -> str:
 
 
 def _kv(d: dict) -> str:
-    return "<table>" + "".join(f"<tr><th>{_esc(k)}</th><td>{_value(v)}</td></tr>"
-                               for k, v in d.items()) + "</table>"
+    return (
+        "<table>"
+        + "".join(f"<tr><th>{_esc(k)}</th><td>{_value(v)}</td></tr>" for k, v in d.items())
+        + "</table>"
+    )
 
 
 def _curves_img(history) -> str:
     """The loss and metric curves as an inline PNG, or a note when they cannot be drawn."""
     try:
         from .viz.plots import loss_curves
+
         fig = loss_curves(history)
     except ImportError:
-        return '<p class="note">(curves need matplotlib: pip install \'chainrule[viz]\')</p>'
+        return "<p class=\"note\">(curves need matplotlib: pip install 'chainrule[viz]')</p>"
     except ValueError:
         return ""
     import base64
     import io
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=72, facecolor="white")   # one drawing pass, laid out
+    fig.savefig(buf, format="png", dpi=72, facecolor="white")  # one drawing pass, laid out
     fig.clear()
     uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<img alt="loss and metric curves" src="{uri}">'
@@ -116,6 +121,7 @@ def in_notebook() -> bool:
 # ------------------------------------------------------------------------------------------------
 # Module.summary()
 # ------------------------------------------------------------------------------------------------
+
 
 def unit_word(module) -> str:
     """Which of the course's units a layer is: 'linear unit Σ', 'activation σ' or '' (from the
@@ -139,8 +145,7 @@ class Summary(str):
     total: int
     trainable: int
 
-    def __new__(cls, text: str, model_name: str = "", rows=(), total: int = 0,
-                trainable: int = 0):
+    def __new__(cls, text: str, model_name: str = "", rows=(), total: int = 0, trainable: int = 0):
         self = super().__new__(cls, text)
         self.model_name, self.rows = model_name, list(rows)
         self.total, self.trainable = int(total), int(trainable)
@@ -154,13 +159,17 @@ class Summary(str):
 
 
 def summary_html(s: Summary) -> str:
-    body = ["<table><tr><th>layer</th><th>type</th><th>settings</th><th>unit</th>"
-            "<th>output shape</th><th>parameters</th></tr>"]
+    body = [
+        "<table><tr><th>layer</th><th>type</th><th>settings</th><th>unit</th>"
+        "<th>output shape</th><th>parameters</th></tr>"
+    ]
     for r in s.rows:
-        body.append(f"<tr><td>{_esc(r['name'])}</td><td>{_esc(r['type'])}</td>"
-                    f"<td>{_esc(r['settings'])}</td><td>{_esc(r['unit'])}</td>"
-                    f'<td class="num">{_esc(r["output_shape"])}</td>'
-                    f'<td class="num">{r["params"]:,}</td></tr>')
+        body.append(
+            f"<tr><td>{_esc(r['name'])}</td><td>{_esc(r['type'])}</td>"
+            f"<td>{_esc(r['settings'])}</td><td>{_esc(r['unit'])}</td>"
+            f'<td class="num">{_esc(r["output_shape"])}</td>'
+            f'<td class="num">{r["params"]:,}</td></tr>'
+        )
     body.append(f'<tr><th colspan="5">total parameters</th><td class="num">{s.total:,}</td></tr>')
     if s.trainable != s.total:
         body.append(f'<tr><th colspan="5">trainable</th><td class="num">{s.trainable:,}</td></tr>')
@@ -171,6 +180,7 @@ def summary_html(s: Summary) -> str:
 # ------------------------------------------------------------------------------------------------
 # History
 # ------------------------------------------------------------------------------------------------
+
 
 def _shown_epochs(n: int, head: int = 2, tail: int = 5) -> list:
     """Row indices of a short table: all when few, else the first ``head``, a gap, the last."""
@@ -191,9 +201,14 @@ def history_html(history) -> str:
             rows.append(f'<tr><td colspan="{len(keys) + 1}" class="note">…</td></tr>')
             continue
         mark = " ★" if history.best_epoch == epochs[i] else ""
-        rows.append(f"<tr><td>{epochs[i]}{mark}</td>" + "".join(
-            f'<td class="num">{_num(hist[k][i]) if i < len(hist[k]) else "–"}</td>'
-            for k in keys) + "</tr>")
+        rows.append(
+            f"<tr><td>{epochs[i]}{mark}</td>"
+            + "".join(
+                f'<td class="num">{_num(hist[k][i]) if i < len(hist[k]) else "–"}</td>'
+                for k in keys
+            )
+            + "</tr>"
+        )
     rows.append("</table>")
     notes = [f"{len(epochs)} epochs in {history.seconds:.2f} s"]
     if history.best_epoch is not None:
@@ -201,13 +216,15 @@ def history_html(history) -> str:
     if history.stop_reason:
         notes.append(history.stop_reason)
     table = "".join(rows) + f'<p class="note">{_esc("; ".join(notes))}</p>'
-    return _view("History", f'<div class="cols"><div>{table}</div><div>{_curves_img(history)}'
-                            "</div></div>")
+    return _view(
+        "History", f'<div class="cols"><div>{table}</div><div>{_curves_img(history)}</div></div>'
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # model-file metadata
 # ------------------------------------------------------------------------------------------------
+
 
 def _arch_words(spec) -> str:
     """'2 → Linear(16) → ReLU → Linear(2)' from a model file's architecture entry."""
@@ -227,6 +244,7 @@ def _arch_words(spec) -> str:
             words.append(f"Linear({cfg.get('out_features', '?')})")
         else:
             words.append(str(s.get("type", "?")))
+
     walk(spec)
     return " → ".join(words)
 
@@ -242,8 +260,10 @@ class ModelInfo(dict):
 def info_html(info: dict) -> str:
     parts = []
     arch = info.get("architecture")
-    head = {"architecture": _arch_words(arch) if arch else "(weights only)",
-            "format version": info.get("format_version")}
+    head = {
+        "architecture": _arch_words(arch) if arch else "(weights only)",
+        "format version": info.get("format_version"),
+    }
     parts.append(_kv(head))
     cols = []
     pre = dict(info.get("preprocessing") or {})
@@ -252,12 +272,17 @@ def info_html(info: dict) -> str:
         block = _kv(pre)
         if isinstance(std, dict) and "mean" in std:
             names = pre.get("feature_names") or [f"x{i + 1}" for i in range(len(std["mean"]))]
-            block += ("<table><tr><th>feature</th><th>mean</th><th>scale</th></tr>" + "".join(
-                f'<tr><td>{_esc(n)}</td><td class="num">{_num(m)}</td>'
-                f'<td class="num">{_num(s)}</td></tr>'
-                for n, m, s in list(zip(names, std["mean"], std.get("scale", []),
-                                        strict=False))[:12])
-                + "</table>")
+            block += (
+                "<table><tr><th>feature</th><th>mean</th><th>scale</th></tr>"
+                + "".join(
+                    f'<tr><td>{_esc(n)}</td><td class="num">{_num(m)}</td>'
+                    f'<td class="num">{_num(s)}</td></tr>'
+                    for n, m, s in list(
+                        zip(names, std["mean"], std.get("scale", []), strict=False)
+                    )[:12]
+                )
+                + "</table>"
+            )
         cols.append("<div><h4>Preprocessing</h4>" + block + "</div>")
     training = dict(info.get("training") or {})
     history = training.pop("history", None)

@@ -36,8 +36,8 @@ import time
 import numpy as np
 
 from .errors import ChainruleError
-from .registry import facts_of
 from .gradcheck import central_differences
+from .registry import facts_of
 from .tensor import Tensor, _backprop, no_grad
 
 __all__ = ["explain", "demo", "Explanation", "DEMOS"]
@@ -50,8 +50,21 @@ _CHECK_ALL_UP_TO = 2000
 _SAMPLED_ENTRIES = 4
 _ATOL, _RTOL = 1e-6, 1e-4
 
-_ELEMENTWISE = {"relu", "sigmoid", "tanh", "leaky_relu", "gelu", "abs", "sqrt", "exp", "log",
-                "sin", "cos", "neg", "clip"}
+_ELEMENTWISE = {
+    "relu",
+    "sigmoid",
+    "tanh",
+    "leaky_relu",
+    "gelu",
+    "abs",
+    "sqrt",
+    "exp",
+    "log",
+    "sin",
+    "cos",
+    "neg",
+    "clip",
+}
 
 _SUP = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -63,6 +76,7 @@ def _sup(n) -> str:
 # ------------------------------------------------------------------------------------------------
 # numbers as text
 # ------------------------------------------------------------------------------------------------
+
 
 def _s(v) -> str:
     """One number, signed, 6 decimals (scientific when tiny or huge)."""
@@ -101,8 +115,7 @@ def _vec(a, full: bool = False, limit: int = 8) -> str:
     if rows_are_vector:
         head = ", ".join(_g(v) for v in flat[:6])
         return f"[{head}, … {_g(flat[-1])}]  ({flat.size} values, ‖·‖ = {_norm(a):.4g})"
-    return (f"{_shape(a.shape)} array, ‖·‖ = {_norm(a):.4g}, min {_g(a.min())}, "
-            f"max {_g(a.max())}")
+    return f"{_shape(a.shape)} array, ‖·‖ = {_norm(a):.4g}, min {_g(a.min())}, max {_g(a.max())}"
 
 
 def _labels(y) -> str:
@@ -133,6 +146,7 @@ def _esc(s) -> str:
 # ------------------------------------------------------------------------------------------------
 # the Explanation
 # ------------------------------------------------------------------------------------------------
+
 
 class Explanation:
     """The forward pass and the chain-rule terms of one sample (or a small batch), as numbers.
@@ -171,8 +185,22 @@ class Explanation:
         The float64 loss whose record was explained (draw it with ``cr.viz.graph``).
     """
 
-    def __init__(self, title, kind, forward, layers, terms, loss, text_lines, html_body,
-                 notes=(), loss_tensor=None, params=None, names=None, seconds=0.0):
+    def __init__(
+        self,
+        title,
+        kind,
+        forward,
+        layers,
+        terms,
+        loss,
+        text_lines,
+        html_body,
+        notes=(),
+        loss_tensor=None,
+        params=None,
+        names=None,
+        seconds=0.0,
+    ):
         self.title = title
         self.kind = kind
         self.forward = forward
@@ -204,21 +232,27 @@ class Explanation:
         for t in self.terms:
             if parameter in (t["parameter"], t["symbol"]):
                 return t
-        raise KeyError(f"explain: no parameter {parameter!r}; have "
-                       f"{', '.join(t['parameter'] for t in self.terms)}")
+        raise KeyError(
+            f"explain: no parameter {parameter!r}; have "
+            f"{', '.join(t['parameter'] for t in self.terms)}"
+        )
 
     # --- rendering ------------------------------------------------------------------------
     def __str__(self) -> str:
         return self._text
 
     def __repr__(self) -> str:
-        return (f"<Explanation {self.kind}: {len(self.forward)} forward rows, "
-                f"{len(self.terms)} parameters, loss {self.loss:.6g}>")
+        return (
+            f"<Explanation {self.kind}: {len(self.forward)} forward rows, "
+            f"{len(self.terms)} parameters, loss {self.loss:.6g}>"
+        )
 
     def to_html(self) -> str:
         """A self-contained HTML fragment (its own <style>; no external resources)."""
-        return ('<div class="cr-explain">\n<style>' + _CSS + "</style>\n"
-                f"<h3>{_esc(self.title)}</h3>\n" + self._html + "\n</div>")
+        return (
+            '<div class="cr-explain">\n<style>' + _CSS + "</style>\n"
+            f"<h3>{_esc(self.title)}</h3>\n" + self._html + "\n</div>"
+        )
 
     def _repr_html_(self) -> str:
         return self.to_html()
@@ -226,6 +260,7 @@ class Explanation:
     def graph(self, **kwargs):
         """The recorded graph of the explained loss (``cr.viz.graph``), parameters labelled."""
         from .viz.graph import graph
+
         if self.loss_tensor is None:
             raise ChainruleError("explain: this explanation keeps no record to draw")
         kwargs.setdefault("params", self._params)
@@ -269,6 +304,7 @@ def _span(sym: str, unit: str) -> str:
 # the model run: a float64 copy, hooks on its layers, retained gradients
 # ------------------------------------------------------------------------------------------------
 
+
 def _leaf_modules(model):
     out = []
     for name, m in model.named_modules():
@@ -304,6 +340,7 @@ def _loss_copy(loss_fn):
 def _call_loss(loss_fn, out, y):
     """loss_fn(out, y), reshaping float targets like (n,) to an output of shape (n, 1)."""
     from .errors import ShapeError
+
     try:
         return loss_fn(out, y), y
     except ShapeError:
@@ -321,7 +358,7 @@ def _sample_entries(grad: np.ndarray, k: int, rng) -> list:
         return list(range(n))
     first = int(np.argmax(np.abs(grad).reshape(-1)))
     others = [int(i) for i in rng.choice(n, size=min(n, k + 2), replace=False) if i != first]
-    return [first] + others[:k - 1]
+    return [first] + others[: k - 1]
 
 
 def _central_differences(loss_value, p: Tensor, flat_indices, eps: float) -> np.ndarray:
@@ -332,6 +369,7 @@ def _central_differences(loss_value, p: Tensor, flat_indices, eps: float) -> np.
 
 # the symbolic labels of local terms (for the reader: the numbers come from the units) are
 # facts of each layer and loss class: ``formula`` and ``derivative`` (see chainrule.registry)
+
 
 def _role(mod) -> str:
     return facts_of(mod).role
@@ -350,8 +388,11 @@ def _act_derivative(mod, name, o, i, o2, unknown) -> str:
 
 
 def _loss_name(loss_fn) -> str:
-    return type(loss_fn).__name__ if not callable(loss_fn) or hasattr(loss_fn, "forward") \
+    return (
+        type(loss_fn).__name__
+        if not callable(loss_fn) or hasattr(loss_fn, "forward")
         else getattr(loss_fn, "__name__", type(loss_fn).__name__)
+    )
 
 
 def explain(model, x, y, loss_fn, check: bool = True) -> Explanation:
@@ -377,8 +418,9 @@ def explain(model, x, y, loss_fn, check: bool = True) -> Explanation:
     """
     start = time.perf_counter()
     if not hasattr(model, "named_parameters"):
-        raise ChainruleError(f"explain: expected a chainrule Module as the model, got "
-                             f"{type(model).__name__}")
+        raise ChainruleError(
+            f"explain: expected a chainrule Module as the model, got {type(model).__name__}"
+        )
     xa = np.asarray(x.data if isinstance(x, Tensor) else x)
     if xa.dtype.kind not in "biuf":
         raise ChainruleError(f"explain: x must hold numbers, got dtype {xa.dtype}")
@@ -393,14 +435,17 @@ def explain(model, x, y, loss_fn, check: bool = True) -> Explanation:
     m64, copied = _as_float64_copy(model)
     saved_grads = None
     if copied:
-        for p in m64.parameters():   # a copy of a model in training carries its last .grad
+        for p in m64.parameters():  # a copy of a model in training carries its last .grad
             p.grad = None
     else:
         saved_grads = [(p, p.grad) for p in m64.parameters()]
         for p, _ in saved_grads:
             p.grad = None
-    dtype = np.float64 if copied else next((p.data.dtype for p in m64.parameters()),
-                                           np.dtype(np.float64))
+    dtype = (
+        np.float64
+        if copied
+        else next((p.data.dtype for p in m64.parameters()), np.dtype(np.float64))
+    )
     eps = 1e-6 if dtype == np.float64 else 1e-3
     lf = _loss_copy(loss_fn) if copied else loss_fn
     was_training = None
@@ -466,9 +511,22 @@ def explain(model, x, y, loss_fn, check: bool = True) -> Explanation:
                 o = m64(xa.astype(dtype))
             return float(np.asarray(lf(o, y_used).data))
 
-    ctx = dict(model=m64, x=xt, xa=xa, y=np.asarray(y_used), out=out, loss=loss, loss_fn=lf,
-               calls=calls, name_of=name_of, params=params, check=check, eps=eps,
-               loss_value=loss_value, copied=copied)
+    ctx = dict(
+        model=m64,
+        x=xt,
+        xa=xa,
+        y=np.asarray(y_used),
+        out=out,
+        loss=loss,
+        loss_fn=lf,
+        calls=calls,
+        name_of=name_of,
+        params=params,
+        check=check,
+        eps=eps,
+        loss_value=loss_value,
+        copied=copied,
+    )
     try:
         if _is_neuron(calls, xt, out):
             expl = _explain_neuron(ctx)
@@ -487,6 +545,7 @@ def explain(model, x, y, loss_fn, check: bool = True) -> Explanation:
 # ------------------------------------------------------------------------------------------------
 # shared pieces
 # ------------------------------------------------------------------------------------------------
+
 
 class _Functional:
     """A unit called between layers (``cr.relu(self.l1(x))``), shown as a row of its own."""
@@ -600,6 +659,7 @@ def _reduction_note(lf, out) -> tuple:
 # one neuron: linear unit Σ, activation σ, loss unit L  (the notes' equation 3)
 # ------------------------------------------------------------------------------------------------
 
+
 def _is_neuron(calls, xt, out) -> bool:
     if not calls or _role(calls[0][0]) != "linear" or calls[0][1] is not xt:
         return False
@@ -635,27 +695,71 @@ def _explain_neuron(ctx) -> Explanation:
 
     # --- forward pass -------------------------------------------------------------------------
     lin_name = ctx["name_of"].get(id(lin), "")
-    forward = [dict(step=0, kind="input", unit="input", layer="", name="", symbol="x",
-                    formula="x", input=None, output=X.copy(), shape=X.shape)]
-    forward.append(dict(step=1, kind="linear", unit="linear unit Σ", layer=type(lin).__name__,
-                        name=lin_name, symbol="z",
-                        formula="z = wᵀx + w₀" if b is not None else "z = wᵀx",
-                        input=X.copy(), output=z.data.copy(), shape=z.shape))
+    forward = [
+        dict(
+            step=0,
+            kind="input",
+            unit="input",
+            layer="",
+            name="",
+            symbol="x",
+            formula="x",
+            input=None,
+            output=X.copy(),
+            shape=X.shape,
+        )
+    ]
+    forward.append(
+        dict(
+            step=1,
+            kind="linear",
+            unit="linear unit Σ",
+            layer=type(lin).__name__,
+            name=lin_name,
+            symbol="z",
+            formula="z = wᵀx + w₀" if b is not None else "z = wᵀx",
+            input=X.copy(),
+            output=z.data.copy(),
+            shape=z.shape,
+        )
+    )
     if act:
-        forward.append(dict(step=2, kind="activation", unit="activation σ", layer=act_name,
-                            name=ctx["name_of"].get(id(act[0]), ""), symbol="a",
-                            formula=f"a = σ(z) = {act_name}(z)", input=z.data.copy(),
-                            output=a.data.copy(), shape=a.shape))
+        forward.append(
+            dict(
+                step=2,
+                kind="activation",
+                unit="activation σ",
+                layer=act_name,
+                name=ctx["name_of"].get(id(act[0]), ""),
+                symbol="a",
+                formula=f"a = σ(z) = {act_name}(z)",
+                input=z.data.copy(),
+                output=a.data.copy(),
+                shape=a.shape,
+            )
+        )
     lform = _loss_formula(lf, loss_name, o)
-    forward.append(dict(step=len(forward), kind="loss", unit="loss unit", layer=loss_name,
-                        name="", symbol="L", formula=f"L({o}, y) = {lform}", input=a.data.copy(),
-                        output=np.asarray(L), shape=(), target=yv.copy()))
+    forward.append(
+        dict(
+            step=len(forward),
+            kind="loss",
+            unit="loss unit",
+            layer=loss_name,
+            name="",
+            symbol="L",
+            formula=f"L({o}, y) = {lform}",
+            input=a.data.copy(),
+            output=np.asarray(L),
+            shape=(),
+            target=yv.copy(),
+        )
+    )
 
     # --- back-propagation: local terms, per sample ---------------------------------------------
-    dL_do = np.asarray(a.grad, dtype=np.float64).reshape(-1)     # loss unit
+    dL_do = np.asarray(a.grad, dtype=np.float64).reshape(-1)  # loss unit
     if act:
         c, i = _unit_of(a, z)
-        if _elementwise(act[0], c):   # activation σ: its (diagonal) local term
+        if _elementwise(act[0], c):  # activation σ: its (diagonal) local term
             da_dz = _handed_back(a, np.ones_like(a.data), z).reshape(-1)
         else:
             da_dz = np.asarray(z.grad).reshape(-1) / np.where(dL_do == 0, np.nan, dL_do)
@@ -669,54 +773,110 @@ def _explain_neuron(ctx) -> Explanation:
 
     rng = np.random.default_rng(0)
     terms, layers = [], []
-    layers.append(dict(name="", layer=loss_name, kind="loss", upstream=np.ones(()),
-                       upstream_symbol="∂L/∂L", local=None, local_symbol=None, local_text=None,
-                       handed_on=dL_do.reshape(a.shape), handed_symbol=f"∂L/∂{o}", params=[]))
+    layers.append(
+        dict(
+            name="",
+            layer=loss_name,
+            kind="loss",
+            upstream=np.ones(()),
+            upstream_symbol="∂L/∂L",
+            local=None,
+            local_symbol=None,
+            local_text=None,
+            handed_on=dL_do.reshape(a.shape),
+            handed_symbol=f"∂L/∂{o}",
+            params=[],
+        )
+    )
     if act:
-        layers.append(dict(name=ctx["name_of"].get(id(act[0]), ""), layer=act_name,
-                           kind="activation", upstream=dL_do.reshape(a.shape),
-                           upstream_symbol="∂L/∂a", local=da_dz.reshape(a.shape),
-                           local_symbol="∂a/∂z", local_text=act_grad_txt,
-                           handed_on=np.asarray(z.grad).copy(), handed_symbol="∂L/∂z", params=[]))
+        layers.append(
+            dict(
+                name=ctx["name_of"].get(id(act[0]), ""),
+                layer=act_name,
+                kind="activation",
+                upstream=dL_do.reshape(a.shape),
+                upstream_symbol="∂L/∂a",
+                local=da_dz.reshape(a.shape),
+                local_symbol="∂a/∂z",
+                local_text=act_grad_txt,
+                handed_on=np.asarray(z.grad).copy(),
+                handed_symbol="∂L/∂z",
+                params=[],
+            )
+        )
     pnames = {id(p): nm for nm, p in ctx["params"]}
-    layers.append(dict(name=lin_name, layer=type(lin).__name__, kind="linear",
-                       upstream=np.asarray(z.grad).copy(), upstream_symbol="∂L/∂z",
-                       local=None, local_symbol="∂z/∂w", local_text="x",
-                       handed_on=None if xt.grad is None else xt.grad.copy(),
-                       handed_symbol="∂L/∂x",
-                       params=[pnames[id(w)]] + ([pnames[id(b)]] if b is not None else [])))
+    layers.append(
+        dict(
+            name=lin_name,
+            layer=type(lin).__name__,
+            kind="linear",
+            upstream=np.asarray(z.grad).copy(),
+            upstream_symbol="∂L/∂z",
+            local=None,
+            local_symbol="∂z/∂w",
+            local_text="x",
+            handed_on=None if xt.grad is None else xt.grad.copy(),
+            handed_symbol="∂L/∂x",
+            params=[pnames[id(w)]] + ([pnames[id(b)]] if b is not None else []),
+        )
+    )
 
     for p, sym, dz_dp in ((w, "w", X), (b, "w₀", np.ones((n, 1)))):
         if p is None:
             continue
         chain = [dict(symbol=f"∂L/∂{o}", unit="loss unit", text=loss_grad_txt, value=dL_do)]
         if act:
-            chain.append(dict(symbol="∂a/∂z", unit="activation σ", text=act_grad_txt,
-                              value=da_dz))
-        chain.append(dict(symbol=f"∂z/∂{sym}", unit="linear unit Σ",
-                          text="x" if sym == "w" else "1", value=dz_dp.copy()))
+            chain.append(dict(symbol="∂a/∂z", unit="activation σ", text=act_grad_txt, value=da_dz))
+        chain.append(
+            dict(
+                symbol=f"∂z/∂{sym}",
+                unit="linear unit Σ",
+                text="x" if sym == "w" else "1",
+                value=dz_dp.copy(),
+            )
+        )
         # the product, sample by sample: (scalar chain) · ∂z/∂p, summed over the batch
         product = (dL_dz[:, None] * dz_dp).sum(axis=0).reshape(p.data.shape)
         # and the linear unit's own backward applied to ∂L/∂z gives the same
         auto = np.asarray(p.grad, dtype=np.float64).copy()
-        t = dict(parameter=pnames[id(p)], layer=lin_name, symbol=sym, chain=chain,
-                 equation=f"∂L/∂{sym} = " + " · ".join(c["symbol"] for c in chain),
-                 product=product, autodiff=auto, n_entries=p.data.size,
-                 checked=[], numeric=None, autodiff_checked=None, sampled=False,
-                 max_abs_diff=None, ok=True)
+        t = dict(
+            parameter=pnames[id(p)],
+            layer=lin_name,
+            symbol=sym,
+            chain=chain,
+            equation=f"∂L/∂{sym} = " + " · ".join(c["symbol"] for c in chain),
+            product=product,
+            autodiff=auto,
+            n_entries=p.data.size,
+            checked=[],
+            numeric=None,
+            autodiff_checked=None,
+            sampled=False,
+            max_abs_diff=None,
+            ok=True,
+        )
         if lin_ctx is not None:
             pi = list(lin_ctx.inputs).index(p) if any(q is p for q in lin_ctx.inputs) else None
             if pi is not None:
                 t["unit_product"] = _handed_back(z, np.asarray(z.grad), p)
         if ctx["check"]:
             idx, num, au, md, ok, sampled = _check_param(ctx, pnames[id(p)], p, rng)
-            t.update(checked=idx, numeric=num, autodiff_checked=au, max_abs_diff=md, ok=ok,
-                     sampled=sampled)
+            t.update(
+                checked=idx,
+                numeric=num,
+                autodiff_checked=au,
+                max_abs_diff=md,
+                ok=ok,
+                sampled=sampled,
+            )
         terms.append(t)
 
     # --- text ---------------------------------------------------------------------------------
-    title = ("One neuron: x → [linear unit Σ: z = wᵀx + w₀] → "
-             + ("[activation σ: a = σ(z)] → " if act else "") + f"[loss unit L({o}, y)]")
+    title = (
+        "One neuron: x → [linear unit Σ: z = wᵀx + w₀] → "
+        + ("[activation σ: a = σ(z)] → " if act else "")
+        + f"[loss unit L({o}, y)]"
+    )
 
     def per_sample(v):
         """One number per sample: the number itself for one sample, else a vector."""
@@ -748,14 +908,16 @@ def _explain_neuron(ctx) -> Explanation:
     lines += table(rows_)
     lines.append("")
     chain_txt = " · ".join(c["symbol"] for c in terms[0]["chain"])
-    lines.append("Back-propagation, from the loss back to w"
-                 + (" (the notes' equation 3):" if act else ":"))
+    lines.append(
+        "Back-propagation, from the loss back to w" + (" (the notes' equation 3):" if act else ":")
+    )
     lines.append(f"  ∂L/∂w = {chain_txt}")
     rows_ = [("loss unit", f"∂L/∂{o} = {loss_grad_txt}", per_sample(dL_do))]
     if act:
         rows_.append(("activation σ", f"∂a/∂z = {act_grad_txt}", per_sample(da_dz)))
-    rows_.append(("linear unit Σ", "∂z/∂w = x",
-                  _vec(X[0], full=True) if n == 1 else "x (each sample's row)"))
+    rows_.append(
+        ("linear unit Σ", "∂z/∂w = x", _vec(X[0], full=True) if n == 1 else "x (each sample's row)")
+    )
     lines += table(rows_)
     lines.append("")
     for t in terms:
@@ -767,13 +929,15 @@ def _explain_neuron(ctx) -> Explanation:
         if n == 1:
             factors = " · ".join(f"({_s(c['value'][0])})" for c in t["chain"][:-1])
             last = _vec(X[0], full=True) if sym == "w" else "1"
-            lines.append(f"{pad}= {factors} · {last_sym}" if sym == "w" else
-                         f"{pad}= {factors} · 1")
+            lines.append(
+                f"{pad}= {factors} · {last_sym}" if sym == "w" else f"{pad}= {factors} · 1"
+            )
             if sym == "w":
                 lines.append(f"{pad}= {factors} · {last}")
         else:
-            lines.append(f"{pad}= Σ over the {n} samples of "
-                         + " · ".join(c["symbol"] for c in t["chain"]))
+            lines.append(
+                f"{pad}= Σ over the {n} samples of " + " · ".join(c["symbol"] for c in t["chain"])
+            )
             for s in range(n):
                 factors = " · ".join(f"({_s(c['value'][s])})" for c in t["chain"][:-1])
                 last = _vec(X[s], full=True) if sym == "w" else "1"
@@ -782,8 +946,12 @@ def _explain_neuron(ctx) -> Explanation:
         checks = []
         # a probability out of the activation into a loss of probabilities (sigmoid and
         # binary cross-entropy): the product of the two local terms is a − y
-        if (act and facts_of(act[0]).output_kind == "probability"
-                and facts_of(lf).role == "loss" and facts_of(lf).output_kind == "probability"):
+        if (
+            act
+            and facts_of(act[0]).output_kind == "probability"
+            and facts_of(lf).role == "loss"
+            and facts_of(lf).output_kind == "probability"
+        ):
             hand = ((av - yv)[:, None] * (X if sym == "w" else np.ones((n, 1)))).sum(0)
             lab = f"by hand (a − y)·{last_sym}"
             if rn > 1:
@@ -794,26 +962,36 @@ def _explain_neuron(ctx) -> Explanation:
         if t["numeric"] is not None:
             num = np.asarray(t["numeric"]).reshape(t["autodiff"].shape)
             mark = "agree" if t["ok"] else "DISAGREE"
-            checks.append(("central difference", f"{_full(num)}   max |difference| "
-                                                 f"{t['max_abs_diff']:.1e}: {mark}"))
+            checks.append(
+                (
+                    "central difference",
+                    f"{_full(num)}   max |difference| {t['max_abs_diff']:.1e}: {mark}",
+                )
+            )
         wl = max(len(c[0]) for c in checks)
         lines += [f"{pad}  {c[0].ljust(wl)}   {c[1]}" for c in checks]
     lines.append("")
-    lines.append("The linear unit Σ also hands on ∂L/∂x = ∂L/∂z · w = "
-                 f"{_vec(xt.grad, full=n == 1)}")
+    lines.append(
+        f"The linear unit Σ also hands on ∂L/∂x = ∂L/∂z · w = {_vec(xt.grad, full=n == 1)}"
+    )
     lines.append("(the input is not learned; shown for completeness)")
 
     # --- html -----------------------------------------------------------------------------------
-    h = ['<h4>Forward pass</h4>', '<table class="cr-forward"><tr><th>unit</th><th>value</th>'
-         '<th>formula</th><th class="num">number(s)</th></tr>']
+    h = [
+        "<h4>Forward pass</h4>",
+        '<table class="cr-forward"><tr><th>unit</th><th>value</th>'
+        '<th>formula</th><th class="num">number(s)</th></tr>',
+    ]
     for r in forward:
         val = _full(r["output"])
         if r["kind"] == "input":
             val += f"   y = {_labels(yv)}"
-        h.append(f'<tr><td class="nw">{_span(r["unit"], r["unit"])}</td><td>{_esc(r["symbol"])}</td>'
-                 f'<td>{_esc(r["formula"])}</td><td class="num">{_esc(val)}</td></tr>')
+        h.append(
+            f'<tr><td class="nw">{_span(r["unit"], r["unit"])}</td><td>{_esc(r["symbol"])}</td>'
+            f'<td>{_esc(r["formula"])}</td><td class="num">{_esc(val)}</td></tr>'
+        )
     h.append("</table>")
-    h.append('<h4>Back-propagation</h4>')
+    h.append("<h4>Back-propagation</h4>")
     for t in terms:
         sym = t["symbol"]
         eq = f"∂L/∂{_esc(sym)} = " + " · ".join(_span(c["symbol"], c["unit"]) for c in t["chain"])
@@ -824,30 +1002,49 @@ def _explain_neuron(ctx) -> Explanation:
             rows.append(f"{' ' * 7}= {_esc(factors)} · {_esc(last)}")
         rows.append(f"{' ' * 7}= {_esc(_full(t['product']))}")
         h.append(f'<div class="eq">{eq}\n' + "\n".join(rows) + "</div>")
-        h.append('<table class="cr-terms"><tr><th>term</th><th>unit</th><th>formula</th>'
-                 '<th class="num">value</th></tr>')
+        h.append(
+            '<table class="cr-terms"><tr><th>term</th><th>unit</th><th>formula</th>'
+            '<th class="num">value</th></tr>'
+        )
         for c in t["chain"]:
             v = c["value"]
             vt = _full(v[0]) if n == 1 else "; ".join(_vec(r, full=True) for r in v)
-            h.append(f'<tr><td>{_span(c["symbol"], c["unit"])}</td><td>{_esc(c["unit"])}</td>'
-                     f'<td>{_esc(c["text"])}</td><td class="num">{_esc(vt)}</td></tr>')
-        h.append(f'<tr><td>∂L/∂{_esc(sym)}</td><td>autodiff (.grad)</td><td></td>'
-                 f'<td class="num">{_esc(_full(t["autodiff"]))}</td></tr>')
+            h.append(
+                f"<tr><td>{_span(c['symbol'], c['unit'])}</td><td>{_esc(c['unit'])}</td>"
+                f'<td>{_esc(c["text"])}</td><td class="num">{_esc(vt)}</td></tr>'
+            )
+        h.append(
+            f"<tr><td>∂L/∂{_esc(sym)}</td><td>autodiff (.grad)</td><td></td>"
+            f'<td class="num">{_esc(_full(t["autodiff"]))}</td></tr>'
+        )
         if t["numeric"] is not None:
             cls = "ok" if t["ok"] else "bad"
             num = np.asarray(t["numeric"]).reshape(t["autodiff"].shape)
-            h.append(f'<tr><td>∂L/∂{_esc(sym)}</td><td>central difference</td>'
-                     f'<td class="{cls}">max |difference| {t["max_abs_diff"]:.1e}</td>'
-                     f'<td class="num">{_esc(_full(num))}</td></tr>')
+            h.append(
+                f"<tr><td>∂L/∂{_esc(sym)}</td><td>central difference</td>"
+                f'<td class="{cls}">max |difference| {t["max_abs_diff"]:.1e}</td>'
+                f'<td class="num">{_esc(_full(num))}</td></tr>'
+            )
         h.append("</table>")
-    return Explanation(title=title, kind="neuron", forward=forward, layers=layers, terms=terms,
-                       loss=L, text_lines=lines, html_body="\n".join(h),
-                       loss_tensor=ctx["loss"], params=ctx["params"], names=names)
+    return Explanation(
+        title=title,
+        kind="neuron",
+        forward=forward,
+        layers=layers,
+        terms=terms,
+        loss=L,
+        text_lines=lines,
+        html_body="\n".join(h),
+        loss_tensor=ctx["loss"],
+        params=ctx["params"],
+        names=names,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # a network: terms layer by layer
 # ------------------------------------------------------------------------------------------------
+
 
 def _explain_network(ctx) -> Explanation:
     calls, xt, out, lf = ctx["calls"], ctx["x"], ctx["out"], ctx["loss_fn"]
@@ -859,9 +1056,21 @@ def _explain_network(ctx) -> Explanation:
 
     # --- symbols and the forward pass ----------------------------------------------------------
     sym_of = {id(xt): "x"}
-    forward = [dict(step=0, kind="input", unit="input", layer="", name="", symbol="x",
-                    formula="x", input=None, output=xt.data.copy(), shape=xt.shape)]
-    rows = []          # per call: dict with module info and symbols
+    forward = [
+        dict(
+            step=0,
+            kind="input",
+            unit="input",
+            layer="",
+            name="",
+            symbol="x",
+            formula="x",
+            input=None,
+            output=xt.data.copy(),
+            shape=xt.shape,
+        )
+    ]
+    rows = []  # per call: dict with module info and symbols
     lin_k = 0
     other_k = 0
     unknown_k = 0
@@ -886,8 +1095,11 @@ def _explain_network(ctx) -> Explanation:
             s = "z" + sup(lin_k)
             kind, unit = "linear", "linear unit Σ"
             wsym, bsym = "W" + sup(lin_k), "b" + sup(lin_k)
-            formula = f"{s} = {wsym}{in_sym} + {bsym}" if mod.bias is not None else \
-                f"{s} = {wsym}{in_sym}"
+            formula = (
+                f"{s} = {wsym}{in_sym} + {bsym}"
+                if mod.bias is not None
+                else f"{s} = {wsym}{in_sym}"
+            )
         elif _role(mod) == "activation":
             s = "a" + sup(lin_k)
             kind, unit = "activation", "activation σ"
@@ -904,23 +1116,54 @@ def _explain_network(ctx) -> Explanation:
         if isinstance(o, Tensor) and id(o) not in sym_of:
             sym_of[id(o)] = s
         own = [(nm, p) for nm, p in params if any(p is q for q in mod._parameters.values())]
-        row = dict(module=mod, kind_name=kind_name,
-                   name=name_of.get(id(mod), "") if not functional else "(function)", inp=inp,
-                   out=o, in_sym=in_sym, sym=s, kind=kind, unit=unit, formula=formula,
-                   params=own, lin_k=lin_k)
+        row = dict(
+            module=mod,
+            kind_name=kind_name,
+            name=name_of.get(id(mod), "") if not functional else "(function)",
+            inp=inp,
+            out=o,
+            in_sym=in_sym,
+            sym=s,
+            kind=kind,
+            unit=unit,
+            formula=formula,
+            params=own,
+            lin_k=lin_k,
+        )
         rows.append(row)
-        forward.append(dict(step=len(forward), kind=kind, unit=unit, layer=kind_name,
-                            name=row["name"], symbol=s, formula=formula,
-                            input=None if inp is None else np.asarray(inp.data).copy(),
-                            output=np.asarray(o.data).copy(), shape=tuple(o.shape)))
+        forward.append(
+            dict(
+                step=len(forward),
+                kind=kind,
+                unit=unit,
+                layer=kind_name,
+                name=row["name"],
+                symbol=s,
+                formula=formula,
+                input=None if inp is None else np.asarray(inp.data).copy(),
+                output=np.asarray(o.data).copy(),
+                shape=tuple(o.shape),
+            )
+        )
     out_sym = sym_of.get(id(out), "ŷ")
     L = float(ctx["loss"].data)
     lform = _loss_formula(lf, loss_name, out_sym)
     rn, red = _reduction_note(lf, out)
-    forward.append(dict(step=len(forward), kind="loss", unit="loss unit", layer=loss_name,
-                        name="", symbol="L", formula=f"L({out_sym}, y) = {lform}",
-                        input=out.data.copy(), output=np.asarray(L), shape=(),
-                        target=np.asarray(ctx["y"]).copy()))
+    forward.append(
+        dict(
+            step=len(forward),
+            kind="loss",
+            unit="loss unit",
+            layer=loss_name,
+            name="",
+            symbol="L",
+            formula=f"L({out_sym}, y) = {lform}",
+            input=out.data.copy(),
+            output=np.asarray(L),
+            shape=(),
+            target=np.asarray(ctx["y"]).copy(),
+        )
+    )
 
     # --- back-propagation, layer by layer from the loss --------------------------------------
     def grad_of(t):
@@ -929,37 +1172,69 @@ def _explain_network(ctx) -> Explanation:
         return None if t.grad is None else np.asarray(t.grad)
 
     loss_grad_txt = _scaled(red, _loss_derivative(lf, out_sym))
-    layers = [dict(name="", layer=loss_name, kind="loss", upstream=np.ones(()),
-                   upstream_symbol="∂L/∂L", local=None, local_symbol=None,
-                   local_text=loss_grad_txt, handed_on=grad_of(out),
-                   handed_symbol=f"∂L/∂{out_sym}", params=[])]
+    layers = [
+        dict(
+            name="",
+            layer=loss_name,
+            kind="loss",
+            upstream=np.ones(()),
+            upstream_symbol="∂L/∂L",
+            local=None,
+            local_symbol=None,
+            local_text=loss_grad_txt,
+            handed_on=grad_of(out),
+            handed_symbol=f"∂L/∂{out_sym}",
+            params=[],
+        )
+    ]
     rng = np.random.default_rng(0)
     terms = []
     # the chain of symbols from the loss back to each row's output
-    chain_after = {}   # row index -> list of chain dicts (from the loss down to that row's output)
+    chain_after = {}  # row index -> list of chain dicts (from the loss down to that row's output)
     chain = [dict(symbol=f"∂L/∂{out_sym}", unit="loss unit", text=loss_grad_txt)]
-    if rows and rows[-1]["out"] is not out:   # units after the last layer that we cannot split
-        chain.append(dict(symbol=f"∂{out_sym}/∂{rows[-1]['sym']}", unit="unit",
-                          text="units after the last layer"))
+    if rows and rows[-1]["out"] is not out:  # units after the last layer that we cannot split
+        chain.append(
+            dict(
+                symbol=f"∂{out_sym}/∂{rows[-1]['sym']}",
+                unit="unit",
+                text="units after the last layer",
+            )
+        )
     for ri in range(len(rows) - 1, -1, -1):
         r = rows[ri]
         chain_after[ri] = list(chain)
         up = grad_of(r["out"])
         handed = grad_of(r["inp"])
         c, _ = _unit_of(r["out"], r["inp"])
-        entry = dict(name=r["name"], layer=r["kind_name"], kind=r["kind"], upstream=up,
-                     upstream_symbol=f"∂L/∂{r['sym']}", local=None,
-                     local_symbol=f"∂{r['sym']}/∂{r['in_sym']}", local_text=None,
-                     handed_on=handed, handed_symbol=f"∂L/∂{r['in_sym']}",
-                     params=[nm for nm, _ in r["params"]], elementwise=False,
-                     symbol=r["sym"], in_symbol=r["in_sym"], formula=r["formula"],
-                     desc=_layer_desc(r))
+        entry = dict(
+            name=r["name"],
+            layer=r["kind_name"],
+            kind=r["kind"],
+            upstream=up,
+            upstream_symbol=f"∂L/∂{r['sym']}",
+            local=None,
+            local_symbol=f"∂{r['sym']}/∂{r['in_sym']}",
+            local_text=None,
+            handed_on=handed,
+            handed_symbol=f"∂L/∂{r['in_sym']}",
+            params=[nm for nm, _ in r["params"]],
+            elementwise=False,
+            symbol=r["sym"],
+            in_symbol=r["in_sym"],
+            formula=r["formula"],
+            desc=_layer_desc(r),
+        )
         if r["kind"] == "activation" and _elementwise(r["module"], c):
             entry["local"] = _handed_back(r["out"], np.ones_like(r["out"].data), r["inp"])
             entry["elementwise"] = True
             entry["local_text"] = _act_derivative(
-                r["module"], r["kind_name"], r["sym"], r["in_sym"],
-                f"({r['sym']})²" if len(r["sym"]) > 1 else r["sym"] + "²", "·")
+                r["module"],
+                r["kind_name"],
+                r["sym"],
+                r["in_sym"],
+                f"({r['sym']})²" if len(r["sym"]) > 1 else r["sym"] + "²",
+                "·",
+            )
         elif r["kind"] == "linear":
             wsym = "W" + sup(r["lin_k"])
             entry["local_text"] = f"{wsym} (∂L/∂{r['in_sym']} = ∂L/∂{r['sym']} · {wsym})"
@@ -980,8 +1255,9 @@ def _explain_network(ctx) -> Explanation:
                 local_sym = f"∂{r['sym']}/∂{nm}"
                 local_txt = f"{r['kind_name']}'s local term"
             pchain = list(chain) + [dict(symbol=local_sym, unit=r["unit"], text=local_txt)]
-            auto = np.asarray(p.grad if p.grad is not None else np.zeros_like(p.data),
-                              dtype=np.float64).copy()
+            auto = np.asarray(
+                p.grad if p.grad is not None else np.zeros_like(p.data), dtype=np.float64
+            ).copy()
             product = None
             cp = r["out"]._ctx
             if cp is not None and up is not None and any(q is p for q in cp.inputs):
@@ -994,40 +1270,80 @@ def _explain_network(ctx) -> Explanation:
                 prod_txt = f"Σ over the batch of ∂L/∂{r['sym']}" if n > 1 else f"∂L/∂{r['sym']}"
             else:
                 prod_txt = f"{r['kind_name']} backward of ∂L/∂{r['sym']}"
-            t = dict(parameter=nm, layer=r["name"], symbol=psym, chain=pchain,
-                     equation=f"∂L/∂{psym} = " + " · ".join(c_["symbol"] for c_ in pchain),
-                     product=np.asarray(product, dtype=np.float64), product_text=prod_txt,
-                     autodiff=auto, n_entries=p.data.size, checked=[], numeric=None,
-                     autodiff_checked=None, sampled=False, max_abs_diff=None, ok=True)
+            t = dict(
+                parameter=nm,
+                layer=r["name"],
+                symbol=psym,
+                chain=pchain,
+                equation=f"∂L/∂{psym} = " + " · ".join(c_["symbol"] for c_ in pchain),
+                product=np.asarray(product, dtype=np.float64),
+                product_text=prod_txt,
+                autodiff=auto,
+                n_entries=p.data.size,
+                checked=[],
+                numeric=None,
+                autodiff_checked=None,
+                sampled=False,
+                max_abs_diff=None,
+                ok=True,
+            )
             if ctx["check"]:
                 idx_, num, au, md, ok, sampled = _check_param(ctx, nm, p, rng)
-                t.update(checked=idx_, numeric=num, autodiff_checked=au, max_abs_diff=md,
-                         ok=ok, sampled=sampled)
+                t.update(
+                    checked=idx_,
+                    numeric=num,
+                    autodiff_checked=au,
+                    max_abs_diff=md,
+                    ok=ok,
+                    sampled=sampled,
+                )
             terms.append(t)
         entry["terms"] = [t for t in terms if t["parameter"] in entry["params"]]
         layers.append(entry)
         if r["kind"] == "layer" and r["unit"] == "pass-through":
             continue
-        chain = chain + [dict(symbol=f"∂{r['sym']}/∂{r['in_sym']}", unit=r["unit"],
-                              text=entry["local_text"] or "")]
+        chain = chain + [
+            dict(
+                symbol=f"∂{r['sym']}/∂{r['in_sym']}", unit=r["unit"], text=entry["local_text"] or ""
+            )
+        ]
 
     # parameters no layer owns (used directly in a custom forward): autodiff and the check
     covered = {t["parameter"] for t in terms}
     for nm, p in params:
         if nm in covered:
             continue
-        auto = np.asarray(p.grad if p.grad is not None else np.zeros_like(p.data),
-                          dtype=np.float64).copy()
-        t = dict(parameter=nm, layer="", symbol=nm, chain=list(chain) + [dict(
-                 symbol=f"∂(…)/∂{nm}", unit="unit", text="units outside the layers")],
-                 equation=f"∂L/∂{nm} = … (used outside the layers)", product=auto.copy(),
-                 product_text="back-propagation through the record", autodiff=auto,
-                 n_entries=p.data.size, checked=[], numeric=None, autodiff_checked=None,
-                 sampled=False, max_abs_diff=None, ok=True)
+        auto = np.asarray(
+            p.grad if p.grad is not None else np.zeros_like(p.data), dtype=np.float64
+        ).copy()
+        t = dict(
+            parameter=nm,
+            layer="",
+            symbol=nm,
+            chain=list(chain)
+            + [dict(symbol=f"∂(…)/∂{nm}", unit="unit", text="units outside the layers")],
+            equation=f"∂L/∂{nm} = … (used outside the layers)",
+            product=auto.copy(),
+            product_text="back-propagation through the record",
+            autodiff=auto,
+            n_entries=p.data.size,
+            checked=[],
+            numeric=None,
+            autodiff_checked=None,
+            sampled=False,
+            max_abs_diff=None,
+            ok=True,
+        )
         if ctx["check"]:
             idx_, num, au, md, ok, sampled = _check_param(ctx, nm, p, rng)
-            t.update(checked=idx_, numeric=num, autodiff_checked=au, max_abs_diff=md,
-                     ok=ok, sampled=sampled)
+            t.update(
+                checked=idx_,
+                numeric=num,
+                autodiff_checked=au,
+                max_abs_diff=md,
+                ok=ok,
+                sampled=sampled,
+            )
         terms.append(t)
 
     # terms in forward order (first layer first) read better in tables
@@ -1039,20 +1355,25 @@ def _explain_network(ctx) -> Explanation:
     title = f"{type(ctx['model']).__name__}: x → {desc} → [loss unit L: {loss_name}]"
     total = sum(p.data.size for _, p in params)
     lines = [title, f"{n} sample{'s' if n > 1 else ''}, {total:,} parameters, float64", ""]
-    lines.append("Forward pass (every unit in order; each unit's output is the next unit's "
-                 "input):")
+    lines.append("Forward pass (every unit in order; each unit's output is the next unit's input):")
     w_unit = max(len(_row_label(r)) for r in forward)
     w_form = max(len(r["formula"]) for r in forward)
     for r in forward:
         val = _vec(r["output"])
         if r["kind"] == "loss":
-            val = f"{_s(L)}   (y = {_labels(r['target'])}"\
-                  f"{', mean over ' + str(rn) + ' values' if rn > 1 else ''})"
-        lines.append(f"  {_row_label(r).ljust(w_unit)}  {r['formula'].ljust(w_form)}  "
-                     f"{_shape(r['shape']) if r['kind'] != 'loss' else '':>10}  {val}")
+            val = (
+                f"{_s(L)}   (y = {_labels(r['target'])}"
+                f"{', mean over ' + str(rn) + ' values' if rn > 1 else ''})"
+            )
+        lines.append(
+            f"  {_row_label(r).ljust(w_unit)}  {r['formula'].ljust(w_form)}  "
+            f"{_shape(r['shape']) if r['kind'] != 'loss' else '':>10}  {val}"
+        )
     lines.append("")
-    lines.append("Back-propagation (start at the loss; each unit receives ∂L/∂ its output, "
-                 "multiplies in its local term")
+    lines.append(
+        "Back-propagation (start at the loss; each unit receives ∂L/∂ its output, "
+        "multiplies in its local term"
+    )
     lines.append("and hands the product on to the unit before it):")
     for e in layers:
         if e["kind"] == "loss":
@@ -1061,65 +1382,93 @@ def _explain_network(ctx) -> Explanation:
             lines.append(f"                 = {_vec(e['handed_on'])}")
             continue
         lay = e.get("desc", e["layer"])
-        head = (f"  {lay} (a function called in forward)" if e["name"] == "(function)" else
-                f"  layer {e['name']} ({lay})" if e["name"] else f"  {lay}")
+        head = (
+            f"  {lay} (a function called in forward)"
+            if e["name"] == "(function)"
+            else f"  layer {e['name']} ({lay})"
+            if e["name"]
+            else f"  {lay}"
+        )
         lines.append(f"{head}, {_unit_word(e)}: {e['formula']}")
         lines.append(f"      receives   {e['upstream_symbol']} = {_vec(e['upstream'])}")
         if e["kind"] == "activation":
             if e["elementwise"]:
-                lines.append(f"      local term {e['local_symbol']} = {e['local_text']}"
-                             "   (elementwise)")
+                lines.append(
+                    f"      local term {e['local_symbol']} = {e['local_text']}   (elementwise)"
+                )
                 lines.append(f"                 = {_vec(e['local'])}")
-                lines.append(f"      hands on   {e['handed_symbol']} = {e['upstream_symbol']}"
-                             f" ⊙ {e['local_symbol']} = {_vec(e['handed_on'])}")
+                lines.append(
+                    f"      hands on   {e['handed_symbol']} = {e['upstream_symbol']}"
+                    f" ⊙ {e['local_symbol']} = {_vec(e['handed_on'])}"
+                )
             else:
                 lines.append(f"      local term {e['local_symbol']}: {e['local_text']}")
-                lines.append(f"      hands on   {e['handed_symbol']} = {e['upstream_symbol']}"
-                             f" · {e['local_symbol']} = {_vec(e['handed_on'])}")
+                lines.append(
+                    f"      hands on   {e['handed_symbol']} = {e['upstream_symbol']}"
+                    f" · {e['local_symbol']} = {_vec(e['handed_on'])}"
+                )
             continue
         for t in e["terms"]:
-            lines.append(f"      ∂L/∂{t['symbol']} = {e['upstream_symbol']} · "
-                         f"{t['chain'][-1]['symbol']} = {t['product_text']}"
-                         f"   {_shape(t['product'].shape)}")
+            lines.append(
+                f"      ∂L/∂{t['symbol']} = {e['upstream_symbol']} · "
+                f"{t['chain'][-1]['symbol']} = {t['product_text']}"
+                f"   {_shape(t['product'].shape)}"
+            )
             lines.append(f"                 = {_vec(t['product'])}")
         if e["kind"] == "layer" and e.get("symbol") == e.get("in_symbol"):
             lines.append(f"      passes {e['upstream_symbol']} on unchanged")
             continue
         if e["handed_on"] is not None:
-            via = (f"{e['upstream_symbol']} · {e['local_symbol']} = "
-                   f"{e['upstream_symbol']} · W{_sup(_lin_number(e))}" if e["kind"] == "linear"
-                   and n_lin > 1 else f"{e['upstream_symbol']} · {e['local_symbol']}")
+            via = (
+                f"{e['upstream_symbol']} · {e['local_symbol']} = "
+                f"{e['upstream_symbol']} · W{_sup(_lin_number(e))}"
+                if e["kind"] == "linear" and n_lin > 1
+                else f"{e['upstream_symbol']} · {e['local_symbol']}"
+            )
             first = e["in_symbol"] == "x"
-            lines.append(f"      hands on   {e['handed_symbol']} = {via} = "
-                         f"{_vec(e['handed_on'])}"
-                         + ("   (the input: not learned)" if first else ""))
+            lines.append(
+                f"      hands on   {e['handed_symbol']} = {via} = "
+                f"{_vec(e['handed_on'])}" + ("   (the input: not learned)" if first else "")
+            )
     lines.append("")
-    lines.append("Chain rule for every parameter (local terms from the loss back), the product "
-                 "the layer's unit computed,")
+    lines.append(
+        "Chain rule for every parameter (local terms from the loss back), the product "
+        "the layer's unit computed,"
+    )
     lines.append("the gradient autodiff left in .grad and central differences:")
     for t in terms:
-        lines.append(f"  {t['parameter']} ({t['symbol']}, {_shape(t['autodiff'].shape)}):  "
-                     f"{t['equation']}")
+        lines.append(
+            f"  {t['parameter']} ({t['symbol']}, {_shape(t['autodiff'].shape)}):  {t['equation']}"
+        )
         diff = np.abs(t["product"] - t["autodiff"]).max() if t["product"].size else 0.0
-        lines.append(f"      product ‖·‖ = {_norm(t['product']):.6g}   autodiff ‖·‖ = "
-                     f"{_norm(t['autodiff']):.6g}   (max |product − autodiff| {diff:.1e})")
+        lines.append(
+            f"      product ‖·‖ = {_norm(t['product']):.6g}   autodiff ‖·‖ = "
+            f"{_norm(t['autodiff']):.6g}   (max |product − autodiff| {diff:.1e})"
+        )
         if t["numeric"] is not None:
             k = len(t["checked"])
-            what = (f"{k} sampled entries of {t['n_entries']:,}" if t["sampled"]
-                    else f"all {k} entries")
+            what = (
+                f"{k} sampled entries of {t['n_entries']:,}" if t["sampled"] else f"all {k} entries"
+            )
             mark = "agree" if t["ok"] else "DISAGREE"
-            lines.append(f"      central differences on {what}: max |difference| "
-                         f"{t['max_abs_diff']:.1e} ({mark})")
+            lines.append(
+                f"      central differences on {what}: max |difference| "
+                f"{t['max_abs_diff']:.1e} ({mark})"
+            )
             # the checked entries with the largest gradients (zeros say little)
             for j in sorted(range(k), key=lambda j_: -abs(t["autodiff_checked"][j_]))[:3]:
                 ix = ",".join(str(v) for v in t["checked"][j])
-                lines.append(f"        {t['symbol']}[{ix}]: autodiff {_s(t['autodiff_checked'][j])}"
-                             f"   central difference {_s(t['numeric'][j])}")
+                lines.append(
+                    f"        {t['symbol']}[{ix}]: autodiff {_s(t['autodiff_checked'][j])}"
+                    f"   central difference {_s(t['numeric'][j])}"
+                )
     notes = []
     if ctx["check"] and any(t["sampled"] for t in terms):
-        notes.append(f"The model has {total:,} parameters (more than {_CHECK_ALL_UP_TO:,}): "
-                     f"central differences were taken on {_SAMPLED_ENTRIES} sampled entries per "
-                     "parameter (the largest |gradient| and random others), not on every entry.")
+        notes.append(
+            f"The model has {total:,} parameters (more than {_CHECK_ALL_UP_TO:,}): "
+            f"central differences were taken on {_SAMPLED_ENTRIES} sampled entries per "
+            "parameter (the largest |gradient| and random others), not on every entry."
+        )
     if not ctx["check"]:
         notes.append("Central differences were not computed (check=False).")
     if notes:
@@ -1127,50 +1476,71 @@ def _explain_network(ctx) -> Explanation:
         lines.extend("Note: " + s for s in notes)
 
     # --- html -----------------------------------------------------------------------------------
-    h = [f'<p class="note">{_esc(lines[1])}</p>', '<h4>Forward pass</h4>',
-         '<table class="cr-forward"><tr><th>#</th><th>unit</th><th>layer</th><th>formula</th>'
-         '<th>shape</th><th class="num">values</th></tr>']
+    h = [
+        f'<p class="note">{_esc(lines[1])}</p>',
+        "<h4>Forward pass</h4>",
+        '<table class="cr-forward"><tr><th>#</th><th>unit</th><th>layer</th><th>formula</th>'
+        '<th>shape</th><th class="num">values</th></tr>',
+    ]
     for r in forward:
         val = _vec(r["output"]) if r["kind"] != "loss" else f"{_s(L)}  (y = {_labels(r['target'])})"
         lay = f"{r['name']} {r['layer']}".strip()
-        h.append(f'<tr><td>{r["step"]}</td><td class="nw">{_span(r["unit"], r["unit"])}</td>'
-                 f'<td class="nw">{_esc(lay)}</td><td>{_esc(r["formula"])}</td>'
-                 f'<td class="num nw">{_esc(_shape(r["shape"]))}</td>'
-                 f'<td class="num">{_esc(val)}</td></tr>')
+        h.append(
+            f'<tr><td>{r["step"]}</td><td class="nw">{_span(r["unit"], r["unit"])}</td>'
+            f'<td class="nw">{_esc(lay)}</td><td>{_esc(r["formula"])}</td>'
+            f'<td class="num nw">{_esc(_shape(r["shape"]))}</td>'
+            f'<td class="num">{_esc(val)}</td></tr>'
+        )
     h.append("</table>")
-    h.append('<h4>Back-propagation, layer by layer</h4>')
-    h.append('<table class="cr-layers"><tr><th>layer</th><th>receives</th><th>local term</th>'
-             '<th>gives its parameters</th><th>hands on</th></tr>')
+    h.append("<h4>Back-propagation, layer by layer</h4>")
+    h.append(
+        '<table class="cr-layers"><tr><th>layer</th><th>receives</th><th>local term</th>'
+        "<th>gives its parameters</th><th>hands on</th></tr>"
+    )
     for e in layers:
         if e["kind"] == "loss":
-            h.append(f'<tr><td>{_span("loss unit", "loss unit")} {_esc(e["layer"])}</td>'
-                     f'<td class="num">∂L/∂L = 1</td><td>{_esc(e["local_text"])}</td><td></td>'
-                     f'<td class="num">{_esc(e["handed_symbol"])} = '
-                     f'{_esc(_vec(e["handed_on"]))}</td></tr>')
+            h.append(
+                f"<tr><td>{_span('loss unit', 'loss unit')} {_esc(e['layer'])}</td>"
+                f'<td class="num">∂L/∂L = 1</td><td>{_esc(e["local_text"])}</td><td></td>'
+                f'<td class="num">{_esc(e["handed_symbol"])} = '
+                f"{_esc(_vec(e['handed_on']))}</td></tr>"
+            )
             continue
         unit = {"linear": "linear unit Σ", "activation": "activation σ"}.get(e["kind"], "")
         head = (_span(unit, unit) + " " if unit else "") + _esc(f"{e['name']} {e['layer']}")
-        local = (f'{_esc(e["local_symbol"])} = {_esc(e["local_text"] or "")}'
-                 + (f'<br><span class="num">{_esc(_vec(e["local"]))}</span>'
-                    if e.get("local") is not None else ""))
-        ps = "<br>".join(f'∂L/∂{_esc(t["symbol"])} = {_esc(t["product_text"])}<br>'
-                         f'<span class="num">{_esc(_vec(t["product"]))}</span>'
-                         for t in e["terms"])
-        handed = ("" if e["handed_on"] is None else
-                  f'{_esc(e["handed_symbol"])}<br><span class="num">'
-                  f'{_esc(_vec(e["handed_on"]))}</span>')
-        h.append(f'<tr><td>{head}<br><code>{_esc(e["formula"])}</code></td>'
-                 f'<td>{_esc(e["upstream_symbol"])}<br><span class="num">'
-                 f'{_esc(_vec(e["upstream"]))}</span></td><td>{local}</td><td>{ps}</td>'
-                 f'<td>{handed}</td></tr>')
+        local = f"{_esc(e['local_symbol'])} = {_esc(e['local_text'] or '')}" + (
+            f'<br><span class="num">{_esc(_vec(e["local"]))}</span>'
+            if e.get("local") is not None
+            else ""
+        )
+        ps = "<br>".join(
+            f"∂L/∂{_esc(t['symbol'])} = {_esc(t['product_text'])}<br>"
+            f'<span class="num">{_esc(_vec(t["product"]))}</span>'
+            for t in e["terms"]
+        )
+        handed = (
+            ""
+            if e["handed_on"] is None
+            else f'{_esc(e["handed_symbol"])}<br><span class="num">'
+            f"{_esc(_vec(e['handed_on']))}</span>"
+        )
+        h.append(
+            f"<tr><td>{head}<br><code>{_esc(e['formula'])}</code></td>"
+            f'<td>{_esc(e["upstream_symbol"])}<br><span class="num">'
+            f"{_esc(_vec(e['upstream']))}</span></td><td>{local}</td><td>{ps}</td>"
+            f"<td>{handed}</td></tr>"
+        )
     h.append("</table>")
-    h.append('<h4>Chain rule for every parameter</h4>')
-    h.append('<table class="cr-terms"><tr><th>parameter</th><th>chain of local terms</th>'
-             '<th class="num">‖product‖</th><th class="num">‖autodiff‖</th>'
-             '<th>central differences</th></tr>')
+    h.append("<h4>Chain rule for every parameter</h4>")
+    h.append(
+        '<table class="cr-terms"><tr><th>parameter</th><th>chain of local terms</th>'
+        '<th class="num">‖product‖</th><th class="num">‖autodiff‖</th>'
+        "<th>central differences</th></tr>"
+    )
     for t in terms:
-        eq = f"∂L/∂{_esc(t['symbol'])} = " + " · ".join(_span(c["symbol"], c["unit"])
-                                                      for c in t["chain"])
+        eq = f"∂L/∂{_esc(t['symbol'])} = " + " · ".join(
+            _span(c["symbol"], c["unit"]) for c in t["chain"]
+        )
         if t["numeric"] is not None:
             k = len(t["checked"])
             what = f"{k} sampled of {t['n_entries']:,}" if t["sampled"] else f"all {k}"
@@ -1178,10 +1548,12 @@ def _explain_network(ctx) -> Explanation:
             chk = f'<span class="{cls}">{what}: max |diff| {t["max_abs_diff"]:.1e}</span>'
         else:
             chk = "not computed"
-        h.append(f'<tr><td class="nw"><code>{_esc(t["parameter"])}</code> '
-                 f'{_esc(_shape(t["autodiff"].shape))}</td><td>{eq}</td>'
-                 f'<td class="num">{_norm(t["product"]):.6g}</td>'
-                 f'<td class="num">{_norm(t["autodiff"]):.6g}</td><td>{chk}</td></tr>')
+        h.append(
+            f'<tr><td class="nw"><code>{_esc(t["parameter"])}</code> '
+            f"{_esc(_shape(t['autodiff'].shape))}</td><td>{eq}</td>"
+            f'<td class="num">{_norm(t["product"]):.6g}</td>'
+            f'<td class="num">{_norm(t["autodiff"]):.6g}</td><td>{chk}</td></tr>'
+        )
     h.append("</table>")
     for s in notes:
         h.append(f'<p class="note">{_esc(s)}</p>')
@@ -1189,9 +1561,20 @@ def _explain_network(ctx) -> Explanation:
     for r in rows:
         if isinstance(r["out"], Tensor):
             names.setdefault(id(r["out"]), r["sym"])
-    return Explanation(title=title, kind="network", forward=forward, layers=layers,
-                       terms=terms, loss=L, text_lines=lines, html_body="\n".join(h),
-                       notes=notes, loss_tensor=ctx["loss"], params=params, names=names)
+    return Explanation(
+        title=title,
+        kind="network",
+        forward=forward,
+        layers=layers,
+        terms=terms,
+        loss=L,
+        text_lines=lines,
+        html_body="\n".join(h),
+        notes=notes,
+        loss_tensor=ctx["loss"],
+        params=params,
+        names=names,
+    )
 
 
 def _lin_number(e) -> str:
@@ -1228,6 +1611,7 @@ def _layer_desc(r) -> str:
 # the notes' two examples
 # ------------------------------------------------------------------------------------------------
 
+
 def demo(name: str) -> Explanation:
     """Walk through one of the notes' examples: 'llc' (the logistic classifier as one neuron,
     equation 3) or 'composition' (f(x) = x + 2, g(f) = 3f, h(g) = sin(g) at x = 10)."""
@@ -1242,19 +1626,25 @@ def _demo_llc() -> Explanation:
     from . import nn
     from .examples.llc import llc
 
-    r = llc()   # the example's numbers: x, y, w, w0 (and its own chain-rule values)
+    r = llc()  # the example's numbers: x, y, w, w0 (and its own chain-rule values)
     model = nn.Sequential(nn.Linear(3, 1), nn.Sigmoid())
     with no_grad():
         model[0].weight.data = np.asarray(r["w"], dtype=np.float64).reshape(1, 3)
         model[0].bias.data = np.asarray([r["w0"]], dtype=np.float64)
     expl = explain(model, r["x"][None, :], np.array([[r["y"]]]), nn.BCELoss())
-    head = ["The notes' logistic linear classifier (LLC) as one neuron, with numbers",
-            "(x, y, w and w₀ of chainrule.examples.llc; the loss unit is BCELoss, the "
-            "negative log-likelihood)", "", ""]
-    tail = ["", "Each earlier unit receives the product of the terms after it: the activation σ "
-            "receives ∂L/∂a,",
-            "the linear unit Σ receives ∂L/∂a · ∂a/∂z = ∂L/∂z = a − y = "
-            f"{_s(r['a'] - r['y'])}."]
+    head = [
+        "The notes' logistic linear classifier (LLC) as one neuron, with numbers",
+        "(x, y, w and w₀ of chainrule.examples.llc; the loss unit is BCELoss, the "
+        "negative log-likelihood)",
+        "",
+        "",
+    ]
+    tail = [
+        "",
+        "Each earlier unit receives the product of the terms after it: the activation σ "
+        "receives ∂L/∂a,",
+        f"the linear unit Σ receives ∂L/∂a · ∂a/∂z = ∂L/∂z = a − y = {_s(r['a'] - r['y'])}.",
+    ]
     expl._text = "\n".join(head) + expl._text + "\n" + "\n".join(tail)
     expl.title = "The notes' LLC as one neuron: ∂L/∂w = ∂L/∂a · ∂a/∂z · ∂z/∂w"
     return expl
@@ -1266,9 +1656,11 @@ def _demo_composition() -> Explanation:
     start = time.perf_counter()
     x, f, g, h = forward_backward()
 
-    steps = [("f", f, "x", x, "f(x) = x + 2", "df/dx", "1"),
-             ("g", g, "f", f, "g(f) = 3f", "dg/df", "3"),
-             ("h", h, "g", g, "h(g) = sin(g)", "dh/dg", "cos(g)")]
+    steps = [
+        ("f", f, "x", x, "f(x) = x + 2", "df/dx", "1"),
+        ("g", g, "f", f, "g(f) = 3f", "dg/df", "3"),
+        ("h", h, "g", g, "h(g) = sin(g)", "dh/dg", "cos(g)"),
+    ]
     # local terms from the units' own backward (scalars: backward of 1 is the derivative)
     local = {}
     for sym, t, _, inp, _, dsym, _ in steps:
@@ -1279,48 +1671,138 @@ def _demo_composition() -> Explanation:
     def hx(v):
         with no_grad():
             return float(np.sin(3 * (v + 2)))
+
     eps = 1e-6
     numeric = (hx(xv + eps) - hx(xv - eps)) / (2 * eps)
     auto = float(x.grad)
 
-    forward = [dict(step=0, kind="input", unit="input", layer="", name="", symbol="x",
-                    formula="x", input=None, output=np.asarray(xv), shape=())]
-    forward.append(dict(step=1, kind="layer", unit="add", layer="add", name="f", symbol="f",
-                        formula=f"f(x) = x + 2:  f({xv:g}) = {xv:g} + 2 = {fv:g}",
-                        input=np.asarray(xv), output=np.asarray(fv), shape=()))
-    forward.append(dict(step=2, kind="layer", unit="mul", layer="mul", name="g", symbol="g",
-                        formula=f"g(f) = 3f:  g({fv:g}) = 3 · {fv:g} = {gv:g}",
-                        input=np.asarray(fv), output=np.asarray(gv), shape=()))
-    forward.append(dict(step=3, kind="layer", unit="sin", layer="sin", name="h", symbol="h",
-                        formula=f"h(g) = sin(g):  h({gv:g}) = sin({gv:g}) = {hv:.6f}",
-                        input=np.asarray(gv), output=np.asarray(hv), shape=()))
-    chain = [dict(symbol="dh/dg", unit="sin", text=f"cos(g) = cos({gv:g})",
-                  value=np.asarray(local["h"])),
-             dict(symbol="dg/df", unit="mul", text="3", value=np.asarray(local["g"])),
-             dict(symbol="df/dx", unit="add", text="1", value=np.asarray(local["f"]))]
-    terms = [dict(parameter="x", layer="", symbol="x", chain=chain,
-                  equation="dh/dx = dh/dg · dg/df · df/dx", product=np.asarray(product),
-                  autodiff=np.asarray(auto), n_entries=1, checked=[()],
-                  numeric=np.asarray([numeric]), autodiff_checked=np.asarray([auto]),
-                  sampled=False, max_abs_diff=abs(auto - numeric),
-                  ok=abs(auto - numeric) <= _ATOL + _RTOL * abs(numeric),
-                  by_hand=3 * math.cos(36.0))]
-    layers = [dict(name="h", layer="sin", kind="layer", upstream=np.asarray(1.0),
-                   upstream_symbol="dh/dh", local=np.asarray(local["h"]), local_symbol="dh/dg",
-                   local_text="cos(g)", handed_on=np.asarray(g.grad), handed_symbol="dh/dg",
-                   params=[]),
-              dict(name="g", layer="mul", kind="layer", upstream=np.asarray(g.grad),
-                   upstream_symbol="dh/dg", local=np.asarray(local["g"]), local_symbol="dg/df",
-                   local_text="3", handed_on=np.asarray(f.grad), handed_symbol="dh/df",
-                   params=[]),
-              dict(name="f", layer="add", kind="layer", upstream=np.asarray(f.grad),
-                   upstream_symbol="dh/df", local=np.asarray(local["f"]), local_symbol="df/dx",
-                   local_text="1", handed_on=np.asarray(x.grad), handed_symbol="dh/dx",
-                   params=[])]
+    forward = [
+        dict(
+            step=0,
+            kind="input",
+            unit="input",
+            layer="",
+            name="",
+            symbol="x",
+            formula="x",
+            input=None,
+            output=np.asarray(xv),
+            shape=(),
+        )
+    ]
+    forward.append(
+        dict(
+            step=1,
+            kind="layer",
+            unit="add",
+            layer="add",
+            name="f",
+            symbol="f",
+            formula=f"f(x) = x + 2:  f({xv:g}) = {xv:g} + 2 = {fv:g}",
+            input=np.asarray(xv),
+            output=np.asarray(fv),
+            shape=(),
+        )
+    )
+    forward.append(
+        dict(
+            step=2,
+            kind="layer",
+            unit="mul",
+            layer="mul",
+            name="g",
+            symbol="g",
+            formula=f"g(f) = 3f:  g({fv:g}) = 3 · {fv:g} = {gv:g}",
+            input=np.asarray(fv),
+            output=np.asarray(gv),
+            shape=(),
+        )
+    )
+    forward.append(
+        dict(
+            step=3,
+            kind="layer",
+            unit="sin",
+            layer="sin",
+            name="h",
+            symbol="h",
+            formula=f"h(g) = sin(g):  h({gv:g}) = sin({gv:g}) = {hv:.6f}",
+            input=np.asarray(gv),
+            output=np.asarray(hv),
+            shape=(),
+        )
+    )
+    chain = [
+        dict(
+            symbol="dh/dg", unit="sin", text=f"cos(g) = cos({gv:g})", value=np.asarray(local["h"])
+        ),
+        dict(symbol="dg/df", unit="mul", text="3", value=np.asarray(local["g"])),
+        dict(symbol="df/dx", unit="add", text="1", value=np.asarray(local["f"])),
+    ]
+    terms = [
+        dict(
+            parameter="x",
+            layer="",
+            symbol="x",
+            chain=chain,
+            equation="dh/dx = dh/dg · dg/df · df/dx",
+            product=np.asarray(product),
+            autodiff=np.asarray(auto),
+            n_entries=1,
+            checked=[()],
+            numeric=np.asarray([numeric]),
+            autodiff_checked=np.asarray([auto]),
+            sampled=False,
+            max_abs_diff=abs(auto - numeric),
+            ok=abs(auto - numeric) <= _ATOL + _RTOL * abs(numeric),
+            by_hand=3 * math.cos(36.0),
+        )
+    ]
+    layers = [
+        dict(
+            name="h",
+            layer="sin",
+            kind="layer",
+            upstream=np.asarray(1.0),
+            upstream_symbol="dh/dh",
+            local=np.asarray(local["h"]),
+            local_symbol="dh/dg",
+            local_text="cos(g)",
+            handed_on=np.asarray(g.grad),
+            handed_symbol="dh/dg",
+            params=[],
+        ),
+        dict(
+            name="g",
+            layer="mul",
+            kind="layer",
+            upstream=np.asarray(g.grad),
+            upstream_symbol="dh/dg",
+            local=np.asarray(local["g"]),
+            local_symbol="dg/df",
+            local_text="3",
+            handed_on=np.asarray(f.grad),
+            handed_symbol="dh/df",
+            params=[],
+        ),
+        dict(
+            name="f",
+            layer="add",
+            kind="layer",
+            upstream=np.asarray(f.grad),
+            upstream_symbol="dh/df",
+            local=np.asarray(local["f"]),
+            local_symbol="df/dx",
+            local_text="1",
+            handed_on=np.asarray(x.grad),
+            handed_symbol="dh/dx",
+            params=[],
+        ),
+    ]
     g36 = f"{gv:g}"
     lines = [
-        "The notes' forward pass: f(x) = x + 2, g(f) = 3f, h(g) = sin(g), at x = "
-        f"{xv:g}", "",
+        f"The notes' forward pass: f(x) = x + 2, g(f) = 3f, h(g) = sin(g), at x = {xv:g}",
+        "",
         "Forward pass (function by function; each output is the next function's input):",
         f"  x = {xv:g}",
         f"  f(x) = x + 2     f({xv:g}) = {xv:g} + 2 = {fv:g}".ljust(50) + "(unit add)",
@@ -1338,23 +1820,38 @@ def _demo_composition() -> Explanation:
         f" = {product:+.10f}",
         f"  autodiff (x.grad)        {auto:+.10f}",
         f"  by hand 3cos({g36})         {3 * math.cos(36.0):+.10f}",
-        f"  central difference       {numeric:+.10f}   (|difference| "
-        f"{abs(auto - numeric):.1e})",
+        f"  central difference       {numeric:+.10f}   (|difference| {abs(auto - numeric):.1e})",
     ]
-    hrows = "".join(f'<tr><td>{_esc(r["symbol"])}</td><td>{_esc(r["formula"])}</td>'
-                    f'<td class="num">{_esc(_s(r["output"]))}</td></tr>' for r in forward)
-    trows = "".join(f'<tr><td>{_esc(c["symbol"])}</td><td>unit {_esc(c["unit"])}</td>'
-                    f'<td>{_esc(c["text"])}</td><td class="num">{_esc(_s(c["value"]))}</td></tr>'
-                    for c in chain)
-    body = ('<h4>Forward pass</h4><table class="cr-forward"><tr><th>value</th><th>function</th>'
-            f'<th class="num">number</th></tr>{hrows}</table>'
-            '<h4>Back-propagation</h4><table class="cr-terms"><tr><th>term</th><th>unit</th>'
-            f'<th>formula</th><th class="num">value</th></tr>{trows}</table>'
-            f'<div class="eq">dh/dx = dh/dg · dg/df · df/dx = cos({g36}) · 3 · 1 = 3cos({g36})'
-            f' = {product:+.10f}\nautodiff {auto:+.10f}   central difference {numeric:+.10f}'
-            '</div>')
-    return Explanation(title="The notes' composition: h(g(f(x))) = sin(3(x + 2)) at x = 10",
-                       kind="composition", forward=forward, layers=layers, terms=terms,
-                       loss=hv, text_lines=lines, html_body=body, loss_tensor=h,
-                       params=[("x", x)], names={id(x): "x", id(f): "f", id(g): "g", id(h): "h"},
-                       seconds=time.perf_counter() - start)
+    hrows = "".join(
+        f"<tr><td>{_esc(r['symbol'])}</td><td>{_esc(r['formula'])}</td>"
+        f'<td class="num">{_esc(_s(r["output"]))}</td></tr>'
+        for r in forward
+    )
+    trows = "".join(
+        f"<tr><td>{_esc(c['symbol'])}</td><td>unit {_esc(c['unit'])}</td>"
+        f'<td>{_esc(c["text"])}</td><td class="num">{_esc(_s(c["value"]))}</td></tr>'
+        for c in chain
+    )
+    body = (
+        '<h4>Forward pass</h4><table class="cr-forward"><tr><th>value</th><th>function</th>'
+        f'<th class="num">number</th></tr>{hrows}</table>'
+        '<h4>Back-propagation</h4><table class="cr-terms"><tr><th>term</th><th>unit</th>'
+        f'<th>formula</th><th class="num">value</th></tr>{trows}</table>'
+        f'<div class="eq">dh/dx = dh/dg · dg/df · df/dx = cos({g36}) · 3 · 1 = 3cos({g36})'
+        f" = {product:+.10f}\nautodiff {auto:+.10f}   central difference {numeric:+.10f}"
+        "</div>"
+    )
+    return Explanation(
+        title="The notes' composition: h(g(f(x))) = sin(3(x + 2)) at x = 10",
+        kind="composition",
+        forward=forward,
+        layers=layers,
+        terms=terms,
+        loss=hv,
+        text_lines=lines,
+        html_body=body,
+        loss_tensor=h,
+        params=[("x", x)],
+        names={id(x): "x", id(f): "f", id(g): "g", id(h): "h"},
+        seconds=time.perf_counter() - start,
+    )

@@ -76,8 +76,9 @@ def numerical_jacobian(fn, inputs, index, eps=1e-6) -> np.ndarray:
     with no_grad():
         if x.size == 0:
             return np.zeros((_call(fn, inputs).data.size, 0))
-        cols = central_differences(x, range(x.size), lambda: _call(fn, inputs).data.reshape(-1),
-                                   eps)
+        cols = central_differences(
+            x, range(x.size), lambda: _call(fn, inputs).data.reshape(-1), eps
+        )
     return cols.T
 
 

@@ -24,18 +24,30 @@ from . import registry
 from ._files import write_atomic
 from .errors import ChainruleError, ModelFileError
 
-__all__ = ["save", "load", "read_info", "describe", "build", "FORMAT", "FORMAT_VERSION",
-           "LOSS_CLASSES"]
+__all__ = [
+    "save",
+    "load",
+    "read_info",
+    "describe",
+    "build",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "LOSS_CLASSES",
+]
 
 FORMAT = "chainrule"
 FORMAT_VERSION = "1"
+
 
 class _LossNames(Mapping):
     """``{short name: class name}`` of the registered losses, read live from the registry."""
 
     def _table(self):
-        return {f.short_name: name for name, cls in registry.registered("loss").items()
-                if (f := registry.facts_of(cls)).short_name}
+        return {
+            f.short_name: name
+            for name, cls in registry.registered("loss").items()
+            if (f := registry.facts_of(cls)).short_name
+        }
 
     def __getitem__(self, key):
         return self._table()[key]
@@ -62,12 +74,18 @@ def describe(module) -> dict:
     if facts.role == "container" and registry.lookup(kind) is type(module):
         return {"type": kind, "children": [describe(m) for m in module]}
     if facts.config is None or registry.lookup(kind) is not type(module):
-        savable = ", ".join(sorted(n for n, c in registry.registered(savable=True).items()
-                                   if registry.facts_of(c).role != "container"))
+        savable = ", ".join(
+            sorted(
+                n
+                for n, c in registry.registered(savable=True).items()
+                if registry.facts_of(c).role != "container"
+            )
+        )
         raise ModelFileError(
             f"save: cannot describe a module of type {kind}: model files hold architectures "
             f"built from chainrule layers ({savable}, in Sequential); "
-            "save the weights alone with save(..., weights_only=True)")
+            "save the weights alone with save(..., weights_only=True)"
+        )
     config = {}
     for name in facts.config:
         value = getattr(module, name)
@@ -80,7 +98,9 @@ def describe(module) -> dict:
 def build(spec: dict):
     """Rebuild a module from :func:`describe`'s output (no code is run but registered layers')."""
     if not isinstance(spec, dict) or "type" not in spec:
-        raise ModelFileError(f"load: the architecture entry {spec!r:.80} is not a layer description")
+        raise ModelFileError(
+            f"load: the architecture entry {spec!r:.80} is not a layer description"
+        )
     kind = spec["type"]
     cls = registry.lookup(kind) if isinstance(kind, str) else None
     facts = registry.facts_of(cls) if cls is not None else None
@@ -97,8 +117,10 @@ def build(spec: dict):
     except (TypeError, ValueError) as err:  # a setting missing or of the wrong kind
         if isinstance(err, ChainruleError):  # a chainrule error says it well itself
             raise
-        raise ModelFileError(f"load: layer {kind} cannot be built from the file's settings "
-                             f"{str(config)[:80]}: {str(err).splitlines()[0]}") from None
+        raise ModelFileError(
+            f"load: layer {kind} cannot be built from the file's settings "
+            f"{str(config)[:80]}: {str(err).splitlines()[0]}"
+        ) from None
 
 
 def _json_default(o):
@@ -109,8 +131,15 @@ def _json_default(o):
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
-def save(model, path, preprocessing: dict | None = None, training: dict | None = None,
-         metrics: dict | None = None, extra: dict | None = None, weights_only: bool = False) -> str:
+def save(
+    model,
+    path,
+    preprocessing: dict | None = None,
+    training: dict | None = None,
+    metrics: dict | None = None,
+    extra: dict | None = None,
+    weights_only: bool = False,
+) -> str:
     """Write ``model`` to ``path`` (``.safetensors``) atomically; return the path.
 
     ``preprocessing`` (feature names, standardization statistics, label names, task),
@@ -121,14 +150,20 @@ def save(model, path, preprocessing: dict | None = None, training: dict | None =
     try:
         from safetensors.numpy import save as to_bytes
     except ImportError:
-        raise ModelFileError("save: model files need safetensors: pip install 'chainrule[io]'") from None
+        raise ModelFileError(
+            "save: model files need safetensors: pip install 'chainrule[io]'"
+        ) from None
     path = os.fspath(path)
     state = {k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION}
     if not weights_only:
         meta["architecture"] = json.dumps(describe(model))
-    for key, value in (("preprocessing", preprocessing), ("training", training),
-                       ("metrics", metrics), ("extra", extra)):
+    for key, value in (
+        ("preprocessing", preprocessing),
+        ("training", training),
+        ("metrics", metrics),
+        ("extra", extra),
+    ):
         if value is not None:
             meta[key] = json.dumps(value, default=_json_default)
     # serialized in memory and written by write_atomic: no temporary file outlives a kill
@@ -142,22 +177,28 @@ def _read(path, any_safetensors: bool = False):
     try:
         import safetensors  # noqa: F401
     except ImportError:
-        raise ModelFileError("load: model files need safetensors: pip install 'chainrule[io]'") from None
+        raise ModelFileError(
+            "load: model files need safetensors: pip install 'chainrule[io]'"
+        ) from None
     from ._schema import _parse, check_file
 
     path = os.fspath(path)
     tensors, meta = check_file(path)  # a regular file with a well-formed header, or an error
     for key, (dtype, _, _) in tensors.items():
         if dtype in ("BF16", "F8_E4M3", "F8_E5M2"):  # numpy holds them only with ml_dtypes
-            raise ModelFileError(f"{path}: tensor '{key}' has dtype {dtype}, which numpy cannot "
-                                 "hold; save it as float32 (tensor.float()) before loading it "
-                                 "into chainrule")
+            raise ModelFileError(
+                f"{path}: tensor '{key}' has dtype {dtype}, which numpy cannot "
+                "hold; save it as float32 (tensor.float()) before loading it "
+                "into chainrule"
+            )
     if any_safetensors and meta.get("format") != FORMAT:
         return _tensors(path), {"format_version": None}
     if meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path} is a safetensors file but not a chainrule model "
-                             "(no chainrule metadata); to load its weights into a network "
-                             "you built, use cr.load(path, into=model)")
+        raise ModelFileError(
+            f"{path} is a safetensors file but not a chainrule model "
+            "(no chainrule metadata); to load its weights into a network "
+            "you built, use cr.load(path, into=model)"
+        )
     info = {}
     for key in ("architecture", "preprocessing", "training", "metrics", "extra"):
         if key in meta:
@@ -169,10 +210,13 @@ def _read(path, any_safetensors: bool = False):
         if a.dtype.kind in "fc" and not np.isfinite(a).all():
             bad = np.argwhere(~np.isfinite(a))[0]
             where = f"[{', '.join(map(str, bad))}]" if a.ndim else ""
-            raise ModelFileError(f"{path}: weight {name}{where} is {a[tuple(bad)]}; a model "
-                                 "with NaN or infinite weights cannot predict (was training "
-                                 "diverging when it was saved?)")
-    from .display import ModelInfo   # a dict that a notebook shows as tables
+            raise ModelFileError(
+                f"{path}: weight {name}{where} is {a[tuple(bad)]}; a model "
+                "with NaN or infinite weights cannot predict (was training "
+                "diverging when it was saved?)"
+            )
+    from .display import ModelInfo  # a dict that a notebook shows as tables
+
     return arrays, ModelInfo(info)
 
 
@@ -186,8 +230,10 @@ def _tensors(path) -> dict:
     except ModelFileError:
         raise
     except Exception as err:  # noqa: BLE001 - safetensors raises several kinds for bad files
-        raise ModelFileError(f"{path} is not a readable safetensors file ({str(err).splitlines()[0]}): "
-                             "it may be truncated or of another format") from None
+        raise ModelFileError(
+            f"{path} is not a readable safetensors file ({str(err).splitlines()[0]}): "
+            "it may be truncated or of another format"
+        ) from None
 
 
 def _n_outputs(spec):
@@ -197,8 +243,9 @@ def _n_outputs(spec):
     while stack:
         node = stack.pop(0)
         if isinstance(node, dict):
-            facts = registry.facts_of(node.get("type")) if isinstance(node.get("type"), str) \
-                else None
+            facts = (
+                registry.facts_of(node.get("type")) if isinstance(node.get("type"), str) else None
+            )
             if facts is not None and facts.role == "container":
                 stack[:0] = list(node.get("children") or [])
             elif facts is not None and facts.role == "linear":
@@ -213,10 +260,12 @@ def _check(path, tensors, info):
     spec = info.get("architecture")
     if spec is not None:
         savable = registry.registered(savable=True)
-        containers = tuple(n for n, c in savable.items()
-                           if registry.facts_of(c).role == "container")
-        known = {n: registry.facts_of(c).settings for n, c in savable.items()
-                 if n not in containers}
+        containers = tuple(
+            n for n, c in savable.items() if registry.facts_of(c).role == "container"
+        )
+        known = {
+            n: registry.facts_of(c).settings for n, c in savable.items() if n not in containers
+        }
         check_architecture(path, spec, known, containers, values)
     check_info(path, info, _n_outputs(spec) if spec is not None else None, tuple(LOSS_CLASSES))
 
@@ -232,10 +281,12 @@ def _get_tensor(f, key: str, path: str) -> np.ndarray:
         except (ImportError, TypeError):
             pass
         dtype = f.get_slice(key).get_dtype()
-        raise ModelFileError(f"{path}: tensor '{key}' has dtype {dtype}, which numpy cannot hold; "
-                             "save it as float32 (tensor.float()) before loading it "
-                             f"into chainrule, or pip install ml-dtypes "
-                             f"({str(err).splitlines()[0]})") from None
+        raise ModelFileError(
+            f"{path}: tensor '{key}' has dtype {dtype}, which numpy cannot hold; "
+            "save it as float32 (tensor.float()) before loading it "
+            f"into chainrule, or pip install ml-dtypes "
+            f"({str(err).splitlines()[0]})"
+        ) from None
 
 
 def read_info(path) -> dict:
@@ -264,8 +315,9 @@ def load(path, with_info: bool = False, *, into=None, strict: bool = True):
         from .nn import Module
 
         if not isinstance(into, Module):
-            raise ModelFileError(f"load: into= takes a chainrule module to fill, got "
-                                 f"{type(into).__name__}")
+            raise ModelFileError(
+                f"load: into= takes a chainrule module to fill, got {type(into).__name__}"
+            )
         arrays, info = _read(path, any_safetensors=True)
         _scalars_as_model(into, arrays)
         try:
@@ -275,14 +327,18 @@ def load(path, with_info: bool = False, *, into=None, strict: bool = True):
         return (into, info) if with_info else into
     arrays, info = _read(path)
     if "architecture" not in info:
-        raise ModelFileError(f"{os.fspath(path)} holds weights only (saved with weights_only=True): "
-                             "build the model yourself and load them with "
-                             "cr.load(path, into=model)")
+        raise ModelFileError(
+            f"{os.fspath(path)} holds weights only (saved with weights_only=True): "
+            "build the model yourself and load them with "
+            "cr.load(path, into=model)"
+        )
     model = build(info["architecture"])
     _scalars_as_model(model, arrays)
     try:
         model.load_state_dict(arrays)
     except Exception as err:  # noqa: BLE001
-        raise ModelFileError(f"{os.fspath(path)}: the weights do not fit the architecture: {err}") from None
+        raise ModelFileError(
+            f"{os.fspath(path)}: the weights do not fit the architecture: {err}"
+        ) from None
     model.eval()
     return (model, info) if with_info else model

@@ -11,8 +11,18 @@ import numpy as np
 from . import registry
 from .errors import ConfigError
 
-__all__ = ["predict_classes", "accuracy", "confusion_matrix", "precision_recall_f1",
-           "mse", "mae", "r2", "METRICS", "compute_metric", "output_kind"]
+__all__ = [
+    "predict_classes",
+    "accuracy",
+    "confusion_matrix",
+    "precision_recall_f1",
+    "mse",
+    "mae",
+    "r2",
+    "METRICS",
+    "compute_metric",
+    "output_kind",
+]
 
 
 def output_kind(loss_fn) -> str:
@@ -86,13 +96,17 @@ def precision_recall_f1(y_true, y_pred, n_classes: int | None = None):
 
 def mse(y_true, y_pred) -> float:
     """Mean squared error."""
-    d = np.asarray(y_pred, dtype=np.float64).reshape(-1) - np.asarray(y_true, dtype=np.float64).reshape(-1)
+    d = np.asarray(y_pred, dtype=np.float64).reshape(-1) - np.asarray(
+        y_true, dtype=np.float64
+    ).reshape(-1)
     return float(np.mean(d * d))
 
 
 def mae(y_true, y_pred) -> float:
     """Mean absolute error."""
-    d = np.asarray(y_pred, dtype=np.float64).reshape(-1) - np.asarray(y_true, dtype=np.float64).reshape(-1)
+    d = np.asarray(y_pred, dtype=np.float64).reshape(-1) - np.asarray(
+        y_true, dtype=np.float64
+    ).reshape(-1)
     return float(np.mean(np.abs(d)))
 
 
@@ -107,8 +121,12 @@ def r2(y_true, y_pred) -> float:
     return 1 - ss_res / ss_tot
 
 
-METRICS = {"accuracy": "classification", "mse": "regression", "mae": "regression",
-           "r2": "regression"}
+METRICS = {
+    "accuracy": "classification",
+    "mse": "regression",
+    "mae": "regression",
+    "r2": "regression",
+}
 
 
 def compute_metric(name, outputs: np.ndarray, y, kind: str) -> float:
@@ -119,4 +137,6 @@ def compute_metric(name, outputs: np.ndarray, y, kind: str) -> float:
         return accuracy(y, predict_classes(outputs, kind))
     if name in ("mse", "mae", "r2"):
         return {"mse": mse, "mae": mae, "r2": r2}[name](y, outputs)
-    raise ConfigError(f"unknown metric {name!r}: choose from {', '.join(METRICS)} or pass a function")
+    raise ConfigError(
+        f"unknown metric {name!r}: choose from {', '.join(METRICS)} or pass a function"
+    )

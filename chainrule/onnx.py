@@ -46,14 +46,16 @@ def _onnx():
     try:
         import onnx
     except ImportError:
-        raise ConfigError("ONNX export and import need the onnx package: "
-                          "pip install 'chainrule[onnx]'") from None
+        raise ConfigError(
+            "ONNX export and import need the onnx package: pip install 'chainrule[onnx]'"
+        ) from None
     return onnx
 
 
 # =============================================================================================
 # export
 # =============================================================================================
+
 
 class _Graph:
     """Nodes and initializers of the graph being written, with unique names."""
@@ -81,15 +83,18 @@ class _Graph:
 
     def op(self, op_type: str, inputs, base: str, n_out: int = 1, **attrs):
         outs = [self.name(base if n_out == 1 else f"{base}_{k}") for k in range(n_out)]
-        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), outs,
-                                                     name=self.name(f"{base}/{op_type}"),
-                                                     **attrs))
+        self.nodes.append(
+            self.onnx.helper.make_node(
+                op_type, list(inputs), outs, name=self.name(f"{base}/{op_type}"), **attrs
+            )
+        )
         return outs[0] if n_out == 1 else outs
 
     def reduce_mean(self, x: str, axes, base: str) -> str:
         if self.opset >= 18:  # axes became an input
-            return self.op("ReduceMean", [x, self.const(f"{base}.axes", axes, np.int64)], base,
-                           keepdims=1)
+            return self.op(
+                "ReduceMean", [x, self.const(f"{base}.axes", axes, np.int64)], base, keepdims=1
+            )
         return self.op("ReduceMean", [x], base, axes=list(axes), keepdims=1)
 
 
@@ -111,6 +116,7 @@ def _ex_linear(g: _Graph, m, x, in_shape, p):
 def _ex_simple(op_type):
     def ex(g, m, x, in_shape, p):
         return g.op(op_type, [x], p + op_type.lower())
+
     return ex
 
 
@@ -128,17 +134,22 @@ def _ex_gelu(g, m, x, in_shape, p):
     half, one = g.scalar(p + "half", 0.5), g.scalar(p + "one", 1.0)
     if m.approximate == "tanh":  # 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))
         x3 = g.op("Mul", [g.op("Mul", [x, x], p + "x2"), x], p + "x3")
-        inner = g.op("Add", [x, g.op("Mul", [x3, g.scalar(p + "c", 0.044715)], p + "cx3")],
-                     p + "inner")
-        t = g.op("Tanh", [g.op("Mul", [inner, g.scalar(p + "k", math.sqrt(2 / math.pi))],
-                               p + "scaled")], p + "tanh")
+        inner = g.op(
+            "Add", [x, g.op("Mul", [x3, g.scalar(p + "c", 0.044715)], p + "cx3")], p + "inner"
+        )
+        t = g.op(
+            "Tanh",
+            [g.op("Mul", [inner, g.scalar(p + "k", math.sqrt(2 / math.pi))], p + "scaled")],
+            p + "tanh",
+        )
         cdf = g.op("Add", [t, one], p + "one_plus")
     else:  # x Φ(x) = x · 0.5 (1 + erf(x / √2))
         h = g.op("Mul", [x, g.scalar(p + "inv_sqrt2", 1 / math.sqrt(2))], p + "scaled")
         if g.dtype == np.float64:  # onnxruntime has Erf for float32 only: erf to ~1e-7
             h = g.op("Cast", [h], p + "scaled_f32", to=g.onnx.TensorProto.FLOAT)
-            e = g.op("Cast", [g.op("Erf", [h], p + "erf_f32")], p + "erf",
-                     to=g.onnx.TensorProto.DOUBLE)
+            e = g.op(
+                "Cast", [g.op("Erf", [h], p + "erf_f32")], p + "erf", to=g.onnx.TensorProto.DOUBLE
+            )
         else:
             e = g.op("Erf", [h], p + "erf")
         cdf = g.op("Add", [e, one], p + "one_plus")
@@ -148,6 +159,7 @@ def _ex_gelu(g, m, x, in_shape, p):
 def _ex_softmax(op_type):
     def ex(g, m, x, in_shape, p):
         return g.op(op_type, [x], p + op_type.lower(), axis=int(m.dim))
+
     return ex
 
 
@@ -160,12 +172,17 @@ def _ex_batchnorm(g, m, x, in_shape, p):
     w = _array(m.weight, g.dtype) if m.weight is not None else np.ones(C, g.dtype)
     b = _array(m.bias, g.dtype) if m.bias is not None else np.zeros(C, g.dtype)
     if m.running_mean is not None and m.running_var is not None:
-        ins = [x, g.const(p + "weight", w), g.const(p + "bias", b),
-               g.const(p + "running_mean", _array(m.running_mean, g.dtype)),
-               g.const(p + "running_var", _array(m.running_var, g.dtype))]
+        ins = [
+            x,
+            g.const(p + "weight", w),
+            g.const(p + "bias", b),
+            g.const(p + "running_mean", _array(m.running_mean, g.dtype)),
+            g.const(p + "running_var", _array(m.running_var, g.dtype)),
+        ]
         momentum = 0.9 if m.momentum is None else 1.0 - float(m.momentum)
-        return g.op("BatchNormalization", ins, p + "batchnorm", epsilon=float(m.eps),
-                    momentum=momentum)
+        return g.op(
+            "BatchNormalization", ins, p + "batchnorm", epsilon=float(m.eps), momentum=momentum
+        )
     # no running statistics: the batch's own (as chainrule and PyTorch do in eval mode)
     axes = [0] + list(range(2, len(in_shape)))
     bshape = [1, C] + [1] * (len(in_shape) - 2)
@@ -187,7 +204,7 @@ def _ex_flatten(g, m, x, in_shape, p):
     for i in range(nd):
         if s <= i <= e:
             if i == s:  # the merged range: -1 lets the runtime count (it may hold the batch)
-                shape.append(-1 if s == 0 else int(np.prod(in_shape[s:e + 1])))
+                shape.append(-1 if s == 0 else int(np.prod(in_shape[s : e + 1])))
         else:
             shape.append(0 if i == 0 else int(in_shape[i]))  # 0: copy the batch dimension
     return g.op("Reshape", [x, g.const(p + "shape", shape, np.int64)], p + "reshape")
@@ -205,21 +222,37 @@ def _ex_conv(g, m, x, in_shape, p):
     ins = [x, g.const(p + "weight", _array(m.weight, g.dtype))]
     if m.bias is not None:
         ins.append(g.const(p + "bias", _array(m.bias, g.dtype)))
-    return g.op("Conv", ins, p + "conv", kernel_shape=list(m.kernel_size),
-                strides=list(m.stride), dilations=list(m.dilation), group=int(m.groups),
-                pads=[lo for lo, _ in pads] + [hi for _, hi in pads])
+    return g.op(
+        "Conv",
+        ins,
+        p + "conv",
+        kernel_shape=list(m.kernel_size),
+        strides=list(m.stride),
+        dilations=list(m.dilation),
+        group=int(m.groups),
+        pads=[lo for lo, _ in pads] + [hi for _, hi in pads],
+    )
 
 
 def _ex_max_pool(g, m, x, in_shape, p):
     nd = len(in_shape) - 2
     if m.return_indices:
-        raise ConfigError(f"export: layer {p.rstrip('.') or type(m).__name__} is a "
-                          f"{type(m).__name__} with return_indices=True, whose second output "
-                          "has no place in a chain; export it with return_indices=False")
+        raise ConfigError(
+            f"export: layer {p.rstrip('.') or type(m).__name__} is a "
+            f"{type(m).__name__} with return_indices=True, whose second output "
+            "has no place in a chain; export it with return_indices=False"
+        )
     pad = _ntuple(m.padding, nd)
-    return g.op("MaxPool", [x], p + "maxpool", kernel_shape=_ntuple(m.kernel_size, nd),
-                strides=_ntuple(m.stride, nd), pads=pad + pad,
-                dilations=_ntuple(m.dilation, nd), ceil_mode=int(m.ceil_mode))
+    return g.op(
+        "MaxPool",
+        [x],
+        p + "maxpool",
+        kernel_shape=_ntuple(m.kernel_size, nd),
+        strides=_ntuple(m.stride, nd),
+        pads=pad + pad,
+        dilations=_ntuple(m.dilation, nd),
+        ceil_mode=int(m.ceil_mode),
+    )
 
 
 def _ex_avg_pool(g, m, x, in_shape, p):
@@ -228,15 +261,23 @@ def _ex_avg_pool(g, m, x, in_shape, p):
     divisor = getattr(m, "divisor_override", None)
     include = bool(m.count_include_pad) or divisor is not None
     if divisor is not None and m.ceil_mode:
-        raise ConfigError(f"export: layer {p.rstrip('.') or type(m).__name__} is an "
-                          f"{type(m).__name__} with divisor_override and ceil_mode=True, which "
-                          "AveragePool cannot express")
-    y = g.op("AveragePool", [x], p + "avgpool", kernel_shape=kernel,
-             strides=_ntuple(m.stride, nd), pads=pad + pad, ceil_mode=int(m.ceil_mode),
-             count_include_pad=int(include))
+        raise ConfigError(
+            f"export: layer {p.rstrip('.') or type(m).__name__} is an "
+            f"{type(m).__name__} with divisor_override and ceil_mode=True, which "
+            "AveragePool cannot express"
+        )
+    y = g.op(
+        "AveragePool",
+        [x],
+        p + "avgpool",
+        kernel_shape=kernel,
+        strides=_ntuple(m.stride, nd),
+        pads=pad + pad,
+        ceil_mode=int(m.ceil_mode),
+        count_include_pad=int(include),
+    )
     if divisor is not None:  # the window's sum divided by divisor_override
-        y = g.op("Mul", [y, g.scalar(p + "divisor", math.prod(kernel) / divisor)],
-                 p + "divided")
+        y = g.op("Mul", [y, g.scalar(p + "divisor", math.prod(kernel) / divisor)], p + "divided")
     return y
 
 
@@ -256,10 +297,16 @@ def _ex_adaptive_avg_pool(g, m, x, in_shape, p):
         parts = []
         for i in range(s):
             lo, hi = (i * n) // s, -((-(i + 1) * n) // s)
-            piece = g.op("Slice", [x, g.const(f"{p}a{axis}_{i}.start", [lo], np.int64),
-                                   g.const(f"{p}a{axis}_{i}.end", [hi], np.int64),
-                                   g.const(f"{p}a{axis}_{i}.axis", [axis], np.int64)],
-                         f"{p}a{axis}_{i}.window")
+            piece = g.op(
+                "Slice",
+                [
+                    x,
+                    g.const(f"{p}a{axis}_{i}.start", [lo], np.int64),
+                    g.const(f"{p}a{axis}_{i}.end", [hi], np.int64),
+                    g.const(f"{p}a{axis}_{i}.axis", [axis], np.int64),
+                ],
+                f"{p}a{axis}_{i}.window",
+            )
             parts.append(g.reduce_mean(piece, [axis], f"{p}a{axis}_{i}.mean"))
         x = g.op("Concat", parts, f"{p}axis{axis}", axis=axis) if len(parts) > 1 else parts[0]
     return x
@@ -269,13 +316,15 @@ def _ex_unflatten(g, m, x, in_shape, p):
     nd = len(in_shape)
     d = m.dim % nd
     if d == 0:
-        raise ConfigError(f"export: layer {p.rstrip('.') or 'Unflatten'} unflattens the batch "
-                          "dimension (dim=0), which an exported graph keeps dynamic")
+        raise ConfigError(
+            f"export: layer {p.rstrip('.') or 'Unflatten'} unflattens the batch "
+            "dimension (dim=0), which an exported graph keeps dynamic"
+        )
     sizes = list(m.unflattened_size)
     if -1 in sizes:
         known = math.prod(v for v in sizes if v != -1)
         sizes[sizes.index(-1)] = in_shape[d] // known if known else 0
-    shape = [0] + [int(v) for v in in_shape[1:d]] + sizes + [int(v) for v in in_shape[d + 1:]]
+    shape = [0] + [int(v) for v in in_shape[1:d]] + sizes + [int(v) for v in in_shape[d + 1 :]]
     return g.op("Reshape", [x, g.const(p + "shape", shape, np.int64)], p + "reshape")
 
 
@@ -283,27 +332,42 @@ def _ex_unflatten(g, m, x, in_shape, p):
 #: adds its function here; everything else about it is on its class, see chainrule.registry)
 EXPORTERS = {
     _nn.Linear: _ex_linear,
-    _nn.ReLU: _ex_simple("Relu"), _nn.Tanh: _ex_simple("Tanh"),
+    _nn.ReLU: _ex_simple("Relu"),
+    _nn.Tanh: _ex_simple("Tanh"),
     _nn.Sigmoid: _ex_simple("Sigmoid"),
-    _nn.LeakyReLU: _ex_leaky_relu, _nn.GELU: _ex_gelu,
-    _nn.Softmax: _ex_softmax("Softmax"), _nn.LogSoftmax: _ex_softmax("LogSoftmax"),
-    _nn.Identity: _ex_identity, _nn.Dropout: _ex_identity,
-    _nn.BatchNorm1d: _ex_batchnorm, _nn.BatchNorm2d: _ex_batchnorm,
-    _nn.Flatten: _ex_flatten, _nn.Unflatten: _ex_unflatten,
-    _nn.Conv1d: _ex_conv, _nn.Conv2d: _ex_conv,
-    _nn.MaxPool1d: _ex_max_pool, _nn.MaxPool2d: _ex_max_pool,
-    _nn.AvgPool1d: _ex_avg_pool, _nn.AvgPool2d: _ex_avg_pool,
-    _nn.AdaptiveAvgPool1d: _ex_adaptive_avg_pool, _nn.AdaptiveAvgPool2d: _ex_adaptive_avg_pool,
+    _nn.LeakyReLU: _ex_leaky_relu,
+    _nn.GELU: _ex_gelu,
+    _nn.Softmax: _ex_softmax("Softmax"),
+    _nn.LogSoftmax: _ex_softmax("LogSoftmax"),
+    _nn.Identity: _ex_identity,
+    _nn.Dropout: _ex_identity,
+    _nn.BatchNorm1d: _ex_batchnorm,
+    _nn.BatchNorm2d: _ex_batchnorm,
+    _nn.Flatten: _ex_flatten,
+    _nn.Unflatten: _ex_unflatten,
+    _nn.Conv1d: _ex_conv,
+    _nn.Conv2d: _ex_conv,
+    _nn.MaxPool1d: _ex_max_pool,
+    _nn.MaxPool2d: _ex_max_pool,
+    _nn.AvgPool1d: _ex_avg_pool,
+    _nn.AvgPool2d: _ex_avg_pool,
+    _nn.AdaptiveAvgPool1d: _ex_adaptive_avg_pool,
+    _nn.AdaptiveAvgPool2d: _ex_adaptive_avg_pool,
 }
 
 
 def _check_opset(opset) -> int:
     onnx = _onnx()
     top = onnx.defs.onnx_opset_version()
-    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) \
-            or not MIN_OPSET <= opset <= top:
-        raise ConfigError(f"export: opset must be an integer from {MIN_OPSET} to {top} "
-                          f"(the installed onnx's newest), got {opset!r}")
+    if (
+        isinstance(opset, bool)
+        or not isinstance(opset, (int, np.integer))
+        or not MIN_OPSET <= opset <= top
+    ):
+        raise ConfigError(
+            f"export: opset must be an integer from {MIN_OPSET} to {top} "
+            f"(the installed onnx's newest), got {opset!r}"
+        )
     return int(opset)
 
 
@@ -321,7 +385,8 @@ def _unexportable(where: str, module) -> ConfigError:
     return ConfigError(
         f"export: layer {where or '(the model)'} is a {kind}, which has no ONNX mapping; "
         f"chainrule exports Sequential chains of "
-        f"{', '.join(sorted(c.__name__ for c in EXPORTERS))}")
+        f"{', '.join(sorted(c.__name__ for c in EXPORTERS))}"
+    )
 
 
 def _input_shape(layers, input_shape):
@@ -331,8 +396,10 @@ def _input_shape(layers, input_shape):
         except (TypeError, ValueError):
             shape = ()
         if not shape or min(shape) < 1:
-            raise ConfigError(f"export: input_shape is the shape of one sample (without the batch "
-                              f"dimension), positive integers, got {input_shape!r}")
+            raise ConfigError(
+                f"export: input_shape is the shape of one sample (without the batch "
+                f"dimension), positive integers, got {input_shape!r}"
+            )
         return shape
     for _, m in layers:
         facts = facts_of(m)
@@ -344,8 +411,10 @@ def _input_shape(layers, input_shape):
             return (math.prod(m.unflattened_size),)
         if not facts.keeps_shape or facts.role not in ("activation", "passthrough"):
             break
-    raise ConfigError("export: cannot tell the input's shape from the first layers; pass "
-                      "input_shape=(features,) or the shape of one sample, e.g. (1, 28, 28)")
+    raise ConfigError(
+        "export: cannot tell the input's shape from the first layers; pass "
+        "input_shape=(features,) or the shape of one sample, e.g. (1, 28, 28)"
+    )
 
 
 def _network(g: _Graph, model, x: str, input_shape):
@@ -366,9 +435,11 @@ def _network(g: _Graph, model, x: str, input_shape):
             try:
                 out = m(a)
             except Exception as err:  # noqa: BLE001 - a shape problem, said with the layer
-                raise ConfigError(f"export: layer {where.rstrip('.') or type(m).__name__} "
-                                  f"({type(m).__name__}) cannot take input of shape "
-                                  f"(N, {', '.join(map(str, shape[1:]))}): {err}") from None
+                raise ConfigError(
+                    f"export: layer {where.rstrip('.') or type(m).__name__} "
+                    f"({type(m).__name__}) cannot take input of shape "
+                    f"(N, {', '.join(map(str, shape[1:]))}): {err}"
+                ) from None
             x = EXPORTERS[type(m)](g, m, x, shape, where)
             a = np.asarray(out.data if hasattr(out, "data") else out)
             shape = a.shape
@@ -391,15 +462,21 @@ def _finish(g: _Graph, inputs, outputs, path, metadata: dict, doc: str):
     onnx = g.onnx
     graph = onnx.helper.make_graph(g.nodes, "chainrule", inputs, outputs, g.initializers)
     opsets = [onnx.helper.make_opsetid("", g.opset)]
-    model = onnx.helper.make_model(graph, opset_imports=opsets, producer_name="chainrule",
-                                   producer_version=__version__, doc_string=doc,
-                                   ir_version=onnx.helper.find_min_ir_version_for(opsets))
+    model = onnx.helper.make_model(
+        graph,
+        opset_imports=opsets,
+        producer_name="chainrule",
+        producer_version=__version__,
+        doc_string=doc,
+        ir_version=onnx.helper.find_min_ir_version_for(opsets),
+    )
     onnx.helper.set_model_props(model, {k: json.dumps(v) for k, v in metadata.items()})
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as err:  # a bug in the exporter: say where
-        raise ConfigError(f"export: the ONNX graph failed onnx's checker: "
-                          f"{str(err).strip().splitlines()[0]}") from None
+        raise ConfigError(
+            f"export: the ONNX graph failed onnx's checker: {str(err).strip().splitlines()[0]}"
+        ) from None
     path = os.fspath(path)
     write_atomic(path, model.SerializeToString(), ConfigError)  # no temporary file survives a kill
     return path
@@ -413,6 +490,7 @@ def _eval_mode(model):
     def restore():
         for m, mode in modes:
             m.training = mode
+
     return restore
 
 
@@ -443,10 +521,14 @@ def _export_network(model, path, opset, input_shape, dtype):
     meta = {"input_shape": list(shape)}
     if arch is not None:
         meta["architecture"] = arch
-    return _finish(g, [_value_info(onnx, "X", _elem(onnx, dtype), shape)],
-                   [_value_info(onnx, "output", _elem(onnx, dtype), out_shape[1:],
-                                out_shape[0])], path, meta,
-                   "A chainrule network: input X (N, ...), output the network's output.")
+    return _finish(
+        g,
+        [_value_info(onnx, "X", _elem(onnx, dtype), shape)],
+        [_value_info(onnx, "output", _elem(onnx, dtype), out_shape[1:], out_shape[0])],
+        path,
+        meta,
+        "A chainrule network: input X (N, ...), output the network's output.",
+    )
 
 
 def _heads(g: _Graph, out: str, out_shape, head: dict):
@@ -495,30 +577,45 @@ def _export_pipeline(model, head: dict, path, opset, meta: dict):
     mean = np.asarray(st["mean"], dtype=np.float64)
     n_features = mean.shape[0]
     x = g.op("Sub", ["X", g.const("feature_mean", mean.astype(np.float32))], "centered")
-    x = g.op("Div", [x, g.const("feature_scale", np.asarray(st["scale"], np.float32))],
-             "standardized")
+    x = g.op(
+        "Div", [x, g.const("feature_scale", np.asarray(st["scale"], np.float32))], "standardized"
+    )
     restore = _eval_mode(model)
     try:
         out, out_shape = _network(g, model, x, (n_features,))
     finally:
         restore()
     outputs = _heads(g, out, out_shape[1:], head)
-    doc = ("A chainrule model: X holds the raw features (float32, one column per feature, in "
-           "the order of metadata 'feature_names'); the standardization is in the graph. "
-           + ("Output 'prediction' is in the target's units." if head["task"] == "regression"
-              else "Output 'label' is the index into metadata 'class_names'."))
-    return _finish(g, [_value_info(onnx, "X", onnx.TensorProto.FLOAT, [n_features])], outputs,
-                   path, meta, doc)
+    doc = (
+        "A chainrule model: X holds the raw features (float32, one column per feature, in "
+        "the order of metadata 'feature_names'); the standardization is in the graph. "
+        + (
+            "Output 'prediction' is in the target's units."
+            if head["task"] == "regression"
+            else "Output 'label' is the index into metadata 'class_names'."
+        )
+    )
+    return _finish(
+        g, [_value_info(onnx, "X", onnx.TensorProto.FLOAT, [n_features])], outputs, path, meta, doc
+    )
 
 
 def _export_with_preprocessing(model, pre: dict, path, opset, source: str):
     """A network plus the ``preprocessing`` dict of a model file (or an estimator's)."""
-    head = {"task": pre["task"], "standardizer": pre["standardizer"],
-            "target_standardizer": pre.get("target_standardizer"),
-            "output": pre.get("output", "logits"), "loss": pre.get("loss"),
-            "label_names": pre.get("label_names") or []}
-    meta = {"task": pre["task"], "feature_names": pre.get("feature_names"),
-            "target": pre.get("target"), "source": source}
+    head = {
+        "task": pre["task"],
+        "standardizer": pre["standardizer"],
+        "target_standardizer": pre.get("target_standardizer"),
+        "output": pre.get("output", "logits"),
+        "loss": pre.get("loss"),
+        "label_names": pre.get("label_names") or [],
+    }
+    meta = {
+        "task": pre["task"],
+        "feature_names": pre.get("feature_names"),
+        "target": pre.get("target"),
+        "source": source,
+    }
     if pre["task"] == "classification":
         meta["class_names"] = head["label_names"]
         if "classes" in pre:  # numbers or booleans, as the estimator's classes_
@@ -532,17 +629,22 @@ def _export_model_file(src, path, opset):
     model, info = load_model(src, with_info=True)
     pre = info.get("preprocessing")
     if not isinstance(pre, dict) or "standardizer" not in pre or "task" not in pre:
-        raise ModelFileError(f"{os.fspath(src)} has no preprocessing (saved from Python?); export "
-                             "the network itself with export(model, path)")
+        raise ModelFileError(
+            f"{os.fspath(src)} has no preprocessing (saved from Python?); export "
+            "the network itself with export(model, path)"
+        )
     return _export_with_preprocessing(model, pre, path, opset, os.path.basename(os.fspath(src)))
 
 
 def _export_estimator(est, path, opset):
     if getattr(est, "model_", None) is None:
-        raise ConfigError(f"export: this {type(est).__name__} is not fitted yet; call fit(X, y) "
-                          "before exporting it")
-    return _export_with_preprocessing(est.model_, est._preprocessing(), path, opset,
-                                      type(est).__name__)
+        raise ConfigError(
+            f"export: this {type(est).__name__} is not fitted yet; call fit(X, y) "
+            "before exporting it"
+        )
+    return _export_with_preprocessing(
+        est.model_, est._preprocessing(), path, opset, type(est).__name__
+    )
 
 
 def export(model, path, opset: int = 17, *, input_shape=None, dtype=np.float32) -> str:
@@ -591,8 +693,10 @@ def export(model, path, opset: int = 17, *, input_shape=None, dtype=np.float32) 
     from .nn import Module
 
     if not isinstance(model, Module):
-        raise ConfigError(f"export: expected a chainrule network, a model file path or a fitted "
-                          f"estimator, got {type(model).__name__}")
+        raise ConfigError(
+            f"export: expected a chainrule network, a model file path or a fitted "
+            f"estimator, got {type(model).__name__}"
+        )
     return _export_network(model, path, opset, input_shape, dtype)
 
 
@@ -609,8 +713,7 @@ class _Chain:
     def __init__(self, onnx, model, path: str):
         self.onnx, self.path = onnx, path
         graph = model.graph
-        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
-                          1)
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         self.consts = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
         # shape arithmetic (Shape -> Gather/Slice/Concat ... -> Reshape, as the TorchScript
         # exporter writes Unflatten) is folded twice, with two stand-in batch sizes: the
@@ -638,9 +741,11 @@ class _Chain:
         self.input = inputs[0]
         tt = self.input.type.tensor_type
         if tt.elem_type not in _FLOAT_TYPES:
-            raise self.error(f"input '{self.input.name}' has element type "
-                             f"{onnx.TensorProto.DataType.Name(tt.elem_type)}; chainrule reads "
-                             "float32 or float64 networks")
+            raise self.error(
+                f"input '{self.input.name}' has element type "
+                f"{onnx.TensorProto.DataType.Name(tt.elem_type)}; chainrule reads "
+                "float32 or float64 networks"
+            )
         self.dtype = np.dtype(_FLOAT_TYPES[tt.elem_type])
         self.rank = len(tt.shape.dim) if tt.HasField("shape") else None
         self.outputs = [o.name for o in graph.output]
@@ -662,8 +767,9 @@ class _Chain:
         for vi in list(g.input) + list(g.value_info) + list(g.output):
             tt = vi.type.tensor_type
             if tt.HasField("shape"):
-                out[vi.name] = [d.dim_value if d.HasField("dim_value") else None
-                                for d in tt.shape.dim]
+                out[vi.name] = [
+                    d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim
+                ]
         return out
 
     def _fold(self, node, shapes) -> bool:
@@ -682,8 +788,11 @@ class _Chain:
                         return False
                     args.append(np.array([batch if d is None else d for d in dims], np.int64))
                 elif name in self.consts:
-                    args.append(self.alt.get(name, self.consts[name]) if batch != _STAND_IN_BATCH[0]
-                                else self.consts[name])
+                    args.append(
+                        self.alt.get(name, self.consts[name])
+                        if batch != _STAND_IN_BATCH[0]
+                        else self.consts[name]
+                    )
                 else:
                     return False
             try:
@@ -703,8 +812,10 @@ class _Chain:
             mask = np.asarray(mask).reshape(-1)
             if mask.any():
                 if not mask[0] or mask[1:].any() or shape[0] != _STAND_IN_BATCH[0]:
-                    raise self.where(node, f"computes its {what} from the batch size in a way "
-                                     "chainrule cannot read")
+                    raise self.where(
+                        node,
+                        f"computes its {what} from the batch size in a way chainrule cannot read",
+                    )
                 shape[0] = 0  # copy the batch dimension
         return shape
 
@@ -718,10 +829,13 @@ class _Chain:
             if a.name == "value":
                 return self.onnx.numpy_helper.to_array(a.t)
             if a.name in ("value_float", "value_floats", "value_int", "value_ints"):
-                return np.asarray(h.get_attribute_value(a),
-                                  dtype=np.float32 if "float" in a.name else np.int64)
-        raise self.error(f"Constant node '{node.name}' holds a kind of value chainrule does not "
-                         "read (sparse or string)")
+                return np.asarray(
+                    h.get_attribute_value(a), dtype=np.float32 if "float" in a.name else np.int64
+                )
+        raise self.error(
+            f"Constant node '{node.name}' holds a kind of value chainrule does not "
+            "read (sparse or string)"
+        )
 
     def attr(self, node, name, default=None):
         for a in node.attribute:
@@ -737,8 +851,11 @@ class _Chain:
             raise self.where(node, f"has no {what}")
         name = node.input[k]
         if name not in self.consts:
-            raise self.where(node, f"takes its {what} from '{name}', which is computed in the "
-                             "graph; chainrule reads weights stored as initializers or constants")
+            raise self.where(
+                node,
+                f"takes its {what} from '{name}', which is computed in the "
+                "graph; chainrule reads weights stored as initializers or constants",
+            )
         return self.consts[name]
 
     def where(self, node, msg: str) -> ModelFileError:
@@ -746,9 +863,12 @@ class _Chain:
         return self.error(f"node {i} '{node.name or '(unnamed)'}' ({node.op_type}) {msg}")
 
     def unsupported(self, node) -> ModelFileError:
-        return self.where(node, "is not supported: chainrule.onnx.load reads chains of "
-                          + ", ".join(sorted(IMPORTERS) + ["MatMul+Add"])
-                          + " (and GELU written as Erf or Tanh arithmetic)")
+        return self.where(
+            node,
+            "is not supported: chainrule.onnx.load reads chains of "
+            + ", ".join(sorted(IMPORTERS) + ["MatMul+Add"])
+            + " (and GELU written as Erf or Tanh arithmetic)",
+        )
 
     def only_used_by(self, name: str, index: int) -> bool:
         return self.uses.get(name, []) == [index] and name not in self.outputs
@@ -771,12 +891,18 @@ class _Chain:
             node = self.nodes[i]
             live = [n for n in node.input if n and n not in self.consts]
             if x not in live:
-                raise self.where(node, f"does not take the chain's tensor '{x}' (its inputs: "
-                                 f"{', '.join(node.input)}); chainrule reads chain-shaped "
-                                 "graphs, one layer after another")
+                raise self.where(
+                    node,
+                    f"does not take the chain's tensor '{x}' (its inputs: "
+                    f"{', '.join(node.input)}); chainrule reads chain-shaped "
+                    "graphs, one layer after another",
+                )
             if set(live) != {x}:
-                raise self.where(node, "joins two tensors of the graph (a branch or a residual "
-                                 "connection); chainrule reads chain-shaped graphs only")
+                raise self.where(
+                    node,
+                    "joins two tensors of the graph (a branch or a residual "
+                    "connection); chainrule reads chain-shaped graphs only",
+                )
             gelu = self.gelu_region(i, x)
             if gelu is not None:
                 layer, i, x = gelu
@@ -784,25 +910,32 @@ class _Chain:
                 continue
             if not self.only_used_by(x, i):
                 users = ", ".join(f"'{self.nodes[u].name}'" for u in self.uses.get(x, []))
-                raise self.error(f"tensor '{x}' is used by several nodes ({users}"
-                                 f"{' and the graph output' if x in self.outputs else ''}); "
-                                 "chainrule reads chain-shaped graphs only")
+                raise self.error(
+                    f"tensor '{x}' is used by several nodes ({users}"
+                    f"{' and the graph output' if x in self.outputs else ''}); "
+                    "chainrule reads chain-shaped graphs only"
+                )
             if node.op_type == "MatMul":
                 layer, i, x = self.matmul(i, node)
             elif node.op_type in IMPORTERS:
                 layer = IMPORTERS[node.op_type](self, node)
                 for extra in node.output[1:]:  # Dropout's mask, BatchNorm's training outputs
                     if extra and (extra in self.uses or extra in self.outputs):
-                        raise self.where(node, f"has its extra output '{extra}' used; chainrule "
-                                         "reads the first output only")
+                        raise self.where(
+                            node,
+                            f"has its extra output '{extra}' used; chainrule "
+                            "reads the first output only",
+                        )
                 i, x = i + 1, node.output[0]
             else:
                 raise self.unsupported(node)
             if layer is not None:
                 layers.append(layer)
         if self.outputs != [x]:
-            raise self.error(f"a chain ends in one output, '{x}'; this graph's outputs are "
-                             f"{', '.join(self.outputs)}")
+            raise self.error(
+                f"a chain ends in one output, '{x}'; this graph's outputs are "
+                f"{', '.join(self.outputs)}"
+            )
         model = nn.Sequential(*layers)
         model.eval()
         return model
@@ -813,12 +946,14 @@ class _Chain:
 
         weight = np.asarray(weight)
         if weight.ndim != 2:
-            raise self.where(node, f"has a weight of shape {weight.shape}; a linear layer needs a "
-                             "matrix")
+            raise self.where(
+                node, f"has a weight of shape {weight.shape}; a linear layer needs a matrix"
+            )
         out_f, in_f = weight.shape
         dt = self.layer_dtype(weight)
-        layer = nn.Linear(in_f, out_f, bias=bias is not None, dtype=dt,
-                          rng=np.random.default_rng(0))  # overwritten below; seed untouched
+        layer = nn.Linear(
+            in_f, out_f, bias=bias is not None, dtype=dt, rng=np.random.default_rng(0)
+        )  # overwritten below; seed untouched
         layer.rng = None
         layer.weight.data = np.array(weight, dtype=dt, copy=True, order="C")
         if bias is not None:
@@ -832,15 +967,21 @@ class _Chain:
 
     def matmul(self, i, node):
         if node.input[0] not in self.consts and node.input[1] not in self.consts:
-            raise self.where(node, "multiplies two computed tensors; chainrule reads MatMul by "
-                             "a weight stored in the file")
+            raise self.where(
+                node,
+                "multiplies two computed tensors; chainrule reads MatMul by "
+                "a weight stored in the file",
+            )
         if node.input[0] in self.consts:
-            raise self.where(node, "multiplies a weight by the chain's tensor (weight first); "
-                             "chainrule reads x @ W")
+            raise self.where(
+                node,
+                "multiplies a weight by the chain's tensor (weight first); chainrule reads x @ W",
+            )
         w = np.asarray(self.consts[node.input[1]])
         if w.ndim != 2:
-            raise self.where(node, f"has a weight of shape {w.shape}; chainrule reads x @ W with "
-                             "a matrix W")
+            raise self.where(
+                node, f"has a weight of shape {w.shape}; chainrule reads x @ W with a matrix W"
+            )
         y, bias, nxt = node.output[0], None, i + 1
         if nxt < len(self.nodes) and self.only_used_by(y, nxt):
             add = self.nodes[nxt]
@@ -890,8 +1031,15 @@ class _Chain:
                     return nn.GELU(approximate=approximate), j + 1, out
             slope = -got[0] / 5.0  # probe[0] = -5: a leaky ReLU's value there is -5 · slope
             if np.allclose(got, np.where(probe > 0, probe, slope * probe), rtol=1e-6, atol=1e-7):
-                return (nn.ReLU() if slope == 0 else
-                        nn.LeakyReLU(negative_slope=_float32_attr(slope))), j + 1, out
+                return (
+                    (
+                        nn.ReLU()
+                        if slope == 0
+                        else nn.LeakyReLU(negative_slope=_float32_attr(slope))
+                    ),
+                    j + 1,
+                    out,
+                )
         return None
 
 
@@ -960,11 +1108,16 @@ _FOLDABLE = {
     "Shape": _fold_shape,
     "Gather": lambda c, n, d, i: np.take(d, i, axis=c.attr(n, "axis", 0)),
     "Slice": _fold_slice,
-    "Concat": lambda c, n, *xs: np.concatenate([np.atleast_1d(x) for x in xs],
-                                                axis=c.attr(n, "axis", 0)),
-    "Unsqueeze": _fold_unsqueeze, "Squeeze": _fold_squeeze, "Reshape": _fold_reshape,
-    "Add": lambda c, n, a, b: np.add(a, b), "Sub": lambda c, n, a, b: np.subtract(a, b),
-    "Mul": lambda c, n, a, b: np.multiply(a, b), "Div": _fold_div,
+    "Concat": lambda c, n, *xs: np.concatenate(
+        [np.atleast_1d(x) for x in xs], axis=c.attr(n, "axis", 0)
+    ),
+    "Unsqueeze": _fold_unsqueeze,
+    "Squeeze": _fold_squeeze,
+    "Reshape": _fold_reshape,
+    "Add": lambda c, n, a, b: np.add(a, b),
+    "Sub": lambda c, n, a, b: np.subtract(a, b),
+    "Mul": lambda c, n, a, b: np.multiply(a, b),
+    "Div": _fold_div,
     "Mod": lambda c, n, a, b: (np.fmod if c.attr(n, "fmod", 0) else np.mod)(a, b),
     "Cast": _fold_cast,
 }
@@ -976,15 +1129,26 @@ def _erf(a):
 
 def _gelu(a, approximate):
     if approximate == "tanh":
-        return 0.5 * a * (1 + np.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a ** 3)))
+        return 0.5 * a * (1 + np.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a**3)))
     return 0.5 * a * (1 + _erf(a / math.sqrt(2)))
 
 
-_ELEMENTWISE = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
-                "Pow": np.power, "Erf": _erf, "Tanh": np.tanh, "Sqrt": np.sqrt,
-                "Cast": lambda a: a,  # between float types only (checked in the walk)
-                "Greater": np.greater, "Less": np.less, "Where": np.where,
-                "Max": np.maximum, "Min": np.minimum}
+_ELEMENTWISE = {
+    "Add": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "Div": np.divide,
+    "Pow": np.power,
+    "Erf": _erf,
+    "Tanh": np.tanh,
+    "Sqrt": np.sqrt,
+    "Cast": lambda a: a,  # between float types only (checked in the walk)
+    "Greater": np.greater,
+    "Less": np.less,
+    "Where": np.where,
+    "Max": np.maximum,
+    "Min": np.minimum,
+}
 
 
 def _float32_attr(value) -> float:
@@ -999,8 +1163,11 @@ def _float32_attr(value) -> float:
 
 def _im_gemm(c: _Chain, node):
     if node.input[0] in c.consts:
-        raise c.where(node, "multiplies a weight by the chain's tensor (A is the weight); "
-                      "chainrule reads Gemm(x, W, b)")
+        raise c.where(
+            node,
+            "multiplies a weight by the chain's tensor (A is the weight); "
+            "chainrule reads Gemm(x, W, b)",
+        )
     if c.attr(node, "transA", 0):
         raise c.where(node, "has transA=1; chainrule reads Gemm with the batch as A's rows")
     w = np.asarray(c.const_input(node, 1, "weight B"))
@@ -1014,8 +1181,11 @@ def _im_gemm(c: _Chain, node):
     if bias is not None:
         bias = np.asarray(bias)
         if bias.ndim == 2 and bias.shape[0] != 1:
-            raise c.where(node, f"has a bias C of shape {bias.shape}: one row per sample, not a "
-                          "linear layer's bias")
+            raise c.where(
+                node,
+                f"has a bias C of shape {bias.shape}: one row per sample, not a "
+                "linear layer's bias",
+            )
         if beta != 1.0:
             bias = (bias * beta).astype(bias.dtype)
     if c.rank is not None and c.rank != 2:
@@ -1026,17 +1196,21 @@ def _im_gemm(c: _Chain, node):
 def _im_simple(kind):
     def im(c: _Chain, node):
         from . import nn
+
         return getattr(nn, kind)()
+
     return im
 
 
 def _im_leaky_relu(c: _Chain, node):
     from . import nn
+
     return nn.LeakyReLU(negative_slope=_float32_attr(c.attr(node, "alpha", 0.01)))
 
 
 def _im_gelu(c: _Chain, node):
     from . import nn
+
     approximate = c.attr(node, "approximate", "none")
     if approximate not in ("none", "tanh"):
         raise c.where(node, f"has approximate={approximate!r}; expected 'none' or 'tanh'")
@@ -1046,23 +1220,30 @@ def _im_gelu(c: _Chain, node):
 def _im_softmax(kind):
     def im(c: _Chain, node):
         from . import nn
+
         axis = int(c.attr(node, "axis", -1 if c.opset >= 13 else 1))
         if c.opset < 13 and c.rank is not None:  # the old Softmax flattened axis.. into one
             last = axis % c.rank == c.rank - 1
             if not last:
-                raise c.where(node, f"(opset {c.opset}) normalizes dimensions {axis}.. of a rank "
-                              f"{c.rank} tensor together; chainrule's {kind} takes one dim")
+                raise c.where(
+                    node,
+                    f"(opset {c.opset}) normalizes dimensions {axis}.. of a rank "
+                    f"{c.rank} tensor together; chainrule's {kind} takes one dim",
+                )
         return getattr(nn, kind)(dim=axis)
+
     return im
 
 
 def _im_identity(c: _Chain, node):
     from . import nn
+
     return nn.Identity()
 
 
 def _im_dropout(c: _Chain, node):
     from . import nn
+
     p = c.attr(node, "ratio", None)
     if len(node.input) > 1 and node.input[1]:
         p = float(np.asarray(c.const_input(node, 1, "ratio")).reshape(()))
@@ -1071,6 +1252,7 @@ def _im_dropout(c: _Chain, node):
 
 def _im_batchnorm(c: _Chain, node):
     from . import nn
+
     if c.attr(node, "training_mode", 0):
         raise c.where(node, "has training_mode=1; chainrule reads inference graphs")
     scale = np.asarray(c.const_input(node, 1, "scale"))
@@ -1079,16 +1261,26 @@ def _im_batchnorm(c: _Chain, node):
     var = np.asarray(c.const_input(node, 4, "variance"))
     C = scale.shape[0] if scale.ndim == 1 else -1
     if C < 0 or any(a.shape != (C,) for a in (bias, mean, var)):
-        raise c.where(node, f"has parameters of shapes {scale.shape}, {bias.shape}, {mean.shape}, "
-                      f"{var.shape}; expected one value per channel")
+        raise c.where(
+            node,
+            f"has parameters of shapes {scale.shape}, {bias.shape}, {mean.shape}, "
+            f"{var.shape}; expected one value per channel",
+        )
     if c.rank is not None and c.rank not in (2, 3, 4):
-        raise c.where(node, f"normalizes a tensor of rank {c.rank}; chainrule's BatchNorm1d takes "
-                      "(N, C) or (N, C, L) and BatchNorm2d (N, C, H, W)")
+        raise c.where(
+            node,
+            f"normalizes a tensor of rank {c.rank}; chainrule's BatchNorm1d takes "
+            "(N, C) or (N, C, L) and BatchNorm2d (N, C, H, W)",
+        )
     momentum = 1.0 - float(c.attr(node, "momentum", 0.9))
     dt = c.layer_dtype(scale)
     kind = "BatchNorm2d" if c.rank == 4 else "BatchNorm1d"
-    bn = getattr(nn, kind)(C, eps=_float32_attr(c.attr(node, "epsilon", 1e-5)),
-                        momentum=_float32_attr(momentum), dtype=dt)
+    bn = getattr(nn, kind)(
+        C,
+        eps=_float32_attr(c.attr(node, "epsilon", 1e-5)),
+        momentum=_float32_attr(momentum),
+        dtype=dt,
+    )
     bn.weight.data = scale.astype(dt, copy=True)
     bn.bias.data = bias.astype(dt, copy=True)
     bn.running_mean[...] = mean
@@ -1099,8 +1291,11 @@ def _im_batchnorm(c: _Chain, node):
 def _symmetric_pads(c: _Chain, node, nd: int):
     pads = [int(v) for v in c.attr(node, "pads", [0] * (2 * nd))]
     if pads[:nd] != pads[nd:]:
-        raise c.where(node, f"pads {pads} differently before and after; chainrule pads each "
-                      "axis by the same amount on both sides")
+        raise c.where(
+            node,
+            f"pads {pads} differently before and after; chainrule pads each "
+            "axis by the same amount on both sides",
+        )
     auto = c.attr(node, "auto_pad", "NOTSET")
     if auto not in ("NOTSET", "VALID"):
         raise c.where(node, f"has auto_pad={auto}; chainrule reads explicit pads")
@@ -1127,19 +1322,31 @@ def _im_conv(c: _Chain, node):
     stride = tuple(int(v) for v in c.attr(node, "strides", [1] * nd))
     dilation = tuple(int(v) for v in c.attr(node, "dilations", [1] * nd))
     pads = [int(v) for v in c.attr(node, "pads", [0] * (2 * nd))]
-    if pads[:nd] != pads[nd:] and all(s == 1 for s in stride) and pads == [
-            d * (k - 1) // 2 for k, d in zip(kernel, dilation, strict=True)] + [
-            d * (k - 1) - d * (k - 1) // 2 for k, d in zip(kernel, dilation, strict=True)]:
+    if (
+        pads[:nd] != pads[nd:]
+        and all(s == 1 for s in stride)
+        and pads
+        == [d * (k - 1) // 2 for k, d in zip(kernel, dilation, strict=True)]
+        + [d * (k - 1) - d * (k - 1) // 2 for k, d in zip(kernel, dilation, strict=True)]
+    ):
         padding = "same"  # an even kernel's 'same': one more after than before
         if c.attr(node, "auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
             raise c.where(node, "has auto_pad; chainrule reads explicit pads")
     else:
         padding = _symmetric_pads(c, node, nd)
     dt = c.layer_dtype(w)
-    layer = getattr(nn, f"Conv{nd}d")(w.shape[1] * groups, w.shape[0], kernel, stride=stride,
-                                      padding=padding, dilation=dilation, groups=groups,
-                                      bias=bias is not None, dtype=dt,
-                                      rng=np.random.default_rng(0))
+    layer = getattr(nn, f"Conv{nd}d")(
+        w.shape[1] * groups,
+        w.shape[0],
+        kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        bias=bias is not None,
+        dtype=dt,
+        rng=np.random.default_rng(0),
+    )
     layer.rng = None
     layer.weight.data = np.array(w, dtype=dt, copy=True, order="C")
     if bias is not None:
@@ -1153,10 +1360,12 @@ def _im_max_pool(c: _Chain, node):
     kernel = tuple(int(k) for k in c.attr(node, "kernel_shape"))
     nd = _spatial_rank(c, node, kernel)
     return getattr(nn, f"MaxPool{nd}d")(
-        kernel, stride=tuple(int(v) for v in c.attr(node, "strides", [1] * nd)),
+        kernel,
+        stride=tuple(int(v) for v in c.attr(node, "strides", [1] * nd)),
         padding=_symmetric_pads(c, node, nd),
         dilation=tuple(int(v) for v in c.attr(node, "dilations", [1] * nd)),
-        ceil_mode=bool(c.attr(node, "ceil_mode", 0)))
+        ceil_mode=bool(c.attr(node, "ceil_mode", 0)),
+    )
 
 
 def _im_avg_pool(c: _Chain, node):
@@ -1167,22 +1376,29 @@ def _im_avg_pool(c: _Chain, node):
     if any(d != 1 for d in c.attr(node, "dilations", [1] * nd)):
         raise c.where(node, "has dilations; chainrule's average pooling has none")
     return getattr(nn, f"AvgPool{nd}d")(
-        kernel, stride=tuple(int(v) for v in c.attr(node, "strides", [1] * nd)),
-        padding=_symmetric_pads(c, node, nd), ceil_mode=bool(c.attr(node, "ceil_mode", 0)),
-        count_include_pad=bool(c.attr(node, "count_include_pad", 0)))
+        kernel,
+        stride=tuple(int(v) for v in c.attr(node, "strides", [1] * nd)),
+        padding=_symmetric_pads(c, node, nd),
+        ceil_mode=bool(c.attr(node, "ceil_mode", 0)),
+        count_include_pad=bool(c.attr(node, "count_include_pad", 0)),
+    )
 
 
 def _im_global_avg_pool(c: _Chain, node):
     from . import nn
 
     if c.rank not in (3, 4):
-        raise c.where(node, f"takes a tensor of rank {c.rank}; chainrule's adaptive pooling "
-                      "takes (N, C, L) or (N, C, H, W)")
+        raise c.where(
+            node,
+            f"takes a tensor of rank {c.rank}; chainrule's adaptive pooling "
+            "takes (N, C, L) or (N, C, H, W)",
+        )
     return getattr(nn, f"AdaptiveAvgPool{c.rank - 2}d")(1)
 
 
 def _im_flatten(c: _Chain, node):
     from . import nn
+
     axis = int(c.attr(node, "axis", 1))
     if c.rank is not None:
         if axis < 0:
@@ -1190,38 +1406,58 @@ def _im_flatten(c: _Chain, node):
         if axis == c.rank and c.rank == 1:
             axis = 1
     if axis != 1:
-        raise c.where(node, f"has axis={axis}: it folds the batch dimension; chainrule reads "
-                      "Flatten(axis=1) (keep the batch, merge the rest)")
+        raise c.where(
+            node,
+            f"has axis={axis}: it folds the batch dimension; chainrule reads "
+            "Flatten(axis=1) (keep the batch, merge the rest)",
+        )
     c.rank = 2
     return nn.Flatten(1, -1)
 
 
 def _im_reshape(c: _Chain, node):
     from . import nn
+
     shape = c.shape_input(node, 1, "target shape")
     if len(shape) == 2 and shape[0] in (0, -1) and (c.rank is None or c.rank >= 2):
         c.rank = 2
         return nn.Flatten(1, -1)
-    if len(shape) > 2 and shape[0] in (0, -1) and c.rank == 2 and \
-            all(v > 0 or v == -1 for v in shape[1:]) and shape[1:].count(-1) <= 1:
+    if (
+        len(shape) > 2
+        and shape[0] in (0, -1)
+        and c.rank == 2
+        and all(v > 0 or v == -1 for v in shape[1:])
+        and shape[1:].count(-1) <= 1
+    ):
         c.rank = len(shape)
         return nn.Unflatten(1, tuple(shape[1:]))
-    raise c.where(node, f"reshapes to {shape}; chainrule reads a Reshape that keeps the batch "
-                  "and merges the rest ([-1, n] or [0, -1], as Flatten) or splits the features "
-                  "of (N, n) ([0, C, L] or [-1, C, H, W], as Unflatten)")
+    raise c.where(
+        node,
+        f"reshapes to {shape}; chainrule reads a Reshape that keeps the batch "
+        "and merges the rest ([-1, n] or [0, -1], as Flatten) or splits the features "
+        "of (N, n) ([0, C, L] or [-1, C, H, W], as Unflatten)",
+    )
 
 
 #: ONNX operator -> function building the chainrule layer (MatMul and MatMul+Add are read by
 #: the walk itself, as are GELUs written as Erf or Tanh arithmetic)
 IMPORTERS = {
     "Gemm": _im_gemm,
-    "Relu": _im_simple("ReLU"), "Tanh": _im_simple("Tanh"), "Sigmoid": _im_simple("Sigmoid"),
-    "LeakyRelu": _im_leaky_relu, "Gelu": _im_gelu,
-    "Softmax": _im_softmax("Softmax"), "LogSoftmax": _im_softmax("LogSoftmax"),
+    "Relu": _im_simple("ReLU"),
+    "Tanh": _im_simple("Tanh"),
+    "Sigmoid": _im_simple("Sigmoid"),
+    "LeakyRelu": _im_leaky_relu,
+    "Gelu": _im_gelu,
+    "Softmax": _im_softmax("Softmax"),
+    "LogSoftmax": _im_softmax("LogSoftmax"),
     "BatchNormalization": _im_batchnorm,
-    "Flatten": _im_flatten, "Reshape": _im_reshape,
-    "Identity": _im_identity, "Dropout": _im_dropout,
-    "Conv": _im_conv, "MaxPool": _im_max_pool, "AveragePool": _im_avg_pool,
+    "Flatten": _im_flatten,
+    "Reshape": _im_reshape,
+    "Identity": _im_identity,
+    "Dropout": _im_dropout,
+    "Conv": _im_conv,
+    "MaxPool": _im_max_pool,
+    "AveragePool": _im_avg_pool,
     "GlobalAveragePool": _im_global_avg_pool,
 }
 
@@ -1256,13 +1492,17 @@ def load(path):
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as err:  # noqa: BLE001 - protobuf's DecodeError and friends
-        raise ModelFileError(f"onnx.load: {path} is not a readable ONNX model "
-                             f"({_first_line(err)})") from None
+        raise ModelFileError(
+            f"onnx.load: {path} is not a readable ONNX model ({_first_line(err)})"
+        ) from None
     try:
         from onnx.external_data_helper import load_external_data_for_model
+
         load_external_data_for_model(model, os.path.dirname(os.path.abspath(path)))
     except Exception as err:  # noqa: BLE001 - a missing or short .data file
-        raise ModelFileError(f"onnx.load: {path}: its external data cannot be read "
-                             f"({_first_line(err)}); keep the data file next to the .onnx "
-                             "file") from None
+        raise ModelFileError(
+            f"onnx.load: {path}: its external data cannot be read "
+            f"({_first_line(err)}); keep the data file next to the .onnx "
+            "file"
+        ) from None
     return _Chain(onnx, model, path).read()

@@ -59,8 +59,16 @@ from dataclasses import dataclass, fields
 
 from .errors import ConfigError
 
-__all__ = ["Facts", "ROLES", "OUTPUT_KINDS", "register", "facts_of", "lookup", "registered",
-           "by_short_name"]
+__all__ = [
+    "Facts",
+    "ROLES",
+    "OUTPUT_KINDS",
+    "register",
+    "facts_of",
+    "lookup",
+    "registered",
+    "by_short_name",
+]
 
 ROLES = ("linear", "activation", "passthrough", "normalization", "loss", "container", "layer")
 OUTPUT_KINDS = ("logits", "logit", "probability", "value")
@@ -86,12 +94,15 @@ class Facts:
         if self.role not in ROLES:
             raise ConfigError(f"facts: role must be one of {', '.join(ROLES)}, got {self.role!r}")
         if self.output_kind is not None and self.output_kind not in OUTPUT_KINDS:
-            raise ConfigError(f"facts: output_kind must be one of {', '.join(OUTPUT_KINDS)}, "
-                              f"got {self.output_kind!r}")
+            raise ConfigError(
+                f"facts: output_kind must be one of {', '.join(OUTPUT_KINDS)}, "
+                f"got {self.output_kind!r}"
+            )
         if self.config is not None:
             if isinstance(self.config, str) or not all(isinstance(c, str) for c in self.config):
-                raise ConfigError(f"facts: config must be a tuple of argument names, "
-                                  f"got {self.config!r}")
+                raise ConfigError(
+                    f"facts: config must be a tuple of argument names, got {self.config!r}"
+                )
             object.__setattr__(self, "config", tuple(self.config))
 
 
@@ -110,18 +121,25 @@ def register(cls, **facts) -> Facts:
     """
     unknown = set(facts) - _NAMES
     if unknown:
-        raise ConfigError(f"{cls.__name__}: unknown class facts {sorted(unknown)}; "
-                          f"expected some of {sorted(_NAMES)}")
+        raise ConfigError(
+            f"{cls.__name__}: unknown class facts {sorted(unknown)}; "
+            f"expected some of {sorted(_NAMES)}"
+        )
     if not facts:
         return _DEFAULT
     made = Facts(**facts)
     name = cls.__name__
     old = _by_name.get(name)
-    if old is not None and old is not cls and (old.__module__, old.__qualname__) != \
-            (cls.__module__, cls.__qualname__):
-        raise ConfigError(f"{cls.__module__}.{cls.__qualname__}: the layer name {name!r} is "
-                          f"already taken by {old.__module__}.{old.__qualname__}; give the "
-                          "class another name")
+    if (
+        old is not None
+        and old is not cls
+        and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__)
+    ):
+        raise ConfigError(
+            f"{cls.__module__}.{cls.__qualname__}: the layer name {name!r} is "
+            f"already taken by {old.__module__}.{old.__qualname__}; give the "
+            "class another name"
+        )
     _by_name[name] = cls
     return made
 
@@ -148,8 +166,9 @@ def registered(role: str | None = None, savable: bool = False) -> dict:
     out = {}
     for name, cls in _by_name.items():
         f = facts_of(cls)
-        if (role is None or f.role == role) and (not savable or f.config is not None
-                                                 or f.role == "container"):
+        if (role is None or f.role == role) and (
+            not savable or f.config is not None or f.role == "container"
+        ):
             out[name] = cls
     return out
 

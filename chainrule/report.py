@@ -35,8 +35,16 @@ from .metrics import output_kind
 
 __all__ = ["write_report", "render_report", "SECTIONS"]
 
-SECTIONS = ("settings", "summary", "curves", "decision-boundary", "weights", "grad-norms",
-            "explanation", "graph")
+SECTIONS = (
+    "settings",
+    "summary",
+    "curves",
+    "decision-boundary",
+    "weights",
+    "grad-norms",
+    "explanation",
+    "graph",
+)
 
 
 def _esc(s) -> str:
@@ -47,6 +55,7 @@ def _esc(s) -> str:
 # reading what the model file says, whatever is there
 # ------------------------------------------------------------------------------------------------
 
+
 def _section(info, key) -> dict:
     v = (info or {}).get(key)
     return v if isinstance(v, dict) else {}
@@ -55,6 +64,7 @@ def _section(info, key) -> dict:
 def _loss_from(info, model, n_out: int, task: str | None):
     """The loss module the model was trained with (from the file; else a sensible guess)."""
     from . import nn
+
     pre, tr = _section(info, "preprocessing"), _section(info, "training")
     name = pre.get("loss") or tr.get("loss") or (info or {}).get("loss")
     if isinstance(name, dict):
@@ -86,16 +96,18 @@ def _targets(y, loss_cls: str, n_out: int, pre: dict, task: str | None):
             y = np.asarray([index.get(str(v), -1) for v in y.tolist()], dtype=np.int64)
         else:
             from .data import encode_labels
+
             y, _ = encode_labels(y)
     if registry.facts_of(loss_cls).target == "index":
         return y.astype(np.int64).reshape(-1), y
     yf = y.astype(np.float64).reshape(-1)
     if task == "regression" and isinstance(pre.get("target_standardizer"), dict):
         from .data import Standardizer
-        yf = Standardizer.from_dict(pre["target_standardizer"]).transform(
-            yf.reshape(-1, 1))[:, 0]
-    return yf.astype(np.float32).reshape(-1, n_out if yf.size % max(n_out, 1) == 0 and
-                                         n_out > 1 else 1), y
+
+        yf = Standardizer.from_dict(pre["target_standardizer"]).transform(yf.reshape(-1, 1))[:, 0]
+    return yf.astype(np.float32).reshape(
+        -1, n_out if yf.size % max(n_out, 1) == 0 and n_out > 1 else 1
+    ), y
 
 
 def _model_dtype(model):
@@ -178,10 +190,13 @@ def _value_html(v) -> str:
 
 def _figure_html(fig, alt: str, caption: str, name: str) -> str:
     from .viz.plots import png_data_uri
+
     uri = png_data_uri(fig, dpi=100)
     fig.clear()  # release the figure's memory
-    return (f'<figure id="fig-{name}"><img alt="{_esc(alt)}" src="{uri}">'
-            f"<figcaption>{_esc(caption)}</figcaption></figure>")
+    return (
+        f'<figure id="fig-{name}"><img alt="{_esc(alt)}" src="{uri}">'
+        f"<figcaption>{_esc(caption)}</figcaption></figure>"
+    )
 
 
 def _missing(text: str) -> str:
@@ -191,7 +206,7 @@ def _missing(text: str) -> str:
 def _strip_svg(svg: str) -> str:
     """Inline SVG without an XML prolog or namespace URLs (HTML knows <svg> without them)."""
     if "<svg" in svg:
-        svg = svg[svg.index("<svg"):]
+        svg = svg[svg.index("<svg") :]
     return re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", svg)
 
 
@@ -199,18 +214,20 @@ def _strip_svg(svg: str) -> str:
 # sections
 # ------------------------------------------------------------------------------------------------
 
+
 def _settings_section(info, pre, tr, std) -> str:
-    out = ['<h2>Settings</h2>']
+    out = ["<h2>Settings</h2>"]
     settings = {k: v for k, v in tr.items() if k != "history"}
     if settings:
-        cells = "".join(f'<div><span class="k">{_esc(k)}</span> {_value_html(v)}</div>'
-                        for k, v in settings.items())
+        cells = "".join(
+            f'<div><span class="k">{_esc(k)}</span> {_value_html(v)}</div>'
+            for k, v in settings.items()
+        )
         out.append(f'<h3>Training</h3><div class="kvgrid">{cells}</div>')
     else:
         out.append(_missing("The model file records no training settings."))
     prep = {}
-    for key in ("task", "target", "loss", "output", "feature_names", "label_names",
-                "id_columns"):
+    for key in ("task", "target", "loss", "output", "feature_names", "label_names", "id_columns"):
         if key in pre:
             prep[key] = pre[key]
     for k, v in pre.items():
@@ -222,23 +239,35 @@ def _settings_section(info, pre, tr, std) -> str:
     if std is not None:
         names = pre.get("feature_names") or [f"x{i + 1}" for i in range(len(std.mean_))]
         if len(names) <= 20:
-            rows = "".join(f'<tr><td>{_esc(n)}</td><td class="num">{m:.6g}</td>'
-                           f'<td class="num">{s:.6g}</td></tr>'
-                           for n, m, s in zip(names, std.mean_, std.scale_))
-            cols.append("<div><h3>Standardizer</h3><p class=\"note\">Each feature is "
-                        "standardized before it reaches the network: (x − mean) / scale.</p>"
-                        '<table class="grid"><tr><th>feature</th><th>mean</th><th>scale</th>'
-                        "</tr>" + rows + "</table></div>")
+            rows = "".join(
+                f'<tr><td>{_esc(n)}</td><td class="num">{m:.6g}</td>'
+                f'<td class="num">{s:.6g}</td></tr>'
+                for n, m, s in zip(names, std.mean_, std.scale_)
+            )
+            cols.append(
+                '<div><h3>Standardizer</h3><p class="note">Each feature is '
+                "standardized before it reaches the network: (x − mean) / scale.</p>"
+                '<table class="grid"><tr><th>feature</th><th>mean</th><th>scale</th>'
+                "</tr>" + rows + "</table></div>"
+            )
         else:
-            cols.append(f'<div><h3>Standardizer</h3><p class="note">Each of the {len(names)} '
-                        "features is standardized before it reaches the network: "
-                        "(x − mean) / scale.</p></div>")
+            cols.append(
+                f'<div><h3>Standardizer</h3><p class="note">Each of the {len(names)} '
+                "features is standardized before it reaches the network: "
+                "(x − mean) / scale.</p></div>"
+            )
     else:
-        cols.append("<div><h3>Standardizer</h3>" + _missing(
-            "No standardizer in the model file: the features go in as they are.") + "</div>")
+        cols.append(
+            "<div><h3>Standardizer</h3>"
+            + _missing("No standardizer in the model file: the features go in as they are.")
+            + "</div>"
+        )
     out.append('<div class="cols">' + "".join(cols) + "</div>")
-    extra = {k: v for k, v in (info or {}).items()
-             if k not in ("architecture", "preprocessing", "training", "metrics")}
+    extra = {
+        k: v
+        for k, v in (info or {}).items()
+        if k not in ("architecture", "preprocessing", "training", "metrics")
+    }
     if extra:
         out.append("<h3>Model file</h3>" + _kv_table(extra))
     return "\n".join(out)
@@ -246,14 +275,18 @@ def _settings_section(info, pre, tr, std) -> str:
 
 def _summary_section(model, n_features, metrics, evaluation, hist_last) -> str:
     from .tensor import Tensor, no_grad
+
     rows, shapes, handles = [], {}, []
-    leafs = [(n, m) for n, m in model.named_modules()
-             if not any(True for _ in m.children()) or
-             any(p is not None for p in m._parameters.values())]
+    leafs = [
+        (n, m)
+        for n, m in model.named_modules()
+        if not any(True for _ in m.children()) or any(p is not None for p in m._parameters.values())
+    ]
 
     def rec(mod, inputs, out):
         if isinstance(out, Tensor):
             shapes[id(mod)] = "(None, " + ", ".join(str(s) for s in out.shape[1:]) + ")"
+
     for _, m in leafs:
         handles.append(m.register_forward_hook(rec))
     was = {id(m): m.training for m in model.modules()}
@@ -273,26 +306,33 @@ def _summary_section(model, n_features, metrics, evaluation, hist_last) -> str:
         n = sum(p.data.size for p in m._parameters.values() if p is not None)
         total += n
         unit = {"linear": "linear unit Σ", "activation": "activation σ"}.get(
-            registry.facts_of(m).role, "")
-        rows.append(f"<tr><td>{_esc(name)}</td><td>{_esc(type(m).__name__)}</td>"
-                    f"<td>{_esc(m.extra_repr())}</td><td>{_esc(unit)}</td>"
-                    f'<td class="num">{_esc(shapes.get(id(m), "?"))}</td>'
-                    f'<td class="num">{n:,}</td></tr>')
-    out = ["<h2>Model summary</h2>",
-           '<table class="grid" id="summary-table"><tr><th>layer</th><th>type</th>'
-           "<th>settings</th><th>unit</th><th>output shape</th><th>parameters</th></tr>"
-           + "".join(rows)
-           + f'<tr><th colspan="5">total parameters</th><td class="num">{total:,}</td></tr>'
-           "</table>"]
+            registry.facts_of(m).role, ""
+        )
+        rows.append(
+            f"<tr><td>{_esc(name)}</td><td>{_esc(type(m).__name__)}</td>"
+            f"<td>{_esc(m.extra_repr())}</td><td>{_esc(unit)}</td>"
+            f'<td class="num">{_esc(shapes.get(id(m), "?"))}</td>'
+            f'<td class="num">{n:,}</td></tr>'
+        )
+    out = [
+        "<h2>Model summary</h2>",
+        '<table class="grid" id="summary-table"><tr><th>layer</th><th>type</th>'
+        "<th>settings</th><th>unit</th><th>output shape</th><th>parameters</th></tr>"
+        + "".join(rows)
+        + f'<tr><th colspan="5">total parameters</th><td class="num">{total:,}</td></tr>'
+        "</table>",
+    ]
     cols = []
     if metrics:
-        cols.append("<div><h3>Final metrics (from the model file)</h3>"
-                    + _metrics_table(metrics) + "</div>")
+        cols.append(
+            "<div><h3>Final metrics (from the model file)</h3>" + _metrics_table(metrics) + "</div>"
+        )
     if hist_last:
         cols.append("<div><h3>Last epoch</h3>" + _kv_table(hist_last) + "</div>")
     if evaluation:
-        cols.append("<div><h3>On the data given to the report</h3>" + _kv_table(evaluation)
-                    + "</div>")
+        cols.append(
+            "<div><h3>On the data given to the report</h3>" + _kv_table(evaluation) + "</div>"
+        )
     if cols:
         out.append('<div class="cols">' + "".join(cols) + "</div>")
     else:
@@ -307,9 +347,14 @@ def _metrics_table(metrics: dict) -> str:
         for v in metrics.values():
             keys += [k for k in v if k not in keys]
         head = "".join(f"<th>{_esc(s)}</th>" for s in metrics)
-        body = "".join("<tr><th>" + _esc(k) + "</th>" + "".join(
-            f'<td class="num">{_esc(_fmt_num(metrics[s].get(k)))}</td>' for s in metrics)
-            + "</tr>" for k in keys)
+        body = "".join(
+            "<tr><th>"
+            + _esc(k)
+            + "</th>"
+            + "".join(f'<td class="num">{_esc(_fmt_num(metrics[s].get(k)))}</td>' for s in metrics)
+            + "</tr>"
+            for k in keys
+        )
         return f'<table class="grid"><tr><th>metric</th>{head}</tr>{body}</table>'
     return _kv_table(metrics)
 
@@ -318,8 +363,10 @@ def _metrics_table(metrics: dict) -> str:
 # the report
 # ------------------------------------------------------------------------------------------------
 
-def render_report(model, info, X, y, history=None, sample_index: int = 0, loss_fn=None,
-                  title: str | None = None) -> str:
+
+def render_report(
+    model, info, X, y, history=None, sample_index: int = 0, loss_fn=None, title: str | None = None
+) -> str:
     """The report as one HTML string (what :func:`write_report` writes)."""
     from .data import Standardizer
     from .explain import explain
@@ -340,8 +387,9 @@ def render_report(model, info, X, y, history=None, sample_index: int = 0, loss_f
     if len(X) == 0:
         raise ValueError("write_report: no data rows to report on")
     if not 0 <= sample_index < len(X):
-        raise ValueError(f"write_report: sample_index {sample_index} is out of range for "
-                         f"{len(X)} rows")
+        raise ValueError(
+            f"write_report: sample_index {sample_index} is out of range for {len(X)} rows"
+        )
     std = None
     if isinstance(pre.get("standardizer"), dict):
         std = Standardizer.from_dict(pre["standardizer"])
@@ -354,6 +402,7 @@ def render_report(model, info, X, y, history=None, sample_index: int = 0, loss_f
     label_names = pre.get("label_names")
 
     from .train import predict
+
     out_all = predict(model, Xs[:1])
     n_out = int(np.prod(out_all.shape[1:])) if out_all.ndim > 1 else 1
     if loss_fn is None:
@@ -384,79 +433,161 @@ def render_report(model, info, X, y, history=None, sample_index: int = 0, loss_f
     if hist:
         fig = plots.loss_curves(history)
         n_ep = len(epochs)
-        body.append(("curves", "<h2>Training curves</h2>" + _figure_html(
-            fig, "loss and metric curves", f"{n_ep} epochs; solid: training (measured on the "
-            "mini-batches as they were trained), dashed: validation.", "curves")))
+        body.append(
+            (
+                "curves",
+                "<h2>Training curves</h2>"
+                + _figure_html(
+                    fig,
+                    "loss and metric curves",
+                    f"{n_ep} epochs; solid: training (measured on the "
+                    "mini-batches as they were trained), dashed: validation.",
+                    "curves",
+                ),
+            )
+        )
     else:
-        body.append(("curves", "<h2>Training curves</h2>" + _missing(
-            "No training history in the model file (it is saved by 'chainrule train', or pass "
-            "history=History.to_dict()).")))
+        body.append(
+            (
+                "curves",
+                "<h2>Training curves</h2>"
+                + _missing(
+                    "No training history in the model file (it is saved by 'chainrule train', or pass "
+                    "history=History.to_dict())."
+                ),
+            )
+        )
 
     # decision boundary
     if X.shape[1] == 2:
-        fig = plots.decision_boundary(model, X, y_codes if task == "classification" else y,
-                                      standardizer=std, label_names=label_names,
-                                      output_kind=kind, feature_names=feature_names)
-        body.append(("decision-boundary", "<h2>Decision boundary</h2>" + _figure_html(
-            fig, "decision boundary with the data", "Background: what the model predicts at "
-            "each point of the plane (orange class 0, blue class 1, paler where it is unsure); "
-            f"dots: the {len(X)} rows given to the report.", "decision-boundary")))
+        fig = plots.decision_boundary(
+            model,
+            X,
+            y_codes if task == "classification" else y,
+            standardizer=std,
+            label_names=label_names,
+            output_kind=kind,
+            feature_names=feature_names,
+        )
+        body.append(
+            (
+                "decision-boundary",
+                "<h2>Decision boundary</h2>"
+                + _figure_html(
+                    fig,
+                    "decision boundary with the data",
+                    "Background: what the model predicts at "
+                    "each point of the plane (orange class 0, blue class 1, paler where it is unsure); "
+                    f"dots: the {len(X)} rows given to the report.",
+                    "decision-boundary",
+                ),
+            )
+        )
     else:
-        body.append(("decision-boundary", "<h2>Decision boundary</h2>" + _missing(
-            f"Drawn for two features only; this model has {X.shape[1]}.")))
+        body.append(
+            (
+                "decision-boundary",
+                "<h2>Decision boundary</h2>"
+                + _missing(f"Drawn for two features only; this model has {X.shape[1]}."),
+            )
+        )
 
     # weights
     try:
-        fig = plots.network_picture(model, feature_names=feature_names,
-                                    label_names=label_names)
-        body.append(("weights", "<h2>Weights</h2>" + _figure_html(
-            fig, "the network as neurons and weighted edges", "Each circle is a neuron (fill: "
-            "its bias), each line a weight: blue positive, orange negative, thicker and darker "
-            "for larger |w|.", "weights")))
+        fig = plots.network_picture(model, feature_names=feature_names, label_names=label_names)
+        body.append(
+            (
+                "weights",
+                "<h2>Weights</h2>"
+                + _figure_html(
+                    fig,
+                    "the network as neurons and weighted edges",
+                    "Each circle is a neuron (fill: "
+                    "its bias), each line a weight: blue positive, orange negative, thicker and darker "
+                    "for larger |w|.",
+                    "weights",
+                ),
+            )
+        )
     except ValueError as err:
         body.append(("weights", "<h2>Weights</h2>" + _missing(str(err))))
 
     # gradient norms
     if any(gn.values()) if gn else False:
         fig = plots.grad_norms(history)
-        body.append(("grad-norms", "<h2>Gradient norms during training</h2>" + _figure_html(
-            fig, "gradient norm of each parameter per epoch", "The mean L2 norm of ∂L/∂θ over "
-            "each epoch's mini-batches, for every parameter θ (log scale): back-propagation's "
-            "output, layer by layer.", "grad-norms")))
+        body.append(
+            (
+                "grad-norms",
+                "<h2>Gradient norms during training</h2>"
+                + _figure_html(
+                    fig,
+                    "gradient norm of each parameter per epoch",
+                    "The mean L2 norm of ∂L/∂θ over "
+                    "each epoch's mini-batches, for every parameter θ (log scale): back-propagation's "
+                    "output, layer by layer.",
+                    "grad-norms",
+                ),
+            )
+        )
     else:
-        body.append(("grad-norms", "<h2>Gradient norms during training</h2>" + _missing(
-            "Not recorded (train with fit(..., track_grad_norms=True); 'chainrule train' "
-            "records them).")))
+        body.append(
+            (
+                "grad-norms",
+                "<h2>Gradient norms during training</h2>"
+                + _missing(
+                    "Not recorded (train with fit(..., track_grad_norms=True); 'chainrule train' "
+                    "records them)."
+                ),
+            )
+        )
 
     # one sample explained, and its graph
     i = sample_index
-    expl = explain(model, Xs[i:i + 1], targets[i:i + 1], loss_fn)
+    expl = explain(model, Xs[i : i + 1], targets[i : i + 1], loss_fn)
     raw = ", ".join(f"{n} = {v:g}" for n, v in zip(feature_names, X[i]))
     lab = y[i]
     if task == "classification" and label_names and str(y_codes[i]).lstrip("-").isdigit():
         code = int(y_codes[i])
         if 0 <= code < len(label_names):
             lab = f"{label_names[code]} (class {code})"
-    out_i = predict(model, Xs[i:i + 1])[0]
+    out_i = predict(model, Xs[i : i + 1])[0]
     pred_txt = ""
-    probs = plots._probabilities(out_i[None, :] if np.ndim(out_i) else np.array([[out_i]]),
-                                 kind or "value") if task == "classification" else None
+    probs = (
+        plots._probabilities(
+            out_i[None, :] if np.ndim(out_i) else np.array([[out_i]]), kind or "value"
+        )
+        if task == "classification"
+        else None
+    )
     if probs is not None:
         c = int(probs[0].argmax())
         nm = label_names[c] if label_names and c < len(label_names) else f"class {c}"
-        pred_txt = (f"; the model predicts {nm} with probability {probs[0, c]:.3f}")
-    body.append(("explanation",
-                 f"<h2>One sample explained: row {i + 1}</h2>"
-                 f'<p class="note">Raw features: {_esc(raw)}; label: {_esc(lab)}{_esc(pred_txt)}.'
-                 " The network sees the features standardized; the numbers below are computed "
-                 "in float64 on a copy of the model.</p>" + expl.to_html()))
-    g = draw_graph(expl.loss_tensor, params=expl._params, names=expl._names,
-                   title=f"the recorded graph of row {i + 1}'s loss")
-    body.append(("graph", "<h2>Computation graph of this sample's loss</h2>"
-                 '<p class="note">Boxes are units (values forward, solid arrows); dashed orange '
-                 "arrows carry ∂L/∂· back (back-propagation). The picture is scaled to the "
-                 "page; it is vector graphics, so zoom in to read the numbers.</p>"
-                 f'<div class="graph-box">{_strip_svg(g.svg)}</div>'))
+        pred_txt = f"; the model predicts {nm} with probability {probs[0, c]:.3f}"
+    body.append(
+        (
+            "explanation",
+            f"<h2>One sample explained: row {i + 1}</h2>"
+            f'<p class="note">Raw features: {_esc(raw)}; label: {_esc(lab)}{_esc(pred_txt)}.'
+            " The network sees the features standardized; the numbers below are computed "
+            "in float64 on a copy of the model.</p>" + expl.to_html(),
+        )
+    )
+    g = draw_graph(
+        expl.loss_tensor,
+        params=expl._params,
+        names=expl._names,
+        title=f"the recorded graph of row {i + 1}'s loss",
+    )
+    body.append(
+        (
+            "graph",
+            "<h2>Computation graph of this sample's loss</h2>"
+            '<p class="note">Boxes are units (values forward, solid arrows); dashed orange '
+            "arrows carry ∂L/∂· back (back-propagation). The picture is scaled to the "
+            "page; it is vector graphics, so zoom in to read the numbers.</p>"
+            f'<div class="graph-box">{_strip_svg(g.svg)}</div>',
+        )
+    )
 
     # the page
     heading = title or "chainrule model report"
@@ -464,18 +595,27 @@ def render_report(model, info, X, y, history=None, sample_index: int = 0, loss_f
     arch = " → ".join(_arch_words(model))
     nav = "".join(f'<a href="#{sid}">{_esc(_NAV[sid])}</a>' for sid, _ in body)
     sections = "\n".join(f'<section id="{sid}">\n{content}\n</section>' for sid, content in body)
-    page = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{_esc(heading)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            f"<header><h1>{_esc(heading)}</h1><p>{_esc(arch)} · loss {_esc(loss_cls)} · "
-            f"{len(X)} rows · written {when} by chainrule</p></header>\n"
-            f"<nav>{nav}</nav>\n<main>\n{sections}\n</main>\n</body>\n</html>\n")
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_esc(heading)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        f"<header><h1>{_esc(heading)}</h1><p>{_esc(arch)} · loss {_esc(loss_cls)} · "
+        f"{len(X)} rows · written {when} by chainrule</p></header>\n"
+        f"<nav>{nav}</nav>\n<main>\n{sections}\n</main>\n</body>\n</html>\n"
+    )
     return _no_urls(page)
 
 
-_NAV = {"settings": "Settings", "summary": "Summary", "curves": "Curves",
-        "decision-boundary": "Decision boundary", "weights": "Weights",
-        "grad-norms": "Gradient norms", "explanation": "Explanation", "graph": "Graph"}
+_NAV = {
+    "settings": "Settings",
+    "summary": "Summary",
+    "curves": "Curves",
+    "decision-boundary": "Decision boundary",
+    "weights": "Weights",
+    "grad-norms": "Gradient norms",
+    "explanation": "Explanation",
+    "graph": "Graph",
+}
 
 
 def _arch_words(model) -> list:
@@ -499,8 +639,17 @@ def _no_urls(page: str) -> str:
     return re.sub(r"(?i)\b(https?|wss?|ftp):/(?=/)", lambda m: m.group(1) + ":&#47;", page)
 
 
-def write_report(path, model, info, X, y, history=None, sample_index: int = 0, loss_fn=None,
-                 title: str | None = None):
+def write_report(
+    path,
+    model,
+    info,
+    X,
+    y,
+    history=None,
+    sample_index: int = 0,
+    loss_fn=None,
+    title: str | None = None,
+):
     """Write the HTML report of ``model`` to ``path`` (atomically) and return the path.
 
     Parameters
@@ -525,9 +674,9 @@ def write_report(path, model, info, X, y, history=None, sample_index: int = 0, l
     loss_fn : optional
         The loss unit; by default the one the file names (``preprocessing['loss']``).
     """
-    page = render_report(model, info, X, y, history=history, sample_index=sample_index,
-                         loss_fn=loss_fn, title=title)
+    page = render_report(
+        model, info, X, y, history=history, sample_index=sample_index, loss_fn=loss_fn, title=title
+    )
     path = os.fspath(path)
     write_atomic(path, page, OutputError)
     return path
-

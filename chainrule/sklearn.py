@@ -46,9 +46,18 @@ from .tabular import (
     output_probabilities,
 )
 
-__all__ = ["NetClassifier", "NetRegressor", "load", "table_estimator", "fit_table", "table_columns",
-           "table_targets",
-           "network_data", "evaluate_table", "grid_search"]
+__all__ = [
+    "NetClassifier",
+    "NetRegressor",
+    "load",
+    "table_estimator",
+    "fit_table",
+    "table_columns",
+    "table_targets",
+    "network_data",
+    "evaluate_table",
+    "grid_search",
+]
 
 _SEED_MAX = 2**31 - 1
 
@@ -77,10 +86,28 @@ class _NetBase(BaseEstimator):
 
     _task = ""
 
-    def __init__(self, hidden=(16, 16), activation="tanh", loss=None, optimizer="adam", lr=None,
-                 momentum=0.9, weight_decay=0.0, batch_size=32, epochs=200, validation=0.2,
-                 patience=None, standardize=True, warm_start=False, random_state=None,
-                 verbose=0, conv=None, conv_kernel=None, conv_stride=2, input_shape=None):
+    def __init__(
+        self,
+        hidden=(16, 16),
+        activation="tanh",
+        loss=None,
+        optimizer="adam",
+        lr=None,
+        momentum=0.9,
+        weight_decay=0.0,
+        batch_size=32,
+        epochs=200,
+        validation=0.2,
+        patience=None,
+        standardize=True,
+        warm_start=False,
+        random_state=None,
+        verbose=0,
+        conv=None,
+        conv_kernel=None,
+        conv_stride=2,
+        input_shape=None,
+    ):
         self.hidden = hidden
         self.activation = activation
         self.loss = loss
@@ -104,8 +131,9 @@ class _NetBase(BaseEstimator):
     # --- hyperparameters ---------------------------------------------------------------------
 
     def _fail(self, name, value, expected):
-        raise ConfigError(f"{type(self).__name__}: {name}={value!r} is not valid; expected "
-                          f"{expected}")
+        raise ConfigError(
+            f"{type(self).__name__}: {name}={value!r} is not valid; expected {expected}"
+        )
 
     def _hidden_sizes(self) -> list[int]:
         h = self.hidden
@@ -126,8 +154,11 @@ class _NetBase(BaseEstimator):
             self._fail("hidden", self.hidden, "a tuple of layer sizes such as (16, 16)")
         for s in sizes:
             if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1:
-                self._fail("hidden", self.hidden, "a tuple of positive whole numbers such as "
-                           "(16, 16), or () for no hidden layer")
+                self._fail(
+                    "hidden",
+                    self.hidden,
+                    "a tuple of positive whole numbers such as (16, 16), or () for no hidden layer",
+                )
         return [int(s) for s in sizes]
 
     def _check_params(self) -> dict:
@@ -140,14 +171,20 @@ class _NetBase(BaseEstimator):
         if loss not in LOSSES:
             self._fail("loss", self.loss, f"one of {', '.join(fitting)}")
         if LOSSES[loss][1] != self._task:
-            raise ConfigError(f"{type(self).__name__}: loss={loss!r} is for {LOSSES[loss][1]}, "
-                              f"but {type(self).__name__} does {self._task}; choose "
-                              f"{', '.join(fitting)}")
+            raise ConfigError(
+                f"{type(self).__name__}: loss={loss!r} is for {LOSSES[loss][1]}, "
+                f"but {type(self).__name__} does {self._task}; choose "
+                f"{', '.join(fitting)}"
+            )
         if self.optimizer not in OPTIMIZERS:
             self._fail("optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
         lr = self.lr if self.lr is not None else OPTIMIZERS[self.optimizer][1]
-        if (isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr)
-                or lr <= 0):
+        if (
+            isinstance(lr, bool)
+            or not isinstance(lr, numbers.Real)
+            or not math.isfinite(lr)
+            or lr <= 0
+        ):
             self._fail("lr", self.lr, "a positive number (or None for the optimizer's default)")
         for name in ("batch_size", "epochs"):
             v = getattr(self, name)
@@ -157,16 +194,20 @@ class _NetBase(BaseEstimator):
         if isinstance(m, bool) or not isinstance(m, numbers.Real) or not 0 <= m < 1:
             self._fail("momentum", m, "a number from 0 up to, not including, 1")
         wd = self.weight_decay
-        if (isinstance(wd, bool) or not isinstance(wd, numbers.Real) or not math.isfinite(wd)
-                or wd < 0):
+        if (
+            isinstance(wd, bool)
+            or not isinstance(wd, numbers.Real)
+            or not math.isfinite(wd)
+            or wd < 0
+        ):
             self._fail("weight_decay", wd, "a number >= 0")
         v = self.validation
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < 1:
-            self._fail("validation", v, "a fraction from 0 (no validation set) up to, not "
-                       "including, 1")
+            self._fail(
+                "validation", v, "a fraction from 0 (no validation set) up to, not including, 1"
+            )
         p = self.patience
-        if p is not None and (isinstance(p, bool) or not isinstance(p, numbers.Integral)
-                              or p < 1):
+        if p is not None and (isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 1):
             self._fail("patience", p, "None or a positive whole number of epochs")
         return {"hidden": hidden, "loss": loss, "lr": float(lr), "conv": self._conv_settings()}
 
@@ -188,26 +229,35 @@ class _NetBase(BaseEstimator):
                 v = list(v)
             except TypeError:
                 self._fail(name, value, what)
-            if not v or any(isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < 1
-                            for x in v):
+            if not v or any(
+                isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < 1 for x in v
+            ):
                 self._fail(name, value, what)
             return [int(x) for x in v]
 
         channels = sizes("conv", self.conv, "channels per conv layer such as (25, 25, 25)")
-        kernel = None if self.conv_kernel is None else sizes(
-            "conv_kernel", self.conv_kernel, "a kernel size, or one per conv layer")
+        kernel = (
+            None
+            if self.conv_kernel is None
+            else sizes("conv_kernel", self.conv_kernel, "a kernel size, or one per conv layer")
+        )
         if kernel is not None and len(kernel) not in (1, len(channels)):
             self._fail("conv_kernel", self.conv_kernel, f"one size or {len(channels)} sizes")
         stride = sizes("conv_stride", self.conv_stride, "a positive whole number")
         if len(stride) != 1:
             self._fail("conv_stride", self.conv_stride, "a positive whole number")
-        shape = None if self.input_shape is None else sizes(
-            "input_shape", self.input_shape, "(channels, length) or (channels, height, width)")
+        shape = (
+            None
+            if self.input_shape is None
+            else sizes(
+                "input_shape", self.input_shape, "(channels, length) or (channels, height, width)"
+            )
+        )
         if shape is not None and len(shape) not in (2, 3):
-            self._fail("input_shape", self.input_shape,
-                       "(channels, length) or (channels, height, width)")
-        return {"channels": channels, "kernel": kernel, "stride": stride[0],
-                "input_shape": shape}
+            self._fail(
+                "input_shape", self.input_shape, "(channels, length) or (channels, height, width)"
+            )
+        return {"channels": channels, "kernel": kernel, "stride": stride[0], "input_shape": shape}
 
     def _seed(self) -> int:
         """The integer seed of this fit: random_state itself, or one drawn from it (None: from
@@ -236,22 +286,38 @@ class _NetBase(BaseEstimator):
     def _loss_targets(self, y_fit):
         return loss_targets(y_fit, self._task, self.loss_)
 
-    def _fit(self, X, y, incremental=False, classes=None, callbacks=(), track_grad_norms=False,
-             fit_options=None):
+    def _fit(
+        self,
+        X,
+        y,
+        incremental=False,
+        classes=None,
+        callbacks=(),
+        track_grad_norms=False,
+        fit_options=None,
+    ):
         from .data import Standardizer, train_test_split
         from .train import EarlyStopping
         from .train import fit as cr_fit
 
         settings = self._check_params()
         reuse = (incremental or self.warm_start) and hasattr(self, "model_")
-        X, y = validate_data(self, X, y, reset=not reuse, dtype=np.float32,
-                             multi_output=self._task == "regression",
-                             y_numeric=self._task == "regression")
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=not reuse,
+            dtype=np.float32,
+            multi_output=self._task == "regression",
+            y_numeric=self._task == "regression",
+        )
         name = type(self).__name__
         if reuse and settings["loss"] != self.loss_:
-            raise ConfigError(f"{name}: loss={settings['loss']!r} differs from the loss the "
-                              f"model was trained with ({self.loss_!r}); fit anew with "
-                              "warm_start=False")
+            raise ConfigError(
+                f"{name}: loss={settings['loss']!r} differs from the loss the "
+                f"model was trained with ({self.loss_!r}); fit anew with "
+                "warm_start=False"
+            )
         y_fit = self._encode_y(y, first=not reuse, classes=classes)
         if not reuse:
             self.loss_ = settings["loss"]
@@ -264,55 +330,85 @@ class _NetBase(BaseEstimator):
         # hold out the validation rows, then standardize with the training part's statistics
         if validation > 0:
             if n < 2:
-                raise DataError(f"{name}: {n} sample is too few to hold out validation="
-                                f"{validation:g}; expected at least 2 samples (or validation=0)")
+                raise DataError(
+                    f"{name}: {n} sample is too few to hold out validation="
+                    f"{validation:g}; expected at least 2 samples (or validation=0)"
+                )
             stratify = False
             if self._task == "classification":
                 counts = np.bincount(y_fit, minlength=len(self.classes_))
                 stratify = bool(counts.min() >= 2)
             try:
-                X_tr, X_va, y_tr, y_va = train_test_split(X, y_fit, test_size=validation,
-                                                          seed=seed, stratify=stratify)
+                X_tr, X_va, y_tr, y_va = train_test_split(
+                    X, y_fit, test_size=validation, seed=seed, stratify=stratify
+                )
             except DataError as err:
                 raise DataError(f"{name}: validation={validation:g}: {err}") from None
         else:
             X_tr, y_tr, X_va, y_va = X, y_fit, None, None
         if not reuse:
-            self.standardizer_ = (Standardizer().fit(X_tr) if self.standardize
-                                  else _identity_standardizer(X.shape[1]))
+            self.standardizer_ = (
+                Standardizer().fit(X_tr) if self.standardize else _identity_standardizer(X.shape[1])
+            )
         X_tr_s = self.standardizer_.transform(X_tr)
         X_va_s = self.standardizer_.transform(X_va) if X_va is not None else None
         t_tr, t_va = self._train_targets(y_tr, y_va, first=not reuse)
 
         if not reuse:
             if settings["conv"] is None:
-                self.model_ = build_model(X.shape[1], settings["hidden"], self._n_outputs(y_fit),
-                                          self.activation, self.loss_,
-                                          rng=np.random.default_rng(seed))
+                self.model_ = build_model(
+                    X.shape[1],
+                    settings["hidden"],
+                    self._n_outputs(y_fit),
+                    self.activation,
+                    self.loss_,
+                    rng=np.random.default_rng(seed),
+                )
             else:
                 self.model_ = self._build_conv(settings, X.shape[1], self._n_outputs(y_fit), seed)
         self.model_.train()
         loss_fn = make_loss(self.loss_)
         if not (incremental and hasattr(self, "_optimizer")):
-            self._optimizer = make_optimizer(self.optimizer, self.model_.parameters(),
-                                             settings["lr"], self.momentum, self.weight_decay)
+            self._optimizer = make_optimizer(
+                self.optimizer,
+                self.model_.parameters(),
+                settings["lr"],
+                self.momentum,
+                self.weight_decay,
+            )
         cbs = []
         if self.patience and not incremental:
-            cbs.append(EarlyStopping(monitor="val_loss", patience=self.patience,
-                                     restore_best_weights=True))
+            cbs.append(
+                EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)
+            )
         cbs += list(callbacks or ())
         metrics = ("accuracy",) if self._task == "classification" else ("r2",)
         epochs = 1 if incremental else self.epochs
-        shuffle_seed = seed if not incremental else int(
-            np.random.SeedSequence([seed, getattr(self, "n_iter_", 0)]).generate_state(1)[0])
+        shuffle_seed = (
+            seed
+            if not incremental
+            else int(
+                np.random.SeedSequence([seed, getattr(self, "n_iter_", 0)]).generate_state(1)[0]
+            )
+        )
         self.n_train_ = len(X_tr)
         self.n_validation_ = 0 if X_va is None else len(X_va)
-        history = cr_fit(self.model_, loss_fn, self._optimizer, X_tr_s, t_tr, epochs=epochs,
-                         batch_size=self.batch_size,
-                         validation=(X_va_s, t_va) if X_va is not None else None,
-                         metrics=metrics, callbacks=cbs, seed=shuffle_seed,
-                         track_grad_norms=track_grad_norms, verbose=bool(self.verbose),
-                         **(fit_options or {}))
+        history = cr_fit(
+            self.model_,
+            loss_fn,
+            self._optimizer,
+            X_tr_s,
+            t_tr,
+            epochs=epochs,
+            batch_size=self.batch_size,
+            validation=(X_va_s, t_va) if X_va is not None else None,
+            metrics=metrics,
+            callbacks=cbs,
+            seed=shuffle_seed,
+            track_grad_norms=track_grad_norms,
+            verbose=bool(self.verbose),
+            **(fit_options or {}),
+        )
         self.model_.eval()
         if incremental and hasattr(self, "history_"):
             done = len(self.history_.epochs)
@@ -330,9 +426,13 @@ class _NetBase(BaseEstimator):
         if X_va is not None:
             self.metrics_["validation"] = self._measure(X_va_s, t_va, y_va, loss_fn)
         self._training_settings = {
-            "hidden": settings["hidden"], "lr": settings["lr"], "conv": settings["conv"],
-            "validation": validation, "stop_reason": history.stop_reason,
-            "best_epoch": history.best_epoch}
+            "hidden": settings["hidden"],
+            "lr": settings["lr"],
+            "conv": settings["conv"],
+            "validation": validation,
+            "stop_reason": history.stop_reason,
+            "best_epoch": history.best_epoch,
+        }
         return self
 
     def _build_conv(self, settings, n_features, n_out, seed):
@@ -342,13 +442,23 @@ class _NetBase(BaseEstimator):
         c = settings["conv"]
         shape = c["input_shape"] or [1, n_features]
         if int(np.prod(shape)) != n_features:
-            self._fail("input_shape", self.input_shape, f"a shape of {n_features} values (the "
-                       "number of features), e.g. (1, n_features) for signals")
+            self._fail(
+                "input_shape",
+                self.input_shape,
+                f"a shape of {n_features} values (the "
+                "number of features), e.g. (1, n_features) for signals",
+            )
         try:
-            model = nn.conv_net(tuple(shape), n_out, channels=c["channels"], kernels=c["kernel"],
-                                stride=c["stride"], hidden=settings["hidden"],
-                                activation=getattr(nn, ACTIVATIONS[self.activation]),
-                                rng=np.random.default_rng(seed))
+            model = nn.conv_net(
+                tuple(shape),
+                n_out,
+                channels=c["channels"],
+                kernels=c["kernel"],
+                stride=c["stride"],
+                hidden=settings["hidden"],
+                activation=getattr(nn, ACTIVATIONS[self.activation]),
+                rng=np.random.default_rng(seed),
+            )
         except ConfigError as err:
             raise ConfigError(f"{type(self).__name__}: {err}") from None
         if self.loss_ == "bce":
@@ -396,11 +506,16 @@ class _NetBase(BaseEstimator):
         from .metrics import output_kind
 
         info = getattr(self, "_file_info", {})
-        pre = {"feature_names": self._feature_names(),
-               "standardizer": self.standardizer_.to_dict(), "task": self._task,
-               "target": info.get("target", "y"), "label_names": self._label_names(),
-               "output": output_kind(LOSSES[self.loss_][0]), "loss": self.loss_,
-               "id_columns": list(info.get("id_columns", []))}
+        pre = {
+            "feature_names": self._feature_names(),
+            "standardizer": self.standardizer_.to_dict(),
+            "task": self._task,
+            "target": info.get("target", "y"),
+            "label_names": self._label_names(),
+            "output": output_kind(LOSSES[self.loss_][0]),
+            "loss": self.loss_,
+            "id_columns": list(info.get("id_columns", [])),
+        }
         pre.update(self._extra_preprocessing())
         return pre
 
@@ -416,16 +531,31 @@ class _NetBase(BaseEstimator):
         info = getattr(self, "_file_info", {})
         s = self._training_settings
         h = self.history_
-        training = dict(info.get("source", {}), task=self._task, hidden=s["hidden"],
-                        activation=self.activation, loss=self.loss_, optimizer=self.optimizer,
-                        lr=s["lr"], momentum=self.momentum if self.optimizer == "sgd" else None,
-                        weight_decay=self.weight_decay, batch_size=self.batch_size,
-                        epochs=self.epochs, epochs_run=self.n_iter_,
-                        stop_reason=s["stop_reason"], best_epoch=s["best_epoch"],
-                        validation=s["validation"], patience=self.patience, seed=self.seed_,
-                        n_train=self.n_train_, n_validation=self.n_validation_,
-                        dropped_rows=info.get("dropped_rows", 0), seconds=round(h.seconds, 3),
-                        chainrule_version=__version__, history=h.to_dict())
+        training = dict(
+            info.get("source", {}),
+            task=self._task,
+            hidden=s["hidden"],
+            activation=self.activation,
+            loss=self.loss_,
+            optimizer=self.optimizer,
+            lr=s["lr"],
+            momentum=self.momentum if self.optimizer == "sgd" else None,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            epochs_run=self.n_iter_,
+            stop_reason=s["stop_reason"],
+            best_epoch=s["best_epoch"],
+            validation=s["validation"],
+            patience=self.patience,
+            seed=self.seed_,
+            n_train=self.n_train_,
+            n_validation=self.n_validation_,
+            dropped_rows=info.get("dropped_rows", 0),
+            seconds=round(h.seconds, 3),
+            chainrule_version=__version__,
+            history=h.to_dict(),
+        )
         if "dropped_rows" not in info and "source" not in info:
             training.pop("dropped_rows")
         if not self.standardize:
@@ -442,8 +572,13 @@ class _NetBase(BaseEstimator):
         from .io import save
 
         check_is_fitted(self, "model_")
-        return save(self.model_, path, preprocessing=self._preprocessing(),
-                    training=self._training(), metrics=self.metrics_)
+        return save(
+            self.model_,
+            path,
+            preprocessing=self._preprocessing(),
+            training=self._training(),
+            metrics=self.metrics_,
+        )
 
 
 class NetClassifier(ClassifierMixin, _NetBase):
@@ -546,8 +681,10 @@ class NetClassifier(ClassifierMixin, _NetBase):
         split and no early stopping. Returns self.
         """
         if not hasattr(self, "model_") and classes is None:
-            raise ConfigError(f"{type(self).__name__}.partial_fit: classes must be given on the "
-                              "first call (every label that will appear)")
+            raise ConfigError(
+                f"{type(self).__name__}.partial_fit: classes must be given on the "
+                "first call (every label that will appear)"
+            )
         return self._fit(X, y, incremental=True, classes=classes)
 
     def _encode_y(self, y, first, classes=None):
@@ -556,13 +693,21 @@ class NetClassifier(ClassifierMixin, _NetBase):
         if first:
             labels = np.unique(classes) if classes is not None else np.unique(y)
             if classes is None and len(labels) < 2:
-                raise DataError(f"{name}: y holds one label only ({labels[0]!r}), that is one "
-                                "class; classification needs at least two classes")
-            if self.loss is not None and self.loss in LOSSES and LOSSES[self.loss][2] == 1 \
-                    and len(labels) != 2:
+                raise DataError(
+                    f"{name}: y holds one label only ({labels[0]!r}), that is one "
+                    "class; classification needs at least two classes"
+                )
+            if (
+                self.loss is not None
+                and self.loss in LOSSES
+                and LOSSES[self.loss][2] == 1
+                and len(labels) != 2
+            ):
                 shown = ", ".join(str(c) for c in labels[:10])
-                raise ConfigError(f"{name}: loss={self.loss!r} is for two classes; y has "
-                                  f"{len(labels)} ({shown}); use loss='cross_entropy'")
+                raise ConfigError(
+                    f"{name}: loss={self.loss!r} is for two classes; y has "
+                    f"{len(labels)} ({shown}); use loss='cross_entropy'"
+                )
             self.classes_ = labels
         classes = np.asarray(self.classes_)
         if classes.dtype.kind == y.dtype.kind and classes.dtype.kind in "iufUb":
@@ -575,8 +720,10 @@ class NetClassifier(ClassifierMixin, _NetBase):
             c = index.get(self._key(v))
             if c is None:
                 known = ", ".join(str(c) for c in self.classes_[:10])
-                raise DataError(f"{name}: label {v!r} (row {i + 1}) is not one of the classes "
-                                f"the model knows ({known})")
+                raise DataError(
+                    f"{name}: label {v!r} (row {i + 1}) is not one of the classes "
+                    f"the model knows ({known})"
+                )
             codes[i] = c
         return codes
 
@@ -623,8 +770,9 @@ class NetClassifier(ClassifierMixin, _NetBase):
         return output_decision(self._outputs(X), self.loss_)
 
     def _label_names(self):
-        return [c if isinstance(c, str) else _label_name(c) for c in
-                np.asarray(self.classes_).tolist()]
+        return [
+            c if isinstance(c, str) else _label_name(c) for c in np.asarray(self.classes_).tolist()
+        ]
 
     def _extra_preprocessing(self) -> dict:
         values = np.asarray(self.classes_).tolist()
@@ -719,8 +867,10 @@ class NetRegressor(RegressorMixin, _NetBase):
         if first:
             self.n_outputs_ = k
         elif k != self.n_outputs_:
-            raise DataError(f"{type(self).__name__}: y has {k} target columns, but the model "
-                            f"was fitted on {self.n_outputs_}")
+            raise DataError(
+                f"{type(self).__name__}: y has {k} target columns, but the model "
+                f"was fitted on {self.n_outputs_}"
+            )
         return y
 
     def _n_outputs(self, y_fit) -> int:
@@ -731,8 +881,11 @@ class NetRegressor(RegressorMixin, _NetBase):
 
         cols = y_tr.reshape(len(y_tr), -1)
         if first:
-            self.target_standardizer_ = (Standardizer().fit(cols) if self.standardize
-                                         else _identity_standardizer(cols.shape[1]))
+            self.target_standardizer_ = (
+                Standardizer().fit(cols)
+                if self.standardize
+                else _identity_standardizer(cols.shape[1])
+            )
         scale = self.target_standardizer_
 
         def fit_units(y):
@@ -772,6 +925,7 @@ class NetRegressor(RegressorMixin, _NetBase):
 # Loading a model file
 # ---------------------------------------------------------------------------------------------
 
+
 def _architecture_settings(spec: dict):
     """(hidden sizes, activation) read from a Sequential of Linear/activation layers."""
     children = spec.get("children", [spec])
@@ -799,38 +953,57 @@ def load(path):
     model, info = load_file(path, with_info=True)
     pre = info.get("preprocessing")
     if not isinstance(pre, dict) or "feature_names" not in pre or "standardizer" not in pre:
-        raise ModelFileError(f"{path} is a chainrule model file without preprocessing "
-                             "(saved with cr.save?); chainrule.sklearn.load needs one written by "
-                             "'chainrule train' or an estimator's save()")
+        raise ModelFileError(
+            f"{path} is a chainrule model file without preprocessing "
+            "(saved with cr.save?); chainrule.sklearn.load needs one written by "
+            "'chainrule train' or an estimator's save()"
+        )
     task = pre.get("task")
     if task not in ("classification", "regression"):
-        raise ModelFileError(f"{path}: the preprocessing names task {task!r}; expected "
-                             "'classification' or 'regression'")
+        raise ModelFileError(
+            f"{path}: the preprocessing names task {task!r}; expected "
+            "'classification' or 'regression'"
+        )
     loss = pre.get("loss") or DEFAULT_LOSS[task]
     if loss not in LOSSES or LOSSES[loss][1] != task:
         raise ModelFileError(f"{path}: loss {loss!r} does not fit a {task} model")
     tr = info.get("training") or {}
     hidden, activation = _architecture_settings(info["architecture"])
-    params = {"hidden": tuple(tr.get("hidden", hidden)),
-              "activation": tr.get("activation", activation), "loss": loss}
-    for key in ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "epochs",
-                "validation", "patience", "standardize"):
+    params = {
+        "hidden": tuple(tr.get("hidden", hidden)),
+        "activation": tr.get("activation", activation),
+        "loss": loss,
+    }
+    for key in (
+        "optimizer",
+        "lr",
+        "momentum",
+        "weight_decay",
+        "batch_size",
+        "epochs",
+        "validation",
+        "patience",
+        "standardize",
+    ):
         if tr.get(key) is not None:
             params[key] = tr[key]
     if tr.get("seed") is not None:
         params["random_state"] = tr["seed"]
     conv = tr.get("conv")
     if isinstance(conv, dict):
-        params.update(conv=tuple(conv.get("channels") or ()), conv_stride=conv.get("stride", 2),
-                      conv_kernel=None if conv.get("kernel") is None else tuple(conv["kernel"]),
-                      input_shape=None if conv.get("input_shape") is None
-                      else tuple(conv["input_shape"]))
+        params.update(
+            conv=tuple(conv.get("channels") or ()),
+            conv_stride=conv.get("stride", 2),
+            conv_kernel=None if conv.get("kernel") is None else tuple(conv["kernel"]),
+            input_shape=None if conv.get("input_shape") is None else tuple(conv["input_shape"]),
+        )
     est = (NetClassifier if task == "classification" else NetRegressor)(**params)
     try:
         est._check_params()
     except ConfigError as err:
-        raise ModelFileError(f"{path}: the training settings do not fit an estimator: "
-                             f"{err}") from None
+        raise ModelFileError(
+            f"{path}: the training settings do not fit an estimator: {err}"
+        ) from None
     names = [str(n) for n in pre["feature_names"]]
     est.n_features_in_ = len(names)
     if names != [f"x{j + 1}" for j in range(len(names))]:
@@ -862,12 +1035,14 @@ def load(path):
     est.metrics_ = info.get("metrics") or {}
     est.seed_ = tr.get("seed")
     est.n_train_, est.n_validation_ = tr.get("n_train"), tr.get("n_validation")
-    est._training_settings = {"hidden": list(params["hidden"]),
-                              "lr": float(tr.get("lr", est._check_params()["lr"])),
-                              "validation": tr.get("validation", est.validation),
-                              "stop_reason": tr.get("stop_reason"),
-                              "best_epoch": tr.get("best_epoch"),
-                              "conv": est._check_params()["conv"]}
+    est._training_settings = {
+        "hidden": list(params["hidden"]),
+        "lr": float(tr.get("lr", est._check_params()["lr"])),
+        "validation": tr.get("validation", est.validation),
+        "stop_reason": tr.get("stop_reason"),
+        "best_epoch": tr.get("best_epoch"),
+        "conv": est._check_params()["conv"],
+    }
     file_info = {"target": pre.get("target", "y"), "id_columns": pre.get("id_columns") or []}
     source = {k: tr[k] for k in ("dataset", "samples", "noise", "data") if k in tr}
     if source:
@@ -882,6 +1057,7 @@ def load(path):
 # Tables (chainrule.tabular.Data): what the command does with a dataset or a user's file
 # ---------------------------------------------------------------------------------------------
 
+
 def table_estimator(data, task=None, **params):
     """An unfitted NetClassifier or NetRegressor for a table (a ``chainrule.tabular.Data``).
 
@@ -893,13 +1069,20 @@ def table_estimator(data, task=None, **params):
 
     task = task or data.task or infer_task(data.y_raw)
     if task not in ("classification", "regression"):
-        raise ConfigError(f"task {task!r} is not known; expected 'classification' or "
-                          "'regression'")
+        raise ConfigError(f"task {task!r} is not known; expected 'classification' or 'regression'")
     return (NetClassifier if task == "classification" else NetRegressor)(**params)
 
 
-def fit_table(est, data, *, source=None, id_columns=(), callbacks=None,
-              track_grad_norms=False, fit_options=None):
+def fit_table(
+    est,
+    data,
+    *,
+    source=None,
+    id_columns=(),
+    callbacks=None,
+    track_grad_norms=False,
+    fit_options=None,
+):
     """Train ``est`` (from :func:`table_estimator`) on a table, as ``chainrule train`` does.
 
     A classifier's ``classes_`` become the label names as text (a built-in dataset's in its
@@ -920,18 +1103,30 @@ def fit_table(est, data, *, source=None, id_columns=(), callbacks=None,
             y = data.y_raw
             names = encode_labels(y)[1]
         if len(names) < 2:
-            raise DataError(f"target column '{data.target}' of {data.source} holds one label "
-                            f"only ('{names[0]}'); classification needs at least two")
+            raise DataError(
+                f"target column '{data.target}' of {data.source} holds one label "
+                f"only ('{names[0]}'); classification needs at least two"
+            )
     elif data.y_codes is not None:
         y = np.asarray(data.y_codes, dtype=np.float64)
     else:
         y = numeric_target(data.y_raw, data)
     if data.n < 2:
         raise DataError(f"{data.source} has {data.n} row; training needs at least 2")
-    est._file_info = {"target": data.target, "id_columns": list(id_columns),
-                      "source": dict(source or {}), "dropped_rows": int(data.dropped)}
-    est._fit(data.X, y, classes=classes, callbacks=callbacks, track_grad_norms=track_grad_norms,
-             fit_options=fit_options)
+    est._file_info = {
+        "target": data.target,
+        "id_columns": list(id_columns),
+        "source": dict(source or {}),
+        "dropped_rows": int(data.dropped),
+    }
+    est._fit(
+        data.X,
+        y,
+        classes=classes,
+        callbacks=callbacks,
+        track_grad_norms=track_grad_norms,
+        fit_options=fit_options,
+    )
     if names is not None:
         est.classes_ = np.asarray(names, dtype=object)
     features = [str(f) for f in data.feature_names]
@@ -944,8 +1139,11 @@ def table_columns(est) -> dict:
     """The columns a fitted estimator reads: ``{"features", "target", "id_columns"}``."""
     check_is_fitted(est, "model_")
     info = getattr(est, "_file_info", {})
-    return {"features": est._feature_names(), "target": info.get("target", "y"),
-            "id_columns": list(info.get("id_columns", []))}
+    return {
+        "features": est._feature_names(),
+        "target": info.get("target", "y"),
+        "id_columns": list(info.get("id_columns", [])),
+    }
 
 
 def _label_names(est) -> list[str]:
@@ -1001,17 +1199,24 @@ def evaluate_table(est, data) -> dict:
     except ChainruleError:
         pass
     precision, recall, f1, support = precision_recall_f1(y, pred, n_classes=k)
-    return {"accuracy": accuracy(y, pred), "loss": loss, "rows": data.n,
-            "precision": precision, "recall": recall, "f1": f1, "support": support,
-            "confusion": confusion_matrix(y, pred, n_classes=k)}
+    return {
+        "accuracy": accuracy(y, pred),
+        "loss": loss,
+        "rows": data.n,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "support": support,
+        "confusion": confusion_matrix(y, pred, n_classes=k),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
 # Sweeps: GridSearchCV over the estimator's hyperparameters, locally or on a Dask cluster
 # ---------------------------------------------------------------------------------------------
 
-def grid_search(est, X, y, grid: dict, cv=3, scoring=None, scheduler=None, n_jobs=-1,
-                refit=True):
+
+def grid_search(est, X, y, grid: dict, cv=3, scoring=None, scheduler=None, n_jobs=-1, refit=True):
     """Run scikit-learn's ``GridSearchCV(est, grid, cv=cv, scoring=scoring)`` on (X, y).
 
     Locally the candidates run in joblib's worker processes (``n_jobs``, -1: all cores). With
@@ -1026,8 +1231,10 @@ def grid_search(est, X, y, grid: dict, cv=3, scoring=None, scheduler=None, n_job
     if scoring is not None and scoring not in get_scorer_names():
         near = [s for s in get_scorer_names() if scoring.lower() in s]
         hint = f" (did you mean {', '.join(near[:4])}?)" if near else ""
-        raise ConfigError(f"scoring {scoring!r} is not a scikit-learn scorer{hint}; see "
-                          "sklearn.metrics.get_scorer_names()")
+        raise ConfigError(
+            f"scoring {scoring!r} is not a scikit-learn scorer{hint}; see "
+            "sklearn.metrics.get_scorer_names()"
+        )
     if isinstance(cv, numbers.Integral) and not isinstance(cv, bool) and cv < 2:
         raise ConfigError(f"cv={cv} is not valid; expected at least 2 folds")
     if scheduler is None:
@@ -1037,14 +1244,18 @@ def grid_search(est, X, y, grid: dict, cv=3, scoring=None, scheduler=None, n_job
     try:
         from distributed import Client
     except ImportError:
-        raise ConfigError("a Dask scheduler needs the distributed package, which is not "
-                          'installed: pip install "chainrule[dask]"') from None
+        raise ConfigError(
+            "a Dask scheduler needs the distributed package, which is not "
+            'installed: pip install "chainrule[dask]"'
+        ) from None
     try:
         client = Client(scheduler, timeout="15s")
     except (OSError, TimeoutError, ValueError) as err:
-        raise ConfigError(f"could not reach the Dask scheduler at {scheduler} "
-                          f"({' '.join(str(err).split())}); expected the address of a "
-                          "running scheduler, such as tcp://host:8786") from None
+        raise ConfigError(
+            f"could not reach the Dask scheduler at {scheduler} "
+            f"({' '.join(str(err).split())}); expected the address of a "
+            "running scheduler, such as tcp://host:8786"
+        ) from None
     try:
         search = GridSearchCV(est, grid, cv=cv, scoring=scoring, n_jobs=-1, refit=refit)
         with joblib.parallel_backend("dask"):

@@ -36,12 +36,14 @@ def bump_version(t) -> None:
     global _last_change
     _last_change = t._version = next(_counter)
 
+
 __all__ = ["Tensor", "Unit", "Context", "tensor", "no_grad", "enable_grad", "is_grad_enabled"]
 
 
 # ------------------------------------------------------------------------------------------------
 # recording on/off
 # ------------------------------------------------------------------------------------------------
+
 
 class _GradMode(threading.local):
     """Whether recording is on, per thread (as PyTorch's grad mode): ``no_grad`` in one thread
@@ -96,6 +98,7 @@ class enable_grad(no_grad):
 # the gradient helper shared by every unit: sum a gradient back to a broadcast input's shape
 # ------------------------------------------------------------------------------------------------
 
+
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum ``grad`` over the axes that broadcasting added or stretched, giving ``shape``.
 
@@ -118,6 +121,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 # Tensor
 # ------------------------------------------------------------------------------------------------
+
 
 def _as_array(data, dtype=None) -> np.ndarray:
     """numpy arrays keep their dtype; Python numbers and lists become float32."""
@@ -153,8 +157,17 @@ class Tensor:
         :meth:`retain_grad` was called).
     """
 
-    __slots__ = ("data", "grad", "_rg", "_ctx", "_retain", "name", "_seq", "_version",
-                 "__weakref__")
+    __slots__ = (
+        "data",
+        "grad",
+        "_rg",
+        "_ctx",
+        "_retain",
+        "name",
+        "_seq",
+        "_version",
+        "__weakref__",
+    )
     __array_priority__ = 1000  # numpy defers to our operators: ndarray + Tensor -> Tensor
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
@@ -183,7 +196,7 @@ class Tensor:
             )
         self._rg = value
 
-    def requires_grad_(self, value: bool = True) -> "Tensor":
+    def requires_grad_(self, value: bool = True) -> Tensor:
         self.requires_grad = value
         return self
 
@@ -228,20 +241,20 @@ class Tensor:
     def __array__(self, dtype=None, copy=None):
         return self.data if dtype is None else self.data.astype(dtype)
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """The same array, cut from the record (shares memory, never requires grad)."""
         return Tensor(self.data)
 
-    def astype(self, dtype) -> "Tensor":
+    def astype(self, dtype) -> Tensor:
         return _PRIMITIVES["cast"].apply(self, dtype=np.dtype(dtype))
 
-    def float(self) -> "Tensor":
+    def float(self) -> Tensor:
         return self.astype(np.float32)
 
-    def double(self) -> "Tensor":
+    def double(self) -> Tensor:
         return self.astype(np.float64)
 
-    def retain_grad(self) -> "Tensor":
+    def retain_grad(self) -> Tensor:
         """Keep ``.grad`` on this non-leaf tensor after ``backward()``."""
         self._retain = True
         return self
@@ -250,8 +263,7 @@ class Tensor:
         self.grad = None
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, precision=4, threshold=20, edgeitems=3,
-                               prefix="tensor(")
+        body = np.array2string(self.data, precision=4, threshold=20, edgeitems=3, prefix="tensor(")
         extra = []
         if self.data.dtype != np.float32:
             extra.append(f"dtype={self.data.dtype}")
@@ -320,17 +332,21 @@ class Tensor:
                     f"a leaf tensor that requires grad is used in an in-place operation "
                     f"(x {symbol}= ...): that would change a value the gradient is taken with "
                     f"respect to; write x = x {symbol} ... for a new tensor, or do it inside "
-                    "no_grad() (as an update step)")
+                    "no_grad() (as an update step)"
+                )
             if self._rg or (isinstance(other, Tensor) and other._rg):
                 raise ChainruleError(
                     f"in-place x {symbol}= ... on a tensor that is part of a recorded "
-                    f"computation is not supported; write y = x {symbol} ... (a new tensor)")
+                    f"computation is not supported; write y = x {symbol} ... (a new tensor)"
+                )
         value = other.data if isinstance(other, Tensor) else other
         try:
             ufunc(self.data, value, out=self.data, casting="same_kind")
         except (ValueError, TypeError) as err:
-            raise ShapeError(f"in-place {symbol}=: a tensor of shape {self.data.shape} and dtype "
-                             f"{self.data.dtype} cannot take {np.shape(value)}: {err}") from None
+            raise ShapeError(
+                f"in-place {symbol}=: a tensor of shape {self.data.shape} and dtype "
+                f"{self.data.dtype} cannot take {np.shape(value)}: {err}"
+            ) from None
         bump_version(self)
         return self
 
@@ -346,63 +362,64 @@ class Tensor:
     def __itruediv__(self, other):
         return self._inplace(other, np.true_divide, "/")
 
-    def copy_(self, src) -> "Tensor":
+    def copy_(self, src) -> Tensor:
         """Copy ``src``'s values into this tensor in place (counted, like every in-place change)."""
-        return self._inplace(src, lambda a, b, out, casting: np.copyto(out, b, casting=casting),
-                             "copy_ ")
+        return self._inplace(
+            src, lambda a, b, out, casting: np.copyto(out, b, casting=casting), "copy_ "
+        )
 
-    def zero_(self) -> "Tensor":
+    def zero_(self) -> Tensor:
         return self._inplace(0, lambda a, b, out, casting: out.fill(0), "zero_ ")
 
     # --- operators and methods: each runs one unit of units.py ------------------------------
     # (reached through _PRIMITIVES, which each unit of units.py joins by being defined, so that
     # this module does not import units.py, which imports it)
-    def __add__(self, other) -> "Tensor":
+    def __add__(self, other) -> Tensor:
         return _PRIMITIVES["add"].apply(self, other)
 
-    def __radd__(self, other) -> "Tensor":
+    def __radd__(self, other) -> Tensor:
         return _PRIMITIVES["add"].apply(other, self)
 
-    def __sub__(self, other) -> "Tensor":
+    def __sub__(self, other) -> Tensor:
         return _PRIMITIVES["sub"].apply(self, other)
 
-    def __rsub__(self, other) -> "Tensor":
+    def __rsub__(self, other) -> Tensor:
         return _PRIMITIVES["sub"].apply(other, self)
 
-    def __mul__(self, other) -> "Tensor":
+    def __mul__(self, other) -> Tensor:
         return _PRIMITIVES["mul"].apply(self, other)
 
-    def __rmul__(self, other) -> "Tensor":
+    def __rmul__(self, other) -> Tensor:
         return _PRIMITIVES["mul"].apply(other, self)
 
-    def __truediv__(self, other) -> "Tensor":
+    def __truediv__(self, other) -> Tensor:
         return _PRIMITIVES["div"].apply(self, other)
 
-    def __rtruediv__(self, other) -> "Tensor":
+    def __rtruediv__(self, other) -> Tensor:
         return _PRIMITIVES["div"].apply(other, self)
 
-    def __matmul__(self, other) -> "Tensor":
+    def __matmul__(self, other) -> Tensor:
         return _PRIMITIVES["matmul"].apply(self, other)
 
-    def __rmatmul__(self, other) -> "Tensor":
+    def __rmatmul__(self, other) -> Tensor:
         return _PRIMITIVES["matmul"].apply(other, self)
 
-    def __pow__(self, p) -> "Tensor":
+    def __pow__(self, p) -> Tensor:
         return _PRIMITIVES["pow"].apply(self, exponent(p))
 
-    def __rpow__(self, c) -> "Tensor":
+    def __rpow__(self, c) -> Tensor:
         return _PRIMITIVES["rpow"].apply(c, self)
 
-    def __neg__(self) -> "Tensor":
+    def __neg__(self) -> Tensor:
         return _PRIMITIVES["neg"].apply(self)
 
-    def __pos__(self) -> "Tensor":
+    def __pos__(self) -> Tensor:
         return self
 
-    def __abs__(self) -> "Tensor":
+    def __abs__(self) -> Tensor:
         return _PRIMITIVES["abs"].apply(self)
 
-    def __getitem__(self, index) -> "Tensor":
+    def __getitem__(self, index) -> Tensor:
         if isinstance(index, Tensor):
             index = index.data
         elif isinstance(index, tuple):
@@ -410,77 +427,77 @@ class Tensor:
         return _PRIMITIVES["getitem"].apply(self, index=index)
 
     # comparisons give a constant (boolean) tensor: nothing to differentiate
-    def __lt__(self, other) -> "Tensor":
+    def __lt__(self, other) -> Tensor:
         return Tensor(np.less(self.data, _plain(other)))
 
-    def __le__(self, other) -> "Tensor":
+    def __le__(self, other) -> Tensor:
         return Tensor(np.less_equal(self.data, _plain(other)))
 
-    def __gt__(self, other) -> "Tensor":
+    def __gt__(self, other) -> Tensor:
         return Tensor(np.greater(self.data, _plain(other)))
 
-    def __ge__(self, other) -> "Tensor":
+    def __ge__(self, other) -> Tensor:
         return Tensor(np.greater_equal(self.data, _plain(other)))
 
-    def exp(self) -> "Tensor":
+    def exp(self) -> Tensor:
         return _PRIMITIVES["exp"].apply(self)
 
-    def log(self) -> "Tensor":
+    def log(self) -> Tensor:
         return _PRIMITIVES["log"].apply(self)
 
-    def sin(self) -> "Tensor":
+    def sin(self) -> Tensor:
         return _PRIMITIVES["sin"].apply(self)
 
-    def cos(self) -> "Tensor":
+    def cos(self) -> Tensor:
         return _PRIMITIVES["cos"].apply(self)
 
-    def tanh(self) -> "Tensor":
+    def tanh(self) -> Tensor:
         return _PRIMITIVES["tanh"].apply(self)
 
-    def sigmoid(self) -> "Tensor":
+    def sigmoid(self) -> Tensor:
         return _PRIMITIVES["sigmoid"].apply(self)
 
-    def relu(self) -> "Tensor":
+    def relu(self) -> Tensor:
         return _PRIMITIVES["relu"].apply(self)
 
-    def abs(self) -> "Tensor":
+    def abs(self) -> Tensor:
         return _PRIMITIVES["abs"].apply(self)
 
-    def sqrt(self) -> "Tensor":
+    def sqrt(self) -> Tensor:
         return _PRIMITIVES["sqrt"].apply(self)
 
-    def clip(self, min=None, max=None) -> "Tensor":  # noqa: A002 - numpy's names
+    def clip(self, min=None, max=None) -> Tensor:  # noqa: A002 - numpy's names
         return _PRIMITIVES["clip"].apply(self, lo=min, hi=max)
 
-    def sum(self, axis=None, keepdims=False) -> "Tensor":
+    def sum(self, axis=None, keepdims=False) -> Tensor:
         return _PRIMITIVES["sum"].apply(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis=None, keepdims=False) -> "Tensor":
+    def mean(self, axis=None, keepdims=False) -> Tensor:
         return _PRIMITIVES["mean"].apply(self, axis=axis, keepdims=keepdims)
 
-    def max(self, axis=None, keepdims=False) -> "Tensor":
+    def max(self, axis=None, keepdims=False) -> Tensor:
         return _PRIMITIVES["max"].apply(self, axis=axis, keepdims=keepdims)
 
-    def min(self, axis=None, keepdims=False) -> "Tensor":
+    def min(self, axis=None, keepdims=False) -> Tensor:
         return _PRIMITIVES["min"].apply(self, axis=axis, keepdims=keepdims)
 
-    def reshape(self, *shape) -> "Tensor":
+    def reshape(self, *shape) -> Tensor:
         return _PRIMITIVES["reshape"].apply(self, shape=shape_arg(shape))
 
-    def transpose(self, *axes) -> "Tensor":
+    def transpose(self, *axes) -> Tensor:
         return _PRIMITIVES["transpose"].apply(self, axes=shape_arg(axes) or None)
 
     @property
-    def T(self) -> "Tensor":
+    def T(self) -> Tensor:
         return _PRIMITIVES["transpose"].apply(self, axes=None)
 
-    def matmul(self, other) -> "Tensor":
+    def matmul(self, other) -> Tensor:
         return _PRIMITIVES["matmul"].apply(self, other)
 
-    def softmax(self, axis=-1) -> "Tensor":
+    def softmax(self, axis=-1) -> Tensor:
         return _PRIMITIVES["softmax"].apply(self, axis=axis)
 
-    def log_softmax(self, axis=-1) -> "Tensor":
+    def log_softmax(self, axis=-1) -> Tensor:
         return _PRIMITIVES["log_softmax"].apply(self, axis=axis)
 
     def argmax(self, axis=None) -> np.ndarray:
@@ -532,7 +549,8 @@ def _freed_error(t) -> ChainruleError:
     return ChainruleError(
         f"backward through {name} a second time: the graph was already back-propagated "
         "through (its gradients are in .grad); call backward(retain_graph=True) the first time "
-        "to back-propagate through the same graph twice, or run the forward pass again")
+        "to back-propagate through the same graph twice, or run the forward pass again"
+    )
 
 
 def _check_versions(t) -> None:
@@ -548,8 +566,9 @@ def _check_versions(t) -> None:
     candidates = [(i, x) for i, x in enumerate(ctx.inputs) if isinstance(x, Tensor)]
     candidates.append((None, t))
     for i, x in candidates:
-        if getattr(x, "_version", 0) > t._seq and any(np.may_share_memory(a, x.data)
-                                                      for a in saved):
+        if getattr(x, "_version", 0) > t._seq and any(
+            np.may_share_memory(a, x.data) for a in saved
+        ):
             what = "its output" if i is None else f"its input {i + 1}"
             kind = type(x).__name__
             raise ChainruleError(
@@ -557,11 +576,13 @@ def _check_versions(t) -> None:
                 f"was changed in place after it ran ({what}, a {kind} of shape {x.data.shape}, "
                 "modified by an optimizer step, an in-place operator or copy_); the gradient "
                 "would be wrong. Call backward before optimizer.step(), or compute the forward "
-                "pass again after the change")
+                "pass again after the change"
+            )
 
 
-def _backprop(root: Tensor, grad: np.ndarray, trace: dict | None = None,
-              retain_graph: bool = True) -> None:
+def _backprop(
+    root: Tensor, grad: np.ndarray, trace: dict | None = None, retain_graph: bool = True
+) -> None:
     """Walk the record backwards from ``root``; each unit turns dL/d(output) into dL/d(inputs).
 
     Every recorded tensor carries a creation number, and a unit's inputs always exist before
@@ -648,6 +669,7 @@ def _backprop(root: Tensor, grad: np.ndarray, trace: dict | None = None,
 # ------------------------------------------------------------------------------------------------
 # Units
 # ------------------------------------------------------------------------------------------------
+
 
 class Context:
     """What one unit application keeps for its backward.

@@ -31,10 +31,12 @@ def _shared_layers() -> dict:
     attributes: the ``config`` each chainrule layer states for model files (chainrule.registry),
     for the layers torch.nn has a class of the same name for."""
     torch = _torch()
-    return {name: registry.facts_of(cls).config
-            for name, cls in registry.registered(savable=True).items()
-            if registry.facts_of(cls).config is not None and isinstance(
-                getattr(torch.nn, name, None), type)}
+    return {
+        name: registry.facts_of(cls).config
+        for name, cls in registry.registered(savable=True).items()
+        if registry.facts_of(cls).config is not None
+        and isinstance(getattr(torch.nn, name, None), type)
+    }
 
 
 def __getattr__(name):
@@ -50,15 +52,18 @@ def _torch():
     try:
         import torch
     except ImportError:
-        raise ConfigError("to_torch/from_torch need PyTorch (pip install torch); chainrule "
-                          "itself never does") from None
+        raise ConfigError(
+            "to_torch/from_torch need PyTorch (pip install torch); chainrule itself never does"
+        ) from None
     return torch
 
 
 def _unsupported(direction: str, where: str, kind: str) -> ConfigError:
-    return ConfigError(f"{direction}: layer {where or '(the model)'} is a {kind}, which has no "
-                       f"counterpart; {direction} converts Sequential networks of "
-                       f"{', '.join(sorted(_shared_layers()))}")
+    return ConfigError(
+        f"{direction}: layer {where or '(the model)'} is a {kind}, which has no "
+        f"counterpart; {direction} converts Sequential networks of "
+        f"{', '.join(sorted(_shared_layers()))}"
+    )
 
 
 def _config(m, kind: str) -> dict:
@@ -72,6 +77,7 @@ def _config(m, kind: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+
 
 def to_torch(module):
     """A ``torch.nn`` copy of the chainrule network ``module`` (exact weights and dtypes)."""
@@ -92,8 +98,10 @@ def _to_torch(torch, m, where):
     if registry.lookup(kind) is not type(m):  # not one of chainrule's layers (nor a subclass)
         raise _unsupported("to_torch", where, kind)
     if registry.facts_of(m).chained:  # Sequential
-        children = OrderedDict((name, _to_torch(torch, c, f"{where}.{name}".lstrip(".")))
-                               for name, c in m.named_children())
+        children = OrderedDict(
+            (name, _to_torch(torch, c, f"{where}.{name}".lstrip(".")))
+            for name, c in m.named_children()
+        )
         out = torch.nn.Sequential(children)
         out.training = m.training  # this module only: each child kept its own mode
         return out
@@ -106,12 +114,14 @@ def _to_torch(torch, m, where):
         out = getattr(torch.nn, kind)(**config)
     for name, p in m._parameters.items():
         if p is not None:
-            setattr(out, name, torch.nn.Parameter(_tensor(torch, p.data),
-                                                  requires_grad=bool(p.requires_grad)))
+            setattr(
+                out,
+                name,
+                torch.nn.Parameter(_tensor(torch, p.data), requires_grad=bool(p.requires_grad)),
+            )
     for name, b in m._buffers.items():
         if b is not None:
-            out.register_buffer(name, _tensor(torch, b),
-                                persistent=name not in m._non_persistent)
+            out.register_buffer(name, _tensor(torch, b), persistent=name not in m._non_persistent)
         elif name in getattr(out, "_buffers", {}):
             out._buffers[name] = None
     out.train(m.training)
@@ -119,6 +129,7 @@ def _to_torch(torch, m, where):
 
 
 # ---------------------------------------------------------------------------------------------
+
 
 def from_torch(module):
     """A chainrule copy of the ``torch.nn`` network ``module`` (exact weights and dtypes)."""
@@ -130,10 +141,15 @@ def from_torch(module):
 
 def _array(t, where: str, name: str) -> np.ndarray:
     t = t.detach()
-    if t.is_floating_point() and t.dtype not in (_torch().float16, _torch().float32,
-                                                  _torch().float64):
-        raise ConfigError(f"from_torch: {where}.{name} has dtype {t.dtype}, which numpy cannot "
-                          "hold; convert the network with .float() first")
+    if t.is_floating_point() and t.dtype not in (
+        _torch().float16,
+        _torch().float32,
+        _torch().float64,
+    ):
+        raise ConfigError(
+            f"from_torch: {where}.{name} has dtype {t.dtype}, which numpy cannot "
+            "hold; convert the network with .float() first"
+        )
     return t.cpu().numpy().copy()
 
 
@@ -145,8 +161,10 @@ def _from_torch(torch, m, where):
     if cls is None or type(m) is not cls:  # a subclass may compute something else
         raise _unsupported("from_torch", where, f"{type(m).__module__}.{type(m).__qualname__}")
     if kind == "Sequential":
-        children = OrderedDict((name, _from_torch(torch, c, f"{where}.{name}".lstrip(".")))
-                               for name, c in m.named_children())
+        children = OrderedDict(
+            (name, _from_torch(torch, c, f"{where}.{name}".lstrip(".")))
+            for name, c in m.named_children()
+        )
         out = nn.Sequential(children)
         out.training = m.training
         return out
@@ -154,13 +172,17 @@ def _from_torch(torch, m, where):
         raise _unsupported("from_torch", where, f"torch.nn.{kind}")
     config = _config(m, kind)
     if kind in ("Softmax", "LogSoftmax") and config["dim"] is None:
-        raise ConfigError(f"from_torch: layer {where or kind} is a {kind} with dim=None (PyTorch's "
-                          "implicit, deprecated choice); give it dim=1 or dim=-1")
+        raise ConfigError(
+            f"from_torch: layer {where or kind} is a {kind} with dim=None (PyTorch's "
+            "implicit, deprecated choice); give it dim=1 or dim=-1"
+        )
     if kind.startswith("BatchNorm") and m.affine:
         config["bias"] = m.bias is not None
     if kind.startswith("Conv") and m.padding_mode != "zeros":
-        raise ConfigError(f"from_torch: layer {where or kind} pads with {m.padding_mode!r}; "
-                          "chainrule pads with zeros")
+        raise ConfigError(
+            f"from_torch: layer {where or kind} pads with {m.padding_mode!r}; "
+            "chainrule pads with zeros"
+        )
     drawn = kind in ("Linear", "Conv1d", "Conv2d")
     if drawn:  # a private generator: the copy must not move cr.manual_seed's stream
         config.update(bias=m.bias is not None, rng=np.random.default_rng(0))
@@ -173,8 +195,9 @@ def _from_torch(torch, m, where):
         if p is None:
             out._parameters[name] = None
             continue
-        out._parameters[name] = nn.Parameter(_array(p, label, name),
-                                             requires_grad=bool(p.requires_grad))
+        out._parameters[name] = nn.Parameter(
+            _array(p, label, name), requires_grad=bool(p.requires_grad)
+        )
     for name in list(out._buffers):
         b = m._buffers.get(name)
         out._buffers[name] = None if b is None else _array(b, label, name)

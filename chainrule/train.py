@@ -15,11 +15,11 @@ import time
 
 import numpy as np
 
+from .compile import compile as _compile
 from .errors import ConfigError, DataError, TrainingError
 from .metrics import compute_metric, output_kind
 from .optim.lr_scheduler import ReduceLROnPlateau
 from .random import get_rng
-from .compile import compile as _compile
 from .tensor import Tensor, Unit, no_grad
 
 __all__ = ["fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "TrainState"]
@@ -63,10 +63,15 @@ class History:
 
     def to_dict(self) -> dict:
         """Everything as plain Python (JSON-ready; no pandas needed)."""
-        return {"epochs": list(self.epochs), "history": {k: list(v) for k, v in self.history.items()},
-                "grad_norms": {k: list(v) for k, v in self.grad_norms.items()},
-                "best_epoch": self.best_epoch, "stopped_epoch": self.stopped_epoch,
-                "stop_reason": self.stop_reason, "seconds": self.seconds}
+        return {
+            "epochs": list(self.epochs),
+            "history": {k: list(v) for k, v in self.history.items()},
+            "grad_norms": {k: list(v) for k, v in self.grad_norms.items()},
+            "best_epoch": self.best_epoch,
+            "stopped_epoch": self.stopped_epoch,
+            "stop_reason": self.stop_reason,
+            "seconds": self.seconds,
+        }
 
     def __repr__(self):
         last = ", ".join(f"{k}={v:.4g}" for k, v in self.last().items())
@@ -75,11 +80,13 @@ class History:
     def _repr_html_(self):
         """In a notebook: a small table of the first and last epochs, and the curves."""
         from .display import history_html
+
         return history_html(self)
 
     def plot(self, title: str | None = None):
         """The loss and metric curves (``chainrule.viz.plots.loss_curves``; needs matplotlib)."""
         from .viz.plots import loss_curves
+
         return loss_curves(self, title=title)
 
 
@@ -94,7 +101,7 @@ class TrainState:
         self.batch_loss = math.nan
         self.logs: dict = {}
         self.stop_training = False
-        self.X = self.y = None   # the training data (LivePlot draws its decision boundary)
+        self.X = self.y = None  # the training data (LivePlot draws its decision boundary)
 
 
 class Callback:
@@ -118,8 +125,14 @@ class EarlyStopping(Callback):
     ``monitor`` defaults to 'val_loss' (falling back to 'loss' when there is no validation set).
     """
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 10, min_delta: float = 0.0,
-                 mode: str = "auto", restore_best_weights: bool = True):
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 10,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best_weights: bool = True,
+    ):
         if patience < 0:
             raise ConfigError(f"EarlyStopping: patience must be >= 0, got {patience}")
         if mode not in ("auto", "min", "max"):
@@ -138,15 +151,17 @@ class EarlyStopping(Callback):
             return self.monitor
         if self.monitor.startswith("val_") and self.monitor[4:] in logs:
             return self.monitor[4:]
-        raise ConfigError(f"EarlyStopping: metric {self.monitor!r} is not recorded; "
-                          f"recorded: {', '.join(logs)}")
+        raise ConfigError(
+            f"EarlyStopping: metric {self.monitor!r} is not recorded; recorded: {', '.join(logs)}"
+        )
 
     def on_epoch_end(self, state):
         key = self._key(state.logs)
         value = state.logs[key]
         maximize = self.mode == "max" or (self.mode == "auto" and ("acc" in key or "r2" in key))
-        better = (self.best is None or
-                  (value > self.best + self.min_delta if maximize else value < self.best - self.min_delta))
+        better = self.best is None or (
+            value > self.best + self.min_delta if maximize else value < self.best - self.min_delta
+        )
         if better:
             self.best, self.best_epoch, self.wait = value, state.epoch, 0
             state.history.best_epoch = state.epoch
@@ -156,9 +171,11 @@ class EarlyStopping(Callback):
             self.wait += 1
             if self.wait >= self.patience:
                 state.stop_training = True
-                state.history.stop_reason = (f"early stopping: {key} did not improve for "
-                                             f"{self.patience} epochs (best {self.best:.4g} at "
-                                             f"epoch {self.best_epoch})")
+                state.history.stop_reason = (
+                    f"early stopping: {key} did not improve for "
+                    f"{self.patience} epochs (best {self.best:.4g} at "
+                    f"epoch {self.best_epoch})"
+                )
 
     def on_train_end(self, state):
         if self.restore_best_weights and self.best_weights is not None:
@@ -166,8 +183,12 @@ class EarlyStopping(Callback):
 
     def state_dict(self) -> dict:
         """What a checkpoint keeps (the best weights under ``'arrays'``)."""
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
-                "arrays": dict(self.best_weights or {})}
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "arrays": dict(self.best_weights or {}),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
@@ -193,7 +214,7 @@ def _outputs(model, X, batch_size=1024) -> np.ndarray:
         model.eval()
     try:
         with no_grad():
-            parts = [model(X[i:i + batch_size]).data for i in range(0, len(X), batch_size)]
+            parts = [model(X[i : i + batch_size]).data for i in range(0, len(X), batch_size)]
     finally:
         if was_training and hasattr(model, "train"):
             model.train()
@@ -214,7 +235,9 @@ def evaluate(model, loss_fn, X, y, metrics=("accuracy",), batch_size: int = 1024
     kind = output_kind(loss_fn)
     logs = {"loss": loss}
     for m in metrics or ():
-        logs[m if isinstance(m, str) else getattr(m, "__name__", "metric")] = compute_metric(m, out, y, kind)
+        logs[m if isinstance(m, str) else getattr(m, "__name__", "metric")] = compute_metric(
+            m, out, y, kind
+        )
     return logs
 
 
@@ -226,23 +249,34 @@ def _diverged(model, out, value, epoch, step, steps) -> str:
     for name, p in named:
         data = np.asarray(p.data)
         if data.dtype.kind in "fc" and not np.isfinite(data).all():
-            return (f"{where}: the weights '{name}' hold {data[~np.isfinite(data)][0]} values, "
-                    "so training diverged (the steps grew too large); try a smaller learning "
-                    "rate, or standardize the features")
-    sizes = [(float(np.abs(np.asarray(p.data)).max()), name) for name, p in named
-             if np.asarray(p.data).size]
+            return (
+                f"{where}: the weights '{name}' hold {data[~np.isfinite(data)][0]} values, "
+                "so training diverged (the steps grew too large); try a smaller learning "
+                "rate, or standardize the features"
+            )
+    sizes = [
+        (float(np.abs(np.asarray(p.data)).max()), name)
+        for name, p in named
+        if np.asarray(p.data).size
+    ]
     if sizes and max(sizes)[0] > 1e10:
         size, name = max(sizes)
-        return (f"{where}: the weights grew to {size:.3g} (in '{name}'), so training diverged "
-                "(the steps grew too large); try a smaller learning rate, or standardize the "
-                "features")
+        return (
+            f"{where}: the weights grew to {size:.3g} (in '{name}'), so training diverged "
+            "(the steps grew too large); try a smaller learning rate, or standardize the "
+            "features"
+        )
     data = np.asarray(getattr(out, "data", out))
     if data.size and not np.isfinite(data).all():
-        return (f"{where}: the model's outputs hold {data[~np.isfinite(data)].flat[0]} while "
-                "every weight is finite, so the inputs are too large for float32; standardize "
-                "or rescale the features")
-    return (f"{where} with finite weights and outputs: the targets are too large or not valid "
-            "for this loss; rescale the targets (or check their values)")
+        return (
+            f"{where}: the model's outputs hold {data[~np.isfinite(data)].flat[0]} while "
+            "every weight is finite, so the inputs are too large for float32; standardize "
+            "or rescale the features"
+        )
+    return (
+        f"{where} with finite weights and outputs: the targets are too large or not valid "
+        "for this loss; rescale the targets (or check their values)"
+    )
 
 
 def _checkpoint_error():
@@ -272,7 +306,7 @@ class _CheckFinite(Unit):
     def forward(ctx, x, out):
         v = float(x) if x.size == 1 else float(x.sum())
         if not math.isfinite(v):
-            raise _NonFinite(v, out)   # the model's outputs, for the message
+            raise _NonFinite(v, out)  # the model's outputs, for the message
         return x
 
     @staticmethod
@@ -296,6 +330,7 @@ def _step_function(model, loss_fn, optimizer, X, y, compiled):
         y_step = y.astype(dt)
 
     if not compiled:
+
         def step(xb, yb):
             optimizer.zero_grad()
             out = model(xb)
@@ -306,6 +341,7 @@ def _step_function(model, loss_fn, optimizer, X, y, compiled):
             loss.backward()
             optimizer.step()
             return loss, out
+
         return step, X, y_step
 
     def step(xb, yb):
@@ -315,15 +351,33 @@ def _step_function(model, loss_fn, optimizer, X, y, compiled):
         loss.backward()
         optimizer.step()
         return loss, out
+
     return _compile(step), X, y_step
 
 
-def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32, validation=None,
-        metrics=("accuracy",), callbacks=(), scheduler=None, seed: int | None = 0,
-        shuffle: bool = True, track_grad_norms: bool = False, verbose: bool = False,
-        progress=False, checkpoint=None, resume=None, interrupt_checkpoint=None,
-        settings: dict | None = None,
-        compile: bool = True) -> History:  # noqa: A002 - the name users expect
+def fit(
+    model,
+    loss_fn,
+    optimizer,
+    X,
+    y,
+    epochs: int = 10,
+    batch_size: int = 32,
+    validation=None,
+    metrics=("accuracy",),
+    callbacks=(),
+    scheduler=None,
+    seed: int | None = 0,
+    shuffle: bool = True,
+    track_grad_norms: bool = False,
+    verbose: bool = False,
+    progress=False,
+    checkpoint=None,
+    resume=None,
+    interrupt_checkpoint=None,
+    settings: dict | None = None,
+    compile: bool = True,
+) -> History:  # noqa: A002 - the name users expect
     """Train ``model`` on (X, y) by mini-batch gradient descent; return the :class:`History`.
 
     Parameters
@@ -378,7 +432,8 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
         When the loss becomes NaN or infinite (naming the epoch and step); its ``.history``
         holds the epochs done.
     """
-    from .data import batches as _batches, train_test_split
+    from .data import batches as _batches
+    from .data import train_test_split
 
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
@@ -393,7 +448,9 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
             X_val, y_val = _as_numpy(validation[0], "X_val"), _as_numpy(validation[1], "y_val")
         elif isinstance(validation, (float, int)) and not isinstance(validation, bool):
             if not 0 < validation < 1:
-                raise ConfigError(f"fit: validation must be a fraction between 0 and 1, got {validation}")
+                raise ConfigError(
+                    f"fit: validation must be a fraction between 0 and 1, got {validation}"
+                )
             if validation > 0:
                 X, X_val, y, y_val = train_test_split(X, y, test_size=validation, seed=seed)
         else:
@@ -407,6 +464,7 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
     bar = None
     if progress:
         from .callbacks import progress_bar
+
         bar = progress_bar(progress)
         if bar is not None:
             callbacks.append(bar)
@@ -423,18 +481,35 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
     if keep:
         from .checkpoint import checkpoint_bytes, data_fingerprint, load_checkpoint
 
-        run = {"fit_settings": {"batch_size": int(batch_size), "shuffle": bool(shuffle),
-                                "seed": seed, "n_train": len(X),
-                                "n_validation": None if X_val is None else len(X_val),
-                                "metrics": [m if isinstance(m, str) else getattr(m, "__name__", "")
-                                            for m in metrics],
-                                "loss": type(loss_fn).__name__},
-               "fingerprint": data_fingerprint(X, y), "snapshot": None, "epoch": 0}
+        run = {
+            "fit_settings": {
+                "batch_size": int(batch_size),
+                "shuffle": bool(shuffle),
+                "seed": seed,
+                "n_train": len(X),
+                "n_validation": None if X_val is None else len(X_val),
+                "metrics": [
+                    m if isinstance(m, str) else getattr(m, "__name__", "") for m in metrics
+                ],
+                "loss": type(loss_fn).__name__,
+            },
+            "fingerprint": data_fingerprint(X, y),
+            "snapshot": None,
+            "epoch": 0,
+        }
     first = 1
     if resume is not None:
-        record = load_checkpoint(resume, model=model, optimizer=optimizer, rng=rng,
-                                 history=history, scheduler=scheduler, callbacks=callbacks,
-                                 fit_settings=run["fit_settings"], fingerprint=run["fingerprint"])
+        record = load_checkpoint(
+            resume,
+            model=model,
+            optimizer=optimizer,
+            rng=rng,
+            history=history,
+            scheduler=scheduler,
+            callbacks=callbacks,
+            fit_settings=run["fit_settings"],
+            fingerprint=run["fingerprint"],
+        )
         first = epochs + 1 if record.get("stopped") else record["epoch"] + 1
         start -= history.seconds
     # numeric trouble is reported in words (the loss check below), not as numpy warnings
@@ -450,9 +525,12 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
             total_loss, seen = 0.0, 0
             out_parts, y_parts = [], []
             norms = {name: 0.0 for name, _ in named}
-            for step, (xb, yb) in enumerate(_batches(X, y if idx is None else idx,
-                                                     batch_size=batch_size, shuffle=shuffle,
-                                                     rng=rng), start=1):
+            for step, (xb, yb) in enumerate(
+                _batches(
+                    X, y if idx is None else idx, batch_size=batch_size, shuffle=shuffle, rng=rng
+                ),
+                start=1,
+            ):
                 state.step = step
                 if idx is not None:  # float targets in the model's dtype for the step
                     yb, ys = y[yb], y_step[yb]
@@ -461,8 +539,9 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
                 try:
                     loss, out = run_step(xb, ys)
                 except _NonFinite as err:
-                    raise TrainingError(_diverged(model, err.out, err.value, epoch, step, steps),
-                                        history) from None
+                    raise TrainingError(
+                        _diverged(model, err.out, err.value, epoch, step, steps), history
+                    ) from None
                 value = float(loss.data)
                 total_loss += value * len(xb)
                 seen += len(xb)
@@ -493,7 +572,9 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
                 history.grad_norms.setdefault(name, []).append(norms[name] / steps)
             state.logs = logs
             if verbose:
-                print(f"epoch {epoch}/{epochs}: " + ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
+                print(
+                    f"epoch {epoch}/{epochs}: " + ", ".join(f"{k} {v:.4g}" for k, v in logs.items())
+                )
             if scheduler is not None:
                 if isinstance(scheduler, ReduceLROnPlateau):  # steps on the monitored loss
                     scheduler.step(logs.get("val_loss", logs["loss"]))
@@ -506,10 +587,18 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
             if keep:
                 history.seconds = time.perf_counter() - start
                 run["snapshot"] = checkpoint_bytes(
-                    model=model, optimizer=optimizer, epoch=epoch, history=history, rng=rng,
-                    scheduler=scheduler, callbacks=callbacks, fit_settings=run["fit_settings"],
-                    settings=settings, fingerprint=run["fingerprint"],
-                    stopped=state.stop_training)
+                    model=model,
+                    optimizer=optimizer,
+                    epoch=epoch,
+                    history=history,
+                    rng=rng,
+                    scheduler=scheduler,
+                    callbacks=callbacks,
+                    fit_settings=run["fit_settings"],
+                    settings=settings,
+                    fingerprint=run["fingerprint"],
+                    stopped=state.stop_training,
+                )
                 run["epoch"] = epoch
                 if checkpoint is not None:
                     from ._files import write_atomic
@@ -530,7 +619,7 @@ def fit(model, loss_fn, optimizer, X, y, epochs: int = 10, batch_size: int = 32,
         quiet_numpy.__exit__(None, None, None)
         history.seconds = time.perf_counter() - start
         if bar is not None:
-            bar.close()   # also when training failed: no bar left half-drawn
+            bar.close()  # also when training failed: no bar left half-drawn
     for cb in callbacks:
         cb.on_train_end(state)
     return history

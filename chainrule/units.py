@@ -113,7 +113,7 @@ class Pow(Unit):
     @staticmethod
     def forward(ctx, a, p):
         ctx.a, ctx.p = a, p
-        return a ** p
+        return a**p
 
     @staticmethod
     def backward(ctx, grad):
@@ -134,7 +134,7 @@ class RPow(Unit):
 
     @staticmethod
     def forward(ctx, c, a):
-        out = c ** a
+        out = c**a
         ctx.c, ctx.out = c, out
         return out
 
@@ -191,9 +191,11 @@ class Where(Unit):
     def backward(ctx, grad):
         c = ctx.cond
         need = ctx.needs_input_grad
-        return (None,
-                np.where(c, grad, 0) if need[1] else None,
-                np.where(c, 0, grad) if need[2] else None)
+        return (
+            None,
+            np.where(c, grad, 0) if need[1] else None,
+            np.where(c, 0, grad) if need[2] else None,
+        )
 
 
 class Cast(Unit):
@@ -353,8 +355,11 @@ def _erf(x: np.ndarray) -> np.ndarray:
     """The error function, elementwise, to about 1e-15 (numpy has no erf; scipy is optional)."""
     try:
         from scipy.special import erf
-    except ImportError:  # pragma: no cover - scipy ships with scikit-learn, but the core needs numpy
+    except (
+        ImportError
+    ):  # pragma: no cover - scipy ships with scikit-learn, but the core needs numpy
         import math
+
         return np.vectorize(math.erf, otypes=[x.dtype])(x)
     return erf(x).astype(x.dtype, copy=False)
 
@@ -371,7 +376,7 @@ class GELU(Unit):
     def forward(ctx, a, approximate="none"):
         ctx.a, ctx.approximate = a, approximate
         if approximate == "tanh":
-            inner = _SQRT_2_OVER_PI * (a + 0.044715 * a ** 3)
+            inner = _SQRT_2_OVER_PI * (a + 0.044715 * a**3)
             ctx.t = np.tanh(inner)
             return (0.5 * a * (1 + ctx.t)).astype(a.dtype, copy=False)
         ctx.cdf = 0.5 * (1 + _erf(a * _INV_SQRT_2))
@@ -516,7 +521,9 @@ def _expand_to(grad, shape, axis, keepdims):
 class _Reduce(Unit):
     @classmethod
     def shape_error(cls, arrays, kwargs, err):
-        return f"{cls.name}: axis {kwargs.get('axis')} is out of range for shape {np.shape(arrays[0])}"
+        return (
+            f"{cls.name}: axis {kwargs.get('axis')} is out of range for shape {np.shape(arrays[0])}"
+        )
 
 
 class Sum(_Reduce):
@@ -608,7 +615,9 @@ class Reshape(Unit):
     @classmethod
     def shape_error(cls, arrays, kwargs, err):
         a = np.shape(arrays[0])
-        return f"reshape: cannot reshape {a} ({int(np.prod(a))} elements) into {kwargs.get('shape')}"
+        return (
+            f"reshape: cannot reshape {a} ({int(np.prod(a))} elements) into {kwargs.get('shape')}"
+        )
 
     @staticmethod
     def forward(ctx, a, shape):
@@ -800,8 +809,10 @@ class Linear(Unit):
     def shape_error(cls, arrays, kwargs, err):
         x, w = np.shape(arrays[0]), np.shape(arrays[1])
         fin = w[1] if len(w) == 2 else "?"
-        return (f"linear: input of shape {x} does not fit weight of shape {w}: expected last "
-                f"dimension {fin}, got {x[-1] if x else '()'}")
+        return (
+            f"linear: input of shape {x} does not fit weight of shape {w}: expected last "
+            f"dimension {fin}, got {x[-1] if x else '()'}"
+        )
 
     @staticmethod
     def forward(ctx, x, w, b=None):
@@ -843,7 +854,7 @@ class LinearReLU(Unit):
 
     @staticmethod
     def forward(ctx, x, w, b=None):
-        out = Linear.forward(ctx, x, w, b)   # a fresh array: the relu can work in place
+        out = Linear.forward(ctx, x, w, b)  # a fresh array: the relu can work in place
         np.maximum(out, 0, out=out)
         ctx.out = out
         return out
@@ -912,9 +923,12 @@ class SoftmaxCrossEntropy(Unit):
         if dz.ndim == 2:
             dz[np.arange(len(y)), y] -= wy
         else:
-            np.put_along_axis(dz, y[..., None],
-                              np.take_along_axis(dz, y[..., None], axis=-1) - wy[..., None],
-                              axis=-1)
+            np.put_along_axis(
+                dz,
+                y[..., None],
+                np.take_along_axis(dz, y[..., None], axis=-1) - wy[..., None],
+                axis=-1,
+            )
         if ls:
             # d(−(ls/C) Σ_c wc log p_c)/dz = (ls/C) (p Σ_c wc − wc)
             valid = ctx.valid[..., None]
@@ -1066,11 +1080,14 @@ class BatchNorm(Unit):
         if need[0]:
             gh = grad if ctx.weight is None else grad * ctx.weight.reshape(shape)
             if ctx.training:
-                gx = ctx.inv * (gh - gh.mean(axis=axes, keepdims=True)
-                                - xhat * (gh * xhat).mean(axis=axes, keepdims=True))
+                gx = ctx.inv * (
+                    gh
+                    - gh.mean(axis=axes, keepdims=True)
+                    - xhat * (gh * xhat).mean(axis=axes, keepdims=True)
+                )
             else:
                 gx = gh * ctx.inv
-        return (gx, gw, gb)[:len(need)]
+        return (gx, gw, gb)[: len(need)]
 
 
 # ================================================================================================

@@ -37,16 +37,23 @@ from numpy.lib.stride_tricks import as_strided
 from .tensor import Unit
 from .units import _ones
 
-__all__ = ["Conv", "MaxPool", "AvgPool", "AdaptiveAvgPool", "conv_output_size",
-           "adaptive_windows"]
+__all__ = ["Conv", "MaxPool", "AvgPool", "AdaptiveAvgPool", "conv_output_size", "adaptive_windows"]
 
 
 # ------------------------------------------------------------------------------------------------
 # helpers: padding, window views, the strided slice of each kernel offset
 # ------------------------------------------------------------------------------------------------
 
-def conv_output_size(length: int, kernel: int, stride: int, pad_before: int, pad_after: int,
-                     dilation: int = 1, ceil_mode: bool = False) -> int:
+
+def conv_output_size(
+    length: int,
+    kernel: int,
+    stride: int,
+    pad_before: int,
+    pad_after: int,
+    dilation: int = 1,
+    ceil_mode: bool = False,
+) -> int:
     """How many windows fit: ⌊(L + pads − d(k − 1) − 1) / s⌋ + 1 (⌈·⌉ with ``ceil_mode``, where
     the last window must still start inside the input or the left padding, as PyTorch)."""
     span = length + pad_before + pad_after - dilation * (kernel - 1) - 1
@@ -70,8 +77,9 @@ def _pad(x: np.ndarray, pads, value=0.0) -> np.ndarray:
 
 def _inner(shape, pads) -> tuple:
     """The index of the unpadded input inside the padded array."""
-    return (slice(None), slice(None)) + tuple(slice(lo, lo + n) for n, (lo, _) in
-                                              zip(shape[2:], pads))
+    return (slice(None), slice(None)) + tuple(
+        slice(lo, lo + n) for n, (lo, _) in zip(shape[2:], pads)
+    )
 
 
 def _windows(xp: np.ndarray, out, kernel, stride, dilation, writeable=False) -> np.ndarray:
@@ -81,8 +89,11 @@ def _windows(xp: np.ndarray, out, kernel, stride, dilation, writeable=False) -> 
     s = xp.strides
     nd = len(kernel)
     shape = xp.shape[:2] + tuple(out) + tuple(kernel)
-    strides = (s[:2] + tuple(s[2 + i] * stride[i] for i in range(nd))
-               + tuple(s[2 + i] * dilation[i] for i in range(nd)))
+    strides = (
+        s[:2]
+        + tuple(s[2 + i] * stride[i] for i in range(nd))
+        + tuple(s[2 + i] * dilation[i] for i in range(nd))
+    )
     return as_strided(xp, shape, strides, writeable=writeable)
 
 
@@ -92,7 +103,8 @@ def _offset_slices(kernel, out, stride, dilation):
     for kk in itertools.product(*(range(k) for k in kernel)):
         yield (slice(None), slice(None)) + tuple(
             slice(k * d, k * d + s * (o - 1) + 1, s)
-            for k, d, s, o in zip(kk, dilation, stride, out))
+            for k, d, s, o in zip(kk, dilation, stride, out)
+        )
 
 
 def _full_pads(shape, kernel, stride, pads, dilation, out):
@@ -107,6 +119,7 @@ def _full_pads(shape, kernel, stride, pads, dilation, out):
 # ------------------------------------------------------------------------------------------------
 # convolution
 # ------------------------------------------------------------------------------------------------
+
 
 class Conv(Unit):
     """Convolution (cross-correlation, as PyTorch) of x (N, C, *L) with W (O, C/G, *k) and b (O,).
@@ -139,8 +152,10 @@ class Conv(Unit):
         N, C = x.shape[:2]
         O, kernel = w.shape[0], w.shape[2:]
         K = math.prod(kernel)
-        out = tuple(conv_output_size(n, k, s, lo, hi, d) for n, k, s, (lo, hi), d in
-                    zip(x.shape[2:], kernel, stride, padding, dilation))
+        out = tuple(
+            conv_output_size(n, k, s, lo, hi, d)
+            for n, k, s, (lo, hi), d in zip(x.shape[2:], kernel, stride, padding, dilation)
+        )
         if min(out) <= 0:
             raise ValueError("the kernel does not fit the padded input")
         # Images with stride 1 along the width: compute every output row over the whole padded
@@ -149,16 +164,15 @@ class Conv(Unit):
         # is what numpy copies fast; one extra zero row keeps the last windows inside.
         # (only where backward will need dL/dx, whose col2im gains most; the first layer's does not)
         wide = nd >= 2 and stride[-1] == 1 and getattr(ctx, "needs_input_grad", (False,))[0]
-        pads = padding if not wide else \
-            ((padding[0][0], padding[0][1] + 1),) + tuple(padding[1:])
+        pads = padding if not wide else ((padding[0][0], padding[0][1] + 1),) + tuple(padding[1:])
         xp = _pad(x, pads)
         grid = out if not wide else out[:-1] + (xp.shape[-1],)
         P = math.prod(grid)
-        win = _windows(xp, grid, kernel, stride, dilation)      # (N, C, *grid, *k), a view
+        win = _windows(xp, grid, kernel, stride, dilation)  # (N, C, *grid, *k), a view
         perm = (1,) + tuple(range(2 + nd, 2 + 2 * nd)) + (0,) + tuple(range(2, 2 + nd))
         cols = np.ascontiguousarray(win.transpose(perm)).reshape(C * K, N * P)  # one copy
         if groups == 1:
-            out2 = w.reshape(O, C * K) @ cols                   # (O, N·P): one GEMM
+            out2 = w.reshape(O, C * K) @ cols  # (O, N·P): one GEMM
         else:
             G = groups
             out2 = np.matmul(w.reshape(G, O // G, C // G * K), cols.reshape(G, C // G * K, N * P))
@@ -166,11 +180,16 @@ class Conv(Unit):
         if b is not None:
             out2 += b[:, None]
         ctx.cols, ctx.w, ctx.groups, ctx.xshape, ctx.padshape = cols, w, groups, x.shape, xp.shape
-        ctx.out, ctx.grid, ctx.stride, ctx.dilation, ctx.padding = \
-            out, grid, stride, dilation, padding
+        ctx.out, ctx.grid, ctx.stride, ctx.dilation, ctx.padding = (
+            out,
+            grid,
+            stride,
+            dilation,
+            padding,
+        )
         z = out2.reshape((O, N) + grid)
         if wide:
-            z = z[..., :out[-1]]
+            z = z[..., : out[-1]]
         return np.ascontiguousarray(z.swapaxes(0, 1))
 
     @staticmethod
@@ -187,27 +206,31 @@ class Conv(Unit):
             g2 = np.ascontiguousarray(grad.swapaxes(0, 1)).reshape(O, N * P)
         else:
             g2 = np.zeros((O, N) + grid, dtype=grad.dtype)
-            g2[..., :out[-1]] = grad.swapaxes(0, 1)
+            g2[..., : out[-1]] = grad.swapaxes(0, 1)
             g2 = g2.reshape(O, N * P)
         gx = gw = gb = None
         if len(need) > 2 and need[2]:
-            gb = g2 @ _ones(N * P, g2.dtype)                     # Σ over samples and positions
+            gb = g2 @ _ones(N * P, g2.dtype)  # Σ over samples and positions
         if need[1]:
             if G == 1:
                 gw = (g2 @ cols.T).reshape(w.shape)
             else:
-                gw = np.matmul(g2.reshape(G, O // G, N * P),
-                               cols.reshape(G, C // G * K, N * P).transpose(0, 2, 1))
+                gw = np.matmul(
+                    g2.reshape(G, O // G, N * P),
+                    cols.reshape(G, C // G * K, N * P).transpose(0, 2, 1),
+                )
                 gw = gw.reshape(w.shape)
         if need[0]:
             # dL/dX_cols, laid out (C, *k, N, *grid): each kernel offset is one block
             if G == 1:
-                gcols = w.reshape(O, C * K).T @ g2               # (C·K, N·P)
+                gcols = w.reshape(O, C * K).T @ g2  # (C·K, N·P)
             else:
-                gcols = np.matmul(w.reshape(G, O // G, C // G * K).transpose(0, 2, 1),
-                                  g2.reshape(G, O // G, N * P))  # (G, Cg·K, N·P)
+                gcols = np.matmul(
+                    w.reshape(G, O // G, C // G * K).transpose(0, 2, 1),
+                    g2.reshape(G, O // G, N * P),
+                )  # (G, Cg·K, N·P)
             gcols = gcols.reshape((C,) + tuple(kernel) + (N,) + grid)
-            gxp = np.zeros((C, N) + ctx.padshape[2:], dtype=g2.dtype)   # channels first
+            gxp = np.zeros((C, N) + ctx.padshape[2:], dtype=g2.dtype)  # channels first
             # col2im: each kernel offset adds its block where its windows read (the same
             # strided view as the forward's, so the discarded columns, all zero, add nothing)
             win = _windows(gxp, grid, kernel, ctx.stride, ctx.dilation, writeable=True)
@@ -222,6 +245,7 @@ class Conv(Unit):
 # pooling
 # ------------------------------------------------------------------------------------------------
 
+
 class MaxPool(Unit):
     """The maximum of each window:  z[n, c, p] = max_k x_pad[n, c, p·s + k·d] (padding is −∞).
 
@@ -233,15 +257,18 @@ class MaxPool(Unit):
     name = "max_pool"
 
     @staticmethod
-    def forward(ctx, x, kernel=(2,), stride=(2,), padding=((0, 0),), dilation=(1,),
-                ceil_mode=False):
-        out = tuple(conv_output_size(n, k, s, lo, hi, d, ceil_mode) for n, k, s, (lo, hi), d
-                    in zip(x.shape[2:], kernel, stride, padding, dilation))
+    def forward(
+        ctx, x, kernel=(2,), stride=(2,), padding=((0, 0),), dilation=(1,), ceil_mode=False
+    ):
+        out = tuple(
+            conv_output_size(n, k, s, lo, hi, d, ceil_mode)
+            for n, k, s, (lo, hi), d in zip(x.shape[2:], kernel, stride, padding, dilation)
+        )
         if min(out) <= 0:
             raise ValueError("the window does not fit the padded input")
         pads = _full_pads(x.shape, kernel, stride, padding, dilation, out)
         xp = _pad(x, pads, -np.inf)
-        nan = bool(np.isnan(x).any()) if x.dtype.kind == "f" else False   # one cheap pass
+        nan = bool(np.isnan(x).any()) if x.dtype.kind == "f" else False  # one cheap pass
         m = idx = None
         for j, sl in enumerate(_offset_slices(kernel, out, stride, dilation)):
             v = xp[sl]
@@ -249,9 +276,9 @@ class MaxPool(Unit):
                 m = v.copy()
                 idx = np.zeros(m.shape, dtype=np.int16 if math.prod(kernel) < 32000 else np.int64)
                 continue
-            upd = v > m                                          # strictly: the first max wins
+            upd = v > m  # strictly: the first max wins
             if nan:
-                upd |= v != v                                    # NaN wins, as in PyTorch
+                upd |= v != v  # NaN wins, as in PyTorch
                 np.copyto(m, v, where=upd)
             else:
                 np.maximum(m, v, out=m)
@@ -267,7 +294,7 @@ class MaxPool(Unit):
         # each output's gradient goes to the padded position of its window's winner: one
         # scatter-add (bincount sums where windows overlap) instead of a pass per offset
         nd = len(shape) - 2
-        sstr = [math.prod(shape[3 + i:]) for i in range(nd)]    # element strides in a plane
+        sstr = [math.prod(shape[3 + i :]) for i in range(nd)]  # element strides in a plane
         offsets = np.zeros(math.prod(ctx.kernel), dtype=np.int64)
         for j, kk in enumerate(itertools.product(*(range(k) for k in ctx.kernel))):
             offsets[j] = sum(k * d * st for k, d, st in zip(kk, ctx.dilation, sstr))
@@ -276,8 +303,10 @@ class MaxPool(Unit):
             r = np.arange(ctx.out[ax], dtype=np.int64) * ctx.stride[ax] * sstr[ax]
             base = base + r.reshape((-1,) + (1,) * (nd - 1 - ax))
         plane = math.prod(shape[2:])
-        nc = np.arange(shape[0] * shape[1], dtype=np.int64).reshape(
-            (shape[0], shape[1]) + (1,) * nd) * plane
+        nc = (
+            np.arange(shape[0] * shape[1], dtype=np.int64).reshape((shape[0], shape[1]) + (1,) * nd)
+            * plane
+        )
         pos = (base + nc + offsets[ctx.index]).reshape(-1)
         gxp = np.bincount(pos, weights=grad.reshape(-1), minlength=math.prod(shape))
         gxp = gxp.astype(grad.dtype, copy=False).reshape(shape)
@@ -311,12 +340,22 @@ class AvgPool(Unit):
     name = "avg_pool"
 
     @staticmethod
-    def forward(ctx, x, kernel=(2,), stride=(2,), padding=((0, 0),), ceil_mode=False,
-                count_include_pad=True, divisor=None):
+    def forward(
+        ctx,
+        x,
+        kernel=(2,),
+        stride=(2,),
+        padding=((0, 0),),
+        ceil_mode=False,
+        count_include_pad=True,
+        divisor=None,
+    ):
         nd = len(kernel)
         ones = (1,) * nd
-        out = tuple(conv_output_size(n, k, s, lo, hi, 1, ceil_mode) for n, k, s, (lo, hi)
-                    in zip(x.shape[2:], kernel, stride, padding))
+        out = tuple(
+            conv_output_size(n, k, s, lo, hi, 1, ceil_mode)
+            for n, k, s, (lo, hi) in zip(x.shape[2:], kernel, stride, padding)
+        )
         if min(out) <= 0:
             raise ValueError("the window does not fit the padded input")
         pads = _full_pads(x.shape, kernel, stride, padding, ones, out)
@@ -326,10 +365,11 @@ class AvgPool(Unit):
             total = xp[sl].copy() if total is None else np.add(total, xp[sl], out=total)
         if divisor is not None:
             div = np.asarray(float(divisor))
-        else:   # window sizes per axis (PyTorch's rule), multiplied across axes
+        else:  # window sizes per axis (PyTorch's rule), multiplied across axes
             div = np.ones((), dtype=np.float64)
-            for ax, (n, k, s, (lo, hi), o) in enumerate(zip(x.shape[2:], kernel, stride,
-                                                            padding, out)):
+            for ax, (n, k, s, (lo, hi), o) in enumerate(
+                zip(x.shape[2:], kernel, stride, padding, out)
+            ):
                 start = np.arange(o) * s - lo
                 end = np.minimum(start + k, n + hi)
                 if not count_include_pad:
@@ -337,8 +377,14 @@ class AvgPool(Unit):
                 cnt = (end - start).astype(np.float64)
                 div = div * cnt.reshape((-1,) + (1,) * (nd - 1 - ax))
         inv = (1.0 / div).astype(x.dtype)
-        ctx.inv, ctx.xshape, ctx.pads, ctx.out, ctx.kernel, ctx.stride = \
-            inv, x.shape, pads, out, kernel, stride
+        ctx.inv, ctx.xshape, ctx.pads, ctx.out, ctx.kernel, ctx.stride = (
+            inv,
+            x.shape,
+            pads,
+            out,
+            kernel,
+            stride,
+        )
         return total * inv
 
     @staticmethod
@@ -392,7 +438,7 @@ def _along_axes(a: np.ndarray, mats, nd: int, transpose: bool) -> np.ndarray:
     one GEMM per axis."""
     for ax, m in enumerate(mats):
         axis = 2 + ax
-        m = m if transpose else m.T          # a · Aᵀ along the axis (or a · A backward)
+        m = m if transpose else m.T  # a · Aᵀ along the axis (or a · A backward)
         moved = np.moveaxis(a, axis, -1)
         prod = moved.reshape(-1, moved.shape[-1]) @ m
         a = np.moveaxis(prod.reshape(moved.shape[:-1] + (m.shape[1],)), -1, axis)

@@ -25,8 +25,11 @@ def main(argv=None) -> int:
     for seed in seeds:
         r = train_mnist1d_cnn(seed=seed, steps=args.steps)
         accs.append(r["test_accuracy"])
-        print(f"{seed:>4}  {r['test_accuracy']:>8.4f}  {r['train_accuracy']:>9.4f}  "
-              f"{r['seconds']:>7.1f}", flush=True)
+        print(
+            f"{seed:>4}  {r['test_accuracy']:>8.4f}  {r['train_accuracy']:>9.4f}  "
+            f"{r['seconds']:>7.1f}",
+            flush=True,
+        )
     print(f"median test accuracy over {len(seeds)} seeds: {statistics.median(accs):.4f}")
     return 0
 

@@ -8,7 +8,6 @@ import pytest
 import chainrule as cr
 import chainrule.nn as nn
 
-
 TOL = dict(rtol=1e-10, atol=1e-12)
 
 

@@ -6,10 +6,31 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "chainrule"
-CORE = ["tensor.py", "units.py", "units_conv.py", "gradcheck.py", "errors.py", "random.py", "metrics.py",
-        "train.py", "nn", "optim"]
-HEAVY = {"matplotlib", "click", "rich", "safetensors", "pandas", "pyarrow", "sklearn", "torch",
-         "typer", "mnist1d", "playwright"}
+CORE = [
+    "tensor.py",
+    "units.py",
+    "units_conv.py",
+    "gradcheck.py",
+    "errors.py",
+    "random.py",
+    "metrics.py",
+    "train.py",
+    "nn",
+    "optim",
+]
+HEAVY = {
+    "matplotlib",
+    "click",
+    "rich",
+    "safetensors",
+    "pandas",
+    "pyarrow",
+    "sklearn",
+    "torch",
+    "typer",
+    "mnist1d",
+    "playwright",
+}
 
 
 def _top_level_imports(path):
@@ -42,8 +63,11 @@ def test_core_imports_numpy_alone(entry):
 def test_import_chainrule_pulls_in_no_optional_library():
     import subprocess
     import sys
-    code = ("import sys, chainrule; heavy = %r; "
-            "print(sorted(m for m in heavy if m in sys.modules))" % sorted(HEAVY))
+
+    code = (
+        "import sys, chainrule; heavy = %r; "
+        "print(sorted(m for m in heavy if m in sys.modules))" % sorted(HEAVY)
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -76,7 +100,7 @@ KNOWN_BACK_EDGES = {
     ("chainrule.io", "chainrule.display"),
     ("chainrule.train", "chainrule.display"),
     ("chainrule.train", "chainrule.callbacks"),
-    ("chainrule.train", "chainrule.viz.plots"),     # History.plot()
+    ("chainrule.train", "chainrule.viz.plots"),  # History.plot()
 }
 
 
@@ -90,8 +114,10 @@ def test_the_documented_order_names_every_module():
     assert len(order) == len(set(order)), f"ARCHITECTURE.md lists an entry twice: {order}"
     modules, _ = _graph()
     missing = sorted({arch_facts.layer_of(m) for m in modules} - set(order) - {"chainrule"})
-    assert not missing, (f"chainrule/{missing[0]} is not in ARCHITECTURE.md's layer list: give it "
-                         "a line where it belongs (it may import only what is above it)")
+    assert not missing, (
+        f"chainrule/{missing[0]} is not in ARCHITECTURE.md's layer list: give it "
+        "a line where it belongs (it may import only what is above it)"
+    )
 
 
 def test_each_module_imports_only_layers_above_it():
@@ -115,8 +141,21 @@ def test_no_import_cycles_between_modules_even_lazy_ones():
 def test_tensor_operators_are_defined_on_the_class():
     """Readers and type checkers find Tensor.__add__ in tensor.py, not attached from elsewhere."""
     from chainrule.tensor import Tensor
-    for name in ("__add__", "__radd__", "__mul__", "__matmul__", "__pow__", "__getitem__",
-                 "__neg__", "sum", "mean", "reshape", "exp", "T"):
+
+    for name in (
+        "__add__",
+        "__radd__",
+        "__mul__",
+        "__matmul__",
+        "__pow__",
+        "__getitem__",
+        "__neg__",
+        "sum",
+        "mean",
+        "reshape",
+        "exp",
+        "T",
+    ):
         assert name in Tensor.__dict__, name
         fn = Tensor.__dict__[name]
         fn = fn.fget if isinstance(fn, property) else fn
@@ -134,6 +173,9 @@ def test_no_tables_of_class_names():
     # a checkpoint records the class of the optimizer/schedule that wrote it and refuses to resume
     # into another: a comparison of identity with the file's record, not a table of facts
     same_class = {("checkpoint.py", "saved_opt"), ("checkpoint.py", "saved_sched")}
-    checks = [c for c in arch_facts.type_name_checks(ROOT) if c[0].name not in bridges
-              and not any(c[0].name == f and w in c[2] for f, w in same_class)]
+    checks = [
+        c
+        for c in arch_facts.type_name_checks(ROOT)
+        if c[0].name not in bridges and not any(c[0].name == f and w in c[2] for f, w in same_class)
+    ]
     assert checks == []

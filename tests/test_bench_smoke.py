@@ -13,8 +13,19 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "bench_training.py"
 
-FAST = ["--quick", "--cases", "tiny_b10", "--rounds", "1", "--target-time", "0.01",
-        "--settle", "0", "--memory-steps", "2"]
+FAST = [
+    "--quick",
+    "--cases",
+    "tiny_b10",
+    "--rounds",
+    "1",
+    "--target-time",
+    "0.01",
+    "--settle",
+    "0",
+    "--memory-steps",
+    "2",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +52,17 @@ def test_quick_run_writes_json_and_markdown(bench, tmp_path):
     md = (tmp_path / "latest.md").read_text()
 
     m = data["machine"]
-    for key in ("cpu_model", "cpu_count", "numpy", "torch", "sklearn", "blas_threads",
-                "threadpools", "env", "loadavg"):
+    for key in (
+        "cpu_model",
+        "cpu_count",
+        "numpy",
+        "torch",
+        "sklearn",
+        "blas_threads",
+        "threadpools",
+        "env",
+        "loadavg",
+    ):
         assert key in m
     assert data["gemm_peak_gflops"]["median"] > 0
     assert data["settings"]["quick"] is True
@@ -77,8 +97,9 @@ def test_quick_run_writes_json_and_markdown(bench, tmp_path):
 
 def test_missing_torch_is_skipped(bench, tmp_path, monkeypatch):
     monkeypatch.setattr(bench.TorchRunner, "available", staticmethod(lambda: False))
-    bench.main(FAST + ["--frameworks", "chainrule,torch,numpy", "--no-memory",
-                       "--outdir", str(tmp_path)])
+    bench.main(
+        FAST + ["--frameworks", "chainrule,torch,numpy", "--no-memory", "--outdir", str(tmp_path)]
+    )
     data = json.loads((tmp_path / "latest.json").read_text())
     assert data["settings"]["frameworks"] == ["chainrule", "numpy"]
     assert data["settings"]["skipped_frameworks"] == ["torch"]
@@ -93,8 +114,10 @@ def test_missing_torch_is_skipped(bench, tmp_path, monkeypatch):
 
 def test_case_selection(bench):
     assert [c.name for c in bench.select_cases("tiny")] == ["tiny_b10", "tiny_b1000"]
-    assert [c.name for c in bench.select_cases("mlp784_b1,wide1024")] == ["mlp784_b1",
-                                                                           "wide1024_b256"]
+    assert [c.name for c in bench.select_cases("mlp784_b1,wide1024")] == [
+        "mlp784_b1",
+        "wide1024_b256",
+    ]
     assert len(bench.select_cases("all")) == 6
     with pytest.raises(SystemExit):
         bench.select_cases("nope")

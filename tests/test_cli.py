@@ -25,9 +25,14 @@ from chainrule.data import Standardizer  # noqa: E402
 
 def run(*args, cwd=None, ok=True):
     """Run ``chainrule ARGS`` in a fresh interpreter; return the CompletedProcess."""
-    proc = subprocess.run([sys.executable, "-m", "chainrule.cli", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "COLUMNS": "120"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "chainrule.cli", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "120"},
+    )
     if ok:
         assert proc.returncode == 0, f"chainrule {' '.join(map(str, args))}:\n{proc.stderr}"
     return proc
@@ -68,33 +73,48 @@ def files(tmp_path_factory):
     for i in range(150):
         label = list(centres)[i % 3]
         cx, cy = centres[label]
-        rows.append([f"p{i}", f"{cx + 0.7 * rng.normal():.4f}", f"{cy + 0.7 * rng.normal():.4f}",
-                     label])
+        rows.append(
+            [f"p{i}", f"{cx + 0.7 * rng.normal():.4f}", f"{cy + 0.7 * rng.normal():.4f}", label]
+        )
     cls = write_csv(d / "colours.csv", ["name", "x", "y", "colour"], rows)
     X = rng.uniform(-2, 2, size=(200, 2))
     target = 1000 + 30 * X[:, 0] - 20 * X[:, 1] + rng.normal(scale=1, size=200)
-    reg = write_csv(d / "houses.csv", ["size", "age", "price"],
-                    [[f"{a:.4f}", f"{b:.4f}", f"{t:.3f}"] for (a, b), t in zip(X, target)])
+    reg = write_csv(
+        d / "houses.csv",
+        ["size", "age", "price"],
+        [[f"{a:.4f}", f"{b:.4f}", f"{t:.3f}"] for (a, b), t in zip(X, target)],
+    )
     return {"dir": d, "cls": cls, "reg": reg, "X_reg": X, "y_reg": target}
 
 
 @pytest.fixture(scope="module")
 def cls_model(files):
     out = files["dir"] / "colours.safetensors"
-    proc = run("train", "--data", files["cls"], "--target", "colour", "--id-column", "name",
-               "--epochs", "30", "--out", out)
+    proc = run(
+        "train",
+        "--data",
+        files["cls"],
+        "--target",
+        "colour",
+        "--id-column",
+        "name",
+        "--epochs",
+        "30",
+        "--out",
+        out,
+    )
     return out, proc
 
 
 @pytest.fixture(scope="module")
 def reg_model(files):
     out = files["dir"] / "houses.safetensors"
-    proc = run("train", "--data", files["reg"], "--target", "price", "--epochs", "60",
-               "--out", out)
+    proc = run("train", "--data", files["reg"], "--target", "price", "--epochs", "60", "--out", out)
     return out, proc
 
 
 # --- the commands ---------------------------------------------------------------------------
+
 
 def test_entry_point_and_help():
     exe = os.path.join(os.path.dirname(sys.executable), "chainrule")
@@ -110,8 +130,18 @@ def test_entry_point_and_help():
 
 def test_datasets_lists_every_builtin_set():
     out = run("datasets").stdout
-    for name in ("circle", "xor", "gauss", "spiral", "moons", "digits", "iris", "wine",
-                 "breast-cancer", "mnist1d"):
+    for name in (
+        "circle",
+        "xor",
+        "gauss",
+        "spiral",
+        "moons",
+        "digits",
+        "iris",
+        "wine",
+        "breast-cancer",
+        "mnist1d",
+    ):
         assert name in out
     assert "1797" in out and "Playground" in out
 
@@ -124,8 +154,9 @@ def test_train_spiral_with_defaults_reaches_95_percent(tmp_path):
     assert "saved model.safetensors" in proc.stdout
     hist = info["training"]["history"]
     assert len(hist["history"]["loss"]) == info["training"]["epochs"]
-    assert hist["grad_norms"] and all(len(v) == len(hist["epochs"])
-                                      for v in hist["grad_norms"].values())
+    assert hist["grad_norms"] and all(
+        len(v) == len(hist["epochs"]) for v in hist["grad_norms"].values()
+    )
 
 
 def test_train_classification_csv_with_text_labels(cls_model):
@@ -153,8 +184,17 @@ def test_evaluate_classification(files, cls_model):
 
 def test_predict_writes_label_names_and_keeps_id_columns(files, cls_model, tmp_path):
     dest = tmp_path / "pred.csv"
-    run("predict", cls_model[0], "--data", files["cls"], "--id-column", "name", "--output", dest,
-        "--proba")
+    run(
+        "predict",
+        cls_model[0],
+        "--data",
+        files["cls"],
+        "--id-column",
+        "name",
+        "--output",
+        dest,
+        "--proba",
+    )
     header, rows = read_csv(dest)
     assert header == ["name", "prediction", "p_blue", "p_green", "p_red"]
     assert len(rows) == 150 and rows[0][0] == "p0"
@@ -164,8 +204,9 @@ def test_predict_writes_label_names_and_keeps_id_columns(files, cls_model, tmp_p
     p = np.array([[float(v) for v in r[2:]] for r in rows])
     assert np.allclose(p.sum(axis=1), 1, atol=1e-5)
     # without --output the CSV goes to stdout; the id column named at training is kept
-    header2, rows2 = read_csv(run("predict", cls_model[0], "--data", files["cls"]).stdout,
-                              from_text=True)
+    header2, rows2 = read_csv(
+        run("predict", cls_model[0], "--data", files["cls"]).stdout, from_text=True
+    )
     assert header2 == ["name", "prediction"] and [r[:2] for r in rows] == rows2
 
 
@@ -213,10 +254,25 @@ def test_same_seed_same_model(files, tmp_path):
     paths = []
     for i, seed in enumerate((3, 3, 4)):
         p = tmp_path / f"m{i}.safetensors"
-        run("train", "--data", files["cls"], "--target", "colour", "--id-column", "name",
-            "--epochs", "3", "--seed", seed, "-q", "--out", p)
+        run(
+            "train",
+            "--data",
+            files["cls"],
+            "--target",
+            "colour",
+            "--id-column",
+            "name",
+            "--epochs",
+            "3",
+            "--seed",
+            seed,
+            "-q",
+            "--out",
+            p,
+        )
         paths.append(p)
     from safetensors.numpy import load_file
+
     a, b, c = (load_file(p) for p in paths)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not all(np.array_equal(a[k], c[k]) for k in a)
@@ -234,40 +290,125 @@ def test_file_formats_npz_parquet_semicolon(files, tmp_path):
     X = rng.normal(size=(80, 3)).astype(np.float32)
     y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
     np.savez(tmp_path / "d.npz", X=X, y=y)
-    out = run("train", "--data", tmp_path / "d.npz", "--epochs", "3", "--out",
-              tmp_path / "npz.safetensors").stdout
+    out = run(
+        "train",
+        "--data",
+        tmp_path / "d.npz",
+        "--epochs",
+        "3",
+        "--out",
+        tmp_path / "npz.safetensors",
+    ).stdout
     assert "2 classes: 0, 1" in out  # the target defaults to y in an NPZ file
-    write_csv(tmp_path / "semi.csv", ["a", "b", "c", "label"],
-              [[*(f"{v:.3f}".replace(".", ",") for v in row), int(t)] for row, t in zip(X, y)],
-              delimiter=";")
-    run("train", "--data", tmp_path / "semi.csv", "--target", "label", "--epochs", "3",
-        "--out", tmp_path / "semi.safetensors")
+    write_csv(
+        tmp_path / "semi.csv",
+        ["a", "b", "c", "label"],
+        [[*(f"{v:.3f}".replace(".", ",") for v in row), int(t)] for row, t in zip(X, y)],
+        delimiter=";",
+    )
+    run(
+        "train",
+        "--data",
+        tmp_path / "semi.csv",
+        "--target",
+        "label",
+        "--epochs",
+        "3",
+        "--out",
+        tmp_path / "semi.safetensors",
+    )
     pytest.importorskip("pyarrow")
     import pyarrow as pa
     import pyarrow.parquet as pq
-    pq.write_table(pa.table({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2],
-                             "label": np.where(y == 1, "yes", "no")}), tmp_path / "d.parquet")
-    run("train", "--data", tmp_path / "d.parquet", "--target", "label", "--epochs", "3",
-        "--out", tmp_path / "pq.safetensors")
-    run("predict", tmp_path / "pq.safetensors", "--data", tmp_path / "d.parquet", "--output",
-        tmp_path / "pred.parquet")
+
+    pq.write_table(
+        pa.table(
+            {"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "label": np.where(y == 1, "yes", "no")}
+        ),
+        tmp_path / "d.parquet",
+    )
+    run(
+        "train",
+        "--data",
+        tmp_path / "d.parquet",
+        "--target",
+        "label",
+        "--epochs",
+        "3",
+        "--out",
+        tmp_path / "pq.safetensors",
+    )
+    run(
+        "predict",
+        tmp_path / "pq.safetensors",
+        "--data",
+        tmp_path / "d.parquet",
+        "--output",
+        tmp_path / "pred.parquet",
+    )
     assert set(pq.read_table(tmp_path / "pred.parquet").column("prediction").to_pylist()) <= {
-        "yes", "no"}
+        "yes",
+        "no",
+    }
 
 
 def test_options_losses_optimizers_and_early_stopping(files, tmp_path):
     out = tmp_path / "m.safetensors"
-    proc = run("train", "--dataset", "moons", "--hidden", "8", "--activation", "relu",
-               "--loss", "bce_with_logits", "--optimizer", "sgd", "--lr", "0.05",
-               "--batch-size", "16", "--epochs", "200", "--patience", "3", "--out", out)
+    proc = run(
+        "train",
+        "--dataset",
+        "moons",
+        "--hidden",
+        "8",
+        "--activation",
+        "relu",
+        "--loss",
+        "bce_with_logits",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.05",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "200",
+        "--patience",
+        "3",
+        "--out",
+        out,
+    )
     info = crio.read_info(out)
     assert info["preprocessing"]["output"] == "logit"
     assert info["training"]["epochs_run"] < 200 and "early stopping" in proc.stdout
     for opt in ("adamw", "rmsprop", "adagrad"):
-        run("train", "--dataset", "xor", "--optimizer", opt, "--epochs", "2", "--activation",
-            "gelu", "-q", "--out", out)
-    run("train", "--dataset", "gauss", "--loss", "hinge", "--hidden", "none", "--epochs", "2",
-        "-q", "--out", out)
+        run(
+            "train",
+            "--dataset",
+            "xor",
+            "--optimizer",
+            opt,
+            "--epochs",
+            "2",
+            "--activation",
+            "gelu",
+            "-q",
+            "--out",
+            out,
+        )
+    run(
+        "train",
+        "--dataset",
+        "gauss",
+        "--loss",
+        "hinge",
+        "--hidden",
+        "none",
+        "--epochs",
+        "2",
+        "-q",
+        "--out",
+        out,
+    )
     assert [c["type"] for c in crio.read_info(out)["architecture"]["children"]] == ["Linear"]
     write_csv(tmp_path / "g.csv", ["x1", "x2"], [[1, 2], [-1, -2]])
     assert "probabilities" in fails("predict", out, "--data", tmp_path / "g.csv", "--proba")
@@ -283,15 +424,18 @@ def test_explain_and_report(files, cls_model, tmp_path):
         have_explain = False
     if have_explain:
         assert "∂L/∂w" in run("explain", "--demo", "llc").stdout
-        out = run("explain", cls_model[0], "--data", files["cls"], "--id-column", "name",
-                  "--row", "2").stdout
+        out = run(
+            "explain", cls_model[0], "--data", files["cls"], "--id-column", "name", "--row", "2"
+        ).stdout
         assert "row 2 of" in out and "Back-propagation" in out
-        assert "no data row 999" in fails("explain", cls_model[0], "--data", files["cls"],
-                                          "--id-column", "name", "--row", "999")
+        assert "no data row 999" in fails(
+            "explain", cls_model[0], "--data", files["cls"], "--id-column", "name", "--row", "999"
+        )
     else:
         assert "not available yet" in fails("explain", "--demo", "llc")
     try:
         import chainrule.report as rep
+
         have_report = hasattr(rep, "write_report")
     except ImportError:
         have_report = False
@@ -305,6 +449,7 @@ def test_explain_and_report(files, cls_model, tmp_path):
 
 
 # --- model files ------------------------------------------------------------------------------
+
 
 def test_interrupted_save_keeps_the_previous_model(cls_model, tmp_path, monkeypatch):
     import errno
@@ -322,8 +467,11 @@ def test_interrupted_save_keeps_the_previous_model(cls_model, tmp_path, monkeypa
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(files.os, "write", broken)
-    with pytest.raises(crio.ModelFileError, match=r"^cannot write .*model.safetensors: no space "
-                       r"left on device$"):
+    with pytest.raises(
+        crio.ModelFileError,
+        match=r"^cannot write .*model.safetensors: no space "
+        r"left on device$",
+    ):
         crio.save(model, path, preprocessing=info["preprocessing"])
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["model.safetensors"]  # no temporary file left behind
@@ -333,10 +481,13 @@ def test_interrupted_save_keeps_the_previous_model(cls_model, tmp_path, monkeypa
 
 # --- bad input: one line, the file/column/row/value, no traceback ----------------------------
 
+
 def test_bad_data_files(tmp_path):
     d = tmp_path
-    assert fails("train", "--data", d / "nope.csv", "--target", "y") == \
-        f"error: file not found: {d / 'nope.csv'}"
+    assert (
+        fails("train", "--data", d / "nope.csv", "--target", "y")
+        == f"error: file not found: {d / 'nope.csv'}"
+    )
     err = fails("train", "--dataset", "nope")
     assert "unknown dataset 'nope'" in err and "spiral" in err and "iris" in err
     write_csv(d / "t.csv", ["a", "b", "kind"], [[1, 2, "x"], [3, "oops", "y"], [4, 5, "x"]])
@@ -350,25 +501,43 @@ def test_bad_data_files(tmp_path):
     assert "empty" in fails("train", "--data", d / "empty.csv", "--target", "y")
     (d / "header.csv").write_text("a,b,y\n")
     assert "no data rows" in fails("train", "--data", d / "header.csv", "--target", "y")
-    write_csv(d / "m.csv", ["a", "b", "y"], [[1, 2, "u"], [3, "", "v"], [5, 6, "u"], [7, 8, "v"],
-                                             [9, 1, "u"], [2, 2, "v"]])
+    write_csv(
+        d / "m.csv",
+        ["a", "b", "y"],
+        [[1, 2, "u"], [3, "", "v"], [5, 6, "u"], [7, 8, "v"], [9, 1, "u"], [2, 2, "v"]],
+    )
     err = fails("train", "--data", d / "m.csv", "--target", "y")
     assert "column 'b', row 2" in err and "m.csv" in err and "empty cell" in err
-    out = run("train", "--data", d / "m.csv", "--target", "y", "--drop-missing", "--epochs", "2",
-              "--out", d / "m.safetensors").stdout
+    out = run(
+        "train",
+        "--data",
+        d / "m.csv",
+        "--target",
+        "y",
+        "--drop-missing",
+        "--epochs",
+        "2",
+        "--out",
+        d / "m.safetensors",
+    ).stdout
     assert "dropped 1 rows" in out
     write_csv(d / "one.csv", ["a", "y"], [[1, "u"], [2, "u"], [3, "u"]])
     assert "one label" in fails("train", "--data", d / "one.csv", "--target", "y")
     write_csv(d / "r.csv", ["a", "y"], [[1, "u"], [2, "w"], [3, "u"]])
-    assert "row 1" in fails("train", "--data", d / "r.csv", "--target", "y", "--task",
-                            "regression")
+    assert "row 1" in fails("train", "--data", d / "r.csv", "--target", "y", "--task", "regression")
 
 
 def test_bad_options(tmp_path):
     err = fails("train", "--dataset", "spiral", "--hidden", "16,x", code=2)
     assert "--hidden" in err and "'x'" in err
-    for opt, value in (("--lr", "0"), ("--lr", "-1"), ("--epochs", "0"), ("--epochs", "-5"),
-                       ("--batch-size", "0"), ("--batch-size", "-32")):
+    for opt, value in (
+        ("--lr", "0"),
+        ("--lr", "-1"),
+        ("--epochs", "0"),
+        ("--epochs", "-5"),
+        ("--batch-size", "0"),
+        ("--batch-size", "-32"),
+    ):
         err = fails("train", "--dataset", "spiral", opt, value, code=2)
         assert opt in err and "positive" in err
     assert "--validation" in fails("train", "--dataset", "spiral", "--validation", "1", code=2)
@@ -394,6 +563,7 @@ def test_bad_model_files(tmp_path, cls_model):
     (d / "cut2.safetensors").write_bytes(good[:100])
     assert "truncated" in fails("evaluate", d / "cut2.safetensors", "--dataset", "iris")
     from safetensors.numpy import save_file
+
     save_file({"w": np.zeros(3)}, str(d / "other.safetensors"))
     assert "not a chainrule model" in fails("summary", d / "other.safetensors")
     (d / "text.safetensors").write_text("hello, I am not a model\n")
@@ -407,8 +577,11 @@ def test_predict_columns_must_match(files, cls_model, tmp_path):
 
 
 def test_evaluate_unseen_label(files, cls_model, tmp_path):
-    write_csv(tmp_path / "new.csv", ["name", "x", "y", "colour"],
-              [["a", -3, 0, "red"], ["b", 0, 0, "purple"]])
+    write_csv(
+        tmp_path / "new.csv",
+        ["name", "x", "y", "colour"],
+        [["a", -3, 0, "red"], ["b", 0, 0, "purple"]],
+    )
     err = fails("evaluate", cls_model[0], "--data", tmp_path / "new.csv")
     assert "'purple'" in err and "row 2" in err and "blue, green, red" in err
 
@@ -419,13 +592,23 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 def test_predict_drop_missing_adds_row_numbers(cls_model, tmp_path):
-    write_csv(tmp_path / "holes.csv", ["name", "x", "y"],
-              [["a", -3, 0], ["b", "", 0], ["c", 3, "NA"], ["d", 0, 4]])
+    write_csv(
+        tmp_path / "holes.csv",
+        ["name", "x", "y"],
+        [["a", -3, 0], ["b", "", 0], ["c", 3, "NA"], ["d", 0, 4]],
+    )
     err = fails("predict", cls_model[0], "--data", tmp_path / "holes.csv")
     assert "column 'x', row 2" in err and "empty cell" in err
     dest = tmp_path / "p.tsv"
-    run("predict", cls_model[0], "--data", tmp_path / "holes.csv", "--drop-missing",
-        "--output", dest)
+    run(
+        "predict",
+        cls_model[0],
+        "--data",
+        tmp_path / "holes.csv",
+        "--drop-missing",
+        "--output",
+        dest,
+    )
     lines = dest.read_text().splitlines()
     assert lines[0].split("\t") == ["row", "name", "prediction"]
     assert [ln.split("\t")[:2] for ln in lines[1:]] == [["1", "a"], ["4", "d"]]

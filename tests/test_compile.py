@@ -23,8 +23,9 @@ def _same(a, b):
 
 
 def _snapshot(params, opt=None):
-    out = [p.data.copy() for p in params] + [None if p.grad is None else p.grad.copy()
-                                             for p in params]
+    out = [p.data.copy() for p in params] + [
+        None if p.grad is None else p.grad.copy() for p in params
+    ]
     if opt is not None:
         sd = opt.state_dict()
         for k in sorted(sd["state"]):
@@ -46,6 +47,7 @@ def _compare(snaps_a, snaps_b):
 # ------------------------------------------------------------------------------------------------
 # every unit of the table
 # ------------------------------------------------------------------------------------------------
+
 
 def _unit_run(case, dtype, compiled, as_arg):
     name, fn, _, makers = case
@@ -91,9 +93,16 @@ def test_every_unit_compiled_equals_eager(case, dtype):
 
 
 def test_batch_norm_unit_compiled_equals_eager():
-    case = ("batch_norm", lambda x, w, b: cr.units.BatchNorm.apply(x, w, b), None,
-            [lambda r: r.normal(size=(6, 3)), lambda r: r.uniform(0.5, 2, size=3),
-             lambda r: r.normal(size=3)])
+    case = (
+        "batch_norm",
+        lambda x, w, b: cr.units.BatchNorm.apply(x, w, b),
+        None,
+        [
+            lambda r: r.normal(size=(6, 3)),
+            lambda r: r.uniform(0.5, 2, size=3),
+            lambda r: r.normal(size=3),
+        ],
+    )
     for dtype in (np.float64, np.float32):
         for as_arg in (False, True):
             _compare(_unit_run(case, dtype, False, as_arg), _unit_run(case, dtype, True, as_arg))
@@ -103,6 +112,7 @@ def test_batch_norm_unit_compiled_equals_eager():
 # layers, losses, optimizers and schedulers: short training runs with a short last batch
 # ------------------------------------------------------------------------------------------------
 
+
 def _data(n=23, d=3, classes=3, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d)).astype(np.float32)
@@ -110,8 +120,9 @@ def _data(n=23, d=3, classes=3, seed=0):
     return X, y
 
 
-def _train(build, compiled, epochs=3, batch=8, X=None, y=None, cache_size=4, sched=None,
-           between=None):
+def _train(
+    build, compiled, epochs=3, batch=8, X=None, y=None, cache_size=4, sched=None, between=None
+):
     """Train ``build()``'s (model, loss_fn, opt) with a step function; returns a snapshot."""
     model, loss_fn, opt = build()
     scheduler = sched(opt) if sched else None
@@ -128,7 +139,7 @@ def _train(build, compiled, epochs=3, batch=8, X=None, y=None, cache_size=4, sch
     losses = []
     for epoch in range(epochs):
         for i in range(0, len(X), batch):
-            losses.append(np.array(f(X[i:i + batch], y[i:i + batch]).data))
+            losses.append(np.array(f(X[i : i + batch], y[i : i + batch]).data))
         if scheduler is not None:
             if isinstance(scheduler, optim.ReduceLROnPlateau):
                 scheduler.step(float(losses[-1]))
@@ -153,19 +164,30 @@ def _check(build, X, y, expect_replay=True, **kw):
 def _mlp(*mid, d=3, classes=3, loss=None, opt=None, dtype=np.float32, seed=0):
     def build():
         cr.manual_seed(seed)
-        layers = [nn.Linear(d, 8, dtype=dtype), *[m() for m in mid], nn.Linear(8, classes,
-                                                                               dtype=dtype)]
+        layers = [
+            nn.Linear(d, 8, dtype=dtype),
+            *[m() for m in mid],
+            nn.Linear(8, classes, dtype=dtype),
+        ]
         model = nn.Sequential(*layers)
         o = (opt or (lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9)))(model.parameters())
         return model, (loss or nn.CrossEntropyLoss)(), o
+
     return build
 
 
 LAYERS = {
-    "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU,
-    "gelu": nn.GELU, "identity": nn.Identity, "softmax": lambda: nn.Softmax(dim=1),
-    "log_softmax": lambda: nn.LogSoftmax(dim=1), "flatten": nn.Flatten,
-    "linear": lambda: nn.Linear(8, 8), "linear_nobias": lambda: nn.Linear(8, 8, bias=False),
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "leaky_relu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+    "identity": nn.Identity,
+    "softmax": lambda: nn.Softmax(dim=1),
+    "log_softmax": lambda: nn.LogSoftmax(dim=1),
+    "flatten": nn.Flatten,
+    "linear": lambda: nn.Linear(8, 8),
+    "linear_nobias": lambda: nn.Linear(8, 8, bias=False),
     "batchnorm_eval": lambda: nn.BatchNorm1d(8).eval(),
 }
 
@@ -203,12 +225,17 @@ LOSSES = {
     "mse_sum": (lambda: nn.MSELoss(reduction="sum"), "float", None),
     "bce": (nn.BCELoss, "prob", nn.Sigmoid),
     "bce_logits": (nn.BCEWithLogitsLoss, "binary", None),
-    "bce_logits_posw": (lambda: nn.BCEWithLogitsLoss(pos_weight=np.array([1.0, 2.0, 0.5],
-                                                                         np.float32)),
-                        "binary", None),
+    "bce_logits_posw": (
+        lambda: nn.BCEWithLogitsLoss(pos_weight=np.array([1.0, 2.0, 0.5], np.float32)),
+        "binary",
+        None,
+    ),
     "cross_entropy": (nn.CrossEntropyLoss, "labels", None),
-    "cross_entropy_weighted": (lambda: nn.CrossEntropyLoss(
-        weight=np.array([1.0, 2.0, 0.5], np.float32)), "labels", None),
+    "cross_entropy_weighted": (
+        lambda: nn.CrossEntropyLoss(weight=np.array([1.0, 2.0, 0.5], np.float32)),
+        "labels",
+        None,
+    ),
     "cross_entropy_smooth": (lambda: nn.CrossEntropyLoss(label_smoothing=0.1), "labels", None),
     "cross_entropy_sum": (lambda: nn.CrossEntropyLoss(reduction="sum"), "labels", None),
     "cross_entropy_probs": (nn.CrossEntropyLoss, "prob", None),
@@ -229,25 +256,28 @@ def test_every_loss_compiled_equals_eager(name):
             model = nn.Sequential(model, last())
             opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         return model, loss(), opt
+
     _check(build, X, y)
 
 
 OPTIMIZERS = {
     "sgd": lambda ps: optim.SGD(ps, lr=0.1),
     "sgd_momentum": lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9),
-    "sgd_nesterov_decay": lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True,
-                                               weight_decay=1e-3),
-    "sgd_dampening_maximize": lambda ps: optim.SGD(ps, lr=0.01, momentum=0.5, dampening=0.3,
-                                                   maximize=True),
+    "sgd_nesterov_decay": lambda ps: optim.SGD(
+        ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3
+    ),
+    "sgd_dampening_maximize": lambda ps: optim.SGD(
+        ps, lr=0.01, momentum=0.5, dampening=0.3, maximize=True
+    ),
     "adam": lambda ps: optim.Adam(ps, lr=0.01),
     "adam_amsgrad_decay": lambda ps: optim.Adam(ps, lr=0.01, amsgrad=True, weight_decay=1e-2),
     "adamw": lambda ps: optim.AdamW(ps, lr=0.01),
     "rmsprop": lambda ps: optim.RMSprop(ps, lr=0.01),
-    "rmsprop_centered_momentum": lambda ps: optim.RMSprop(ps, lr=0.01, centered=True,
-                                                          momentum=0.9),
+    "rmsprop_centered_momentum": lambda ps: optim.RMSprop(ps, lr=0.01, centered=True, momentum=0.9),
     "adagrad": lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=0.01, weight_decay=1e-3),
-    "groups": lambda ps: optim.SGD([{"params": list(ps)[:2], "lr": 0.2},
-                                    {"params": list(ps)[2:]}], lr=0.05, momentum=0.9),
+    "groups": lambda ps: optim.SGD(
+        [{"params": list(ps)[:2], "lr": 0.2}, {"params": list(ps)[2:]}], lr=0.05, momentum=0.9
+    ),
 }
 
 SCHEDULERS = {
@@ -283,8 +313,7 @@ def test_retraces_with_a_cache_of_one_and_the_short_last_batch():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_one_sample_batches(dtype):
     X, y = _data(n=9)
-    _check(_mlp(nn.ReLU, nn.Tanh, dtype=dtype), X.astype(dtype), y,
-           batch=1, epochs=2)
+    _check(_mlp(nn.ReLU, nn.Tanh, dtype=dtype), X.astype(dtype), y, batch=1, epochs=2)
 
 
 def test_deep_relu_and_tanh_chains_work_in_place_and_stay_exact():
@@ -306,6 +335,7 @@ def test_deep_relu_and_tanh_chains_work_in_place_and_stay_exact():
 # guards: what changes between calls sends the call back to tracing
 # ------------------------------------------------------------------------------------------------
 
+
 def _guard_run(compiled, change):
     X, y = _data(n=32)
     model, loss_fn, opt = _mlp(nn.ReLU, lambda: nn.Dropout(0.0), nn.Tanh)()
@@ -322,8 +352,9 @@ def _guard_run(compiled, change):
     for k in range(12):
         if k == 6:
             change(model, opt)
-        out.append(np.array(f(X[(k % 4) * 8:(k % 4) * 8 + 8], y[(k % 4) * 8:(k % 4) * 8 + 8])
-                            .data))
+        out.append(
+            np.array(f(X[(k % 4) * 8 : (k % 4) * 8 + 8], y[(k % 4) * 8 : (k % 4) * 8 + 8]).data)
+        )
     return _snapshot(list(model.parameters()), opt) + out, f
 
 
@@ -332,7 +363,8 @@ GUARD_CHANGES = {
     "freeze_first_layer": lambda m, o: [p.requires_grad_(False) for p in m[0].parameters()],
     "param_data_assigned": lambda m, o: setattr(m[0].weight, "data", m[0].weight.data * 0.5),
     "param_data_other_shape": lambda m, o: setattr(
-        m[0].weight, "data", np.ones((8, 3), np.float32)),
+        m[0].weight, "data", np.ones((8, 3), np.float32)
+    ),
     "lr_changed": lambda m, o: o.param_groups[0].__setitem__("lr", 0.3),
     "momentum_changed": lambda m, o: o.param_groups[0].__setitem__("momentum", 0.5),
     "state_loaded": lambda m, o: o.load_state_dict(o.state_dict()),
@@ -360,7 +392,7 @@ def test_param_data_assignment_keeps_its_meaning():
     new = np.full_like(model[0].weight.data, 0.1)
     model[0].weight.data = new
     f(X[:8], y[:8])
-    assert model[0].weight.data is new          # training updates the array that was assigned
+    assert model[0].weight.data is new  # training updates the array that was assigned
     assert not np.all(new == 0.1)
 
 
@@ -388,7 +420,7 @@ def test_gradients_accumulate_without_zero_grad_as_in_eager():
         kept = []
         for k in range(6):
             f(X[:8], y[:8])
-            kept.append(model[0].weight.grad)   # held, not copied: later calls must not change it
+            kept.append(model[0].weight.grad)  # held, not copied: later calls must not change it
         snap = [g.copy() for g in kept]
         for k in range(2):
             f(X[:8], y[:8])
@@ -458,11 +490,11 @@ def test_unknown_units_run_through_their_own_forward_and_backward():
         @staticmethod
         def forward(ctx, x):
             ctx.x = x
-            return x ** 3
+            return x**3
 
         @staticmethod
         def backward(ctx, grad):
-            return grad * 3 * ctx.x ** 2
+            return grad * 3 * ctx.x**2
 
     w = nn.Parameter(np.linspace(-1, 1, 5))
     opt = optim.SGD([w], lr=0.1)
@@ -496,6 +528,7 @@ def test_compile_arguments_are_checked():
 # fit uses it by default; compile=False turns it off
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("task", ["classify", "regress64"])
 def test_fit_compiled_equals_fit_eager(task):
     rng = np.random.default_rng(0)
@@ -511,9 +544,20 @@ def test_fit_compiled_equals_fit_eager(task):
         cr.manual_seed(1)
         model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, out))
         opt = optim.Adam(model.parameters(), lr=0.01)
-        h = cr.fit(model, loss(), opt, X, y, epochs=4, batch_size=16, validation=0.2,
-                   metrics=["accuracy"] if task == "classify" else ["mse"],
-                   scheduler=optim.StepLR(opt, 2, 0.5), compile=compiled, seed=3)
+        h = cr.fit(
+            model,
+            loss(),
+            opt,
+            X,
+            y,
+            epochs=4,
+            batch_size=16,
+            validation=0.2,
+            metrics=["accuracy"] if task == "classify" else ["mse"],
+            scheduler=optim.StepLR(opt, 2, 0.5),
+            compile=compiled,
+            seed=3,
+        )
         runs.append((_snapshot(list(model.parameters()), opt), h.history))
     _compare(runs[0][0], runs[1][0])
     assert runs[0][1] == runs[1][1]
@@ -523,17 +567,24 @@ def test_fit_compiled_equals_fit_eager(task):
 # convolution and pooling layers (units_conv): they replay through their own methods
 # ------------------------------------------------------------------------------------------------
 
+
 def _cnn(*mid, dim=2):
     def build():
         cr.manual_seed(0)
         conv = nn.Conv2d if dim == 2 else nn.Conv1d
         shape = (1, 6, 6) if dim == 2 else (1, 36)
-        model = nn.Sequential(nn.Unflatten(1, shape), conv(1, 3, 3, padding=1), nn.ReLU(),
-                              *[m() for m in mid], nn.Flatten())
+        model = nn.Sequential(
+            nn.Unflatten(1, shape),
+            conv(1, 3, 3, padding=1),
+            nn.ReLU(),
+            *[m() for m in mid],
+            nn.Flatten(),
+        )
         with cr.no_grad():
             n = model(np.zeros((1, 36), np.float32)).shape[1]
         model = nn.Sequential(*list(model), nn.Linear(n, 3))
         return model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
     return build
 
 
@@ -562,6 +613,7 @@ def test_every_conv_layer_compiled_equals_eager(name):
 @pytest.mark.parametrize("name", ["sgd", "sgd_momentum"])
 def test_flat_sgd_in_chunks_equals_eager(name, monkeypatch):
     import sys
+
     monkeypatch.setattr(sys.modules["chainrule.compile"], "_CHUNK", 7)  # many short chunks
     X, y = _data()
     _check(_mlp(nn.Tanh, opt=OPTIMIZERS[name]), X, y, epochs=3)
@@ -570,6 +622,7 @@ def test_flat_sgd_in_chunks_equals_eager(name, monkeypatch):
 @pytest.mark.parametrize("name", ["sgd_momentum", "adam"])
 def test_large_groups_stay_per_parameter_and_equal_eager(name, monkeypatch):
     import sys
+
     monkeypatch.setattr(sys.modules["chainrule.compile"], "_FLAT_MAX", 10)  # "large" groups
     X, y = _data()
     _check(_mlp(nn.Tanh, opt=OPTIMIZERS[name]), X, y, epochs=3)

@@ -24,18 +24,26 @@ def _check_grad(fn, *arrays):
     """Central differences in float64 of a fixed random projection of fn's output."""
     out_shape = fn(*[cr.tensor(a) for a in arrays]).shape
     proj = _rand(*out_shape)
-    assert cr.gradcheck(lambda *ts: (fn(*ts) * proj).sum(),
-                        *[cr.tensor(a, requires_grad=True) for a in arrays])
+    assert cr.gradcheck(
+        lambda *ts: (fn(*ts) * proj).sum(), *[cr.tensor(a, requires_grad=True) for a in arrays]
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # central differences (numpy only)
 # ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kw", [
-    dict(), dict(stride=2, padding=1), dict(padding="same", dilation=2), dict(groups=2, bias=False),
-    dict(stride=3, padding=2, dilation=2, groups=2),
-])
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(stride=2, padding=1),
+        dict(padding="same", dilation=2),
+        dict(groups=2, bias=False),
+        dict(stride=3, padding=2, dilation=2, groups=2),
+    ],
+)
 def test_conv1d_central_differences(kw):
     kw = dict(kw)
     use_bias = kw.pop("bias", True)
@@ -46,32 +54,43 @@ def test_conv1d_central_differences(kw):
         _check_grad(lambda x, w: F.conv1d(x, w, **kw), x, w)
 
 
-@pytest.mark.parametrize("kw", [
-    dict(), dict(stride=(2, 1), padding=(1, 0)), dict(padding="same", dilation=(1, 2)),
-    dict(groups=2, stride=2, padding=1),
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(stride=(2, 1), padding=(1, 0)),
+        dict(padding="same", dilation=(1, 2)),
+        dict(groups=2, stride=2, padding=1),
+    ],
+)
 def test_conv2d_central_differences(kw):
     x, w, b = _rand(2, 2, 5, 6), _rand(4, 2 // kw.get("groups", 1), 3, 2), _rand(4)
     _check_grad(lambda x, w, b: F.conv2d(x, w, b, **kw), x, w, b)
 
 
-@pytest.mark.parametrize("fn", [
-    lambda x: F.max_pool1d(x, 3, 2, 1, ceil_mode=True),
-    lambda x: F.max_pool1d(x, 2, 1, dilation=2),
-    lambda x: F.avg_pool1d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False),
-    lambda x: F.adaptive_avg_pool1d(x, 4),
-])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: F.max_pool1d(x, 3, 2, 1, ceil_mode=True),
+        lambda x: F.max_pool1d(x, 2, 1, dilation=2),
+        lambda x: F.avg_pool1d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False),
+        lambda x: F.adaptive_avg_pool1d(x, 4),
+    ],
+)
 def test_pool1d_central_differences(fn):
     _check_grad(fn, _rand(2, 3, 9))
 
 
-@pytest.mark.parametrize("fn", [
-    lambda x: F.max_pool2d(x, 2),
-    lambda x: F.max_pool2d(x, (3, 2), (2, 1), (1, 0), ceil_mode=True),
-    lambda x: F.avg_pool2d(x, 3, 2, 1),
-    lambda x: F.avg_pool2d(x, 2, divisor_override=3),
-    lambda x: F.adaptive_avg_pool2d(x, (2, 3)),
-])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: F.max_pool2d(x, 2),
+        lambda x: F.max_pool2d(x, (3, 2), (2, 1), (1, 0), ceil_mode=True),
+        lambda x: F.avg_pool2d(x, 3, 2, 1),
+        lambda x: F.avg_pool2d(x, 2, divisor_override=3),
+        lambda x: F.adaptive_avg_pool2d(x, (2, 3)),
+    ],
+)
 def test_pool2d_central_differences(fn):
     _check_grad(fn, _rand(2, 2, 5, 7))
 
@@ -79,14 +98,14 @@ def test_pool2d_central_differences(fn):
 def test_batchnorm2d_and_unflatten_central_differences():
     bn = cr.nn.BatchNorm2d(3, dtype=np.float64)
     x, proj = _rand(4, 3, 2, 3), _rand(4, 3, 2, 3)
-    assert cr.gradcheck(lambda t: (bn(t) * proj).sum(),
-                        cr.tensor(x, requires_grad=True))
+    assert cr.gradcheck(lambda t: (bn(t) * proj).sum(), cr.tensor(x, requires_grad=True))
     _check_grad(lambda t: F.unflatten(t, 1, (2, -1)), _rand(3, 8))
 
 
 # ------------------------------------------------------------------------------------------------
 # PyTorch as the oracle
 # ------------------------------------------------------------------------------------------------
+
 
 def _torch_compare(fn_cr, fn_torch, *arrays, dtype=np.float64):
     torch = pytest.importorskip("torch")
@@ -106,23 +125,27 @@ def _torch_compare(fn_cr, fn_torch, *arrays, dtype=np.float64):
         np.testing.assert_allclose(c.grad, t.grad.numpy(), **tol)
 
 
-_CONV_OPTIONS = [dict(stride=s, padding=p, dilation=d, groups=g)
-                 for s, p, d, g in itertools.product((1, 2, 3), (0, 1, 2, "same", "valid"),
-                                                     (1, 2), (1, 2))
-                 if not (p == "same" and s > 1)]   # PyTorch refuses 'same' with a stride
+_CONV_OPTIONS = [
+    dict(stride=s, padding=p, dilation=d, groups=g)
+    for s, p, d, g in itertools.product((1, 2, 3), (0, 1, 2, "same", "valid"), (1, 2), (1, 2))
+    if not (p == "same" and s > 1)
+]  # PyTorch refuses 'same' with a stride
 
 
 @pytest.mark.parametrize("kw", _CONV_OPTIONS, ids=lambda kw: "-".join(map(str, kw.values())))
 def test_conv1d_matches_torch(kw):
     tf = pytest.importorskip("torch.nn.functional")
-    for bias, k in ((True, 3), (False, 4)):   # an odd and an even kernel ('same' pads unevenly)
+    for bias, k in ((True, 3), (False, 4)):  # an odd and an even kernel ('same' pads unevenly)
         x, w, b = _rand(3, 4, 13), _rand(6, 4 // kw["groups"], k), _rand(6)
         args = (x, w, b) if bias else (x, w)
         _torch_compare(lambda *a: F.conv1d(*a, **kw), lambda *a: tf.conv1d(*a, **kw), *args)
 
 
-@pytest.mark.parametrize("kw", [kw for kw in _CONV_OPTIONS if kw["dilation"] == 1 or
-                                kw["groups"] == 1], ids=lambda kw: "-".join(map(str, kw.values())))
+@pytest.mark.parametrize(
+    "kw",
+    [kw for kw in _CONV_OPTIONS if kw["dilation"] == 1 or kw["groups"] == 1],
+    ids=lambda kw: "-".join(map(str, kw.values())),
+)
 def test_conv2d_matches_torch(kw):
     tf = pytest.importorskip("torch.nn.functional")
     x, w, b = _rand(2, 4, 9, 8), _rand(4, 4 // kw["groups"], 3, 2), _rand(4)
@@ -148,16 +171,23 @@ def test_conv_pairs_unbatched_and_float32_match_torch():
     x, w, b = _rand(2, 3, 10, 9), _rand(6, 1, 3, 4), _rand(6)
     kw = dict(stride=(2, 1), padding=(2, 1), dilation=(1, 2), groups=3)
     _torch_compare(lambda *a: F.conv2d(*a, **kw), lambda *a: tf.conv2d(*a, **kw), x, w, b)
-    _torch_compare(lambda *a: F.conv2d(*a, **kw), lambda *a: tf.conv2d(*a, **kw), x, w, b,
-                   dtype=np.float32)
+    _torch_compare(
+        lambda *a: F.conv2d(*a, **kw), lambda *a: tf.conv2d(*a, **kw), x, w, b, dtype=np.float32
+    )
     _torch_compare(lambda *a: F.conv2d(*a, **kw), lambda *a: tf.conv2d(*a, **kw), x[0], w, b)
-    _torch_compare(lambda *a: F.conv1d(*a, padding="same"),
-                   lambda *a: tf.conv1d(*a, padding="same"), x[0, :, :, 0], _rand(2, 3, 4),
-                   dtype=np.float32)
+    _torch_compare(
+        lambda *a: F.conv1d(*a, padding="same"),
+        lambda *a: tf.conv1d(*a, padding="same"),
+        x[0, :, :, 0],
+        _rand(2, 3, 4),
+        dtype=np.float32,
+    )
 
 
-_POOL_OPTIONS = [dict(kernel_size=k, stride=s, padding=p, ceil_mode=c)
-                 for k, s, p, c in itertools.product((2, 3), (None, 1, 2), (0, 1), (False, True))]
+_POOL_OPTIONS = [
+    dict(kernel_size=k, stride=s, padding=p, ceil_mode=c)
+    for k, s, p, c in itertools.product((2, 3), (None, 1, 2), (0, 1), (False, True))
+]
 
 
 @pytest.mark.parametrize("kw", _POOL_OPTIONS, ids=lambda kw: "-".join(map(str, kw.values())))
@@ -165,60 +195,100 @@ def test_pooling_matches_torch(kw):
     tf = pytest.importorskip("torch.nn.functional")
     x1, x2 = _rand(2, 3, 11), _rand(2, 2, 7, 8)
     for dil in (1, 2):
-        _torch_compare(lambda a: F.max_pool1d(a, dilation=dil, **kw),
-                       lambda a: tf.max_pool1d(a, dilation=dil, **kw), x1)
-        _torch_compare(lambda a: F.max_pool2d(a, dilation=dil, **kw),
-                       lambda a: tf.max_pool2d(a, dilation=dil, **kw), x2)
+        _torch_compare(
+            lambda a: F.max_pool1d(a, dilation=dil, **kw),
+            lambda a: tf.max_pool1d(a, dilation=dil, **kw),
+            x1,
+        )
+        _torch_compare(
+            lambda a: F.max_pool2d(a, dilation=dil, **kw),
+            lambda a: tf.max_pool2d(a, dilation=dil, **kw),
+            x2,
+        )
     for cip in (True, False):
-        _torch_compare(lambda a: F.avg_pool1d(a, count_include_pad=cip, **kw),
-                       lambda a: tf.avg_pool1d(a, count_include_pad=cip, **kw), x1)
-        _torch_compare(lambda a: F.avg_pool2d(a, count_include_pad=cip, **kw),
-                       lambda a: tf.avg_pool2d(a, count_include_pad=cip, **kw), x2)
-    _torch_compare(lambda a: F.avg_pool2d(a, divisor_override=5, **kw),
-                   lambda a: tf.avg_pool2d(a, divisor_override=5, **kw), x2, dtype=np.float32)
+        _torch_compare(
+            lambda a: F.avg_pool1d(a, count_include_pad=cip, **kw),
+            lambda a: tf.avg_pool1d(a, count_include_pad=cip, **kw),
+            x1,
+        )
+        _torch_compare(
+            lambda a: F.avg_pool2d(a, count_include_pad=cip, **kw),
+            lambda a: tf.avg_pool2d(a, count_include_pad=cip, **kw),
+            x2,
+        )
+    _torch_compare(
+        lambda a: F.avg_pool2d(a, divisor_override=5, **kw),
+        lambda a: tf.avg_pool2d(a, divisor_override=5, **kw),
+        x2,
+        dtype=np.float32,
+    )
 
 
 def test_max_pool_indices_ties_and_nan_match_torch():
     torch = pytest.importorskip("torch")
     tf = torch.nn.functional
-    x = np.round(_rand(2, 3, 7, 9)).astype(np.float32)       # many ties
+    x = np.round(_rand(2, 3, 7, 9)).astype(np.float32)  # many ties
     x[0, 0, 1, 1] = np.nan
     out, idx = F.max_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=True)
     ot, it = tf.max_pool2d(torch.tensor(x), 3, 2, 1, ceil_mode=True, return_indices=True)
     np.testing.assert_array_equal(out.data, ot.numpy())
     np.testing.assert_array_equal(idx.data, it.numpy())
     _, idx1 = F.max_pool1d(x[0, :, 0], 2, 1, dilation=2, return_indices=True)
-    np.testing.assert_array_equal(idx1.data, tf.max_pool1d(torch.tensor(x[0, :, 0]), 2, 1,
-                                                           dilation=2, return_indices=True)[1])
+    np.testing.assert_array_equal(
+        idx1.data, tf.max_pool1d(torch.tensor(x[0, :, 0]), 2, 1, dilation=2, return_indices=True)[1]
+    )
     # ties: the first maximum gets the gradient, as in PyTorch
-    _torch_compare(lambda a: F.max_pool2d(a, 2, 1), lambda a: tf.max_pool2d(a, 2, 1),
-                   np.round(_rand(1, 2, 5, 5)))
+    _torch_compare(
+        lambda a: F.max_pool2d(a, 2, 1),
+        lambda a: tf.max_pool2d(a, 2, 1),
+        np.round(_rand(1, 2, 5, 5)),
+    )
 
 
 @pytest.mark.parametrize("size", [1, 3, 5, 7, (2, None), (4, 1)])
 def test_adaptive_avg_pool_matches_torch(size):
     tf = pytest.importorskip("torch.nn.functional")
     if not isinstance(size, tuple):
-        _torch_compare(lambda a: F.adaptive_avg_pool1d(a, size),
-                       lambda a: tf.adaptive_avg_pool1d(a, size), _rand(2, 3, 10))
-    _torch_compare(lambda a: F.adaptive_avg_pool2d(a, size),
-                   lambda a: tf.adaptive_avg_pool2d(a, size), _rand(2, 3, 9, 7))
+        _torch_compare(
+            lambda a: F.adaptive_avg_pool1d(a, size),
+            lambda a: tf.adaptive_avg_pool1d(a, size),
+            _rand(2, 3, 10),
+        )
+    _torch_compare(
+        lambda a: F.adaptive_avg_pool2d(a, size),
+        lambda a: tf.adaptive_avg_pool2d(a, size),
+        _rand(2, 3, 9, 7),
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # layers: PyTorch's names, defaults, shapes and initialization
 # ------------------------------------------------------------------------------------------------
 
+
 def test_conv_layers_match_torch_with_copied_weights():
     torch = pytest.importorskip("torch")
-    pairs = [(cr.nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2, dtype=np.float64),
-              torch.nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2).double(), (3, 4, 12)),
-             (cr.nn.Conv2d(3, 5, (3, 2), padding="same", bias=False, dtype=np.float64),
-              torch.nn.Conv2d(3, 5, (3, 2), padding="same", bias=False).double(), (2, 3, 6, 7))]
+    pairs = [
+        (
+            cr.nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2, dtype=np.float64),
+            torch.nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2).double(),
+            (3, 4, 12),
+        ),
+        (
+            cr.nn.Conv2d(3, 5, (3, 2), padding="same", bias=False, dtype=np.float64),
+            torch.nn.Conv2d(3, 5, (3, 2), padding="same", bias=False).double(),
+            (2, 3, 6, 7),
+        ),
+    ]
     for c, t, shape in pairs:
         assert c.weight.shape == tuple(t.weight.shape)
-        assert (c.kernel_size, c.stride, c.padding, c.dilation, c.groups) == \
-            (t.kernel_size, t.stride, t.padding, t.dilation, t.groups)
+        assert (c.kernel_size, c.stride, c.padding, c.dilation, c.groups) == (
+            t.kernel_size,
+            t.stride,
+            t.padding,
+            t.dilation,
+            t.groups,
+        )
         with torch.no_grad():
             t.weight.copy_(torch.tensor(c.weight.data))
             if c.bias is not None:
@@ -232,7 +302,7 @@ def test_conv_init_is_torchs():
     torch.manual_seed(0)
     t = torch.nn.Conv2d(6, 64, 3, groups=2)
     c = cr.nn.Conv2d(6, 64, 3, groups=2, rng=np.random.default_rng(0))
-    bound = 1 / np.sqrt(3 * 9)   # fan_in = in_channels/groups · kH · kW
+    bound = 1 / np.sqrt(3 * 9)  # fan_in = in_channels/groups · kH · kW
     for a in (c.weight.data, c.bias.data, t.weight.detach().numpy(), t.bias.detach().numpy()):
         assert np.abs(a).max() <= bound and np.abs(a).max() > 0.9 * bound
     assert c.weight.dtype == np.float32 and c.weight.shape == (64, 3, 3, 3)
@@ -241,17 +311,23 @@ def test_conv_init_is_torchs():
 def test_pool_layers_defaults_match_torch():
     torch = pytest.importorskip("torch")
     x = _rand(2, 3, 8, 9)
-    for c, t in [(cr.nn.MaxPool2d(2), torch.nn.MaxPool2d(2)),
-                 (cr.nn.MaxPool2d(3, 2, 1, ceil_mode=True), torch.nn.MaxPool2d(3, 2, 1, ceil_mode=True)),
-                 (cr.nn.AvgPool2d(3, 1, 1), torch.nn.AvgPool2d(3, 1, 1)),
-                 (cr.nn.AdaptiveAvgPool2d((2, 3)), torch.nn.AdaptiveAvgPool2d((2, 3))),
-                 (cr.nn.Unflatten(2, (2, 4)), torch.nn.Unflatten(2, (2, 4)))]:
+    for c, t in [
+        (cr.nn.MaxPool2d(2), torch.nn.MaxPool2d(2)),
+        (cr.nn.MaxPool2d(3, 2, 1, ceil_mode=True), torch.nn.MaxPool2d(3, 2, 1, ceil_mode=True)),
+        (cr.nn.AvgPool2d(3, 1, 1), torch.nn.AvgPool2d(3, 1, 1)),
+        (cr.nn.AdaptiveAvgPool2d((2, 3)), torch.nn.AdaptiveAvgPool2d((2, 3))),
+        (cr.nn.Unflatten(2, (2, 4)), torch.nn.Unflatten(2, (2, 4))),
+    ]:
         assert c.stride == t.stride if hasattr(t, "stride") else True
         np.testing.assert_allclose(c(x).data, t(torch.tensor(x)).numpy(), atol=1e-12)
-    for c, t in [(cr.nn.MaxPool1d(3), torch.nn.MaxPool1d(3)), (cr.nn.AvgPool1d(2), torch.nn.AvgPool1d(2)),
-                 (cr.nn.AdaptiveAvgPool1d(1), torch.nn.AdaptiveAvgPool1d(1))]:
-        np.testing.assert_allclose(c(x[:, :, 0]).data, t(torch.tensor(x[:, :, 0])).numpy(),
-                                   atol=1e-12)
+    for c, t in [
+        (cr.nn.MaxPool1d(3), torch.nn.MaxPool1d(3)),
+        (cr.nn.AvgPool1d(2), torch.nn.AvgPool1d(2)),
+        (cr.nn.AdaptiveAvgPool1d(1), torch.nn.AdaptiveAvgPool1d(1)),
+    ]:
+        np.testing.assert_allclose(
+            c(x[:, :, 0]).data, t(torch.tensor(x[:, :, 0])).numpy(), atol=1e-12
+        )
 
 
 def test_batchnorm2d_matches_torch_in_train_and_eval():
@@ -279,15 +355,25 @@ def test_batchnorm2d_matches_torch_in_train_and_eval():
 # errors: one line naming the thing, the value and what was expected
 # ------------------------------------------------------------------------------------------------
 
+
 def test_shape_errors_are_named():
-    with pytest.raises(ShapeError, match=r"conv1d: input of shape \(2, 3, 10\) does not fit weight "
-                                         r"of shape \(4, 2, 3\): expected 2 input channels"):
+    with pytest.raises(
+        ShapeError,
+        match=r"conv1d: input of shape \(2, 3, 10\) does not fit weight "
+        r"of shape \(4, 2, 3\): expected 2 input channels",
+    ):
         F.conv1d(_rand(2, 3, 10), _rand(4, 2, 3))
-    with pytest.raises(ShapeError, match=r"conv2d: expected input of shape \(N, C, H, W\) or "
-                                         r"\(C, H, W\), got shape \(10,\)"):
+    with pytest.raises(
+        ShapeError,
+        match=r"conv2d: expected input of shape \(N, C, H, W\) or "
+        r"\(C, H, W\), got shape \(10,\)",
+    ):
         F.conv2d(_rand(10), _rand(4, 1, 3, 3))
-    with pytest.raises(ShapeError, match=r"conv1d: input of shape \(1, 1, 3\) padded to 3 .* "
-                                         r"smaller than the kernel \(5"):
+    with pytest.raises(
+        ShapeError,
+        match=r"conv1d: input of shape \(1, 1, 3\) padded to 3 .* "
+        r"smaller than the kernel \(5",
+    ):
         cr.nn.Conv1d(1, 2, 5)(_rand(1, 1, 3))
     with pytest.raises(ShapeError, match=r"conv1d: bias of shape \(3,\)"):
         F.conv1d(_rand(1, 1, 8), _rand(4, 1, 3), _rand(3))
@@ -316,16 +402,26 @@ def test_config_errors_are_named():
 # the network: summary, model files, explain, graph, builder, training
 # ------------------------------------------------------------------------------------------------
 
+
 def _image_net():
     return cr.nn.Sequential(
-        cr.nn.Unflatten(1, (1, 8, 8)), cr.nn.Conv2d(1, 4, 3, padding=1), cr.nn.BatchNorm2d(4),
-        cr.nn.ReLU(), cr.nn.MaxPool2d(2), cr.nn.Conv2d(4, 6, 3, padding="same", groups=2),
-        cr.nn.ReLU(), cr.nn.AvgPool2d(2), cr.nn.AdaptiveAvgPool2d(1), cr.nn.Flatten(),
-        cr.nn.Linear(6, 10))
+        cr.nn.Unflatten(1, (1, 8, 8)),
+        cr.nn.Conv2d(1, 4, 3, padding=1),
+        cr.nn.BatchNorm2d(4),
+        cr.nn.ReLU(),
+        cr.nn.MaxPool2d(2),
+        cr.nn.Conv2d(4, 6, 3, padding="same", groups=2),
+        cr.nn.ReLU(),
+        cr.nn.AvgPool2d(2),
+        cr.nn.AdaptiveAvgPool2d(1),
+        cr.nn.Flatten(),
+        cr.nn.Linear(6, 10),
+    )
 
 
 def test_summary_shows_conv_shapes():
     from chainrule.examples.mnist1d_cnn import mnist1d_cnn
+
     s = mnist1d_cnn().summary((40,))
     assert "(None, 25, 19)" in s and "(None, 25, 5)" in s and "(None, 125)" in s
     assert "Total params: 5,210" in s
@@ -337,8 +433,15 @@ def test_model_file_round_trip(tmp_path):
     pytest.importorskip("safetensors")
     net = _image_net()
     x = _rand(5, 64).astype(np.float32)
-    cr.fit(net, cr.nn.CrossEntropyLoss(), cr.optim.SGD(net.parameters(), lr=0.1), x,
-           np.arange(5), epochs=1, batch_size=5)
+    cr.fit(
+        net,
+        cr.nn.CrossEntropyLoss(),
+        cr.optim.SGD(net.parameters(), lr=0.1),
+        x,
+        np.arange(5),
+        epochs=1,
+        batch_size=5,
+    )
     net.eval()
     cr.save(net, tmp_path / "cnn.safetensors")
     back = cr.load(tmp_path / "cnn.safetensors")
@@ -354,6 +457,7 @@ def test_explain_and_graph_handle_conv_layers():
     assert "Conv2d" in text and "MaxPool2d" in text
     assert all(t["ok"] for t in ex.terms)
     from chainrule.viz.graph import graph
+
     svg = graph(cr.nn.CrossEntropyLoss()(net(x), y)).svg if hasattr(graph, "__call__") else ""
     assert "conv" in str(svg)
 
@@ -361,9 +465,19 @@ def test_explain_and_graph_handle_conv_layers():
 def test_conv_net_builder_shapes_and_errors():
     from chainrule.examples.mnist1d_cnn import mnist1d_cnn
     from chainrule.nn import conv_net
+
     net = mnist1d_cnn()
-    assert [type(m).__name__ for m in net] == ["Unflatten", "Conv1d", "ReLU", "Conv1d", "ReLU",
-                                              "Conv1d", "ReLU", "Flatten", "Linear"]
+    assert [type(m).__name__ for m in net] == [
+        "Unflatten",
+        "Conv1d",
+        "ReLU",
+        "Conv1d",
+        "ReLU",
+        "Conv1d",
+        "ReLU",
+        "Flatten",
+        "Linear",
+    ]
     assert net[-1].in_features == 125
     assert net(_rand(3, 40).astype(np.float32)).shape == (3, 10)
     img = conv_net((1, 8, 8), 10, channels=(8, 16), kernels=3, stride=1)
@@ -380,12 +494,22 @@ def test_cnn_learns_digits_images():
     order = np.random.default_rng(0).permutation(len(ds.X))
     X, y = ds.X[order] / 16.0, ds.y[order]
     from chainrule.nn import conv_net
-    net = conv_net((1, 8, 8), 10, channels=(8, 16), kernels=3, stride=2,
-                   rng=np.random.default_rng(0))
-    cr.fit(net, cr.nn.CrossEntropyLoss(), cr.optim.Adam(net.parameters(), lr=1e-2),
-           X[:1400], y[:1400], epochs=5, batch_size=50, seed=0)
+
+    net = conv_net(
+        (1, 8, 8), 10, channels=(8, 16), kernels=3, stride=2, rng=np.random.default_rng(0)
+    )
+    cr.fit(
+        net,
+        cr.nn.CrossEntropyLoss(),
+        cr.optim.Adam(net.parameters(), lr=1e-2),
+        X[:1400],
+        y[:1400],
+        epochs=5,
+        batch_size=50,
+        seed=0,
+    )
     acc = cr.evaluate(net, cr.nn.CrossEntropyLoss(), X[1400:], y[1400:])["accuracy"]
-    assert acc > 0.93   # 0.95 when written
+    assert acc > 0.93  # 0.95 when written
 
 
 def test_datasets_know_their_sample_shape():
@@ -405,6 +529,7 @@ def test_conv_benchmark_smoke(tmp_path):
     import importlib.util
     import pathlib
     import sys
+
     bench_dir = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
     sys.path.insert(0, str(bench_dir))
     try:
@@ -412,8 +537,19 @@ def test_conv_benchmark_smoke(tmp_path):
         mod = importlib.util.module_from_spec(spec)
         sys.modules["bench_conv"] = mod
         spec.loader.exec_module(mod)
-        res = mod.main(["--quick", "--rounds", "1", "--target-time", "0.005", "--settle", "0",
-                        "--outdir", str(tmp_path)])
+        res = mod.main(
+            [
+                "--quick",
+                "--rounds",
+                "1",
+                "--target-time",
+                "0.005",
+                "--settle",
+                "0",
+                "--outdir",
+                str(tmp_path),
+            ]
+        )
     finally:
         sys.path.remove(str(bench_dir))
         sys.modules.pop("bench_conv", None)
@@ -428,9 +564,11 @@ def test_estimators_build_a_cnn(tmp_path):
     pytest.importorskip("sklearn")
     pytest.importorskip("safetensors")
     from chainrule.sklearn import NetClassifier, NetRegressor, load
+
     ds = cr.data.load_dataset("digits", n_samples=300)
-    clf = NetClassifier(conv=(4, 8), conv_kernel=3, input_shape=(1, 8, 8), hidden=(),
-                        epochs=3, random_state=0).fit(ds.X, ds.y)
+    clf = NetClassifier(
+        conv=(4, 8), conv_kernel=3, input_shape=(1, 8, 8), hidden=(), epochs=3, random_state=0
+    ).fit(ds.X, ds.y)
     kinds = [type(m).__name__ for m in clf.model_]
     assert kinds == ["Unflatten", "Conv2d", "ReLU", "Conv2d", "ReLU", "Flatten", "Linear"]
     assert clf.score(ds.X, ds.y) > 0.5
@@ -439,7 +577,8 @@ def test_estimators_build_a_cnn(tmp_path):
     assert (back.conv, back.conv_kernel, back.input_shape) == ((4, 8), (3,), (1, 8, 8))
     np.testing.assert_array_equal(back.predict(ds.X), clf.predict(ds.X))
     reg = NetRegressor(conv="3,3", hidden=(5,), epochs=2, random_state=0).fit(
-        ds.X[:, :40], ds.X[:, 40])
+        ds.X[:, :40], ds.X[:, 40]
+    )
     assert isinstance(reg.model_[1], cr.nn.Conv1d) and reg.model_[-1].out_features == 1
     with pytest.raises(ConfigError, match="input_shape=.*64 values"):
         NetClassifier(conv=(4,), input_shape=(1, 7, 7), epochs=1).fit(ds.X, ds.y)
@@ -455,18 +594,38 @@ def test_command_trains_a_cnn(tmp_path):
     import sys
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "chainrule.cli", *map(str, args)],
-                              capture_output=True, text=True, cwd=tmp_path)
+        return subprocess.run(
+            [sys.executable, "-m", "chainrule.cli", *map(str, args)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
 
     out = tmp_path / "cnn.safetensors"
-    p = run("train", "--dataset", "digits", "--conv", "4,8", "--conv-kernel", "3", "--epochs", 2,
-            "--out", out, "-q")
+    p = run(
+        "train",
+        "--dataset",
+        "digits",
+        "--conv",
+        "4,8",
+        "--conv-kernel",
+        "3",
+        "--epochs",
+        2,
+        "--out",
+        out,
+        "-q",
+    )
     assert p.returncode == 0, p.stderr
     model, info = cr.load(out, with_info=True)
     assert [type(m).__name__ for m in model][:3] == ["Unflatten", "Conv2d", "ReLU"]
-    assert info["training"]["conv"] == {"channels": [4, 8], "kernel": [3], "stride": 2,
-                                        "input_shape": [1, 8, 8]}
-    assert not any(isinstance(m, cr.nn.Linear) for m in list(model)[:-1])   # --hidden: none
+    assert info["training"]["conv"] == {
+        "channels": [4, 8],
+        "kernel": [3],
+        "stride": 2,
+        "input_shape": [1, 8, 8],
+    }
+    assert not any(isinstance(m, cr.nn.Linear) for m in list(model)[:-1])  # --hidden: none
     bad = run("train", "--dataset", "digits", "--conv", "4,0")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "--conv: '4,0' is not a list of positive whole numbers" in bad.stderr
@@ -481,12 +640,16 @@ def test_mnist1d_cnn_example_runs():
     import pathlib
     import subprocess
     import sys
+
     script = pathlib.Path(__file__).resolve().parent.parent / "examples" / "mnist1d_cnn.py"
-    p = subprocess.run([sys.executable, str(script), "--seeds", "0", "--steps", "80"],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, str(script), "--seeds", "0", "--steps", "80"],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stderr
     lines = p.stdout.strip().splitlines()
     assert lines[0].split() == ["seed", "test", "acc", "train", "acc", "seconds"]
     acc = float(lines[1].split()[1])
-    assert 0.3 < acc <= 1.0     # 2 passes over the data: well above chance (0.1)
+    assert 0.3 < acc <= 1.0  # 2 passes over the data: well above chance (0.1)
     assert lines[-1].startswith("median test accuracy over 1 seeds:")

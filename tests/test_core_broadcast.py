@@ -13,15 +13,16 @@ BINARY = {
     "add": (lambda a, b: a + b, lambda a, b: (np.ones_like(a), np.ones_like(b))),
     "sub": (lambda a, b: a - b, lambda a, b: (np.ones_like(a), -np.ones_like(b))),
     "mul": (lambda a, b: a * b, lambda a, b: (b, a)),
-    "div": (lambda a, b: a / b, lambda a, b: (1 / b, -a / b ** 2)),
+    "div": (lambda a, b: a / b, lambda a, b: (1 / b, -a / b**2)),
     "maximum": (cr.maximum, lambda a, b: ((a > b) * 1.0, (b > a) * 1.0)),
 }
 
 
 @st.composite
 def broadcastable_pair(draw):
-    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4,
-                                                    max_side=4))
+    shapes = draw(
+        hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, max_side=4)
+    )
     elems = st.floats(0.5, 2.0)  # away from 0 (div) and distinct enough for maximum
     a = draw(hnp.arrays(np.float64, shapes.input_shapes[0], elements=elems))
     b = draw(hnp.arrays(np.float64, shapes.input_shapes[1], elements=elems))

@@ -28,9 +28,9 @@ def test_a_tensor_used_twice_receives_the_sum():
 def test_diamond_graph_visits_each_unit_once():
     x = cr.tensor(2.0, requires_grad=True)
     a = x * 3
-    b = a + a      # a used twice
-    c = b * a      # and again
-    c.backward()   # c = 2a * a = 18 x^2 -> dc/dx = 36 x = 72
+    b = a + a  # a used twice
+    c = b * a  # and again
+    c.backward()  # c = 2a * a = 18 x^2 -> dc/dx = 36 x = 72
     assert x.grad == pytest.approx(72.0)
 
 
@@ -68,7 +68,7 @@ def test_a_chain_of_20000_units_needs_no_recursion():
     for _ in range(20000):
         y = y * 1.0001
     y.backward()
-    assert x.grad == pytest.approx(1.0001 ** 20000, rel=1e-3)
+    assert x.grad == pytest.approx(1.0001**20000, rel=1e-3)
     del y  # freeing the chain must not overflow the C stack either
 
 
@@ -114,12 +114,12 @@ def test_dtypes_follow_the_contract():
     assert cr.tensor(np.array([1.0])).dtype == np.float64
     assert cr.tensor(np.array([1, 2])).dtype == np.int64
     x64 = cr.tensor(np.array([1.0]), requires_grad=True)
-    assert (x64 * 1.0001).dtype == np.float64           # a Python number takes the tensor's dtype
+    assert (x64 * 1.0001).dtype == np.float64  # a Python number takes the tensor's dtype
     x32 = cr.tensor([1.0], requires_grad=True)
     assert (x32 * 1.0001).dtype == np.float32
-    assert (x32 + np.ones(1)).dtype == np.float64       # numpy's promotion for arrays
+    assert (x32 + np.ones(1)).dtype == np.float64  # numpy's promotion for arrays
     (x32 + np.ones(1)).sum().backward()
-    assert x32.grad.dtype == np.float32                 # the gradient keeps the input's dtype
+    assert x32.grad.dtype == np.float32  # the gradient keeps the input's dtype
 
 
 def test_integer_tensors_cannot_require_grad():
@@ -138,21 +138,41 @@ def test_numpy_arrays_are_not_copied_and_views_stay_views():
     assert np.shares_memory(t.T.data, a)
 
 
-@pytest.mark.parametrize("expr,message", [
-    (lambda: cr.tensor(np.ones((4, 3))) @ cr.tensor(np.ones((2, 5))),
-     r"matmul: cannot multiply \(4, 3\) by \(2, 5\): inner sizes 3 and 2 differ"),
-    (lambda: cr.tensor(np.ones((4, 3))) + cr.tensor(np.ones((2, 5))),
-     r"add: cannot broadcast shapes \(4, 3\) and \(2, 5\)"),
-    (lambda: cr.tensor(np.ones((4, 3))) * np.ones(4),
-     r"mul: cannot broadcast shapes \(4, 3\) and \(4,\)"),
-    (lambda: cr.tensor(np.ones((4, 3))).reshape(5, 2),
-     r"reshape: cannot reshape \(4, 3\) \(12 elements\) into \(5, 2\)"),
-    (lambda: cr.linear(cr.tensor(np.ones((4, 3))), cr.tensor(np.ones((2, 5)))),
-     r"linear: input of shape \(4, 3\) does not fit weight of shape \(2, 5\)"),
-    (lambda: cr.tensor(np.ones((4, 3))).sum(axis=2), r"sum: axis 2 is out of range for shape \(4, 3\)"),
-    (lambda: cr.concatenate([cr.tensor(np.ones((4, 3))), cr.tensor(np.ones((2, 2)))], axis=0),
-     r"concatenate: cannot join shapes \(4, 3\), \(2, 2\) along axis 0"),
-])
+@pytest.mark.parametrize(
+    "expr,message",
+    [
+        (
+            lambda: cr.tensor(np.ones((4, 3))) @ cr.tensor(np.ones((2, 5))),
+            r"matmul: cannot multiply \(4, 3\) by \(2, 5\): inner sizes 3 and 2 differ",
+        ),
+        (
+            lambda: cr.tensor(np.ones((4, 3))) + cr.tensor(np.ones((2, 5))),
+            r"add: cannot broadcast shapes \(4, 3\) and \(2, 5\)",
+        ),
+        (
+            lambda: cr.tensor(np.ones((4, 3))) * np.ones(4),
+            r"mul: cannot broadcast shapes \(4, 3\) and \(4,\)",
+        ),
+        (
+            lambda: cr.tensor(np.ones((4, 3))).reshape(5, 2),
+            r"reshape: cannot reshape \(4, 3\) \(12 elements\) into \(5, 2\)",
+        ),
+        (
+            lambda: cr.linear(cr.tensor(np.ones((4, 3))), cr.tensor(np.ones((2, 5)))),
+            r"linear: input of shape \(4, 3\) does not fit weight of shape \(2, 5\)",
+        ),
+        (
+            lambda: cr.tensor(np.ones((4, 3))).sum(axis=2),
+            r"sum: axis 2 is out of range for shape \(4, 3\)",
+        ),
+        (
+            lambda: cr.concatenate(
+                [cr.tensor(np.ones((4, 3))), cr.tensor(np.ones((2, 2)))], axis=0
+            ),
+            r"concatenate: cannot join shapes \(4, 3\), \(2, 2\) along axis 0",
+        ),
+    ],
+)
 def test_shape_errors_name_the_unit_and_the_shapes(expr, message):
     with pytest.raises(cr.ShapeError, match=message):
         expr()
@@ -163,11 +183,11 @@ def test_custom_unit_with_ctx_attributes():
         @staticmethod
         def forward(ctx, x):
             ctx.x = x
-            return x ** 3
+            return x**3
 
         @staticmethod
         def backward(ctx, grad):
-            return grad * 3 * ctx.x ** 2
+            return grad * 3 * ctx.x**2
 
     x = cr.tensor(np.array([1.0, -2.0, 0.5]), requires_grad=True)
     assert Cube.name == "cube"

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from unit_table import CASES, IDS
 
 import chainrule as cr
-from unit_table import CASES, IDS
 
 torch = pytest.importorskip("torch")
 
@@ -41,5 +41,6 @@ def test_softmax_of_extreme_logits_is_finite_like_torch():
 
 def test_sigmoid_tails_match_torch():
     z = np.array([-800.0, -40.0, -1.0, 0.0, 1.0, 40.0, 800.0])
-    np.testing.assert_allclose(cr.sigmoid(cr.tensor(z)).data, torch.sigmoid(torch.tensor(z)).numpy(),
-                               rtol=1e-14, atol=0)
+    np.testing.assert_allclose(
+        cr.sigmoid(cr.tensor(z)).data, torch.sigmoid(torch.tensor(z)).numpy(), rtol=1e-14, atol=0
+    )

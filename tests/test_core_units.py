@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from unit_table import CASES, IDS
 
 import chainrule as cr
-from unit_table import CASES, IDS
 
 
 @pytest.mark.parametrize("name,fn,torch_fn,makers", CASES, ids=IDS)
@@ -31,7 +31,7 @@ def test_gradcheck_reports_the_worst_element():
         @staticmethod
         def forward(ctx, x):
             ctx.x = x
-            return x ** 2
+            return x**2
 
         @staticmethod
         def backward(ctx, grad):
@@ -44,7 +44,12 @@ def test_gradcheck_reports_the_worst_element():
     with pytest.raises(cr.GradcheckError) as info:
         cr.gradcheck(lambda t: WrongSquare.apply(t).sum(), x)
     msg = str(info.value)
-    assert "input 0" in msg and "(1, 2)" in msg and "autodiff 2.5" in msg and "central difference 2" in msg
+    assert (
+        "input 0" in msg
+        and "(1, 2)" in msg
+        and "autodiff 2.5" in msg
+        and "central difference 2" in msg
+    )
 
 
 def test_gradcheck_checks_every_output_element():

@@ -35,13 +35,21 @@ SKLEARN = ("iris", "wine", "breast-cancer", "digits")
 # datasets
 # ---------------------------------------------------------------------------------------------
 
+
 def test_names_and_listing_agree():
     listing = list_datasets()
     assert [row["name"] for row in listing] == list(DATASET_NAMES)
     assert set(GENERATED + SKLEARN + ("mnist1d",)) == set(DATASET_NAMES)
     for row in listing:
-        assert set(row) == {"name", "n_samples", "n_features", "n_classes", "task",
-                            "description", "available"}
+        assert set(row) == {
+            "name",
+            "n_samples",
+            "n_features",
+            "n_classes",
+            "task",
+            "description",
+            "available",
+        }
         assert "\n" not in row["description"] and row["description"]
         assert isinstance(row["available"], bool)
 
@@ -133,12 +141,15 @@ def test_unknown_dataset_lists_known_ones():
         assert name in msg
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    (dict(n_samples=1), "n_samples"),
-    (dict(n_samples=2.5), "n_samples"),
-    (dict(noise=-0.1), "noise"),
-    (dict(seed=-1), "seed"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (dict(n_samples=1), "n_samples"),
+        (dict(n_samples=2.5), "n_samples"),
+        (dict(noise=-0.1), "noise"),
+        (dict(seed=-1), "seed"),
+    ],
+)
 def test_bad_generation_arguments(kwargs, fragment):
     with pytest.raises(DataError, match=fragment):
         load_dataset("circle", **kwargs)
@@ -217,6 +228,7 @@ def test_mnist1d_unavailable_is_reported(monkeypatch):
 # train_test_split
 # ---------------------------------------------------------------------------------------------
 
+
 def test_split_sizes_and_partition():
     X = np.arange(40, dtype=np.float32).reshape(20, 2)
     y = np.arange(20)
@@ -262,6 +274,7 @@ def test_stratified_split_keeps_class_shares():
 # ---------------------------------------------------------------------------------------------
 # Standardizer
 # ---------------------------------------------------------------------------------------------
+
 
 def test_standardizer_matches_population_std_and_round_trips():
     rng = np.random.default_rng(0)
@@ -313,6 +326,7 @@ def test_standardize_fits_on_train_only():
 # ---------------------------------------------------------------------------------------------
 # one_hot, batches, encode_labels
 # ---------------------------------------------------------------------------------------------
+
 
 def test_one_hot():
     out = one_hot(np.array([2, 0, 1]))
@@ -369,6 +383,7 @@ def test_encode_labels():
 # read_table / prepare
 # ---------------------------------------------------------------------------------------------
 
+
 def write(tmp_path, name, text, encoding="utf-8"):
     path = tmp_path / name
     path.write_bytes(text.encode(encoding))
@@ -376,8 +391,11 @@ def write(tmp_path, name, text, encoding="utf-8"):
 
 
 def test_csv_comma_with_text_labels(tmp_path):
-    path = write(tmp_path, "flowers.csv",
-                 "length,width,species\n1.5,0.2,setosa\n4.7,1.4,versicolor\n 6.0 , 2.5 ,virginica\n")
+    path = write(
+        tmp_path,
+        "flowers.csv",
+        "length,width,species\n1.5,0.2,setosa\n4.7,1.4,versicolor\n 6.0 , 2.5 ,virginica\n",
+    )
     table = read_table(path)
     assert isinstance(table, Table)
     assert table.columns == ["length", "width", "species"] and table.delimiter == ","
@@ -547,8 +565,9 @@ def test_parquet(tmp_path):
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
     path = str(tmp_path / "d.parquet")
-    pq.write_table(pa.table({"a": [1.0, 2.0, None], "b": [1, 2, 3],
-                             "label": ["x", "y", "x"]}), path)
+    pq.write_table(
+        pa.table({"a": [1.0, 2.0, None], "b": [1, 2, 3], "label": ["x", "y", "x"]}), path
+    )
     table = read_table(path)
     assert table.columns == ["a", "b", "label"]
     with pytest.raises(DataError, match="column 'a', row 3"):
@@ -569,16 +588,20 @@ def test_parquet_without_pyarrow(tmp_path, monkeypatch):
 # infer_task, write_table
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("values, task", [
-    (np.array(["cat", "dog"], dtype=object), "classification"),
-    (np.array([0.0, 1.0, 1.0]), "classification"),
-    (np.arange(20.0), "classification"),
-    (np.arange(21.0), "regression"),
-    (np.array([1.5, 2.0, 3.0]), "regression"),
-    (np.array([True, False]), "classification"),
-    (np.array(["1", "2", "x"], dtype=object), "classification"),
-    (np.array(["1.5", "2"], dtype=object), "regression"),
-])
+
+@pytest.mark.parametrize(
+    "values, task",
+    [
+        (np.array(["cat", "dog"], dtype=object), "classification"),
+        (np.array([0.0, 1.0, 1.0]), "classification"),
+        (np.arange(20.0), "classification"),
+        (np.arange(21.0), "regression"),
+        (np.array([1.5, 2.0, 3.0]), "regression"),
+        (np.array([True, False]), "classification"),
+        (np.array(["1", "2", "x"], dtype=object), "classification"),
+        (np.array(["1.5", "2"], dtype=object), "regression"),
+    ],
+)
 def test_infer_task(values, task):
     assert infer_task(values) == task
 
@@ -586,9 +609,14 @@ def test_infer_task(values, task):
 def test_write_table_round_trip_and_atomic(tmp_path):
     path = tmp_path / "pred.csv"
     path.write_text("old contents that are longer than the new file\n" * 10)
-    out = write_table(path, {"row": np.array([1, 2]),
-                             "label": ["a,b", "c"],
-                             "p": np.array([0.1, 0.25], dtype=np.float32)})
+    out = write_table(
+        path,
+        {
+            "row": np.array([1, 2]),
+            "label": ["a,b", "c"],
+            "p": np.array([0.1, 0.25], dtype=np.float32),
+        },
+    )
     assert out == str(path)
     assert path.read_text() == 'row,label,p\n1,"a,b",0.1\n2,c,0.25\n'
     assert sorted(os.listdir(tmp_path)) == ["pred.csv"]  # no temporary file left behind

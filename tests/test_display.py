@@ -23,9 +23,17 @@ def trained():
     scaler = cr.data.Standardizer().fit(ds.X)
     cr.manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 6), nn.Tanh(), nn.Linear(6, 2))
-    hist = cr.fit(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=0.05),
-                  scaler.transform(ds.X), ds.y, epochs=12, validation=0.25, seed=0,
-                  track_grad_norms=True)
+    hist = cr.fit(
+        model,
+        nn.CrossEntropyLoss(),
+        optim.Adam(model.parameters(), lr=0.05),
+        scaler.transform(ds.X),
+        ds.y,
+        epochs=12,
+        validation=0.25,
+        seed=0,
+        track_grad_norms=True,
+    )
     return ds, scaler, model, hist
 
 
@@ -33,29 +41,42 @@ def circle_fit(epochs=4, **kw):
     ds = cr.data.load_dataset("circle", n_samples=64, seed=1)
     cr.manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 2))
-    return model, cr.fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1),
-                         ds.X, ds.y, epochs=epochs, batch_size=16, **kw)
+    return model, cr.fit(
+        model,
+        nn.CrossEntropyLoss(),
+        optim.SGD(model.parameters(), lr=0.1),
+        ds.X,
+        ds.y,
+        epochs=epochs,
+        batch_size=16,
+        **kw,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # pictures
 # ------------------------------------------------------------------------------------------------
 
+
 def test_every_plot_displays_itself_as_png_and_still_saves(trained, tmp_path):
     pytest.importorskip("matplotlib")
     from chainrule.viz import plots
+
     ds, scaler, model, hist = trained
-    figs = {"curves": plots.loss_curves(hist), "grad_norms": plots.grad_norms(hist),
-            "boundary": plots.decision_boundary(model, ds.X, ds.y, standardizer=scaler,
-                                                resolution=40),
-            "network": plots.network_picture(model), "history.plot": hist.plot()}
+    figs = {
+        "curves": plots.loss_curves(hist),
+        "grad_norms": plots.grad_norms(hist),
+        "boundary": plots.decision_boundary(model, ds.X, ds.y, standardizer=scaler, resolution=40),
+        "network": plots.network_picture(model),
+        "history.plot": hist.plot(),
+    }
     for name, fig in figs.items():
         data, meta = fig._repr_png_()
         assert data.startswith(PNG_MAGIC), name
         width = int.from_bytes(data[16:20], "big")
         assert meta["width"] == width // 2 and meta["height"] > 0, name
         assert "chainrule figure" in repr(fig)
-    fig = figs["boundary"]           # files are written as before
+    fig = figs["boundary"]  # files are written as before
     fig.savefig(tmp_path / "b.png")
     fig.savefig(tmp_path / "b.svg")
     assert (tmp_path / "b.png").read_bytes().startswith(PNG_MAGIC)
@@ -64,10 +85,12 @@ def test_every_plot_displays_itself_as_png_and_still_saves(trained, tmp_path):
 
 def test_plots_never_touch_pyplot():
     pytest.importorskip("matplotlib")
-    code = ("import numpy as np, sys, matplotlib; from chainrule.viz import plots; "
-            "f = plots.loss_curves({'loss': [1.0, 0.5]}); f._repr_png_(); "
-            "print('matplotlib.pyplot' in sys.modules, matplotlib.get_backend() if "
-            "'matplotlib.pyplot' in sys.modules else '-')")
+    code = (
+        "import numpy as np, sys, matplotlib; from chainrule.viz import plots; "
+        "f = plots.loss_curves({'loss': [1.0, 0.5]}); f._repr_png_(); "
+        "print('matplotlib.pyplot' in sys.modules, matplotlib.get_backend() if "
+        "'matplotlib.pyplot' in sys.modules else '-')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split()[0] == "False"
 
@@ -75,6 +98,7 @@ def test_plots_never_touch_pyplot():
 def test_curves_draw_into_given_axes_with_an_x_label(trained):
     pytest.importorskip("matplotlib")
     from chainrule.viz import plots
+
     _, _, _, hist = trained
     assert plots.curve_panels(hist) == ["loss", "accuracy"]
     fig = plots._figure(9, 3)
@@ -88,6 +112,7 @@ def test_curves_draw_into_given_axes_with_an_x_label(trained):
 # ------------------------------------------------------------------------------------------------
 # HTML views
 # ------------------------------------------------------------------------------------------------
+
 
 def test_summary_is_the_same_text_and_an_html_table(trained):
     _, _, model, _ = trained
@@ -109,6 +134,7 @@ def test_summary_html_escapes_names():
 
         def forward(self, x):
             return x
+
     html = Odd().summary()._repr_html_()
     assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
 
@@ -137,11 +163,17 @@ def test_model_file_info_is_a_dict_with_an_html_view(trained, tmp_path):
     pytest.importorskip("safetensors")
     ds, scaler, model, hist = trained
     path = tmp_path / "m.safetensors"
-    cr.save(model, path, preprocessing={"task": "classification",
-                                        "feature_names": ds.feature_names,
-                                        "standardizer": scaler.to_dict()},
-            training={"epochs": 12, "lr": 0.05, "history": hist.to_dict()},
-            metrics={"accuracy": 0.875})
+    cr.save(
+        model,
+        path,
+        preprocessing={
+            "task": "classification",
+            "feature_names": ds.feature_names,
+            "standardizer": scaler.to_dict(),
+        },
+        training={"epochs": 12, "lr": 0.05, "history": hist.to_dict()},
+        metrics={"accuracy": 0.875},
+    )
     _, info = cr.load(path, with_info=True)
     assert isinstance(info, ModelInfo) and isinstance(info, dict)
     assert json.loads(json.dumps(info))["metrics"] == {"accuracy": 0.875}
@@ -155,6 +187,7 @@ def test_model_file_info_is_a_dict_with_an_html_view(trained, tmp_path):
 # ------------------------------------------------------------------------------------------------
 # progress bars
 # ------------------------------------------------------------------------------------------------
+
 
 def test_progress_true_shows_nothing_when_not_interactive(capsys):
     assert not is_interactive(io.StringIO())
@@ -195,12 +228,19 @@ def test_progress_bad_values_and_a_failed_run_closes_the_bar():
         def close(self):
             closed.append(True)
             super().close()
+
     X = np.array([[1e30], [2e30]], dtype=np.float32)
     model = nn.Sequential(nn.Linear(1, 1))
     with pytest.raises(cr.errors.TrainingError):
-        cr.fit(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=1e10), X,
-               np.array([[1.0], [2.0]], dtype=np.float32), epochs=3,
-               progress=Bar("tqdm", file=io.StringIO()))
+        cr.fit(
+            model,
+            nn.MSELoss(),
+            optim.SGD(model.parameters(), lr=1e10),
+            X,
+            np.array([[1.0], [2.0]], dtype=np.float32),
+            epochs=3,
+            progress=Bar("tqdm", file=io.StringIO()),
+        )
     assert closed
 
 
@@ -208,26 +248,31 @@ def test_progress_bad_values_and_a_failed_run_closes_the_bar():
 # LivePlot
 # ------------------------------------------------------------------------------------------------
 
+
 def test_liveplot_redraws_one_output_in_place_in_a_notebook(monkeypatch):
     pytest.importorskip("matplotlib")
     pytest.importorskip("IPython")
     import IPython.display
 
     import chainrule.callbacks as cb
+
     calls = []
 
     class Handle:
         def update(self, obj):
             calls.append(("update", obj._repr_png_()[0][:8]))
+
     monkeypatch.setattr(cb, "in_notebook", lambda: True)
-    monkeypatch.setattr(IPython.display, "display",
-                        lambda obj, display_id=False: calls.append(("display", display_id))
-                        or Handle())
+    monkeypatch.setattr(
+        IPython.display,
+        "display",
+        lambda obj, display_id=False: calls.append(("display", display_id)) or Handle(),
+    )
     live = LivePlot(every=0, resolution=20)
     model, _ = circle_fit(epochs=4, callbacks=[live])
     assert calls[0] == ("display", True)
     assert calls[1:] == [("update", PNG_MAGIC)] * 3 and live.redraws == 4
-    assert len(live.figure.axes) == 3              # loss, accuracy, decision boundary
+    assert len(live.figure.axes) == 3  # loss, accuracy, decision boundary
     assert live.figure.axes[2].get_title() == "decision boundary"
 
 
@@ -237,7 +282,7 @@ def test_liveplot_writes_a_file_outside_a_notebook(tmp_path):
     live = LivePlot(path=path, every=0, resolution=20)
     circle_fit(epochs=3, callbacks=[live])
     assert path.read_bytes().startswith(PNG_MAGIC) and live.redraws == 3
-    assert [p.name for p in tmp_path.iterdir()] == ["live.png"]   # no temporary files left
+    assert [p.name for p in tmp_path.iterdir()] == ["live.png"]  # no temporary files left
 
 
 def test_liveplot_without_a_place_to_show_draws_once_and_skips_the_boundary_for_3_features():
@@ -246,9 +291,23 @@ def test_liveplot_without_a_place_to_show_draws_once_and_skips_the_boundary_for_
     y = (X[:, 0] > 0).astype(np.int64)
     model = nn.Sequential(nn.Linear(3, 2))
     live = LivePlot(every=0)
-    cr.fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), X, y, epochs=3,
-           callbacks=[live])
+    cr.fit(
+        model,
+        nn.CrossEntropyLoss(),
+        optim.SGD(model.parameters(), lr=0.1),
+        X,
+        y,
+        epochs=3,
+        callbacks=[live],
+    )
     assert live.redraws == 1 and len(live.figure.axes) == 2
     with pytest.raises(ValueError, match="exactly 2 features"):
-        cr.fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), X, y,
-               epochs=1, callbacks=[LivePlot(boundary=True)])
+        cr.fit(
+            model,
+            nn.CrossEntropyLoss(),
+            optim.SGD(model.parameters(), lr=0.1),
+            X,
+            y,
+            epochs=1,
+            callbacks=[LivePlot(boundary=True)],
+        )

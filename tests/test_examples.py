@@ -27,9 +27,11 @@ def test_llc_autodiff_equals_the_hand_derived_chain():
 
 
 def test_examples_command_prints_both_side_by_side():
-    out = subprocess.run([sys.executable, "-m", "chainrule.examples"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "chainrule.examples"], capture_output=True, text=True, check=True
+    ).stdout
     assert "sin(36)" in out and "∂L/∂w autodiff" in out and "(a − y)·x" in out
-    bad = subprocess.run([sys.executable, "-m", "chainrule.examples", "nope"], capture_output=True,
-                         text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "chainrule.examples", "nope"], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "unknown example 'nope'" in bad.stderr

@@ -26,6 +26,7 @@ def _neuron(w, w0, act=nn.Sigmoid):
 # the notes' logistic classifier: equation (3) with numbers
 # ------------------------------------------------------------------------------------------------
 
+
 def test_demo_llc_reads_like_equation_3_with_the_examples_numbers():
     r = llc()
     e = demo("llc")
@@ -38,8 +39,11 @@ def test_demo_llc_reads_like_equation_3_with_the_examples_numbers():
     a, y, x = r["a"], r["y"], r["x"]
     t = e.term("w")
     loss_term, act_term, lin_term = t["chain"]
-    assert (loss_term["unit"], act_term["unit"], lin_term["unit"]) == \
-        ("loss unit", "activation σ", "linear unit Σ")
+    assert (loss_term["unit"], act_term["unit"], lin_term["unit"]) == (
+        "loss unit",
+        "activation σ",
+        "linear unit Σ",
+    )
     assert loss_term["value"][0] == pytest.approx((a - y) / (a * (1 - a)), rel=1e-12)
     assert act_term["value"][0] == pytest.approx(a * (1 - a), rel=1e-12)
     np.testing.assert_allclose(lin_term["value"][0], x)
@@ -50,8 +54,10 @@ def test_demo_llc_reads_like_equation_3_with_the_examples_numbers():
     np.testing.assert_allclose(t["numeric"], hand, rtol=1e-7, atol=1e-9)
     assert t["ok"] and not t["sampled"]
     # and the printed line shows those numbers in eq. (3)'s order
-    line = (f"= ({loss_term['value'][0]:+.6f}) · ({act_term['value'][0]:+.6f}) · "
-            "[+1.000000, +2.000000, -1.000000]")
+    line = (
+        f"= ({loss_term['value'][0]:+.6f}) · ({act_term['value'][0]:+.6f}) · "
+        "[+1.000000, +2.000000, -1.000000]"
+    )
     assert line in text
     assert "[" + ", ".join(f"{v:+.6f}" for v in hand) + "]" in text
     assert e.term("w₀")["product"].reshape(-1)[0] == pytest.approx(a - y, rel=1e-12)
@@ -121,23 +127,38 @@ def test_neuron_without_activation_uses_the_loss_units_term():
 # deeper networks: terms layer by layer
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def net_2_16_16_2():
     cr.manual_seed(0)
-    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16), nn.Tanh(),
-                         nn.Linear(16, 2))
+    return nn.Sequential(
+        nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 2)
+    )
 
 
 def test_network_lists_per_layer_terms(net_2_16_16_2):
     x = np.array([[0.5, -1.2]], dtype=np.float32)
     e = explain(net_2_16_16_2, x, np.array([1]), nn.CrossEntropyLoss())
     assert e.kind == "network"
-    assert [r["kind"] for r in e.forward] == ["input", "linear", "activation", "linear",
-                                             "activation", "linear", "loss"]
+    assert [r["kind"] for r in e.forward] == [
+        "input",
+        "linear",
+        "activation",
+        "linear",
+        "activation",
+        "linear",
+        "loss",
+    ]
     assert [r["symbol"] for r in e.forward] == ["x", "z¹", "a¹", "z²", "a²", "z³", "L"]
     # back-propagation from the loss: what each layer hands on is what the next one receives
-    assert [ly["kind"] for ly in e.layers] == ["loss", "linear", "activation", "linear",
-                                              "activation", "linear"]
+    assert [ly["kind"] for ly in e.layers] == [
+        "loss",
+        "linear",
+        "activation",
+        "linear",
+        "activation",
+        "linear",
+    ]
     for later, earlier in zip(e.layers[:-1], e.layers[1:]):
         np.testing.assert_allclose(later["handed_on"], earlier["upstream"])
     # an elementwise activation: hands on = receives ⊙ local term
@@ -152,27 +173,46 @@ def test_network_lists_per_layer_terms(net_2_16_16_2):
     # a linear layer: ∂L/∂W = (∂L/∂z)ᵀ · its input, ∂L/∂b = ∂L/∂z
     lin = e.layers[1]
     W3 = e.term("4.weight")
-    np.testing.assert_allclose(W3["product"], lin["upstream"].T @ e.forward[4]["output"],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        W3["product"], lin["upstream"].T @ e.forward[4]["output"], rtol=1e-12
+    )
     np.testing.assert_allclose(e.term("4.bias")["product"], lin["upstream"].sum(axis=0))
     # every parameter: the chain from the loss back, autodiff and central differences agree
-    assert [t["parameter"] for t in e.terms] == ["0.weight", "0.bias", "2.weight", "2.bias",
-                                                "4.weight", "4.bias"]
+    assert [t["parameter"] for t in e.terms] == [
+        "0.weight",
+        "0.bias",
+        "2.weight",
+        "2.bias",
+        "4.weight",
+        "4.bias",
+    ]
     W1 = e.term("0.weight")
-    assert W1["equation"] == ("∂L/∂W¹ = ∂L/∂z³ · ∂z³/∂a² · ∂a²/∂z² · ∂z²/∂a¹ · ∂a¹/∂z¹ · "
-                              "∂z¹/∂W¹")
-    assert [c["unit"] for c in W1["chain"]] == ["loss unit", "linear unit Σ", "activation σ",
-                                               "linear unit Σ", "activation σ", "linear unit Σ"]
+    assert W1["equation"] == ("∂L/∂W¹ = ∂L/∂z³ · ∂z³/∂a² · ∂a²/∂z² · ∂z²/∂a¹ · ∂a¹/∂z¹ · ∂z¹/∂W¹")
+    assert [c["unit"] for c in W1["chain"]] == [
+        "loss unit",
+        "linear unit Σ",
+        "activation σ",
+        "linear unit Σ",
+        "activation σ",
+        "linear unit Σ",
+    ]
     for t in e.terms:
         np.testing.assert_allclose(t["product"], t["autodiff"], rtol=1e-12, atol=1e-15)
         assert len(t["checked"]) == t["n_entries"] and not t["sampled"]
         assert t["ok"], t["parameter"]
     assert e.max_abs_diff < 1e-8
     text = str(e)
-    for piece in ("Forward pass", "Back-propagation", "layer 4 (Linear 16→2)",
-                  "layer 3 (Tanh), activation σ", "receives   ∂L/∂z³", "hands on   ∂L/∂a²",
-                  "local term ∂a²/∂z² = 1 − (a²)²", "0.weight (W¹, (16, 2))",
-                  "central differences on all 32 entries"):
+    for piece in (
+        "Forward pass",
+        "Back-propagation",
+        "layer 4 (Linear 16→2)",
+        "layer 3 (Tanh), activation σ",
+        "receives   ∂L/∂z³",
+        "hands on   ∂L/∂a²",
+        "local term ∂a²/∂z² = 1 − (a²)²",
+        "0.weight (W¹, (16, 2))",
+        "central differences on all 32 entries",
+    ):
         assert piece in text, piece
     assert max(len(line) for line in text.splitlines()) < 200
 
@@ -182,16 +222,20 @@ def test_gradients_match_pytorch(net_2_16_16_2):
     x = np.array([[0.5, -1.2], [1.0, 0.3]])
     y = np.array([1, 0])
     e = explain(net_2_16_16_2, x, y, nn.CrossEntropyLoss())
-    tm = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16),
-                             torch.nn.Tanh(), torch.nn.Linear(16, 2)).double()
+    tm = torch.nn.Sequential(
+        torch.nn.Linear(2, 16),
+        torch.nn.ReLU(),
+        torch.nn.Linear(16, 16),
+        torch.nn.Tanh(),
+        torch.nn.Linear(16, 2),
+    ).double()
     with torch.no_grad():
-        for (name, p) in net_2_16_16_2.named_parameters():
+        for name, p in net_2_16_16_2.named_parameters():
             dict(tm.named_parameters())[name].copy_(torch.from_numpy(p.data.astype(np.float64)))
     loss = torch.nn.functional.cross_entropy(tm(torch.from_numpy(x)), torch.from_numpy(y))
     loss.backward()
     for name, p in tm.named_parameters():
-        np.testing.assert_allclose(e.term(name)["autodiff"], p.grad.numpy(), rtol=1e-10,
-                                   atol=1e-14)
+        np.testing.assert_allclose(e.term(name)["autodiff"], p.grad.numpy(), rtol=1e-10, atol=1e-14)
     assert e.loss == pytest.approx(loss.item(), rel=1e-12)
 
 
@@ -200,11 +244,11 @@ def test_the_model_is_left_as_it_was_even_with_gradients_from_training(net_2_16_
     X = np.array([[0.5, -1.2], [1.0, 0.3]], dtype=np.float32)
     y = np.array([1, 0])
     loss = nn.CrossEntropyLoss()(model(X), y)
-    loss.backward()                       # a model fresh from training carries .grad
+    loss.backward()  # a model fresh from training carries .grad
     stale = {n: p.grad.copy() for n, p in model.named_parameters()}
     model.train()
     e = explain(model, X[:1], y[:1], nn.CrossEntropyLoss())
-    assert e.ok                           # the copy's gradients started from zero
+    assert e.ok  # the copy's gradients started from zero
     for n, p in model.named_parameters():
         assert p.data.dtype == np.float32
         np.testing.assert_array_equal(p.grad, stale[n])
@@ -226,8 +270,9 @@ def test_big_network_checks_sampled_entries_and_says_so():
 
 
 def test_check_false_skips_central_differences(net_2_16_16_2):
-    e = explain(net_2_16_16_2, np.array([0.1, 0.2]), np.array([0]), nn.CrossEntropyLoss(),
-                check=False)
+    e = explain(
+        net_2_16_16_2, np.array([0.1, 0.2]), np.array([0]), nn.CrossEntropyLoss(), check=False
+    )
     assert all(t["numeric"] is None for t in e.terms)
     assert math.isnan(e.max_abs_diff)
     assert "check=False" in str(e)
@@ -252,16 +297,21 @@ def test_functions_called_between_layers_get_rows_of_their_own():
 
 def test_other_layers_and_losses_explain_and_check():
     cr.manual_seed(1)
-    model = nn.Sequential(nn.Linear(3, 5), nn.Dropout(0.5), nn.LeakyReLU(), nn.BatchNorm1d(5),
-                          nn.Linear(5, 3), nn.LogSoftmax())
+    model = nn.Sequential(
+        nn.Linear(3, 5),
+        nn.Dropout(0.5),
+        nn.LeakyReLU(),
+        nn.BatchNorm1d(5),
+        nn.Linear(5, 3),
+        nn.LogSoftmax(),
+    )
     X = np.random.default_rng(1).normal(size=(4, 3))
     e = explain(model, X, np.array([0, 1, 2, 1]), nn.NLLLoss())
     assert e.ok
-    assert "passes ∂L/∂z¹ on unchanged" in str(e)           # Dropout in eval mode
+    assert "passes ∂L/∂z¹ on unchanged" in str(e)  # Dropout in eval mode
     assert "the LogSoftmax Jacobian (not elementwise)" in str(e)
     reg = nn.Sequential(nn.Linear(2, 3), nn.GELU(), nn.Linear(3, 1))
-    e = explain(reg, np.array([[0.3, 0.1], [1.0, -2.0]]), np.array([[0.5], [1.5]]),
-                nn.MSELoss())
+    e = explain(reg, np.array([[0.3, 0.1], [1.0, -2.0]]), np.array([[0.5], [1.5]]), nn.MSELoss())
     assert e.ok and "2(z² − y)" in str(e)
 
 
@@ -288,6 +338,7 @@ def test_graph_of_the_explained_loss(net_2_16_16_2):
 # ------------------------------------------------------------------------------------------------
 # the notes' composition, and errors
 # ------------------------------------------------------------------------------------------------
+
 
 def test_demo_composition_shows_sin36_and_3cos36():
     e = demo("composition")
@@ -321,6 +372,7 @@ def test_cr_explain_stays_the_function_after_the_module_is_imported():
 
     importlib.import_module("chainrule.explain")
     from chainrule.explain import demo  # noqa: F401 - importing the submodule again
+
     assert callable(cr.explain) and cr.explain.__module__ == "chainrule.explain"
     net = cr.nn.Sequential(cr.nn.Linear(2, 1), cr.nn.Sigmoid())
     for _ in range(2):

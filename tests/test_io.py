@@ -13,8 +13,14 @@ pytest.importorskip("safetensors")
 
 def _model():
     rng = np.random.default_rng(0)
-    return cr.nn.Sequential(cr.nn.Linear(3, 8, rng=rng), cr.nn.LeakyReLU(0.2), cr.nn.Dropout(0.1),
-                            cr.nn.BatchNorm1d(8), cr.nn.Linear(8, 2, rng=rng), cr.nn.Softmax(dim=-1))
+    return cr.nn.Sequential(
+        cr.nn.Linear(3, 8, rng=rng),
+        cr.nn.LeakyReLU(0.2),
+        cr.nn.Dropout(0.1),
+        cr.nn.BatchNorm1d(8),
+        cr.nn.Linear(8, 2, rng=rng),
+        cr.nn.Softmax(dim=-1),
+    )
 
 
 def test_round_trip_gives_identical_outputs_and_metadata(tmp_path):
@@ -23,7 +29,9 @@ def test_round_trip_gives_identical_outputs_and_metadata(tmp_path):
     model(np.random.default_rng(1).normal(size=(16, 3)).astype(np.float32))  # moves BN statistics
     model.eval()
     path = tmp_path / "m.safetensors"
-    cr.save(model, path, preprocessing={"feature_names": ["a", "b", "c"]}, metrics={"accuracy": 0.5})
+    cr.save(
+        model, path, preprocessing={"feature_names": ["a", "b", "c"]}, metrics={"accuracy": 0.5}
+    )
     loaded, info = cr.load(path, with_info=True)
     x = np.random.default_rng(2).normal(size=(5, 3)).astype(np.float32)
     np.testing.assert_array_equal(cr.predict(model, x), cr.predict(loaded, x))
@@ -68,11 +76,14 @@ def test_a_custom_module_needs_weights_only(tmp_path):
         cr.load(tmp_path / "w.safetensors")
 
 
-@pytest.mark.parametrize("content,message", [
-    (pickle.dumps({"weight": [1, 2]}), "looks like a pickle"),
-    (b"", "is empty"),
-    (b"hello world, not a model", "truncated or not a safetensors file"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (pickle.dumps({"weight": [1, 2]}), "looks like a pickle"),
+        (b"", "is empty"),
+        (b"hello world, not a model", "truncated or not a safetensors file"),
+    ],
+)
 def test_files_that_are_not_chainrule_models_are_refused(tmp_path, content, message):
     path = tmp_path / "bad.safetensors"
     path.write_bytes(content)

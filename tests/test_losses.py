@@ -46,26 +46,32 @@ def _compare(ours_fn, torch_fn, x, target, torch_target=None, target_grad=False)
 
 
 RNG = np.random.default_rng(42)
-Z = RNG.normal(size=(6, 4)) * 2          # logits, 6 samples, 4 classes
-Y = np.array([0, 3, 1, 1, 2, 3])         # labels
-Z3 = RNG.normal(size=(3, 4, 5))          # (N, C, d)
+Z = RNG.normal(size=(6, 4)) * 2  # logits, 6 samples, 4 classes
+Y = np.array([0, 3, 1, 1, 2, 3])  # labels
+Z3 = RNG.normal(size=(3, 4, 5))  # (N, C, d)
 Y3 = RNG.integers(0, 4, size=(3, 5))
-W = np.array([0.5, 2.0, 1.0, 0.25])      # class weights
+W = np.array([0.5, 2.0, 1.0, 0.25])  # class weights
 P = RNG.uniform(0.05, 0.95, size=(5, 3))  # probabilities
-T = RNG.uniform(0, 1, size=(5, 3))       # soft binary targets
+T = RNG.uniform(0, 1, size=(5, 3))  # soft binary targets
 
 
 # ================================================================================================
 # MSELoss
 # ================================================================================================
 
+
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_mse_matches_torch(reduction):
     torch = _torch()
     x, t = RNG.normal(size=(5, 3)), RNG.normal(size=(5, 3))
     _compare(nn.MSELoss(reduction=reduction), torch.nn.MSELoss(reduction=reduction), x, t)
-    _compare(nn.MSELoss(reduction=reduction), torch.nn.MSELoss(reduction=reduction), x, t,
-             target_grad=True)
+    _compare(
+        nn.MSELoss(reduction=reduction),
+        torch.nn.MSELoss(reduction=reduction),
+        x,
+        t,
+        target_grad=True,
+    )
 
 
 def test_mse_formula_and_gradcheck():
@@ -80,13 +86,18 @@ def test_mse_formula_and_gradcheck():
 # BCELoss
 # ================================================================================================
 
+
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_bce_matches_torch(reduction, weighted):
     torch = _torch()
     w = RNG.uniform(0.5, 2, size=(3,)) if weighted else None
-    _compare(nn.BCELoss(weight=w, reduction=reduction),
-             torch.nn.BCELoss(weight=_tt(w), reduction=reduction), P, T)
+    _compare(
+        nn.BCELoss(weight=w, reduction=reduction),
+        torch.nn.BCELoss(weight=_tt(w), reduction=reduction),
+        P,
+        T,
+    )
 
 
 def test_bce_extremes_are_finite_like_torch():
@@ -124,26 +135,37 @@ def test_bce_rejects_non_probabilities():
 # BCEWithLogitsLoss
 # ================================================================================================
 
+
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("pos_weight,weight", [(None, None), ([1.0, 3.0, 0.5], None),
-                                               (None, [2.0, 1.0, 0.5]),
-                                               ([2.0, 0.5, 1.5], [[0.5], [1], [2], [1], [3]])])
+@pytest.mark.parametrize(
+    "pos_weight,weight",
+    [
+        (None, None),
+        ([1.0, 3.0, 0.5], None),
+        (None, [2.0, 1.0, 0.5]),
+        ([2.0, 0.5, 1.5], [[0.5], [1], [2], [1], [3]]),
+    ],
+)
 def test_bce_with_logits_matches_torch(reduction, pos_weight, weight):
     torch = _torch()
     pw = None if pos_weight is None else np.array(pos_weight)
     w = None if weight is None else np.array(weight)
     z = RNG.normal(size=(5, 3)) * 3
-    _compare(nn.BCEWithLogitsLoss(weight=w, reduction=reduction, pos_weight=pw),
-             torch.nn.BCEWithLogitsLoss(weight=_tt(w), reduction=reduction, pos_weight=_tt(pw)),
-             z, T)
+    _compare(
+        nn.BCEWithLogitsLoss(weight=w, reduction=reduction, pos_weight=pw),
+        torch.nn.BCEWithLogitsLoss(weight=_tt(w), reduction=reduction, pos_weight=_tt(pw)),
+        z,
+        T,
+    )
 
 
 def test_bce_with_logits_extreme_logits():
     torch = _torch()
     z = np.array([-800.0, -40.0, 0.0, 40.0, 800.0])
     y = np.array([1.0, 0.0, 1.0, 1.0, 0.0])
-    out = _compare(nn.BCEWithLogitsLoss(reduction="none"),
-                   torch.nn.BCEWithLogitsLoss(reduction="none"), z, y)
+    out = _compare(
+        nn.BCEWithLogitsLoss(reduction="none"), torch.nn.BCEWithLogitsLoss(reduction="none"), z, y
+    )
     assert np.all(np.isfinite(out.data))
 
 
@@ -168,8 +190,9 @@ def _ce_pair(reduction, kw):
     tkw = dict(kw)
     if "weight" in tkw:
         tkw["weight"] = torch.tensor(tkw["weight"])
-    return nn.CrossEntropyLoss(reduction=reduction, **kw), \
-        torch.nn.CrossEntropyLoss(reduction=reduction, **tkw)
+    return nn.CrossEntropyLoss(reduction=reduction, **kw), torch.nn.CrossEntropyLoss(
+        reduction=reduction, **tkw
+    )
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -187,9 +210,11 @@ def test_cross_entropy_spatial_matches_torch(reduction, kw):
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("kw", [dict(), dict(weight=W), dict(label_smoothing=0.15),
-                                dict(weight=W, label_smoothing=0.15)],
-                         ids=["plain", "weight", "smoothing", "weight+smoothing"])
+@pytest.mark.parametrize(
+    "kw",
+    [dict(), dict(weight=W), dict(label_smoothing=0.15), dict(weight=W, label_smoothing=0.15)],
+    ids=["plain", "weight", "smoothing", "weight+smoothing"],
+)
 def test_cross_entropy_probability_targets_match_torch(reduction, kw):
     ours, theirs = _ce_pair(reduction, kw)
     t = RNG.dirichlet(np.ones(4), size=6)
@@ -201,15 +226,21 @@ def test_cross_entropy_probability_targets_match_torch(reduction, kw):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_cross_entropy_one_sample(reduction):
     torch = _torch()
-    _compare(nn.CrossEntropyLoss(reduction=reduction),
-             torch.nn.CrossEntropyLoss(reduction=reduction), Z[0], np.array(2))
+    _compare(
+        nn.CrossEntropyLoss(reduction=reduction),
+        torch.nn.CrossEntropyLoss(reduction=reduction),
+        Z[0],
+        np.array(2),
+    )
 
 
 def test_cross_entropy_everything_ignored_is_nan_like_torch():
     """0/0: the loss is nan, and the gradients are 0 (not nan), as in PyTorch."""
     torch = _torch()
-    for loss, tloss in [(nn.CrossEntropyLoss, torch.nn.CrossEntropyLoss),
-                        (nn.NLLLoss, torch.nn.NLLLoss)]:
+    for loss, tloss in [
+        (nn.CrossEntropyLoss, torch.nn.CrossEntropyLoss),
+        (nn.NLLLoss, torch.nn.NLLLoss),
+    ]:
         for kw in [dict(ignore_index=0), dict(ignore_index=0, weight=W)]:
             tkw = {k: (_tt(v) if k == "weight" else v) for k, v in kw.items()}
             z = cr.tensor(Z[:2], requires_grad=True)
@@ -244,15 +275,18 @@ def test_cross_entropy_gradient_is_softmax_minus_onehot():
 @pytest.mark.parametrize("kw", CE_OPTIONS, ids=CE_IDS)
 def test_cross_entropy_gradcheck(kw):
     for r in REDUCTIONS:
-        assert gradcheck(lambda z: F.cross_entropy(z, Y3, reduction=r, **kw),
-                         cr.tensor(Z3, requires_grad=True))
+        assert gradcheck(
+            lambda z: F.cross_entropy(z, Y3, reduction=r, **kw), cr.tensor(Z3, requires_grad=True)
+        )
     t = RNG.dirichlet(np.ones(4), size=6)
     kw = {k: v for k, v in kw.items() if k != "ignore_index"}
     assert gradcheck(lambda z: F.cross_entropy(z, t, **kw), cr.tensor(Z, requires_grad=True))
 
 
 def test_cross_entropy_label_out_of_range():
-    with pytest.raises(DataError, match=r"label 4 is out of range for 4 classes \(labels must be 0..3\)"):
+    with pytest.raises(
+        DataError, match=r"label 4 is out of range for 4 classes \(labels must be 0..3\)"
+    ):
         nn.CrossEntropyLoss()(Z, np.array([0, 1, 4, 0, 1, 2]))
     with pytest.raises(DataError, match="label -1 is out of range"):
         nn.CrossEntropyLoss()(Z, np.array([0, 1, -1, 0, 1, 2]))
@@ -263,8 +297,11 @@ def test_cross_entropy_label_out_of_range():
 
 
 def test_cross_entropy_shape_errors():
-    with pytest.raises(ShapeError, match=r"CrossEntropyLoss: target shape \(6, 1\) does not fit "
-                                         r"input shape \(6, 4\).*\(6,\)"):
+    with pytest.raises(
+        ShapeError,
+        match=r"CrossEntropyLoss: target shape \(6, 1\) does not fit "
+        r"input shape \(6, 4\).*\(6,\)",
+    ):
         nn.CrossEntropyLoss()(Z, Y.reshape(-1, 1))
     with pytest.raises(ShapeError, match=r"cross_entropy: target shape \(5,\)"):
         F.cross_entropy(Z, Y[:5])
@@ -281,15 +318,20 @@ def test_cross_entropy_bad_options():
 # NLLLoss
 # ================================================================================================
 
+
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("kw", [dict(), dict(weight=W), dict(ignore_index=3),
-                                dict(weight=W, ignore_index=1)],
-                         ids=["plain", "weight", "ignore", "weight+ignore"])
+@pytest.mark.parametrize(
+    "kw",
+    [dict(), dict(weight=W), dict(ignore_index=3), dict(weight=W, ignore_index=1)],
+    ids=["plain", "weight", "ignore", "weight+ignore"],
+)
 def test_nll_matches_torch(reduction, kw):
     torch = _torch()
     tkw = {k: (torch.tensor(v) if k == "weight" else v) for k, v in kw.items()}
-    ours, theirs = nn.NLLLoss(reduction=reduction, **kw), torch.nn.NLLLoss(reduction=reduction,
-                                                                          **tkw)
+    ours, theirs = (
+        nn.NLLLoss(reduction=reduction, **kw),
+        torch.nn.NLLLoss(reduction=reduction, **tkw),
+    )
     logp = Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
     _compare(ours, theirs, logp, Y)
     _compare(ours, theirs, Z3, Y3)  # any values, (N, C, d)
@@ -314,8 +356,10 @@ def test_nll_minus_infinity_elsewhere_is_fine():
 
 def test_nll_gradcheck_and_errors():
     for r in REDUCTIONS:
-        assert gradcheck(lambda a: F.nll_loss(a, Y3, weight=W, ignore_index=2, reduction=r),
-                         cr.tensor(Z3, requires_grad=True))
+        assert gradcheck(
+            lambda a: F.nll_loss(a, Y3, weight=W, ignore_index=2, reduction=r),
+            cr.tensor(Z3, requires_grad=True),
+        )
     with pytest.raises(DataError, match="NLLLoss: label 7 is out of range for 4 classes"):
         nn.NLLLoss()(Z, np.array([0, 1, 7, 0, 1, 2]))
     with pytest.raises(ShapeError, match="NLLLoss: target shape"):
@@ -325,6 +369,7 @@ def test_nll_gradcheck_and_errors():
 # ================================================================================================
 # HingeLoss (not in PyTorch: checked against its formula)
 # ================================================================================================
+
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_hinge_formula(reduction):
@@ -353,7 +398,9 @@ def test_hinge_gradcheck_and_errors():
     s = np.array([1.7, 0.3, -0.5, -2.0, 0.6])  # away from the kink at y·s = 1
     y = np.array([1, 0, 1, 0, 0])
     for r in REDUCTIONS:
-        assert gradcheck(lambda x: F.hinge_loss(x, y, reduction=r), cr.tensor(s, requires_grad=True))
+        assert gradcheck(
+            lambda x: F.hinge_loss(x, y, reduction=r), cr.tensor(s, requires_grad=True)
+        )
     with pytest.raises(DataError, match="labels must be -1/\\+1 \\(or 0/1\\), got 2"):
         nn.HingeLoss()(s, np.array([0, 1, 2, 1, 0]))
     with pytest.raises(ShapeError, match=r"HingeLoss: input must have shape \(N,\) or \(N, 1\)"):
@@ -366,14 +413,21 @@ def test_hinge_gradcheck_and_errors():
 # shared behaviour: reductions, shapes, functional = module, numpy/tensor inputs, repr
 # ================================================================================================
 
-LOSSES = [nn.MSELoss, nn.BCELoss, nn.BCEWithLogitsLoss, nn.CrossEntropyLoss, nn.NLLLoss,
-          nn.HingeLoss]
+LOSSES = [
+    nn.MSELoss,
+    nn.BCELoss,
+    nn.BCEWithLogitsLoss,
+    nn.CrossEntropyLoss,
+    nn.NLLLoss,
+    nn.HingeLoss,
+]
 
 
 @pytest.mark.parametrize("cls", LOSSES, ids=lambda c: c.__name__)
 def test_invalid_reduction_echoes_value(cls):
-    with pytest.raises(ConfigError, match=f"{cls.__name__}: reduction must be 'mean', 'sum' or "
-                                          "'none', got 'avg'"):
+    with pytest.raises(
+        ConfigError, match=f"{cls.__name__}: reduction must be 'mean', 'sum' or 'none', got 'avg'"
+    ):
         cls(reduction="avg")
 
 
@@ -382,11 +436,15 @@ def test_functional_invalid_reduction():
         F.mse_loss(np.ones(2), np.ones(2), reduction="average")
 
 
-@pytest.mark.parametrize("cls", [nn.MSELoss, nn.BCELoss, nn.BCEWithLogitsLoss],
-                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls", [nn.MSELoss, nn.BCELoss, nn.BCEWithLogitsLoss], ids=lambda c: c.__name__
+)
 def test_elementwise_shape_mismatch_names_loss_and_shapes(cls):
-    with pytest.raises(ShapeError, match=rf"{cls.__name__}: input shape \(5, 1\) and target "
-                                         rf"shape \(5,\) must be equal"):
+    with pytest.raises(
+        ShapeError,
+        match=rf"{cls.__name__}: input shape \(5, 1\) and target "
+        rf"shape \(5,\) must be equal",
+    ):
         cls()(np.full((5, 1), 0.5), np.ones(5))
 
 
@@ -394,10 +452,18 @@ def test_functional_equals_module():
     pairs = [
         (nn.MSELoss(reduction="sum"), lambda x, t: F.mse_loss(x, t, reduction="sum"), P, T),
         (nn.BCELoss(), F.binary_cross_entropy, P, T),
-        (nn.BCEWithLogitsLoss(pos_weight=[1.0, 2.0, 3.0]),
-         lambda x, t: F.binary_cross_entropy_with_logits(x, t, pos_weight=[1.0, 2.0, 3.0]), P, T),
-        (nn.CrossEntropyLoss(weight=W, label_smoothing=0.1),
-         lambda x, t: F.cross_entropy(x, t, weight=W, label_smoothing=0.1), Z, Y),
+        (
+            nn.BCEWithLogitsLoss(pos_weight=[1.0, 2.0, 3.0]),
+            lambda x, t: F.binary_cross_entropy_with_logits(x, t, pos_weight=[1.0, 2.0, 3.0]),
+            P,
+            T,
+        ),
+        (
+            nn.CrossEntropyLoss(weight=W, label_smoothing=0.1),
+            lambda x, t: F.cross_entropy(x, t, weight=W, label_smoothing=0.1),
+            Z,
+            Y,
+        ),
         (nn.NLLLoss(ignore_index=1), lambda x, t: F.nll_loss(x, t, ignore_index=1), Z, Y),
         (nn.HingeLoss(), F.hinge_loss, Z[:, 0], Y > 1),
     ]

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from nn_helpers import MLP, TOL, _compare_grads, _copy_into_torch, _run_both, _torch  # noqa: F401
 
 import chainrule as cr
 import chainrule.nn as nn
@@ -17,12 +18,10 @@ import chainrule.nn.functional as F
 from chainrule.errors import ConfigError, ShapeError
 from chainrule.gradcheck import gradcheck
 
-from nn_helpers import MLP, TOL, _compare_grads, _copy_into_torch, _run_both, _torch  # noqa: F401
-
-
 # ================================================================================================
 # Linear and init
 # ================================================================================================
+
 
 class TestLinear:
     def test_shapes_dtype_and_repr(self):
@@ -105,7 +104,8 @@ class TestInit:
             assert nn.init.calculate_gain(nl) == pytest.approx(torch.nn.init.calculate_gain(nl))
         for a in [None, 0.2, math.sqrt(5)]:
             assert nn.init.calculate_gain("leaky_relu", a) == pytest.approx(
-                torch.nn.init.calculate_gain("leaky_relu", a))
+                torch.nn.init.calculate_gain("leaky_relu", a)
+            )
         with pytest.raises(ConfigError, match="'swish'"):
             nn.init.calculate_gain("swish")
 
@@ -187,6 +187,7 @@ class TestInit:
 # activations, Flatten, Identity
 # ================================================================================================
 
+
 def _activation_pairs():
     torch = _torch()
     return [
@@ -213,10 +214,22 @@ class TestActivations:
         for ours, theirs in _activation_pairs():
             _run_both(ours, theirs, x)
 
-    @pytest.mark.parametrize("module", [nn.ReLU(), nn.LeakyReLU(0.1), nn.Tanh(), nn.Sigmoid(),
-                                        nn.Softmax(), nn.LogSoftmax(dim=0), nn.GELU(),
-                                        nn.GELU("tanh"), nn.Identity(), nn.Flatten()],
-                             ids=lambda m: repr(m))
+    @pytest.mark.parametrize(
+        "module",
+        [
+            nn.ReLU(),
+            nn.LeakyReLU(0.1),
+            nn.Tanh(),
+            nn.Sigmoid(),
+            nn.Softmax(),
+            nn.LogSoftmax(dim=0),
+            nn.GELU(),
+            nn.GELU("tanh"),
+            nn.Identity(),
+            nn.Flatten(),
+        ],
+        ids=lambda m: repr(m),
+    )
     def test_gradcheck(self, module):
         x = np.random.default_rng(1).uniform(0.1, 2.0, size=(3, 2, 2))
         x *= np.random.default_rng(2).choice([-1.0, 1.0], size=x.shape)  # away from kinks
@@ -240,6 +253,7 @@ class TestActivations:
 # ================================================================================================
 # Dropout
 # ================================================================================================
+
 
 class TestDropout:
     def test_p_validated(self):
@@ -298,11 +312,20 @@ class TestDropout:
 # BatchNorm1d
 # ================================================================================================
 
+
 class TestBatchNorm1d:
     @pytest.mark.parametrize("shape", [(8, 3), (5, 3, 4)])
-    @pytest.mark.parametrize("kw", [{}, dict(momentum=None), dict(affine=False),
-                                    dict(momentum=0.3, eps=1e-3), dict(bias=False)],
-                             ids=["default", "cumulative", "no-affine", "momentum", "no-bias"])
+    @pytest.mark.parametrize(
+        "kw",
+        [
+            {},
+            dict(momentum=None),
+            dict(affine=False),
+            dict(momentum=0.3, eps=1e-3),
+            dict(bias=False),
+        ],
+        ids=["default", "cumulative", "no-affine", "momentum", "no-bias"],
+    )
     def test_train_then_eval_matches_torch(self, shape, kw):
         torch = _torch()
         ours = nn.BatchNorm1d(3, **kw).double()
@@ -357,8 +380,12 @@ class TestBatchNorm1d:
         bn.running_var[...] = [0.5, 1.5, 2.0]
         x = cr.tensor(np.random.default_rng(0).normal(size=shape), requires_grad=True)
         rm, rv = bn.running_mean.copy(), bn.running_var.copy()
-        assert gradcheck(lambda x, w, b: F.batch_norm(x, rm.copy(), rv.copy(), w, b,
-                                                      training=training), x, bn.weight, bn.bias)
+        assert gradcheck(
+            lambda x, w, b: F.batch_norm(x, rm.copy(), rv.copy(), w, b, training=training),
+            x,
+            bn.weight,
+            bn.bias,
+        )
 
     def test_errors(self):
         bn = nn.BatchNorm1d(3)

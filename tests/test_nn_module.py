@@ -11,17 +11,16 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+from nn_helpers import MLP, TOL, _compare_grads, _copy_into_torch, _run_both, _torch  # noqa: F401
 
 import chainrule as cr
 import chainrule.nn as nn
 from chainrule.errors import ChainruleError, ConfigError, ModelFileError
 
-from nn_helpers import MLP, TOL, _compare_grads, _copy_into_torch, _run_both, _torch  # noqa: F401
-
-
 # ================================================================================================
 # Parameter
 # ================================================================================================
+
 
 class TestParameter:
     def test_defaults(self):
@@ -65,17 +64,30 @@ class TestParameter:
 # Module: registration, traversal, modes, dtypes
 # ================================================================================================
 
+
 class TestModule:
     def test_named_parameters_dotted_names_in_registration_order(self):
         names = [n for n, _ in MLP().named_parameters()]
-        assert names == ["scale", "hidden.weight", "hidden.bias", "layers.0.weight",
-                         "layers.0.bias", "layers.1.weight", "layers.1.bias", "head.1.weight",
-                         "head.1.bias"]
+        assert names == [
+            "scale",
+            "hidden.weight",
+            "hidden.bias",
+            "layers.0.weight",
+            "layers.0.bias",
+            "layers.1.weight",
+            "layers.1.bias",
+            "head.1.weight",
+            "head.1.bias",
+        ]
 
     def test_sequential_names(self):
         net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
-        assert [n for n, _ in net.named_parameters()] == ["0.weight", "0.bias", "2.weight",
-                                                          "2.bias"]
+        assert [n for n, _ in net.named_parameters()] == [
+            "0.weight",
+            "0.bias",
+            "2.weight",
+            "2.bias",
+        ]
 
     def test_names_match_torch(self):
         torch = _torch()
@@ -98,8 +110,7 @@ class TestModule:
         m = MLP()
         assert [type(c).__name__ for c in m.children()] == ["Linear", "ModuleList", "Sequential"]
         names = [n for n, _ in m.named_modules()]
-        assert names == ["", "hidden", "layers", "layers.0", "layers.1", "head", "head.0",
-                         "head.1"]
+        assert names == ["", "hidden", "layers", "layers.0", "layers.1", "head", "head.0", "head.1"]
         assert len(list(m.modules())) == 8
 
     def test_attribute_access_and_parameters(self):
@@ -192,6 +203,7 @@ class TestModule:
 
     def test_deepcopy_and_pickle(self):
         import pickle
+
         net = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
         for other in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
             assert isinstance(other[0].weight, nn.Parameter)
@@ -214,14 +226,24 @@ class TestModule:
 # state_dict / load_state_dict
 # ================================================================================================
 
+
 class TestStateDict:
     def test_round_trip(self):
         cr.manual_seed(1)
         a = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 3))
         a(np.random.default_rng(0).normal(size=(8, 2)))  # move the running statistics
         sd = a.state_dict()
-        assert list(sd) == ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean",
-                            "1.running_var", "1.num_batches_tracked", "3.weight", "3.bias"]
+        assert list(sd) == [
+            "0.weight",
+            "0.bias",
+            "1.weight",
+            "1.bias",
+            "1.running_mean",
+            "1.running_var",
+            "1.num_batches_tracked",
+            "3.weight",
+            "3.bias",
+        ]
         assert all(isinstance(v, np.ndarray) for v in sd.values())
         assert int(sd["1.num_batches_tracked"]) == 1
         sd["0.weight"][0, 0] = 123.0  # a copy: the model is untouched
@@ -252,7 +274,9 @@ class TestStateDict:
         a = nn.Linear(2, 3)
         sd = a.state_dict()
         sd["extra.weight"] = np.zeros((4, 4))
-        with pytest.raises(ModelFileError, match=r"unexpected key 'extra.weight' \(shape \(4, 4\)\)"):
+        with pytest.raises(
+            ModelFileError, match=r"unexpected key 'extra.weight' \(shape \(4, 4\)\)"
+        ):
             a.load_state_dict(sd)
 
     def test_shape_mismatch_names_key_and_both_shapes(self):
@@ -284,8 +308,9 @@ class TestStateDict:
     def test_torch_state_dicts_load_both_ways(self):
         torch = _torch()
         ours = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 2))
-        theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4),
-                                     torch.nn.Tanh(), torch.nn.Linear(4, 2))
+        theirs = torch.nn.Sequential(
+            torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Tanh(), torch.nn.Linear(4, 2)
+        )
         assert list(ours.state_dict()) == list(theirs.state_dict())
         ours.load_state_dict(theirs.state_dict())  # torch tensors are array-likes
         np.testing.assert_array_equal(ours[3].bias.data, theirs[3].bias.detach().numpy())
@@ -296,26 +321,47 @@ class TestStateDict:
 # printing: repr and summary
 # ================================================================================================
 
+
 class TestPrinting:
     def test_repr_matches_torch(self):
         torch = _torch()
-        ours = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.BatchNorm1d(16), nn.LeakyReLU(),
-                             nn.Sequential(nn.Tanh(), nn.Sigmoid()), nn.Softmax(dim=-1),
-                             nn.LogSoftmax(dim=1), nn.GELU(), nn.Flatten(), nn.Identity(),
-                             nn.Linear(16, 3, bias=False))
+        ours = nn.Sequential(
+            nn.Linear(2, 16),
+            nn.ReLU(),
+            nn.BatchNorm1d(16),
+            nn.LeakyReLU(),
+            nn.Sequential(nn.Tanh(), nn.Sigmoid()),
+            nn.Softmax(dim=-1),
+            nn.LogSoftmax(dim=1),
+            nn.GELU(),
+            nn.Flatten(),
+            nn.Identity(),
+            nn.Linear(16, 3, bias=False),
+        )
         theirs = torch.nn.Sequential(
-            torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.BatchNorm1d(16),
-            torch.nn.LeakyReLU(), torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Sigmoid()),
-            torch.nn.Softmax(dim=-1), torch.nn.LogSoftmax(dim=1), torch.nn.GELU(),
-            torch.nn.Flatten(), torch.nn.Identity(), torch.nn.Linear(16, 3, bias=False))
+            torch.nn.Linear(2, 16),
+            torch.nn.ReLU(),
+            torch.nn.BatchNorm1d(16),
+            torch.nn.LeakyReLU(),
+            torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Sigmoid()),
+            torch.nn.Softmax(dim=-1),
+            torch.nn.LogSoftmax(dim=1),
+            torch.nn.GELU(),
+            torch.nn.Flatten(),
+            torch.nn.Identity(),
+            torch.nn.Linear(16, 3, bias=False),
+        )
         assert repr(ours) == repr(theirs)
 
     def test_modulelist_repr_collapses_repeats_like_torch(self):
         torch = _torch()
 
         def build(m):
-            return m.Sequential(m.ModuleList([m.ReLU(), m.ReLU(), m.Tanh(), m.Linear(2, 2),
-                                              m.Linear(2, 2)]), m.ModuleList([]))
+            return m.Sequential(
+                m.ModuleList([m.ReLU(), m.ReLU(), m.Tanh(), m.Linear(2, 2), m.Linear(2, 2)]),
+                m.ModuleList([]),
+            )
+
         assert repr(build(nn)) == repr(build(torch.nn))
 
     def test_repr_nested_custom(self):
@@ -359,6 +405,7 @@ class TestPrinting:
 # containers
 # ================================================================================================
 
+
 class TestSequential:
     def test_indexing_len_iteration(self):
         a, b, c = nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)
@@ -391,8 +438,12 @@ class TestSequential:
 
     def test_ordered_dict(self):
         net = nn.Sequential(OrderedDict(hidden=nn.Linear(2, 3), act=nn.ReLU(), out=nn.Linear(3, 1)))
-        assert [n for n, _ in net.named_parameters()] == ["hidden.weight", "hidden.bias",
-                                                          "out.weight", "out.bias"]
+        assert [n for n, _ in net.named_parameters()] == [
+            "hidden.weight",
+            "hidden.bias",
+            "out.weight",
+            "out.bias",
+        ]
         assert net[2] is net.out
 
     def test_not_a_module(self):

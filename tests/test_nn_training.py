@@ -5,19 +5,17 @@ and, where torch is installed, against PyTorch with the same weights (forward va
 gradients at float64, to ~1e-10). Shared helpers: ``nn_helpers.py``.
 """
 
-
 import numpy as np
 import pytest
+from nn_helpers import MLP, TOL, _compare_grads, _copy_into_torch, _run_both, _torch  # noqa: F401
 
 import chainrule as cr
 import chainrule.nn as nn
 
-from nn_helpers import MLP, TOL, _compare_grads, _copy_into_torch, _run_both, _torch  # noqa: F401
-
-
 # ================================================================================================
 # a whole model: the same training trajectory as PyTorch
 # ================================================================================================
+
 
 def test_three_sgd_steps_follow_torch():
     torch = _torch()
@@ -26,8 +24,10 @@ def test_three_sgd_steps_follow_torch():
     y = rng.integers(0, 3, size=16)
     cr.manual_seed(0)
     ours = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)).double()
-    theirs = _copy_into_torch(ours, torch.nn.Sequential(
-        torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double())
+    theirs = _copy_into_torch(
+        ours,
+        torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double(),
+    )
     loss_o, loss_t = nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
     lr = 0.5
     for step in range(3):
@@ -46,8 +46,9 @@ def test_three_sgd_steps_follow_torch():
                 p.data -= lr * p.grad
     for (name, p), (tname, tp) in zip(ours.named_parameters(), theirs.named_parameters()):
         assert name == tname
-        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-10, atol=1e-10,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            p.data, tp.detach().numpy(), rtol=1e-10, atol=1e-10, err_msg=name
+        )
 
 
 def test_mlp_with_batchnorm_and_dropout_trains():
@@ -56,8 +57,9 @@ def test_mlp_with_batchnorm_and_dropout_trains():
     X = rng.normal(size=(64, 2)).astype(np.float32)
     y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
     cr.manual_seed(0)
-    net = nn.Sequential(nn.Linear(2, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.1),
-                        nn.Linear(32, 2))
+    net = nn.Sequential(
+        nn.Linear(2, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 2)
+    )
     loss_fn = nn.CrossEntropyLoss()
     first = None
     for _ in range(100):

@@ -20,8 +20,10 @@ pytest.importorskip("ipykernel")
 pytest.importorskip("matplotlib")
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-NOTEBOOKS = {"tutorial": ROOT / "docs" / "tutorial.ipynb",
-             "quickstart": ROOT / "docs" / "notebooks" / "quickstart.ipynb"}
+NOTEBOOKS = {
+    "tutorial": ROOT / "docs" / "tutorial.ipynb",
+    "quickstart": ROOT / "docs" / "notebooks" / "quickstart.ipynb",
+}
 
 PNG, SVG, HTML = "image/png", "image/svg+xml", "text/html"
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -34,10 +36,16 @@ def kernel_name(tmp_path_factory):
     spec = home / "kernels" / "chainrule-test"
     spec.mkdir(parents=True)
     pythonpath = os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "chainrule test kernel", "language": "python",
-        "env": {"PYTHONPATH": pythonpath}}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "chainrule test kernel",
+                "language": "python",
+                "env": {"PYTHONPATH": pythonpath},
+            }
+        )
+    )
     saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR")}
     os.environ["JUPYTER_PATH"] = str(home)
     os.environ["JUPYTER_RUNTIME_DIR"] = str(home / "runtime")
@@ -52,8 +60,9 @@ def kernel_name(tmp_path_factory):
 
 def execute(path, kernel_name, workdir):
     nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=120, kernel_name=kernel_name,
-                                     resources={"metadata": {"path": str(workdir)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=120, kernel_name=kernel_name, resources={"metadata": {"path": str(workdir)}}
+    )
     client.execute()
     return nb
 
@@ -73,7 +82,7 @@ def expected(source: str) -> set:
     last = source.strip().splitlines()[-1].strip()
     head = source.strip().split("\n\n")[-1]
     if "LivePlot" in source:
-        return {PNG, HTML}                    # the live picture, then the History
+        return {PNG, HTML}  # the live picture, then the History
     if last.startswith("cr.viz.graph(") or head.startswith("cr.viz.graph("):
         return {SVG}
     if head.startswith("plots.") or head.startswith("cr.viz.plots."):
@@ -85,8 +94,10 @@ def expected(source: str) -> set:
 
 @pytest.fixture(scope="module")
 def executed(kernel_name, tmp_path_factory):
-    return {name: execute(path, kernel_name, tmp_path_factory.mktemp(name))
-            for name, path in NOTEBOOKS.items()}
+    return {
+        name: execute(path, kernel_name, tmp_path_factory.mktemp(name))
+        for name, path in NOTEBOOKS.items()
+    }
 
 
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
@@ -98,8 +109,11 @@ def test_notebook_runs_and_displays_every_object(executed, name):
             continue
         kinds = mime_types(cell)
         where = f"{name} cell {i} ({cell.source.strip().splitlines()[-1][:60]!r})"
-        assert "error" not in kinds, where + ": " + "\n".join(
-            o.get("evalue", "") for o in cell.outputs if o["output_type"] == "error")
+        assert "error" not in kinds, (
+            where
+            + ": "
+            + "\n".join(o.get("evalue", "") for o in cell.outputs if o["output_type"] == "error")
+        )
         for out in cell.outputs:
             text = out.get("text", "") or out.get("data", {}).get("text/plain", "")
             assert "<Figure size" not in text, where + " printed a figure as text"
@@ -129,11 +143,23 @@ def test_tutorial_follows_the_notes_in_order():
     """The notes' section titles and definitions appear in the tutorial in the notes' order."""
     nb = nbformat.read(NOTEBOOKS["tutorial"], as_version=4)
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    order = ["Review: LLC as Neuron", "our first unit Σ is our **linear** component",
-             "missing** the **loss function", "LLC Forward-Pass", "Definition 1",
-             "$f(x) = x + 2$", "$h(g) = \\sin(g)$", "LLC Back-propagation", "(1)$$", "(2)$$",
-             "(3)$$", "Definition 2", "Summary of neural network gradient descent",
-             "Concept 3", "**Repeat** until satisfied"]
+    order = [
+        "Review: LLC as Neuron",
+        "our first unit Σ is our **linear** component",
+        "missing** the **loss function",
+        "LLC Forward-Pass",
+        "Definition 1",
+        "$f(x) = x + 2$",
+        "$h(g) = \\sin(g)$",
+        "LLC Back-propagation",
+        "(1)$$",
+        "(2)$$",
+        "(3)$$",
+        "Definition 2",
+        "Summary of neural network gradient descent",
+        "Concept 3",
+        "**Repeat** until satisfied",
+    ]
     positions = [text.find(s) for s in order]
     missing = [s for s, p in zip(order, positions, strict=True) if p < 0]
     assert not missing, missing

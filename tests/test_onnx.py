@@ -79,15 +79,15 @@ LAYERS = [
 
 
 @pytest.mark.parametrize("name,make,shape,opsets,loads", LAYERS, ids=[c[0] for c in LAYERS])
-def test_every_layer_runs_in_onnxruntime_as_in_chainrule(tmp_path, name, make, shape, opsets,
-                                                         loads):
+def test_every_layer_runs_in_onnxruntime_as_in_chainrule(
+    tmp_path, name, make, shape, opsets, loads
+):
     cr.manual_seed(0)
     layer = make()
     X = np.random.default_rng(0).normal(size=(7,) + shape).astype(np.float32)
     ref = chainrule_out(layer, X)
     for opset in opsets:
-        path = cro.export(layer, tmp_path / f"{name}-{opset}.onnx", opset=opset,
-                          input_shape=shape)
+        path = cro.export(layer, tmp_path / f"{name}-{opset}.onnx", opset=opset, input_shape=shape)
         model = onnx.load(path)
         onnx.checker.check_model(model, full_check=True)
         assert [i.name for i in model.graph.input] == ["X"]
@@ -103,23 +103,43 @@ def test_every_layer_runs_in_onnxruntime_as_in_chainrule(tmp_path, name, make, s
 
 
 def classifier(n_in=4, n_out=3):
-    return nn.Sequential(nn.Linear(n_in, 16), nn.ReLU(), nn.Linear(16, 16), nn.Tanh(),
-                         nn.Linear(16, n_out))
+    return nn.Sequential(
+        nn.Linear(n_in, 16), nn.ReLU(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, n_out)
+    )
 
 
 def regressor(n_in=5):
-    return nn.Sequential(nn.Linear(n_in, 32), nn.GELU(), _bn(32), nn.Dropout(0.2),
-                         nn.Linear(32, 8), nn.LeakyReLU(0.2), nn.Sigmoid(), nn.Linear(8, 1))
+    return nn.Sequential(
+        nn.Linear(n_in, 32),
+        nn.GELU(),
+        _bn(32),
+        nn.Dropout(0.2),
+        nn.Linear(32, 8),
+        nn.LeakyReLU(0.2),
+        nn.Sigmoid(),
+        nn.Linear(8, 1),
+    )
 
 
 def sequence_net():
     """(N, 3, 4) in: Linear on the last axis, BatchNorm over 3 channels, Flatten, Linear."""
-    return nn.Sequential(nn.Linear(4, 6), _bn(3), nn.Flatten(), nn.Linear(18, 10),
-                         nn.GELU("tanh"), nn.Identity(), nn.Linear(10, 5), nn.LogSoftmax(dim=1))
+    return nn.Sequential(
+        nn.Linear(4, 6),
+        _bn(3),
+        nn.Flatten(),
+        nn.Linear(18, 10),
+        nn.GELU("tanh"),
+        nn.Identity(),
+        nn.Linear(10, 5),
+        nn.LogSoftmax(dim=1),
+    )
 
 
-NETS = {"classifier": (classifier, (4,)), "regressor": (regressor, (5,)),
-        "sequence": (sequence_net, (3, 4))}
+NETS = {
+    "classifier": (classifier, (4,)),
+    "regressor": (regressor, (5,)),
+    "sequence": (sequence_net, (3, 4)),
+}
 
 
 @pytest.mark.parametrize("net_name", list(NETS))
@@ -149,8 +169,19 @@ def test_exported_graph_uses_standard_operators_only(tmp_path):
     model = onnx.load(path)
     assert {o.domain for o in model.opset_import} == {""}
     assert [n.op_type for n in model.graph.node] == [
-        "Gemm", "Mul", "Erf", "Add", "Mul", "Mul", "BatchNormalization", "Identity", "Gemm",
-        "LeakyRelu", "Sigmoid", "Gemm"]
+        "Gemm",
+        "Mul",
+        "Erf",
+        "Add",
+        "Mul",
+        "Mul",
+        "BatchNormalization",
+        "Identity",
+        "Gemm",
+        "LeakyRelu",
+        "Sigmoid",
+        "Gemm",
+    ]
     path20 = cro.export(regressor(), tmp_path / "r20.onnx", opset=20)
     assert "Gelu" in [n.op_type for n in onnx.load(path20).graph.node]
 
@@ -164,6 +195,7 @@ def test_export_restores_training_mode(tmp_path):
 
 
 # --- model files written by the command -----------------------------------------------------
+
 
 def command(*args, cwd):
     """``chainrule ARGS`` in this process (the same entry point as the installed command):
@@ -200,25 +232,49 @@ def command_models(tmp_path_factory):
     names = np.array(["low", "mid", "high"])
     score = X[:, 0] + (X[:, 1] - 50) / 10
     labels = names[np.digitize(score, [-0.7, 0.7])]
-    write_csv(d / "cls.csv", ["a", "b", "c", "kind"],
-              [[*np.round(x, 5), lab] for x, lab in zip(X, labels, strict=True)])
+    write_csv(
+        d / "cls.csv",
+        ["a", "b", "c", "kind"],
+        [[*np.round(x, 5), lab] for x, lab in zip(X, labels, strict=True)],
+    )
     y = 3 * X[:, 0] - 0.2 * X[:, 1] + 1000 + rng.normal(scale=0.1, size=300)
-    write_csv(d / "reg.csv", ["a", "b", "c", "price"],
-              [[*np.round(x, 5), round(v, 4)] for x, v in zip(X, y, strict=True)])
+    write_csv(
+        d / "reg.csv",
+        ["a", "b", "c", "price"],
+        [[*np.round(x, 5), round(v, 4)] for x, v in zip(X, y, strict=True)],
+    )
     binary = np.where(score > 0, "yes", "no")
-    write_csv(d / "bin.csv", ["a", "b", "c", "ok"],
-              [[*np.round(x, 5), lab] for x, lab in zip(X, binary, strict=True)])
-    runs = {"cls": ("cls.csv", "kind", []), "reg": ("reg.csv", "price", []),
-            "bce_logits": ("bin.csv", "ok", ["--loss", "bce_with_logits"]),
-            "bce": ("bin.csv", "ok", ["--loss", "bce"]),
-            "hinge": ("bin.csv", "ok", ["--loss", "hinge"])}
+    write_csv(
+        d / "bin.csv",
+        ["a", "b", "c", "ok"],
+        [[*np.round(x, 5), lab] for x, lab in zip(X, binary, strict=True)],
+    )
+    runs = {
+        "cls": ("cls.csv", "kind", []),
+        "reg": ("reg.csv", "price", []),
+        "bce_logits": ("bin.csv", "ok", ["--loss", "bce_with_logits"]),
+        "bce": ("bin.csv", "ok", ["--loss", "bce"]),
+        "hinge": ("bin.csv", "ok", ["--loss", "hinge"]),
+    }
     for name, (data, target, extra) in runs.items():
-        code, _, err = command("train", "--data", data, "--target", target, "--epochs", "15",
-                               "-q", "--hidden", "8,8", "--out", f"{name}.safetensors", *extra,
-                               cwd=d)
+        code, _, err = command(
+            "train",
+            "--data",
+            data,
+            "--target",
+            target,
+            "--epochs",
+            "15",
+            "-q",
+            "--hidden",
+            "8,8",
+            "--out",
+            f"{name}.safetensors",
+            *extra,
+            cwd=d,
+        )
         assert code == 0, err
-        code, out, err = command("export", f"{name}.safetensors", "--onnx", f"{name}.onnx",
-                                 cwd=d)
+        code, out, err = command("export", f"{name}.safetensors", "--onnx", f"{name}.onnx", cwd=d)
         assert code == 0, err
         assert f"wrote {name}.onnx" in out
     return d, X.astype(np.float32)
@@ -253,8 +309,9 @@ def test_command_classifier_file_exports_with_its_preprocessing(command_models):
     assert printed == [meta["class_names"][i] for i in label]
 
 
-@pytest.mark.parametrize("name,kind", [("bce_logits", "logit"), ("bce", "probability"),
-                                       ("hinge", "logit")])
+@pytest.mark.parametrize(
+    "name,kind", [("bce_logits", "logit"), ("bce", "probability"), ("hinge", "logit")]
+)
 def test_command_binary_files_export(command_models, name, kind):
     d, X = command_models
     out, pre = file_outputs(d / f"{name}.safetensors", X)
@@ -289,10 +346,11 @@ def test_command_regressor_file_predicts_in_target_units(command_models):
 def test_export_command_errors(command_models):
     d, _ = command_models
     for args, message in [
-            (("cls.safetensors", "--onnx", "x.onnx", "--opset", "7"), "export: opset must be"),
-            (("missing.safetensors", "--onnx", "x.onnx"), "not found"),
-            (("cls.safetensors", "--onnx", "cls.safetensors"), "is the same file as the input MODEL"),
-            (("cls.safetensors", "--onnx", "nofolder/x.onnx"), "does not exist")]:
+        (("cls.safetensors", "--onnx", "x.onnx", "--opset", "7"), "export: opset must be"),
+        (("missing.safetensors", "--onnx", "x.onnx"), "not found"),
+        (("cls.safetensors", "--onnx", "cls.safetensors"), "is the same file as the input MODEL"),
+        (("cls.safetensors", "--onnx", "nofolder/x.onnx"), "does not exist"),
+    ]:
         code, out, err = command("export", *args, cwd=d)
         assert code == 1 and err.startswith("error: ") and message in err, (args, err)
         assert len(err.strip().splitlines()) == 1
@@ -302,6 +360,7 @@ def test_export_command_errors(command_models):
 
 
 # --- errors ---------------------------------------------------------------------------------
+
 
 class Doubler(nn.Module):
     def forward(self, x):
@@ -325,11 +384,13 @@ def test_unexportable_layer_is_named(tmp_path):
 
 def _graph_file(path, nodes, inits, n_in=3, out="y", n_out=None):
     h = onnx.helper
-    graph = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
-                                                               ["N", n_in])],
-                         [h.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None)],
-                         [onnx.numpy_helper.from_array(np.asarray(v, np.float32), k)
-                          for k, v in inits.items()])
+    graph = h.make_graph(
+        nodes,
+        "g",
+        [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", n_in])],
+        [h.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None)],
+        [onnx.numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()],
+    )
     onnx.save(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)]), path)
     return path
 
@@ -337,25 +398,37 @@ def _graph_file(path, nodes, inits, n_in=3, out="y", n_out=None):
 def test_load_names_the_first_unsupported_operator(tmp_path):
     h = onnx.helper
     w = np.ones((3, 4), np.float32)
-    path = _graph_file(tmp_path / "u.onnx", [
-        h.make_node("MatMul", ["x", "w"], ["a"], name="mm"),
-        h.make_node("Relu", ["a"], ["b"], name="act"),
-        h.make_node("Elu", ["b"], ["c"], name="strange"),
-        h.make_node("Selu", ["c"], ["y"], name="stranger")], {"w": w})
-    with pytest.raises(cr.ModelFileError,
-                       match=r"node 2 'strange' \(Elu\) is not supported: .*Gemm"):
+    path = _graph_file(
+        tmp_path / "u.onnx",
+        [
+            h.make_node("MatMul", ["x", "w"], ["a"], name="mm"),
+            h.make_node("Relu", ["a"], ["b"], name="act"),
+            h.make_node("Elu", ["b"], ["c"], name="strange"),
+            h.make_node("Selu", ["c"], ["y"], name="stranger"),
+        ],
+        {"w": w},
+    )
+    with pytest.raises(
+        cr.ModelFileError, match=r"node 2 'strange' \(Elu\) is not supported: .*Gemm"
+    ):
         cro.load(path)
 
 
 def test_load_refuses_graphs_that_are_not_chains(tmp_path):
     h = onnx.helper
-    path = _graph_file(tmp_path / "res.onnx", [
-        h.make_node("Relu", ["x"], ["a"], name="act"),
-        h.make_node("Add", ["a", "x"], ["y"], name="residual")], {})
+    path = _graph_file(
+        tmp_path / "res.onnx",
+        [
+            h.make_node("Relu", ["x"], ["a"], name="act"),
+            h.make_node("Add", ["a", "x"], ["y"], name="residual"),
+        ],
+        {},
+    )
     with pytest.raises(cr.ModelFileError, match="used by several nodes|chain-shaped"):
         cro.load(path)
-    path = _graph_file(tmp_path / "mm.onnx", [
-        h.make_node("MatMul", ["x", "x"], ["y"], name="square")], {})
+    path = _graph_file(
+        tmp_path / "mm.onnx", [h.make_node("MatMul", ["x", "x"], ["y"], name="square")], {}
+    )
     with pytest.raises(cr.ModelFileError, match="square"):
         cro.load(path)
 
@@ -369,10 +442,20 @@ def test_load_bad_files(tmp_path):
     # external data that went missing
     path = cro.export(classifier(), tmp_path / "c.onnx")
     model = onnx.load(path)
-    onnx.save(model, tmp_path / "ext.onnx", save_as_external_data=True,
-              all_tensors_to_one_file=True, location="ext.data", size_threshold=0)
-    np.testing.assert_allclose(chainrule_out(cro.load(tmp_path / "ext.onnx"), np.ones((2, 4))),
-                               chainrule_out(cro.load(path), np.ones((2, 4))), rtol=0, atol=0)
+    onnx.save(
+        model,
+        tmp_path / "ext.onnx",
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="ext.data",
+        size_threshold=0,
+    )
+    np.testing.assert_allclose(
+        chainrule_out(cro.load(tmp_path / "ext.onnx"), np.ones((2, 4))),
+        chainrule_out(cro.load(path), np.ones((2, 4))),
+        rtol=0,
+        atol=0,
+    )
     os.remove(tmp_path / "ext.data")
     with pytest.raises(cr.ModelFileError, match="external data"):
         cro.load(tmp_path / "ext.onnx")
@@ -398,6 +481,7 @@ def test_loaded_network_can_be_explained_trained_and_saved(tmp_path):
 
 # --- networks exported by PyTorch -----------------------------------------------------------
 
+
 def torch_nets(torch):
     tnn = torch.nn
     torch.manual_seed(0)
@@ -415,28 +499,95 @@ def torch_nets(torch):
         return bn(c, tnn.BatchNorm2d)
 
     return {
-        "classifier": (tnn.Sequential(tnn.Linear(4, 16), tnn.ReLU(), tnn.Linear(16, 16),
-                                      tnn.Tanh(), tnn.Linear(16, 3), tnn.Softmax(dim=1)), (4,)),
-        "regressor": (tnn.Sequential(tnn.Linear(5, 32), tnn.GELU(), bn(32), tnn.Dropout(0.2),
-                                     tnn.Linear(32, 8), tnn.LeakyReLU(0.2), tnn.Sigmoid(),
-                                     tnn.Linear(8, 1)), (5,)),
-        "sequence": (tnn.Sequential(tnn.Linear(4, 6), bn(3), tnn.Flatten(), tnn.Linear(18, 10),
-                                    tnn.GELU("tanh"), tnn.Identity(), tnn.Linear(10, 5),
-                                    tnn.LogSoftmax(dim=1)), (3, 4)),
+        "classifier": (
+            tnn.Sequential(
+                tnn.Linear(4, 16),
+                tnn.ReLU(),
+                tnn.Linear(16, 16),
+                tnn.Tanh(),
+                tnn.Linear(16, 3),
+                tnn.Softmax(dim=1),
+            ),
+            (4,),
+        ),
+        "regressor": (
+            tnn.Sequential(
+                tnn.Linear(5, 32),
+                tnn.GELU(),
+                bn(32),
+                tnn.Dropout(0.2),
+                tnn.Linear(32, 8),
+                tnn.LeakyReLU(0.2),
+                tnn.Sigmoid(),
+                tnn.Linear(8, 1),
+            ),
+            (5,),
+        ),
+        "sequence": (
+            tnn.Sequential(
+                tnn.Linear(4, 6),
+                bn(3),
+                tnn.Flatten(),
+                tnn.Linear(18, 10),
+                tnn.GELU("tanh"),
+                tnn.Identity(),
+                tnn.Linear(10, 5),
+                tnn.LogSoftmax(dim=1),
+            ),
+            (3, 4),
+        ),
         "wide": (tnn.Sequential(tnn.Linear(64, 512), tnn.ReLU(), tnn.Linear(512, 10)), (64,)),
-        "cnn1d": (tnn.Sequential(tnn.Unflatten(1, (1, 40)), tnn.Conv1d(1, 8, 5, padding=2),
-                                 bn(8), tnn.ReLU(), tnn.MaxPool1d(2), tnn.Conv1d(8, 8, 3),
-                                 tnn.GELU(), tnn.AvgPool1d(3), tnn.Flatten(),
-                                 tnn.Linear(48, 10)), (40,)),
-        "cnn2d": (tnn.Sequential(tnn.Conv2d(1, 4, 3, padding=1), bn2(4), tnn.ReLU(),
-                                 tnn.MaxPool2d(2), tnn.Conv2d(4, 8, 3), tnn.LeakyReLU(0.1),
-                                 tnn.AvgPool2d(2), tnn.Flatten(), tnn.Linear(32, 10),
-                                 tnn.LogSoftmax(dim=1)), (1, 12, 12)),
-        "mixed": (tnn.Sequential(tnn.Linear(4, 6), bn(3), tnn.Flatten(), tnn.Linear(18, 600),
-                                 tnn.GELU(), tnn.Dropout(0.1), tnn.Linear(600, 32),
-                                 tnn.LeakyReLU(0.2), tnn.Sigmoid(), bn(32), tnn.Tanh(),
-                                 tnn.Linear(32, 10), tnn.ReLU(), tnn.GELU("tanh"),
-                                 tnn.Identity(), tnn.LogSoftmax(dim=1)), (3, 4)),
+        "cnn1d": (
+            tnn.Sequential(
+                tnn.Unflatten(1, (1, 40)),
+                tnn.Conv1d(1, 8, 5, padding=2),
+                bn(8),
+                tnn.ReLU(),
+                tnn.MaxPool1d(2),
+                tnn.Conv1d(8, 8, 3),
+                tnn.GELU(),
+                tnn.AvgPool1d(3),
+                tnn.Flatten(),
+                tnn.Linear(48, 10),
+            ),
+            (40,),
+        ),
+        "cnn2d": (
+            tnn.Sequential(
+                tnn.Conv2d(1, 4, 3, padding=1),
+                bn2(4),
+                tnn.ReLU(),
+                tnn.MaxPool2d(2),
+                tnn.Conv2d(4, 8, 3),
+                tnn.LeakyReLU(0.1),
+                tnn.AvgPool2d(2),
+                tnn.Flatten(),
+                tnn.Linear(32, 10),
+                tnn.LogSoftmax(dim=1),
+            ),
+            (1, 12, 12),
+        ),
+        "mixed": (
+            tnn.Sequential(
+                tnn.Linear(4, 6),
+                bn(3),
+                tnn.Flatten(),
+                tnn.Linear(18, 600),
+                tnn.GELU(),
+                tnn.Dropout(0.1),
+                tnn.Linear(600, 32),
+                tnn.LeakyReLU(0.2),
+                tnn.Sigmoid(),
+                bn(32),
+                tnn.Tanh(),
+                tnn.Linear(32, 10),
+                tnn.ReLU(),
+                tnn.GELU("tanh"),
+                tnn.Identity(),
+                tnn.LogSoftmax(dim=1),
+            ),
+            (3, 4),
+        ),
     }
 
 
@@ -444,11 +595,16 @@ def torch_export(torch, net, shape, path, dynamo, opset=None):
     x = torch.randn((2,) + shape)
     kwargs = {"input_names": ["X"], "output_names": ["out"]}
     if dynamo:
-        kwargs.update(dynamo=True, dynamic_shapes=({0: torch.export.Dim("N", min=2)},),
-                      external_data=True, verbose=False)
+        kwargs.update(
+            dynamo=True,
+            dynamic_shapes=({0: torch.export.Dim("N", min=2)},),
+            external_data=True,
+            verbose=False,
+        )
     else:
         kwargs.update(dynamo=False, dynamic_axes={"X": {0: "N"}}, opset_version=opset or 17)
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(net, (x,), os.fspath(path), **kwargs)
@@ -467,8 +623,7 @@ def compare_with_torch(torch, net, shape, path):
     return loaded, float(np.abs(got - ref).max())
 
 
-@pytest.mark.parametrize("name", ["classifier", "regressor", "sequence", "wide", "cnn1d",
-                                  "cnn2d"])
+@pytest.mark.parametrize("name", ["classifier", "regressor", "sequence", "wide", "cnn1d", "cnn2d"])
 def test_torchscript_exporter_networks_load(tmp_path, name):
     torch = pytest.importorskip("torch")
     if name.startswith("cnn") and not HAS_CONV:
@@ -497,8 +652,7 @@ def test_dynamo_exporter_network_loads(tmp_path):
         try:
             torch_export(torch, net, shape, path, True)
         except Exception as err:  # noqa: BLE001 - the exporter itself may fail offline
-            pytest.skip(f"torch.onnx.export(dynamo=True) failed here: {type(err).__name__}: "
-                        f"{err}")
+            pytest.skip(f"torch.onnx.export(dynamo=True) failed here: {type(err).__name__}: {err}")
         if name == "mixed":
             data = [f for f in os.listdir(path.parent) if f != path.name]
             assert data and sum(os.path.getsize(path.parent / f) for f in data) > 40_000
@@ -506,6 +660,7 @@ def test_dynamo_exporter_network_loads(tmp_path):
 
 
 # --- estimators from chainrule.sklearn --------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ["classifier", "classifier-numbers", "regressor", "regressor-2"])
 def test_estimators_export_with_their_preprocessing(tmp_path, kind):
@@ -516,7 +671,8 @@ def test_estimators_export_with_their_preprocessing(tmp_path, kind):
     score = X[:, 0] + (X[:, 1] - 50) / 10
     if kind.startswith("classifier"):
         y = (np.array(["a", "b", "c"]) if kind == "classifier" else np.array([3, 7, 9]))[
-            np.digitize(score, [-0.7, 0.7])]
+            np.digitize(score, [-0.7, 0.7])
+        ]
         est = sk.NetClassifier(hidden=(8,), epochs=5, random_state=0).fit(X, y)
     else:
         y = 3 * X[:, 0] + 100 if kind == "regressor" else np.stack([score, 2 * X[:, 2] - 5], 1)
@@ -555,19 +711,31 @@ def _bn2(*args, **kwargs):
 # (id, factory, one sample's shape, loads back with chainrule.onnx.load)
 CONV_LAYERS = [
     ("conv1d", lambda: nn.Conv1d(2, 4, 3), (2, 10), True),
-    ("conv1d-strided-dilated-grouped",
-     lambda: nn.Conv1d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2), (4, 12), True),
+    (
+        "conv1d-strided-dilated-grouped",
+        lambda: nn.Conv1d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2),
+        (4, 12),
+        True,
+    ),
     ("conv1d-same-even", lambda: nn.Conv1d(2, 3, 4, padding="same"), (2, 9), True),
-    ("conv2d", lambda: nn.Conv2d(3, 5, (3, 2), stride=(2, 1), padding=(1, 0), bias=False),
-     (3, 8, 7), True),
+    (
+        "conv2d",
+        lambda: nn.Conv2d(3, 5, (3, 2), stride=(2, 1), padding=(1, 0), bias=False),
+        (3, 8, 7),
+        True,
+    ),
     ("conv2d-same", lambda: nn.Conv2d(2, 4, 3, padding="same"), (2, 6, 6), True),
     ("maxpool1d", lambda: nn.MaxPool1d(3, stride=2, padding=1), (3, 11), True),
     ("maxpool2d", lambda: nn.MaxPool2d(2), (2, 6, 7), True),
     ("maxpool2d-ceil", lambda: nn.MaxPool2d(3, stride=2, ceil_mode=True), (2, 8, 8), True),
     ("maxpool2d-dilated", lambda: nn.MaxPool2d(2, dilation=2, padding=1), (2, 7, 7), True),
     ("avgpool1d", lambda: nn.AvgPool1d(3, stride=2, padding=1), (3, 11), True),
-    ("avgpool1d-exclude-pad",
-     lambda: nn.AvgPool1d(3, stride=2, padding=1, count_include_pad=False), (3, 11), True),
+    (
+        "avgpool1d-exclude-pad",
+        lambda: nn.AvgPool1d(3, stride=2, padding=1, count_include_pad=False),
+        (3, 11),
+        True,
+    ),
     ("avgpool2d-ceil", lambda: nn.AvgPool2d(3, stride=2, ceil_mode=True), (2, 8, 8), True),
     ("avgpool2d-divisor", lambda: nn.AvgPool2d(2, divisor_override=3), (2, 6, 6), False),
     ("adaptive1d-global", lambda: nn.AdaptiveAvgPool1d(1), (3, 10), True),
@@ -584,8 +752,7 @@ CONV_LAYERS = [
 
 @needs_conv
 @pytest.mark.parametrize("name,make,shape,loads", CONV_LAYERS, ids=[c[0] for c in CONV_LAYERS])
-def test_every_conv_layer_runs_in_onnxruntime_as_in_chainrule(tmp_path, name, make, shape,
-                                                              loads):
+def test_every_conv_layer_runs_in_onnxruntime_as_in_chainrule(tmp_path, name, make, shape, loads):
     cr.manual_seed(0)
     layer = make()
     X = np.random.default_rng(0).normal(size=(5,) + shape).astype(np.float32)
@@ -601,15 +768,33 @@ def test_every_conv_layer_runs_in_onnxruntime_as_in_chainrule(tmp_path, name, ma
 
 
 def cnn1d():
-    return nn.Sequential(nn.Unflatten(1, (1, 40)), nn.Conv1d(1, 8, 5, padding=2), _bn(8),
-                         nn.ReLU(), nn.MaxPool1d(2), nn.Conv1d(8, 8, 3), nn.GELU(),
-                         nn.AdaptiveAvgPool1d(6), nn.Flatten(), nn.Linear(48, 10))
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 40)),
+        nn.Conv1d(1, 8, 5, padding=2),
+        _bn(8),
+        nn.ReLU(),
+        nn.MaxPool1d(2),
+        nn.Conv1d(8, 8, 3),
+        nn.GELU(),
+        nn.AdaptiveAvgPool1d(6),
+        nn.Flatten(),
+        nn.Linear(48, 10),
+    )
 
 
 def cnn2d():
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), _bn2(4), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(4, 8, 3), nn.LeakyReLU(0.1), nn.AvgPool2d(2), nn.Flatten(),
-                         nn.Linear(8 * 2 * 2, 10), nn.LogSoftmax(dim=1))
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        _bn2(4),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 8, 3),
+        nn.LeakyReLU(0.1),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(8 * 2 * 2, 10),
+        nn.LogSoftmax(dim=1),
+    )
 
 
 if HAS_CONV:
@@ -625,17 +810,22 @@ def test_cnn_model_file_exports_with_its_preprocessing(tmp_path):
     net = cnn1d()
     X = (np.random.default_rng(0).normal(size=(30, 40)) * 3 + 1).astype(np.float32)
     scaler = Standardizer().fit(X)
-    pre = {"feature_names": [f"x{i}" for i in range(40)], "standardizer": scaler.to_dict(),
-           "task": "classification", "target": "digit",
-           "label_names": [str(i) for i in range(10)], "output": "logits",
-           "loss": "cross_entropy", "id_columns": []}
+    pre = {
+        "feature_names": [f"x{i}" for i in range(40)],
+        "standardizer": scaler.to_dict(),
+        "task": "classification",
+        "target": "digit",
+        "label_names": [str(i) for i in range(10)],
+        "output": "logits",
+        "loss": "cross_entropy",
+        "id_columns": [],
+    }
     cr.save(net, tmp_path / "cnn.safetensors", preprocessing=pre)
     path = cro.export(tmp_path / "cnn.safetensors", tmp_path / "cnn.onnx")
     out, _ = file_outputs(tmp_path / "cnn.safetensors", X)
     label, proba = run_onnx(path, X, ["label", "probabilities"])
     z = out - out.max(1, keepdims=True)
-    np.testing.assert_allclose(proba, np.exp(z) / np.exp(z).sum(1, keepdims=True), rtol=0,
-                               atol=TOL)
+    np.testing.assert_allclose(proba, np.exp(z) / np.exp(z).sum(1, keepdims=True), rtol=0, atol=TOL)
     assert np.array_equal(label, out.argmax(1))
 
 
@@ -646,8 +836,19 @@ def test_command_cnn_file_exports(tmp_path):
     pytest.importorskip("sklearn")
     from chainrule.data import load_dataset
 
-    code, _, err = command("train", "--dataset", "digits", "--conv", "4", "--epochs", "1", "-q",
-                           "--out", "d.safetensors", cwd=tmp_path)
+    code, _, err = command(
+        "train",
+        "--dataset",
+        "digits",
+        "--conv",
+        "4",
+        "--epochs",
+        "1",
+        "-q",
+        "--out",
+        "d.safetensors",
+        cwd=tmp_path,
+    )
     assert code == 0, err
     code, _, err = command("export", "d.safetensors", "--onnx", "d.onnx", cwd=tmp_path)
     assert code == 0, err
@@ -656,6 +857,5 @@ def test_command_cnn_file_exports(tmp_path):
     assert any(type(m).__name__ == "Conv2d" for m in cr.load(tmp_path / "d.safetensors"))
     label, proba = run_onnx(tmp_path / "d.onnx", X, ["label", "probabilities"])
     z = out - out.max(1, keepdims=True)
-    np.testing.assert_allclose(proba, np.exp(z) / np.exp(z).sum(1, keepdims=True), rtol=0,
-                               atol=TOL)
+    np.testing.assert_allclose(proba, np.exp(z) / np.exp(z).sum(1, keepdims=True), rtol=0, atol=TOL)
     assert np.array_equal(label, out.argmax(1))

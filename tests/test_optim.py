@@ -32,8 +32,7 @@ SHAPES = [(8, 4), (8,), (3, 8), (3,)]
 def make_problem(seed=0, steps=20, batch=16):
     rng = np.random.default_rng(seed)
     init = [rng.normal(scale=0.5, size=s) for s in SHAPES]
-    batches = [(rng.normal(size=(batch, 4)), rng.integers(0, 3, size=batch))
-               for _ in range(steps)]
+    batches = [(rng.normal(size=(batch, 4)), rng.integers(0, 3, size=batch)) for _ in range(steps)]
     return init, batches
 
 
@@ -94,8 +93,9 @@ def assert_same_trajectory(ours, theirs, tol=1e-10):
     assert len(ours) == len(theirs)
     for step, (a, b) in enumerate(zip(ours, theirs)):
         for j, (pa, pb) in enumerate(zip(a, b)):
-            np.testing.assert_allclose(pa, pb, rtol=tol, atol=tol,
-                                       err_msg=f"step {step + 1}, parameter {j}")
+            np.testing.assert_allclose(
+                pa, pb, rtol=tol, atol=tol, err_msg=f"step {step + 1}, parameter {j}"
+            )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -116,8 +116,10 @@ CONFIGS = [
     ("Adam", {"lr": 0.01}),
     ("Adam", {"lr": 0.01, "amsgrad": True}),
     ("Adam", {"lr": 0.01, "weight_decay": 0.1}),
-    ("Adam", {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.05,
-              "amsgrad": True}),
+    (
+        "Adam",
+        {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.05, "amsgrad": True},
+    ),
     ("Adam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}),
     ("Adam", {"lr": 0.01, "maximize": True}),
     ("AdamW", {}),
@@ -151,13 +153,16 @@ def test_trajectory_matches_torch(torch, name, kwargs):
     assert moved > 1e-3, "the test should move the parameters"
 
 
-@pytest.mark.parametrize("name,kwargs", [
-    ("SGD", {"lr": 0.1, "momentum": 0.9}),
-    ("Adam", {"lr": 0.01, "amsgrad": True}),
-    ("AdamW", {"lr": 0.01}),
-    ("RMSprop", {"lr": 1e-3, "centered": True, "momentum": 0.5}),
-    ("Adagrad", {"lr": 0.1, "lr_decay": 0.05}),
-])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("SGD", {"lr": 0.1, "momentum": 0.9}),
+        ("Adam", {"lr": 0.01, "amsgrad": True}),
+        ("AdamW", {"lr": 0.01}),
+        ("RMSprop", {"lr": 1e-3, "centered": True, "momentum": 0.5}),
+        ("Adagrad", {"lr": 0.1, "lr_decay": 0.05}),
+    ],
+)
 def test_params_without_grad_are_skipped_like_torch(torch, name, kwargs):
     """b1 has no gradient on every third step, W2 on the first four: their state waits."""
     init, batches = make_problem(seed=3)
@@ -169,11 +174,10 @@ def test_params_without_grad_are_skipped_like_torch(torch, name, kwargs):
     theirs = torch_params(torch, init)
     opt = getattr(optim, name)(ours, **kwargs)
     a = train_ours(ours, opt, batches, drop=drop)
-    b = train_torch(torch, theirs, getattr(torch.optim, name)(theirs, **kwargs), batches,
-                    drop=drop)
+    b = train_torch(torch, theirs, getattr(torch.optim, name)(theirs, **kwargs), batches, drop=drop)
     assert_same_trajectory(a, b)
-    np.testing.assert_array_equal(a[0][1], init[1])     # b1 untouched at step 1
-    np.testing.assert_array_equal(a[3][2], init[2])     # W2 untouched for 4 steps
+    np.testing.assert_array_equal(a[0][1], init[1])  # b1 untouched at step 1
+    np.testing.assert_array_equal(a[3][2], init[2])  # W2 untouched for 4 steps
     if "step" in opt.state[ours[2]]:
         assert opt.state[ours[2]]["step"] == len(batches) - 4
 
@@ -197,27 +201,34 @@ def test_param_without_grad_is_untouched_and_stateless():
 # parameter groups
 # ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,defaults,first,second", [
-    ("SGD", {"lr": 0.1}, {"lr": 0.02}, {"momentum": 0.9, "nesterov": True}),
-    ("Adam", {"lr": 0.01}, {"lr": 0.001, "betas": (0.8, 0.9)}, {"weight_decay": 0.1}),
-    ("RMSprop", {"lr": 1e-3}, {"centered": True}, {"lr": 1e-2, "momentum": 0.3}),
-    ("Adagrad", {"lr": 0.1}, {"lr_decay": 0.1}, {"lr": 0.05}),
-])
+
+@pytest.mark.parametrize(
+    "name,defaults,first,second",
+    [
+        ("SGD", {"lr": 0.1}, {"lr": 0.02}, {"momentum": 0.9, "nesterov": True}),
+        ("Adam", {"lr": 0.01}, {"lr": 0.001, "betas": (0.8, 0.9)}, {"weight_decay": 0.1}),
+        ("RMSprop", {"lr": 1e-3}, {"centered": True}, {"lr": 1e-2, "momentum": 0.3}),
+        ("Adagrad", {"lr": 0.1}, {"lr_decay": 0.1}, {"lr": 0.05}),
+    ],
+)
 def test_param_groups_match_torch(torch, name, defaults, first, second):
     init, batches = make_problem(seed=5)
     ours = cr_params(init)
     theirs = torch_params(torch, init)
-    opt = getattr(optim, name)([{"params": ours[:2], **first}, {"params": ours[2:], **second}],
-                               **defaults)
-    topt = getattr(torch.optim, name)([{"params": theirs[:2], **first},
-                                       {"params": theirs[2:], **second}], **defaults)
+    opt = getattr(optim, name)(
+        [{"params": ours[:2], **first}, {"params": ours[2:], **second}], **defaults
+    )
+    topt = getattr(torch.optim, name)(
+        [{"params": theirs[:2], **first}, {"params": theirs[2:], **second}], **defaults
+    )
     assert len(opt.param_groups) == 2
     for g, tg in zip(opt.param_groups, topt.param_groups):
         for k, v in g.items():
             if k != "params":
                 assert tg[k] == v, k
-    assert_same_trajectory(train_ours(ours, opt, batches),
-                           train_torch(torch, theirs, topt, batches))
+    assert_same_trajectory(
+        train_ours(ours, opt, batches), train_torch(torch, theirs, topt, batches)
+    )
 
 
 def test_param_groups_different_lr_move_differently():
@@ -257,6 +268,7 @@ def test_named_parameters_are_accepted():
 # zero_grad, closure, gradients left alone, dtypes
 # ------------------------------------------------------------------------------------------------
 
+
 def test_zero_grad_sets_grads_to_none():
     init, batches = make_problem()
     params = cr_params(init)
@@ -285,11 +297,13 @@ def test_step_with_closure_returns_loss_and_matches_plain_step():
     a, b = cr_params(init), cr_params(init)
     opt_a, opt_b = optim.Adam(a, lr=0.01), optim.Adam(b, lr=0.01)
     for x, y in batches:
+
         def closure():
             opt_a.zero_grad()
             loss = cr_loss(a, x, y)
             loss.backward()
             return loss
+
         with cr.no_grad():  # the closure records anyway
             loss = opt_a.step(closure)
         assert float(loss.data) > 0
@@ -300,14 +314,17 @@ def test_step_with_closure_returns_loss_and_matches_plain_step():
         np.testing.assert_array_equal(p.data, q.data)
 
 
-@pytest.mark.parametrize("cls,kwargs", [
-    (optim.SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1, "nesterov": True}),
-    (optim.SGD, {"lr": 0.1, "momentum": 0.9, "dampening": 0.5, "maximize": True}),
-    (optim.Adam, {"weight_decay": 0.1, "amsgrad": True, "maximize": True}),
-    (optim.AdamW, {}),
-    (optim.RMSprop, {"weight_decay": 0.1, "momentum": 0.9, "centered": True}),
-    (optim.Adagrad, {"weight_decay": 0.1}),
-])
+@pytest.mark.parametrize(
+    "cls,kwargs",
+    [
+        (optim.SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1, "nesterov": True}),
+        (optim.SGD, {"lr": 0.1, "momentum": 0.9, "dampening": 0.5, "maximize": True}),
+        (optim.Adam, {"weight_decay": 0.1, "amsgrad": True, "maximize": True}),
+        (optim.AdamW, {}),
+        (optim.RMSprop, {"weight_decay": 0.1, "momentum": 0.9, "centered": True}),
+        (optim.Adagrad, {"weight_decay": 0.1}),
+    ],
+)
 def test_gradients_are_never_modified(cls, kwargs):
     init, batches = make_problem(steps=3)
     params = cr_params(init)
@@ -330,8 +347,7 @@ def test_gradients_are_never_modified(cls, kwargs):
     np.testing.assert_array_equal(p.data, q.data)
 
 
-@pytest.mark.parametrize("cls", [optim.SGD, optim.Adam, optim.AdamW, optim.RMSprop,
-                                 optim.Adagrad])
+@pytest.mark.parametrize("cls", [optim.SGD, optim.Adam, optim.AdamW, optim.RMSprop, optim.Adagrad])
 def test_float32_params_keep_float32_state(cls):
     p = cr.Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
     kwargs = {"momentum": 0.9} if cls in (optim.SGD, optim.RMSprop) else {}
@@ -357,20 +373,47 @@ def test_updates_are_in_place_on_data():
 
 def test_defaults_are_torchs():
     p = [cr.Tensor(np.ones(2), requires_grad=True)]
-    assert optim.SGD(p).defaults == {"lr": 1e-3, "momentum": 0, "dampening": 0,
-                                     "weight_decay": 0, "nesterov": False, "maximize": False}
+    assert optim.SGD(p).defaults == {
+        "lr": 1e-3,
+        "momentum": 0,
+        "dampening": 0,
+        "weight_decay": 0,
+        "nesterov": False,
+        "maximize": False,
+    }
     d = optim.Adam(p).defaults
-    assert (d["lr"], d["betas"], d["eps"], d["weight_decay"], d["amsgrad"]) == \
-        (1e-3, (0.9, 0.999), 1e-8, 0, False)
+    assert (d["lr"], d["betas"], d["eps"], d["weight_decay"], d["amsgrad"]) == (
+        1e-3,
+        (0.9, 0.999),
+        1e-8,
+        0,
+        False,
+    )
     d = optim.AdamW(p).defaults
-    assert (d["lr"], d["betas"], d["eps"], d["weight_decay"], d["amsgrad"]) == \
-        (1e-3, (0.9, 0.999), 1e-8, 1e-2, False)
+    assert (d["lr"], d["betas"], d["eps"], d["weight_decay"], d["amsgrad"]) == (
+        1e-3,
+        (0.9, 0.999),
+        1e-8,
+        1e-2,
+        False,
+    )
     d = optim.RMSprop(p).defaults
-    assert (d["lr"], d["alpha"], d["eps"], d["weight_decay"], d["momentum"], d["centered"]) == \
-        (1e-2, 0.99, 1e-8, 0, 0, False)
+    assert (d["lr"], d["alpha"], d["eps"], d["weight_decay"], d["momentum"], d["centered"]) == (
+        1e-2,
+        0.99,
+        1e-8,
+        0,
+        0,
+        False,
+    )
     d = optim.Adagrad(p).defaults
-    assert (d["lr"], d["lr_decay"], d["weight_decay"], d["initial_accumulator_value"],
-            d["eps"]) == (1e-2, 0, 0, 0, 1e-10)
+    assert (
+        d["lr"],
+        d["lr_decay"],
+        d["weight_decay"],
+        d["initial_accumulator_value"],
+        d["eps"],
+    ) == (1e-2, 0, 0, 0, 1e-10)
 
 
 def test_defaults_agree_with_torch(torch):
@@ -392,8 +435,11 @@ INVALID = [
     ("SGD", {"momentum": -0.9}, "Invalid momentum value: -0.9"),
     ("SGD", {"weight_decay": -1e-3}, "Invalid weight_decay value: -0.001"),
     ("SGD", {"nesterov": True}, "Nesterov momentum requires a momentum and zero dampening"),
-    ("SGD", {"nesterov": True, "momentum": 0.9, "dampening": 0.1},
-     "Nesterov momentum requires a momentum and zero dampening"),
+    (
+        "SGD",
+        {"nesterov": True, "momentum": 0.9, "dampening": 0.1},
+        "Nesterov momentum requires a momentum and zero dampening",
+    ),
     ("Adam", {"lr": -1}, "Invalid learning rate: -1"),
     ("Adam", {"eps": -1e-8}, "Invalid epsilon value: -1e-08"),
     ("Adam", {"betas": (1.0, 0.999)}, "Invalid beta parameter at index 0: 1.0"),
@@ -412,8 +458,11 @@ INVALID = [
     ("Adagrad", {"lr": -1}, "Invalid learning rate: -1"),
     ("Adagrad", {"lr_decay": -0.1}, "Invalid lr_decay value: -0.1"),
     ("Adagrad", {"weight_decay": -0.1}, "Invalid weight_decay value: -0.1"),
-    ("Adagrad", {"initial_accumulator_value": -1.0},
-     "Invalid initial_accumulator_value value: -1.0"),
+    (
+        "Adagrad",
+        {"initial_accumulator_value": -1.0},
+        "Invalid initial_accumulator_value value: -1.0",
+    ),
     ("Adagrad", {"eps": -1e-10}, "Invalid epsilon value: -1e-10"),
 ]
 INVALID_IDS = [f"{n}-{kw}" for n, kw, _ in INVALID]
@@ -453,8 +502,7 @@ def test_betas_must_be_a_pair():
         optim.Adam([cr.Tensor(np.ones(2), requires_grad=True)], betas=0.9)
 
 
-@pytest.mark.parametrize("cls", [optim.SGD, optim.Adam, optim.AdamW, optim.RMSprop,
-                                 optim.Adagrad])
+@pytest.mark.parametrize("cls", [optim.SGD, optim.Adam, optim.AdamW, optim.RMSprop, optim.Adagrad])
 def test_empty_parameter_list_is_an_error(cls):
     with pytest.raises(ConfigError, match="empty parameter list"):
         cls([])
@@ -500,6 +548,7 @@ def _to_json(sd):
         if isinstance(v, np.ndarray):
             return v.tolist()
         raise TypeError(type(v))
+
     return json.loads(json.dumps(sd, default=enc))
 
 
@@ -517,7 +566,7 @@ def test_state_dict_resumes_exactly(name, kwargs, via):
     saved_params = [p.data.copy() for p in first]
     saved_opt = opt.state_dict()
     before = json.dumps(_to_json(saved_opt))
-    train_ours(first, opt, batches[5:6])            # training on does not change a saved dict
+    train_ours(first, opt, batches[5:6])  # training on does not change a saved dict
     assert json.dumps(_to_json(saved_opt)) == before
     if via == "json":
         saved_opt = _to_json(saved_opt)
@@ -530,8 +579,9 @@ def test_state_dict_resumes_exactly(name, kwargs, via):
 
     # the straight run used one lr; redo it with the same two groups for a bit-exact comparison
     straight = cr_params(init)
-    opt3 = cls([{"params": straight[:2]}, {"params": straight[2:], "lr": kwargs["lr"] / 2}],
-               **kwargs)
+    opt3 = cls(
+        [{"params": straight[:2]}, {"params": straight[2:], "lr": kwargs["lr"] / 2}], **kwargs
+    )
     train_ours(straight, opt3, batches)
     for p, q in zip(resumed, straight):
         np.testing.assert_array_equal(p.data, q.data)
@@ -544,8 +594,9 @@ def test_state_dict_layout_is_torchs(torch):
     init, batches = make_problem(steps=3)
     ours, theirs = cr_params(init), torch_params(torch, init)
     opt = optim.Adam([{"params": ours[:2]}, {"params": ours[2:], "lr": 0.01}], amsgrad=True)
-    topt = torch.optim.Adam([{"params": theirs[:2]}, {"params": theirs[2:], "lr": 0.01}],
-                            amsgrad=True)
+    topt = torch.optim.Adam(
+        [{"params": theirs[:2]}, {"params": theirs[2:], "lr": 0.01}], amsgrad=True
+    )
     train_ours(ours, opt, batches)
     train_torch(torch, theirs, topt, batches)
     sd, tsd = opt.state_dict(), topt.state_dict()
@@ -643,8 +694,13 @@ def test_schedule_drives_training_like_torch(torch):
     opt = optim.Adam(ours, lr=0.02)
     topt = torch.optim.Adam(theirs, lr=0.02)
     a = train_ours(ours, opt, batches, sched=optim.CosineAnnealingLR(opt, T_max=8))
-    b = train_torch(torch, theirs, topt, batches,
-                    sched=torch.optim.lr_scheduler.CosineAnnealingLR(topt, T_max=8))
+    b = train_torch(
+        torch,
+        theirs,
+        topt,
+        batches,
+        sched=torch.optim.lr_scheduler.CosineAnnealingLR(topt, T_max=8),
+    )
     assert_same_trajectory(a, b)
 
 
@@ -686,8 +742,38 @@ PLATEAU = [
     {"patience": 0, "factor": 0.9, "eps": 0.005},
     {},
 ]
-METRICS = [1.0, 0.9, 0.95, 0.95, 0.95, 0.8, 0.85, 0.85, 0.85, 0.85, 0.7999, 0.79, 0.9, 0.9,
-           0.9, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.7, 0.4]
+METRICS = [
+    1.0,
+    0.9,
+    0.95,
+    0.95,
+    0.95,
+    0.8,
+    0.85,
+    0.85,
+    0.85,
+    0.85,
+    0.7999,
+    0.79,
+    0.9,
+    0.9,
+    0.9,
+    0.5,
+    0.6,
+    0.6,
+    0.6,
+    0.6,
+    0.6,
+    0.6,
+    0.6,
+    0.6,
+    0.6,
+    0.6,
+    0.6,
+    0.6,
+    0.7,
+    0.4,
+]
 
 
 @pytest.mark.parametrize("kwargs", PLATEAU, ids=[str(k) for k in PLATEAU])
@@ -716,7 +802,7 @@ def test_reduce_lr_on_plateau_behaviour():
     sched = optim.ReduceLROnPlateau(opt, patience=2, factor=0.5)
     lrs = []
     for m in [1.0, 1.0, 1.0, 1.0, 0.5, 0.6, 0.6, 0.6]:
-        sched.step(cr.tensor(m))   # a 1-element tensor works as a metric
+        sched.step(cr.tensor(m))  # a 1-element tensor works as a metric
         lrs.append(opt.param_groups[0]["lr"])
     assert lrs == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.25]
     sd = json.loads(json.dumps(sched.state_dict()))
@@ -747,8 +833,19 @@ def test_schedule_errors():
 
 
 def test_public_names():
-    for name in ("Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler",
-                 "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"):
+    for name in (
+        "Optimizer",
+        "SGD",
+        "Adam",
+        "AdamW",
+        "RMSprop",
+        "Adagrad",
+        "lr_scheduler",
+        "StepLR",
+        "ExponentialLR",
+        "CosineAnnealingLR",
+        "ReduceLROnPlateau",
+    ):
         assert hasattr(optim, name)
     assert issubclass(optim.AdamW, optim.Adam) and issubclass(optim.SGD, optim.Optimizer)
     assert "Parameter Group 0" in repr(optim.SGD([cr.Tensor(np.ones(1))], lr=0.1))

@@ -18,8 +18,15 @@ from chainrule.playground import Session
 from chainrule.playground.session import parse_settings
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def _grad_of(state, name):
@@ -32,14 +39,33 @@ def _grad_of(state, name):
 
 CASES = [
     dict(dataset="spiral", networkShape="8,8", batchSize=10),
-    dict(dataset="xor", networkShape="3", activation="relu", regularization="L2", regRate=0.01,
-         optimizer="sgd", momentum=0.9),
-    dict(dataset="gauss", classes=3, networkShape="4,2", activation="sigmoid",
-         regularization="L1", regRate=0.003, optimizer="adam", learningRate=0.01),
+    dict(
+        dataset="xor",
+        networkShape="3",
+        activation="relu",
+        regularization="L2",
+        regRate=0.01,
+        optimizer="sgd",
+        momentum=0.9,
+    ),
+    dict(
+        dataset="gauss",
+        classes=3,
+        networkShape="4,2",
+        activation="sigmoid",
+        regularization="L1",
+        regRate=0.003,
+        optimizer="adam",
+        learningRate=0.01,
+    ),
     dict(dataset="multigauss", problem="regression", networkShape="5", activation="tanh"),
-    dict(dataset="circle", networkShape="", features="x1,x2,x1sq,x2sq"),   # the notes' neuron
-    dict(dataset="circle", networkShape="3,3", activations="linear,leaky_relu",
-         features="x1,x2,sinx1"),
+    dict(dataset="circle", networkShape="", features="x1,x2,x1sq,x2sq"),  # the notes' neuron
+    dict(
+        dataset="circle",
+        networkShape="3,3",
+        activations="linear,leaky_relu",
+        features="x1,x2,sinx1",
+    ),
 ]
 
 
@@ -67,9 +93,10 @@ def test_chain_rule_products_equal_the_engine_and_central_differences(settings):
         # the update the optimizer made
         assert c["optimizer"]["delta"] == pytest.approx(_grad_of(state, name)["delta"], abs=1e-9)
         if settings.get("optimizer", "sgd") == "sgd" and not settings.get("momentum"):
-            assert c["optimizer"]["delta"] == pytest.approx(-s.settings["learningRate"] * grad,
-                                                            rel=1e-3, abs=1e-9)
-        if c["backprop"] is not None:   # ∂L/∂a = Σ_k ∂L/∂z_k · w_kj, read from the next unit
+            assert c["optimizer"]["delta"] == pytest.approx(
+                -s.settings["learningRate"] * grad, rel=1e-3, abs=1e-9
+            )
+        if c["backprop"] is not None:  # ∂L/∂a = Σ_k ∂L/∂z_k · w_kj, read from the next unit
             assert c["backprop"]["sum"] == pytest.approx(t["dLda"], rel=1e-9, abs=1e-12)
 
 
@@ -85,12 +112,19 @@ def test_chain_for_a_point_outside_the_batch_and_the_product_of_means_differs():
 
 def test_settings_are_checked_with_one_line_errors():
     assert parse_settings({"networkShape": "4,2", "learningRate": "0.1", "showTest": "true"}) == {
-        "networkShape": [4, 2], "learningRate": 0.1, "showTest": True}
-    for bad, word in [({"networkShape": "9"}, "networkShape"),
-                      ({"learningRate": "abc"}, "learningRate"),
-                      ({"dataset": "moon"}, "dataset"), ({"features": "x3"}, "x3"),
-                      ({"hide": "everything"}, "hide"), ({"colour": 1}, "colour"),
-                      ({"batchSize": 0}, "batchSize")]:
+        "networkShape": [4, 2],
+        "learningRate": 0.1,
+        "showTest": True,
+    }
+    for bad, word in [
+        ({"networkShape": "9"}, "networkShape"),
+        ({"learningRate": "abc"}, "learningRate"),
+        ({"dataset": "moon"}, "dataset"),
+        ({"features": "x3"}, "x3"),
+        ({"hide": "everything"}, "hide"),
+        ({"colour": 1}, "colour"),
+        ({"batchSize": 0}, "batchSize"),
+    ]:
         with pytest.raises(ConfigError, match=word) as err:
             parse_settings(bad)
         assert "\n" not in str(err.value)
@@ -98,7 +132,7 @@ def test_settings_are_checked_with_one_line_errors():
     with pytest.raises(ConfigError, match="2 classes"):
         s.update({"dataset": "xor", "classes": 3})
     s.update({"dataset": "gauss", "classes": 3})
-    s.update({"dataset": "xor"})            # a two-class set given alone: back to 2 classes
+    s.update({"dataset": "xor"})  # a two-class set given alone: back to 2 classes
     assert s.settings["classes"] == 2
     with pytest.raises(ConfigError, match="no parameter"):
         s.chain("8.weight[0,0]")
@@ -110,12 +144,12 @@ def test_settings_changes_rebuild_what_they_must():
     s = Session(networkShape="4,2")
     w = s.params[0].data.copy()
     s.train_epoch()
-    s.update({"learningRate": 0.3})          # optimizer only: training goes on
+    s.update({"learningRate": 0.3})  # optimizer only: training goes on
     assert s.epoch == 1 and s.opt.param_groups[0]["lr"] == 0.3
-    s.update({"networkShape": "3"})          # a new network
+    s.update({"networkShape": "3"})  # a new network
     assert s.epoch == 0 and [n for n in s.names] == ["0.weight", "0.bias", "2.weight", "2.bias"]
     s.update({"networkShape": "4,2"})
-    np.testing.assert_array_equal(s.params[0].data, w)      # the same seed, the same start
+    np.testing.assert_array_equal(s.params[0].data, w)  # the same seed, the same start
     s.update({"problem": "regression"})
     assert s.settings["dataset"] == "plane" and s.loss_name == "mse"
     s.update({"classes": 4, "problem": "classification"})
@@ -141,8 +175,9 @@ def test_stop_at_epoch_and_loss_and_points_and_phases():
     before = [p.data.copy() for p in s.params]
     ph = s.phase_begin()
     out_bias = f"{s.linear_index[-1]}.bias[0]"
-    assert ph["layers"][-1]["deltaSum"][0] == pytest.approx(_grad_of(s.state(), out_bias)["grad"],
-                                                            rel=1e-5)
+    assert ph["layers"][-1]["deltaSum"][0] == pytest.approx(
+        _grad_of(s.state(), out_bias)["grad"], rel=1e-5
+    )
     np.testing.assert_array_equal(s.params[0].data, before[0])
     s.phase_update()
     assert not np.array_equal(s.params[0].data, before[0])
@@ -171,6 +206,7 @@ def test_downloads_work_with_the_command_and_the_script_runs(tmp_path):
     lines = out.read_text().splitlines()
     assert len(lines) == len(s.F_test) + 1
     import chainrule as cr
+
     net = cr.load(model)
     expect = s._classes(s._forward_all(s.F_test)[-1])
     got = (np.asarray(net(s.F_test).data)[:, 0] > 0.5).astype(int)
@@ -178,17 +214,29 @@ def test_downloads_work_with_the_command_and_the_script_runs(tmp_path):
     assert main(["explain", str(model), "--data", str(tmp_path / "d.csv"), "--row", "1"]) == 0
     script = tmp_path / "train.py"
     script.write_text(s.script())
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))] + sys.path))
-    r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=120, env=env)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))] + sys.path
+        ),
+    )
+    r = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     assert "train loss" in r.stdout and (tmp_path / "playground.safetensors").exists()
 
 
 def test_import_pulls_in_no_web_library():
-    code = ("import sys, chainrule.playground; "
-            "print(sorted(m for m in ('starlette', 'uvicorn', 'websockets') if m in sys.modules))")
+    code = (
+        "import sys, chainrule.playground; "
+        "print(sorted(m for m in ('starlette', 'uvicorn', 'websockets') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -196,6 +244,7 @@ def test_import_pulls_in_no_web_library():
 # ------------------------------------------------------------------------------------------------
 # the HTTP API (Starlette's test client: no socket)
 # ------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.filterwarnings("ignore:Using `httpx`")
 def test_api_state_and_errors():
@@ -215,14 +264,15 @@ def test_api_state_and_errors():
         r = client.post("/api/step", json={"epochs": 2})
         assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
         n = int.from_bytes(r.content[:4], "little")
-        head = json.loads(r.content[4:4 + n])
+        head = json.loads(r.content[4 : 4 + n])
         assert head["epoch"] == 2
         assert len(r.content) == 4 + n + 64 * 64 + head["thumbs"]["count"] * 16 * 16
         st = client.get("/api/state").json()
         assert st["epoch"] == 2 and any(p["grad"] != 0 for p in st["parameters"])
         c = client.get("/api/chain", params={"param": "2.weight[3,5]"}).json()
-        assert c["batch"]["total"] == pytest.approx(_grad_of(st, "2.weight[3,5]")["grad"], rel=2e-4,
-                                                    abs=2e-7)
+        assert c["batch"]["total"] == pytest.approx(
+            _grad_of(st, "2.weight[3,5]")["grad"], rel=2e-4, abs=2e-7
+        )
         bad = client.post("/api/settings", json={"learningRate": -1})
         assert bad.status_code == 400 and "learningRate" in bad.json()["error"]
         assert client.get("/api/chain", params={"param": "w"}).status_code == 400
@@ -230,7 +280,7 @@ def test_api_state_and_errors():
         assert client.get("/api/download/script").text.startswith('"""Rebuild')
         assert client.get("/api/download/data").text.startswith("x1,x2,label")
         page = client.get("/").text
-        assert "http://" not in page and "https://" not in page   # no CDN
+        assert "http://" not in page and "https://" not in page  # no CDN
         js = client.get("/static/app.js").text
         assert "https://" not in js
 
@@ -250,6 +300,7 @@ def test_the_command_refuses_a_busy_port():
 # the page in headless Chromium
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def server():
     uvicorn = pytest.importorskip("uvicorn")
@@ -262,8 +313,9 @@ def server():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     app = create_app(dataset="spiral", networkShape="8,8", samples=500)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                        ws=ws_impl()))
+    srv = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws=ws_impl())
+    )
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -300,8 +352,14 @@ def page(browser, server):
     pg.on("request", lambda r: seen.append(r.url))
     pg.on("websocket", lambda ws: seen.append(ws.url))
     # anything not for our server is refused (and recorded above)
-    pg.route("**/*", lambda route: route.continue_()
-             if urllib.parse.urlsplit(route.request.url).hostname == "127.0.0.1" else route.abort())
+    pg.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if urllib.parse.urlsplit(route.request.url).hostname == "127.0.0.1"
+            else route.abort()
+        ),
+    )
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.seen, pg.errors, pg.base = seen, errors, base
@@ -313,7 +371,7 @@ def page(browser, server):
 
 
 def _open(page, fragment=""):
-    page.goto("about:blank")      # a new document each time (not a hash change)
+    page.goto("about:blank")  # a new document each time (not a hash change)
     page.goto(page.base + "/" + ("#" + fragment if fragment else ""))
     page.wait_for_selector("body[data-ready='1']", timeout=20000)
 
@@ -336,11 +394,13 @@ def test_page_steps_twenty_times(page):
     assert page.text_content("[data-testid=loss-test]") != test0
     st = _api_state(page)
     assert st["epoch"] == 20
-    assert float(page.text_content("[data-testid=loss-train]")) == pytest.approx(st["lossTrain"],
-                                                                                 abs=6e-4)
+    assert float(page.text_content("[data-testid=loss-train]")) == pytest.approx(
+        st["lossTrain"], abs=6e-4
+    )
     # every weight and bias is on the page under its name
-    on_page = page.evaluate("Array.from(document.querySelectorAll('[data-param]'), "
-                            "e => e.getAttribute('data-param'))")
+    on_page = page.evaluate(
+        "Array.from(document.querySelectorAll('[data-param]'), e => e.getAttribute('data-param'))"
+    )
     assert sorted(on_page) == sorted(p["name"] for p in st["parameters"])
 
 
@@ -359,8 +419,10 @@ def test_page_chain_panel_product_equals_the_api_gradient(page):
     grad = _grad_of(st, name)["grad"]
     product = float(panel.locator("[data-testid=chain-product]").get_attribute("data-value"))
     shown = float(panel.locator("[data-testid=chain-product]").text_content())
-    factors = [float(panel.locator(f"[data-testid={t}]").get_attribute("data-value"))
-               for t in ("chain-dLda", "chain-sigma", "chain-dzdw")]
+    factors = [
+        float(panel.locator(f"[data-testid={t}]").get_attribute("data-value"))
+        for t in ("chain-dLda", "chain-sigma", "chain-dzdw")
+    ]
     assert product == pytest.approx(factors[0] * factors[1] * factors[2], rel=1e-12)
     assert product == pytest.approx(grad, rel=1e-4, abs=1e-7)
     assert shown == pytest.approx(grad, rel=1e-4, abs=1e-6)
@@ -370,15 +432,18 @@ def test_page_chain_panel_product_equals_the_api_gradient(page):
     page.wait_for_function("location.hash.includes('regularization=L2')")
     page.select_option("#regRate", "0.01")
     page.wait_for_function("location.hash.includes('regRate=0.01')")
-    page.evaluate("document.querySelector('#batchSize').value = 10; "
-                  "document.querySelector('#batchSize').dispatchEvent(new Event('change'))")
+    page.evaluate(
+        "document.querySelector('#batchSize').value = 10; "
+        "document.querySelector('#batchSize').dispatchEvent(new Event('change'))"
+    )
     page.wait_for_function("location.hash.includes('batchSize=10')")
     with page.expect_response("**/api/step"):
         page.click("[data-testid=step]")
     with page.expect_response("**/api/chain*"):
         page.locator('[data-param="0.weight[3,0]"]').dispatch_event("click")
-    page.wait_for_function("document.querySelector('[data-testid=chain-title]')"
-                           ".textContent.includes('0.weight[3,0]')")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=chain-title]').textContent.includes('0.weight[3,0]')"
+    )
     st = _api_state(page)
     total = float(panel.locator("[data-testid=chain-total]").get_attribute("data-value"))
     reg = float(panel.locator("[data-testid=chain-reg]").get_attribute("data-value"))
@@ -387,22 +452,32 @@ def test_page_chain_panel_product_equals_the_api_gradient(page):
     delta = float(panel.locator("[data-testid=chain-delta]").get_attribute("data-value"))
     assert delta == pytest.approx(_grad_of(st, "0.weight[3,0]")["delta"], abs=1e-9)
     page.locator('[data-param="0.bias[1]"]').click()
-    page.wait_for_function("document.querySelector('[data-testid=chain-title]')"
-                           ".textContent.includes('0.bias[1]')")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=chain-title]').textContent.includes('0.bias[1]')"
+    )
 
 
 def test_page_takes_its_settings_from_the_url(page, server):
-    _open(page, "dataset=gauss&classes=3&networkShape=3,2&activation=relu&learningRate=0.1"
-                "&features=x1,x2,x1x2&hide=noise,regRate")
+    _open(
+        page,
+        "dataset=gauss&classes=3&networkShape=3,2&activation=relu&learningRate=0.1"
+        "&features=x1,x2,x1x2&hide=noise,regRate",
+    )
     st = _api_state(page)
     s = st["settings"]
-    assert (s["dataset"], s["classes"], s["networkShape"], s["activation"], s["learningRate"],
-            s["features"]) == ("gauss", 3, [3, 2], "relu", 0.1, ["x1", "x2", "x1x2"])
+    assert (
+        s["dataset"],
+        s["classes"],
+        s["networkShape"],
+        s["activation"],
+        s["learningRate"],
+        s["features"],
+    ) == ("gauss", 3, [3, 2], "relu", 0.1, ["x1", "x2", "x1x2"])
     assert page.input_value("#activation") == "relu"
     assert page.input_value("#learningRate") == "0.1"
     assert page.locator("[data-testid^='node-h0:']").count() == 3
     assert page.locator("[data-testid^='node-h1:']").count() == 2
-    assert page.locator("[data-testid^='node-out:']").count() == 3      # softmax over 3 classes
+    assert page.locator("[data-testid^='node-out:']").count() == 3  # softmax over 3 classes
     assert not page.locator("[data-control=noise]").is_visible()
     assert not page.locator("[data-control=regRate]").is_visible()
     assert page.locator("[data-control=batchSize]").is_visible()
@@ -417,19 +492,30 @@ def test_page_takes_its_settings_from_the_url(page, server):
 def test_page_plays_gradient_view_and_phases(page):
     _open(page, "dataset=circle&networkShape=4,2&batchSize=10&stopEpoch=0")
     page.click("[data-testid=play]")
-    page.wait_for_function("Number(document.querySelector('[data-testid=epoch]').textContent) >= 5",
-                           timeout=30000)
+    page.wait_for_function(
+        "Number(document.querySelector('[data-testid=epoch]').textContent) >= 5", timeout=30000
+    )
     page.click("[data-testid=play]")
     page.click("[data-testid=grad-view]")
     page.wait_for_function("location.hash.includes('gradView=true')")
     assert "gradient view" in page.text_content("#view-name")
     before = _api_state(page)["steps"]
-    stages = ["forward 1/3", "forward 2/3", "forward 3/3", "loss", "backward 1/3",
-              "backward 2/3", "backward 3/3", "update"]
+    stages = [
+        "forward 1/3",
+        "forward 2/3",
+        "forward 3/3",
+        "loss",
+        "backward 1/3",
+        "backward 2/3",
+        "backward 3/3",
+        "update",
+    ]
     for stage in stages:
         page.click("[data-testid=phase]")
-        page.wait_for_function("s => document.querySelector('[data-testid=phase-status]')"
-                               ".textContent.startsWith(s)", arg=stage)
+        page.wait_for_function(
+            "s => document.querySelector('[data-testid=phase-status]').textContent.startsWith(s)",
+            arg=stage,
+        )
         if stage.startswith(("forward", "backward")):
             assert page.locator(".node.lit").count() >= 1
     assert _api_state(page)["steps"] == before + 1
@@ -453,8 +539,10 @@ def test_page_edits_a_weight_adds_points_and_uploads_a_csv(page, tmp_path):
         card.press("Enter")
     assert _grad_of(_api_state(page), "0.bias[1]")["value"] == pytest.approx(0.625)
     csv = tmp_path / "two.csv"
-    csv.write_text("u,v,kind\n" + "".join(f"{x / 10},{-x / 10},{'a' if x < 0 else 'b'}\n"
-                                           for x in range(-30, 30)))
+    csv.write_text(
+        "u,v,kind\n"
+        + "".join(f"{x / 10},{-x / 10},{'a' if x < 0 else 'b'}\n" for x in range(-30, 30))
+    )
     with page.expect_response("**/api/upload*"):
         page.set_input_files("[data-testid=upload]", str(csv))
     st = _api_state(page)

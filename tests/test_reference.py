@@ -33,9 +33,14 @@ sys.path.remove(REF)
 
 
 def chainrule(*args, cwd):
-    proc = subprocess.run([sys.executable, "-m", "chainrule.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "COLUMNS": "120"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "chainrule.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "120"},
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -83,7 +88,23 @@ def test_same_options_train_the_same_model(work, name):
     for split, numbers in old_info["metrics"].items():
         for key, value in numbers.items():
             assert new_info["metrics"][split][key] == pytest.approx(value, rel=1e-4, abs=1e-6)
-    keep = ("task", "hidden", "activation", "loss", "optimizer", "lr", "momentum", "batch_size",
-            "epochs", "epochs_run", "validation", "patience", "seed", "n_train", "n_validation")
-    assert {k: new_info["training"].get(k) for k in keep} == \
-        {k: old_info["training"].get(k) for k in keep}
+    keep = (
+        "task",
+        "hidden",
+        "activation",
+        "loss",
+        "optimizer",
+        "lr",
+        "momentum",
+        "batch_size",
+        "epochs",
+        "epochs_run",
+        "validation",
+        "patience",
+        "seed",
+        "n_train",
+        "n_validation",
+    )
+    assert {k: new_info["training"].get(k) for k in keep} == {
+        k: old_info["training"].get(k) for k in keep
+    }

@@ -9,8 +9,14 @@ from chainrule import registry
 from chainrule.metrics import output_kind
 
 
-class Swish(cr.nn.Module, role="activation", config=("beta",), keeps_shape=True,
-            elementwise=True, derivative="σ(β{i}) + β{o}(1 − σ(β{i}))"):
+class Swish(
+    cr.nn.Module,
+    role="activation",
+    config=("beta",),
+    keeps_shape=True,
+    elementwise=True,
+    derivative="σ(β{i}) + β{o}(1 − σ(β{i}))",
+):
     """z·σ(βz): a layer that chainrule does not ship, with its facts in its class line."""
 
     def __init__(self, beta: float = 1.0):
@@ -21,15 +27,19 @@ class Swish(cr.nn.Module, role="activation", config=("beta",), keeps_shape=True,
         return x * cr.sigmoid(x * self.beta)
 
 
-class MAELoss(cr.nn.Module, role="loss", output_kind="value", formula="|{o} − y|",
-              derivative="sign({o} − y)"):
+class MAELoss(
+    cr.nn.Module, role="loss", output_kind="value", formula="|{o} − y|", derivative="sign({o} − y)"
+):
     def forward(self, input, target):
         return cr.abs(input - cr.tensor(np.asarray(target, dtype=input.dtype))).mean()
 
 
 def _model():
-    return cr.nn.Sequential(cr.nn.Linear(2, 4, rng=np.random.default_rng(0)), Swish(1.5),
-                            cr.nn.Linear(4, 1, rng=np.random.default_rng(1)))
+    return cr.nn.Sequential(
+        cr.nn.Linear(2, 4, rng=np.random.default_rng(0)),
+        Swish(1.5),
+        cr.nn.Linear(4, 1, rng=np.random.default_rng(1)),
+    )
 
 
 def test_the_new_layer_joined_the_registry_by_being_defined():
@@ -65,8 +75,8 @@ def test_explain_names_the_new_layer_an_activation_with_its_derivative():
     assert e.ok
     step = next(s for s in e.forward if s["layer"] == "Swish")
     assert step["kind"] == "activation" and step["unit"] == "activation σ"
-    assert "σ(βz¹) + βa¹(1 − σ(βz¹))" in text       # the derivative label, in its symbols
-    assert "|ŷ − y|" in text or "|z² − y|" in text    # the loss formula, from MAELoss's facts
+    assert "σ(βz¹) + βa¹(1 − σ(βz¹))" in text  # the derivative label, in its symbols
+    assert "|ŷ − y|" in text or "|z² − y|" in text  # the loss formula, from MAELoss's facts
     assert output_kind(MAELoss()) == "value"
 
 

@@ -43,10 +43,22 @@ def _train(seed, out):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(256, 4)).astype(np.float32)
     y = (X[:, 0] - X[:, 2] > 0).astype(np.int64)
-    model = cr.nn.Sequential(cr.nn.Linear(4, 16, rng=np.random.default_rng(seed)), cr.nn.Tanh(),
-                             cr.nn.Linear(16, 2, rng=np.random.default_rng(seed + 1)))
-    cr.fit(model, cr.nn.CrossEntropyLoss(), cr.optim.Adam(model.parameters(), lr=0.01), X, y,
-           epochs=6, batch_size=16, validation=0.25, seed=seed)  # validation runs under no_grad
+    model = cr.nn.Sequential(
+        cr.nn.Linear(4, 16, rng=np.random.default_rng(seed)),
+        cr.nn.Tanh(),
+        cr.nn.Linear(16, 2, rng=np.random.default_rng(seed + 1)),
+    )
+    cr.fit(
+        model,
+        cr.nn.CrossEntropyLoss(),
+        cr.optim.Adam(model.parameters(), lr=0.01),
+        X,
+        y,
+        epochs=6,
+        batch_size=16,
+        validation=0.25,
+        seed=seed,
+    )  # validation runs under no_grad
     out[seed] = [p.data.copy() for p in model.parameters()]
 
 
@@ -71,8 +83,11 @@ def test_changing_a_saved_value_before_backward_is_an_error_naming_the_unit():
     loss = (x @ w).sum()
     with cr.no_grad():
         x += 1  # x was saved by matmul for w's gradient
-    with pytest.raises(ChainruleError, match=r"backward through matmul: .* changed in place "
-                                             r"after it ran \(its input 1, a Tensor of shape"):
+    with pytest.raises(
+        ChainruleError,
+        match=r"backward through matmul: .* changed in place "
+        r"after it ran \(its input 1, a Tensor of shape",
+    ):
         loss.backward()
     # an optimizer step between forward and backward
     model = cr.nn.Sequential(cr.nn.Linear(2, 3), cr.nn.Tanh())
@@ -81,8 +96,11 @@ def test_changing_a_saved_value_before_backward_is_an_error_naming_the_unit():
     loss = model(xs).sum()
     loss.backward(retain_graph=True)
     opt.step()
-    with pytest.raises(ChainruleError, match=r"backward through linear: .*Parameter of shape "
-                                             r"\(3, 2\)"):
+    with pytest.raises(
+        ChainruleError,
+        match=r"backward through linear: .*Parameter of shape "
+        r"\(3, 2\)",
+    ):
         loss.backward()
     # a change the unit did not save is fine (add keeps nothing)
     a = cr.tensor(np.ones(3, np.float32), requires_grad=True)
@@ -100,7 +118,9 @@ def test_backward_twice_needs_retain_graph():
     loss.backward(retain_graph=True)
     loss.backward()
     assert np.array_equal(w.grad, [4.0, 8.0])  # two backward passes accumulate, as in PyTorch
-    with pytest.raises(ChainruleError, match="a second time: the graph was already back-propagated"):
+    with pytest.raises(
+        ChainruleError, match="a second time: the graph was already back-propagated"
+    ):
         loss.backward()
     torch = pytest.importorskip("torch")
     tw = torch.tensor([1.0, 2.0], requires_grad=True)
@@ -113,8 +133,9 @@ def test_backward_twice_needs_retain_graph():
 def test_in_place_operators_follow_pytorch():
     w = cr.tensor(np.ones(3, np.float32), requires_grad=True)
     before = w
-    with pytest.raises(ChainruleError, match="leaf tensor that requires grad is used in an "
-                                             "in-place operation"):
+    with pytest.raises(
+        ChainruleError, match="leaf tensor that requires grad is used in an in-place operation"
+    ):
         w += 1
     assert w is before and np.array_equal(w.data, np.ones(3))
     with cr.no_grad():

@@ -2,7 +2,6 @@
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -15,9 +14,9 @@ import chainrule.nn as nn
 pytest.importorskip("matplotlib")
 
 from chainrule.data import Standardizer, load_dataset  # noqa: E402
+from chainrule.report import SECTIONS, write_report  # noqa: E402
 from chainrule.train import fit  # noqa: E402
 from chainrule.viz import plots  # noqa: E402
-from chainrule.report import SECTIONS, write_report  # noqa: E402
 
 
 def _train_spiral(epochs=12, n=300, seed=0):
@@ -26,23 +25,47 @@ def _train_spiral(epochs=12, n=300, seed=0):
     scaler = Standardizer().fit(ds.X)
     Xs = scaler.transform(ds.X)
     cr.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(),
-                          nn.Linear(16, 2))
+    model = nn.Sequential(
+        nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 2)
+    )
     opt = cr.optim.Adam(model.parameters(), lr=0.02)
-    hist = fit(model, nn.CrossEntropyLoss(), opt, Xs, ds.y, epochs=epochs, batch_size=32,
-               validation=0.2, seed=seed, track_grad_norms=True)
+    hist = fit(
+        model,
+        nn.CrossEntropyLoss(),
+        opt,
+        Xs,
+        ds.y,
+        epochs=epochs,
+        batch_size=32,
+        validation=0.2,
+        seed=seed,
+        track_grad_norms=True,
+    )
     info = {
         "architecture": {"type": "Sequential"},
-        "preprocessing": {"feature_names": ds.feature_names, "standardizer": scaler.to_dict(),
-                          "task": "classification", "target": "class",
-                          "label_names": ds.target_names, "output": "logits",
-                          "loss": "cross_entropy"},
-        "training": {"dataset": "spiral", "hidden": [16, 16], "activation": "tanh",
-                     "optimizer": "adam", "lr": 0.02, "epochs": epochs, "seed": seed,
-                     "history": hist.to_dict()},
-        "metrics": {"train": {"loss": hist["loss"][-1], "accuracy": hist["accuracy"][-1]},
-                    "validation": {"loss": hist["val_loss"][-1],
-                                   "accuracy": hist["val_accuracy"][-1]}},
+        "preprocessing": {
+            "feature_names": ds.feature_names,
+            "standardizer": scaler.to_dict(),
+            "task": "classification",
+            "target": "class",
+            "label_names": ds.target_names,
+            "output": "logits",
+            "loss": "cross_entropy",
+        },
+        "training": {
+            "dataset": "spiral",
+            "hidden": [16, 16],
+            "activation": "tanh",
+            "optimizer": "adam",
+            "lr": 0.02,
+            "epochs": epochs,
+            "seed": seed,
+            "history": hist.to_dict(),
+        },
+        "metrics": {
+            "train": {"loss": hist["loss"][-1], "accuracy": hist["accuracy"][-1]},
+            "validation": {"loss": hist["val_loss"][-1], "accuracy": hist["val_accuracy"][-1]},
+        },
         "format_version": "1",
     }
     return model, info, ds
@@ -69,15 +92,22 @@ def spiral_report(spiral, tmp_path_factory):
 # plots
 # ------------------------------------------------------------------------------------------------
 
+
 def test_plots_return_figures_and_inline_forms(spiral):
     model, info, ds = spiral
     hist = info["training"]["history"]
-    figs = [plots.loss_curves(hist), plots.grad_norms(hist),
-            plots.decision_boundary(model, ds.X, ds.y,
-                                    standardizer=info["preprocessing"]["standardizer"],
-                                    label_names=ds.target_names),
-            plots.network_picture(model, feature_names=ds.feature_names,
-                                  label_names=ds.target_names)]
+    figs = [
+        plots.loss_curves(hist),
+        plots.grad_norms(hist),
+        plots.decision_boundary(
+            model,
+            ds.X,
+            ds.y,
+            standardizer=info["preprocessing"]["standardizer"],
+            label_names=ds.target_names,
+        ),
+        plots.network_picture(model, feature_names=ds.feature_names, label_names=ds.target_names),
+    ]
     for fig in figs:
         png = plots.to_png(fig)
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and b"matplotlib.org" not in png
@@ -97,8 +127,7 @@ def test_network_picture_caps_wide_layers():
     fig = plots.network_picture(model, max_neurons=12, max_edges=100)
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert "12 of 784 shown" in texts and "12 of 256 shown" in texts
-    segs = sum(len(c.get_segments()) for c in fig.axes[0].collections
-               if hasattr(c, "get_segments"))
+    segs = sum(len(c.get_segments()) for c in fig.axes[0].collections if hasattr(c, "get_segments"))
     assert segs <= 200
 
 
@@ -119,6 +148,7 @@ def test_import_viz_does_not_import_matplotlib():
 # the report file
 # ------------------------------------------------------------------------------------------------
 
+
 def test_report_has_every_section_and_is_self_contained(spiral_report):
     text = spiral_report.read_text(encoding="utf-8")
     for sid in SECTIONS:
@@ -126,7 +156,7 @@ def test_report_has_every_section_and_is_self_contained(spiral_report):
     # nothing that could reach the network: no URL of any kind, no script, no CSS url()
     assert not re.search(r"(?i)(https?|wss?|ftp)://", text)
     assert "<script" not in text and "@import" not in text
-    assert not re.search(r"url\((?!#)", text)     # only in-page references such as url(#arrow)
+    assert not re.search(r"url\((?!#)", text)  # only in-page references such as url(#arrow)
     assert "<link" not in text
     srcs = re.findall(r'src="([^"]*)"', text)
     assert len(srcs) == 4 and all(s.startswith("data:image/png;base64,") for s in srcs)
@@ -157,11 +187,25 @@ def test_report_for_many_features_and_regression(tmp_path):
     ys = Standardizer().fit(y.reshape(-1, 1))
     cr.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 1))
-    fit(model, nn.MSELoss(), cr.optim.Adam(model.parameters(), lr=0.01), scaler.transform(X),
-        ys.transform(y.reshape(-1, 1)).astype(np.float32), epochs=3, metrics=("r2",))
-    info = {"preprocessing": {"feature_names": list("abcde"), "task": "regression",
-                              "standardizer": scaler.to_dict(), "loss": "mse",
-                              "target_standardizer": ys.to_dict(), "output": "value"}}
+    fit(
+        model,
+        nn.MSELoss(),
+        cr.optim.Adam(model.parameters(), lr=0.01),
+        scaler.transform(X),
+        ys.transform(y.reshape(-1, 1)).astype(np.float32),
+        epochs=3,
+        metrics=("r2",),
+    )
+    info = {
+        "preprocessing": {
+            "feature_names": list("abcde"),
+            "task": "regression",
+            "standardizer": scaler.to_dict(),
+            "loss": "mse",
+            "target_standardizer": ys.to_dict(),
+            "output": "value",
+        }
+    }
     path = write_report(tmp_path / "reg.html", model, info, X, y, sample_index=5)
     text = open(path, encoding="utf-8").read()
     assert "Drawn for two features only; this model has 5." in text
@@ -171,7 +215,7 @@ def test_report_for_many_features_and_regression(tmp_path):
 
 def test_report_maps_label_names_and_checks_arguments(spiral, tmp_path):
     model, info, ds = spiral
-    names = np.array(ds.target_names)[ds.y]           # labels as their names
+    names = np.array(ds.target_names)[ds.y]  # labels as their names
     path = write_report(tmp_path / "names.html", model, info, ds.X, names)
     assert "arm-" in open(path, encoding="utf-8").read()
     with pytest.raises(ValueError, match="out of range"):
@@ -196,9 +240,16 @@ def test_report_in_headless_chromium(spiral_report, tmp_path):
         try:
             browser = p.chromium.launch(
                 executable_path=CHROMIUM,
-                args=["--no-sandbox", "--headless", "--disable-gpu",
-                      "--disable-background-networking", "--disable-component-update",
-                      "--disable-sync", "--no-first-run"])
+                args=[
+                    "--no-sandbox",
+                    "--headless",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
         except Exception as err:  # noqa: BLE001 - a broken browser install is not our bug
             pytest.skip(f"chromium does not start: {str(err).splitlines()[0]}")
         try:

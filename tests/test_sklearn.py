@@ -17,8 +17,10 @@ from chainrule.sklearn import NetClassifier, NetRegressor, load  # noqa: E402
 
 # small but real: scikit-learn's checks train dozens of times on up to 300 rows, and two of
 # them ask for a good score (accuracy > 0.83 on blobs, R² > 0.5), which these settings reach
-CHECKED = [NetClassifier(hidden=(8,), epochs=20, random_state=0),
-           NetRegressor(hidden=(8,), epochs=40, random_state=0)]
+CHECKED = [
+    NetClassifier(hidden=(8,), epochs=20, random_state=0),
+    NetRegressor(hidden=(8,), epochs=40, random_state=0),
+]
 
 
 @parametrize_with_checks(CHECKED)
@@ -28,6 +30,7 @@ def test_sklearn_estimator_checks(estimator, check):
 
 # --- in scikit-learn's tools ------------------------------------------------------------------
 
+
 def test_cross_val_score_pipeline_breast_cancer():
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import cross_val_score
@@ -35,13 +38,13 @@ def test_cross_val_score_pipeline_breast_cancer():
     from sklearn.preprocessing import StandardScaler
 
     X, y = load_breast_cancer(return_X_y=True)
-    pipe = make_pipeline(StandardScaler(), NetClassifier(hidden=(16,), epochs=30,
-                                                         random_state=0))
+    pipe = make_pipeline(StandardScaler(), NetClassifier(hidden=(16,), epochs=30, random_state=0))
     scores = cross_val_score(pipe, X, y, cv=3)
     assert scores.shape == (3,) and scores.min() > 0.9, scores
 
 
 # --- the estimator's own behaviour ------------------------------------------------------------
+
 
 def _blobs(n=120, seed=0):
     rng = np.random.default_rng(seed)
@@ -64,9 +67,11 @@ def test_text_labels_dataframe_names_and_save_load_round_trip(tmp_path):
     assert clf.history_["loss"][-1] < clf.history_["loss"][0] and clf.n_iter_ == 30
     path = clf.save(tmp_path / "m.safetensors")
     back = load(path)
-    assert type(back) is NetClassifier and back.get_params() == {**clf.get_params(),
-                                                                 "loss": "cross_entropy",
-                                                                 "lr": 0.01}
+    assert type(back) is NetClassifier and back.get_params() == {
+        **clf.get_params(),
+        "loss": "cross_entropy",
+        "lr": 0.01,
+    }
     assert list(back.feature_names_in_) == ["width", "height"]
     np.testing.assert_array_equal(back.predict(df), clf.predict(df))
     np.testing.assert_allclose(back.predict_proba(df), clf.predict_proba(df))
@@ -110,8 +115,9 @@ def test_binary_losses_probabilities_and_decision():
         else:
             p = clf.predict_proba(X)
             assert p.shape == (len(X), 2)
-            np.testing.assert_array_equal(np.argsort(d, kind="stable"),
-                                          np.argsort(p[:, 1], kind="stable"))
+            np.testing.assert_array_equal(
+                np.argsort(d, kind="stable"), np.argsort(p[:, 1], kind="stable")
+            )
     with pytest.raises(ValueError, match="two classes"):
         NetClassifier(loss="hinge", epochs=1).fit(*_blobs())
     with pytest.raises(ValueError, match="regression"):
@@ -165,11 +171,18 @@ def test_partial_fit_and_warm_start_go_on_from_the_network():
 
 def test_bad_hyperparameters_are_one_line_errors():
     X, y = _blobs()
-    for kwargs, words in (({"hidden": (8, 0)}, "hidden"), ({"activation": "swish"}, "activation"),
-                          ({"optimizer": "lbfgs"}, "optimizer"), ({"lr": -1}, "lr"),
-                          ({"epochs": 0}, "epochs"), ({"batch_size": 2.5}, "batch_size"),
-                          ({"validation": 1.0}, "validation"), ({"patience": 0}, "patience"),
-                          ({"momentum": 1.5}, "momentum"), ({"weight_decay": -1}, "weight_decay")):
+    for kwargs, words in (
+        ({"hidden": (8, 0)}, "hidden"),
+        ({"activation": "swish"}, "activation"),
+        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"lr": -1}, "lr"),
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"validation": 1.0}, "validation"),
+        ({"patience": 0}, "patience"),
+        ({"momentum": 1.5}, "momentum"),
+        ({"weight_decay": -1}, "weight_decay"),
+    ):
         with pytest.raises(ValueError) as err:
             NetClassifier(**kwargs).fit(X, y)
         assert words in str(err.value) and "\n" not in str(err.value)
@@ -199,18 +212,36 @@ def test_model_trained_by_the_command_loads_and_predicts_what_predict_writes(tmp
     with open(tmp_path / "iris.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(names + ["species"])
-        w.writerows([*map(str, row), iris.target_names[t]] for row, t in zip(iris.data, iris.target))
+        w.writerows(
+            [*map(str, row), iris.target_names[t]] for row, t in zip(iris.data, iris.target)
+        )
 
     def chainrule(*args):
-        proc = subprocess.run([sys.executable, "-m", "chainrule.cli", *args], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "chainrule.cli", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
-    chainrule("train", "--data", "iris.csv", "--target", "species", "--epochs", "20",
-              "--out", "iris.safetensors", "--quiet")
-    chainrule("predict", "iris.safetensors", "--data", "iris.csv", "--output", "pred.csv",
-              "--proba")
+    chainrule(
+        "train",
+        "--data",
+        "iris.csv",
+        "--target",
+        "species",
+        "--epochs",
+        "20",
+        "--out",
+        "iris.safetensors",
+        "--quiet",
+    )
+    chainrule(
+        "predict", "iris.safetensors", "--data", "iris.csv", "--output", "pred.csv", "--proba"
+    )
     with open(tmp_path / "pred.csv") as f:
         rows = list(csv.DictReader(f))
     clf = load(tmp_path / "iris.safetensors")

@@ -22,12 +22,22 @@ def every_layer_net(dtype=np.float32):
     bn.running_var[...] = np.arange(1, 9) / 4
     bn.num_batches_tracked[...] = 7
     net = nn.Sequential(
-        nn.Linear(4, 8), nn.GELU(), bn, nn.Dropout(0.0), nn.Linear(8, 6, bias=False),
-        nn.LeakyReLU(0.1), nn.GELU("tanh"),
+        nn.Linear(4, 8),
+        nn.GELU(),
+        bn,
+        nn.Dropout(0.0),
+        nn.Linear(8, 6, bias=False),
+        nn.LeakyReLU(0.1),
+        nn.GELU("tanh"),
         nn.Sequential(nn.Tanh(), nn.Sigmoid(), nn.Flatten(), nn.Identity(), nn.Linear(6, 6)),
-        nn.BatchNorm1d(6, affine=False, momentum=None), nn.BatchNorm1d(6, bias=False),
-        nn.BatchNorm1d(6, track_running_stats=False), nn.ReLU(), nn.Linear(6, 3),
-        nn.Softmax(dim=1), nn.LogSoftmax(dim=-1))
+        nn.BatchNorm1d(6, affine=False, momentum=None),
+        nn.BatchNorm1d(6, bias=False),
+        nn.BatchNorm1d(6, track_running_stats=False),
+        nn.ReLU(),
+        nn.Linear(6, 3),
+        nn.Softmax(dim=1),
+        nn.LogSoftmax(dim=-1),
+    )
     return net.to(dtype)
 
 
@@ -73,15 +83,19 @@ def test_converted_networks_compute_the_same(dtype):
         assert tout.dtype == cout.dtype == dtype
         np.testing.assert_allclose(cout, tout, rtol=0, atol=1e-5 if dtype == np.float32 else 1e-12)
         if mode:  # both updated their running statistics the same way
-            np.testing.assert_allclose(net[2].running_var, tnet[2].running_var.numpy(),
-                                       rtol=1e-6)
+            np.testing.assert_allclose(net[2].running_var, tnet[2].running_var.numpy(), rtol=1e-6)
 
 
 def test_from_torch_keeps_names_and_does_not_move_the_seed():
     from collections import OrderedDict
 
-    tnet = torch.nn.Sequential(OrderedDict(hidden=torch.nn.Linear(3, 5), act=torch.nn.ReLU(),
-                                           out=torch.nn.Linear(5, 2, dtype=torch.float64)))
+    tnet = torch.nn.Sequential(
+        OrderedDict(
+            hidden=torch.nn.Linear(3, 5),
+            act=torch.nn.ReLU(),
+            out=torch.nn.Linear(5, 2, dtype=torch.float64),
+        )
+    )
     cr.manual_seed(11)
     expected = cr.default_rng().random(3)
     cr.manual_seed(11)
@@ -98,8 +112,11 @@ def test_unsupported_layers_are_named():
             return 2 * x
 
     tnet = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Sequential(torch.nn.LSTM(4, 4)))
-    with pytest.raises(cr.ConfigError, match=r"from_torch: layer 1\.0 is a torch\.nn\.LSTM, "
-                                             r"which has no counterpart"):
+    with pytest.raises(
+        cr.ConfigError,
+        match=r"from_torch: layer 1\.0 is a torch\.nn\.LSTM, "
+        r"which has no counterpart",
+    ):
         from_torch(tnet)
     with pytest.raises(cr.ConfigError, match="layer 1 is a .*Twice"):
         from_torch(torch.nn.Sequential(torch.nn.ReLU(), Twice()))
@@ -120,11 +137,13 @@ def test_unsupported_layers_are_named():
 
 # --- cr.load(path, into=model) ----------------------------------------------------------------
 
+
 def test_load_into_reads_torch_safetensors(tmp_path):
     st = pytest.importorskip("safetensors.torch")
     torch.manual_seed(0)
-    tnet = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.Tanh(),
-                               torch.nn.Linear(8, 3))
+    tnet = torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.Tanh(), torch.nn.Linear(8, 3)
+    )
     tnet.train()
     tnet(torch.randn(32, 4))  # running statistics that are not the defaults
     tnet.eval()
@@ -133,8 +152,9 @@ def test_load_into_reads_torch_safetensors(tmp_path):
     assert cr.load(tmp_path / "w.safetensors", into=net) is net
     net.eval()
     X = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
-    np.testing.assert_allclose(net(X).data, tnet(torch.from_numpy(X)).detach().numpy(),
-                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        net(X).data, tnet(torch.from_numpy(X)).detach().numpy(), rtol=0, atol=1e-6
+    )
     assert int(net[1].num_batches_tracked) == 1
     # a float64 chainrule network takes the weights in its own dtype
     net64 = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 3)).double()
@@ -149,8 +169,11 @@ def test_load_into_gives_load_state_dicts_errors(tmp_path):
     st.save_file(tnet.state_dict(), path)
     before = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     kept = before.state_dict()
-    with pytest.raises(cr.ModelFileError, match=r"w\.safetensors: load_state_dict for Sequential: "
-                                                r"size mismatch for '2\.weight'"):
+    with pytest.raises(
+        cr.ModelFileError,
+        match=r"w\.safetensors: load_state_dict for Sequential: "
+        r"size mismatch for '2\.weight'",
+    ):
         cr.load(path, into=before)
     assert_same_state(before, before)  # nothing changed on failure
     assert all(np.array_equal(kept[k], v) for k, v in before.state_dict().items())
@@ -173,8 +196,13 @@ def test_load_into_gives_load_state_dicts_errors(tmp_path):
 def test_load_into_bfloat16(tmp_path):
     st = pytest.importorskip("safetensors.torch")
     path = tmp_path / "bf16.safetensors"
-    st.save_file({"weight": torch.ones(2, 2, dtype=torch.bfloat16),
-                  "bias": torch.ones(2, dtype=torch.bfloat16)}, path)
+    st.save_file(
+        {
+            "weight": torch.ones(2, 2, dtype=torch.bfloat16),
+            "bias": torch.ones(2, dtype=torch.bfloat16),
+        },
+        path,
+    )
     with pytest.raises(cr.ModelFileError, match="dtype BF16, which numpy cannot hold"):
         cr.load(path, into=nn.Linear(2, 2))
 
@@ -196,14 +224,34 @@ def test_convolutional_networks_round_trip():
     bn = nn.BatchNorm2d(4)
     bn.running_mean[...] = np.arange(4) / 10
     nets = [
-        (nn.Sequential(nn.Unflatten(1, (2, 20)), nn.Conv1d(2, 6, 5, padding=2, groups=2),
-                       nn.BatchNorm1d(6), nn.ReLU(), nn.MaxPool1d(3, stride=2, padding=1),
-                       nn.Conv1d(6, 4, 3, dilation=2, bias=False), nn.AvgPool1d(2),
-                       nn.AdaptiveAvgPool1d(3), nn.Flatten(), nn.Linear(12, 3)), (40,)),
-        (nn.Sequential(nn.Conv2d(1, 4, 3, padding="same"), bn, nn.GELU(),
-                       nn.MaxPool2d(2, ceil_mode=True), nn.Conv2d(4, 4, (3, 2), stride=(1, 2)),
-                       nn.AvgPool2d(2, divisor_override=3), nn.AdaptiveAvgPool2d((2, None)),
-                       nn.Flatten()), (1, 11, 11)),
+        (
+            nn.Sequential(
+                nn.Unflatten(1, (2, 20)),
+                nn.Conv1d(2, 6, 5, padding=2, groups=2),
+                nn.BatchNorm1d(6),
+                nn.ReLU(),
+                nn.MaxPool1d(3, stride=2, padding=1),
+                nn.Conv1d(6, 4, 3, dilation=2, bias=False),
+                nn.AvgPool1d(2),
+                nn.AdaptiveAvgPool1d(3),
+                nn.Flatten(),
+                nn.Linear(12, 3),
+            ),
+            (40,),
+        ),
+        (
+            nn.Sequential(
+                nn.Conv2d(1, 4, 3, padding="same"),
+                bn,
+                nn.GELU(),
+                nn.MaxPool2d(2, ceil_mode=True),
+                nn.Conv2d(4, 4, (3, 2), stride=(1, 2)),
+                nn.AvgPool2d(2, divisor_override=3),
+                nn.AdaptiveAvgPool2d((2, None)),
+                nn.Flatten(),
+            ),
+            (1, 11, 11),
+        ),
     ]
     for net, shape in nets:
         for dtype in (np.float32, np.float64):
@@ -216,6 +264,10 @@ def test_convolutional_networks_round_trip():
             tnet.eval()
             back.eval()
             ref = net(X).data
-            np.testing.assert_allclose(tnet(torch.from_numpy(X)).detach().numpy(), ref,
-                                       rtol=0, atol=1e-5 if dtype == np.float32 else 1e-12)
+            np.testing.assert_allclose(
+                tnet(torch.from_numpy(X)).detach().numpy(),
+                ref,
+                rtol=0,
+                atol=1e-5 if dtype == np.float32 else 1e-12,
+            )
             np.testing.assert_array_equal(back(X).data, ref)

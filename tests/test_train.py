@@ -24,11 +24,14 @@ def test_logistic_classifier_separates_a_linearly_separable_set():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 2)).astype(np.float32)
     y = (X @ np.array([1.5, -2.0]) + 0.3 > 0).astype(np.float32)
-    X += np.where(y[:, None] > 0, 0.2, -0.2) * np.array([1.5, -2.0], dtype=np.float32) / 2.5  # a margin
+    X += (
+        np.where(y[:, None] > 0, 0.2, -0.2) * np.array([1.5, -2.0], dtype=np.float32) / 2.5
+    )  # a margin
     model = cr.nn.Sequential(cr.nn.Linear(2, 1, rng=rng), cr.nn.Sigmoid())
     opt = cr.optim.SGD(model.parameters(), lr=0.5)
-    h = cr.fit(model, cr.nn.BCELoss(), opt, X, y.reshape(-1, 1), epochs=300, batch_size=200,
-               shuffle=False)
+    h = cr.fit(
+        model, cr.nn.BCELoss(), opt, X, y.reshape(-1, 1), epochs=300, batch_size=200, shuffle=False
+    )
     assert h["accuracy"][-1] == 1.0
     assert h["loss"][-1] < h["loss"][0]
 
@@ -68,8 +71,17 @@ def test_history_records_train_and_validation_per_epoch_as_plain_lists():
     X, y = _data()
     model = _mlp([3, 8, 2])
     opt = cr.optim.SGD(model.parameters(), lr=0.1)
-    h = cr.fit(model, cr.nn.CrossEntropyLoss(), opt, X, y, epochs=5, batch_size=16, validation=0.25,
-               track_grad_norms=True)
+    h = cr.fit(
+        model,
+        cr.nn.CrossEntropyLoss(),
+        opt,
+        X,
+        y,
+        epochs=5,
+        batch_size=16,
+        validation=0.25,
+        track_grad_norms=True,
+    )
     assert set(h.keys()) >= {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
     assert all(len(v) == 5 for v in h.history.values())
     assert h.epochs == [1, 2, 3, 4, 5]
@@ -84,8 +96,17 @@ def test_validation_as_a_pair_and_the_same_seed_gives_the_same_run():
     for _ in range(2):
         model = _mlp([3, 8, 2], seed=1)
         opt = cr.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        h = cr.fit(model, cr.nn.CrossEntropyLoss(), opt, X[:100], y[:100], epochs=3, batch_size=10,
-                   validation=(X[100:], y[100:]), seed=7)
+        h = cr.fit(
+            model,
+            cr.nn.CrossEntropyLoss(),
+            opt,
+            X[:100],
+            y[:100],
+            epochs=3,
+            batch_size=10,
+            validation=(X[100:], y[100:]),
+            seed=7,
+        )
         runs.append((h["loss"], h["val_loss"]))
     assert runs[0] == runs[1]
 
@@ -104,8 +125,17 @@ def test_early_stopping_stops_and_restores_the_best_weights():
     rng = np.random.default_rng(3)
     Xv, yv = rng.normal(size=(50, 3)).astype(np.float32), rng.integers(0, 2, 50)
     stop = cr.EarlyStopping(monitor="val_loss", patience=3)
-    h = cr.fit(model, cr.nn.CrossEntropyLoss(), opt, X, y, epochs=200, batch_size=8,
-               validation=(Xv, yv), callbacks=[Spy(), stop])
+    h = cr.fit(
+        model,
+        cr.nn.CrossEntropyLoss(),
+        opt,
+        X,
+        y,
+        epochs=200,
+        batch_size=8,
+        validation=(Xv, yv),
+        callbacks=[Spy(), stop],
+    )
     assert h.stopped_epoch is not None and h.stopped_epoch < 200
     assert h.stopped_epoch - h.best_epoch == 3
     assert "did not improve for 3 epochs" in h.stop_reason
@@ -120,9 +150,19 @@ def test_a_nan_loss_stops_training_with_a_clear_message():
     model = _mlp([3, 16, 1])
     opt = cr.optim.SGD(model.parameters(), lr=1e6)
     # targets of 1e30: the loss overflows at once; the message blames the targets, not the rate
-    with pytest.raises(cr.errors.TrainingError, match=r"epoch 1, step 1 of \d+.*targets are too large") as info:
-        cr.fit(model, cr.nn.MSELoss(), opt, X, y.astype(np.float32).reshape(-1, 1) * 1e30, epochs=50,
-               batch_size=10, metrics=["mse"])
+    with pytest.raises(
+        cr.errors.TrainingError, match=r"epoch 1, step 1 of \d+.*targets are too large"
+    ) as info:
+        cr.fit(
+            model,
+            cr.nn.MSELoss(),
+            opt,
+            X,
+            y.astype(np.float32).reshape(-1, 1) * 1e30,
+            epochs=50,
+            batch_size=10,
+            metrics=["mse"],
+        )
     assert isinstance(info.value.history, cr.History)
 
 
@@ -145,12 +185,15 @@ def test_regression_metrics():
     assert h["r2"][-1] > 0.999 and h["mse"][-1] < 1e-3
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"epochs": 0}, "epochs must be a positive whole number, got 0"),
-    ({"batch_size": -4}, "batch_size must be a positive whole number, got -4"),
-    ({"validation": 1.5}, "validation must be a fraction between 0 and 1, got 1.5"),
-    ({"metrics": ["f2"]}, "unknown metric 'f2'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"epochs": 0}, "epochs must be a positive whole number, got 0"),
+        ({"batch_size": -4}, "batch_size must be a positive whole number, got -4"),
+        ({"validation": 1.5}, "validation must be a fraction between 0 and 1, got 1.5"),
+        ({"metrics": ["f2"]}, "unknown metric 'f2'"),
+    ],
+)
 def test_bad_settings_are_clear_errors(kwargs, message):
     X, y = _data()
     model = _mlp([3, 4, 2])
@@ -163,4 +206,6 @@ def test_mismatched_rows_are_a_clear_error():
     X, y = _data()
     model = _mlp([3, 4, 2])
     with pytest.raises(cr.DataError, match="X has 120 rows but y has 100"):
-        cr.fit(model, cr.nn.CrossEntropyLoss(), cr.optim.SGD(model.parameters(), lr=0.1), X, y[:100])
+        cr.fit(
+            model, cr.nn.CrossEntropyLoss(), cr.optim.SGD(model.parameters(), lr=0.1), X, y[:100]
+        )

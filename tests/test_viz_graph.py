@@ -37,6 +37,7 @@ def seed_example():
 # nodes and edges of known expressions
 # ------------------------------------------------------------------------------------------------
 
+
 def test_seed_expression_nodes_edges_and_values():
     x, h = seed_example()
     g = graph(h)
@@ -84,7 +85,7 @@ def test_after_backward_labels_show_gradients_and_nothing_changes():
 def test_retained_gradient_is_shown_without_the_second_walk():
     x = cr.tensor([1.0, 2.0], requires_grad=True)
     z = (x * 2).retain_grad()
-    L = (z ** 2).sum()
+    L = (z**2).sum()
     L.backward()
     g = graph(L, names={z: "z"}, all_grads=False)
     n = g.node("z")
@@ -120,7 +121,7 @@ def test_logistic_classifier_graph():
     # the gradient at z is a - y, as the notes derive
     av = float(a.data)
     assert g.node("z")["grad"] == f"{av - 1.0:.4g}"
-    assert f"∂L/∂w = [" in g.node("w")["label"]
+    assert "∂L/∂w = [" in g.node("w")["label"]
     assert g.node("L")["role"] == "loss"
     # inputs that need no gradient get no backward arrow
     assert not any(e["backward"] for e in g.edges if e["source"] == g.node("x")["id"])
@@ -192,6 +193,7 @@ def test_constants_folded_or_drawn():
 # names
 # ------------------------------------------------------------------------------------------------
 
+
 def test_names_by_tensor_by_id_by_params_and_by_name_attribute():
     rng = np.random.default_rng(0)
     X = cr.tensor(rng.normal(size=(4, 3)).astype(np.float32))
@@ -232,6 +234,7 @@ def test_root_name_sets_the_gradient_symbol():
 # collapse_linear
 # ------------------------------------------------------------------------------------------------
 
+
 def two_layer(rng=None):
     rng = rng or np.random.default_rng(0)
     X = cr.tensor(rng.normal(size=(8, 5)).astype(np.float32))
@@ -259,8 +262,11 @@ def test_collapse_linear_merges_transpose_matmul_add():
     assert all("x @ Wᵀ + b" in n["label"] for n in lin)
     assert not any(n["unit"] in ("matmul", "transpose") for n in gc.nodes)
     # the weights feed the linear boxes directly, in the order x, W, b
-    first = [n for n in lin if any(e["source"] == gc.node("W1")["id"] and e["target"] == n["id"]
-                                   for e in gc.edges)][0]
+    first = [
+        n
+        for n in lin
+        if any(e["source"] == gc.node("W1")["id"] and e["target"] == n["id"] for e in gc.edges)
+    ][0]
     ins = sorted((e["arg"], e["source"]) for e in gc.edges if e["target"] == first["id"])
     assert ins == [(0, gc.node("X")["id"]), (1, gc.node("W1")["id"]), (2, gc.node("b1")["id"])]
     # value and gradient are the add's: the linear unit's output
@@ -301,6 +307,7 @@ def test_fused_linear_unit_is_one_node():
 # SVG, HTML, DOT
 # ------------------------------------------------------------------------------------------------
 
+
 def test_svg_parses_with_one_group_per_node_legend_and_both_arrow_kinds():
     x, w, b, z, a, L = logistic()
     L.backward()
@@ -313,10 +320,18 @@ def test_svg_parses_with_one_group_per_node_legend_and_both_arrow_kinds():
     text = "".join(root.itertext())
     assert "forward: values" in text and "backward: ∂L/∂·" in text
     assert "logistic classifier" in text
-    fwd = [p for grp in root.iter(SVG + "g") if "forward" in (grp.get("class") or "")
-           for p in grp.iter(SVG + "path")]
-    bwd = [p for grp in root.iter(SVG + "g") if "backward" in (grp.get("class") or "")
-           for p in grp.iter(SVG + "path")]
+    fwd = [
+        p
+        for grp in root.iter(SVG + "g")
+        if "forward" in (grp.get("class") or "")
+        for p in grp.iter(SVG + "path")
+    ]
+    bwd = [
+        p
+        for grp in root.iter(SVG + "g")
+        if "backward" in (grp.get("class") or "")
+        for p in grp.iter(SVG + "path")
+    ]
     assert len(fwd) == len(g.edges)
     assert len(bwd) == sum(e["backward"] for e in g.edges)
     assert g._repr_svg_() == g.svg
@@ -370,6 +385,7 @@ def test_to_dot_has_every_node_and_both_edge_directions():
 
 def test_dot_layout_needs_the_binary(monkeypatch):
     import shutil
+
     _, h = seed_example()
     if shutil.which("dot") is None:
         with pytest.raises(ChainruleError, match="dot"):
@@ -383,6 +399,7 @@ def test_dot_layout_needs_the_binary(monkeypatch):
 # ------------------------------------------------------------------------------------------------
 # layout
 # ------------------------------------------------------------------------------------------------
+
 
 def test_layout_columns_run_from_leaves_to_the_loss():
     x, w, b, z, a, L = logistic()
@@ -417,9 +434,13 @@ def test_crossings_are_reduced_on_a_simple_case():
     segs = [(by[e["source"]], by[e["target"]]) for e in g.edges]
     crossings = 0
     for i, (s1, t1) in enumerate(segs):
-        for s2, t2 in segs[i + 1:]:
-            if s1["layer"] == s2["layer"] and t1["layer"] == t2["layer"] and s1 is not s2 \
-                    and t1 is not t2:
+        for s2, t2 in segs[i + 1 :]:
+            if (
+                s1["layer"] == s2["layer"]
+                and t1["layer"] == t2["layer"]
+                and s1 is not s2
+                and t1 is not t2
+            ):
                 if (s1["y"] - s2["y"]) * (t1["y"] - t2["y"]) < 0:
                     crossings += 1
     assert crossings == 0
@@ -431,13 +452,12 @@ def big_mlp_graph(layers=20, width=8):
     X = cr.tensor(rng.normal(size=(4, width)).astype(np.float32))
     h = X
     for i in range(layers):
-        W = cr.tensor(rng.normal(size=(width, width)).astype(np.float32) * 0.3,
-                      requires_grad=True)
+        W = cr.tensor(rng.normal(size=(width, width)).astype(np.float32) * 0.3, requires_grad=True)
         b = cr.tensor(np.zeros(width, np.float32), requires_grad=True)
         h = cr.tanh(h @ W.T + b)
         if i % 3 == 2:
             h = h + X  # skip connections: long edges
-    return (h ** 2).mean()
+    return (h**2).mean()
 
 
 def test_400_node_graph_renders_and_parses():
@@ -491,8 +511,10 @@ def test_bad_arguments_fail_loudly():
 
 
 def test_import_is_light():
-    code = ("import sys, chainrule.viz; from chainrule.viz import graph; "
-            "assert callable(graph); assert 'matplotlib' not in sys.modules, 'matplotlib'")
+    code = (
+        "import sys, chainrule.viz; from chainrule.viz import graph; "
+        "assert callable(graph); assert 'matplotlib' not in sys.modules, 'matplotlib'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -504,8 +526,9 @@ def test_mlp_784_256_128_10_after_backward():
     params = []
     h = X
     for i in range(3):
-        W = cr.tensor(rng.normal(size=(dims[i + 1], dims[i])).astype(np.float32) * 0.05,
-                      requires_grad=True)
+        W = cr.tensor(
+            rng.normal(size=(dims[i + 1], dims[i])).astype(np.float32) * 0.05, requires_grad=True
+        )
         b = cr.tensor(np.zeros(dims[i + 1], np.float32), requires_grad=True)
         params += [(f"{2 * i}.weight", W), (f"{2 * i}.bias", b)]
         h = cr.linear(h, W, b)

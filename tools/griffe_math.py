@@ -18,8 +18,9 @@ from latex2mathml.converter import convert
 _INLINE = re.compile(r":math:`([^`]+)`")
 _ROLE = re.compile(r":(?:class|func|meth|attr|mod|obj|data|exc):`([^`]+)`")
 # '.. math::' then the indented lines up to the first line indented less (or the end)
-_BLOCK = re.compile(r"^(?P<indent>[ \t]*)\.\. math::[ \t]*\n(?P<body>(?:(?P=indent)[ \t]+\S.*\n?|[ \t]*\n)+)",
-                    re.M)
+_BLOCK = re.compile(
+    r"^(?P<indent>[ \t]*)\.\. math::[ \t]*\n(?P<body>(?:(?P=indent)[ \t]+\S.*\n?|[ \t]*\n)+)", re.M
+)
 
 
 def _block(match: re.Match) -> str:
@@ -29,7 +30,7 @@ def _block(match: re.Match) -> str:
         # '&&' starts a third column (a comment such as "(weight_decay λ ≠ 0)")
         tex = "\\begin{array}{rll}" + tex.replace("&&", "&\\quad ") + "\\end{array}"
     mathml = convert(tex, display="block").replace("\n", " ")
-    return f"{match.group('indent')}<div class=\"math\">{mathml}</div>\n\n"
+    return f'{match.group("indent")}<div class="math">{mathml}</div>\n\n'
 
 
 def render_math(text: str) -> str:
@@ -41,7 +42,9 @@ def render_math(text: str) -> str:
 
 class MathML(griffe.Extension):
     def on_instance(self, *, obj: griffe.Object, **kwargs) -> None:
-        if obj.docstring is not None and (":math:" in obj.docstring.value
-                                          or ".. math::" in obj.docstring.value
-                                          or ":class:" in obj.docstring.value):
+        if obj.docstring is not None and (
+            ":math:" in obj.docstring.value
+            or ".. math::" in obj.docstring.value
+            or ":class:" in obj.docstring.value
+        ):
             obj.docstring.value = render_math(obj.docstring.value)

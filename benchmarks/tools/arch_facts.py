@@ -32,7 +32,7 @@ def _resolve(node, modname, is_pkg):
             base = modname.split(".")
             if not is_pkg:
                 base = base[:-1]
-            base = base[:len(base) - (node.level - 1)]
+            base = base[: len(base) - (node.level - 1)]
             mod = ".".join(base + ([node.module] if node.module else []))
         else:
             mod = node.module or ""
@@ -62,7 +62,7 @@ def import_edges(root):
             kind = "top" if id(n) in top else "lazy"
             for dst, parent in _resolve(n, mod, f.name == "__init__.py"):
                 if dst not in modules and parent is not None:
-                    dst = parent     # "from pkg import name": a name of the package itself
+                    dst = parent  # "from pkg import name": a name of the package itself
                 while dst not in modules and "." in dst:
                     dst = dst.rsplit(".", 1)[0]
                 if dst in modules and dst != mod:
@@ -75,7 +75,7 @@ def cycles(nodes, edges):
     """Strongly connected components with more than one module (Tarjan; a graph of modules is
     shallow enough for recursion)."""
     graph = {n: [] for n in nodes}
-    for (a, b) in edges:
+    for a, b in edges:
         graph[a].append(b)
     index, low, stack, on, out = {}, {}, [], set(), []
     counter = [0]
@@ -153,8 +153,9 @@ def name_keyed_tables(root, classes):
         tree = ast.parse(f.read_text())
         exported = set()
         for n in ast.walk(tree):
-            if (isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__"
-                                                   for t in n.targets)):
+            if isinstance(n, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets
+            ):
                 exported.add(id(n.value))
         for n in ast.walk(tree):
             if id(n) in exported:
@@ -165,7 +166,9 @@ def name_keyed_tables(root, classes):
                 elts = n.elts
             else:
                 continue
-            strs = [e.value for e in elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+            strs = [
+                e.value for e in elts if isinstance(e, ast.Constant) and isinstance(e.value, str)
+            ]
             hits = [s for s in strs if s in classes]
             if len(hits) >= 2:
                 out.append((f.relative_to(root.parent), n.lineno, type(n).__name__, hits))
@@ -175,14 +178,19 @@ def name_keyed_tables(root, classes):
 def _decides(expr, scope):
     """Is ``expr`` (or the variable it is stored in) compared with a string, tested with ``in``
     or used as a table key inside ``scope``?"""
+
     def used_as_key(node):
         p = getattr(node, "_parent", None)
         if isinstance(p, ast.Compare):
             return True
         if isinstance(p, ast.Subscript) and p.slice is node:
             return True
-        if (isinstance(p, ast.Call) and isinstance(p.func, ast.Attribute)
-                and p.func.attr in ("get", "pop") and node in p.args):
+        if (
+            isinstance(p, ast.Call)
+            and isinstance(p.func, ast.Attribute)
+            and p.func.attr in ("get", "pop")
+            and node in p.args
+        ):
             return True
         if isinstance(p, ast.Attribute) and p.attr in ("startswith", "endswith"):
             return True
@@ -195,8 +203,13 @@ def _decides(expr, scope):
         return True
     if isinstance(p, ast.Assign) and len(p.targets) == 1 and isinstance(p.targets[0], ast.Name):
         var = p.targets[0].id
-        return any(isinstance(n, ast.Name) and n.id == var and isinstance(n.ctx, ast.Load)
-                   and used_as_key(n) for n in ast.walk(scope))
+        return any(
+            isinstance(n, ast.Name)
+            and n.id == var
+            and isinstance(n.ctx, ast.Load)
+            and used_as_key(n)
+            for n in ast.walk(scope)
+        )
     return False
 
 
@@ -208,9 +221,13 @@ def type_name_checks(root):
         tree = ast.parse(f.read_text())
         _parents(tree)
         for n in ast.walk(tree):
-            if not (isinstance(n, ast.Attribute) and n.attr == "__name__"
-                    and isinstance(n.value, ast.Call) and isinstance(n.value.func, ast.Name)
-                    and n.value.func.id == "type"):
+            if not (
+                isinstance(n, ast.Attribute)
+                and n.attr == "__name__"
+                and isinstance(n.value, ast.Call)
+                and isinstance(n.value.func, ast.Name)
+                and n.value.func.id == "type"
+            ):
                 continue
             scope = n
             while not isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Module)):
@@ -219,8 +236,9 @@ def type_name_checks(root):
                 stmt = n
                 while not isinstance(stmt, ast.stmt):
                     stmt = stmt._parent
-                out.append((f.relative_to(root.parent), n.lineno,
-                            ast.unparse(stmt).splitlines()[0][:100]))
+                out.append(
+                    (f.relative_to(root.parent), n.lineno, ast.unparse(stmt).splitlines()[0][:100])
+                )
     return out
 
 
@@ -232,7 +250,11 @@ def name_comparisons(root, classes):
         for n in ast.walk(ast.parse(f.read_text())):
             if isinstance(n, ast.Compare):
                 for c in [n.left, *n.comparators]:
-                    if isinstance(c, ast.Constant) and isinstance(c.value, str) and c.value in classes:
+                    if (
+                        isinstance(c, ast.Constant)
+                        and isinstance(c.value, str)
+                        and c.value in classes
+                    ):
                         out.append((f.relative_to(root.parent), n.lineno, ast.unparse(n)[:100]))
                         break
     return out

@@ -78,8 +78,9 @@ class Dataset:
         """``X`` as signals or images, shape (n_samples, *sample_shape): what Conv1d/Conv2d
         take. (The rows of ``X`` are these flattened, channel by channel, row by row.)"""
         if self.sample_shape is None:
-            raise DataError(f"dataset '{self.name}' is a table, not signals or images "
-                            "(sample_shape is None)")
+            raise DataError(
+                f"dataset '{self.name}' is a table, not signals or images (sample_shape is None)"
+            )
         return self.X.reshape((-1,) + tuple(self.sample_shape))
 
     @property
@@ -145,7 +146,13 @@ _SKLEARN = {
         2,
         "Wisconsin diagnostic breast cancer: 30 cell-nucleus features, malignant or benign",
     ),
-    "digits": ("load_digits", 1797, 64, 10, "8x8 images of handwritten digits 0-9 (pixel values 0-16)"),
+    "digits": (
+        "load_digits",
+        1797,
+        64,
+        10,
+        "8x8 images of handwritten digits 0-9 (pixel values 0-16)",
+    ),
 }
 
 #: what one row of a dataset is, for convolutional networks (others are plain tables)
@@ -177,21 +184,48 @@ def list_datasets() -> list[dict]:
     """
     rows = []
     for name, (n, _noise, classes, text) in _GENERATED.items():
-        rows.append(dict(name=name, n_samples=n, n_features=2, n_classes=len(classes),
-                         task="classification", description=text, available=True))
+        rows.append(
+            dict(
+                name=name,
+                n_samples=n,
+                n_features=2,
+                n_classes=len(classes),
+                task="classification",
+                description=text,
+                available=True,
+            )
+        )
     have_sklearn = _has_module("sklearn")
     for name, (_loader, n, d, k, text) in _SKLEARN.items():
-        rows.append(dict(name=name, n_samples=n, n_features=d, n_classes=k,
-                         task="classification", description=text, available=have_sklearn))
-    rows.append(dict(name="mnist1d", n_samples=_MNIST1D_SIZE, n_features=_MNIST1D_FEATURES,
-                     n_classes=10, task="classification", description=_MNIST1D_DESCRIPTION,
-                     available=_has_module("mnist1d")))
+        rows.append(
+            dict(
+                name=name,
+                n_samples=n,
+                n_features=d,
+                n_classes=k,
+                task="classification",
+                description=text,
+                available=have_sklearn,
+            )
+        )
+    rows.append(
+        dict(
+            name="mnist1d",
+            n_samples=_MNIST1D_SIZE,
+            n_features=_MNIST1D_FEATURES,
+            n_classes=10,
+            task="classification",
+            description=_MNIST1D_DESCRIPTION,
+            available=_has_module("mnist1d"),
+        )
+    )
     return rows
 
 
 # ---------------------------------------------------------------------------------------------
 # Argument checks
 # ---------------------------------------------------------------------------------------------
+
 
 def _check_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
@@ -200,8 +234,11 @@ def _check_seed(seed) -> int:
 
 
 def _check_n_samples(name: str, n_samples, minimum: int) -> int:
-    if (isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral)
-            or n_samples < minimum):
+    if (
+        isinstance(n_samples, bool)
+        or not isinstance(n_samples, numbers.Integral)
+        or n_samples < minimum
+    ):
         raise DataError(
             f"n_samples for dataset '{name}' must be an integer of at least {minimum}, "
             f"got {n_samples!r}"
@@ -209,14 +246,19 @@ def _check_n_samples(name: str, n_samples, minimum: int) -> int:
     from chainrule._memory import check_memory
 
     # a generated set holds a few float64 working copies of (n, 2) and the labels
-    check_memory(int(n_samples) * 64, f"dataset '{name}' with {int(n_samples):,} samples",
-                 DataError)
+    check_memory(
+        int(n_samples) * 64, f"dataset '{name}' with {int(n_samples):,} samples", DataError
+    )
     return int(n_samples)
 
 
 def _check_noise(name: str, noise) -> float:
-    if (isinstance(noise, bool) or not isinstance(noise, numbers.Real)
-            or not math.isfinite(noise) or noise < 0):
+    if (
+        isinstance(noise, bool)
+        or not isinstance(noise, numbers.Real)
+        or not math.isfinite(noise)
+        or noise < 0
+    ):
         raise DataError(f"noise for dataset '{name}' must be a number >= 0, got {noise!r}")
     return float(noise)
 
@@ -229,6 +271,7 @@ def _check_noise(name: str, noise) -> float:
 # Where Playground gives each class numSamples/2 points we give class 0 n//2 and class 1 the
 # rest, so the total is exactly n_samples.  Rows are shuffled at the end.
 # ---------------------------------------------------------------------------------------------
+
 
 def _playground_circle(n: int, noise: float, rng: np.random.Generator):
     """Class 1: radius in [0, 2.5]; class 0: radius in [3.5, 5].  The label is decided by whether
@@ -262,10 +305,12 @@ def _playground_gauss(n: int, noise: float, rng: np.random.Generator):
     0.5 + 7 * noise (Playground maps noise 0..0.5 linearly onto variance 0.5..4)."""
     std = math.sqrt(0.5 + 7.0 * noise)
     n0 = n // 2
-    X = np.concatenate([
-        rng.normal(-2.0, std, (n0, 2)),
-        rng.normal(2.0, std, (n - n0, 2)),
-    ])
+    X = np.concatenate(
+        [
+            rng.normal(-2.0, std, (n0, 2)),
+            rng.normal(2.0, std, (n - n0, 2)),
+        ]
+    )
     y = np.concatenate([np.zeros(n0, np.int64), np.ones(n - n0, np.int64)])
     return X, y
 
@@ -293,10 +338,12 @@ def _moons(n: int, noise: float, rng: np.random.Generator):
     n1 = n - n0
     t0 = np.linspace(0.0, np.pi, n0)
     t1 = np.linspace(0.0, np.pi, n1)
-    X = np.concatenate([
-        np.stack([np.cos(t0), np.sin(t0)], axis=1),
-        np.stack([1.0 - np.cos(t1), 0.5 - np.sin(t1)], axis=1),
-    ])
+    X = np.concatenate(
+        [
+            np.stack([np.cos(t0), np.sin(t0)], axis=1),
+            np.stack([1.0 - np.cos(t1), 0.5 - np.sin(t1)], axis=1),
+        ]
+    )
     X += rng.normal(0.0, noise, X.shape) if noise > 0 else 0.0
     y = np.concatenate([np.zeros(n0, np.int64), np.ones(n1, np.int64)])
     return X, y
@@ -332,6 +379,7 @@ def _load_generated(name: str, n_samples, noise, seed: int) -> Dataset:
 # ---------------------------------------------------------------------------------------------
 # Shipped sets
 # ---------------------------------------------------------------------------------------------
+
 
 def _subsample(name: str, X: np.ndarray, y: np.ndarray, n_samples, seed: int):
     """Keep a random subset of n_samples rows (in their original order), or everything."""
@@ -408,8 +456,9 @@ def _load_mnist1d(n_samples, seed: int) -> Dataset:
     )
 
 
-def load_dataset(name: str, n_samples: int | None = None, noise: float | None = None,
-                 seed: int = 0) -> Dataset:
+def load_dataset(
+    name: str, n_samples: int | None = None, noise: float | None = None, seed: int = 0
+) -> Dataset:
     """Load a built-in dataset by name.
 
     Parameters
@@ -443,9 +492,7 @@ def load_dataset(name: str, n_samples: int | None = None, noise: float | None = 
         raise DataError(f"dataset name must be a string, got {name!r}")
     key = name.strip().lower().replace("_", "-")
     if key not in DATASET_NAMES:
-        raise DataError(
-            f"unknown dataset '{name}': known datasets are {', '.join(DATASET_NAMES)}"
-        )
+        raise DataError(f"unknown dataset '{name}': known datasets are {', '.join(DATASET_NAMES)}")
     seed = _check_seed(seed)
     if key in _GENERATED:
         return _load_generated(key, n_samples, noise, seed)

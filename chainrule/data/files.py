@@ -35,8 +35,15 @@ import numpy as np
 from chainrule._files import write_atomic
 from chainrule.errors import DataError
 
-__all__ = ["Table", "read_table", "prepare", "infer_task", "write_table", "MISSING_MARKERS",
-           "MAX_CLASSES"]
+__all__ = [
+    "Table",
+    "read_table",
+    "prepare",
+    "infer_task",
+    "write_table",
+    "MISSING_MARKERS",
+    "MAX_CLASSES",
+]
 
 #: Cell contents (compared case-insensitively, after stripping spaces) that mean "no value".
 MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "#n/a"})
@@ -96,6 +103,7 @@ class Table:
 # read_table
 # ---------------------------------------------------------------------------------------------
 
+
 def read_table(path, delimiter: str | None = None) -> Table:
     """Read a CSV/TSV/delimited text, ``.npz`` or ``.parquet`` file into a :class:`Table`.
 
@@ -121,8 +129,10 @@ def read_table(path, delimiter: str | None = None) -> Table:
     if os.path.isdir(name):
         raise DataError(f"{name} is a folder, not a file; expected a data file such as data.csv")
     if not os.path.isfile(name):
-        raise DataError(f"{name} is not a regular file (a pipe, device or socket); expected a "
-                        "data file such as data.csv")
+        raise DataError(
+            f"{name} is not a regular file (a pipe, device or socket); expected a "
+            "data file such as data.csv"
+        )
     ext = os.path.splitext(name)[1].lower()
     if ext in _SPREADSHEET_EXTENSIONS:
         raise DataError(
@@ -158,11 +168,15 @@ def _decode(name: str, raw: bytes) -> str:
         try:
             return raw.decode("utf-16").lstrip("\ufeff")
         except UnicodeDecodeError:
-            raise DataError(f"{name} starts like UTF-16 text but cannot be decoded; "
-                            "expected a text file saved as CSV") from None
+            raise DataError(
+                f"{name} starts like UTF-16 text but cannot be decoded; "
+                "expected a text file saved as CSV"
+            ) from None
     if b"\x00" in raw:
-        raise DataError(f"{name} does not look like a text file (it contains NUL bytes); "
-                        "expected a CSV text file")
+        raise DataError(
+            f"{name} does not look like a text file (it contains NUL bytes); "
+            "expected a CSV text file"
+        )
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             return raw.decode(encoding)
@@ -177,7 +191,9 @@ def _resolve_delimiter(delimiter: str) -> str:
     if delimiter.lower() in ("\\t", "tab"):
         return "\t"
     if len(delimiter) != 1 or delimiter in ('"', "\n", "\r"):
-        raise DataError(f"delimiter must be a single character such as ',' or ';', got {delimiter!r}")
+        raise DataError(
+            f"delimiter must be a single character such as ',' or ';', got {delimiter!r}"
+        )
     return delimiter
 
 
@@ -222,8 +238,9 @@ def _read_text(name: str, delimiter: str | None) -> Table:
     if not text.strip():
         raise DataError(f"{name} is empty; expected a header line and data rows")
     delim = _resolve_delimiter(delimiter) if delimiter is not None else _detect_delimiter(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim,
-                        skipinitialspace=(delim == " "))
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=delim, skipinitialspace=(delim == " ")
+    )
     header = None
     rows: list[list[str]] = []
     numbers_: list[int] = []
@@ -242,7 +259,7 @@ def _read_text(name: str, delimiter: str | None) -> Table:
             row_number += 1
             if blank:
                 continue
-            if len(cells) > len(header) and not any(cells[len(header):]):
+            if len(cells) > len(header) and not any(cells[len(header) :]):
                 cells = cells[: len(header)]  # trailing empty fields, e.g. "1,2,3,"
             if len(cells) != len(header):
                 hint = ""
@@ -258,11 +275,14 @@ def _read_text(name: str, delimiter: str | None) -> Table:
         raise DataError(f"{name}: cannot read line {reader.line_num}: {exc}") from None
     if not rows:
         raise DataError(f"{name} has a header but no data rows")
-    data = {
-        col: np.array([r[j] for r in rows], dtype=object) for j, col in enumerate(header)
-    }
-    return Table(path=name, columns=header, data=data,
-                 row_numbers=np.asarray(numbers_, dtype=np.int64), delimiter=delim)
+    data = {col: np.array([r[j] for r in rows], dtype=object) for j, col in enumerate(header)}
+    return Table(
+        path=name,
+        columns=header,
+        data=data,
+        row_numbers=np.asarray(numbers_, dtype=np.int64),
+        delimiter=delim,
+    )
 
 
 def _check_header(name: str, columns: list[str]) -> None:
@@ -300,8 +320,10 @@ def _check_npz_sizes(name: str, archive) -> None:
     check_memory(total, f"{name} (its arrays unpack to {total:,} bytes)", DataError)
     packed = sum(info.compress_size for info in zf.infolist())
     if total > 1 << 26 and total > 200 * max(packed, 1):
-        raise DataError(f"{name} unpacks {packed:,} bytes into {total:,} (more than 200 times "
-                        "larger): refusing a likely decompression bomb")
+        raise DataError(
+            f"{name} unpacks {packed:,} bytes into {total:,} (more than 200 times "
+            "larger): refusing a likely decompression bomb"
+        )
 
 
 def _read_npz(name: str) -> Table:
@@ -311,8 +333,10 @@ def _read_npz(name: str) -> Table:
     try:
         archive = np.load(name, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
-        raise DataError(f"{name} is not a readable .npz file ({exc}); expected a file made "
-                        "by numpy.savez(path, X=..., y=...)") from None
+        raise DataError(
+            f"{name} is not a readable .npz file ({exc}); expected a file made "
+            "by numpy.savez(path, X=..., y=...)"
+        ) from None
     with archive:
         keys = list(archive.files)
 
@@ -321,17 +345,28 @@ def _read_npz(name: str) -> Table:
                 return archive[key]
             except ValueError as exc:
                 if "allow_pickle" not in str(exc):
-                    raise DataError(f"array '{key}' in {name} cannot be read ({exc}); the file "
-                                    "is damaged or not made by numpy.savez") from None
+                    raise DataError(
+                        f"array '{key}' in {name} cannot be read ({exc}); the file "
+                        "is damaged or not made by numpy.savez"
+                    ) from None
                 raise DataError(
                     f"array '{key}' in {name} holds Python objects, which are not loaded for "
                     "safety; expected plain numeric or text arrays"
                 ) from None
-            except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError,
-                    RuntimeError, MemoryError, zlib.error) as exc:
-                raise DataError(f"array '{key}' in {name} cannot be read ({type(exc).__name__}: "
-                                f"{str(exc)[:100]}); the file is damaged or not made by "
-                                "numpy.savez") from None
+            except (
+                OSError,
+                EOFError,
+                zipfile.BadZipFile,
+                NotImplementedError,
+                RuntimeError,
+                MemoryError,
+                zlib.error,
+            ) as exc:
+                raise DataError(
+                    f"array '{key}' in {name} cannot be read ({type(exc).__name__}: "
+                    f"{str(exc)[:100]}); the file is damaged or not made by "
+                    "numpy.savez"
+                ) from None
 
         if "X" not in keys:
             raise DataError(
@@ -345,16 +380,23 @@ def _read_npz(name: str) -> Table:
     for key, arr in (("X", X), ("y", y)):
         if arr is not None and arr.dtype.kind == "c":
             bad = np.argwhere(np.imag(arr) != 0)
-            where = f" (element {tuple(int(i) for i in bad[0])} is {arr[tuple(bad[0])]})" \
-                if len(bad) else ""
-            raise DataError(f"array '{key}' in {name} holds complex numbers{where}; expected "
-                            "real numbers (take the real part or the magnitude yourself)")
+            where = (
+                f" (element {tuple(int(i) for i in bad[0])} is {arr[tuple(bad[0])]})"
+                if len(bad)
+                else ""
+            )
+            raise DataError(
+                f"array '{key}' in {name} holds complex numbers{where}; expected "
+                "real numbers (take the real part or the magnitude yourself)"
+            )
         if arr is not None and arr.dtype.kind not in "biufUS":
-            raise DataError(f"array '{key}' in {name} has dtype {arr.dtype}; expected numbers "
-                            "or text")
+            raise DataError(
+                f"array '{key}' in {name} has dtype {arr.dtype}; expected numbers or text"
+            )
     if X.ndim != 2:
-        raise DataError(f"array 'X' in {name} has shape {X.shape}; expected 2-D "
-                        "(n_samples, n_features)")
+        raise DataError(
+            f"array 'X' in {name} has shape {X.shape}; expected 2-D (n_samples, n_features)"
+        )
     if X.shape[1] == 0:
         raise DataError(f"array 'X' in {name} has no columns; expected at least one feature")
     if X.shape[0] == 0:
@@ -408,16 +450,26 @@ def _read_parquet(name: str) -> Table:
     data = {}
     for col, chunked in zip(columns, table.columns):
         t = chunked.type
-        if (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
-                or pa.types.is_decimal(t)):
+        if (
+            pa.types.is_integer(t)
+            or pa.types.is_floating(t)
+            or pa.types.is_boolean(t)
+            or pa.types.is_decimal(t)
+        ):
             # safe=False: a uint64 or int64 beyond 2**53 becomes the nearest float64
             values = chunked.cast(pa.float64(), safe=False).to_numpy()  # nulls become NaN
             data[col] = np.asarray(values, dtype=np.float64)
-        elif not (pa.types.is_string(t) or pa.types.is_large_string(t) or
-                  pa.types.is_dictionary(t) or pa.types.is_null(t)):
-            raise DataError(f"column '{col}' of {name} has Parquet type {t}; expected numbers, "
-                            "true/false or text in each cell (lists, structs, dates and binary "
-                            "columns are not read)")
+        elif not (
+            pa.types.is_string(t)
+            or pa.types.is_large_string(t)
+            or pa.types.is_dictionary(t)
+            or pa.types.is_null(t)
+        ):
+            raise DataError(
+                f"column '{col}' of {name} has Parquet type {t}; expected numbers, "
+                "true/false or text in each cell (lists, structs, dates and binary "
+                "columns are not read)"
+            )
         else:
             data[col] = np.array(
                 [v.strip() if isinstance(v, str) else v for v in chunked.to_pylist()],
@@ -429,6 +481,7 @@ def _read_parquet(name: str) -> Table:
 # ---------------------------------------------------------------------------------------------
 # prepare
 # ---------------------------------------------------------------------------------------------
+
 
 def _missing_mask(values: np.ndarray) -> np.ndarray:
     if values.dtype != object:
@@ -470,8 +523,9 @@ def _parse_number(value, decimal_comma: bool) -> float | None:
     return None
 
 
-def _to_float(values: np.ndarray, col: str, rows: np.ndarray, name: str,
-              decimal_comma: bool) -> np.ndarray:
+def _to_float(
+    values: np.ndarray, col: str, rows: np.ndarray, name: str, decimal_comma: bool
+) -> np.ndarray:
     """Parse one feature column into float64, or raise naming the first bad cell."""
     if values.dtype != object:
         out = values.astype(np.float64)
@@ -498,8 +552,9 @@ def _to_float(values: np.ndarray, col: str, rows: np.ndarray, name: str,
     return out
 
 
-def _target_values(values: np.ndarray, col: str, rows: np.ndarray, name: str,
-                   decimal_comma: bool) -> np.ndarray:
+def _target_values(
+    values: np.ndarray, col: str, rows: np.ndarray, name: str, decimal_comma: bool
+) -> np.ndarray:
     """float64 when every target cell is a number, else an object array of strings."""
     if values.dtype != object:
         out = values.astype(np.float64)
@@ -526,15 +581,22 @@ def _as_names(value, what: str) -> list[str]:
     try:
         names = list(value)
     except TypeError:
-        raise DataError(f"{what} must be a column name or a list of column names, got {value!r}") from None
+        raise DataError(
+            f"{what} must be a column name or a list of column names, got {value!r}"
+        ) from None
     for v in names:
         if not isinstance(v, str):
             raise DataError(f"{what} must be column names (text), got {v!r}")
     return names
 
 
-def prepare(table: Table, target: str | None = None, features=None, drop_missing: bool = False,
-            id_columns=()):
+def prepare(
+    table: Table,
+    target: str | None = None,
+    features=None,
+    drop_missing: bool = False,
+    id_columns=(),
+):
     """Turn a :class:`Table` into a float32 feature matrix and the raw target values.
 
     Parameters
@@ -589,8 +651,10 @@ def prepare(table: Table, target: str | None = None, features=None, drop_missing
     for col in ids:
         need(col, "id")
         if col == target:
-            raise DataError(f"column '{col}' of {name} is both the target and an id column; "
-                            "expected the target to be a column that is not an id")
+            raise DataError(
+                f"column '{col}' of {name} is both the target and an id column; "
+                "expected the target to be a column that is not an id"
+            )
     if features is None:
         feats = [c for c in table.columns if c != target and c not in ids]
         if not feats:
@@ -610,8 +674,10 @@ def prepare(table: Table, target: str | None = None, features=None, drop_missing
                 raise DataError(f"feature column '{col}' is listed twice; expected each once")
             seen.add(col)
             if col == target:
-                raise DataError(f"column '{col}' of {name} is both the target and a feature; "
-                                "expected the target to be left out of the features")
+                raise DataError(
+                    f"column '{col}' of {name} is both the target and a feature; "
+                    "expected the target to be left out of the features"
+                )
             if col in ids:
                 raise DataError(f"column '{col}' of {name} is both an id column and a feature")
 
@@ -663,6 +729,7 @@ def prepare(table: Table, target: str | None = None, features=None, drop_missing
 # infer_task
 # ---------------------------------------------------------------------------------------------
 
+
 def infer_task(y_raw) -> str:
     """Guess whether a target column asks for classification or regression.
 
@@ -708,6 +775,7 @@ def infer_task(y_raw) -> str:
 # write_table
 # ---------------------------------------------------------------------------------------------
 
+
 def _format_cell(value) -> str:
     if value is None:
         return ""
@@ -717,7 +785,9 @@ def _format_cell(value) -> str:
         if isinstance(value, np.floating):
             return str(value)  # numpy prints the shortest form for its own precision
         return repr(value)
-    if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_)):
+    if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(
+        value, (bool, np.bool_)
+    ):
         return str(int(value))
     return str(value)
 
@@ -761,24 +831,30 @@ def write_table(path, columns: Mapping, safe: bool = True) -> str:
     """
     name = os.fspath(path)
     if not isinstance(columns, Mapping) or not columns:
-        raise DataError("write_table needs a dict of column name -> values with at least one column")
+        raise DataError(
+            "write_table needs a dict of column name -> values with at least one column"
+        )
     arrays = {}
     n_rows = None
     first = None
     for col, values in columns.items():
         arr = np.asarray(values)
         if arr.ndim != 1:
-            raise DataError(f"column '{col}' for {name} has shape {arr.shape}; expected a 1-D "
-                            "list of values")
+            raise DataError(
+                f"column '{col}' for {name} has shape {arr.shape}; expected a 1-D list of values"
+            )
         if n_rows is None:
             n_rows, first = len(arr), col
         elif len(arr) != n_rows:
-            raise DataError(f"column '{col}' for {name} has {len(arr)} values but column "
-                            f"'{first}' has {n_rows}; expected the same number")
+            raise DataError(
+                f"column '{col}' for {name} has {len(arr)} values but column "
+                f"'{first}' has {n_rows}; expected the same number"
+            )
         arrays[str(col)] = arr
     if os.path.isdir(name):
-        raise DataError(f"cannot write {name}: it is a folder; expected a file name such as "
-                        "predictions.csv")
+        raise DataError(
+            f"cannot write {name}: it is a folder; expected a file name such as predictions.csv"
+        )
     delimiter = "\t" if os.path.splitext(name)[1].lower() == ".tsv" else ","
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")

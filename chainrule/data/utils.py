@@ -49,8 +49,11 @@ def _test_count(test_size, n: int) -> int:
                 f"test_size={n_test} rows does not fit {n} rows; expected a count from 1 to {n - 1}"
             )
         return n_test
-    if (isinstance(test_size, numbers.Real) and not isinstance(test_size, bool)
-            and 0.0 < float(test_size) < 1.0):
+    if (
+        isinstance(test_size, numbers.Real)
+        and not isinstance(test_size, bool)
+        and 0.0 < float(test_size) < 1.0
+    ):
         n_test = math.ceil(float(test_size) * n)
         if not 1 <= n_test <= n - 1:
             raise DataError(
@@ -63,8 +66,9 @@ def _test_count(test_size, n: int) -> int:
     )
 
 
-def _stratified_test_rows(y: np.ndarray, n_test: int, shuffle: bool,
-                          rng: np.random.Generator) -> np.ndarray:
+def _stratified_test_rows(
+    y: np.ndarray, n_test: int, shuffle: bool, rng: np.random.Generator
+) -> np.ndarray:
     """Pick n_test row indices so that each class keeps (close to) its share of the rows."""
     classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
     inverse = inverse.reshape(-1)
@@ -88,12 +92,13 @@ def _stratified_test_rows(y: np.ndarray, n_test: int, shuffle: bool,
         rows = np.flatnonzero(inverse == k)
         if shuffle:
             rows = rng.permutation(rows)
-        chosen.append(rows[len(rows) - take[k]:])
+        chosen.append(rows[len(rows) - take[k] :])
     return np.concatenate(chosen)
 
 
-def train_test_split(X, y=None, test_size=0.25, seed: int | None = 0, shuffle: bool = True,
-                     stratify: bool = False):
+def train_test_split(
+    X, y=None, test_size=0.25, seed: int | None = 0, shuffle: bool = True, stratify: bool = False
+):
     """Split rows into a training part and a test part.
 
     Parameters
@@ -119,7 +124,9 @@ def train_test_split(X, y=None, test_size=0.25, seed: int | None = 0, shuffle: b
     X, y = _rows(X, y)
     n = len(X)
     if n < 2:
-        raise DataError(f"cannot split {n} rows into a training and a test part; expected at least 2")
+        raise DataError(
+            f"cannot split {n} rows into a training and a test part; expected at least 2"
+        )
     n_test = _test_count(test_size, n)
     rng = get_rng(seed=seed)
     if stratify:
@@ -135,7 +142,7 @@ def train_test_split(X, y=None, test_size=0.25, seed: int | None = 0, shuffle: b
             test = rng.permutation(test)
     else:
         order = rng.permutation(n) if shuffle else np.arange(n)
-        train, test = order[: n - n_test], order[n - n_test:]
+        train, test = order[: n - n_test], order[n - n_test :]
     if y is None:
         return X[train], X[test], None, None
     return X[train], X[test], y[train], y[test]
@@ -178,7 +185,7 @@ class Standardizer:
     def n_features_in_(self) -> int | None:
         return None if self.mean_ is None else int(self.mean_.shape[0])
 
-    def fit(self, X) -> "Standardizer":
+    def fit(self, X) -> Standardizer:
         """Learn the mean and scale of each column of X, shape (n_samples, n_features)."""
         X = _as_2d(X, "Standardizer.fit")
         if X.shape[0] == 0:
@@ -210,7 +217,9 @@ class Standardizer:
 
     def _check(self, X, what: str) -> np.ndarray:
         if self.mean_ is None:
-            raise DataError(f"Standardizer.{what}: the Standardizer is not fitted; call fit(X) first")
+            raise DataError(
+                f"Standardizer.{what}: the Standardizer is not fitted; call fit(X) first"
+            )
         X = _as_2d(X, f"Standardizer.{what}")
         if X.shape[1] != self.mean_.shape[0]:
             raise DataError(
@@ -237,11 +246,13 @@ class Standardizer:
     def to_dict(self) -> dict:
         """Plain-Python form ``{"mean": [...], "scale": [...]}`` that json.dump can write."""
         if self.mean_ is None:
-            raise DataError("Standardizer.to_dict: the Standardizer is not fitted; call fit(X) first")
+            raise DataError(
+                "Standardizer.to_dict: the Standardizer is not fitted; call fit(X) first"
+            )
         return {"mean": [float(v) for v in self.mean_], "scale": [float(v) for v in self.scale_]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Standardizer":
+    def from_dict(cls, d: dict) -> Standardizer:
         """Rebuild a fitted Standardizer from the output of :meth:`to_dict`."""
         if not isinstance(d, dict) or "mean" not in d or "scale" not in d:
             keys = sorted(d) if isinstance(d, dict) else type(d).__name__
@@ -252,7 +263,9 @@ class Standardizer:
             mean = np.asarray(d["mean"], dtype=np.float64)
             scale = np.asarray(d["scale"], dtype=np.float64)
         except (TypeError, ValueError):
-            raise DataError("Standardizer.from_dict: 'mean' and 'scale' must be lists of numbers") from None
+            raise DataError(
+                "Standardizer.from_dict: 'mean' and 'scale' must be lists of numbers"
+            ) from None
         if mean.ndim != 1 or mean.shape != scale.shape:
             raise DataError(
                 f"Standardizer.from_dict: 'mean' has shape {mean.shape} and 'scale' has shape "
@@ -328,8 +341,15 @@ def one_hot(y, num_classes: int | None = None, dtype=np.float32) -> np.ndarray:
     return out
 
 
-def batches(X, y=None, batch_size: int = 32, shuffle: bool = True, seed: int | None = None,
-            rng: np.random.Generator | None = None, drop_last: bool = False) -> Iterator:
+def batches(
+    X,
+    y=None,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    seed: int | None = None,
+    rng: np.random.Generator | None = None,
+    drop_last: bool = False,
+) -> Iterator:
     """Yield mini-batches for one pass (epoch) over the rows.
 
     Parameters
@@ -373,7 +393,7 @@ def batches(X, y=None, batch_size: int = 32, shuffle: bool = True, seed: int | N
 
 def _batch_iter(X, y, order, batch_size, stop):
     for start in range(0, stop, batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         if y is None:
             yield X[idx]
         else:
@@ -434,8 +454,9 @@ def encode_labels(values):
     items = arr.tolist()
     for i, v in enumerate(items):
         if v is None or (isinstance(v, float) and math.isnan(v)):
-            raise DataError(f"encode_labels: label at position {i + 1} is missing ({v!r}); "
-                            "expected a value")
+            raise DataError(
+                f"encode_labels: label at position {i + 1} is missing ({v!r}); expected a value"
+            )
     if arr.dtype == bool or all(isinstance(v, bool) for v in items):
         keys = np.asarray(items, dtype=bool)
         uniq, codes = np.unique(keys, return_inverse=True)

@@ -31,9 +31,15 @@ def composition(x0: float = 10.0, dtype=np.float64) -> dict:
     """Run the example; return every value and term (also what ``main`` prints)."""
     x, f, g, h = forward_backward(x0, dtype)
     return {
-        "x": float(x.data), "f": float(f.data), "g": float(g.data), "h": float(h.data),
-        "dh_dg": float(np.cos(g.data)), "dg_df": 3.0, "df_dx": 1.0,
-        "dh_dx_autodiff": float(x.grad), "dh_dx_by_hand": 3 * math.cos(3 * (x0 + 2)),
+        "x": float(x.data),
+        "f": float(f.data),
+        "g": float(g.data),
+        "h": float(h.data),
+        "dh_dg": float(np.cos(g.data)),
+        "dg_df": 3.0,
+        "df_dx": 1.0,
+        "dh_dx_autodiff": float(x.grad),
+        "dh_dx_by_hand": 3 * math.cos(3 * (x0 + 2)),
     }
 
 

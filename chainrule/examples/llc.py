@@ -32,12 +32,22 @@ def llc(x=(1.0, 2.0, -1.0), y=1.0, w=(0.5, -0.25, 0.1), w0=0.2) -> dict:
     dL_da = (av - y) / (av * (1 - av))
     da_dz = av * (1 - av)
     return {
-        "x": x, "y": float(y), "w": np.asarray(w, dtype=np.float64), "w0": float(w0),
-        "z": zv, "a": av, "L": float(L.data),
-        "dL_da": dL_da, "da_dz": da_dz, "dz_dw": x,
-        "dL_dw_chain": dL_da * da_dz * x, "dL_dw_by_hand": (av - y) * x,
-        "dL_dw_autodiff": tw.grad.copy(), "dL_dw0_autodiff": float(tw0.grad),
-        "dL_da_autodiff": float(a.grad), "dL_dz_autodiff": float(z.grad),
+        "x": x,
+        "y": float(y),
+        "w": np.asarray(w, dtype=np.float64),
+        "w0": float(w0),
+        "z": zv,
+        "a": av,
+        "L": float(L.data),
+        "dL_da": dL_da,
+        "da_dz": da_dz,
+        "dz_dw": x,
+        "dL_dw_chain": dL_da * da_dz * x,
+        "dL_dw_by_hand": (av - y) * x,
+        "dL_dw_autodiff": tw.grad.copy(),
+        "dL_dw0_autodiff": float(tw0.grad),
+        "dL_da_autodiff": float(a.grad),
+        "dL_dz_autodiff": float(z.grad),
     }
 
 

@@ -27,12 +27,26 @@ def mnist1d_cnn(channels: int = 25, rng=None, dtype=np.float32):
     """The MNIST-1D paper's CNN: Unflatten (N, 40) -> (N, 1, 40), then Conv1d(1, 25, 5, 2, 1),
     ReLU, Conv1d(25, 25, 3, 2, 1), ReLU, Conv1d(25, 25, 3, 2, 1), ReLU, Flatten (25 × 5 = 125),
     Linear(125, 10)."""
-    return conv_net((1, 40), 10, channels=(channels,) * 3, kernels=(5, 3, 3), stride=2,
-                    padding=1, rng=rng, dtype=dtype)
+    return conv_net(
+        (1, 40),
+        10,
+        channels=(channels,) * 3,
+        kernels=(5, 3, 3),
+        stride=2,
+        padding=1,
+        rng=rng,
+        dtype=dtype,
+    )
 
 
-def train_mnist1d_cnn(seed: int = 0, steps: int = 6000, batch_size: int = 100, lr: float = 1e-2,
-                      data_seed: int = 42, verbose: bool = False) -> dict:
+def train_mnist1d_cnn(
+    seed: int = 0,
+    steps: int = 6000,
+    batch_size: int = 100,
+    lr: float = 1e-2,
+    data_seed: int = 42,
+    verbose: bool = False,
+) -> dict:
     """Train :func:`mnist1d_cnn` as the paper does and return its test accuracy.
 
     The data are mnist1d's default dataset (``make_dataset`` with its default arguments and
@@ -57,11 +71,26 @@ def train_mnist1d_cnn(seed: int = 0, steps: int = 6000, batch_size: int = 100, l
     per_epoch = -(-len(Xtr) // batch_size)
     epochs = -(-steps // per_epoch)
     t0 = time.perf_counter()
-    hist = fit(model, loss_fn, opt, Xtr, ytr, epochs=epochs, batch_size=batch_size, seed=seed,
-               verbose=verbose)
+    hist = fit(
+        model,
+        loss_fn,
+        opt,
+        Xtr,
+        ytr,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        verbose=verbose,
+    )
     seconds = time.perf_counter() - t0
     test = evaluate(model, loss_fn, Xte, yte)
     train = evaluate(model, loss_fn, Xtr, ytr)
-    return dict(seed=seed, steps=epochs * per_epoch, test_accuracy=test["accuracy"],
-                test_loss=test["loss"], train_accuracy=train["accuracy"], seconds=seconds,
-                final_batch_loss=hist["loss"][-1])
+    return dict(
+        seed=seed,
+        steps=epochs * per_epoch,
+        test_accuracy=test["accuracy"],
+        test_loss=test["loss"],
+        train_accuracy=train["accuracy"],
+        seconds=seconds,
+        final_batch_loss=hist["loss"][-1],
+    )

@@ -12,21 +12,71 @@ initialization schemes) and ``functional`` (everything as functions)::
 """
 
 from . import functional, init
-from .layers import (GELU, BatchNorm1d, Dropout, Flatten, Identity, LeakyReLU, Linear,
-                     LogSoftmax, ReLU, Sigmoid, Softmax, Tanh)
-from .losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HingeLoss, MSELoss,
-                     NLLLoss)
-from .conv import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm2d,
-                   Conv1d, Conv2d, MaxPool1d, MaxPool2d, Unflatten, conv_net)
+from .conv import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    BatchNorm2d,
+    Conv1d,
+    Conv2d,
+    MaxPool1d,
+    MaxPool2d,
+    Unflatten,
+    conv_net,
+)
+from .layers import (
+    GELU,
+    BatchNorm1d,
+    Dropout,
+    Flatten,
+    Identity,
+    LeakyReLU,
+    Linear,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HingeLoss, MSELoss, NLLLoss
 from .module import Module, ModuleList, Sequential
 from .parameter import Parameter
 
 __all__ = [
-    "Module", "Parameter", "Sequential", "ModuleList",
-    "Linear", "Identity", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax",
-    "GELU", "Dropout", "BatchNorm1d", "Flatten",
-    "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
-    "AdaptiveAvgPool2d", "BatchNorm2d", "Unflatten", "conv_net",
-    "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss", "HingeLoss",
-    "init", "functional",
+    "Module",
+    "Parameter",
+    "Sequential",
+    "ModuleList",
+    "Linear",
+    "Identity",
+    "ReLU",
+    "LeakyReLU",
+    "Tanh",
+    "Sigmoid",
+    "Softmax",
+    "LogSoftmax",
+    "GELU",
+    "Dropout",
+    "BatchNorm1d",
+    "Flatten",
+    "Conv1d",
+    "Conv2d",
+    "MaxPool1d",
+    "MaxPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "BatchNorm2d",
+    "Unflatten",
+    "conv_net",
+    "MSELoss",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "NLLLoss",
+    "HingeLoss",
+    "init",
+    "functional",
 ]

@@ -19,8 +19,19 @@ from .layers import BatchNorm1d, _positive_int
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
-           "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "BatchNorm2d", "Unflatten", "conv_net"]
+__all__ = [
+    "Conv1d",
+    "Conv2d",
+    "MaxPool1d",
+    "MaxPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "BatchNorm2d",
+    "Unflatten",
+    "conv_net",
+]
 
 
 def _given(v):
@@ -31,9 +42,20 @@ def _given(v):
 class _ConvNd(Module):
     _nd = 1
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 rng=None, dtype=np.float32):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        rng=None,
+        dtype=np.float32,
+    ):
         super().__init__()
         who, nd = type(self).__name__, self._nd
         self.in_channels = _positive_int(in_channels, who, "in_channels")
@@ -41,26 +63,34 @@ class _ConvNd(Module):
         if not _int(groups) or groups < 1:
             raise ConfigError(f"{who}: groups must be a positive integer, got {groups!r}")
         if self.in_channels % groups:
-            raise ConfigError(f"{who}: in_channels={in_channels} must be divisible by "
-                              f"groups={groups}")
+            raise ConfigError(
+                f"{who}: in_channels={in_channels} must be divisible by groups={groups}"
+            )
         if self.out_channels % groups:
-            raise ConfigError(f"{who}: out_channels={out_channels} must be divisible by "
-                              f"groups={groups}")
+            raise ConfigError(
+                f"{who}: out_channels={out_channels} must be divisible by groups={groups}"
+            )
         if padding_mode != "zeros":
-            raise ConfigError(f"{who}: padding_mode {padding_mode!r} is not supported; chainrule "
-                              "pads with zeros (padding_mode='zeros')")
+            raise ConfigError(
+                f"{who}: padding_mode {padding_mode!r} is not supported; chainrule "
+                "pads with zeros (padding_mode='zeros')"
+            )
         self.kernel_size = _ntuple(kernel_size, nd, who, "kernel_size")
         self.stride = _ntuple(stride, nd, who, "stride")
         self.dilation = _ntuple(dilation, nd, who, "dilation")
         resolve_padding(padding, nd, self.kernel_size, self.stride, self.dilation, who)  # checks
-        self.padding = padding if isinstance(padding, str) else \
-            _ntuple(padding, nd, who, "padding", minimum=0)
+        self.padding = (
+            padding if isinstance(padding, str) else _ntuple(padding, nd, who, "padding", minimum=0)
+        )
         self.groups = int(groups)
         self.padding_mode = padding_mode
         self.rng = rng
         dtype = np.dtype(dtype)
-        self.weight = Parameter(np.empty((self.out_channels, self.in_channels // self.groups)
-                                         + self.kernel_size, dtype=dtype))
+        self.weight = Parameter(
+            np.empty(
+                (self.out_channels, self.in_channels // self.groups) + self.kernel_size, dtype=dtype
+            )
+        )
         if bias:
             self.bias = Parameter(np.empty((self.out_channels,), dtype=dtype))
         else:
@@ -80,20 +110,39 @@ class _ConvNd(Module):
     def forward(self, x):
         params = self._parameters
         fn = F.conv1d if self._nd == 1 else F.conv2d
-        return fn(x, params["weight"], params["bias"], self.stride, self.padding, self.dilation,
-                  self.groups)
+        return fn(
+            x,
+            params["weight"],
+            params["bias"],
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+        )
 
     def output_shape(self, shape: tuple) -> tuple:
         """The output shape (C, *spatial) for one sample of shape (C, *spatial)."""
-        pads = resolve_padding(self.padding, self._nd, self.kernel_size, self.stride,
-                               self.dilation, type(self).__name__)
-        sizes = tuple((n + lo + hi - d * (k - 1) - 1) // s + 1 for n, (lo, hi), k, s, d in
-                      zip(shape[1:], pads, self.kernel_size, self.stride, self.dilation))
+        pads = resolve_padding(
+            self.padding,
+            self._nd,
+            self.kernel_size,
+            self.stride,
+            self.dilation,
+            type(self).__name__,
+        )
+        sizes = tuple(
+            (n + lo + hi - d * (k - 1) - 1) // s + 1
+            for n, (lo, hi), k, s, d in zip(
+                shape[1:], pads, self.kernel_size, self.stride, self.dilation
+            )
+        )
         return (self.out_channels,) + sizes
 
     def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
+        s = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}"
+        )
         if self.padding != (0,) * self._nd:
             s += f", padding={self.padding!r}"
         if self.dilation != (1,) * self._nd:
@@ -105,8 +154,17 @@ class _ConvNd(Module):
         return s
 
 
-_CONV = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
-         "bias", "padding_mode")
+_CONV = (
+    "in_channels",
+    "out_channels",
+    "kernel_size",
+    "stride",
+    "padding",
+    "dilation",
+    "groups",
+    "bias",
+    "padding_mode",
+)
 _MAXPOOL = ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode")
 _AVGPOOL = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")
 
@@ -144,8 +202,9 @@ class Conv2d(_ConvNd, config=_CONV):
 class _MaxPoolNd(Module):
     _nd = 1
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
-                 ceil_mode=False):
+    def __init__(
+        self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False
+    ):
         super().__init__()
         who, nd = type(self).__name__, self._nd
         _ntuple(kernel_size, nd, who, "kernel_size")
@@ -162,12 +221,21 @@ class _MaxPoolNd(Module):
 
     def forward(self, x):
         fn = F.max_pool1d if self._nd == 1 else F.max_pool2d
-        return fn(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
-                  self.return_indices)
+        return fn(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            self.return_indices,
+        )
 
     def extra_repr(self) -> str:
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
 
 
 class MaxPool1d(_MaxPoolNd, config=_MAXPOOL):
@@ -189,8 +257,15 @@ class MaxPool2d(_MaxPoolNd, config=_MAXPOOL):
 class _AvgPoolNd(Module):
     _nd = 1
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True, divisor_override=None):
+    def __init__(
+        self,
+        kernel_size,
+        stride=None,
+        padding=0,
+        ceil_mode=False,
+        count_include_pad=True,
+        divisor_override=None,
+    ):
         super().__init__()
         who, nd = type(self).__name__, self._nd
         _ntuple(kernel_size, nd, who, "kernel_size")
@@ -207,10 +282,23 @@ class _AvgPoolNd(Module):
 
     def forward(self, x):
         if self._nd == 1:
-            return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                                self.count_include_pad)
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad, self.divisor_override)
+            return F.avg_pool1d(
+                x,
+                self.kernel_size,
+                self.stride,
+                self.padding,
+                self.ceil_mode,
+                self.count_include_pad,
+            )
+        return F.avg_pool2d(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
+        )
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -223,8 +311,9 @@ class AvgPool1d(_AvgPoolNd, config=_AVGPOOL):
 
     _nd = 1
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True):
+    def __init__(
+        self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True
+    ):
         super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
 
 
@@ -264,8 +353,12 @@ class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd, config=("output_size",)):
     _nd = 2
 
 
-class BatchNorm2d(BatchNorm1d, role="normalization", keeps_shape=True,
-                  config=("num_features", "eps", "momentum", "affine", "track_running_stats")):
+class BatchNorm2d(
+    BatchNorm1d,
+    role="normalization",
+    keeps_shape=True,
+    config=("num_features", "eps", "momentum", "affine", "track_running_stats"),
+):
     """Batch normalization of images x (N, C, H, W), per channel C = ``num_features``: the
     statistics of each channel are taken over the batch and every position. Same arguments,
     buffers and behaviour as :class:`BatchNorm1d` (exactly PyTorch's BatchNorm2d)."""
@@ -283,8 +376,9 @@ class Unflatten(Module, config=("dim", "unflattened_size")):
         if not _int(dim):
             raise ConfigError(f"Unflatten: dim must be an integer, got {dim!r}")
         if not isinstance(unflattened_size, (tuple, list)) or not unflattened_size:
-            raise ConfigError(f"Unflatten: unflattened_size must be a tuple of sizes, got "
-                              f"{unflattened_size!r}")
+            raise ConfigError(
+                f"Unflatten: unflattened_size must be a tuple of sizes, got {unflattened_size!r}"
+            )
         self.dim = int(dim)
         self.unflattened_size = tuple(unflattened_size)
 
@@ -299,9 +393,20 @@ class Unflatten(Module, config=("dim", "unflattened_size")):
 # a plain CNN, as the command and the estimators build it
 # ------------------------------------------------------------------------------------------------
 
-def conv_net(input_shape, n_outputs: int, channels=(25, 25, 25), kernels=None, stride=2,
-             padding=1, flat_input: bool = True, hidden=(), activation=None, rng=None,
-             dtype=np.float32):
+
+def conv_net(
+    input_shape,
+    n_outputs: int,
+    channels=(25, 25, 25),
+    kernels=None,
+    stride=2,
+    padding=1,
+    flat_input: bool = True,
+    hidden=(),
+    activation=None,
+    rng=None,
+    dtype=np.float32,
+):
     """A plain CNN: [Conv(channels[i], kernels[i], stride, padding), ReLU] per layer, then
     Flatten, then [Linear(h), activation] for each size in ``hidden`` (none by default;
     ``activation`` is a layer class, ReLU by default) and Linear to ``n_outputs``.
@@ -317,8 +422,9 @@ def conv_net(input_shape, n_outputs: int, channels=(25, 25, 25), kernels=None, s
 
     shape = tuple(int(s) for s in np.atleast_1d(input_shape))
     if len(shape) not in (2, 3) or min(shape) < 1:
-        raise ConfigError(f"conv_net: input_shape {shape} is neither a signal (C, L) nor an "
-                          "image (C, H, W)")
+        raise ConfigError(
+            f"conv_net: input_shape {shape} is neither a signal (C, L) nor an image (C, H, W)"
+        )
     channels = [int(c) for c in np.atleast_1d(channels)]
     if not channels or min(channels) < 1:
         raise ConfigError(f"conv_net: channels must be positive integers, got {channels!r}")
@@ -328,8 +434,10 @@ def conv_net(input_shape, n_outputs: int, channels=(25, 25, 25), kernels=None, s
     if len(kernels) == 1:
         kernels = kernels * len(channels)
     if len(kernels) != len(channels):
-        raise ConfigError(f"conv_net: {len(kernels)} kernel sizes for {len(channels)} conv "
-                          "layers; give one size, or one per layer")
+        raise ConfigError(
+            f"conv_net: {len(kernels)} kernel sizes for {len(channels)} conv "
+            "layers; give one size, or one per layer"
+        )
     layers = [Unflatten(1, shape)] if flat_input else []
     Conv = Conv1d if len(shape) == 2 else Conv2d
     c_in = shape[0]
@@ -339,8 +447,10 @@ def conv_net(input_shape, n_outputs: int, channels=(25, 25, 25), kernels=None, s
         conv = Conv(c_in, c, k, stride=stride, padding=padding, rng=rng, dtype=dtype)
         out = conv.output_shape(shape)
         if min(out[1:]) < 1:
-            raise ConfigError(f"conv_net: an input of shape {shape} is too small for a kernel "
-                              f"of {k} with stride {stride} and padding {padding}")
+            raise ConfigError(
+                f"conv_net: an input of shape {shape} is too small for a kernel "
+                f"of {k} with stride {stride} and padding {padding}"
+            )
         layers += [conv, ReLU()]
         shape, c_in = out, c
     layers.append(Flatten())
@@ -349,7 +459,7 @@ def conv_net(input_shape, n_outputs: int, channels=(25, 25, 25), kernels=None, s
         layers += [Linear(width, int(h), rng=rng, dtype=dtype), (activation or ReLU)()]
         width = int(h)
     layers.append(Linear(width, int(n_outputs), rng=rng, dtype=dtype))
-    for layer in layers:   # the generator drew the initial weights; the layers do not keep it
+    for layer in layers:  # the generator drew the initial weights; the layers do not keep it
         if hasattr(layer, "rng"):
             layer.rng = None
     return Sequential(*layers)

@@ -31,11 +31,25 @@ from ._inputs import _as_input, _data, _input  # noqa: F401 - used here and by t
 
 __all__ = [
     # activations and layers
-    "linear", "relu", "leaky_relu", "tanh", "sigmoid", "softmax", "log_softmax", "gelu",
-    "identity", "dropout", "batch_norm", "flatten",
+    "linear",
+    "relu",
+    "leaky_relu",
+    "tanh",
+    "sigmoid",
+    "softmax",
+    "log_softmax",
+    "gelu",
+    "identity",
+    "dropout",
+    "batch_norm",
+    "flatten",
     # losses
-    "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
-    "nll_loss", "hinge_loss",
+    "mse_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "nll_loss",
+    "hinge_loss",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -45,10 +59,10 @@ _REDUCTIONS = ("mean", "sum", "none")
 # helpers
 # ------------------------------------------------------------------------------------------------
 
+
 def _check_reduction(reduction, who: str) -> None:
     if reduction not in _REDUCTIONS:
-        raise ConfigError(
-            f"{who}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        raise ConfigError(f"{who}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
 def _reduce(loss, reduction: str):
@@ -76,8 +90,12 @@ def _same_shape(x: np.ndarray, t, who: str) -> None:
     if tuple(x.shape) != tuple(tshape):
         raise ShapeError(
             f"{who}: input shape {tuple(x.shape)} and target shape {tuple(tshape)} must be equal"
-            + (" (reshape one of them, e.g. y.reshape(-1, 1) or output.reshape(-1))"
-               if int(np.prod(x.shape)) == int(np.prod(tshape)) else ""))
+            + (
+                " (reshape one of them, e.g. y.reshape(-1, 1) or output.reshape(-1))"
+                if int(np.prod(x.shape)) == int(np.prod(tshape))
+                else ""
+            )
+        )
 
 
 def _const(arr, dtype, who: str, name: str):
@@ -98,8 +116,12 @@ def _labels(target, x_shape, C: int, ignore_index: int, who: str) -> np.ndarray:
         raise ShapeError(
             f"{who}: target shape {t.shape} does not fit input shape {tuple(x_shape)}: expected "
             f"integer class labels of shape {expected}"
-            + (" or class probabilities (floats) of the input's shape" if who.startswith(
-                ("CrossEntropy", "cross_entropy")) else ""))
+            + (
+                " or class probabilities (floats) of the input's shape"
+                if who.startswith(("CrossEntropy", "cross_entropy"))
+                else ""
+            )
+        )
     if t.dtype.kind == "f":
         if t.size and not np.all(t == np.round(t)):
             bad = float(t[t != np.round(t)].flat[0])
@@ -107,7 +129,7 @@ def _labels(target, x_shape, C: int, ignore_index: int, who: str) -> np.ndarray:
         t = t.astype(np.int64)
     elif t.dtype.kind not in "iu":
         raise DataError(f"{who}: class labels must be integers, got an array of dtype {t.dtype}")
-    if t.size and 0 <= t.min() and t.max() < C:  # the common case: two reductions
+    if t.size and t.min() >= 0 and t.max() < C:  # the common case: two reductions
         return t
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= C))
@@ -115,23 +137,29 @@ def _labels(target, x_shape, C: int, ignore_index: int, who: str) -> np.ndarray:
         label = t[bad].flat[0]
         raise DataError(
             f"{who}: label {int(label)} is out of range for {C} classes "
-            f"(labels must be 0..{C - 1}" + (f" or ignore_index={ignore_index})"
-                                              if ignore_index is not None and ignore_index != -100
-                                              else ")"))
+            f"(labels must be 0..{C - 1}"
+            + (
+                f" or ignore_index={ignore_index})"
+                if ignore_index is not None and ignore_index != -100
+                else ")"
+            )
+        )
     return t
 
 
 def _class_weight(weight, C: int, dtype, who: str):
     w = _const(weight, dtype, who, "weight")
     if w is not None and w.shape != (C,):
-        raise ShapeError(f"{who}: weight must have one entry per class, shape ({C},), "
-                         f"got shape {w.shape}")
+        raise ShapeError(
+            f"{who}: weight must have one entry per class, shape ({C},), got shape {w.shape}"
+        )
     return w
 
 
 # ------------------------------------------------------------------------------------------------
 # activations and layers
 # ------------------------------------------------------------------------------------------------
+
 
 def linear(input, weight, bias=None):
     """The linear unit Σ: x Wᵀ + b, x of shape (..., in), W (out, in), b (out,) -> (..., out)."""
@@ -181,8 +209,11 @@ def identity(input):
 
 
 def _check_p(p, who: str) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) \
-            or not 0.0 <= float(p) <= 1.0:
+    if (
+        isinstance(p, bool)
+        or not isinstance(p, (int, float, np.floating, np.integer))
+        or not 0.0 <= float(p) <= 1.0
+    ):
         raise ConfigError(f"{who}: dropout probability has to be between 0 and 1, but got {p!r}")
     return float(p)
 
@@ -206,8 +237,16 @@ def dropout(input, p: float = 0.5, training: bool = True, *, rng=None, seed=None
     return x * mask
 
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
-               momentum: float = 0.1, eps: float = 1e-5):
+def batch_norm(
+    input,
+    running_mean,
+    running_var,
+    weight=None,
+    bias=None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+):
     """Batch normalization over every axis but the channel axis 1 of x (N, C) or (N, C, L).
 
     In training, each channel is normalized with the batch mean and biased variance, and
@@ -220,17 +259,25 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if a.ndim < 2:
         raise ShapeError(f"batch_norm: expected input of shape (N, C) or (N, C, L), got {a.shape}")
     C = a.shape[1]
-    for name, v in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
-                    ("running_var", running_var)):
+    for name, v in (
+        ("weight", weight),
+        ("bias", bias),
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+    ):
         if v is not None and np.shape(_data(v)) != (C,):
-            raise ShapeError(f"batch_norm: {name} has shape {np.shape(_data(v))} but the input "
-                             f"has {C} channels (input shape {a.shape})")
+            raise ShapeError(
+                f"batch_norm: {name} has shape {np.shape(_data(v))} but the input "
+                f"has {C} channels (input shape {a.shape})"
+            )
     if training:
         axes = (0,) + tuple(range(2, a.ndim))
         m = a.size // C if C else 0
         if m <= 1:
-            raise ShapeError(f"batch_norm: expected more than 1 value per channel when training, "
-                             f"got input of shape {a.shape}")
+            raise ShapeError(
+                f"batch_norm: expected more than 1 value per channel when training, "
+                f"got input of shape {a.shape}"
+            )
         shape = (1, C) + (1,) * (a.ndim - 2)
         mean = a.mean(axis=axes)
         var_sum = ((a - mean.reshape(shape)) ** 2).sum(axis=axes)
@@ -242,8 +289,15 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         return U.BatchNorm.apply(x, weight, bias, mean=mean, var=var, eps=eps, training=True)
     if running_mean is None or running_var is None:
         raise ConfigError("batch_norm: running_mean and running_var are needed when not training")
-    return U.BatchNorm.apply(x, weight, bias, mean=np.asarray(running_mean),
-                             var=np.asarray(running_var), eps=eps, training=False)
+    return U.BatchNorm.apply(
+        x,
+        weight,
+        bias,
+        mean=np.asarray(running_mean),
+        var=np.asarray(running_var),
+        eps=eps,
+        training=False,
+    )
 
 
 def flatten(input, start_dim: int = 1, end_dim: int = -1):
@@ -253,11 +307,13 @@ def flatten(input, start_dim: int = 1, end_dim: int = -1):
     nd = max(len(shape), 1)
     s, e = start_dim % nd, end_dim % nd
     if s > e:
-        raise ConfigError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a "
-                          f"tensor of shape {shape}")
+        raise ConfigError(
+            f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a "
+            f"tensor of shape {shape}"
+        )
     if not shape:
         return U.reshape(x, (1,))
-    new = shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:]
+    new = shape[:s] + (int(np.prod(shape[s : e + 1])),) + shape[e + 1 :]
     return U.reshape(x, new)
 
 
@@ -265,6 +321,7 @@ def flatten(input, start_dim: int = 1, end_dim: int = -1):
 # losses (each public function calls a private one that also takes the name to put in errors,
 # so that the module CrossEntropyLoss and the function cross_entropy report as themselves)
 # ------------------------------------------------------------------------------------------------
+
 
 def mse_loss(input, target, reduction: str = "mean"):
     """Mean squared error: (ŷ − y)² per element, then the reduction."""
@@ -297,7 +354,8 @@ def _binary_cross_entropy(input, target, weight, reduction, who):
         bad = a[~((a >= 0) & (a <= 1))].flat[0]
         raise DataError(
             f"{who}: input must hold probabilities in [0, 1], got {float(bad)!r} (apply a "
-            "sigmoid first, or give the logits to BCEWithLogitsLoss)")
+            "sigmoid first, or give the logits to BCEWithLogitsLoss)"
+        )
     loss = U.BCEProb.apply(x, t)
     w = _const(weight, a.dtype, who, "weight")
     if w is not None:
@@ -305,14 +363,16 @@ def _binary_cross_entropy(input, target, weight, reduction, who):
     return _reduce(loss, reduction)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean",
-                                     pos_weight=None):
+def binary_cross_entropy_with_logits(
+    input, target, weight=None, reduction: str = "mean", pos_weight=None
+):
     """−w [p·y log σ(z) + (1 − y) log(1 − σ(z))] from logits z, in one stable unit.
 
     ``pos_weight`` (p, one per class, broadcast along the last axis) weighs the positive term.
     """
-    return _binary_cross_entropy_with_logits(input, target, weight, reduction, pos_weight,
-                                             "binary_cross_entropy_with_logits")
+    return _binary_cross_entropy_with_logits(
+        input, target, weight, reduction, pos_weight, "binary_cross_entropy_with_logits"
+    )
 
 
 def _binary_cross_entropy_with_logits(input, target, weight, reduction, pos_weight, who):
@@ -330,8 +390,14 @@ def _binary_cross_entropy_with_logits(input, target, weight, reduction, pos_weig
     return _reduce(loss, reduction)
 
 
-def cross_entropy(input, target, weight=None, ignore_index: int = -100,
-                  reduction: str = "mean", label_smoothing: float = 0.0):
+def cross_entropy(
+    input,
+    target,
+    weight=None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+):
     """Cross-entropy of logits z (N, C) or (N, C, d1, ...) (or one sample (C,)) against targets.
 
     Integer labels y: L_i = −w_{y_i} log softmax(z_i)[y_i] (fused softmax and log); with
@@ -341,30 +407,44 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100,
     Float targets of the input's shape are class probabilities t:
     L_i = −Σ_c w_c t_ic log softmax(z_i)_c, and 'mean' divides by N.
     """
-    return _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing,
-                          "cross_entropy")
+    return _cross_entropy(
+        input, target, weight, ignore_index, reduction, label_smoothing, "cross_entropy"
+    )
 
 
 def _check_smoothing(label_smoothing, who):
     ls = float(label_smoothing)
     if not 0.0 <= ls <= 1.0:
-        raise ConfigError(f"{who}: label_smoothing must be between 0.0 and 1.0, got "
-                          f"{label_smoothing!r}")
+        raise ConfigError(
+            f"{who}: label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}"
+        )
     return ls
 
 
 def _plain_labels(a: np.ndarray, t: np.ndarray, ignore_index) -> bool:
     """True for the training loop's common case: (N, C) float logits and N integer labels, all
     in range and none ignored (then one fused unit computes the mean loss)."""
-    return (a.ndim == 2 and t.ndim == 1 and t.dtype.kind in "iu" and len(t) == len(a) > 0
-            and a.dtype.kind == "f" and not 0 <= ignore_index < a.shape[1]
-            and 0 <= t.min() and t.max() < a.shape[1])
+    return (
+        a.ndim == 2
+        and t.ndim == 1
+        and t.dtype.kind in "iu"
+        and len(t) == len(a) > 0
+        and a.dtype.kind == "f"
+        and not 0 <= ignore_index < a.shape[1]
+        and t.min() >= 0
+        and t.max() < a.shape[1]
+    )
 
 
 def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, who):
-    if (reduction == "mean" and weight is None and not label_smoothing
-            and isinstance(input, (Tensor, np.ndarray)) and type(target) is np.ndarray
-            and _plain_labels(_data(input), target, ignore_index)):
+    if (
+        reduction == "mean"
+        and weight is None
+        and not label_smoothing
+        and isinstance(input, (Tensor, np.ndarray))
+        and type(target) is np.ndarray
+        and _plain_labels(_data(input), target, ignore_index)
+    ):
         return U.MeanSoftmaxCrossEntropy.apply(input, target)  # before the general checks
     _check_reduction(reduction, who)
     ls = _check_smoothing(label_smoothing, who)
@@ -384,8 +464,9 @@ def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothi
         out = _cross_entropy_probs(x, a, t.astype(a.dtype, copy=False), w, reduction, ls)
     else:
         y = _labels(t, a.shape, C, ignore_index, who)
-        per = U.SoftmaxCrossEntropy.apply(x, y, weight=w, ignore_index=ignore_index,
-                                          label_smoothing=ls)
+        per = U.SoftmaxCrossEntropy.apply(
+            x, y, weight=w, ignore_index=ignore_index, label_smoothing=ls
+        )
         out = _reduce_weighted(per, y, w, ignore_index, reduction, a.dtype)
     if unbatched and reduction == "none":
         out = U.reshape(out, ())
@@ -467,13 +548,16 @@ def _hinge_loss(input, target, reduction, who):
     x = _input(input)
     a = _data(x)
     if not (a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1)):
-        raise ShapeError(f"{who}: input must have shape (N,) or (N, 1) (one score per sample), "
-                         f"got {a.shape}")
+        raise ShapeError(
+            f"{who}: input must have shape (N,) or (N, 1) (one score per sample), got {a.shape}"
+        )
     t = _data(target) if isinstance(target, Tensor) else np.asarray(target)
     N = a.shape[0]
     if t.shape not in ((N,), (N, 1)):
-        raise ShapeError(f"{who}: input shape {a.shape} and target shape {t.shape} do not fit: "
-                         f"expected one label per sample, shape ({N},) or ({N}, 1)")
+        raise ShapeError(
+            f"{who}: input shape {a.shape} and target shape {t.shape} do not fit: "
+            f"expected one label per sample, shape ({N},) or ({N}, 1)"
+        )
     if t.dtype.kind not in "biuf":
         raise DataError(f"{who}: labels must be numbers, got dtype {t.dtype}")
     vals = set(np.unique(t).tolist())
@@ -490,8 +574,26 @@ def _hinge_loss(input, target, reduction, who):
 
 
 # convolution and pooling live in their own module (units in chainrule/units_conv.py)
-from .functional_conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d,  # noqa: E402
-                              avg_pool2d, conv1d, conv2d, max_pool1d, max_pool2d, unflatten)
+from .functional_conv import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    avg_pool1d,  # noqa: E402
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    max_pool1d,
+    max_pool2d,
+    unflatten,
+)
 
-__all__ += ["conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
-            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "unflatten"]
+__all__ += [
+    "conv1d",
+    "conv2d",
+    "max_pool1d",
+    "max_pool2d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "unflatten",
+]

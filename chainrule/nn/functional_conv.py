@@ -18,13 +18,23 @@ from ..tensor import Context, Tensor
 from ..units_conv import AdaptiveAvgPool, AvgPool, Conv, MaxPool, conv_output_size
 from ._inputs import _as_input, _data, _input
 
-__all__ = ["conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
-           "adaptive_avg_pool1d", "adaptive_avg_pool2d", "unflatten"]
+__all__ = [
+    "conv1d",
+    "conv2d",
+    "max_pool1d",
+    "max_pool2d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "unflatten",
+]
 
 
 # ------------------------------------------------------------------------------------------------
 # settings
 # ------------------------------------------------------------------------------------------------
+
 
 def _int(v) -> bool:
     return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool)
@@ -51,15 +61,18 @@ def resolve_padding(padding, nd: int, kernel, stride, dilation, who: str) -> tup
             return ((0, 0),) * nd
         if padding == "same":
             if any(s != 1 for s in stride):
-                raise ConfigError(f"{who}: padding='same' is not supported for strided "
-                                  f"convolutions (stride={stride}); use a number")
+                raise ConfigError(
+                    f"{who}: padding='same' is not supported for strided "
+                    f"convolutions (stride={stride}); use a number"
+                )
             pads = []
             for k, d in zip(kernel, dilation):
                 total = d * (k - 1)
                 pads.append((total // 2, total - total // 2))
             return tuple(pads)
-        raise ConfigError(f"{who}: padding must be a number, {nd} numbers, 'same' or 'valid', "
-                          f"got {padding!r}")
+        raise ConfigError(
+            f"{who}: padding must be a number, {nd} numbers, 'same' or 'valid', got {padding!r}"
+        )
     p = _ntuple(padding, nd, who, "padding", minimum=0)
     return tuple((v, v) for v in p)
 
@@ -84,11 +97,15 @@ def _unbatch(out, was_unbatched: bool):
 # convolution
 # ------------------------------------------------------------------------------------------------
 
+
 def _conv(nd, input, weight, bias, stride, padding, dilation, groups, who):
     w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
     if w.ndim != nd + 2:
-        shape = "(out_channels, in_channels/groups, kW)" if nd == 1 else \
-            "(out_channels, in_channels/groups, kH, kW)"
+        shape = (
+            "(out_channels, in_channels/groups, kW)"
+            if nd == 1
+            else "(out_channels, in_channels/groups, kH, kW)"
+        )
         raise ShapeError(f"{who}: weight of shape {w.shape} is not {nd + 2}-D {shape}")
     x = _as_input(input, w.dtype)
     x, unbatched = _batched(x, nd, who, "input")
@@ -97,18 +114,23 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, who):
         raise ConfigError(f"{who}: groups must be a positive integer, got {groups!r}")
     O, Cg, kernel = w.shape[0], w.shape[1], w.shape[2:]
     if O % groups:
-        raise ShapeError(f"{who}: weight of shape {w.shape} has {O} output channels, which "
-                         f"groups={groups} does not divide")
+        raise ShapeError(
+            f"{who}: weight of shape {w.shape} has {O} output channels, which "
+            f"groups={groups} does not divide"
+        )
     if a.shape[1] != Cg * groups:
         raise ShapeError(
             f"{who}: input of shape {a.shape} does not fit weight of shape {w.shape}: expected "
             f"{Cg * groups} input channels (weight.shape[1]={Cg} × groups={groups}), got "
-            f"{a.shape[1]}")
+            f"{a.shape[1]}"
+        )
     if bias is not None:
         bshape = np.shape(_data(bias))
         if bshape != (O,):
-            raise ShapeError(f"{who}: bias of shape {bshape} does not fit weight of shape "
-                             f"{w.shape}: expected ({O},)")
+            raise ShapeError(
+                f"{who}: bias of shape {bshape} does not fit weight of shape "
+                f"{w.shape}: expected ({O},)"
+            )
     stride = _ntuple(stride, nd, who, "stride")
     dilation = _ntuple(dilation, nd, who, "dilation")
     pads = resolve_padding(padding, nd, kernel, stride, dilation, who)
@@ -117,7 +139,8 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, who):
             raise ShapeError(
                 f"{who}: input of shape {a.shape} padded to {n + lo + hi} along a spatial axis is "
                 f"smaller than the kernel ({k}, dilated to {d * (k - 1) + 1}) of weight of shape "
-                f"{w.shape}")
+                f"{w.shape}"
+            )
     args = (x, weight) if bias is None else (x, weight, bias)
     out = Conv.apply(*args, stride=stride, padding=pads, dilation=dilation, groups=int(groups))
     return _unbatch(out, unbatched)
@@ -146,32 +169,42 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 # pooling
 # ------------------------------------------------------------------------------------------------
 
+
 def _pool_settings(nd, a, kernel_size, stride, padding, dilation, ceil_mode, who):
     kernel = _ntuple(kernel_size, nd, who, "kernel_size")
-    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and not stride) \
+    stride = (
+        kernel
+        if stride is None or (isinstance(stride, (tuple, list)) and not stride)
         else _ntuple(stride, nd, who, "stride")
+    )
     dilation = _ntuple(dilation, nd, who, "dilation")
     pad = _ntuple(padding, nd, who, "padding", minimum=0)
     for k, p in zip(kernel, pad):
         if p > k // 2:
-            raise ConfigError(f"{who}: padding should be at most half of kernel size, got "
-                              f"padding={padding!r} and kernel_size={kernel_size!r}")
+            raise ConfigError(
+                f"{who}: padding should be at most half of kernel size, got "
+                f"padding={padding!r} and kernel_size={kernel_size!r}"
+            )
     pads = tuple((p, p) for p in pad)
     for n, k, s, p, d in zip(a.shape[2:], kernel, stride, pad, dilation):
         if conv_output_size(n, k, s, p, p, d, bool(ceil_mode)) <= 0:
-            raise ShapeError(f"{who}: input of shape {a.shape} is too small for kernel_size="
-                             f"{kernel_size!r} (padding={padding!r}, dilation={dilation!r}): "
-                             "no window fits")
+            raise ShapeError(
+                f"{who}: input of shape {a.shape} is too small for kernel_size="
+                f"{kernel_size!r} (padding={padding!r}, dilation={dilation!r}): "
+                "no window fits"
+            )
     return kernel, stride, pads, dilation
 
 
 def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, who):
     x, unbatched = _batched(_input(input), nd, who, "input")
     a = _data(x)
-    kernel, stride, pads, dilation = _pool_settings(nd, a, kernel_size, stride, padding,
-                                                    dilation, ceil_mode, who)
-    kw = dict(kernel=kernel, stride=stride, padding=pads, dilation=dilation,
-              ceil_mode=bool(ceil_mode))
+    kernel, stride, pads, dilation = _pool_settings(
+        nd, a, kernel_size, stride, padding, dilation, ceil_mode, who
+    )
+    kw = dict(
+        kernel=kernel, stride=stride, padding=pads, dilation=dilation, ceil_mode=bool(ceil_mode)
+    )
     out = _unbatch(MaxPool.apply(x, **kw), unbatched)
     if not return_indices:
         return out
@@ -181,51 +214,79 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
     return out, Tensor(idx[0] if unbatched else idx)
 
 
-def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+def max_pool1d(
+    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
     """The maximum of each window of x (N, C, L) or (C, L); ``stride`` defaults to the kernel
     size, padding (at most half the kernel) is −∞. ``return_indices``: also the position of
     each maximum in its input row (as PyTorch)."""
-    return _max_pool(1, input, kernel_size, stride, padding, dilation, ceil_mode,
-                     return_indices, "max_pool1d")
+    return _max_pool(
+        1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool1d"
+    )
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+def max_pool2d(
+    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
     """The maximum of each window of x (N, C, H, W) or (C, H, W); see :func:`max_pool1d`.
     Indices are flat over each H×W plane."""
-    return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode,
-                     return_indices, "max_pool2d")
+    return _max_pool(
+        2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool2d"
+    )
 
 
-def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
-              divisor_override, who):
+def _avg_pool(
+    nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, who
+):
     x, unbatched = _batched(_input(input), nd, who, "input")
     a = _data(x)
-    kernel, stride, pads, _ = _pool_settings(nd, a, kernel_size, stride, padding, 1,
-                                             ceil_mode, who)
+    kernel, stride, pads, _ = _pool_settings(nd, a, kernel_size, stride, padding, 1, ceil_mode, who)
     if divisor_override is not None and (not _int(divisor_override) or divisor_override == 0):
-        raise ConfigError(f"{who}: divisor_override must be a non-zero integer, got "
-                          f"{divisor_override!r}")
-    out = AvgPool.apply(x, kernel=kernel, stride=stride, padding=pads, ceil_mode=bool(ceil_mode),
-                        count_include_pad=bool(count_include_pad), divisor=divisor_override)
+        raise ConfigError(
+            f"{who}: divisor_override must be a non-zero integer, got {divisor_override!r}"
+        )
+    out = AvgPool.apply(
+        x,
+        kernel=kernel,
+        stride=stride,
+        padding=pads,
+        ceil_mode=bool(ceil_mode),
+        count_include_pad=bool(count_include_pad),
+        divisor=divisor_override,
+    )
     return _unbatch(out, unbatched)
 
 
-def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True):
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     """The mean of each window of x (N, C, L) or (C, L); padding counts as zeros in the mean
     unless ``count_include_pad=False``."""
-    return _avg_pool(1, input, kernel_size, stride, padding, ceil_mode, count_include_pad, None,
-                     "avg_pool1d")
+    return _avg_pool(
+        1, input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, "avg_pool1d"
+    )
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
+def avg_pool2d(
+    input,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
     """The mean of each window of x (N, C, H, W) or (C, H, W); ``divisor_override`` replaces
     the window size as divisor."""
-    return _avg_pool(2, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override, "avg_pool2d")
+    return _avg_pool(
+        2,
+        input,
+        kernel_size,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+        "avg_pool2d",
+    )
 
 
 def _adaptive(nd, input, output_size, who):
@@ -233,12 +294,14 @@ def _adaptive(nd, input, output_size, who):
     a = _data(x)
     sizes = (output_size,) * nd if _int(output_size) or output_size is None else output_size
     if not isinstance(sizes, (tuple, list)) or len(sizes) != nd:
-        raise ConfigError(f"{who}: output_size must be an integer or {nd} integers, got "
-                          f"{output_size!r}")
+        raise ConfigError(
+            f"{who}: output_size must be an integer or {nd} integers, got {output_size!r}"
+        )
     sizes = tuple(n if s is None else s for s, n in zip(sizes, a.shape[2:]))
     if not all(_int(s) and s >= 0 for s in sizes):
-        raise ConfigError(f"{who}: output_size must be non-negative integers (or None), got "
-                          f"{output_size!r}")
+        raise ConfigError(
+            f"{who}: output_size must be non-negative integers (or None), got {output_size!r}"
+        )
     if any(n == 0 for n in a.shape[2:]):
         raise ShapeError(f"{who}: input of shape {a.shape} has an empty spatial axis")
     out = AdaptiveAvgPool.apply(x, output_size=tuple(int(s) for s in sizes))
@@ -267,17 +330,24 @@ def unflatten(input, dim: int, sizes):
         raise ConfigError(f"unflatten: dim {dim!r} is out of range for a tensor of shape {shape}")
     d = dim % len(shape)
     sizes = tuple(sizes)
-    if not sizes or not all(_int(s) and (s >= 0 or s == -1) for s in sizes) or \
-            sum(s == -1 for s in sizes) > 1:
+    if (
+        not sizes
+        or not all(_int(s) and (s >= 0 or s == -1) for s in sizes)
+        or sum(s == -1 for s in sizes) > 1
+    ):
         raise ConfigError(f"unflatten: sizes must be integers with at most one −1, got {sizes!r}")
     known = int(np.prod([s for s in sizes if s != -1]))
     n = shape[d]
     if -1 in sizes:
         if known == 0 or n % known:
-            raise ShapeError(f"unflatten: sizes {sizes} do not fit dimension {dim} of size {n} "
-                             f"(input shape {shape})")
+            raise ShapeError(
+                f"unflatten: sizes {sizes} do not fit dimension {dim} of size {n} "
+                f"(input shape {shape})"
+            )
         sizes = tuple(n // known if s == -1 else s for s in sizes)
     elif known != n:
-        raise ShapeError(f"unflatten: sizes {sizes} multiply to {known} but dimension {dim} has "
-                         f"size {n} (input shape {shape})")
-    return U.reshape(x, shape[:d] + sizes + shape[d + 1:])
+        raise ShapeError(
+            f"unflatten: sizes {sizes} multiply to {known} but dimension {dim} has "
+            f"size {n} (input shape {shape})"
+        )
+    return U.reshape(x, shape[:d] + sizes + shape[d + 1 :])

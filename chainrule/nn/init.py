@@ -32,9 +32,20 @@ from ..errors import ConfigError
 from ..random import get_rng
 from ..tensor import Tensor
 
-__all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_",
-           "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
-           "he_uniform_", "he_normal_"]
+__all__ = [
+    "calculate_gain",
+    "uniform_",
+    "normal_",
+    "constant_",
+    "zeros_",
+    "ones_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "he_uniform_",
+    "he_normal_",
+]
 
 
 def calculate_gain(nonlinearity: str, param=None) -> float:
@@ -50,8 +61,15 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
     selu                      3/4
     ========================  ====================
     """
-    linear_fns = ["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
-                  "conv_transpose2d", "conv_transpose3d"]
+    linear_fns = [
+        "linear",
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+    ]
     if nonlinearity in linear_fns or nonlinearity == "sigmoid":
         return 1.0
     if nonlinearity == "tanh":
@@ -65,12 +83,13 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
             slope = float(param)
         else:
             raise ConfigError(f"calculate_gain: negative_slope {param!r} is not a valid number")
-        return math.sqrt(2.0 / (1 + slope ** 2))
+        return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
     raise ConfigError(
         f"calculate_gain: unsupported nonlinearity {nonlinearity!r} (use one of linear, sigmoid, "
-        "tanh, relu, leaky_relu, selu, conv1d, conv2d, conv3d)")
+        "tanh, relu, leaky_relu, selu, conv1d, conv2d, conv3d)"
+    )
 
 
 def _array(tensor) -> np.ndarray:
@@ -78,8 +97,9 @@ def _array(tensor) -> np.ndarray:
         return tensor.data
     if isinstance(tensor, np.ndarray):
         return tensor
-    raise TypeError(f"init: expected a Parameter, Tensor or numpy array, got "
-                    f"{type(tensor).__name__}")
+    raise TypeError(
+        f"init: expected a Parameter, Tensor or numpy array, got {type(tensor).__name__}"
+    )
 
 
 def _fill(tensor, values):
@@ -96,7 +116,8 @@ def _fans(tensor):
     if len(shape) < 2:
         raise ConfigError(
             f"init: fan in and fan out can not be computed for a tensor with fewer than 2 "
-            f"dimensions (got shape {shape})")
+            f"dimensions (got shape {shape})"
+        )
     receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
     return shape[1] * receptive, shape[0] * receptive
 
@@ -124,14 +145,14 @@ def _empty(tensor) -> bool:
 # plain distributions and constants
 # ------------------------------------------------------------------------------------------------
 
+
 def uniform_(tensor, a: float = 0.0, b: float = 1.0, *, rng=None, seed=None, generator=None):
     """Fill with values drawn from U(a, b)."""
     g = _rng(rng, seed, generator)
     return _fill(tensor, g.uniform(a, b, size=_array(tensor).shape))
 
 
-def normal_(tensor, mean: float = 0.0, std: float = 1.0, *, rng=None, seed=None,
-            generator=None):
+def normal_(tensor, mean: float = 0.0, std: float = 1.0, *, rng=None, seed=None, generator=None):
     """Fill with values drawn from N(mean, std²)."""
     g = _rng(rng, seed, generator)
     return _fill(tensor, g.normal(mean, std, size=_array(tensor).shape))
@@ -156,6 +177,7 @@ def ones_(tensor):
 # scaled schemes
 # ------------------------------------------------------------------------------------------------
 
+
 def xavier_uniform_(tensor, gain: float = 1.0, *, rng=None, seed=None, generator=None):
     """Glorot/Xavier uniform: U(−a, a) with a = gain·√(6 / (fan_in + fan_out))."""
     fan_in, fan_out = _fans(tensor)
@@ -171,8 +193,16 @@ def xavier_normal_(tensor, gain: float = 1.0, *, rng=None, seed=None, generator=
     return normal_(tensor, 0.0, std, rng=rng, seed=seed, generator=generator)
 
 
-def kaiming_uniform_(tensor, a: float = 0, mode: str = "fan_in",
-                     nonlinearity: str = "leaky_relu", *, rng=None, seed=None, generator=None):
+def kaiming_uniform_(
+    tensor,
+    a: float = 0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    *,
+    rng=None,
+    seed=None,
+    generator=None,
+):
     """He/Kaiming uniform: U(−b, b) with b = gain·√(3 / fan), gain = calculate_gain(nonlinearity, a).
 
     ``a`` is the negative slope of the leaky ReLU that follows (0 for ReLU); ``mode`` picks
@@ -186,8 +216,16 @@ def kaiming_uniform_(tensor, a: float = 0, mode: str = "fan_in",
     return uniform_(tensor, -bound, bound, rng=rng, seed=seed, generator=generator)
 
 
-def kaiming_normal_(tensor, a: float = 0, mode: str = "fan_in",
-                    nonlinearity: str = "leaky_relu", *, rng=None, seed=None, generator=None):
+def kaiming_normal_(
+    tensor,
+    a: float = 0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    *,
+    rng=None,
+    seed=None,
+    generator=None,
+):
     """He/Kaiming normal: N(0, std²) with std = gain / √fan, gain = calculate_gain(nonlinearity, a)."""
     if _empty(tensor):
         return tensor

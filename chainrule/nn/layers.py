@@ -19,8 +19,20 @@ from . import init
 from .module import Module, _shape_str
 from .parameter import Parameter
 
-__all__ = ["Linear", "Identity", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax",
-           "GELU", "Dropout", "BatchNorm1d", "Flatten"]
+__all__ = [
+    "Linear",
+    "Identity",
+    "ReLU",
+    "LeakyReLU",
+    "Tanh",
+    "Sigmoid",
+    "Softmax",
+    "LogSoftmax",
+    "GELU",
+    "Dropout",
+    "BatchNorm1d",
+    "Flatten",
+]
 
 
 def _positive_int(value, who: str, name: str) -> int:
@@ -29,8 +41,12 @@ def _positive_int(value, who: str, name: str) -> int:
     return int(value)
 
 
-class Linear(Module, role="linear", config=("in_features", "out_features", "bias"),
-             settings={"in_features": S.SIZE, "out_features": S.SIZE, "bias": S.BOOL}):
+class Linear(
+    Module,
+    role="linear",
+    config=("in_features", "out_features", "bias"),
+    settings={"in_features": S.SIZE, "out_features": S.SIZE, "bias": S.BOOL},
+):
     """The linear unit Σ of a layer: z = x Wᵀ + b.
 
     Parameters
@@ -48,8 +64,9 @@ class Linear(Module, role="linear", config=("in_features", "out_features", "bias
     PyTorch (``kaiming_uniform_(weight, a=√5)``). A numpy input takes the weight's dtype.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, rng=None,
-                 dtype=np.float32):
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, rng=None, dtype=np.float32
+    ):
         super().__init__()
         self.in_features = _positive_int(in_features, "Linear", "in_features")
         self.out_features = _positive_int(out_features, "Linear", "out_features")
@@ -59,9 +76,12 @@ class Linear(Module, role="linear", config=("in_features", "out_features", "bias
         from ..errors import ConfigError
 
         # the weights, and as much again for their gradient and twice for Adam's moments
-        check_memory(4 * self.out_features * (self.in_features + 1) * dtype.itemsize,
-                     f"Linear({self.in_features}, {self.out_features}) (weights, gradients "
-                     "and optimizer state)", ConfigError)
+        check_memory(
+            4 * self.out_features * (self.in_features + 1) * dtype.itemsize,
+            f"Linear({self.in_features}, {self.out_features}) (weights, gradients "
+            "and optimizer state)",
+            ConfigError,
+        )
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype))
         if bias:
             self.bias = Parameter(np.empty((self.out_features,), dtype=dtype))
@@ -85,8 +105,10 @@ class Linear(Module, role="linear", config=("in_features", "out_features", "bias
         return _shape_str(("None", self.out_features))
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
 
 
 class Identity(Module, role="passthrough", config=(), keeps_shape=True):
@@ -99,18 +121,31 @@ class Identity(Module, role="passthrough", config=(), keeps_shape=True):
         return F.identity(x)
 
 
-class ReLU(Module, role="activation", config=(), keeps_shape=True, elementwise=True,
-           short_name="relu", derivative="1 where {i} > 0, else 0"):
+class ReLU(
+    Module,
+    role="activation",
+    config=(),
+    keeps_shape=True,
+    elementwise=True,
+    short_name="relu",
+    derivative="1 where {i} > 0, else 0",
+):
     """The activation σ(z) = max(z, 0), elementwise."""
 
     def forward(self, x):
         return F.relu(x)
 
 
-class LeakyReLU(Module, role="activation", config=("negative_slope",), keeps_shape=True,
-                settings={"negative_slope": S.NUMBER},
-                elementwise=True, short_name="leaky_relu",
-                derivative="1 where {i} > 0, else the slope"):
+class LeakyReLU(
+    Module,
+    role="activation",
+    config=("negative_slope",),
+    keeps_shape=True,
+    settings={"negative_slope": S.NUMBER},
+    elementwise=True,
+    short_name="leaky_relu",
+    derivative="1 where {i} > 0, else the slope",
+):
     """σ(z) = z for z > 0, negative_slope·z otherwise."""
 
     def __init__(self, negative_slope: float = 0.01):
@@ -124,24 +159,40 @@ class LeakyReLU(Module, role="activation", config=("negative_slope",), keeps_sha
         return f"negative_slope={self.negative_slope}"
 
 
-class Tanh(Module, role="activation", config=(), keeps_shape=True, elementwise=True,
-           short_name="tanh", derivative="1 − {o2}"):
+class Tanh(
+    Module,
+    role="activation",
+    config=(),
+    keeps_shape=True,
+    elementwise=True,
+    short_name="tanh",
+    derivative="1 − {o2}",
+):
     """σ(z) = tanh(z), elementwise (derivative 1 − σ², from the output)."""
 
     def forward(self, x):
         return F.tanh(x)
 
 
-class Sigmoid(Module, role="activation", config=(), keeps_shape=True, elementwise=True,
-              short_name="sigmoid", output_kind="probability", derivative="{o}(1 − {o})"):
+class Sigmoid(
+    Module,
+    role="activation",
+    config=(),
+    keeps_shape=True,
+    elementwise=True,
+    short_name="sigmoid",
+    output_kind="probability",
+    derivative="{o}(1 − {o})",
+):
     """σ(z) = 1 / (1 + e^(−z)), elementwise (derivative σ(1 − σ), from the output)."""
 
     def forward(self, x):
         return F.sigmoid(x)
 
 
-class Softmax(Module, role="activation", config=("dim",), keeps_shape=True,
-              settings={"dim": S.DIM}):
+class Softmax(
+    Module, role="activation", config=("dim",), keeps_shape=True, settings={"dim": S.DIM}
+):
     """softmax(z)_i = e^(z_i) / Σ_j e^(z_j) along ``dim`` (PyTorch requires dim; here −1 by
     default, the class axis of an (N, C) batch)."""
 
@@ -156,8 +207,9 @@ class Softmax(Module, role="activation", config=("dim",), keeps_shape=True,
         return f"dim={self.dim}"
 
 
-class LogSoftmax(Module, role="activation", config=("dim",), keeps_shape=True,
-                 settings={"dim": S.DIM}):
+class LogSoftmax(
+    Module, role="activation", config=("dim",), keeps_shape=True, settings={"dim": S.DIM}
+):
     """log softmax(z) along ``dim`` (default −1); feed it to NLLLoss."""
 
     def __init__(self, dim: int = -1):
@@ -171,9 +223,16 @@ class LogSoftmax(Module, role="activation", config=("dim",), keeps_shape=True,
         return f"dim={self.dim}"
 
 
-class GELU(Module, role="activation", config=("approximate",), keeps_shape=True,
-           settings={"approximate": (lambda v: v in ("none", "tanh"), "'none' or 'tanh'")},
-           elementwise=True, short_name="gelu", derivative="GELU′({i})"):
+class GELU(
+    Module,
+    role="activation",
+    config=("approximate",),
+    keeps_shape=True,
+    settings={"approximate": (lambda v: v in ("none", "tanh"), "'none' or 'tanh'")},
+    elementwise=True,
+    short_name="gelu",
+    derivative="GELU′({i})",
+):
     """σ(z) = z Φ(z) (Φ the standard normal CDF); ``approximate='tanh'`` for the tanh form."""
 
     def __init__(self, approximate: str = "none"):
@@ -189,8 +248,9 @@ class GELU(Module, role="activation", config=("approximate",), keeps_shape=True,
         return f"approximate={self.approximate!r}"
 
 
-class Dropout(Module, role="passthrough", config=("p",), keeps_shape=True,
-              settings={"p": S.FRACTION}):
+class Dropout(
+    Module, role="passthrough", config=("p",), keeps_shape=True, settings={"p": S.FRACTION}
+):
     """Inverted dropout: in training, zero each element with probability p and scale the others
     by 1/(1 − p); in eval mode, the identity.
 
@@ -210,10 +270,19 @@ class Dropout(Module, role="passthrough", config=("p",), keeps_shape=True,
         return f"p={self.p}"
 
 
-class BatchNorm1d(Module, role="normalization", keeps_shape=True,
-                  config=("num_features", "eps", "momentum", "affine", "track_running_stats"),
-                  settings={"num_features": S.SIZE, "eps": S.POSITIVE, "momentum": S.MOMENTUM,
-                            "affine": S.BOOL, "track_running_stats": S.BOOL}):
+class BatchNorm1d(
+    Module,
+    role="normalization",
+    keeps_shape=True,
+    config=("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    settings={
+        "num_features": S.SIZE,
+        "eps": S.POSITIVE,
+        "momentum": S.MOMENTUM,
+        "affine": S.BOOL,
+        "track_running_stats": S.BOOL,
+    },
+):
     """Batch normalization of x (N, C) or (N, C, L), per channel C = ``num_features``.
 
     Training: x̂ = (x − mean) / √(var + eps) with the batch mean and biased variance of each
@@ -225,9 +294,17 @@ class BatchNorm1d(Module, role="normalization", keeps_shape=True,
     Eval: the running statistics normalize. Exactly PyTorch's BatchNorm1d.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, dtype=np.float32, *,
-                 bias: bool = True):
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype=np.float32,
+        *,
+        bias: bool = True,
+    ):
         super().__init__()
         who = type(self).__name__
         self.num_features = _positive_int(num_features, who, "num_features")
@@ -271,7 +348,7 @@ class BatchNorm1d(Module, role="normalization", keeps_shape=True,
             if self.bias is not None:
                 init.zeros_(self.bias)
 
-    _input_dims = {2: "(N, C)", 3: "(N, C, L)"}   # BatchNorm2d: {4: "(N, C, H, W)"}
+    _input_dims = {2: "(N, C)", 3: "(N, C, L)"}  # BatchNorm2d: {4: "(N, C, H, W)"}
     _input_text = "2D or 3D input (N, C) or (N, C, L)"
 
     def forward(self, x):
@@ -280,8 +357,10 @@ class BatchNorm1d(Module, role="normalization", keeps_shape=True,
         if a.ndim not in self._input_dims:
             raise ShapeError(f"{who}: expected {self._input_text}, got shape {a.shape}")
         if a.shape[1] != self.num_features:
-            raise ShapeError(f"{who}: input of shape {a.shape} has {a.shape[1]} channels "
-                             f"(axis 1) but the layer has num_features={self.num_features}")
+            raise ShapeError(
+                f"{who}: input of shape {a.shape} has {a.shape[1]} channels "
+                f"(axis 1) but the layer has num_features={self.num_features}"
+            )
         if not isinstance(x, Tensor):
             ref = self.weight if self.weight is not None else self.running_mean
             x = F._as_input(x, ref.dtype if ref is not None else a.dtype)
@@ -292,17 +371,31 @@ class BatchNorm1d(Module, role="normalization", keeps_shape=True,
                 factor = 1.0 / float(self.num_batches_tracked)
         # batch statistics in training, and in eval when there are no running statistics
         use_batch = self.training or (self.running_mean is None and self.running_var is None)
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=use_batch, momentum=factor, eps=self.eps)
+        return F.batch_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            training=use_batch,
+            momentum=factor,
+            eps=self.eps,
+        )
 
     def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, bias={self.bias is not None}, "
-                f"track_running_stats={self.track_running_stats}")
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, bias={self.bias is not None}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
 
 
-class Flatten(Module, role="passthrough", config=("start_dim", "end_dim"),
-              settings={"start_dim": S.DIM, "end_dim": S.DIM}):
+class Flatten(
+    Module,
+    role="passthrough",
+    config=("start_dim", "end_dim"),
+    settings={"start_dim": S.DIM, "end_dim": S.DIM},
+):
     """Merge dimensions start_dim..end_dim: (N, C, L) -> (N, C·L) with the defaults."""
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
@@ -315,4 +408,3 @@ class Flatten(Module, role="passthrough", config=("start_dim", "end_dim"),
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
-

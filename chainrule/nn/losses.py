@@ -30,8 +30,14 @@ class _Loss(Module):
             self.register_buffer(name, F._data(value))
 
 
-class MSELoss(_Loss, role="loss", output_kind="value", short_name="mse",
-              formula="({o} − y)²", derivative="2({o} − y)"):
+class MSELoss(
+    _Loss,
+    role="loss",
+    output_kind="value",
+    short_name="mse",
+    formula="({o} − y)²",
+    derivative="2({o} − y)",
+):
     """Mean squared error: L = (ŷ − y)² per element, then the reduction.
 
     input and target must have the same shape (PyTorch broadcasts with a warning; here a
@@ -42,9 +48,14 @@ class MSELoss(_Loss, role="loss", output_kind="value", short_name="mse",
         return F._mse_loss(input, target, self.reduction, "MSELoss")
 
 
-class BCELoss(_Loss, role="loss", output_kind="probability", short_name="bce",
-              formula="−[y log {o} + (1 − y) log(1 − {o})]",
-              derivative="({o} − y)/({o}(1 − {o}))"):
+class BCELoss(
+    _Loss,
+    role="loss",
+    output_kind="probability",
+    short_name="bce",
+    formula="−[y log {o} + (1 − y) log(1 − {o})]",
+    derivative="({o} − y)/({o}(1 − {o}))",
+):
     """Binary cross-entropy of probabilities ŷ in [0, 1] (the logistic classifier's negative
     log-likelihood): L = −w [y log ŷ + (1 − y) log(1 − ŷ)], each log clamped at −100 so that
     ŷ = 0 or 1 gives a finite loss (as PyTorch). ``weight`` rescales each element.
@@ -58,9 +69,14 @@ class BCELoss(_Loss, role="loss", output_kind="probability", short_name="bce",
         return F._binary_cross_entropy(input, target, self.weight, self.reduction, "BCELoss")
 
 
-class BCEWithLogitsLoss(_Loss, role="loss", output_kind="logit", short_name="bce_with_logits",
-                        formula="−[y log σ({o}) + (1 − y) log(1 − σ({o}))]",
-                        derivative="σ({o}) − y"):
+class BCEWithLogitsLoss(
+    _Loss,
+    role="loss",
+    output_kind="logit",
+    short_name="bce_with_logits",
+    formula="−[y log σ({o}) + (1 − y) log(1 − σ({o}))]",
+    derivative="σ({o}) − y",
+):
     """Sigmoid and binary cross-entropy in one stable unit, from logits z:
     L = −w [p·y log σ(z) + (1 − y) log(1 − σ(z))], dL/dz = σ(z) − y when p = w = 1.
 
@@ -74,13 +90,20 @@ class BCEWithLogitsLoss(_Loss, role="loss", output_kind="logit", short_name="bce
         self._reg_const("pos_weight", pos_weight)
 
     def forward(self, input, target):
-        return F._binary_cross_entropy_with_logits(input, target, self.weight, self.reduction,
-                                                   self.pos_weight, "BCEWithLogitsLoss")
+        return F._binary_cross_entropy_with_logits(
+            input, target, self.weight, self.reduction, self.pos_weight, "BCEWithLogitsLoss"
+        )
 
 
-class CrossEntropyLoss(_Loss, role="loss", output_kind="logits", target="index",
-                       short_name="cross_entropy", formula="−log softmax({o})_y",
-                       derivative="softmax({o}) − onehot(y)"):
+class CrossEntropyLoss(
+    _Loss,
+    role="loss",
+    output_kind="logits",
+    target="index",
+    short_name="cross_entropy",
+    formula="−log softmax({o})_y",
+    derivative="softmax({o}) − onehot(y)",
+):
     """Softmax and negative log-likelihood in one unit, from logits z (N, C) or (N, C, d1, ...).
 
     Integer labels y (N,): L_i = −w_{y_i} log softmax(z_i)[y_i], and dL/dz_i = softmax(z_i) −
@@ -92,16 +115,28 @@ class CrossEntropyLoss(_Loss, role="loss", output_kind="logits", target="index",
     softmax(z_i)_c ('mean' divides by N).
     """
 
-    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean",
-                 label_smoothing: float = 0.0):
+    def __init__(
+        self,
+        weight=None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ):
         super().__init__(reduction)
         self._reg_const("weight", weight)
         self.ignore_index = ignore_index
         self.label_smoothing = F._check_smoothing(label_smoothing, "CrossEntropyLoss")
 
     def forward(self, input, target):
-        return F._cross_entropy(input, target, self.weight, self.ignore_index, self.reduction,
-                                self.label_smoothing, "CrossEntropyLoss")
+        return F._cross_entropy(
+            input,
+            target,
+            self.weight,
+            self.ignore_index,
+            self.reduction,
+            self.label_smoothing,
+            "CrossEntropyLoss",
+        )
 
     def extra_repr(self) -> str:
         parts = [] if self.reduction == "mean" else [f"reduction={self.reduction!r}"]
@@ -112,8 +147,15 @@ class CrossEntropyLoss(_Loss, role="loss", output_kind="logits", target="index",
         return ", ".join(parts)
 
 
-class NLLLoss(_Loss, role="loss", output_kind="logits", target="index", short_name="nll",
-              formula="−{o}_y", derivative="−onehot(y)"):
+class NLLLoss(
+    _Loss,
+    role="loss",
+    output_kind="logits",
+    target="index",
+    short_name="nll",
+    formula="−{o}_y",
+    derivative="−onehot(y)",
+):
     """Negative log-likelihood of log-probabilities a (N, C) (e.g. from LogSoftmax) and integer
     labels: L_i = −w_{y_i} a_i[y_i]; 'mean' divides by Σ w_{y_i} over non-ignored samples."""
 
@@ -123,13 +165,17 @@ class NLLLoss(_Loss, role="loss", output_kind="logits", target="index", short_na
         self.ignore_index = ignore_index
 
     def forward(self, input, target):
-        return F._nll_loss(input, target, self.weight, self.ignore_index, self.reduction,
-                           "NLLLoss")
+        return F._nll_loss(input, target, self.weight, self.ignore_index, self.reduction, "NLLLoss")
 
 
-class HingeLoss(_Loss, role="loss", output_kind="logit",
-                short_name="hinge", formula="max(0, 1 − y·{o})",
-                derivative="−y where y·{o} < 1, else 0"):
+class HingeLoss(
+    _Loss,
+    role="loss",
+    output_kind="logit",
+    short_name="hinge",
+    formula="max(0, 1 − y·{o})",
+    derivative="−y where y·{o} < 1, else 0",
+):
     """The linear SVM's loss (not in PyTorch): L = max(0, 1 − y·ŷ) for a score ŷ of shape (N,)
     or (N, 1) and labels y in {−1, +1} (labels {0, 1} are mapped to −1/+1)."""
 

@@ -199,8 +199,10 @@ class Module:
             return value.data
         if isinstance(value, (np.ndarray, np.generic, int, float, list, tuple)):
             return np.asarray(value)
-        raise TypeError(f"cannot assign a {type(value).__name__} as buffer '{name}' "
-                        "(a numpy array or None is expected)")
+        raise TypeError(
+            f"cannot assign a {type(value).__name__} as buffer '{name}' "
+            "(a numpy array or None is expected)"
+        )
 
     def _check_name(self, kind: str, name) -> None:
         if not isinstance(name, str):
@@ -213,8 +215,10 @@ class Module:
         self._check_init("parameter", name)
         self._check_name("parameter", name)
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"cannot register a {type(param).__name__} as parameter '{name}' "
-                            "(a cr.nn.Parameter or None is expected)")
+            raise TypeError(
+                f"cannot register a {type(param).__name__} as parameter '{name}' "
+                "(a cr.nn.Parameter or None is expected)"
+            )
         if param is None:
             self.__dict__.pop(name, None)
             self._parameters[name] = None
@@ -287,8 +291,11 @@ class Module:
 
     def _named_members(self, store: str, prefix: str, recurse: bool, remove_duplicate: bool):
         seen = set()
-        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse \
+        mods = (
+            self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+            if recurse
             else [(prefix, self)]
+        )
         for mod_prefix, m in mods:
             for name, v in getattr(m, store).items():
                 if v is None:
@@ -299,8 +306,9 @@ class Module:
                     seen.add(id(v))
                 yield mod_prefix + ("." if mod_prefix else "") + name, v
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True,
-                         remove_duplicate: bool = True):
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ):
         """Yield ``(dotted_name, parameter)``: ``'weight'``, ``'0.bias'``, ``'layers.1.weight'``.
 
         A parameter shared by two modules is listed once (under its first name).
@@ -312,8 +320,7 @@ class Module:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True,
-                      remove_duplicate: bool = True):
+    def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
         """Yield ``(dotted_name, array)`` for every buffer (e.g. ``'1.running_mean'``)."""
         yield from self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
@@ -323,8 +330,9 @@ class Module:
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """How many numbers the module learns (elements of all parameters, shared ones once)."""
-        return int(sum(p.data.size for p in self.parameters()
-                       if p.requires_grad or not trainable_only))
+        return int(
+            sum(p.data.size for p in self.parameters() if p.requires_grad or not trainable_only)
+        )
 
     def apply(self, fn):
         """Call ``fn(module)`` on every submodule (children first) and then on this one."""
@@ -426,9 +434,9 @@ class Module:
         """
         if not hasattr(state_dict, "items"):
             raise ModelFileError(
-                f"load_state_dict: expected a dict of arrays, got {type(state_dict).__name__}")
-        entries = {key: (owner, store, name)
-                   for key, owner, store, name in self._state_entries()}
+                f"load_state_dict: expected a dict of arrays, got {type(state_dict).__name__}"
+            )
+        entries = {key: (owner, store, name) for key, owner, store, name in self._state_entries()}
         missing = [k for k in entries if k not in state_dict]
         unexpected = [k for k in state_dict if k not in entries]
         problems, values = [], {}
@@ -439,25 +447,32 @@ class Module:
                 value = np.asarray(state_dict[key])
             except Exception as err:  # e.g. a torch tensor that requires grad
                 raise ModelFileError(
-                    f"load_state_dict: cannot read '{key}' as an array: {err}") from None
+                    f"load_state_dict: cannot read '{key}' as an array: {err}"
+                ) from None
             current = getattr(owner, store)[name]
             cur = current.data if isinstance(current, Tensor) else current
             if value.shape != cur.shape:
                 problems.append(
                     f"size mismatch for '{key}': the state dict has shape {_shape_str(value.shape)}"
-                    f" but the model has shape {_shape_str(cur.shape)}")
+                    f" but the model has shape {_shape_str(cur.shape)}"
+                )
             values[key] = value
         if strict:
             for k in missing:
                 owner, store, name = entries[k]
                 cur = getattr(owner, store)[name]
-                problems.append(f"missing key '{k}' (model shape "
-                                f"{_shape_str(np.shape(cur.data if isinstance(cur, Tensor) else cur))})")
+                problems.append(
+                    f"missing key '{k}' (model shape "
+                    f"{_shape_str(np.shape(cur.data if isinstance(cur, Tensor) else cur))})"
+                )
             for k in unexpected:
-                problems.append(f"unexpected key '{k}' (shape {_shape_str(np.shape(state_dict[k]))})")
+                problems.append(
+                    f"unexpected key '{k}' (shape {_shape_str(np.shape(state_dict[k]))})"
+                )
         if problems:
             raise ModelFileError(
-                f"load_state_dict for {type(self).__name__}: " + "; ".join(problems))
+                f"load_state_dict for {type(self).__name__}: " + "; ".join(problems)
+            )
         for key, value in values.items():
             owner, store, name = entries[key]
             current = getattr(owner, store)[name]
@@ -526,8 +541,12 @@ class Module:
             handles = []
 
             def record(mod, inputs, out):
-                shapes[id(mod)] = ("?" if not isinstance(out, Tensor) else
-                                   _shape_str(("None",) + tuple(out.shape[1:])))
+                shapes[id(mod)] = (
+                    "?"
+                    if not isinstance(out, Tensor)
+                    else _shape_str(("None",) + tuple(out.shape[1:]))
+                )
+
             for _, m in rows:
                 handles.append(m.register_forward_hook(record))
             was_training = {id(m): m.training for m in self.modules()}
@@ -556,22 +575,36 @@ class Module:
         line = lambda r: (r[0].ljust(widths[0]) + r[1].ljust(widths[1]) + r[2]).rstrip()  # noqa: E731
         total = self.num_parameters()
         trainable = self.num_parameters(trainable_only=True)
-        out = [f'Model: "{type(self).__name__}"', "_" * total_width, line(table[0]),
-               "=" * total_width]
+        out = [
+            f'Model: "{type(self).__name__}"',
+            "_" * total_width,
+            line(table[0]),
+            "=" * total_width,
+        ]
         for i, r in enumerate(table[1:]):
             out.append(line(r))
             if i < len(table) - 2:
                 out.append("_" * total_width)
-        out += ["=" * total_width,
-                f"Total params: {total:,}",
-                f"Trainable params: {trainable:,}",
-                f"Non-trainable params: {total - trainable:,}",
-                "_" * total_width]
-        from ..display import Summary, unit_word   # a str that a notebook shows as a table
-        rows_info = [{"name": name, "type": type(m).__name__, "settings": m.extra_repr(),
-                      "unit": unit_word(m), "output_shape": shapes.get(id(m), "?"),
-                      "params": int(sum(p.data.size for p in m._parameters.values()
-                                        if p is not None))} for name, m in rows]
+        out += [
+            "=" * total_width,
+            f"Total params: {total:,}",
+            f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {total - trainable:,}",
+            "_" * total_width,
+        ]
+        from ..display import Summary, unit_word  # a str that a notebook shows as a table
+
+        rows_info = [
+            {
+                "name": name,
+                "type": type(m).__name__,
+                "settings": m.extra_repr(),
+                "unit": unit_word(m),
+                "output_shape": shapes.get(id(m), "?"),
+                "params": int(sum(p.data.size for p in m._parameters.values() if p is not None)),
+            }
+            for name, m in rows
+        ]
         return Summary("\n".join(out), type(self).__name__, rows_info, total, trainable)
 
 
@@ -580,8 +613,10 @@ def _not_a_module(where: str, obj) -> str:
         return f"{where} is the class {obj.__name__}, not a module: write {obj.__name__}()"
     if callable(obj):
         name = getattr(obj, "__name__", type(obj).__name__)
-        return (f"{where} is the function {name}, not a Module (use a layer such as "
-                "cr.nn.ReLU() in a Sequential, or call the function inside a forward)")
+        return (
+            f"{where} is the function {name}, not a Module (use a layer such as "
+            "cr.nn.ReLU() in a Sequential, or call the function inside a forward)"
+        )
     return f"{where} is a {type(obj).__name__}, not a Module"
 
 
@@ -625,8 +660,9 @@ class Sequential(Module, role="container", chained=True):
     def _index(self, idx: int) -> int:
         n = len(self._modules)
         if not -n <= idx < n:
-            raise IndexError(f"index {idx} is out of range for a {type(self).__name__} "
-                             f"of length {n}")
+            raise IndexError(
+                f"index {idx} is out of range for a {type(self).__name__} of length {n}"
+            )
         return idx % n
 
     def __getitem__(self, idx):
@@ -790,11 +826,14 @@ class ModuleList(Module, role="container"):
                 blocks.append([i, i, r])
         lines = []
         for start, end, r in blocks:
-            text = f"({start}): {r}" if start == end else f"({start}-{end}): {end - start + 1} x {r}"
+            text = (
+                f"({start}): {r}" if start == end else f"({start}-{end}): {end - start + 1} x {r}"
+            )
             lines.append(_addindent(text, 2))
         return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(
             "ModuleList has no forward: iterate over it in your module's forward "
-            "(for layer in self.layers: x = layer(x)), or use Sequential")
+            "(for layer in self.layers: x = layer(x)), or use Sequential"
+        )

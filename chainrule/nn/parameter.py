@@ -38,8 +38,9 @@ class Parameter(Tensor):
         super().__init__(data, requires_grad=requires_grad, dtype=np.dtype(dtype))
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, precision=4, threshold=20, edgeitems=3,
-                               prefix="Parameter(")
+        body = np.array2string(
+            self.data, precision=4, threshold=20, edgeitems=3, prefix="Parameter("
+        )
         extra = ""
         if self.data.dtype != np.float32:
             extra += f", dtype={self.data.dtype}"

@@ -37,10 +37,25 @@ class Adagrad(Optimizer):
     State per parameter (created with the optimizer, as PyTorch does): ``'step'``, ``'sum'``.
     """
 
-    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
-                 eps=1e-10, *, maximize=False):
-        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
-                        initial_accumulator_value=initial_accumulator_value, maximize=maximize)
+    def __init__(
+        self,
+        params,
+        lr=1e-2,
+        lr_decay=0,
+        weight_decay=0,
+        initial_accumulator_value=0,
+        eps=1e-10,
+        *,
+        maximize=False,
+    ):
+        defaults = dict(
+            lr=lr,
+            lr_decay=lr_decay,
+            eps=eps,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            maximize=maximize,
+        )
         super().__init__(params, defaults)
 
     def _check_hyperparameters(self, group):
@@ -48,8 +63,9 @@ class Adagrad(Optimizer):
         check_nonnegative(name, "learning rate", group["lr"])
         check_nonnegative(name, "lr_decay value", group["lr_decay"])
         check_nonnegative(name, "weight_decay value", group["weight_decay"])
-        check_nonnegative(name, "initial_accumulator_value value",
-                          group["initial_accumulator_value"])
+        check_nonnegative(
+            name, "initial_accumulator_value value", group["initial_accumulator_value"]
+        )
         check_nonnegative(name, "epsilon value", group["eps"])
 
     def _init_state(self, group, p):

@@ -48,11 +48,27 @@ class Adam(Optimizer):
     ``'max_exp_avg_sq'``.
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-                 amsgrad=False, *, maximize=False, decoupled_weight_decay=False):
-        defaults = dict(lr=lr, betas=_as_pair(betas, type(self).__name__), eps=eps,
-                        weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
-                        decoupled_weight_decay=decoupled_weight_decay)
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0,
+        amsgrad=False,
+        *,
+        maximize=False,
+        decoupled_weight_decay=False,
+    ):
+        defaults = dict(
+            lr=lr,
+            betas=_as_pair(betas, type(self).__name__),
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=decoupled_weight_decay,
+        )
         super().__init__(params, defaults)
 
     def _check_hyperparameters(self, group):
@@ -95,10 +111,10 @@ class Adam(Optimizer):
             t *= g
             v *= beta2
             v += t
-            bias_correction1 = 1 - beta1 ** step
-            bias_correction2 = 1 - beta2 ** step
+            bias_correction1 = 1 - beta1**step
+            bias_correction2 = 1 - beta2**step
             step_size = lr / bias_correction1
-            bias_correction2_sqrt = bias_correction2 ** 0.5
+            bias_correction2_sqrt = bias_correction2**0.5
             if amsgrad:
                 vmax = st.get("max_exp_avg_sq")
                 if vmax is None:
@@ -123,10 +139,27 @@ class AdamW(Adam):
     ``weight_decay=1e-2``.
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
-                         decoupled_weight_decay=True)
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=1e-2,
+        amsgrad=False,
+        *,
+        maximize=False,
+    ):
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=True,
+        )
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
@@ -138,6 +171,7 @@ def _as_pair(betas, owner):
     try:
         b1, b2 = betas
     except (TypeError, ValueError):
-        raise ConfigError(f"{owner}: betas should be a pair (beta1, beta2), got {betas!r}") \
-            from None
+        raise ConfigError(
+            f"{owner}: betas should be a pair (beta1, beta2), got {betas!r}"
+        ) from None
     return (b1, b2)

@@ -89,17 +89,23 @@ class LRScheduler:
 
     def state_dict(self) -> dict:
         """Everything but the optimizer: plain numbers, strings and lists."""
-        return {k: (list(v) if isinstance(v, list) else v)
-                for k, v in self.__dict__.items() if k != "optimizer"}
+        return {
+            k: (list(v) if isinstance(v, list) else v)
+            for k, v in self.__dict__.items()
+            if k != "optimizer"
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a state from :meth:`state_dict` (build the scheduler on its optimizer first)."""
-        self.__dict__.update({k: (list(v) if isinstance(v, (list, tuple)) else v)
-                              for k, v in state_dict.items()})
+        self.__dict__.update(
+            {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in state_dict.items()}
+        )
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(last_epoch={self.last_epoch}, "
-                f"last_lr={getattr(self, '_last_lr', None)})")
+        return (
+            f"{type(self).__name__}(last_epoch={self.last_epoch}, "
+            f"last_lr={getattr(self, '_last_lr', None)})"
+        )
 
 
 def _positive_int(owner, what, value):
@@ -188,16 +194,23 @@ class CosineAnnealingLR(LRScheduler):
         if self._is_initial:
             return self._current_lrs()
         if self._step_count == 1 and t > 0:
-            return [eta_min + (base_lr - eta_min) * (1 + math.cos(t * math.pi / T_max)) / 2
-                    for base_lr in self.base_lrs]
+            return [
+                eta_min + (base_lr - eta_min) * (1 + math.cos(t * math.pi / T_max)) / 2
+                for base_lr in self.base_lrs
+            ]
         if (t - 1 - T_max) % (2 * T_max) == 0:
             # the recursion would divide by zero here (the bottom of the cosine): step up directly
-            return [group["lr"] + (base_lr - eta_min) * (1 - math.cos(math.pi / T_max)) / 2
-                    for base_lr, group in zip(self.base_lrs, groups)]
-        return [(1 + math.cos(math.pi * t / T_max))
-                / (1 + math.cos(math.pi * (t - 1) / T_max))
-                * (group["lr"] - eta_min) + eta_min
-                for group in groups]
+            return [
+                group["lr"] + (base_lr - eta_min) * (1 - math.cos(math.pi / T_max)) / 2
+                for base_lr, group in zip(self.base_lrs, groups)
+            ]
+        return [
+            (1 + math.cos(math.pi * t / T_max))
+            / (1 + math.cos(math.pi * (t - 1) / T_max))
+            * (group["lr"] - eta_min)
+            + eta_min
+            for group in groups
+        ]
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -226,9 +239,18 @@ class ReduceLROnPlateau(LRScheduler):
     eps : float, default 1e-8
     """
 
-    def __init__(self, optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
-                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
-                 min_lr=0, eps: float = 1e-8):
+    def __init__(
+        self,
+        optimizer,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr=0,
+        eps: float = 1e-8,
+    ):
         if not factor < 1.0:
             raise ConfigError(f"ReduceLROnPlateau: Factor should be < 1.0, got {factor}")
         if not isinstance(optimizer, Optimizer):
@@ -307,11 +329,14 @@ class ReduceLROnPlateau(LRScheduler):
 
     def _init_is_better(self, mode, threshold, threshold_mode):
         if mode not in ("min", "max"):
-            raise ConfigError(f"ReduceLROnPlateau: mode {mode!r} is unknown (expected 'min' or "
-                              "'max')")
+            raise ConfigError(
+                f"ReduceLROnPlateau: mode {mode!r} is unknown (expected 'min' or 'max')"
+            )
         if threshold_mode not in ("rel", "abs"):
-            raise ConfigError(f"ReduceLROnPlateau: threshold mode {threshold_mode!r} is unknown "
-                              "(expected 'rel' or 'abs')")
+            raise ConfigError(
+                f"ReduceLROnPlateau: threshold mode {threshold_mode!r} is unknown "
+                "(expected 'rel' or 'abs')"
+            )
         self.mode_worse = math.inf if mode == "min" else -math.inf
         self.mode = mode
         self.threshold = threshold
@@ -319,5 +344,6 @@ class ReduceLROnPlateau(LRScheduler):
 
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
-        self._init_is_better(mode=self.mode, threshold=self.threshold,
-                             threshold_mode=self.threshold_mode)
+        self._init_is_better(
+            mode=self.mode, threshold=self.threshold, threshold_mode=self.threshold_mode
+        )

@@ -32,13 +32,14 @@ __all__ = ["Optimizer"]
 # hyperparameter checks shared by the optimizers (messages as PyTorch's, plus what was expected)
 # ------------------------------------------------------------------------------------------------
 
+
 def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def check_nonnegative(owner: str, what: str, value) -> None:
     """Raise ConfigError unless ``value`` is a real number >= 0 (NaN is rejected)."""
-    if not _is_number(value) or not 0.0 <= value:
+    if not _is_number(value) or not value >= 0.0:
         shown = value if _is_number(value) else repr(value)
         raise ConfigError(f"{owner}: Invalid {what}: {shown} (expected a number >= 0)")
 
@@ -50,8 +51,10 @@ def check_unit_interval(owner: str, what: str, value) -> None:
         raise ConfigError(f"{owner}: Invalid {what}: {shown} (expected 0 <= value < 1)")
 
 
-_SET_MESSAGE = ("optimizer parameters need to be organized in ordered collections, but the "
-                "ordering of tensors in sets will change between runs. Please use a list instead.")
+_SET_MESSAGE = (
+    "optimizer parameters need to be organized in ordered collections, but the "
+    "ordering of tensors in sets will change between runs. Please use a list instead."
+)
 
 
 def effective_grad(g, w, weight_decay, maximize):
@@ -163,8 +166,9 @@ class Optimizer:
                 item = item[1]
             tensors.append(item)
         if names and len(names) != len(tensors):
-            raise ConfigError("all optimizer params should be with/without names. "
-                              "Some param names are missing")
+            raise ConfigError(
+                "all optimizer params should be with/without names. Some param names are missing"
+            )
         for p in tensors:
             if not (hasattr(p, "data") and hasattr(p, "grad")):
                 raise TypeError(
@@ -172,8 +176,10 @@ class Optimizer:
                     f"of the params is {_type_name(p)}"
                 )
             if not getattr(p, "is_leaf", True):
-                raise ConfigError("can't optimize a non-leaf Tensor (one computed by a unit); "
-                                  "optimize the leaf tensors it was computed from")
+                raise ConfigError(
+                    "can't optimize a non-leaf Tensor (one computed by a unit); "
+                    "optimize the leaf tensors it was computed from"
+                )
         group["params"] = tensors
         if names:
             group["param_names"] = names
@@ -246,8 +252,9 @@ class Optimizer:
         for p, s in self.state.items():
             if not s or id(p) not in index:
                 continue
-            state[index[id(p)]] = {k: (v.copy() if isinstance(v, np.ndarray) else v)
-                                   for k, v in s.items()}
+            state[index[id(p)]] = {
+                k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()
+            }
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:

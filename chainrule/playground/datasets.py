@@ -14,8 +14,15 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["CLASSIFICATION", "REGRESSION", "FEATURES", "FEATURE_NAMES", "make_points",
-           "make_features", "DOMAIN"]
+__all__ = [
+    "CLASSIFICATION",
+    "REGRESSION",
+    "FEATURES",
+    "FEATURE_NAMES",
+    "make_points",
+    "make_features",
+    "DOMAIN",
+]
 
 #: the square the points and the heatmaps live in
 DOMAIN = 6.0
@@ -40,14 +47,21 @@ FEATURE_NAMES = tuple(FEATURES)
 def make_features(X: np.ndarray, keys) -> np.ndarray:
     """The columns the network sees, shape (n, len(keys)), from raw points (n, 2)."""
     x1, x2 = X[:, 0], X[:, 1]
-    table = {"x1": lambda: x1, "x2": lambda: x2, "x1sq": lambda: x1 * x1,
-             "x2sq": lambda: x2 * x2, "x1x2": lambda: x1 * x2, "sinx1": lambda: np.sin(x1),
-             "sinx2": lambda: np.sin(x2)}
+    table = {
+        "x1": lambda: x1,
+        "x2": lambda: x2,
+        "x1sq": lambda: x1 * x1,
+        "x2sq": lambda: x2 * x2,
+        "x1x2": lambda: x1 * x2,
+        "sinx1": lambda: np.sin(x1),
+        "sinx2": lambda: np.sin(x2),
+    }
     cols = []
     for k in keys:
         if k not in table:
-            raise ConfigError(f"playground: unknown feature {k!r}; expected some of "
-                              f"{', '.join(FEATURE_NAMES)}")
+            raise ConfigError(
+                f"playground: unknown feature {k!r}; expected some of {', '.join(FEATURE_NAMES)}"
+            )
         cols.append(table[k]())
     return np.stack(cols, axis=1).astype(np.float32) if cols else np.zeros((len(X), 0), np.float32)
 
@@ -90,8 +104,7 @@ def _plane(n: int, noise: float, rng) -> tuple:
 
 def _multigauss(n: int, noise: float, rng) -> tuple:
     """Playground's regression mixture: six signed Gaussian bumps; y in [-1, 1]."""
-    centres = [(-4, 2.5, 1), (0, 2.5, -1), (4, 2.5, 1), (-4, -2.5, -1), (0, -2.5, 1),
-               (4, -2.5, -1)]
+    centres = [(-4, 2.5, 1), (0, 2.5, -1), (4, 2.5, 1), (-4, -2.5, -1), (0, -2.5, 1), (4, -2.5, -1)]
     X = rng.uniform(-DOMAIN, DOMAIN, (n, 2))
     y = np.zeros(n)
     for cx, cy, sign in centres:
@@ -111,12 +124,16 @@ def make_points(dataset: str, n: int, noise: float, seed: int, classes: int = 2)
         X, y = (_plane if dataset == "plane" else _multigauss)(n, noise, rng)
         return X.astype(np.float32), y.astype(np.float32), "regression"
     if dataset not in CLASSIFICATION:
-        raise ConfigError(f"playground: unknown dataset {dataset!r}; expected one of "
-                          f"{', '.join(CLASSIFICATION + REGRESSION)}")
+        raise ConfigError(
+            f"playground: unknown dataset {dataset!r}; expected one of "
+            f"{', '.join(CLASSIFICATION + REGRESSION)}"
+        )
     if classes > 2:
         if dataset not in MULTICLASS:
-            raise ConfigError(f"playground: dataset {dataset} has 2 classes; {classes} classes "
-                              f"need one of {', '.join(MULTICLASS)}")
+            raise ConfigError(
+                f"playground: dataset {dataset} has 2 classes; {classes} classes "
+                f"need one of {', '.join(MULTICLASS)}"
+            )
         X, y = (_gauss_k if dataset == "gauss" else _spiral_k)(n, classes, noise, rng)
         order = rng.permutation(n)
         return X[order].astype(np.float32), y[order], "classification"

@@ -57,11 +57,13 @@ def create_app(session: Session):
                 return await fn(request)
             except ChainruleError as err:
                 return error(err)
+
         return handler
 
     async def index(request):
-        return FileResponse(os.path.join(_static_dir(), "index.html"),
-                            headers={"Cache-Control": "no-store"})
+        return FileResponse(
+            os.path.join(_static_dir(), "index.html"), headers={"Cache-Control": "no-store"}
+        )
 
     async def state(request):
         return JSONResponse(s.state())
@@ -80,8 +82,9 @@ def create_app(session: Session):
         data = await body(request) if await request.body() else {}
         n = data.get("epochs", 1)
         if not isinstance(n, int) or not 1 <= n <= 10000:
-            raise ChainruleError(f"playground: epochs={n!r}; expected a whole number from 1 "
-                                 "to 10000")
+            raise ChainruleError(
+                f"playground: epochs={n!r}; expected a whole number from 1 to 10000"
+            )
         for _ in range(n):
             if s.pending is not None:
                 s.phase_update()
@@ -103,8 +106,9 @@ def create_app(session: Session):
             try:
                 point = int(point)
             except ValueError:
-                raise ChainruleError(f"playground: point={point!r}; expected a whole "
-                                     "number") from None
+                raise ChainruleError(
+                    f"playground: point={point!r}; expected a whole number"
+                ) from None
         return JSONResponse(s.chain(q.get("param", ""), point))
 
     async def param(request):
@@ -114,15 +118,15 @@ def create_app(session: Session):
 
     async def points(request):
         data = await body(request)
-        s.add_point(data.get("x1"), data.get("x2"), data.get("label"),
-                    data.get("split", "train"))
+        s.add_point(data.get("x1"), data.get("x2"), data.get("label"), data.get("split", "train"))
         return JSONResponse(s.state())
 
     async def upload(request):
         raw = await request.body()
         if len(raw) > 5_000_000:
-            raise ChainruleError(f"playground: the upload has {len(raw)} bytes; expected at "
-                                 "most 5 MB")
+            raise ChainruleError(
+                f"playground: the upload has {len(raw)} bytes; expected at most 5 MB"
+            )
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
@@ -146,19 +150,27 @@ def create_app(session: Session):
             path = s.save_model(os.path.join(d, "playground.safetensors"))
             with open(path, "rb") as f:
                 data = f.read()
-        return Response(data, media_type="application/octet-stream", headers={
-            "Content-Disposition": 'attachment; filename="playground.safetensors"'})
+        return Response(
+            data,
+            media_type="application/octet-stream",
+            headers={"Content-Disposition": 'attachment; filename="playground.safetensors"'},
+        )
 
     async def download_script(request):
-        return PlainTextResponse(s.script(), headers={
-            "Content-Disposition": 'attachment; filename="playground_train.py"'})
+        return PlainTextResponse(
+            s.script(),
+            headers={"Content-Disposition": 'attachment; filename="playground_train.py"'},
+        )
 
     async def download_data(request):
         split = request.query_params.get("split", "all")
         if split not in ("all", "train", "test"):
             raise ChainruleError(f"playground: split={split!r}; expected all, train or test")
-        return PlainTextResponse(s.data_csv(split), media_type="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="playground_{split}.csv"'})
+        return PlainTextResponse(
+            s.data_csv(split),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="playground_{split}.csv"'},
+        )
 
     clients = {"n": 0}
 
@@ -181,7 +193,7 @@ def create_app(session: Session):
                 await waiting.wait()
                 waiting.clear()
                 await websocket.send_bytes(data)
-                await asyncio.sleep(0)   # let requests (GET /api/state, pause) through
+                await asyncio.sleep(0)  # let requests (GET /api/state, pause) through
 
         task = asyncio.create_task(player())
         try:
@@ -201,7 +213,7 @@ def create_app(session: Session):
         finally:
             task.cancel()
             clients["n"] -= 1
-            if clients["n"] == 0:    # the last page went away: stop training
+            if clients["n"] == 0:  # the last page went away: stop training
                 s.playing = False
 
     routes = [
@@ -241,39 +253,45 @@ def ws_impl() -> str:
     return "websockets-sansio" if "websockets-sansio" in WS_PROTOCOLS else "websockets"
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = True,
-          **settings) -> None:
+def serve(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = True, **settings) -> None:
     """Run the server in this thread until interrupted (Ctrl-C)."""
     try:
         import starlette  # noqa: F401
         import uvicorn
         import websockets  # noqa: F401
     except ImportError as err:
-        raise ChainruleError(f"the playground needs starlette, uvicorn and websockets ({err.name} "
-                             "is missing): pip install 'chainrule[playground]'") from None
+        raise ChainruleError(
+            f"the playground needs starlette, uvicorn and websockets ({err.name} "
+            "is missing): pip install 'chainrule[playground]'"
+        ) from None
     import socket
 
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         try:
             probe.bind((host, port))
         except OSError as err:
-            raise ChainruleError(f"playground: cannot listen on {host}:{port} ({err.strerror}); "
-                                 "choose another --port or --host") from None
+            raise ChainruleError(
+                f"playground: cannot listen on {host}:{port} ({err.strerror}); "
+                "choose another --port or --host"
+            ) from None
     session = Session(**settings)
     app = create_app(session)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", ws=ws_impl())
     server = uvicorn.Server(config)
     if open_browser:
+
         async def opener():
             while not server.started:
                 await asyncio.sleep(0.05)
             webbrowser.open(url)
+
         orig = server.startup
 
         async def startup(sockets=None):
             await orig(sockets=sockets)
             asyncio.get_running_loop().create_task(opener())
+
         server.startup = startup
     print(f"chainrule playground: {url} (Ctrl-C stops it)", flush=True)
     server.run()

@@ -30,38 +30,104 @@ from . import datasets as D
 __all__ = ["Session", "DEFAULTS", "ACTIVATIONS", "CONTROLS", "parse_settings"]
 
 #: activation setting -> chainrule.nn class
-ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "sigmoid": "Sigmoid", "linear": "Identity",
-               "leaky_relu": "LeakyReLU"}
+ACTIVATIONS = {
+    "tanh": "Tanh",
+    "relu": "ReLU",
+    "sigmoid": "Sigmoid",
+    "linear": "Identity",
+    "leaky_relu": "LeakyReLU",
+}
 OPTIMIZERS = ("sgd", "adam")
 REGULARIZATIONS = ("none", "L1", "L2")
 
 DEFAULTS = {
-    "dataset": "circle", "problem": "classification", "classes": 2, "noise": 0,
-    "trainRatio": 50, "samples": 500, "batchSize": 10, "seed": 0,
-    "features": ["x1", "x2"], "networkShape": [4, 2], "activation": "tanh", "activations": [],
-    "learningRate": 0.03, "optimizer": "sgd", "momentum": 0.0,
-    "regularization": "none", "regRate": 0.0, "stopEpoch": 0, "stopLoss": 0.0,
-    "showTest": False, "discretize": False, "gradView": False, "hide": [],
+    "dataset": "circle",
+    "problem": "classification",
+    "classes": 2,
+    "noise": 0,
+    "trainRatio": 50,
+    "samples": 500,
+    "batchSize": 10,
+    "seed": 0,
+    "features": ["x1", "x2"],
+    "networkShape": [4, 2],
+    "activation": "tanh",
+    "activations": [],
+    "learningRate": 0.03,
+    "optimizer": "sgd",
+    "momentum": 0.0,
+    "regularization": "none",
+    "regRate": 0.0,
+    "stopEpoch": 0,
+    "stopLoss": 0.0,
+    "showTest": False,
+    "discretize": False,
+    "gradView": False,
+    "hide": [],
 }
 
 #: the page's controls that ``hide`` can name (each has data-control="<name>" on the page)
-CONTROLS = ("dataset", "problem", "classes", "noise", "trainRatio", "samples", "batchSize",
-            "regenerate", "features", "networkShape", "activation", "learningRate", "optimizer",
-            "momentum", "regularization", "regRate", "stopEpoch", "stopLoss", "showTest",
-            "discretize", "gradView", "phase", "upload", "downloads", "chart", "gradChart",
-            "confusion", "flags", "play", "step", "reset", "seed")
+CONTROLS = (
+    "dataset",
+    "problem",
+    "classes",
+    "noise",
+    "trainRatio",
+    "samples",
+    "batchSize",
+    "regenerate",
+    "features",
+    "networkShape",
+    "activation",
+    "learningRate",
+    "optimizer",
+    "momentum",
+    "regularization",
+    "regRate",
+    "stopEpoch",
+    "stopLoss",
+    "showTest",
+    "discretize",
+    "gradView",
+    "phase",
+    "upload",
+    "downloads",
+    "chart",
+    "gradChart",
+    "confusion",
+    "flags",
+    "play",
+    "step",
+    "reset",
+    "seed",
+)
 
-_INT = {"classes": (2, 5), "noise": (0, 50), "trainRatio": (10, 90), "samples": (20, 2000),
-        "batchSize": (1, 500), "seed": (0, 2**31 - 1), "stopEpoch": (0, 10**7)}
-_FLOAT = {"learningRate": (1e-6, 10.0), "momentum": (0.0, 0.999), "regRate": (0.0, 10.0),
-          "stopLoss": (0.0, 1e6)}
+_INT = {
+    "classes": (2, 5),
+    "noise": (0, 50),
+    "trainRatio": (10, 90),
+    "samples": (20, 2000),
+    "batchSize": (1, 500),
+    "seed": (0, 2**31 - 1),
+    "stopEpoch": (0, 10**7),
+}
+_FLOAT = {
+    "learningRate": (1e-6, 10.0),
+    "momentum": (0.0, 0.999),
+    "regRate": (0.0, 10.0),
+    "stopLoss": (0.0, 1e6),
+}
 _BOOL = ("showTest", "discretize", "gradView")
-_CHOICE = {"dataset": D.CLASSIFICATION + D.REGRESSION, "problem": ("classification", "regression"),
-           "activation": tuple(ACTIVATIONS), "optimizer": OPTIMIZERS,
-           "regularization": REGULARIZATIONS}
+_CHOICE = {
+    "dataset": D.CLASSIFICATION + D.REGRESSION,
+    "problem": ("classification", "regression"),
+    "activation": tuple(ACTIVATIONS),
+    "optimizer": OPTIMIZERS,
+    "regularization": REGULARIZATIONS,
+}
 
-GRID = 64          # cells per side of the output heatmap
-THUMB_STEP = 4     # neuron thumbnails take every 4th cell: 16 x 16
+GRID = 64  # cells per side of the output heatmap
+THUMB_STEP = 4  # neuron thumbnails take every 4th cell: 16 x 16
 _DATA_KEYS = ("dataset", "problem", "classes", "noise", "trainRatio", "samples", "seed")
 _MODEL_KEYS = ("features", "networkShape", "activation", "activations")
 
@@ -97,8 +163,9 @@ def parse_settings(update: dict) -> dict:
             except (TypeError, ValueError):
                 v = None
             if v is None or not lo <= v <= hi or (not isinstance(value, str) and v != value):
-                raise ConfigError(f"playground: {key}={value!r}; expected a whole number "
-                                  f"from {lo} to {hi}")
+                raise ConfigError(
+                    f"playground: {key}={value!r}; expected a whole number from {lo} to {hi}"
+                )
             out[key] = v
         elif key in _FLOAT:
             lo, hi = _FLOAT[key]
@@ -107,8 +174,9 @@ def parse_settings(update: dict) -> dict:
             except (TypeError, ValueError):
                 v = math.nan
             if not (lo <= v <= hi) and not (key in ("regRate", "momentum", "stopLoss") and v == 0):
-                raise ConfigError(f"playground: {key}={value!r}; expected a number from {lo:g} "
-                                  f"to {hi:g}")
+                raise ConfigError(
+                    f"playground: {key}={value!r}; expected a number from {lo:g} to {hi:g}"
+                )
             out[key] = v
         elif key in _BOOL:
             if isinstance(value, bool):
@@ -121,18 +189,22 @@ def parse_settings(update: dict) -> dict:
                 raise ConfigError(f"playground: {key}={value!r}; expected true or false")
         elif key in _CHOICE:
             if value not in _CHOICE[key]:
-                raise ConfigError(f"playground: {key}={value!r}; expected one of "
-                                  f"{', '.join(_CHOICE[key])}")
+                raise ConfigError(
+                    f"playground: {key}={value!r}; expected one of {', '.join(_CHOICE[key])}"
+                )
             out[key] = value
         elif key == "features":
             feats = _list(value, key)
             bad = [f for f in feats if f not in D.FEATURES]
             if bad:
-                raise ConfigError(f"playground: feature {bad[0]!r} is unknown; expected some of "
-                                  f"{', '.join(D.FEATURE_NAMES)}")
+                raise ConfigError(
+                    f"playground: feature {bad[0]!r} is unknown; expected some of "
+                    f"{', '.join(D.FEATURE_NAMES)}"
+                )
             if not feats:
-                raise ConfigError("playground: features is empty; the network needs at least "
-                                  "one input feature")
+                raise ConfigError(
+                    "playground: features is empty; the network needs at least one input feature"
+                )
             out[key] = [f for f in D.FEATURE_NAMES if f in feats]
         elif key == "networkShape":
             empty = isinstance(value, (list, tuple)) and not value
@@ -142,18 +214,23 @@ def parse_settings(update: dict) -> dict:
             except ValueError:
                 shape = None
             if shape is None or len(shape) > 6 or any(not 1 <= h <= 8 for h in shape):
-                raise ConfigError(f"playground: networkShape={value!r}; expected 0 to 6 hidden "
-                                  "layers of 1 to 8 neurons, e.g. 4,2")
+                raise ConfigError(
+                    f"playground: networkShape={value!r}; expected 0 to 6 hidden "
+                    "layers of 1 to 8 neurons, e.g. 4,2"
+                )
             out[key] = shape
         elif key == "activations":
-            out[key] = _choices(value, key, ACTIVATIONS,
-                                "activation {!r} is unknown; expected one of")
+            out[key] = _choices(
+                value, key, ACTIVATIONS, "activation {!r} is unknown; expected one of"
+            )
         elif key == "hide":
-            out[key] = _choices(value, key, CONTROLS,
-                                "hide={!r} is not a control; expected some of")
+            out[key] = _choices(
+                value, key, CONTROLS, "hide={!r} is not a control; expected some of"
+            )
         else:
-            raise ConfigError(f"playground: unknown setting {key!r}; expected some of "
-                              f"{', '.join(DEFAULTS)}")
+            raise ConfigError(
+                f"playground: unknown setting {key!r}; expected some of {', '.join(DEFAULTS)}"
+            )
     return out
 
 
@@ -176,7 +253,7 @@ class Session:
     def __init__(self, **settings):
         self.settings = dict(DEFAULTS)
         self.settings.update(self._merge(parse_settings(settings)))
-        self.custom = None           # (X, y) uploaded or edited points replace the generated set
+        self.custom = None  # (X, y) uploaded or edited points replace the generated set
         self.data_version = 0
         self.model_version = 0
         self.playing = False
@@ -191,16 +268,20 @@ class Session:
         s.update(upd)
         if s["problem"] == "regression" and s["dataset"] not in D.REGRESSION:
             if "dataset" in upd and "problem" in upd:
-                raise ConfigError(f"playground: dataset {s['dataset']} is for classification; "
-                                  f"regression needs one of {', '.join(D.REGRESSION)}")
+                raise ConfigError(
+                    f"playground: dataset {s['dataset']} is for classification; "
+                    f"regression needs one of {', '.join(D.REGRESSION)}"
+                )
             if "dataset" in upd:
                 s["problem"] = "classification"
             else:
                 s["dataset"] = D.REGRESSION[0]
         if s["problem"] == "classification" and s["dataset"] not in D.CLASSIFICATION:
             if "dataset" in upd and "problem" in upd:
-                raise ConfigError(f"playground: dataset {s['dataset']} is for regression; "
-                                  f"classification needs one of {', '.join(D.CLASSIFICATION)}")
+                raise ConfigError(
+                    f"playground: dataset {s['dataset']} is for regression; "
+                    f"classification needs one of {', '.join(D.CLASSIFICATION)}"
+                )
             if "dataset" in upd:
                 s["problem"] = "regression"
             else:
@@ -212,12 +293,16 @@ class Session:
             elif "classes" in upd and "dataset" not in upd:
                 s["dataset"] = "gauss"
             else:
-                raise ConfigError(f"playground: dataset {s['dataset']} has 2 classes; "
-                                  f"classes={s['classes']} needs one of {', '.join(D.MULTICLASS)}")
+                raise ConfigError(
+                    f"playground: dataset {s['dataset']} has 2 classes; "
+                    f"classes={s['classes']} needs one of {', '.join(D.MULTICLASS)}"
+                )
         if s["activations"] and len(s["activations"]) != len(s["networkShape"]):
             if "activations" in upd:
-                raise ConfigError(f"playground: activations lists {len(s['activations'])} "
-                                  f"layers but networkShape has {len(s['networkShape'])}")
+                raise ConfigError(
+                    f"playground: activations lists {len(s['activations'])} "
+                    f"layers but networkShape has {len(s['networkShape'])}"
+                )
             s["activations"] = []
         if "activation" in upd and "activations" not in upd:
             s["activations"] = []
@@ -259,8 +344,13 @@ class Session:
         if self.custom is not None:
             X, y = self.custom
         else:
-            X, y, _ = D.make_points(s["dataset"], s["samples"], s["noise"] / 100.0, s["seed"],
-                                    s["classes"] if s["problem"] == "classification" else 2)
+            X, y, _ = D.make_points(
+                s["dataset"],
+                s["samples"],
+                s["noise"] / 100.0,
+                s["seed"],
+                s["classes"] if s["problem"] == "classification" else 2,
+            )
         n = len(X)
         n_train = max(1, min(n - 1, int(round(n * s["trainRatio"] / 100.0)))) if n > 1 else n
         order = np.random.default_rng(s["seed"] + 7919).permutation(n)
@@ -278,8 +368,9 @@ class Session:
             raise ConfigError(f"playground: split={split!r}; expected train or test")
         if self.task == "classification":
             if not isinstance(label, int) or not 0 <= label < self.n_classes:
-                raise ConfigError(f"playground: label={label!r}; expected a class from 0 to "
-                                  f"{self.n_classes - 1}")
+                raise ConfigError(
+                    f"playground: label={label!r}; expected a class from 0 to {self.n_classes - 1}"
+                )
             yv = np.asarray([label], np.int64)
         else:
             if not isinstance(label, (int, float)) or not math.isfinite(label):
@@ -293,8 +384,10 @@ class Session:
         else:
             self.X_test = np.concatenate([self.X_test, xv])
             self.y_test = np.concatenate([self.y_test, yv])
-        self.custom = (np.concatenate([self.X_train, self.X_test]),
-                       np.concatenate([self.y_train, self.y_test]))
+        self.custom = (
+            np.concatenate([self.X_train, self.X_test]),
+            np.concatenate([self.y_train, self.y_test]),
+        )
         self.data_version += 1
         self._refresh_features()
         self._measure()
@@ -313,9 +406,11 @@ class Session:
                 f.write(text)
             table = read_table(path)
             if len(table.columns) != 3:
-                raise ConfigError(f"playground: {name} has {len(table.columns)} columns "
-                                  f"({', '.join(map(str, table.columns[:6]))}); expected three: "
-                                  "two features (x1, x2) and the label or target last")
+                raise ConfigError(
+                    f"playground: {name} has {len(table.columns)} columns "
+                    f"({', '.join(map(str, table.columns[:6]))}); expected three: "
+                    "two features (x1, x2) and the label or target last"
+                )
             X, y_raw, _, _ = prepare(table, target=table.columns[-1])
         X = np.asarray(X, np.float64)
         if len(X) < 2:
@@ -326,8 +421,10 @@ class Session:
         if task == "classification":
             y, names = encode_labels(y_raw)
             if not 2 <= len(names) <= 5:
-                raise ConfigError(f"playground: {name} has {len(names)} labels; the playground "
-                                  "takes 2 to 5 classes")
+                raise ConfigError(
+                    f"playground: {name} has {len(names)} labels; the playground "
+                    "takes 2 to 5 classes"
+                )
             y = np.asarray(y, np.int64)
             self.settings["classes"] = len(names)
         else:
@@ -335,7 +432,7 @@ class Session:
             lo, hi = float(y.min()), float(y.max())
             y = ((y - lo) / (hi - lo) * 2 - 1 if hi > lo else y * 0).astype(np.float32)
         span = np.abs(X).max()
-        if span > D.DOMAIN:   # shown and trained in the [-6, 6] square, as Playground's points
+        if span > D.DOMAIN:  # shown and trained in the [-6, 6] square, as Playground's points
             X = X / span * (D.DOMAIN - 0.5)
         self.settings["problem"] = task
         self.custom = (X.astype(np.float32), y)
@@ -352,10 +449,10 @@ class Session:
             self.t_train = self.y_train.astype(np.float32).reshape(-1, 1)
             self.t_test = self.y_test.astype(np.float32).reshape(-1, 1)
         c = (np.arange(GRID) + 0.5) / GRID * 2 * D.DOMAIN - D.DOMAIN
-        gx, gy = np.meshgrid(c, -c)     # row 0 is the top of the picture (x2 = +6)
+        gx, gy = np.meshgrid(c, -c)  # row 0 is the top of the picture (x2 = +6)
         self.grid_points = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
         self.F_grid = D.make_features(self.grid_points, f)
-        allf = D.make_features(self.grid_points, D.FEATURE_NAMES)   # the input thumbnails
+        allf = D.make_features(self.grid_points, D.FEATURE_NAMES)  # the input thumbnails
         self.input_scale = np.maximum(1e-9, np.abs(allf).max(axis=0))
         self.F_grid_all = allf
         t = np.arange(THUMB_STEP // 2, GRID, THUMB_STEP)
@@ -383,8 +480,7 @@ class Session:
         if binary:
             layers.append(nn.Sigmoid())
         self.model = nn.Sequential(*layers)
-        self.linear_index = [i for i, m in enumerate(self.model)
-                             if facts_of(m).role == "linear"]
+        self.linear_index = [i for i, m in enumerate(self.model) if facts_of(m).role == "linear"]
         if binary:
             self.loss_name, self.loss_fn = "bce", nn.BCELoss()
         elif self.task == "classification":
@@ -430,8 +526,11 @@ class Session:
     def set_param(self, name: str, value: float) -> None:
         """Edit one weight or bias (the hover card)."""
         p, idx = self._lookup(name)
-        if (not isinstance(value, (int, float)) or isinstance(value, bool)
-                or not math.isfinite(value)):
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+        ):
             raise ConfigError(f"playground: {name}={value!r}; expected a finite number")
         p.data[idx] = value
         self._measure()
@@ -439,17 +538,20 @@ class Session:
     def _lookup(self, name: str):
         m = _PARAM.match(str(name).replace(" ", ""))
         if m is None:
-            raise ConfigError(f"playground: parameter {name!r} is not a name like 0.weight[2,1] "
-                              "or 0.bias[2]")
+            raise ConfigError(
+                f"playground: parameter {name!r} is not a name like 0.weight[2,1] or 0.bias[2]"
+            )
         base = f"{m.group(1)}.{m.group(2)}"
         if base not in self.names:
-            raise ConfigError(f"playground: this network has no parameter {base}; it has "
-                              f"{', '.join(self.names)}")
+            raise ConfigError(
+                f"playground: this network has no parameter {base}; it has {', '.join(self.names)}"
+            )
         p = self.params[self.names.index(base)]
         idx = tuple(int(g) for g in (m.group(3), m.group(4)) if g is not None)
         if len(idx) != p.data.ndim or any(i >= n for i, n in zip(idx, p.data.shape, strict=True)):
-            raise ConfigError(f"playground: {name} is outside {base}, whose shape is "
-                              f"{tuple(p.data.shape)}")
+            raise ConfigError(
+                f"playground: {name} is outside {base}, whose shape is {tuple(p.data.shape)}"
+            )
         return p, idx
 
     # ---------------------------------------------------------------------------------------
@@ -474,7 +576,7 @@ class Session:
         if self.order is None or self.cursor >= len(self.order) or len(self.order) != n:
             self.order, self.cursor = self.rng.permutation(n), 0
         b = self.settings["batchSize"]
-        idx = self.order[self.cursor:self.cursor + b]
+        idx = self.order[self.cursor : self.cursor + b]
         self.cursor += len(idx)
         return idx
 
@@ -487,8 +589,9 @@ class Session:
         pen = self._penalty(zip(self.names, self.params, strict=True))
         total = loss if pen is None else loss + pen
         total.backward()
-        self.grads = [p.grad.copy() if p.grad is not None else np.zeros_like(p.data)
-                      for p in self.params]
+        self.grads = [
+            p.grad.copy() if p.grad is not None else np.zeros_like(p.data) for p in self.params
+        ]
         self.opt.step()
         self.deltas = [p.data - b for p, b in zip(self.params, before, strict=True)]
         self.last = {"batch": idx.copy(), "before": before, "loss": float(loss.data)}
@@ -501,8 +604,12 @@ class Session:
         while True:
             idx = self._next_batch()
             self._step(idx)
-            norms.append([float(np.linalg.norm(self.grads[self.names.index(f"{k}.weight")]))
-                          for k in self.linear_index])
+            norms.append(
+                [
+                    float(np.linalg.norm(self.grads[self.names.index(f"{k}.weight")]))
+                    for k in self.linear_index
+                ]
+            )
             if self.cursor >= len(self.order):
                 break
         self.epoch += 1
@@ -532,8 +639,10 @@ class Session:
         before = [p.data.copy() for p in self.params]
         self.opt.zero_grad()
         seen = {}
-        handles = [m.register_forward_hook(lambda mod, inp, out, k=k: seen.__setitem__(k, out))
-                   for k, m in enumerate(self.model)]
+        handles = [
+            m.register_forward_hook(lambda mod, inp, out, k=k: seen.__setitem__(k, out))
+            for k, m in enumerate(self.model)
+        ]
         try:
             out = self.model(self.F_train[idx])
         finally:
@@ -546,27 +655,41 @@ class Session:
         pen = self._penalty(zip(self.names, self.params, strict=True))
         total = loss if pen is None else loss + pen
         total.backward()
-        self.grads = [p.grad.copy() if p.grad is not None else np.zeros_like(p.data)
-                      for p in self.params]
+        self.grads = [
+            p.grad.copy() if p.grad is not None else np.zeros_like(p.data) for p in self.params
+        ]
         layers = []
         for _li, k in enumerate(self.linear_index):
             z = seen[k]
             act = seen.get(k + 1) if k + 1 < len(self.model) else None
             a = act if act is not None else z
-            layers.append({
-                "z": np.asarray(z.data[0], np.float64).tolist(),
-                "a": np.asarray(a.data[0], np.float64).tolist(),
-                "delta": (np.asarray(z.grad[0], np.float64).tolist() if z.grad is not None
-                          else [0.0] * z.shape[1]),
-                "deltaSum": (np.asarray(z.grad, np.float64).sum(axis=0).tolist()
-                             if z.grad is not None else [0.0] * z.shape[1]),
-            })
-        self.pending = {"batch": idx.tolist(), "point": int(idx[0]),
-                        "x": self.F_train[idx[0]].astype(np.float64).tolist(),
-                        "y": self.y_train[idx[0]].item(), "loss": float(loss.data),
-                        "penalty": None if pen is None else float(pen.data),
-                        "layers": layers, "before": before,
-                        "parameters": self._param_list()}
+            layers.append(
+                {
+                    "z": np.asarray(z.data[0], np.float64).tolist(),
+                    "a": np.asarray(a.data[0], np.float64).tolist(),
+                    "delta": (
+                        np.asarray(z.grad[0], np.float64).tolist()
+                        if z.grad is not None
+                        else [0.0] * z.shape[1]
+                    ),
+                    "deltaSum": (
+                        np.asarray(z.grad, np.float64).sum(axis=0).tolist()
+                        if z.grad is not None
+                        else [0.0] * z.shape[1]
+                    ),
+                }
+            )
+        self.pending = {
+            "batch": idx.tolist(),
+            "point": int(idx[0]),
+            "x": self.F_train[idx[0]].astype(np.float64).tolist(),
+            "y": self.y_train[idx[0]].item(),
+            "loss": float(loss.data),
+            "penalty": None if pen is None else float(pen.data),
+            "layers": layers,
+            "before": before,
+            "parameters": self._param_list(),
+        }
         return self.pending
 
     def phase_update(self) -> dict:
@@ -576,8 +699,11 @@ class Session:
         before = self.pending["before"]
         self.opt.step()
         self.deltas = [p.data - b for p, b in zip(self.params, before, strict=True)]
-        self.last = {"batch": np.asarray(self.pending["batch"]), "before": before,
-                     "loss": self.pending["loss"]}
+        self.last = {
+            "batch": np.asarray(self.pending["batch"]),
+            "before": before,
+            "loss": self.pending["loss"],
+        }
         self.steps += 1
         self.pending = None
         if self.cursor >= len(self.order):
@@ -587,8 +713,11 @@ class Session:
             self.history["lossTrain"].append(self.loss_train)
             self.history["lossTest"].append(self.loss_test)
             self.history["gradNorms"].append(
-                [float(np.linalg.norm(self.grads[self.names.index(f"{k}.weight")]))
-                 for k in self.linear_index])
+                [
+                    float(np.linalg.norm(self.grads[self.names.index(f"{k}.weight")]))
+                    for k in self.linear_index
+                ]
+            )
         else:
             self._measure()
         return {"parameters": self._param_list()}
@@ -651,48 +780,99 @@ class Session:
                 col = a[:, j]
                 node = f"h{li}:{j}"
                 if act == "tanh" and np.mean(np.abs(col) > 0.97) >= 0.9:
-                    flags.append({"kind": "saturated", "node": node,
-                                  "text": f"layer {li + 1} neuron {j + 1}: tanh saturated "
-                                          f"(|a| > 0.97 on {np.mean(np.abs(col) > 0.97):.0%})"})
+                    flags.append(
+                        {
+                            "kind": "saturated",
+                            "node": node,
+                            "text": f"layer {li + 1} neuron {j + 1}: tanh saturated "
+                            f"(|a| > 0.97 on {np.mean(np.abs(col) > 0.97):.0%})",
+                        }
+                    )
                 elif act == "sigmoid" and np.mean((col < 0.03) | (col > 0.97)) >= 0.9:
-                    flags.append({"kind": "saturated", "node": node,
-                                  "text": f"layer {li + 1} neuron {j + 1}: sigmoid saturated"})
+                    flags.append(
+                        {
+                            "kind": "saturated",
+                            "node": node,
+                            "text": f"layer {li + 1} neuron {j + 1}: sigmoid saturated",
+                        }
+                    )
                 elif act in ("relu",) and np.all(col <= 0):
-                    flags.append({"kind": "dead", "node": node,
-                                  "text": f"layer {li + 1} neuron {j + 1}: dead ReLU (0 on "
-                                          "every training point: no gradient flows)"})
+                    flags.append(
+                        {
+                            "kind": "dead",
+                            "node": node,
+                            "text": f"layer {li + 1} neuron {j + 1}: dead ReLU (0 on "
+                            "every training point: no gradient flows)",
+                        }
+                    )
         if self.settings["regularization"] == "L1" and self.settings["regRate"] > 0:
             for name, p in zip(self.names, self.params, strict=True):
                 if name.endswith("weight"):
                     for idx in zip(*np.nonzero(np.abs(p.data) < 1e-3), strict=True):
                         pname = f"{name}[{','.join(str(int(i)) for i in idx)}]"
-                        flags.append({"kind": "l1zero", "param": pname,
-                                      "text": f"{pname} ≈ 0 (driven to zero by L1)"})
+                        flags.append(
+                            {
+                                "kind": "l1zero",
+                                "param": pname,
+                                "text": f"{pname} ≈ 0 (driven to zero by L1)",
+                            }
+                        )
         return flags
 
     def _param_list(self) -> list:
         out = []
         for name, p, g, d in zip(self.names, self.params, self.grads, self.deltas, strict=True):
             for idx in np.ndindex(p.data.shape):
-                out.append({"name": f"{name}[{','.join(map(str, idx))}]",
-                            "value": float(p.data[idx]), "grad": float(g[idx]),
-                            "delta": float(d[idx])})
+                out.append(
+                    {
+                        "name": f"{name}[{','.join(map(str, idx))}]",
+                        "value": float(p.data[idx]),
+                        "grad": float(g[idx]),
+                        "delta": float(d[idx]),
+                    }
+                )
         return out
 
     def nodes(self) -> list:
         """The network's columns for the page: inputs, each hidden layer, the outputs."""
         s = self.settings
-        cols = [[{"id": f"in:{k}", "label": D.FEATURES[k][1], "feature": k,
-                  "active": k in s["features"]} for k in D.FEATURE_NAMES]]
+        cols = [
+            [
+                {
+                    "id": f"in:{k}",
+                    "label": D.FEATURES[k][1],
+                    "feature": k,
+                    "active": k in s["features"],
+                }
+                for k in D.FEATURE_NAMES
+            ]
+        ]
         acts = self.layer_activations()
         for li, h in enumerate(s["networkShape"]):
-            cols.append([{"id": f"h{li}:{j}", "activation": acts[li],
-                          "bias": f"{self.linear_index[li]}.bias[{j}]"} for j in range(h)])
+            cols.append(
+                [
+                    {
+                        "id": f"h{li}:{j}",
+                        "activation": acts[li],
+                        "bias": f"{self.linear_index[li]}.bias[{j}]",
+                    }
+                    for j in range(h)
+                ]
+            )
         k_out = self.linear_index[-1]
         n_out = self.model[k_out].out_features
-        cols.append([{"id": f"out:{j}", "activation": "sigmoid" if self.n_classes == 2 else
-                      ("softmax" if self.task == "classification" else "linear"),
-                      "bias": f"{k_out}.bias[{j}]"} for j in range(n_out)])
+        cols.append(
+            [
+                {
+                    "id": f"out:{j}",
+                    "activation": "sigmoid"
+                    if self.n_classes == 2
+                    else ("softmax" if self.task == "classification" else "linear"),
+                    "bias": f"{k_out}.bias[{j}]",
+                }
+                for j in range(n_out)
+            ]
+        )
         return cols
 
     def state(self) -> dict:
@@ -701,24 +881,41 @@ class Session:
         cls = self.task == "classification"
 
         def pts(X, y):
-            return [[float(a), float(b), int(c) if cls else float(c)]
-                    for (a, b), c in zip(X, y, strict=True)]
+            return [
+                [float(a), float(b), int(c) if cls else float(c)]
+                for (a, b), c in zip(X, y, strict=True)
+            ]
+
         return {
-            "settings": dict(s), "epoch": self.epoch, "steps": self.steps,
-            "lossTrain": _f(self.loss_train), "lossTest": _f(self.loss_test),
-            "accuracy": self.acc, "confusion": self.confusion, "task": self.task,
-            "classes": self.n_classes, "loss": self.loss_name,
-            "parameters": self._param_list(), "nodes": self.nodes(),
+            "settings": dict(s),
+            "epoch": self.epoch,
+            "steps": self.steps,
+            "lossTrain": _f(self.loss_train),
+            "lossTest": _f(self.loss_test),
+            "accuracy": self.acc,
+            "confusion": self.confusion,
+            "task": self.task,
+            "classes": self.n_classes,
+            "loss": self.loss_name,
+            "parameters": self._param_list(),
+            "nodes": self.nodes(),
             "linearIndex": self.linear_index,
-            "points": {"train": pts(self.X_train, self.y_train),
-                       "test": pts(self.X_test, self.y_test)},
+            "points": {
+                "train": pts(self.X_train, self.y_train),
+                "test": pts(self.X_test, self.y_test),
+            },
             "custom": self.custom is not None,
-            "history": self.history, "flags": self.flags, "playing": self.playing,
+            "history": self.history,
+            "flags": self.flags,
+            "playing": self.playing,
             "stopReason": self.stop_reason,
             "lastBatch": None if self.last is None else [int(i) for i in self.last["batch"]],
             "pending": self.pending is not None,
-            "dataVersion": self.data_version, "modelVersion": self.model_version,
-            "grid": GRID, "thumb": GRID // THUMB_STEP, "domain": D.DOMAIN,
+            "dataVersion": self.data_version,
+            "modelVersion": self.model_version,
+            "grid": GRID,
+            "thumb": GRID // THUMB_STEP,
+            "domain": D.DOMAIN,
         }
 
     def frame(self) -> bytes:
@@ -754,20 +951,31 @@ class Session:
             kind = "regression"
         params = self._param_list()
         header = {
-            "epoch": self.epoch, "steps": self.steps, "lossTrain": _f(self.loss_train),
-            "lossTest": _f(self.loss_test), "accuracy": self.acc, "confusion": self.confusion,
-            "values": [p["value"] for p in params], "grads": [p["grad"] for p in params],
+            "epoch": self.epoch,
+            "steps": self.steps,
+            "lossTrain": _f(self.loss_train),
+            "lossTest": _f(self.loss_test),
+            "accuracy": self.acc,
+            "confusion": self.confusion,
+            "values": [p["value"] for p in params],
+            "grads": [p["grad"] for p in params],
             "deltas": [p["delta"] for p in params],
             "gradNorms": self.history["gradNorms"][-1] if self.history["gradNorms"] else None,
-            "flags": self.flags, "playing": self.playing, "stopReason": self.stop_reason,
-            "dataVersion": self.data_version, "modelVersion": self.model_version,
+            "flags": self.flags,
+            "playing": self.playing,
+            "stopReason": self.stop_reason,
+            "dataVersion": self.data_version,
+            "modelVersion": self.model_version,
             "heat": {"kind": kind, "channels": len(heat), "size": GRID},
             "thumbs": {"count": len(thumbs), "size": GRID // THUMB_STEP},
             "lastBatch": None if self.last is None else [int(i) for i in self.last["batch"]],
         }
         head = json.dumps(header, separators=(",", ":")).encode()
-        return b"".join([len(head).to_bytes(4, "little"), head] + [h.tobytes() for h in heat]
-                        + [t.tobytes() for t in thumbs])
+        return b"".join(
+            [len(head).to_bytes(4, "little"), head]
+            + [h.tobytes() for h in heat]
+            + [t.tobytes() for t in thumbs]
+        )
 
     def neuron_grid(self, node: str) -> dict:
         """The full GRID² picture of one node (hover to enlarge), values in [-1, 1]."""
@@ -826,8 +1034,12 @@ class Session:
         lf_sum = copy.deepcopy(lf)
         lf_sum.reduction = "sum"
         seen = {}
-        handles = [m.register_forward_hook(lambda mod, inp, out, q=q: seen.__setitem__(
-            q, (inp[0] if inp else None, out))) for q, m in enumerate(m64)]
+        handles = [
+            m.register_forward_hook(
+                lambda mod, inp, out, q=q: seen.__setitem__(q, (inp[0] if inp else None, out))
+            )
+            for q, m in enumerate(m64)
+        ]
         try:
             out = m64(Tensor(self.F_train[rows].astype(np.float64)))
         finally:
@@ -846,28 +1058,32 @@ class Session:
     def _local_terms(seen, m64, k, kind, i, n) -> dict:
         """Per point: the linear unit's input h, z, the activation's a and σ′(z) (its unit's
         backward applied to ones), ∂L/∂a as back-propagation delivered it, and ∂z/∂w."""
-        h_in, z = seen[k]                              # the linear unit: z = W h + b
-        nxt = seen.get(k + 1)                          # its activation, if it has one (not the
+        h_in, z = seen[k]  # the linear unit: z = W h + b
+        nxt = seen.get(k + 1)  # its activation, if it has one (not the
         has_act = nxt is not None and k + 1 < len(m64)  # last unit of cross-entropy and MSE)
         zv = np.asarray(z.data, np.float64)
         if has_act:
             a = nxt[1]
             av = np.asarray(a.data, np.float64)
             if a._ctx is not None and a is not z:
-                g = a._ctx.unit.backward(a._ctx, np.ones_like(a.data))   # the unit's own term
+                g = a._ctx.unit.backward(a._ctx, np.ones_like(a.data))  # the unit's own term
                 sigma = np.asarray(g[0] if isinstance(g, (tuple, list)) else g, np.float64)
-            else:                                      # Identity: a is z itself
+            else:  # Identity: a is z itself
                 sigma = np.ones_like(av)
             dLda = np.asarray(a.grad if a.grad is not None else np.zeros_like(av), np.float64)
         else:
             av, sigma = zv, np.ones_like(zv)
             dLda = np.asarray(z.grad if z.grad is not None else np.zeros_like(zv), np.float64)
         hv = np.asarray(h_in.data, np.float64)
-        return {"z": zv, "a": av, "sigma": sigma, "dLda": dLda,
-                "dzdw": hv[:, i] if kind == "weight" else np.ones(n),
-                "act": type(m64[k + 1]).__name__ if has_act else None,
-                "dLdz": (np.asarray(z.grad, np.float64) if z.grad is not None
-                         else np.zeros_like(zv))}
+        return {
+            "z": zv,
+            "a": av,
+            "sigma": sigma,
+            "dLda": dLda,
+            "dzdw": hv[:, i] if kind == "weight" else np.ones(n),
+            "act": type(m64[k + 1]).__name__ if has_act else None,
+            "dLdz": (np.asarray(z.grad, np.float64) if z.grad is not None else np.zeros_like(zv)),
+        }
 
     def _backprop_terms(self, seen, m64, li, j, prow):
         """How ∂L/∂a_j was made: the next linear unit hands back Σ_k ∂L/∂z_k · w_kj."""
@@ -876,10 +1092,16 @@ class Session:
         kn = self.linear_index[li + 1]
         W = np.asarray(m64[kn].weight.data, np.float64)
         dz = np.asarray(seen[kn][1].grad, np.float64)
-        terms = [{"k": kk, "dLdz": float(dz[prow, kk]), "w": float(W[kk, j]),
-                  "param": f"{kn}.weight[{kk},{j}]"} for kk in range(W.shape[0])]
-        return {"layer": kn, "terms": terms,
-                "sum": float(sum(t["dLdz"] * t["w"] for t in terms))}
+        terms = [
+            {
+                "k": kk,
+                "dLdz": float(dz[prow, kk]),
+                "w": float(W[kk, j]),
+                "param": f"{kn}.weight[{kk},{j}]",
+            }
+            for kk in range(W.shape[0])
+        ]
+        return {"layer": kn, "terms": terms, "sum": float(sum(t["dLdz"] * t["w"] for t in terms))}
 
     def _checks(self, m64, lf, p64, idx, xp, tp, xb, tb) -> dict:
         """The engine's gradient of one point's loss, central differences of it and of the
@@ -909,27 +1131,36 @@ class Session:
                 return float(lf(m64(xb), tb).data) + (float(pn.data) if pn is not None else 0.0)
 
         flat = [int(np.ravel_multi_index(idx, p64.data.shape))]
-        return {"enginePoint": engine_point, "reg": reg,
-                "cdPoint": float(central_differences(p64.data, flat, loss_point, 1e-6)[0]),
-                "cdBatch": float(central_differences(p64.data, flat, loss_batch, 1e-6)[0])}
+        return {
+            "enginePoint": engine_point,
+            "reg": reg,
+            "cdPoint": float(central_differences(p64.data, flat, loss_point, 1e-6)[0]),
+            "cdBatch": float(central_differences(p64.data, flat, loss_batch, 1e-6)[0]),
+        }
 
     def _optimizer_reading(self, p_real, idx, pi) -> dict:
         """What the optimizer made of the gradient: its state for this entry and the actual Δw."""
         s = self.settings
         grad = float(self.grads[pi][idx])
-        before = (float(self.last["before"][pi][idx]) if self.last is not None
-                  else float(p_real.data[idx]))
-        opt = {"name": s["optimizer"], "lr": s["learningRate"],
-               "delta": float(self.deltas[pi][idx]), "before": before,
-               "after": float(p_real.data[idx])}
+        before = (
+            float(self.last["before"][pi][idx])
+            if self.last is not None
+            else float(p_real.data[idx])
+        )
+        opt = {
+            "name": s["optimizer"],
+            "lr": s["learningRate"],
+            "delta": float(self.deltas[pi][idx]),
+            "before": before,
+            "after": float(p_real.data[idx]),
+        }
         st = self.opt.state.get(p_real, {}) if hasattr(self.opt, "state") else {}
         if s["optimizer"] == "sgd":
             buf = st.get("momentum_buffer")
             opt["momentum"] = s["momentum"]
             if buf is not None:
                 opt["velocity"] = float(np.asarray(buf)[idx])
-            opt["formula"] = ("Δw = −lr · v, v = μ·v_prev + g" if s["momentum"]
-                              else "Δw = −lr · g")
+            opt["formula"] = "Δw = −lr · v, v = μ·v_prev + g" if s["momentum"] else "Δw = −lr · g"
             opt["plain"] = -s["learningRate"] * grad
         else:
             for key in ("exp_avg", "exp_avg_sq"):
@@ -951,13 +1182,18 @@ class Session:
             raise ConfigError(f"playground: {name} does not belong to a linear unit")
         li, j = self.linear_index.index(k), idx[0]
         i = idx[1] if kind == "weight" else None
-        batch = (self.last["batch"] if self.last is not None
-                 else np.arange(min(self.settings["batchSize"], len(self.F_train))))
+        batch = (
+            self.last["batch"]
+            if self.last is not None
+            else np.arange(min(self.settings["batchSize"], len(self.F_train)))
+        )
         if point is None:
             point = int(batch[0])
         if not isinstance(point, int) or not 0 <= point < len(self.F_train):
-            raise ConfigError(f"playground: point={point!r}; expected a training point from 0 "
-                              f"to {len(self.F_train) - 1}")
+            raise ConfigError(
+                f"playground: point={point!r}; expected a training point from 0 "
+                f"to {len(self.F_train) - 1}"
+            )
         rows = [int(b) for b in batch]
         in_batch = point in rows
         if not in_batch:
@@ -972,42 +1208,73 @@ class Session:
         products = dLda * sigma * dzdw
         backprop = self._backprop_terms(seen, m64, li, j, prow)
         p64 = dict(m64.named_parameters())[f"{k}.{kind}"]
-        chk = self._checks(m64, lf, p64, idx,
-                           self.F_train[point:point + 1].astype(np.float64), t64[prow:prow + 1],
-                           self.F_train[batch].astype(np.float64), t64[bsel])
+        chk = self._checks(
+            m64,
+            lf,
+            p64,
+            idx,
+            self.F_train[point : point + 1].astype(np.float64),
+            t64[prow : prow + 1],
+            self.F_train[batch].astype(np.float64),
+            t64[bsel],
+        )
         pi = self.names.index(f"{k}.{kind}")
         opt = self._optimizer_reading(p_real, idx, pi)
         batch_mean = float(np.mean(products[bsel]))
-        loss_word = {"bce": "binary cross-entropy", "cross_entropy": "softmax cross-entropy",
-                     "mse": "squared error"}[self.loss_name]
+        loss_word = {
+            "bce": "binary cross-entropy",
+            "cross_entropy": "softmax cross-entropy",
+            "mse": "squared error",
+        }[self.loss_name]
         s = self.settings
         return {
-            "param": name, "kind": kind, "layer": li, "neuron": j, "input": i,
-            "last": li == len(self.linear_index) - 1, "loss": loss_word,
-            "activation": T["act"], "point": point, "inBatch": in_batch,
+            "param": name,
+            "kind": kind,
+            "layer": li,
+            "neuron": j,
+            "input": i,
+            "last": li == len(self.linear_index) - 1,
+            "loss": loss_word,
+            "activation": T["act"],
+            "point": point,
+            "inBatch": in_batch,
             "x": self.F_train[point].astype(np.float64).tolist(),
-            "y": self.y_train[point].item(), "features": s["features"], "value": opt["before"],
+            "y": self.y_train[point].item(),
+            "features": s["features"],
+            "value": opt["before"],
             "terms": {
-                "dLda": float(dLda[prow]), "sigmaPrime": float(sigma[prow]),
-                "dzdw": float(dzdw[prow]), "z": float(T["z"][prow, j]),
-                "a": float(T["a"][prow, j]), "product": float(products[prow]),
+                "dLda": float(dLda[prow]),
+                "sigmaPrime": float(sigma[prow]),
+                "dzdw": float(dzdw[prow]),
+                "z": float(T["z"][prow, j]),
+                "a": float(T["a"][prow, j]),
+                "product": float(products[prow]),
                 "engineDz": float(T["dLdz"][prow, j]),
             },
-            "enginePoint": chk["enginePoint"], "cdPoint": chk["cdPoint"],
+            "enginePoint": chk["enginePoint"],
+            "cdPoint": chk["cdPoint"],
             "backprop": backprop,
             "batch": {
-                "points": rows[:len(batch)] if in_batch else rows[:-1],
+                "points": rows[: len(batch)] if in_batch else rows[:-1],
                 "products": [float(products[r]) for r in bsel],
-                "factors": {"dLda": [float(dLda[r]) for r in bsel],
-                            "sigmaPrime": [float(sigma[r]) for r in bsel],
-                            "dzdw": [float(dzdw[r]) for r in bsel]},
-                "productOfMeans": float(np.mean(dLda[bsel]) * np.mean(sigma[bsel])
-                                        * np.mean(dzdw[bsel])),
-                "mean": batch_mean, "reg": chk["reg"], "total": batch_mean + chk["reg"],
-                "regularization": s["regularization"], "regRate": s["regRate"],
-                "engineGrad": float(self.grads[pi][idx]), "cd": chk["cdBatch"],
+                "factors": {
+                    "dLda": [float(dLda[r]) for r in bsel],
+                    "sigmaPrime": [float(sigma[r]) for r in bsel],
+                    "dzdw": [float(dzdw[r]) for r in bsel],
+                },
+                "productOfMeans": float(
+                    np.mean(dLda[bsel]) * np.mean(sigma[bsel]) * np.mean(dzdw[bsel])
+                ),
+                "mean": batch_mean,
+                "reg": chk["reg"],
+                "total": batch_mean + chk["reg"],
+                "regularization": s["regularization"],
+                "regRate": s["regRate"],
+                "engineGrad": float(self.grads[pi][idx]),
+                "cd": chk["cdBatch"],
             },
-            "optimizer": opt, "names": [n for n, _ in m64.named_parameters()],
+            "optimizer": opt,
+            "names": [n for n, _ in m64.named_parameters()],
         }
 
     # ---------------------------------------------------------------------------------------
@@ -1020,28 +1287,48 @@ class Session:
         s = self.settings
         names = [D.FEATURES[f][0] for f in s["features"]]
         n = len(names)
-        pre = {"feature_names": names,
-               "standardizer": {"mean": [0.0] * n, "scale": [1.0] * n},
-               "task": self.task, "target": "label",
-               "label_names": ([str(c) for c in range(self.n_classes)]
-                               if self.task == "classification" else None),
-               "output": output_kind({"bce": "BCELoss", "cross_entropy": "CrossEntropyLoss",
-                                      "mse": "MSELoss"}[self.loss_name]),
-               "loss": self.loss_name, "id_columns": []}
-        training = {"dataset": None if self.custom is not None else s["dataset"],
-                    "samples": s["samples"], "noise": s["noise"] / 100.0, "task": self.task,
-                    "hidden": s["networkShape"], "activation": s["activation"],
-                    "activations": self.layer_activations(), "loss": self.loss_name,
-                    "optimizer": s["optimizer"], "lr": s["learningRate"],
-                    "momentum": s["momentum"] if s["optimizer"] == "sgd" else None,
-                    "weight_decay": 0.0, "regularization": s["regularization"],
-                    "reg_rate": s["regRate"], "batch_size": s["batchSize"],
-                    "epochs": self.epoch, "epochs_run": self.epoch, "seed": s["seed"],
-                    "n_train": len(self.F_train), "n_validation": len(self.F_test),
-                    "features": s["features"], "source": "chainrule playground",
-                    "chainrule_version": __version__,
-                    "history": {"loss": self.history["lossTrain"],
-                                "val_loss": self.history["lossTest"]}}
+        pre = {
+            "feature_names": names,
+            "standardizer": {"mean": [0.0] * n, "scale": [1.0] * n},
+            "task": self.task,
+            "target": "label",
+            "label_names": (
+                [str(c) for c in range(self.n_classes)] if self.task == "classification" else None
+            ),
+            "output": output_kind(
+                {"bce": "BCELoss", "cross_entropy": "CrossEntropyLoss", "mse": "MSELoss"}[
+                    self.loss_name
+                ]
+            ),
+            "loss": self.loss_name,
+            "id_columns": [],
+        }
+        training = {
+            "dataset": None if self.custom is not None else s["dataset"],
+            "samples": s["samples"],
+            "noise": s["noise"] / 100.0,
+            "task": self.task,
+            "hidden": s["networkShape"],
+            "activation": s["activation"],
+            "activations": self.layer_activations(),
+            "loss": self.loss_name,
+            "optimizer": s["optimizer"],
+            "lr": s["learningRate"],
+            "momentum": s["momentum"] if s["optimizer"] == "sgd" else None,
+            "weight_decay": 0.0,
+            "regularization": s["regularization"],
+            "reg_rate": s["regRate"],
+            "batch_size": s["batchSize"],
+            "epochs": self.epoch,
+            "epochs_run": self.epoch,
+            "seed": s["seed"],
+            "n_train": len(self.F_train),
+            "n_validation": len(self.F_test),
+            "features": s["features"],
+            "source": "chainrule playground",
+            "chainrule_version": __version__,
+            "history": {"loss": self.history["lossTrain"], "val_loss": self.history["lossTest"]},
+        }
         metrics = {"train": {"loss": self.loss_train}}
         if len(self.F_test):
             metrics["validation"] = {"loss": self.loss_test}
@@ -1064,15 +1351,20 @@ class Session:
         import io
 
         names = [D.FEATURES[f][0] for f in self.settings["features"]]
-        parts = {"train": [(self.F_train, self.y_train)], "test": [(self.F_test, self.y_test)],
-                 "all": [(self.F_train, self.y_train), (self.F_test, self.y_test)]}[split]
+        parts = {
+            "train": [(self.F_train, self.y_train)],
+            "test": [(self.F_test, self.y_test)],
+            "all": [(self.F_train, self.y_train), (self.F_test, self.y_test)],
+        }[split]
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(names + ["label"])
         for F, y in parts:
             for row, lab in zip(F, y, strict=True):
-                w.writerow([repr(float(v)) for v in row]
-                           + [int(lab) if self.task == "classification" else repr(float(lab))])
+                w.writerow(
+                    [repr(float(v)) for v in row]
+                    + [int(lab) if self.task == "classification" else repr(float(lab))]
+                )
         return buf.getvalue()
 
     def script(self) -> str:
@@ -1087,29 +1379,57 @@ class Session:
         layers.append(f"cr.nn.Linear({width}, {n_out}),")
         if self.loss_name == "bce":
             layers.append("cr.nn.Sigmoid(),")
-        loss = {"bce": "cr.nn.BCELoss()", "cross_entropy": "cr.nn.CrossEntropyLoss()",
-                "mse": "cr.nn.MSELoss()"}[self.loss_name]
-        opt = (f"cr.optim.Adam(net.parameters(), lr={s['learningRate']!r})"
-               if s["optimizer"] == "adam"
-               else f"cr.optim.SGD(net.parameters(), lr={s['learningRate']!r}, "
-                    f"momentum={s['momentum']!r})")
+        loss = {
+            "bce": "cr.nn.BCELoss()",
+            "cross_entropy": "cr.nn.CrossEntropyLoss()",
+            "mse": "cr.nn.MSELoss()",
+        }[self.loss_name]
+        opt = (
+            f"cr.optim.Adam(net.parameters(), lr={s['learningRate']!r})"
+            if s["optimizer"] == "adam"
+            else f"cr.optim.SGD(net.parameters(), lr={s['learningRate']!r}, "
+            f"momentum={s['momentum']!r})"
+        )
         feats = ", ".join(repr(f) for f in s["features"])
         if s["regularization"] != "none" and s["regRate"] > 0:
-            reg_note = (f"# The playground added {s['regularization']} regularization (rate "
-                        f"{s['regRate']!r}) on the weights; cr.fit trains without it.\n")
+            reg_note = (
+                f"# The playground added {s['regularization']} regularization (rate "
+                f"{s['regRate']!r}) on the weights; cr.fit trains without it.\n"
+            )
         else:
             reg_note = ""
         if self.custom is not None:
-            data_src = ("# The points were uploaded or edited in the page: download them with\n"
-                        "# 'data.csv' and read that file instead of the generator below.\n")
+            data_src = (
+                "# The points were uploaded or edited in the page: download them with\n"
+                "# 'data.csv' and read that file instead of the generator below.\n"
+            )
         else:
             data_src = ""
-        target = ("y_train.astype(np.int64)" if self.loss_name == "cross_entropy"
-                  else "y_train.astype(np.float32).reshape(-1, 1)")
+        target = (
+            "y_train.astype(np.int64)"
+            if self.loss_name == "cross_entropy"
+            else "y_train.astype(np.float32).reshape(-1, 1)"
+        )
         target_test = target.replace("y_train", "y_test")
-        keys = ("dataset", "problem", "classes", "noise", "trainRatio", "samples", "batchSize",
-                "seed", "features", "networkShape", "activation", "activations", "learningRate",
-                "optimizer", "momentum", "regularization", "regRate")
+        keys = (
+            "dataset",
+            "problem",
+            "classes",
+            "noise",
+            "trainRatio",
+            "samples",
+            "batchSize",
+            "seed",
+            "features",
+            "networkShape",
+            "activation",
+            "activations",
+            "learningRate",
+            "optimizer",
+            "momentum",
+            "regularization",
+            "regRate",
+        )
         shown = ",\n    ".join(f"{k}={json.dumps(s[k])}" for k in keys)
         return f'''"""Rebuild and train the playground's network with chainrule (cr.nn + cr.fit).
 
@@ -1120,23 +1440,23 @@ import numpy as np
 import chainrule as cr
 from chainrule.playground.datasets import make_features, make_points
 
-{data_src}{reg_note}X, y, task = make_points({s['dataset']!r}, n={s['samples']},
-                          noise={s['noise'] / 100.0!r}, seed={s['seed']}, classes={s['classes']})
-order = np.random.default_rng({s['seed'] + 7919}).permutation(len(X))
-n_train = max(1, min(len(X) - 1, round(len(X) * {s['trainRatio']} / 100)))
+{data_src}{reg_note}X, y, task = make_points({s["dataset"]!r}, n={s["samples"]},
+                          noise={s["noise"] / 100.0!r}, seed={s["seed"]}, classes={s["classes"]})
+order = np.random.default_rng({s["seed"] + 7919}).permutation(len(X))
+n_train = max(1, min(len(X) - 1, round(len(X) * {s["trainRatio"]} / 100)))
 X_train, y_train = X[order[:n_train]], y[order[:n_train]]
 X_test, y_test = X[order[n_train:]], y[order[n_train:]]
 features = [{feats}]
 F_train, F_test = make_features(X_train, features), make_features(X_test, features)
 
-cr.manual_seed({s['seed']})
+cr.manual_seed({s["seed"]})
 net = cr.nn.Sequential(
     {(chr(10) + "    ").join(layers)}
 )
 loss_fn = {loss}
 opt = {opt}
 history = cr.fit(net, loss_fn, opt, F_train, {target}, epochs={max(self.epoch, 1)},
-                 batch_size={s['batchSize']}, validation=(F_test, {target_test}), seed={s['seed']})
+                 batch_size={s["batchSize"]}, validation=(F_test, {target_test}), seed={s["seed"]})
 print(f"train loss {{history['loss'][-1]:.4f}}, test loss {{history['val_loss'][-1]:.4f}}")
 cr.save(net, "playground.safetensors")
 '''

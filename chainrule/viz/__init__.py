@@ -7,7 +7,7 @@ it themselves, when they are called.
     >>> graph(loss).save("loss.svg")
 """
 
-from .graph import Graph, graph
 from . import plots  # noqa: E402,F401 - imports matplotlib only when called
+from .graph import Graph, graph
 
 __all__ = ["graph", "Graph"]

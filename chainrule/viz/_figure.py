@@ -25,6 +25,7 @@ class PlotFigure(Figure):
 
     def _repr_png_(self):
         import io
+
         buf = io.BytesIO()
         # one drawing pass (the figures are laid out already; bbox 'tight' would draw twice),
         # at 160 dpi shown at half size, so it stays sharp on high-density screens

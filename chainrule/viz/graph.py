@@ -34,7 +34,7 @@ from ..tensor import Tensor, _backprop
 
 __all__ = ["graph", "Graph"]
 
-_SMALL = 4            # tensors with at most this many elements show every number
+_SMALL = 4  # tensors with at most this many elements show every number
 _EDGE_LABEL_NODES = 40  # gradient numbers are written on backward arrows only in graphs this small
 _IDS = itertools.count(1)
 
@@ -44,9 +44,9 @@ _IDS = itertools.count(1)
 
 _MONO = "ui-monospace, SFMono-Regular, Menlo, Consolas, 'DejaVu Sans Mono', monospace"
 _SANS = "system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif"
-_FWD = "#495057"      # forward arrows: values
-_BWD = "#e8590c"      # backward arrows and gradient numbers: ∂L/∂·
-_ROLE_STYLE = {       # fill, stroke, stroke width
+_FWD = "#495057"  # forward arrows: values
+_BWD = "#e8590c"  # backward arrows and gradient numbers: ∂L/∂·
+_ROLE_STYLE = {  # fill, stroke, stroke width
     "intermediate": ("#e7f0fb", "#3b6ea8", 1.2),
     "loss": ("#fdecea", "#c92a2a", 2.6),
     "output": ("#fdecea", "#c92a2a", 2.6),
@@ -55,8 +55,8 @@ _ROLE_STYLE = {       # fill, stroke, stroke width
     "constant": ("#f8f9fa", "#adb5bd", 1.0),
     "more": ("#ffffff", "#adb5bd", 1.0),
 }
-_HEAD_PX, _LINE_PX = 18, 15          # line heights: header, other lines
-_HEAD_CHAR, _MONO_CHAR = 7.9, 6.9    # generous average glyph widths (13px bold sans, 11.5px mono)
+_HEAD_PX, _LINE_PX = 18, 15  # line heights: header, other lines
+_HEAD_CHAR, _MONO_CHAR = 7.9, 6.9  # generous average glyph widths (13px bold sans, 11.5px mono)
 _PAD_X, _PAD_Y = 10, 7
 _COL_GAP, _ROW_GAP, _DUMMY_GAP = 64, 20, 8
 _MARGIN = 16
@@ -66,13 +66,13 @@ _MARGIN = 16
 # text helpers
 # ------------------------------------------------------------------------------------------------
 
+
 def _xml(text) -> str:
     """Escape text for XML content and double-quoted attributes; drop characters XML forbids."""
     s = str(text)
     if any(ord(c) < 32 and c not in "\t\n\r" for c in s):
         s = "".join(c for c in s if ord(c) >= 32 or c in "\t\n\r")
-    return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;"))
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
 def _dot_str(text) -> str:
@@ -112,10 +112,16 @@ def _summary(a):
         return [text], text, None
     with np.errstate(all="ignore"):
         af = a.astype(np.float64) if integer else a
-        stats = {"mean": float(af.mean(dtype=np.float64)), "std": float(af.std(dtype=np.float64)),
-                 "min": float(a.min()), "max": float(a.max())}
-    lines = [f"mean {_num(stats['mean'])}  std {_num(stats['std'])}",
-             f"min {_num(stats['min'], integer)}  max {_num(stats['max'], integer)}"]
+        stats = {
+            "mean": float(af.mean(dtype=np.float64)),
+            "std": float(af.std(dtype=np.float64)),
+            "min": float(a.min()),
+            "max": float(a.max()),
+        }
+    lines = [
+        f"mean {_num(stats['mean'])}  std {_num(stats['std'])}",
+        f"min {_num(stats['min'], integer)}  max {_num(stats['max'], integer)}",
+    ]
     return lines, "  ".join(lines), stats
 
 
@@ -134,6 +140,7 @@ def _const_text(c) -> str:
 # ------------------------------------------------------------------------------------------------
 # the result
 # ------------------------------------------------------------------------------------------------
+
 
 class Graph:
     """The drawn record behind a tensor.
@@ -197,36 +204,48 @@ class Graph:
             text = '<?xml version="1.0" encoding="UTF-8"?>\n' + self.svg + "\n"
         elif suffix in (".html", ".htm"):
             head = _xml(self.title or "chainrule graph")
-            text = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                    f"<title>{head}</title>\n<style>body{{margin:16px;font-family:{_SANS};}}"
-                    "</style>\n</head>\n<body>\n" + self.svg + "\n</body>\n</html>\n")
+            text = (
+                '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+                f"<title>{head}</title>\n<style>body{{margin:16px;font-family:{_SANS};}}"
+                "</style>\n</head>\n<body>\n" + self.svg + "\n</body>\n</html>\n"
+            )
         elif suffix == ".dot" or suffix == ".gv":
             text = self.to_dot()
         else:
-            raise ValueError(f"Graph.save: unknown file type {path.suffix!r} in {str(path)!r}; "
-                             "use .svg, .html or .dot")
+            raise ValueError(
+                f"Graph.save: unknown file type {path.suffix!r} in {str(path)!r}; "
+                "use .svg, .html or .dot"
+            )
         path.write_text(text, encoding="utf-8")
         return path
 
     def to_dot(self) -> str:
         """Graphviz DOT text of the same graph (forward edges solid, backward edges dashed)."""
-        out = ["digraph chainrule {", "  rankdir=LR;", '  bgcolor="white";',
-               '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
-               f'  edge [color="{_FWD}", arrowsize=0.7];']
+        out = [
+            "digraph chainrule {",
+            "  rankdir=LR;",
+            '  bgcolor="white";',
+            '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
+            f'  edge [color="{_FWD}", arrowsize=0.7];',
+        ]
         if self.title:
             out.append(f'  label="{_dot_str(self.title)}"; labelloc=t;')
         for n in self.nodes:
             fill, stroke, width = _ROLE_STYLE[n["role"]]
             extra = ', style="rounded,dashed"' if n["kind"] == "more" else ""
-            out.append(f'  {n["id"]} [label="{_dot_str(n["label"])}", fillcolor="{fill}", '
-                       f'color="{stroke}", penwidth={width}{extra}];')
+            out.append(
+                f'  {n["id"]} [label="{_dot_str(n["label"])}", fillcolor="{fill}", '
+                f'color="{stroke}", penwidth={width}{extra}];'
+            )
         for e in self.edges:
-            out.append(f'  {e["source"]} -> {e["target"]};')
+            out.append(f"  {e['source']} -> {e['target']};")
         for e in self.edges:
             if e["backward"]:
                 lab = f', label="{_dot_str(e["grad"])}"' if e["grad"] else ""
-                out.append(f'  {e["target"]} -> {e["source"]} [style=dashed, color="{_BWD}", '
-                           f'fontcolor="{_BWD}", constraint=false{lab}];')
+                out.append(
+                    f'  {e["target"]} -> {e["source"]} [style=dashed, color="{_BWD}", '
+                    f'fontcolor="{_BWD}", constraint=false{lab}];'
+                )
         out.append("}")
         return "\n".join(out) + "\n"
 
@@ -234,6 +253,7 @@ class Graph:
 # ------------------------------------------------------------------------------------------------
 # walking the record
 # ------------------------------------------------------------------------------------------------
+
 
 def _walk(root: Tensor):
     """Every tensor behind ``root``, nearest first (breadth-first, iterative), and use counts."""
@@ -269,7 +289,8 @@ def _intermediate_grads(root: Tensor):
     except Exception as err:  # a unit that freed what its backward needs, say
         raise ChainruleError(
             f"graph: cannot recompute intermediate gradients: a unit's backward failed "
-            f"({type(err).__name__}: {err}); pass all_grads=False") from err
+            f"({type(err).__name__}: {err}); pass all_grads=False"
+        ) from err
     return trace["grads"], trace["handed"]
 
 
@@ -281,9 +302,11 @@ def _name_map(names, params):
         for pair in params:
             ok = isinstance(pair, (tuple, list)) and len(pair) == 2
             if not ok or not isinstance(pair[1], Tensor):
-                raise TypeError("graph: params= takes an iterable of (name, tensor) pairs, such "
-                                "as model.named_parameters(); got an item of type "
-                                f"{type(pair).__name__}")
+                raise TypeError(
+                    "graph: params= takes an iterable of (name, tensor) pairs, such "
+                    "as model.named_parameters(); got an item of type "
+                    f"{type(pair).__name__}"
+                )
             pname, t = pair
             out[id(t)] = str(pname)
     if names is not None:
@@ -295,14 +318,17 @@ def _name_map(names, params):
             elif isinstance(k, (int, np.integer)):
                 out[int(k)] = str(v)
             else:
-                raise TypeError("graph: names= maps tensors (or id(tensor)) to strings; got a "
-                                f"key of type {type(k).__name__}")
+                raise TypeError(
+                    "graph: names= maps tensors (or id(tensor)) to strings; got a "
+                    f"key of type {type(k).__name__}"
+                )
     return out
 
 
 # ------------------------------------------------------------------------------------------------
 # layout: layers, crossing reduction, coordinates
 # ------------------------------------------------------------------------------------------------
+
 
 def _count_crossings(layers, succ_adj, pos) -> int:
     total = 0
@@ -399,13 +425,14 @@ def _layout(n_real, sizes, edge_list, order_key):
     budget = 2000 + 3 * n_real
     vlayer = list(layer)
     vsize = list(sizes)
-    adj_s = [list() for _ in range(n_real)]   # successors in the split graph
+    adj_s = [list() for _ in range(n_real)]  # successors in the split graph
     adj_p = [list() for _ in range(n_real)]
     linked = set()
     bus: dict[tuple, int] = {}
     chains = [None] * len(edge_list)
-    for e in sorted(range(len(edge_list)),
-                    key=lambda e: layer[edge_list[e][1]] - layer[edge_list[e][0]]):
+    for e in sorted(
+        range(len(edge_list)), key=lambda e: layer[edge_list[e][1]] - layer[edge_list[e][0]]
+    ):
         s, t = edge_list[e]
         span = layer[t] - layer[s]
         chain = []
@@ -497,14 +524,14 @@ def _layout(n_real, sizes, edge_list, order_key):
         acc = 0.0
         for i, v in enumerate(L):
             if i:
-                acc += seps(L[i - 1:i + 1])[0]
+                acc += seps(L[i - 1 : i + 1])[0]
             y[v] = acc
     # A unit lines up with the units feeding it (its leaves gather around it afterwards): pulling
     # units towards their parameters too would make a deep net drift down column by column.
     inner = [bool(adj_p[v]) for v in range(nv)]
     main_p = []
     for v in range(nv):
-        ps = [u for u in adj_p[v] if inner[u] and u < n_real]   # units first, then dummies
+        ps = [u for u in adj_p[v] if inner[u] and u < n_real]  # units first, then dummies
         ps = ps or [u for u in adj_p[v] if inner[u]]
         main_p.append(ps or adj_p[v])
     rank_w = [1.0 if v < n_real and inner[v] else (0.3 if inner[v] else 0.05) for v in range(nv)]
@@ -543,6 +570,7 @@ def _layout(n_real, sizes, edge_list, order_key):
 # drawing
 # ------------------------------------------------------------------------------------------------
 
+
 def _path(points) -> str:
     """A smooth path through ``points``: horizontal-tangent curves between columns."""
     (x0, y0) = points[0]
@@ -563,42 +591,59 @@ def _svg(nodes, edges, routes, width, height, title, note, uid):
     W = max(width, legend_w + 2 * _MARGIN)
     H = height + head_h
     o = []
-    o.append(f'<svg xmlns="http://www.w3.org/2000/svg" width="{W:.0f}" height="{H:.0f}" '
-             f'viewBox="0 0 {W:.0f} {H:.0f}" class="chainrule-graph" id="{uid}">')
-    o.append(f'<title>{_xml(title or "chainrule graph")}</title>')
-    o.append("<defs>"
-             f'<marker id="{uid}-fwd" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-             f'markerHeight="7" orient="auto"><path d="M0,1L10,5L0,9z" fill="{_FWD}"/></marker>'
-             f'<marker id="{uid}-bwd" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-             f'markerHeight="7" orient="auto"><path d="M0,1L10,5L0,9z" fill="{_BWD}"/></marker>'
-             "</defs>")
+    o.append(
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W:.0f}" height="{H:.0f}" '
+        f'viewBox="0 0 {W:.0f} {H:.0f}" class="chainrule-graph" id="{uid}">'
+    )
+    o.append(f"<title>{_xml(title or 'chainrule graph')}</title>")
+    o.append(
+        "<defs>"
+        f'<marker id="{uid}-fwd" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+        f'markerHeight="7" orient="auto"><path d="M0,1L10,5L0,9z" fill="{_FWD}"/></marker>'
+        f'<marker id="{uid}-bwd" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+        f'markerHeight="7" orient="auto"><path d="M0,1L10,5L0,9z" fill="{_BWD}"/></marker>'
+        "</defs>"
+    )
     o.append('<rect width="100%" height="100%" fill="#ffffff"/>')
     # header: title, truncation note, legend
     y = 22
     if title:
-        o.append(f'<text x="{_MARGIN}" y="{y}" font-family="{_xml(_SANS)}" font-size="16" '
-                 f'font-weight="bold" fill="#212529">{_xml(title)}</text>')
+        o.append(
+            f'<text x="{_MARGIN}" y="{y}" font-family="{_xml(_SANS)}" font-size="16" '
+            f'font-weight="bold" fill="#212529">{_xml(title)}</text>'
+        )
         y += 20
     if note:
-        o.append(f'<text class="note" x="{_MARGIN}" y="{y}" font-family="{_xml(_SANS)}" '
-                 f'font-size="13" font-weight="bold" fill="#c92a2a">{_xml(note)}</text>')
+        o.append(
+            f'<text class="note" x="{_MARGIN}" y="{y}" font-family="{_xml(_SANS)}" '
+            f'font-size="13" font-weight="bold" fill="#c92a2a">{_xml(note)}</text>'
+        )
         y += 20
     ly = y + 2
     lg = [f'<g class="legend" font-family="{_xml(_SANS)}" font-size="12" fill="#343a40">']
     x = _MARGIN
-    lg.append(f'<path d="M{x},{ly}h34" stroke="{_FWD}" stroke-width="1.4" '
-              f'marker-end="url(#{uid}-fwd)"/>')
+    lg.append(
+        f'<path d="M{x},{ly}h34" stroke="{_FWD}" stroke-width="1.4" marker-end="url(#{uid}-fwd)"/>'
+    )
     lg.append(f'<text x="{x + 42}" y="{ly + 4}">forward: values</text>')
     x += 150
-    lg.append(f'<path d="M{x + 34},{ly}h-34" stroke="{_BWD}" stroke-width="1.3" '
-              f'stroke-dasharray="5 3" marker-end="url(#{uid}-bwd)"/>')
+    lg.append(
+        f'<path d="M{x + 34},{ly}h-34" stroke="{_BWD}" stroke-width="1.3" '
+        f'stroke-dasharray="5 3" marker-end="url(#{uid}-bwd)"/>'
+    )
     lg.append(f'<text x="{x + 42}" y="{ly + 4}" fill="{_BWD}">backward: ∂L/∂·</text>')
     x += 170
-    for role, text in (("intermediate", "unit"), ("parameter", "parameter"),
-                       ("input", "input / data"), ("loss", "loss / output")):
+    for role, text in (
+        ("intermediate", "unit"),
+        ("parameter", "parameter"),
+        ("input", "input / data"),
+        ("loss", "loss / output"),
+    ):
         fill, stroke, sw = _ROLE_STYLE[role]
-        lg.append(f'<rect x="{x}" y="{ly - 7}" width="22" height="14" rx="4" fill="{fill}" '
-                  f'stroke="{stroke}" stroke-width="{sw}"/>')
+        lg.append(
+            f'<rect x="{x}" y="{ly - 7}" width="22" height="14" rx="4" fill="{fill}" '
+            f'stroke="{stroke}" stroke-width="{sw}"/>'
+        )
         lg.append(f'<text x="{x + 28}" y="{ly + 4}">{text}</text>')
         x += 40 + 7 * len(text)
     lg.append("</g>")
@@ -647,18 +692,24 @@ def _svg(nodes, edges, routes, width, height, title, note, uid):
                 bwd.append(f'<path d="{_path(back)}"/>')
             if label_edges and e["grad"] and len(e["grad"]) <= 24:
                 (xa, ya), (xb, yb) = pts[-2], pts[-1]
-                labels.append(f'<text x="{(xa + xb) / 2:.1f}" y="{(ya + yb) / 2 + 18:.1f}">'
-                              f'{_xml(e["grad"])}</text>')
+                labels.append(
+                    f'<text x="{(xa + xb) / 2:.1f}" y="{(ya + yb) / 2 + 18:.1f}">'
+                    f"{_xml(e['grad'])}</text>"
+                )
     o.append(f'<g class="edges forward" fill="none" stroke="{_FWD}" stroke-width="1.3">')
     o.extend(fwd)
     o.append("</g>")
-    o.append(f'<g class="edges backward" fill="none" stroke="{_BWD}" stroke-width="1.1" '
-             f'stroke-dasharray="5 3" stroke-opacity="0.85">')
+    o.append(
+        f'<g class="edges backward" fill="none" stroke="{_BWD}" stroke-width="1.1" '
+        f'stroke-dasharray="5 3" stroke-opacity="0.85">'
+    )
     o.extend(bwd)
     o.append("</g>")
     if labels:
-        o.append(f'<g class="edge-labels" font-family="{_xml(_MONO)}" font-size="10.5" '
-                 f'fill="{_BWD}" text-anchor="middle">')
+        o.append(
+            f'<g class="edge-labels" font-family="{_xml(_MONO)}" font-size="10.5" '
+            f'fill="{_BWD}" text-anchor="middle">'
+        )
         o.extend(labels)
         o.append("</g>")
 
@@ -667,25 +718,32 @@ def _svg(nodes, edges, routes, width, height, title, note, uid):
         x0, y0 = n["x"] - n["width"] / 2, n["y"] - n["height"] / 2
         dash = ' stroke-dasharray="4 3"' if n["kind"] in ("more", "constant") else ""
         tip = n["label"] + (f"\n{n['dtype']}" if n.get("dtype") else "")
-        o.append(f'<g class="node {n["kind"]} {n["role"]}" id="{uid}-{n["id"]}">'
-                 f"<title>{_xml(tip)}</title>"
-                 f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{n["width"]:.1f}" '
-                 f'height="{n["height"]:.1f}" rx="8" ry="8" fill="{fill}" stroke="{stroke}" '
-                 f'stroke-width="{sw}"{dash}/>')
+        o.append(
+            f'<g class="node {n["kind"]} {n["role"]}" id="{uid}-{n["id"]}">'
+            f"<title>{_xml(tip)}</title>"
+            f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{n["width"]:.1f}" '
+            f'height="{n["height"]:.1f}" rx="8" ry="8" fill="{fill}" stroke="{stroke}" '
+            f'stroke-width="{sw}"{dash}/>'
+        )
         ty = y0 + _PAD_Y
         tx = x0 + _PAD_X
         for kind, text in n["_lines"]:
             if kind == "head":
                 ty += 13
-                o.append(f'<text x="{tx:.1f}" y="{ty:.1f}" font-family="{_xml(_SANS)}" '
-                         f'font-size="13" font-weight="bold" fill="#212529">{_xml(text)}</text>')
+                o.append(
+                    f'<text x="{tx:.1f}" y="{ty:.1f}" font-family="{_xml(_SANS)}" '
+                    f'font-size="13" font-weight="bold" fill="#212529">{_xml(text)}</text>'
+                )
                 ty += _HEAD_PX - 13
             else:
                 ty += 11.5
-                color = {"shape": "#6c757d", "value": "#212529", "grad": _BWD,
-                         "const": "#6c757d"}[kind]
-                o.append(f'<text x="{tx:.1f}" y="{ty:.1f}" font-family="{_xml(_MONO)}" '
-                         f'font-size="11.5" fill="{color}">{_xml(text)}</text>')
+                color = {"shape": "#6c757d", "value": "#212529", "grad": _BWD, "const": "#6c757d"}[
+                    kind
+                ]
+                o.append(
+                    f'<text x="{tx:.1f}" y="{ty:.1f}" font-family="{_xml(_MONO)}" '
+                    f'font-size="11.5" fill="{color}">{_xml(text)}</text>'
+                )
                 ty += _LINE_PX - 11.5
         o.append("</g>")
     o.append("</g></svg>")
@@ -696,9 +754,18 @@ def _svg(nodes, edges, routes, width, height, title, note, uid):
 # graph()
 # ------------------------------------------------------------------------------------------------
 
-def graph(tensor, collapse_linear: bool = False, max_nodes: int | None = 500,
-          title: str | None = None, names=None, params=None, show_constants: bool = False,
-          all_grads="auto", layout: str = "python") -> Graph:
+
+def graph(
+    tensor,
+    collapse_linear: bool = False,
+    max_nodes: int | None = 500,
+    title: str | None = None,
+    names=None,
+    params=None,
+    show_constants: bool = False,
+    all_grads="auto",
+    layout: str = "python",
+) -> Graph:
     """Draw the recorded graph behind ``tensor`` (typically the loss).
 
     Parameters
@@ -739,8 +806,9 @@ def graph(tensor, collapse_linear: bool = False, max_nodes: int | None = 500,
     """
     start = time.perf_counter()
     if not isinstance(tensor, Tensor):
-        raise TypeError(f"graph: expected a chainrule Tensor (the loss, say), got "
-                        f"{type(tensor).__name__}")
+        raise TypeError(
+            f"graph: expected a chainrule Tensor (the loss, say), got {type(tensor).__name__}"
+        )
     if max_nodes is not None and int(max_nodes) < 1:
         raise ValueError(f"graph: max_nodes must be at least 1, got {max_nodes!r}")
     if layout not in ("python", "dot"):
@@ -750,7 +818,7 @@ def graph(tensor, collapse_linear: bool = False, max_nodes: int | None = 500,
 
     order, uses = _walk(tensor)
     total = len(order)
-    kept = order if max_nodes is None else order[:int(max_nodes)]
+    kept = order if max_nodes is None else order[: int(max_nodes)]
     kept_ids = {id(t): t for t in kept}
     truncated = len(kept) < total
     label_of = _name_map(names, params)
@@ -760,20 +828,26 @@ def graph(tensor, collapse_linear: bool = False, max_nodes: int | None = 500,
 
     # gradients beyond the stored .grad: a second walk of the record (no side effects)
     if all_grads == "auto":
-        all_grads = (tensor._rg and tensor.data.size == 1 and
-                     any(t._ctx is None and t.grad is not None for t in kept))
+        all_grads = (
+            tensor._rg
+            and tensor.data.size == 1
+            and any(t._ctx is None and t.grad is not None for t in kept)
+        )
     computed, handed = ({}, {})
     if all_grads:
         if tensor.data.size != 1:
-            raise ChainruleError(f"graph: all_grads=True needs a scalar tensor (a loss); this one "
-                                 f"has shape {tensor.data.shape}")
+            raise ChainruleError(
+                f"graph: all_grads=True needs a scalar tensor (a loss); this one "
+                f"has shape {tensor.data.shape}"
+            )
         if tensor._rg:
             computed, handed = _intermediate_grads(tensor)
 
     # collapse x @ W (+ transpose) + b into one "linear" box
     from .. import units as U
-    absorbed: dict[int, int] = {}       # id(tensor) -> id(tensor whose box it joined)
-    fused: dict[int, tuple] = {}        # id(add output) -> (inputs, collapsed names, formula)
+
+    absorbed: dict[int, int] = {}  # id(tensor) -> id(tensor whose box it joined)
+    fused: dict[int, tuple] = {}  # id(add output) -> (inputs, collapsed names, formula)
     if collapse_linear:
         for t in kept:
             ctx = t._ctx
@@ -781,19 +855,30 @@ def graph(tensor, collapse_linear: bool = False, max_nodes: int | None = 500,
                 continue
             for k in (0, 1):
                 m, b = ctx.inputs[k], ctx.inputs[1 - k]
-                if (isinstance(m, Tensor) and m._ctx is not None and m._ctx.unit is U.MatMul
-                        and uses.get(id(m)) == 1 and id(m) in kept_ids and id(m) not in absorbed
-                        and id(m) not in label_of):
+                if (
+                    isinstance(m, Tensor)
+                    and m._ctx is not None
+                    and m._ctx.unit is U.MatMul
+                    and uses.get(id(m)) == 1
+                    and id(m) in kept_ids
+                    and id(m) not in absorbed
+                    and id(m) not in label_of
+                ):
                     x, w = m._ctx.inputs
                     names_ = ["matmul", "add"]
                     formula = "x @ W + b"
                     absorbed[id(m)] = id(t)
                     # where each input's hand-back is recorded: (id(unit output), argument)
                     hands = [(id(m), 0), (id(m), 1), (id(t), 1 - k)]
-                    if (isinstance(w, Tensor) and w._ctx is not None
-                            and w._ctx.unit is U.Transpose and uses.get(id(w)) == 1
-                            and id(w) in kept_ids and id(w) not in label_of
-                            and w.data.ndim == 2):
+                    if (
+                        isinstance(w, Tensor)
+                        and w._ctx is not None
+                        and w._ctx.unit is U.Transpose
+                        and uses.get(id(w)) == 1
+                        and id(w) in kept_ids
+                        and id(w) not in label_of
+                        and w.data.ndim == 2
+                    ):
                         absorbed[id(w)] = id(t)
                         hands[1] = (id(w), 0)
                         w = w._ctx.inputs[0]
@@ -834,8 +919,15 @@ def graph(tensor, collapse_linear: bool = False, max_nodes: int | None = 500,
         else:
             head = unit
             if consts and not show_constants and not collapsed:
-                head += "(" + ", ".join("·" if isinstance(c, Tensor) else _const_text(c)
-                                        for c in inputs if c is not None) + ")"
+                head += (
+                    "("
+                    + ", ".join(
+                        "·" if isinstance(c, Tensor) else _const_text(c)
+                        for c in inputs
+                        if c is not None
+                    )
+                    + ")"
+                )
             if name:
                 head += f" : {name}"
         if is_root:
@@ -844,13 +936,20 @@ def graph(tensor, collapse_linear: bool = False, max_nodes: int | None = 500,
         if collapsed:
             lines.append(("const", formula))
         if collapsed and not show_constants:
-            lines.extend(("const", f"{sym} = {_const_text(c)}") for sym, c in zip("xWb", inputs)
-                         if not isinstance(c, Tensor) and c is not None)
+            lines.extend(
+                ("const", f"{sym} = {_const_text(c)}")
+                for sym, c in zip("xWb", inputs)
+                if not isinstance(c, Tensor) and c is not None
+            )
         dt = str(t.data.dtype)
-        lines.append(("shape", "shape " + _shape_text(t.data.shape) + ("" if dt == "float32" else f" {dt}")))
+        lines.append(
+            ("shape", "shape " + _shape_text(t.data.shape) + ("" if dt == "float32" else f" {dt}"))
+        )
         vlines, vtext, vstats = _summary(t.data)
-        lines.extend(("value", ("= " + s) if i == 0 and len(vlines) == 1 else s)
-                     for i, s in enumerate(vlines))
+        lines.extend(
+            ("value", ("= " + s) if i == 0 and len(vlines) == 1 else s)
+            for i, s in enumerate(vlines)
+        )
         g, gfrom = None, None
         if t.grad is not None and (ctx is None or t._retain):
             g, gfrom = t.grad, "stored"
@@ -867,13 +966,26 @@ def graph(tensor, collapse_linear: bool = False, max_nodes: int | None = 500,
                 lines.extend(("grad", s) for s in glines)
         index_of[id(t)] = len(nodes)
         node_tensors.append((t, inputs))
-        nodes.append({
-            "id": f"n{len(nodes)}", "kind": kind, "role": role, "unit": unit, "name": name,
-            "title": head, "shape": tuple(t.data.shape), "dtype": dt,
-            "value": vtext, "stats": vstats, "grad": gtext, "grad_stats": gstats,
-            "grad_from": gfrom, "requires_grad": bool(t._rg), "collapsed": collapsed,
-            "_lines": lines,
-        })
+        nodes.append(
+            {
+                "id": f"n{len(nodes)}",
+                "kind": kind,
+                "role": role,
+                "unit": unit,
+                "name": name,
+                "title": head,
+                "shape": tuple(t.data.shape),
+                "dtype": dt,
+                "value": vtext,
+                "stats": vstats,
+                "grad": gtext,
+                "grad_stats": gstats,
+                "grad_from": gfrom,
+                "requires_grad": bool(t._rg),
+                "collapsed": collapsed,
+                "_lines": lines,
+            }
+        )
 
     # edges (and constant / elision boxes)
     edges = []
@@ -891,33 +1003,81 @@ def graph(tensor, collapse_linear: bool = False, max_nodes: int | None = 500,
                     continue
                 si = index_of[id(inp)]
                 hand = handed.get(fused[id(t)][3][k] if id(t) in fused else (id(t), k))
-                edges.append({"source": nodes[si]["id"], "target": nodes[ti]["id"], "arg": k,
-                              "backward": bool(inp._rg and t._ctx is not None),
-                              "grad": _summary(hand)[1] if hand is not None else None})
+                edges.append(
+                    {
+                        "source": nodes[si]["id"],
+                        "target": nodes[ti]["id"],
+                        "arg": k,
+                        "backward": bool(inp._rg and t._ctx is not None),
+                        "grad": _summary(hand)[1] if hand is not None else None,
+                    }
+                )
                 edge_pairs.append((si, ti))
             elif show_constants:
                 ci = len(nodes)
                 text = _const_text(inp)
-                nodes.append({
-                    "id": f"n{ci}", "kind": "constant", "role": "constant", "unit": None,
-                    "name": None, "title": text, "shape": tuple(np.shape(inp)),
-                    "dtype": str(np.asarray(inp).dtype), "value": text, "stats": None,
-                    "grad": None, "grad_stats": None, "grad_from": None, "requires_grad": False,
-                    "collapsed": None, "_lines": [("head", text)]})
-                edges.append({"source": f"n{ci}", "target": nodes[ti]["id"], "arg": k,
-                              "backward": False, "grad": None})
+                nodes.append(
+                    {
+                        "id": f"n{ci}",
+                        "kind": "constant",
+                        "role": "constant",
+                        "unit": None,
+                        "name": None,
+                        "title": text,
+                        "shape": tuple(np.shape(inp)),
+                        "dtype": str(np.asarray(inp).dtype),
+                        "value": text,
+                        "stats": None,
+                        "grad": None,
+                        "grad_stats": None,
+                        "grad_from": None,
+                        "requires_grad": False,
+                        "collapsed": None,
+                        "_lines": [("head", text)],
+                    }
+                )
+                edges.append(
+                    {
+                        "source": f"n{ci}",
+                        "target": nodes[ti]["id"],
+                        "arg": k,
+                        "backward": False,
+                        "grad": None,
+                    }
+                )
                 edge_pairs.append((ci, ti))
         if missing:
             mi = len(nodes)
             text = f"⋯ {n_hidden:,} not drawn"
-            nodes.append({
-                "id": f"n{mi}", "kind": "more", "role": "more", "unit": None, "name": None,
-                "title": text, "shape": None, "dtype": None, "value": None, "stats": None,
-                "grad": None, "grad_stats": None, "grad_from": None, "requires_grad": False,
-                "collapsed": None,
-                "_lines": [("head", text), ("const", f"max_nodes={max_nodes}")]})
-            edges.append({"source": f"n{mi}", "target": nodes[ti]["id"], "arg": None,
-                          "backward": False, "grad": None})
+            nodes.append(
+                {
+                    "id": f"n{mi}",
+                    "kind": "more",
+                    "role": "more",
+                    "unit": None,
+                    "name": None,
+                    "title": text,
+                    "shape": None,
+                    "dtype": None,
+                    "value": None,
+                    "stats": None,
+                    "grad": None,
+                    "grad_stats": None,
+                    "grad_from": None,
+                    "requires_grad": False,
+                    "collapsed": None,
+                    "_lines": [("head", text), ("const", f"max_nodes={max_nodes}")],
+                }
+            )
+            edges.append(
+                {
+                    "source": f"n{mi}",
+                    "target": nodes[ti]["id"],
+                    "arg": None,
+                    "backward": False,
+                    "grad": None,
+                }
+            )
             edge_pairs.append((mi, ti))
 
     # box sizes and label text
@@ -961,8 +1121,10 @@ def graph(tensor, collapse_linear: bool = False, max_nodes: int | None = 500,
 
     note = None
     if truncated:
-        note = (f"Truncated: drawing the {len(kept):,} tensors nearest the output, of {total:,} "
-                f"recorded (max_nodes={max_nodes}); pass a larger max_nodes to see more.")
+        note = (
+            f"Truncated: drawing the {len(kept):,} tensors nearest the output, of {total:,} "
+            f"recorded (max_nodes={max_nodes}); pass a larger max_nodes to see more."
+        )
     uid = f"crg{next(_IDS)}"
     centres, routes, layers, width, height = _layout(len(nodes), sizes, edge_pairs, order_key)
     for n, (cx, cy), l in zip(nodes, centres, layers):
@@ -980,10 +1142,13 @@ def graph(tensor, collapse_linear: bool = False, max_nodes: int | None = 500,
 def _render_dot(dot_text: str) -> str:
     exe = shutil.which("dot")
     if exe is None:
-        raise ChainruleError("graph: layout='dot' needs Graphviz's `dot` binary on PATH; the "
-                             "default layout='python' needs nothing")
-    res = subprocess.run([exe, "-Tsvg"], input=dot_text.encode("utf-8"), capture_output=True,
-                         timeout=60)
+        raise ChainruleError(
+            "graph: layout='dot' needs Graphviz's `dot` binary on PATH; the "
+            "default layout='python' needs nothing"
+        )
+    res = subprocess.run(
+        [exe, "-Tsvg"], input=dot_text.encode("utf-8"), capture_output=True, timeout=60
+    )
     if res.returncode != 0:
         raise ChainruleError(f"graph: dot failed: {res.stderr.decode('utf-8', 'replace')[:500]}")
     text = res.stdout.decode("utf-8")

@@ -28,13 +28,32 @@ import numpy as np
 
 from ..registry import facts_of
 
-__all__ = ["loss_curves", "curve_panels", "decision_boundary", "network_picture", "grad_norms",
-           "to_png", "to_svg", "png_data_uri", "history_parts"]
+__all__ = [
+    "loss_curves",
+    "curve_panels",
+    "decision_boundary",
+    "network_picture",
+    "grad_norms",
+    "to_png",
+    "to_svg",
+    "png_data_uri",
+    "history_parts",
+]
 
-ORANGE = "#f59322"   # Playground: negative, class 0
-BLUE = "#0877bd"     # Playground: positive, class 1
-CLASS_COLORS = [ORANGE, BLUE, "#2f9e44", "#c2255c", "#7048e8", "#e8590c", "#0c8599",
-                "#5c940d", "#862e9c", "#495057"]
+ORANGE = "#f59322"  # Playground: negative, class 0
+BLUE = "#0877bd"  # Playground: positive, class 1
+CLASS_COLORS = [
+    ORANGE,
+    BLUE,
+    "#2f9e44",
+    "#c2255c",
+    "#7048e8",
+    "#e8590c",
+    "#0c8599",
+    "#5c940d",
+    "#862e9c",
+    "#495057",
+]
 TRAIN_COLOR, VAL_COLOR = "#1c7ed6", "#e8590c"
 
 
@@ -44,8 +63,9 @@ def _mpl():
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise ImportError("chainrule.viz.plots needs matplotlib: pip install 'chainrule[viz]'") \
-            from None
+        raise ImportError(
+            "chainrule.viz.plots needs matplotlib: pip install 'chainrule[viz]'"
+        ) from None
     return Figure, FigureCanvasAgg
 
 
@@ -53,6 +73,7 @@ def _figure(width: float, height: float, **kwargs):
     """A figure that also shows itself in Jupyter (``_repr_png_``): see ``viz/_figure.py``."""
     _mpl()  # the friendly error when matplotlib is missing
     from ._figure import new_figure
+
     return new_figure(width, height, **kwargs)
 
 
@@ -60,11 +81,18 @@ def _figure(width: float, height: float, **kwargs):
 # figure -> bytes / text
 # ------------------------------------------------------------------------------------------------
 
+
 def to_png(fig, dpi: int = 100) -> bytes:
     """The figure as PNG bytes (no metadata text, tight bounding box)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None},
-                facecolor="white")
+    fig.savefig(
+        buf,
+        format="png",
+        dpi=dpi,
+        bbox_inches="tight",
+        metadata={"Software": None},
+        facecolor="white",
+    )
     return buf.getvalue()
 
 
@@ -76,11 +104,15 @@ def png_data_uri(fig, dpi: int = 100) -> str:
 def to_svg(fig) -> str:
     """The figure as an inline ``<svg>`` element: no XML prolog, no metadata, no URLs."""
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None,
-                                                                  "Format": None, "Type": None},
-                facecolor="white")
+    fig.savefig(
+        buf,
+        format="svg",
+        bbox_inches="tight",
+        metadata={"Date": None, "Creator": None, "Format": None, "Type": None},
+        facecolor="white",
+    )
     s = buf.getvalue()
-    s = s[s.index("<svg"):]
+    s = s[s.index("<svg") :]
     s = re.sub(r"<metadata>.*?</metadata>", "", s, flags=re.S)
     s = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", s)
     return s
@@ -89,6 +121,7 @@ def to_svg(fig) -> str:
 # ------------------------------------------------------------------------------------------------
 # history
 # ------------------------------------------------------------------------------------------------
+
 
 def history_parts(history):
     """(epochs, per-epoch numbers, gradient norms, best epoch) from any form of a history.
@@ -106,10 +139,16 @@ def history_parts(history):
         gn = dict(history.get("grad_norms") or {})
         epochs, best = list(history.get("epochs") or []), history.get("best_epoch")
     elif isinstance(history, dict):
-        hist = {k: v for k, v in history.items() if isinstance(v, (list, tuple, np.ndarray))
-                and k != "epochs"}
-        gn = dict(history.get("grad_norms") or {}) if isinstance(history.get("grad_norms"),
-                                                                 dict) else {}
+        hist = {
+            k: v
+            for k, v in history.items()
+            if isinstance(v, (list, tuple, np.ndarray)) and k != "epochs"
+        }
+        gn = (
+            dict(history.get("grad_norms") or {})
+            if isinstance(history.get("grad_norms"), dict)
+            else {}
+        )
         hist.pop("grad_norms", None)
         epochs, best = list(history.get("epochs") or []), history.get("best_epoch")
     else:
@@ -161,16 +200,17 @@ def loss_curves(history, title: str | None = None, axes=None, xlabel: str = "epo
     else:
         axes = list(axes)
         if len(axes) < ncol:
-            raise ValueError(f"loss_curves: needs {ncol} axes ({', '.join(panels)}), "
-                             f"got {len(axes)}")
+            raise ValueError(
+                f"loss_curves: needs {ncol} axes ({', '.join(panels)}), got {len(axes)}"
+            )
         fig = axes[0].figure
     for ax, key in zip(axes, panels):
         tr = hist.get(key)
         va = hist.get("val_" + key)
         if tr:
-            ax.plot(epochs[:len(tr)], tr, color=TRAIN_COLOR, lw=1.8, label="training")
+            ax.plot(epochs[: len(tr)], tr, color=TRAIN_COLOR, lw=1.8, label="training")
         if va:
-            ax.plot(epochs[:len(va)], va, color=VAL_COLOR, lw=1.8, ls="--", label="validation")
+            ax.plot(epochs[: len(va)], va, color=VAL_COLOR, lw=1.8, ls="--", label="validation")
         if best:
             ax.axvline(best, color="#868e96", lw=1, ls=":", label=f"best epoch {best}")
         ax.set_xlabel(xlabel)
@@ -195,8 +235,10 @@ def grad_norms(history, title: str | None = None):
     epochs, _, gn, _ = history_parts(history)
     gn = {k: v for k, v in gn.items() if v}
     if not gn:
-        raise ValueError("grad_norms: no gradient norms in the history (train with "
-                         "fit(..., track_grad_norms=True))")
+        raise ValueError(
+            "grad_norms: no gradient norms in the history (train with "
+            "fit(..., track_grad_norms=True))"
+        )
     fig = _figure(6.8, 3.6)
     ax = fig.subplots()
     layers = []
@@ -211,16 +253,27 @@ def grad_norms(history, title: str | None = None):
         ls = "--" if name.endswith("bias") else "-"
         vals = [float(v) for v in values]
         positive &= all(v > 0 for v in vals)
-        ax.plot(range(1, len(vals) + 1) if len(epochs) != len(vals) else epochs, vals,
-                color=color, ls=ls, lw=1.6, label=name)
+        ax.plot(
+            range(1, len(vals) + 1) if len(epochs) != len(vals) else epochs,
+            vals,
+            color=color,
+            ls=ls,
+            lw=1.6,
+            label=name,
+        )
     if positive:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean ‖∂L/∂θ‖ per batch")
     ax.set_title(title or "gradient norm of each parameter")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, frameon=False, ncol=2 if len(gn) > 6 else 1,
-              loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.legend(
+        fontsize=8,
+        frameon=False,
+        ncol=2 if len(gn) > 6 else 1,
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+    )
     fig.tight_layout()
     return fig
 
@@ -229,9 +282,10 @@ def grad_norms(history, title: str | None = None):
 # the decision boundary (Playground style)
 # ------------------------------------------------------------------------------------------------
 
+
 def _rgb(hex_color) -> np.ndarray:
     h = hex_color.lstrip("#")
-    return np.array([int(h[i:i + 2], 16) / 255 for i in (0, 2, 4)])
+    return np.array([int(h[i : i + 2], 16) / 255 for i in (0, 2, 4)])
 
 
 def _guess_kind(model, out: np.ndarray) -> str:
@@ -257,9 +311,18 @@ def _probabilities(out: np.ndarray, kind: str) -> np.ndarray | None:
     return np.stack([1 - p, p], axis=1)
 
 
-def decision_boundary(model, X, y, standardizer=None, label_names=None, output_kind=None,
-                      feature_names=None, resolution: int = 160, title: str | None = None,
-                      ax=None):
+def decision_boundary(
+    model,
+    X,
+    y,
+    standardizer=None,
+    label_names=None,
+    output_kind=None,
+    feature_names=None,
+    resolution: int = 160,
+    title: str | None = None,
+    ax=None,
+):
     """The model's prediction over the plane of two features, with the data on top.
 
     Parameters
@@ -291,6 +354,7 @@ def decision_boundary(model, X, y, standardizer=None, label_names=None, output_k
     y = np.asarray(y).reshape(-1)
     if standardizer is not None and isinstance(standardizer, dict):
         from ..data import Standardizer
+
         standardizer = Standardizer.from_dict(standardizer)
     lo, hi = X.min(axis=0), X.max(axis=0)
     span = np.where(hi - lo > 0, hi - lo, 1.0)
@@ -314,12 +378,20 @@ def decision_boundary(model, X, y, standardizer=None, label_names=None, output_k
     extent = (lo[0], hi[0], lo[1], hi[1])
     if probs is None:  # regression: the predicted value, orange (low) to blue (high)
         from matplotlib.colors import LinearSegmentedColormap
+
         cmap = LinearSegmentedColormap.from_list("playground", [ORANGE, "#ffffff", BLUE])
         val = np.asarray(out, dtype=np.float64).reshape(len(grid), -1)[:, 0].reshape(GX.shape)
         im = ax.imshow(val, origin="lower", extent=extent, aspect="auto", cmap=cmap, alpha=0.75)
         fig.colorbar(im, ax=ax, shrink=0.8, label="prediction")
-        ax.scatter(X[:, 0], X[:, 1], c=y.astype(np.float64), cmap=cmap, s=16,
-                   edgecolors="white", linewidths=0.6)
+        ax.scatter(
+            X[:, 0],
+            X[:, 1],
+            c=y.astype(np.float64),
+            cmap=cmap,
+            s=16,
+            edgecolors="white",
+            linewidths=0.6,
+        )
     else:
         k = probs.shape[1]
         colors = np.array([_rgb(CLASS_COLORS[i % len(CLASS_COLORS)]) for i in range(k)])
@@ -331,29 +403,42 @@ def decision_boundary(model, X, y, standardizer=None, label_names=None, output_k
         else:
             strength = ((probs.max(axis=1) - 1 / k) / (1 - 1 / k))[:, None]
             base = probs @ colors
-        light = 1 - 0.62 * strength * (1 - base)   # keep it pale so the points stand out
+        light = 1 - 0.62 * strength * (1 - base)  # keep it pale so the points stand out
         img = (light).reshape(GX.shape + (3,))
-        ax.imshow(np.clip(img, 0, 1), origin="lower", extent=extent, aspect="auto",
-                  interpolation="bilinear")
+        ax.imshow(
+            np.clip(img, 0, 1),
+            origin="lower",
+            extent=extent,
+            aspect="auto",
+            interpolation="bilinear",
+        )
         pred = probs.argmax(axis=1).reshape(GX.shape)
         if len(np.unique(pred)) > 1:
-            ax.contour(GX, GY, pred, levels=np.arange(k) + 0.5, colors="#212529",
-                       linewidths=0.9)
+            ax.contour(GX, GY, pred, levels=np.arange(k) + 0.5, colors="#212529", linewidths=0.9)
         yi = y.astype(np.int64) if y.dtype.kind in "biuf" else np.zeros(len(y), dtype=int)
         for c in np.unique(yi):
             sel = yi == c
-            name = (label_names[c] if label_names is not None and 0 <= c < len(label_names)
-                    else f"class {c}")
-            ax.scatter(X[sel, 0], X[sel, 1], s=16, color=CLASS_COLORS[int(c) % len(CLASS_COLORS)],
-                       edgecolors="white", linewidths=0.6, label=str(name))
+            name = (
+                label_names[c]
+                if label_names is not None and 0 <= c < len(label_names)
+                else f"class {c}"
+            )
+            ax.scatter(
+                X[sel, 0],
+                X[sel, 1],
+                s=16,
+                color=CLASS_COLORS[int(c) % len(CLASS_COLORS)],
+                edgecolors="white",
+                linewidths=0.6,
+                label=str(name),
+            )
         ax.legend(fontsize=8, loc="upper right", framealpha=0.85)
     names = list(feature_names) if feature_names is not None else ["x₁", "x₂"]
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
-    ax.set_title(title or "decision boundary (background: the model; dots: the data)",
-                 fontsize=10)
+    ax.set_title(title or "decision boundary (background: the model; dots: the data)", fontsize=10)
     if own:
         fig.tight_layout()
     return fig
@@ -363,6 +448,7 @@ def decision_boundary(model, X, y, standardizer=None, label_names=None, output_k
 # the network as neurons and weighted edges
 # ------------------------------------------------------------------------------------------------
 
+
 def _linear_layers(model):
     """[(linear module, the activation name after it or '')] in forward order (the layers in
     between that leave the neurons as they are, such as Dropout or BatchNorm, are skipped)."""
@@ -371,7 +457,7 @@ def _linear_layers(model):
     for i, m in enumerate(mods):
         if facts_of(m).role == "linear" and hasattr(m, "out_features"):
             act = ""
-            for nxt in mods[i + 1:]:
+            for nxt in mods[i + 1 :]:
                 role = facts_of(nxt).role
                 if role == "linear":
                     break
@@ -390,8 +476,14 @@ def _shown(importance: np.ndarray, cap: int) -> np.ndarray:
     return np.sort(np.argsort(-importance, kind="stable")[:cap])
 
 
-def network_picture(model, max_neurons: int = 16, max_edges: int = 400, feature_names=None,
-                    label_names=None, title: str | None = None):
+def network_picture(
+    model,
+    max_neurons: int = 16,
+    max_edges: int = 400,
+    feature_names=None,
+    label_names=None,
+    title: str | None = None,
+):
     """The network drawn as neurons (circles) and weights (edges).
 
     Edge colour is the weight's sign (blue positive, orange negative, as the Playground) and its
@@ -420,7 +512,7 @@ def network_picture(model, max_neurons: int = 16, max_edges: int = 400, feature_
     shown = [_shown(imp[li], max_neurons) for li in range(len(sizes))]
     n_cols = len(sizes)
     tall = max(len(s) for s in shown)
-    gap = max(2.5, 0.55 * tall)              # horizontal distance between layers
+    gap = max(2.5, 0.55 * tall)  # horizontal distance between layers
     fig = _figure(max(5.0, 1.7 * n_cols + 1.6), max(3.4, 0.3 * tall + 1.8))
     ax = fig.subplots()
     ax.set_axis_off()
@@ -433,12 +525,12 @@ def network_picture(model, max_neurons: int = 16, max_edges: int = 400, feature_
     blue, orange = _rgb(BLUE), _rgb(ORANGE)
     for li, W in enumerate(Ws):
         src, dst = shown[li], shown[li + 1]
-        sub = W[np.ix_(dst, src)]               # (out shown, in shown)
+        sub = W[np.ix_(dst, src)]  # (out shown, in shown)
         scale = np.abs(W).max() or 1.0
         flat = np.abs(sub).ravel()
         order = np.argsort(-flat, kind="stable")[:max_edges]
         segs, cols, widths = [], [], []
-        for f in order[::-1]:                   # strongest drawn last (on top)
+        for f in order[::-1]:  # strongest drawn last (on top)
             o, i = divmod(int(f), len(src))
             w = sub[o, i]
             r = abs(w) / scale
@@ -459,17 +551,36 @@ def network_picture(model, max_neurons: int = 16, max_edges: int = 400, feature_
                 r = min(1.0, abs(b[idx]) / bscale)
                 base = blue if b[idx] >= 0 else orange
                 faces.append(1 - 0.8 * r * (1 - base))
-        ax.scatter(pos[li][:, 0], pos[li][:, 1], s=size, c=np.array(faces),
-                   edgecolors="#343a40", linewidths=0.8, zorder=3)
+        ax.scatter(
+            pos[li][:, 0],
+            pos[li][:, 1],
+            s=size,
+            c=np.array(faces),
+            edgecolors="#343a40",
+            linewidths=0.8,
+            zorder=3,
+        )
         off = 0.035 * gap * max(1, n_cols - 1) ** 0 + 0.25
         if li == 0 and feature_names is not None and len(shown[0]) <= 16:
             for j, idx in enumerate(shown[0]):
-                ax.text(pos[0][j][0] - off, pos[0][j][1], str(feature_names[idx]), ha="right",
-                        va="center", fontsize=7)
+                ax.text(
+                    pos[0][j][0] - off,
+                    pos[0][j][1],
+                    str(feature_names[idx]),
+                    ha="right",
+                    va="center",
+                    fontsize=7,
+                )
         if li == n_cols - 1 and label_names is not None and len(label_names) == sizes[-1]:
             for j, idx in enumerate(shown[li]):
-                ax.text(pos[li][j][0] + off, pos[li][j][1], str(label_names[idx]), ha="left",
-                        va="center", fontsize=7)
+                ax.text(
+                    pos[li][j][0] + off,
+                    pos[li][j][1],
+                    str(label_names[idx]),
+                    ha="left",
+                    va="center",
+                    fontsize=7,
+                )
         top = (len(shown[li]) - 1) / 2
         if li == 0:
             head = f"input\n{sizes[0]}"
@@ -478,8 +589,15 @@ def network_picture(model, max_neurons: int = 16, max_edges: int = 400, feature_
             head = f"Linear {sizes[li]}" + (f"\n+ {act}" if act else "\n(output)")
         ax.text(pos[li][0][0], top + 0.8, head, ha="center", va="bottom", fontsize=8)
         if len(shown[li]) < sizes[li]:
-            ax.text(pos[li][0][0], -top - 0.8, f"{len(shown[li])} of {sizes[li]} shown",
-                    ha="center", va="top", fontsize=7, color="#495057")
+            ax.text(
+                pos[li][0][0],
+                -top - 0.8,
+                f"{len(shown[li])} of {sizes[li]} shown",
+                ha="center",
+                va="top",
+                fontsize=7,
+                color="#495057",
+            )
     ax.set_xlim(-0.45 * gap - 0.8, gap * (n_cols - 1) + 0.45 * gap + 0.8)
     ax.set_ylim(-tall / 2 - 1.3, tall / 2 + 1.7)
     ax.set_title(title or "weights: blue positive, orange negative, width ∝ |w|", fontsize=10)
