@@ -454,10 +454,8 @@ def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothi
         raise ShapeError(f"{who}: input must have shape (N, C) or (C,), got a scalar")
     t = _data(target) if isinstance(target, Tensor) else np.asarray(target)
     unbatched = a.ndim == 1
-    if unbatched:  # one sample (C,): a batch of one
-        x = U.reshape(x, (1,) + a.shape)
-        a = a.reshape((1,) + a.shape)
-        t = t.reshape((1,) + t.shape)
+    if unbatched:
+        x, a, t = _batch_of_one(x, a, t)
     C = a.shape[1]
     w = _class_weight(weight, C, a.dtype, who)
     if t.dtype.kind == "f" and t.shape == a.shape:
@@ -468,9 +466,17 @@ def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothi
             x, y, weight=w, ignore_index=ignore_index, label_smoothing=ls
         )
         out = _reduce_weighted(per, y, w, ignore_index, reduction, a.dtype)
-    if unbatched and reduction == "none":
-        out = U.reshape(out, ())
-    return out
+    return _unbatch(out) if unbatched and reduction == "none" else out
+
+
+def _batch_of_one(x, a, t):
+    """One sample, logits (C,) and its target: as a batch of one, (1, C) and (1, ...)."""
+    return U.reshape(x, (1,) + a.shape), a.reshape((1,) + a.shape), t.reshape((1,) + t.shape)
+
+
+def _unbatch(per):
+    """The per-sample loss of a batch of one, back to the one sample's: a scalar."""
+    return U.reshape(per, ())
 
 
 def _reduce_weighted(per, y, w, ignore_index, reduction, dtype):
@@ -515,9 +521,7 @@ def _nll_loss(input, target, weight, ignore_index, reduction, who):
     t = _data(target) if isinstance(target, Tensor) else np.asarray(target)
     unbatched = a.ndim == 1
     if unbatched:
-        x = U.reshape(x, (1,) + a.shape)
-        a = a.reshape((1,) + a.shape)
-        t = t.reshape((1,) + t.shape)
+        x, a, t = _batch_of_one(x, a, t)
     C = a.shape[1]
     w = _class_weight(weight, C, a.dtype, who)
     y = _labels(t, a.shape, C, ignore_index, who)
@@ -530,9 +534,7 @@ def _nll_loss(input, target, weight, ignore_index, reduction, who):
     picked = U.GetItem.apply(x, index=index)
     per = U.neg(U.mul(picked, wi))
     out = _reduce_weighted(per, y, w, ignore_index, reduction, a.dtype)
-    if unbatched and reduction == "none":
-        out = U.reshape(out, ())
-    return out
+    return _unbatch(out) if unbatched and reduction == "none" else out
 
 
 def hinge_loss(input, target, reduction: str = "mean"):
