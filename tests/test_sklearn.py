@@ -258,8 +258,9 @@ def test_model_trained_by_the_command_loads_and_predicts_what_predict_writes(tmp
 
 
 def test_compile_and_progress_reach_fit_and_compile_changes_no_number(monkeypatch, capsys):
-    import chainrule.train as train
     from sklearn.base import clone
+
+    import chainrule.train as train
 
     seen = []
     real_fit = train.fit
