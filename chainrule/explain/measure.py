@@ -317,7 +317,7 @@ def record(model: Any, x: np.ndarray, y: Any, loss_fn: Any, dtype: Any = np.floa
         raise ChainruleError("explain: the loss must be one number (reduction 'mean' or 'sum')")
     trace: dict = {}
     _backprop(loss, np.ones_like(loss.data), trace)  # stores nothing on the tensors
-    loss.backward()  # the parameters' .grad, as training would leave it
+    loss.backward(retain_graph=True)  # .grad as training leaves it; the record stays walkable
     return Measurement(
         model=model,
         loss_fn=loss_fn,
