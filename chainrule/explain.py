@@ -482,7 +482,7 @@ def explain(model, x, y, loss_fn, check: bool = True) -> Explanation:
     loss, y_used = _call_loss(lf, out, ya)
     if not isinstance(loss, Tensor) or loss.data.size != 1:
         raise ChainruleError("explain: the loss must be one number (reduction 'mean' or 'sum')")
-    loss.backward()
+    loss.backward(retain_graph=True)  # the record is walked again (hand-backs, the graph)
 
     params = list(m64.named_parameters())
 

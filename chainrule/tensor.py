@@ -179,7 +179,7 @@ class Tensor:
     """
 
     __slots__ = (
-        "data",
+        "_data",
         "grad",
         "_rg",
         "_ctx",
@@ -191,7 +191,7 @@ class Tensor:
     )
     __array_priority__ = 1000  # numpy defers to our operators: ndarray + Tensor -> Tensor
 
-    data: np.ndarray
+    _data: np.ndarray
     grad: np.ndarray | None
     name: str | None
     _rg: bool
@@ -207,7 +207,7 @@ class Tensor:
         dtype: DTypeLike | None = None,
         name: str | None = None,
     ) -> None:
-        self.data = _as_array(data, dtype)
+        self._data = _as_array(data, dtype)
         self.grad = None
         self._ctx = None
         self._retain = False
@@ -216,6 +216,25 @@ class Tensor:
         self._version = 0
         if requires_grad:
             self.requires_grad = True
+
+    # --- data: a property so that replacing the array counts as a change -------------------------
+    @property
+    def data(self) -> np.ndarray:
+        """The values, a numpy array.
+
+        ``t.data = array`` replaces them and counts as an in-place change (the tensor's version
+        is bumped, as optimizer steps and in-place operators do). Writing *into* the array,
+        ``t.data[...] = v``, goes straight to numpy: like PyTorch's ``.data`` it is not seen by
+        autograd (no version bump, no check in backward), so do it only under ``no_grad`` on
+        values no recorded graph still needs.
+        """
+        return self._data
+
+    @data.setter
+    def data(self, value: np.ndarray) -> None:
+        if value is not self._data:
+            self._data = value
+            bump_version(self)
 
     # --- requires_grad: a property so that an integer tensor can refuse it ----------------------
     @property
@@ -328,9 +347,12 @@ class Tensor:
             dL/d(this tensor), of this tensor's shape. May be left out only when this tensor
             holds a single element (a loss): then it is 1.
         retain_graph : bool
-            Allow back-propagating through the same graph again. By default a graph is spent
-            after one backward (as in PyTorch), and a second backward from the same tensor is
-            an error instead of silently doubling the gradients.
+            Keep the graph for another walk. By default, as in PyTorch, each unit's saved
+            values and its links to its inputs are freed as soon as its backward has run (the
+            forward pass's intermediate arrays are released during the walk, not when the loss
+            is dropped), and a second backward through the same graph is an error instead of
+            silently doubling the gradients. Drawing or explaining the graph after backward
+            (``cr.viz.graph``) also needs ``retain_graph=True``.
 
         Raises
         ------
@@ -584,17 +606,43 @@ def _store_grad(t: Tensor, g: np.ndarray, handed: set[int]) -> None:
     handed.add(id(t.grad))
 
 
-def _freed_error(t: Tensor) -> ChainruleError:
-    """A second backward through a graph: PyTorch's rule (the graph is spent after one
-    backward unless retain_graph=True), so that gradients are not silently doubled. The saved
-    values themselves stay readable on the record, for graph() and explain()."""
+def _freed_error(t: Tensor, traced: bool = False) -> ChainruleError:
+    """A walk that meets a unit whose record an earlier backward freed: PyTorch's rule (the
+    graph is spent after one backward unless retain_graph=True), so that gradients are not
+    silently doubled. ``traced``: the walk of graph()/explain(), which cannot go on either."""
     name = getattr(t._ctx, "unit", None)
     name = name.name if name is not None else "a unit"
+    if traced:
+        return ChainruleError(
+            f"cannot walk the graph through {name}: backward() already freed what its units "
+            "saved (as PyTorch does); draw or explain the graph before calling backward(), "
+            "or call backward(retain_graph=True)"
+        )
     return ChainruleError(
         f"backward through {name} a second time: the graph was already back-propagated "
-        "through (its gradients are in .grad); call backward(retain_graph=True) the first time "
-        "to back-propagate through the same graph twice, or run the forward pass again"
+        "through and freed (its gradients are in .grad); call backward(retain_graph=True) the "
+        "first time to back-propagate through the same graph twice, or run the forward pass "
+        "again"
     )
+
+
+def _free(ctx: Context) -> None:
+    """Release what one unit application kept for its backward (a non-retaining walk, once its
+    backward ran): its saved arrays and its links to its inputs, so the intermediate tensors
+    nobody else holds are freed during the walk. Only the unit (for messages) and the mark that
+    the record is spent stay."""
+    unit = ctx.unit
+    d = ctx.__dict__
+    d.clear()
+    d["unit"] = unit
+    d["freed"] = True
+    d["inputs"] = d["slots"] = ()
+
+
+def _is_freed(t: object) -> bool:
+    """True when ``t`` was made by a unit whose record a backward has freed (see _free)."""
+    ctx = getattr(t, "_ctx", None)
+    return ctx is not None and "freed" in ctx.__dict__
 
 
 def _check_versions(t: Tensor) -> None:
@@ -621,9 +669,9 @@ def _check_versions(t: Tensor) -> None:
             raise ChainruleError(
                 f"backward through {ctx.unit.name}: one of the values it needs for the gradient "
                 f"was changed in place after it ran ({what}, a {kind} of shape {x.data.shape}, "
-                "modified by an optimizer step, an in-place operator or copy_); the gradient "
-                "would be wrong. Call backward before optimizer.step(), or compute the forward "
-                "pass again after the change"
+                "modified by an optimizer step, an in-place operator, copy_ or .data = ...); "
+                "the gradient would be wrong. Call backward before optimizer.step(), or compute "
+                "the forward pass again after the change"
             )
 
 
@@ -655,8 +703,6 @@ def _backprop(
             seen[id(root)] = grad
         return
     free = trace is None and not retain_graph
-    if trace is None and "freed" in root._ctx.__dict__:
-        raise _freed_error(root)
     grads = {root: grad}
     heap = [(-root._seq, root)]
     leaves = []
@@ -664,18 +710,18 @@ def _backprop(
     while heap:
         t = pop(heap)[1]
         g = grads.pop(t)
+        ctx = t._ctx
+        assert ctx is not None  # the heap holds only tensors that a unit made
+        if "freed" in ctx.__dict__:  # an earlier backward walked (and freed) this record
+            raise _freed_error(t, trace is not None)
         if trace is not None:
             seen[id(t)] = g
         elif t._retain:
             _store_grad(t, g, handed)
-        ctx = t._ctx
-        assert ctx is not None  # the heap holds only tensors that a unit made
         if _last_change > t._seq:  # something changed in place since this unit ran
             _check_versions(t)
         # a user's unit may return anything here: checked and normalised just below
         in_grads: Any = ctx.unit.backward(ctx, g)
-        if free:  # this graph has been back-propagated through (see _freed_error)
-            ctx.freed = True
         if type(in_grads) is not tuple:
             in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
         if len(in_grads) != len(ctx.inputs):
@@ -687,7 +733,7 @@ def _backprop(
             ig = in_grads[i]
             if ig is None:
                 continue
-            data = inp.data
+            data = inp._data
             if type(ig) is not np.ndarray:
                 ig = np.asarray(ig)
             if ig.shape != data.shape:
@@ -711,6 +757,8 @@ def _backprop(
                     push(heap, (-inp._seq, inp))
             else:
                 grads[inp] = prev + ig
+        if free:  # PyTorch's rule: a walked graph is freed unless retain_graph=True
+            _free(ctx)
     for leaf in leaves:
         if trace is None:
             _store_grad(leaf, grads[leaf], handed)
@@ -812,7 +860,7 @@ class Unit:
         needs: list[bool] = []
         for x in inputs:
             if isinstance(x, Tensor):
-                arrays.append(x.data)
+                arrays.append(x._data)
                 needs.append(x._rg)
             else:
                 arrays.append(_as_array(x) if isinstance(x, (list, tuple)) else x)
@@ -830,7 +878,7 @@ class Unit:
         if type(out) is not np.ndarray:
             out = np.asarray(out)
         t = Tensor.__new__(Tensor)
-        t.data = out
+        t._data = out
         t.grad = None
         t._retain = False
         t.name = None

@@ -1051,7 +1051,7 @@ class Session:
                     t.retain_grad()
         t_rows = self.t_train[rows]
         t64 = t_rows.astype(np.float64) if t_rows.dtype.kind == "f" else t_rows
-        lf_sum(out, t64).backward()
+        lf_sum(out, t64).backward(retain_graph=True)  # _local_terms reruns units' backward
         return seen, t64
 
     @staticmethod
