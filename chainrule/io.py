@@ -22,6 +22,7 @@ import numpy as np
 
 from . import registry
 from ._files import write_atomic
+from ._views import view
 from .errors import ChainruleError, ModelFileError
 
 __all__ = [
@@ -215,9 +216,7 @@ def _read(path, any_safetensors: bool = False):
                 "with NaN or infinite weights cannot predict (was training "
                 "diverging when it was saved?)"
             )
-    from .display import ModelInfo  # a dict that a notebook shows as tables
-
-    return arrays, ModelInfo(info)
+    return arrays, view("model_info")(info)  # a dict shown as tables (from chainrule.display)
 
 
 def _tensors(path) -> dict:
