@@ -488,6 +488,7 @@ class SklearnRunner(Runner):
             if coef.shape == W.T.shape:
                 coef[...] = W.T
                 icpt[...] = b
+        self.start = [a.copy() for a in self.clf.coefs_ + self.clf.intercepts_]
 
     @staticmethod
     def make_chunk(X, y, batch, n):
@@ -508,7 +509,18 @@ class SklearnRunner(Runner):
         Xc, yc = self._chunk(n)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.clf.partial_fit(Xc, yc)
+            try:
+                self.clf.partial_fit(Xc, yc)
+            except ValueError as e:  # diverged (batch 1 runs for many steps on a fixed pool)
+                if "non-finite" not in str(e):
+                    raise
+                self._restart()  # the chunk's work was done; start again from the first weights
+
+    def _restart(self):
+        for a, a0 in zip(self.clf.coefs_ + self.clf.intercepts_, self.start, strict=True):
+            a[...] = a0
+        for v in self.clf._optimizer.velocities:
+            v[...] = 0
 
     def loss(self):
         return float(self.clf.loss_)

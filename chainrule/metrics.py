@@ -13,6 +13,7 @@ from .errors import ConfigError
 
 __all__ = [
     "predict_classes",
+    "class_probabilities",
     "accuracy",
     "confusion_matrix",
     "precision_recall_f1",
@@ -52,6 +53,29 @@ def predict_classes(outputs: np.ndarray, kind: str = "logits") -> np.ndarray:
     flat = outputs.reshape(len(outputs), -1)[:, 0] if outputs.ndim else outputs.reshape(1)
     threshold = 0.5 if kind == "probability" else 0.0
     return (flat > threshold).astype(np.int64)
+
+
+def class_probabilities(outputs: np.ndarray, kind: str = "logits") -> np.ndarray | None:
+    """Class probabilities (float64, shape (n, k)) from model outputs read as ``kind``.
+
+    'logits': the softmax of the columns; 'logit': the sigmoid of the one column (computed
+    without overflow warnings: a logit past ±710 gives exactly 0 or 1); 'probability': the
+    column itself, as P(class 1); 'value' (regression): None.
+    """
+    out = np.asarray(outputs, dtype=np.float64)
+    if kind == "logits":
+        z = out - out.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+    if kind == "value":
+        return None
+    flat = out.reshape(len(out), -1)[:, 0]
+    if kind == "probability":
+        p = flat
+    else:
+        with np.errstate(over="ignore"):
+            p = 1 / (1 + np.exp(-flat))
+    return np.stack([1 - p, p], axis=1)
 
 
 def _labels(y) -> np.ndarray:

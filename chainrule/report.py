@@ -574,8 +574,8 @@ def render_report(
     )
     g = draw_graph(
         expl.loss_tensor,
-        params=expl._params,
-        names=expl._names,
+        params=expl.graph_params,
+        names=expl.graph_names,
         title=f"the recorded graph of row {i + 1}'s loss",
     )
     body.append(

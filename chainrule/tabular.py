@@ -171,23 +171,18 @@ def output_probabilities(out: np.ndarray, loss: str) -> np.ndarray:
     'cross_entropy': the softmax of the logits; 'bce_with_logits': the sigmoid of the one
     logit; 'bce': the model's own output. 'hinge' scores are not probabilities: ConfigError.
     """
+    from .metrics import class_probabilities
+
     kind = _kind(loss)
-    out = np.asarray(out, dtype=np.float64)
-    if kind == "logits":
-        z = out - out.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
-    if kind == "logit" and loss != "hinge":
-        p = 1 / (1 + np.exp(-out.reshape(-1)))
-    elif kind == "probability":
-        p = out.reshape(-1)
-    else:
+    if kind == "value" or (kind == "logit" and loss == "hinge"):
         raise ConfigError(
             f"probabilities need a model trained with cross_entropy, "
             f"bce_with_logits or bce; this one was trained with {loss}, whose "
             "outputs are scores, not probabilities"
         )
-    return np.stack([1 - p, p], axis=1)
+    probs = class_probabilities(out, kind)
+    assert probs is not None  # only 'value' gives None, refused above
+    return probs
 
 
 def output_decision(out: np.ndarray, loss: str) -> np.ndarray:

@@ -355,6 +355,213 @@ def _step_function(model, loss_fn, optimizer, X, y, compiled):
     return _compile(step), X, y_step
 
 
+def _training_data(X, y, validation, seed):
+    """(X, y, X_val, y_val) as numpy arrays, checked: the validation set given, or a fraction
+    of (X, y) held out (split with ``seed``), or none (X_val and y_val are None)."""
+    from .data import train_test_split
+
+    X, y = _as_numpy(X, "X"), _as_numpy(y, "y")
+    if len(X) != len(y):
+        raise DataError(f"fit: X has {len(X)} rows but y has {len(y)}")
+    if len(X) == 0:
+        raise DataError("fit: the training set is empty")
+    if validation is None:
+        return X, y, None, None
+    if isinstance(validation, (tuple, list)) and len(validation) == 2:
+        return X, y, _as_numpy(validation[0], "X_val"), _as_numpy(validation[1], "y_val")
+    if isinstance(validation, (float, int)) and not isinstance(validation, bool):
+        if not 0 < validation < 1:
+            raise ConfigError(
+                f"fit: validation must be a fraction between 0 and 1, got {validation}"
+            )
+        X, X_val, y, y_val = train_test_split(X, y, test_size=validation, seed=seed)
+        return X, y, X_val, y_val
+    raise ConfigError("fit: validation must be a fraction or a pair (X_val, y_val)")
+
+
+def _add_progress_bar(progress, callbacks):
+    """fit(progress=...)'s bar, appended to the callbacks (None when there is none to show)."""
+    if not progress:
+        return None
+    from .callbacks import progress_bar
+
+    bar = progress_bar(progress)
+    if bar is not None:
+        callbacks.append(bar)
+    return bar
+
+
+class _EpochSums:
+    """What one pass over the mini-batches adds up: the loss summed over the samples, the
+    outputs and targets kept for the epoch's metrics, each parameter's gradient norms."""
+
+    __slots__ = ("total_loss", "seen", "out_parts", "y_parts", "norms")
+
+    def __init__(self, named):
+        self.total_loss, self.seen = 0.0, 0
+        self.out_parts: list = []
+        self.y_parts: list = []
+        self.norms = {name: 0.0 for name, _ in named}
+
+
+def _train_epoch(state, run_step, epoch_batches, y, y_step, metrics, named, callbacks):
+    """One epoch's steps over ``epoch_batches``; returns its :class:`_EpochSums`. ``y_step`` is
+    ``y`` in the parameters' dtype when it differs (the batches then carry row indices)."""
+    sums = _EpochSums(named)
+    norms = sums.norms
+    total_loss, seen = 0.0, 0
+    out_parts, y_parts = sums.out_parts, sums.y_parts
+    by_index = y_step is not y
+    for step, (xb, yb) in enumerate(epoch_batches, start=1):
+        state.step = step
+        if by_index:  # float targets in the model's dtype for the step
+            yb, ys = y[yb], y_step[yb]
+        else:
+            ys = yb
+        try:
+            loss, out = run_step(xb, ys)
+        except _NonFinite as err:
+            message = _diverged(
+                state.model, err.out, err.value, state.epoch, step, state.steps_per_epoch
+            )
+            raise TrainingError(message, state.history) from None
+        value = float(loss.data)
+        total_loss += value * len(xb)
+        seen += len(xb)
+        if metrics:
+            out_parts.append(out.data)
+            y_parts.append(yb)
+        for name, p in named:
+            if p.grad is not None:
+                norms[name] += float(np.sqrt(np.vdot(p.grad, p.grad)))
+        state.batch_loss = value
+        for cb in callbacks:
+            cb.on_batch_end(state)
+    sums.total_loss, sums.seen = total_loss, seen
+    return sums
+
+
+def _epoch_logs(state, sums, metrics, kind, validation) -> dict:
+    """The epoch's record: mean training loss, training metrics (on the batches as they were
+    trained), validation loss and metrics, the learning rate."""
+    logs = {"loss": sums.total_loss / sums.seen}
+    if metrics:
+        train_out = np.concatenate(sums.out_parts)
+        train_y = np.concatenate(sums.y_parts)
+        for m in metrics:
+            name = m if isinstance(m, str) else getattr(m, "__name__", "metric")
+            logs[name] = compute_metric(m, train_out, train_y, kind)
+    X_val, y_val = validation
+    if X_val is not None and len(X_val):
+        val = evaluate(state.model, state.loss_fn, X_val, y_val, metrics)
+        logs.update({"val_" + k: v for k, v in val.items()})
+    groups = getattr(state.optimizer, "param_groups", None)
+    if groups:
+        logs["lr"] = float(groups[0]["lr"])
+    return logs
+
+
+def _record_epoch(state, sums, logs, verbose):
+    """The epoch's logs and gradient norms into the history (and printed when ``verbose``)."""
+    history, epoch = state.history, state.epoch
+    history.append(epoch, logs)
+    for name, total in sums.norms.items():
+        history.grad_norms.setdefault(name, []).append(total / state.steps_per_epoch)
+    state.logs = logs
+    if verbose:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in logs.items())
+        print(f"epoch {epoch}/{state.epochs}: {shown}")
+
+
+def _step_scheduler(scheduler, logs):
+    """A schedule steps once per epoch; ReduceLROnPlateau on the monitored loss."""
+    if scheduler is None:
+        return
+    if isinstance(scheduler, ReduceLROnPlateau):
+        scheduler.step(logs.get("val_loss", logs["loss"]))
+    else:
+        scheduler.step()
+
+
+class _Snapshots:
+    """fit's checkpoints: what identifies the run (settings and data fingerprint), the snapshot
+    of the last finished epoch (written after every epoch with ``checkpoint=``, or only on
+    Ctrl-C with ``interrupt_checkpoint=``), and resuming from one."""
+
+    def __init__(self, state, rng, scheduler, callbacks, settings, path):
+        self.state, self.rng, self.scheduler = state, rng, scheduler
+        self.callbacks, self.settings, self.path = callbacks, settings, path
+        self.snapshot = None
+        self.epoch = 0
+
+    def describe_fit(self, X, y, X_val, batch_size, shuffle, seed, metrics):
+        from .checkpoint import data_fingerprint
+
+        self.fit_settings = {
+            "batch_size": int(batch_size),
+            "shuffle": bool(shuffle),
+            "seed": seed,
+            "n_train": len(X),
+            "n_validation": None if X_val is None else len(X_val),
+            "metrics": [m if isinstance(m, str) else getattr(m, "__name__", "") for m in metrics],
+            "loss": type(self.state.loss_fn).__name__,
+        }
+        self.fingerprint = data_fingerprint(X, y)
+
+    def resume(self, path) -> int:
+        """Load the checkpoint at ``path`` into the run; the first epoch still to train."""
+        from .checkpoint import load_checkpoint
+
+        state = self.state
+        record = load_checkpoint(
+            path,
+            model=state.model,
+            optimizer=state.optimizer,
+            rng=self.rng,
+            history=state.history,
+            scheduler=self.scheduler,
+            callbacks=self.callbacks,
+            fit_settings=self.fit_settings,
+            fingerprint=self.fingerprint,
+        )
+        return state.epochs + 1 if record.get("stopped") else record["epoch"] + 1
+
+    def after_epoch(self, epoch):
+        from .checkpoint import checkpoint_bytes
+
+        state = self.state
+        self.snapshot = checkpoint_bytes(
+            model=state.model,
+            optimizer=state.optimizer,
+            epoch=epoch,
+            history=state.history,
+            rng=self.rng,
+            scheduler=self.scheduler,
+            callbacks=self.callbacks,
+            fit_settings=self.fit_settings,
+            settings=self.settings,
+            fingerprint=self.fingerprint,
+            stopped=state.stop_training,
+        )
+        self.epoch = epoch
+        if self.path is not None:
+            from ._files import write_atomic
+
+            write_atomic(self.path, self.snapshot, _checkpoint_error())
+
+    def on_interrupt(self, interrupt, interrupt_checkpoint):
+        """Ctrl-C: the last finished epoch's snapshot is on disk (written now for
+        ``interrupt_checkpoint``); the KeyboardInterrupt carries where and which epoch."""
+        where = self.path if self.path is not None else interrupt_checkpoint
+        if where is None or self.snapshot is None:
+            return
+        if self.path is None:
+            from ._files import write_atomic
+
+            write_atomic(where, self.snapshot, _checkpoint_error())
+        interrupt.checkpoint, interrupt.epoch = os.fspath(where), self.epoch
+
+
 def fit(
     model,
     loss_fn,
@@ -433,41 +640,17 @@ def fit(
         holds the epochs done.
     """
     from .data import batches as _batches
-    from .data import train_test_split
 
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
-    X, y = _as_numpy(X, "X"), _as_numpy(y, "y")
-    if len(X) != len(y):
-        raise DataError(f"fit: X has {len(X)} rows but y has {len(y)}")
-    if len(X) == 0:
-        raise DataError("fit: the training set is empty")
-    X_val = y_val = None
-    if validation is not None:
-        if isinstance(validation, (tuple, list)) and len(validation) == 2:
-            X_val, y_val = _as_numpy(validation[0], "X_val"), _as_numpy(validation[1], "y_val")
-        elif isinstance(validation, (float, int)) and not isinstance(validation, bool):
-            if not 0 < validation < 1:
-                raise ConfigError(
-                    f"fit: validation must be a fraction between 0 and 1, got {validation}"
-                )
-            if validation > 0:
-                X, X_val, y, y_val = train_test_split(X, y, test_size=validation, seed=seed)
-        else:
-            raise ConfigError("fit: validation must be a fraction or a pair (X_val, y_val)")
+    X, y, X_val, y_val = _training_data(X, y, validation, seed)
     metrics = list(metrics or ())
     kind = output_kind(loss_fn)
     history = History()
     steps = math.ceil(len(X) / batch_size)
     state = TrainState(model, loss_fn, optimizer, epochs, steps, history)
     callbacks = list(callbacks or ())
-    bar = None
-    if progress:
-        from .callbacks import progress_bar
-
-        bar = progress_bar(progress)
-        if bar is not None:
-            callbacks.append(bar)
+    bar = _add_progress_bar(progress, callbacks)
     state.X, state.y = X, y
     named = list(model.named_parameters()) if track_grad_norms else []
     rng = get_rng(seed=seed)  # the default generator (cr.manual_seed) when seed is None
@@ -476,41 +659,13 @@ def fit(
         model.train()
     for cb in callbacks:
         cb.on_train_begin(state)
-    keep = checkpoint is not None or interrupt_checkpoint is not None or resume is not None
     run = None
-    if keep:
-        from .checkpoint import checkpoint_bytes, data_fingerprint, load_checkpoint
-
-        run = {
-            "fit_settings": {
-                "batch_size": int(batch_size),
-                "shuffle": bool(shuffle),
-                "seed": seed,
-                "n_train": len(X),
-                "n_validation": None if X_val is None else len(X_val),
-                "metrics": [
-                    m if isinstance(m, str) else getattr(m, "__name__", "") for m in metrics
-                ],
-                "loss": type(loss_fn).__name__,
-            },
-            "fingerprint": data_fingerprint(X, y),
-            "snapshot": None,
-            "epoch": 0,
-        }
+    if checkpoint is not None or interrupt_checkpoint is not None or resume is not None:
+        run = _Snapshots(state, rng, scheduler, callbacks, settings, checkpoint)
+        run.describe_fit(X, y, X_val, batch_size, shuffle, seed, metrics)
     first = 1
-    if resume is not None:
-        record = load_checkpoint(
-            resume,
-            model=model,
-            optimizer=optimizer,
-            rng=rng,
-            history=history,
-            scheduler=scheduler,
-            callbacks=callbacks,
-            fit_settings=run["fit_settings"],
-            fingerprint=run["fingerprint"],
-        )
-        first = epochs + 1 if record.get("stopped") else record["epoch"] + 1
+    if run is not None and resume is not None:
+        first = run.resume(resume)
         start -= history.seconds
     # numeric trouble is reported in words (the loss check below), not as numpy warnings
     quiet_numpy = np.errstate(over="ignore", invalid="ignore", divide="ignore")
@@ -522,98 +677,27 @@ def fit(
             state.epoch = epoch
             for cb in callbacks:
                 cb.on_epoch_begin(state)
-            total_loss, seen = 0.0, 0
-            out_parts, y_parts = [], []
-            norms = {name: 0.0 for name, _ in named}
-            for step, (xb, yb) in enumerate(
-                _batches(
-                    X, y if idx is None else idx, batch_size=batch_size, shuffle=shuffle, rng=rng
-                ),
-                start=1,
-            ):
-                state.step = step
-                if idx is not None:  # float targets in the model's dtype for the step
-                    yb, ys = y[yb], y_step[yb]
-                else:
-                    ys = yb
-                try:
-                    loss, out = run_step(xb, ys)
-                except _NonFinite as err:
-                    raise TrainingError(
-                        _diverged(model, err.out, err.value, epoch, step, steps), history
-                    ) from None
-                value = float(loss.data)
-                total_loss += value * len(xb)
-                seen += len(xb)
-                if metrics:
-                    out_parts.append(out.data)
-                    y_parts.append(yb)
-                for name, p in named:
-                    if p.grad is not None:
-                        norms[name] += float(np.sqrt(np.vdot(p.grad, p.grad)))
-                state.batch_loss = value
-                for cb in callbacks:
-                    cb.on_batch_end(state)
-            logs = {"loss": total_loss / seen}
-            if metrics:
-                train_out = np.concatenate(out_parts)
-                train_y = np.concatenate(y_parts)
-                for m in metrics:
-                    name = m if isinstance(m, str) else getattr(m, "__name__", "metric")
-                    logs[name] = compute_metric(m, train_out, train_y, kind)
-            if X_val is not None and len(X_val):
-                val = evaluate(model, loss_fn, X_val, y_val, metrics)
-                logs.update({"val_" + k: v for k, v in val.items()})
-            groups = getattr(optimizer, "param_groups", None)
-            if groups:
-                logs["lr"] = float(groups[0]["lr"])
-            history.append(epoch, logs)
-            for name in norms:
-                history.grad_norms.setdefault(name, []).append(norms[name] / steps)
-            state.logs = logs
-            if verbose:
-                print(
-                    f"epoch {epoch}/{epochs}: " + ", ".join(f"{k} {v:.4g}" for k, v in logs.items())
-                )
-            if scheduler is not None:
-                if isinstance(scheduler, ReduceLROnPlateau):  # steps on the monitored loss
-                    scheduler.step(logs.get("val_loss", logs["loss"]))
-                else:
-                    scheduler.step()
+            epoch_batches = _batches(
+                X, y if idx is None else idx, batch_size=batch_size, shuffle=shuffle, rng=rng
+            )
+            done = _train_epoch(
+                state, run_step, epoch_batches, y, y_step, metrics, named, callbacks
+            )
+            logs = _epoch_logs(state, done, metrics, kind, (X_val, y_val))
+            _record_epoch(state, done, logs, verbose)
+            _step_scheduler(scheduler, logs)
             for cb in callbacks:
                 cb.on_epoch_end(state)
             if state.stop_training:
                 history.stopped_epoch = epoch
-            if keep:
+            if run is not None:
                 history.seconds = time.perf_counter() - start
-                run["snapshot"] = checkpoint_bytes(
-                    model=model,
-                    optimizer=optimizer,
-                    epoch=epoch,
-                    history=history,
-                    rng=rng,
-                    scheduler=scheduler,
-                    callbacks=callbacks,
-                    fit_settings=run["fit_settings"],
-                    settings=settings,
-                    fingerprint=run["fingerprint"],
-                    stopped=state.stop_training,
-                )
-                run["epoch"] = epoch
-                if checkpoint is not None:
-                    from ._files import write_atomic
-
-                    write_atomic(checkpoint, run["snapshot"], _checkpoint_error())
+                run.after_epoch(epoch)
             if state.stop_training:
                 break
     except KeyboardInterrupt as interrupt:
-        where = checkpoint if checkpoint is not None else interrupt_checkpoint
-        if keep and where is not None and run["snapshot"] is not None:
-            if checkpoint is None:
-                from ._files import write_atomic
-
-                write_atomic(where, run["snapshot"], _checkpoint_error())
-            interrupt.checkpoint, interrupt.epoch = os.fspath(where), run["epoch"]
+        if run is not None:
+            run.on_interrupt(interrupt, interrupt_checkpoint)
         raise
     finally:
         quiet_numpy.__exit__(None, None, None)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ChainruleError
-from ..tensor import Tensor, _backprop
+from ..tensor import Tensor, _backprop, _freed_error, _is_freed
 
 __all__ = ["graph", "Graph"]
 
@@ -263,6 +263,8 @@ def _walk(root: Tensor):
     i = 0
     while i < len(order):
         ctx = order[i]._ctx
+        if _is_freed(order[i]):  # backward() freed the record: nothing left to draw
+            raise _freed_error(order[i], traced=True)
         i += 1
         if ctx is None:
             continue
@@ -283,7 +285,7 @@ def _intermediate_grads(root: Tensor):
     runs exactly as in ``backward()``, but nothing is stored on the tensors (no ``.grad``
     changes).
     """
-    trace = {}
+    trace: dict = {}
     try:
         _backprop(root, np.ones_like(root.data), trace=trace)
     except Exception as err:  # a unit that freed what its backward needs, say
@@ -332,11 +334,11 @@ def _name_map(names, params):
 
 def _count_crossings(layers, succ_adj, pos) -> int:
     total = 0
-    for l in range(len(layers) - 1):
+    for col in range(len(layers) - 1):
         pairs = []
-        nxt = layers[l + 1]
+        nxt = layers[col + 1]
         nxt_set = set(nxt)
-        for v in layers[l]:
+        for v in layers[col]:
             pv = pos[v]
             for w in succ_adj[v]:
                 if w in nxt_set:
@@ -347,15 +349,14 @@ def _count_crossings(layers, succ_adj, pos) -> int:
         # count inversions among the targets with a Fenwick tree
         size = len(nxt) + 1
         tree = [0] * (size + 1)
-        seen = 0
-        for _, q in pairs:
+
+        for seen, (_, q) in enumerate(pairs):
             i = q + 1
             le = 0
             while i > 0:
                 le += tree[i]
                 i -= i & -i
             total += seen - le
-            seen += 1
             i = q + 1
             while i <= size:
                 tree[i] += 1
@@ -384,22 +385,12 @@ def _isotonic(desired, seps, weights):
     out = []
     for s, w, c in blocks:
         out.extend([s / w] * c)
-    return [z + o for z, o in zip(out, offs)]
+    return [z + o for z, o in zip(out, offs, strict=True)]
 
 
-def _layout(n_real, sizes, edge_list, order_key):
-    """Sugiyama-style layered layout, left to right.
-
-    ``sizes[v] = (w, h)``, ``edge_list`` of (source, target) real node indices, ``order_key[v]``
-    an initial vertical order. Returns (centres, routes): ``centres[v] = (x, y)`` for every real
-    node and ``routes[e]`` the list of (x, y) waypoints (dummy columns) of edge ``e``.
-    """
-    preds = [[] for _ in range(n_real)]
-    succs = [[] for _ in range(n_real)]
-    for s, t in edge_list:
-        preds[t].append(s)
-        succs[s].append(t)
-    # layers: units as soon as their inputs allow; sources (leaves) just before their first use
+def _assign_layers(n_real, preds, succs) -> list:
+    """A column per node: units as soon as their inputs allow; sources (leaves) just before
+    their first use."""
     layer = [0] * n_real
     indeg = [len(p) for p in preds]
     queue = [v for v in range(n_real) if indeg[v] == 0]
@@ -417,55 +408,69 @@ def _layout(n_real, sizes, edge_list, order_key):
     for v in topo:
         if not preds[v] and succs[v]:
             layer[v] = max(0, min(layer[w] for w in succs[v]) - 1)
-    n_layers = max(layer) + 1 if n_real else 0
+    return layer
 
-    # split edges that skip columns with dummy vertices. Edges from one source share their
-    # dummies (one "bus" per source, branching off where each consumer sits), so a tensor used
-    # by many later units draws one line, not a cable. Past a budget, long edges go direct.
-    budget = 2000 + 3 * n_real
-    vlayer = list(layer)
-    vsize = list(sizes)
-    adj_s = [list() for _ in range(n_real)]  # successors in the split graph
-    adj_p = [list() for _ in range(n_real)]
-    linked = set()
-    bus: dict[tuple, int] = {}
-    chains = [None] * len(edge_list)
-    for e in sorted(
-        range(len(edge_list)), key=lambda e: layer[edge_list[e][1]] - layer[edge_list[e][0]]
-    ):
-        s, t = edge_list[e]
-        span = layer[t] - layer[s]
-        chain = []
-        if span > 1:
-            new = sum(1 for l in range(layer[s] + 1, layer[t]) if (s, l) not in bus)
-            if new <= budget:
-                budget -= new
-                for l in range(layer[s] + 1, layer[t]):
-                    d = bus.get((s, l))
-                    if d is None:
-                        d = bus[(s, l)] = len(vlayer)
-                        vlayer.append(l)
-                        vsize.append((0.0, 4.0))
-                        adj_s.append([])
-                        adj_p.append([])
-                    chain.append(d)
-        path = [s] + chain + [t]
-        for a, b in zip(path, path[1:]):
-            if (a, b) not in linked:
-                linked.add((a, b))
-                adj_s[a].append(b)
-                adj_p[b].append(a)
-        chains[e] = chain
-    nv = len(vlayer)
 
-    # initial order: the order key (depth-first from the root); dummies follow their source
-    key = list(order_key) + [0.0] * (nv - n_real)
-    for e, chain in enumerate(chains):
+class _SplitGraph:
+    """The graph with every edge that skips columns split by dummy vertices, one per skipped
+    column. Edges from one source share their dummies (one "bus" per source, branching off
+    where each consumer sits), so a tensor used by many later units draws one line, not a
+    cable. Past a budget, long edges go direct. Vertices below ``n_real`` are the real nodes.
+    """
+
+    def __init__(self, n_real, sizes, edge_list, layer):
+        budget = 2000 + 3 * n_real
+        self.n_real = n_real
+        self.vlayer = list(layer)
+        self.vsize = list(sizes)
+        self.adj_s: list = [list() for _ in range(n_real)]  # successors in the split graph
+        self.adj_p: list = [list() for _ in range(n_real)]
+        linked: set = set()
+        bus: dict[tuple, int] = {}
+        self.chains: list = [None] * len(edge_list)
+        for e in sorted(
+            range(len(edge_list)), key=lambda e: layer[edge_list[e][1]] - layer[edge_list[e][0]]
+        ):
+            s, t = edge_list[e]
+            chain = []
+            if layer[t] - layer[s] > 1:
+                new = sum(1 for col in range(layer[s] + 1, layer[t]) if (s, col) not in bus)
+                if new <= budget:
+                    budget -= new
+                    chain = [self._dummy(bus, s, col) for col in range(layer[s] + 1, layer[t])]
+            path = [s] + chain + [t]
+            for a, b in zip(path, path[1:], strict=False):
+                if (a, b) not in linked:
+                    linked.add((a, b))
+                    self.adj_s[a].append(b)
+                    self.adj_p[b].append(a)
+            self.chains[e] = chain
+        self.nv = len(self.vlayer)
+
+    def _dummy(self, bus, s, col) -> int:
+        """The dummy vertex of source ``s``'s bus in column ``col`` (made on first use)."""
+        d = bus.get((s, col))
+        if d is None:
+            d = bus[(s, col)] = len(self.vlayer)
+            self.vlayer.append(col)
+            self.vsize.append((0.0, 4.0))
+            self.adj_s.append([])
+            self.adj_p.append([])
+        return d
+
+
+def _order_columns(sg, n_layers, edge_list, order_key) -> list:
+    """Each column's vertices top to bottom: the order key (depth-first from the root; dummies
+    follow their source), then up to six pairs of barycenter sweeps keeping the order with the
+    fewest crossings."""
+    nv = sg.nv
+    key = list(order_key) + [0.0] * (nv - sg.n_real)
+    for e, chain in enumerate(sg.chains):
         for d in chain:
             key[d] = order_key[edge_list[e][0]]
-    layers = [[] for _ in range(n_layers)]
+    layers: list = [[] for _ in range(n_layers)]
     for v in range(nv):
-        layers[vlayer[v]].append(v)
+        layers[sg.vlayer[v]].append(v)
     for L in layers:
         L.sort(key=lambda v: key[v])
 
@@ -481,41 +486,36 @@ def _layout(n_real, sizes, edge_list, order_key):
     for L in layers:
         refresh(L)
     best = [list(L) for L in layers]
-    best_c = _count_crossings(layers, adj_s, pos)
+    best_c = _count_crossings(layers, sg.adj_s, pos)
     for _ in range(6):
         if best_c == 0:
             break
         for direction in (1, -1):
             rng = range(1, n_layers) if direction == 1 else range(n_layers - 2, -1, -1)
-            nbrs = adj_p if direction == 1 else adj_s
-            for l in rng:
-                L = layers[l]
+            nbrs = sg.adj_p if direction == 1 else sg.adj_s
+            for col in rng:
+                L = layers[col]
                 keys = {}
                 for v in L:
                     nb = nbrs[v]
                     keys[v] = (sum(posn[u] for u in nb) / len(nb)) if nb else posn[v]
                 L.sort(key=lambda v: (keys[v], pos[v]))
                 refresh(L)
-            c = _count_crossings(layers, adj_s, pos)
+            c = _count_crossings(layers, sg.adj_s, pos)
             if c < best_c:
                 best_c, best = c, [list(L) for L in layers]
-    layers = best
-    for L in layers:
-        refresh(L)
+    return best
 
-    # x: one column per layer, as wide as its widest box
-    col_w = [max((vsize[v][0] for v in L), default=0.0) for L in layers]
-    col_x = []
-    x = float(_MARGIN)
-    for w in col_w:
-        col_x.append(x)
-        x += w + _COL_GAP
-    # y: stack, then pull each box towards its neighbours (least squares, order kept)
+
+def _place_rows(sg, layers) -> list:
+    """Each vertex's y: stacked in its column's order, then pulled towards its neighbours
+    (weighted least squares, order and separations kept)."""
+    n_real, nv, vsize, adj_p, adj_s = sg.n_real, sg.nv, sg.vsize, sg.adj_p, sg.adj_s
     y = [0.0] * nv
 
     def seps(L):
         out = []
-        for a, b in zip(L, L[1:]):
+        for a, b in zip(L, L[1:], strict=False):
             gap = _DUMMY_GAP if (a >= n_real or b >= n_real) else _ROW_GAP
             out.append((vsize[a][1] + vsize[b][1]) / 2 + gap)
         return out
@@ -535,11 +535,12 @@ def _layout(n_real, sizes, edge_list, order_key):
         ps = ps or [u for u in adj_p[v] if inner[u]]
         main_p.append(ps or adj_p[v])
     rank_w = [1.0 if v < n_real and inner[v] else (0.3 if inner[v] else 0.05) for v in range(nv)]
+    n_layers = len(layers)
     for sweep in range(5):
         for which in ((main_p,), (adj_s,)) if sweep < 4 else ((main_p, adj_s),):
             rng = range(n_layers) if which[0] is main_p else range(n_layers - 1, -1, -1)
-            for l in rng:
-                L = layers[l]
+            for col in rng:
+                L = layers[col]
                 if not L:
                     continue
                 desired = []
@@ -547,22 +548,50 @@ def _layout(n_real, sizes, edge_list, order_key):
                     nb = [u for adj in which for u in adj[v]]
                     desired.append(sum(y[u] for u in nb) / len(nb) if nb else y[v])
                 weights = [rank_w[v] for v in L]
-                for v, yy in zip(L, _isotonic(desired, seps(L), weights)):
+                for v, yy in zip(L, _isotonic(desired, seps(L), weights), strict=True):
                     y[v] = yy
     top = min((y[v] - vsize[v][1] / 2 for v in range(nv)), default=0.0)
     for v in range(nv):
         y[v] += _MARGIN - top
-    centres = [(col_x[vlayer[v]] + col_w[vlayer[v]] / 2, y[v]) for v in range(n_real)]
+    return y
+
+
+def _layout(n_real, sizes, edge_list, order_key):
+    """Sugiyama-style layered layout, left to right.
+
+    ``sizes[v] = (w, h)``, ``edge_list`` of (source, target) real node indices, ``order_key[v]``
+    an initial vertical order. Returns (centres, routes, layer, width, height): ``centres[v] =
+    (x, y)`` for every real node, ``routes[e]`` the list of (x, y) waypoints (dummy columns) of
+    edge ``e``, ``layer[v]`` its column.
+    """
+    preds: list = [[] for _ in range(n_real)]
+    succs: list = [[] for _ in range(n_real)]
+    for s, t in edge_list:
+        preds[t].append(s)
+        succs[s].append(t)
+    layer = _assign_layers(n_real, preds, succs)
+    n_layers = max(layer) + 1 if n_real else 0
+    sg = _SplitGraph(n_real, sizes, edge_list, layer)
+    layers = _order_columns(sg, n_layers, edge_list, order_key)
+    # x: one column per layer, as wide as its widest box
+    col_w = [max((sg.vsize[v][0] for v in L), default=0.0) for L in layers]
+    col_x = []
+    x = float(_MARGIN)
+    for w in col_w:
+        col_x.append(x)
+        x += w + _COL_GAP
+    y = _place_rows(sg, layers)
+    centres = [(col_x[sg.vlayer[v]] + col_w[sg.vlayer[v]] / 2, y[v]) for v in range(n_real)]
     routes = []
-    for e, chain in enumerate(chains):
+    for chain in sg.chains:
         pts = []
         for d in chain:
-            l = vlayer[d]
-            pts.append((col_x[l], y[d]))
-            pts.append((col_x[l] + col_w[l], y[d]))
+            col = sg.vlayer[d]
+            pts.append((col_x[col], y[d]))
+            pts.append((col_x[col] + col_w[col], y[d]))
         routes.append(pts)
     width = (col_x[-1] + col_w[-1] + _MARGIN) if n_layers else 2 * _MARGIN
-    height = max((y[v] + vsize[v][1] / 2 for v in range(nv)), default=0.0) + _MARGIN
+    height = max((y[v] + sg.vsize[v][1] / 2 for v in range(sg.nv)), default=0.0) + _MARGIN
     return centres, routes, layer, width, height
 
 
@@ -575,7 +604,7 @@ def _path(points) -> str:
     """A smooth path through ``points``: horizontal-tangent curves between columns."""
     (x0, y0) = points[0]
     parts = [f"M{x0:.1f},{y0:.1f}"]
-    for (xa, ya), (xb, yb) in zip(points, points[1:]):
+    for (xa, ya), (xb, yb) in zip(points, points[1:], strict=False):
         if abs(yb - ya) < 0.5:
             parts.append(f"L{xb:.1f},{yb:.1f}")
         else:
@@ -584,41 +613,8 @@ def _path(points) -> str:
     return "".join(parts)
 
 
-def _svg(nodes, edges, routes, width, height, title, note, uid):
-    header_lines = (1 if title else 0) + (1 if note else 0)
-    head_h = 40 + 20 * header_lines
-    legend_w = 760
-    W = max(width, legend_w + 2 * _MARGIN)
-    H = height + head_h
-    o = []
-    o.append(
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W:.0f}" height="{H:.0f}" '
-        f'viewBox="0 0 {W:.0f} {H:.0f}" class="chainrule-graph" id="{uid}">'
-    )
-    o.append(f"<title>{_xml(title or 'chainrule graph')}</title>")
-    o.append(
-        "<defs>"
-        f'<marker id="{uid}-fwd" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-        f'markerHeight="7" orient="auto"><path d="M0,1L10,5L0,9z" fill="{_FWD}"/></marker>'
-        f'<marker id="{uid}-bwd" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-        f'markerHeight="7" orient="auto"><path d="M0,1L10,5L0,9z" fill="{_BWD}"/></marker>'
-        "</defs>"
-    )
-    o.append('<rect width="100%" height="100%" fill="#ffffff"/>')
-    # header: title, truncation note, legend
-    y = 22
-    if title:
-        o.append(
-            f'<text x="{_MARGIN}" y="{y}" font-family="{_xml(_SANS)}" font-size="16" '
-            f'font-weight="bold" fill="#212529">{_xml(title)}</text>'
-        )
-        y += 20
-    if note:
-        o.append(
-            f'<text class="note" x="{_MARGIN}" y="{y}" font-family="{_xml(_SANS)}" '
-            f'font-size="13" font-weight="bold" fill="#c92a2a">{_xml(note)}</text>'
-        )
-        y += 20
+def _svg_legend(y, uid) -> list:
+    """The legend row at height ``y``: the two arrow kinds and the four box roles."""
     ly = y + 2
     lg = [f'<g class="legend" font-family="{_xml(_SANS)}" font-size="12" fill="#343a40">']
     x = _MARGIN
@@ -647,11 +643,43 @@ def _svg(nodes, edges, routes, width, height, title, note, uid):
         lg.append(f'<text x="{x + 28}" y="{ly + 4}">{text}</text>')
         x += 40 + 7 * len(text)
     lg.append("</g>")
-    o.extend(lg)
-    o.append(f'<g transform="translate(0,{head_h})">')
+    return lg
 
-    byid = {n["id"]: n for n in nodes}
-    # ports: a unit's inputs enter its left side in the vertical order of where they come from
+
+def _svg_head(W, H, title, note, uid) -> list:
+    """The opening tag, arrow markers, background, title, truncation note and legend."""
+    o = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W:.0f}" height="{H:.0f}" '
+        f'viewBox="0 0 {W:.0f} {H:.0f}" class="chainrule-graph" id="{uid}">',
+        f"<title>{_xml(title or 'chainrule graph')}</title>",
+        "<defs>"
+        f'<marker id="{uid}-fwd" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+        f'markerHeight="7" orient="auto"><path d="M0,1L10,5L0,9z" fill="{_FWD}"/></marker>'
+        f'<marker id="{uid}-bwd" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+        f'markerHeight="7" orient="auto"><path d="M0,1L10,5L0,9z" fill="{_BWD}"/></marker>'
+        "</defs>",
+        '<rect width="100%" height="100%" fill="#ffffff"/>',
+    ]
+    y = 22
+    if title:
+        o.append(
+            f'<text x="{_MARGIN}" y="{y}" font-family="{_xml(_SANS)}" font-size="16" '
+            f'font-weight="bold" fill="#212529">{_xml(title)}</text>'
+        )
+        y += 20
+    if note:
+        o.append(
+            f'<text class="note" x="{_MARGIN}" y="{y}" font-family="{_xml(_SANS)}" '
+            f'font-size="13" font-weight="bold" fill="#c92a2a">{_xml(note)}</text>'
+        )
+        y += 20
+    o.extend(_svg_legend(y, uid))
+    return o
+
+
+def _port_heights(byid, edges, routes) -> dict:
+    """Where each edge enters its target: a unit's inputs enter its left side in the vertical
+    order of where they come from."""
     in_edges: dict[str, list] = {}
     for k, e in enumerate(edges):
         in_edges.setdefault(e["target"], []).append(k)
@@ -667,6 +695,14 @@ def _svg(nodes, edges, routes, width, height, title, note, uid):
         top, h = t["y"] - t["height"] / 2, t["height"]
         for i, k in enumerate(ks):
             port_y[k] = top + h * (i + 1) / (len(ks) + 1)
+    return port_y
+
+
+def _svg_edges(nodes, edges, routes, uid) -> list:
+    """The forward arrows, the backward (dashed) arrows and, in small graphs, the gradient
+    numbers on the backward arrows."""
+    byid = {n["id"]: n for n in nodes}
+    port_y = _port_heights(byid, edges, routes)
     label_edges = len(nodes) <= _EDGE_LABEL_NODES
     # edges from one source share a bus: draw the longest in full, the others from where they
     # leave it (the picture is the same, the file much smaller)
@@ -696,7 +732,7 @@ def _svg(nodes, edges, routes, width, height, title, note, uid):
                     f'<text x="{(xa + xb) / 2:.1f}" y="{(ya + yb) / 2 + 18:.1f}">'
                     f"{_xml(e['grad'])}</text>"
                 )
-    o.append(f'<g class="edges forward" fill="none" stroke="{_FWD}" stroke-width="1.3">')
+    o = [f'<g class="edges forward" fill="none" stroke="{_FWD}" stroke-width="1.3">']
     o.extend(fwd)
     o.append("</g>")
     o.append(
@@ -712,40 +748,59 @@ def _svg(nodes, edges, routes, width, height, title, note, uid):
         )
         o.extend(labels)
         o.append("</g>")
+    return o
 
+
+_LINE_COLOR = {"shape": "#6c757d", "value": "#212529", "grad": _BWD, "const": "#6c757d"}
+
+
+def _svg_node(n, uid) -> list:
+    """One box: its rectangle (dashed for constants and the "not drawn" marker), a tooltip and
+    its lines of text (the bold head, then shape, value, gradient in monospace)."""
+    fill, stroke, sw = _ROLE_STYLE[n["role"]]
+    x0, y0 = n["x"] - n["width"] / 2, n["y"] - n["height"] / 2
+    dash = ' stroke-dasharray="4 3"' if n["kind"] in ("more", "constant") else ""
+    tip = n["label"] + (f"\n{n['dtype']}" if n.get("dtype") else "")
+    o = [
+        f'<g class="node {n["kind"]} {n["role"]}" id="{uid}-{n["id"]}">'
+        f"<title>{_xml(tip)}</title>"
+        f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{n["width"]:.1f}" '
+        f'height="{n["height"]:.1f}" rx="8" ry="8" fill="{fill}" stroke="{stroke}" '
+        f'stroke-width="{sw}"{dash}/>'
+    ]
+    ty = y0 + _PAD_Y
+    tx = x0 + _PAD_X
+    for kind, text in n["_lines"]:
+        if kind == "head":
+            ty += 13
+            o.append(
+                f'<text x="{tx:.1f}" y="{ty:.1f}" font-family="{_xml(_SANS)}" '
+                f'font-size="13" font-weight="bold" fill="#212529">{_xml(text)}</text>'
+            )
+            ty += _HEAD_PX - 13
+        else:
+            ty += 11.5
+            o.append(
+                f'<text x="{tx:.1f}" y="{ty:.1f}" font-family="{_xml(_MONO)}" '
+                f'font-size="11.5" fill="{_LINE_COLOR[kind]}">{_xml(text)}</text>'
+            )
+            ty += _LINE_PX - 11.5
+    o.append("</g>")
+    return o
+
+
+def _svg(nodes, edges, routes, width, height, title, note, uid):
+    """The picture: header (title, note, legend) above the edges and the boxes."""
+    header_lines = (1 if title else 0) + (1 if note else 0)
+    head_h = 40 + 20 * header_lines
+    legend_w = 760
+    W = max(width, legend_w + 2 * _MARGIN)
+    H = height + head_h
+    o = _svg_head(W, H, title, note, uid)
+    o.append(f'<g transform="translate(0,{head_h})">')
+    o.extend(_svg_edges(nodes, edges, routes, uid))
     for n in nodes:
-        fill, stroke, sw = _ROLE_STYLE[n["role"]]
-        x0, y0 = n["x"] - n["width"] / 2, n["y"] - n["height"] / 2
-        dash = ' stroke-dasharray="4 3"' if n["kind"] in ("more", "constant") else ""
-        tip = n["label"] + (f"\n{n['dtype']}" if n.get("dtype") else "")
-        o.append(
-            f'<g class="node {n["kind"]} {n["role"]}" id="{uid}-{n["id"]}">'
-            f"<title>{_xml(tip)}</title>"
-            f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{n["width"]:.1f}" '
-            f'height="{n["height"]:.1f}" rx="8" ry="8" fill="{fill}" stroke="{stroke}" '
-            f'stroke-width="{sw}"{dash}/>'
-        )
-        ty = y0 + _PAD_Y
-        tx = x0 + _PAD_X
-        for kind, text in n["_lines"]:
-            if kind == "head":
-                ty += 13
-                o.append(
-                    f'<text x="{tx:.1f}" y="{ty:.1f}" font-family="{_xml(_SANS)}" '
-                    f'font-size="13" font-weight="bold" fill="#212529">{_xml(text)}</text>'
-                )
-                ty += _HEAD_PX - 13
-            else:
-                ty += 11.5
-                color = {"shape": "#6c757d", "value": "#212529", "grad": _BWD, "const": "#6c757d"}[
-                    kind
-                ]
-                o.append(
-                    f'<text x="{tx:.1f}" y="{ty:.1f}" font-family="{_xml(_MONO)}" '
-                    f'font-size="11.5" fill="{color}">{_xml(text)}</text>'
-                )
-                ty += _LINE_PX - 11.5
-        o.append("</g>")
+        o.extend(_svg_node(n, uid))
     o.append("</g></svg>")
     return "\n".join(o)
 
@@ -753,6 +808,285 @@ def _svg(nodes, edges, routes, width, height, title, note, uid):
 # ------------------------------------------------------------------------------------------------
 # graph()
 # ------------------------------------------------------------------------------------------------
+
+
+def _check_graph_args(tensor, max_nodes, layout, all_grads):
+    if not isinstance(tensor, Tensor):
+        raise TypeError(
+            f"graph: expected a chainrule Tensor (the loss, say), got {type(tensor).__name__}"
+        )
+    if max_nodes is not None and int(max_nodes) < 1:
+        raise ValueError(f"graph: max_nodes must be at least 1, got {max_nodes!r}")
+    if layout not in ("python", "dot"):
+        raise ValueError(f"graph: layout must be 'python' or 'dot', got {layout!r}")
+    if all_grads not in (True, False, "auto"):
+        raise ValueError(f"graph: all_grads must be True, False or 'auto', got {all_grads!r}")
+
+
+def _grads_beyond_stored(tensor, kept, all_grads):
+    """(computed, handed): gradients beyond the stored .grad, from a second walk of the record
+    (no side effects): ∂L/∂· per intermediate tensor, and each unit's hand-back per input."""
+    if all_grads == "auto":
+        all_grads = (
+            tensor._rg
+            and tensor.data.size == 1
+            and any(t._ctx is None and t.grad is not None for t in kept)
+        )
+    if not all_grads:
+        return {}, {}
+    if tensor.data.size != 1:
+        raise ChainruleError(
+            f"graph: all_grads=True needs a scalar tensor (a loss); this one "
+            f"has shape {tensor.data.shape}"
+        )
+    if tensor._rg:
+        return _intermediate_grads(tensor)
+    return {}, {}
+
+
+def _collapse_linear(kept, kept_ids, uses, label_of):
+    """(absorbed, fused): ``x @ W (+ transpose) + b`` drawn as one "linear" box. ``absorbed``
+    maps id(tensor) -> id(the add output whose box it joined); ``fused`` maps id(add output)
+    -> (inputs, collapsed unit names, formula, where each input's hand-back is recorded)."""
+    from .. import units as U
+
+    absorbed: dict[int, int] = {}
+    fused: dict[int, tuple] = {}
+
+    def alone(m, unit):  # made by ``unit``, used once, drawn, not named, not yet absorbed
+        return (
+            isinstance(m, Tensor)
+            and m._ctx is not None
+            and m._ctx.unit is unit
+            and uses.get(id(m)) == 1
+            and id(m) in kept_ids
+            and id(m) not in absorbed
+            and id(m) not in label_of
+        )
+
+    for t in kept:
+        ctx = t._ctx
+        if ctx is None or ctx.unit is not U.Add or len(ctx.inputs) != 2:
+            continue
+        for k in (0, 1):
+            m, b = ctx.inputs[k], ctx.inputs[1 - k]
+            if not alone(m, U.MatMul):
+                continue
+            x, w = m._ctx.inputs
+            names_ = ["matmul", "add"]
+            formula = "x @ W + b"
+            absorbed[id(m)] = id(t)
+            # where each input's hand-back is recorded: (id(unit output), argument)
+            hands = [(id(m), 0), (id(m), 1), (id(t), 1 - k)]
+            if alone(w, U.Transpose) and w.data.ndim == 2:
+                absorbed[id(w)] = id(t)
+                hands[1] = (id(w), 0)
+                w = w._ctx.inputs[0]
+                names_.insert(0, "transpose")
+                formula = "x @ Wᵀ + b"
+            fused[id(t)] = ((x, w, b), names_, formula, hands)
+            break
+    return absorbed, fused
+
+
+def _node_head(t, kind, unit, name, inputs, collapsed, show_constants):
+    """A box's first line: the leaf's name, or the unit (with its constants written in)."""
+    if kind == "leaf":
+        return name or ("parameter" if t._rg else "input")
+    head = unit
+    consts = [c for c in inputs if not isinstance(c, Tensor) and c is not None]
+    if consts and not show_constants and not collapsed:
+        shown = ", ".join(
+            "·" if isinstance(c, Tensor) else _const_text(c) for c in inputs if c is not None
+        )
+        head += f"({shown})"
+    if name:
+        head += f" : {name}"
+    return head
+
+
+def _tensor_node(t, tensor, name, fused, computed, show_constants, dL):
+    """(node, inputs): the box of one recorded tensor (a leaf or a unit's output) and the
+    tensors/constants it was made from."""
+    ctx = t._ctx
+    if ctx is None:
+        kind, unit = "leaf", None
+        role = "parameter" if t._rg else "input"
+    else:
+        kind, unit = "unit", ctx.unit.name
+        role = "intermediate"
+    if t is tensor:
+        role = "loss" if t.data.size == 1 else "output"
+    collapsed = None
+    inputs = ctx.inputs if ctx is not None else ()
+    if id(t) in fused:
+        inputs, collapsed, formula, _ = fused[id(t)]
+        unit = "linear"
+    head = _node_head(t, kind, unit, name, inputs, collapsed, show_constants)
+    if t is tensor:
+        head += "  [loss]" if role == "loss" else "  [output]"
+    lines = [("head", head)]
+    if collapsed:
+        lines.append(("const", formula))
+    if collapsed and not show_constants:
+        lines.extend(
+            ("const", f"{sym} = {_const_text(c)}")
+            for sym, c in zip("xWb", inputs, strict=False)
+            if not isinstance(c, Tensor) and c is not None
+        )
+    dt = str(t.data.dtype)
+    lines.append(
+        ("shape", "shape " + _shape_text(t.data.shape) + ("" if dt == "float32" else f" {dt}"))
+    )
+    vlines, vtext, vstats = _summary(t.data)
+    lines.extend(
+        ("value", ("= " + s) if i == 0 and len(vlines) == 1 else s) for i, s in enumerate(vlines)
+    )
+    g, gfrom = None, None
+    if t.grad is not None and (ctx is None or t._retain):
+        g, gfrom = t.grad, "stored"
+    elif id(t) in computed:
+        g, gfrom = computed[id(t)], "computed"
+    gtext = gstats = None
+    if g is not None:
+        glines, gtext, gstats = _summary(g)
+        sym = dL + (name if name and len(name) <= 12 else "·")
+        if len(glines) == 1:
+            lines.append(("grad", f"{sym} = {glines[0]}"))
+        else:
+            lines.append(("grad", sym))
+            lines.extend(("grad", s) for s in glines)
+    node = {
+        "kind": kind,
+        "role": role,
+        "unit": unit,
+        "name": name,
+        "title": head,
+        "shape": tuple(t.data.shape),
+        "dtype": dt,
+        "value": vtext,
+        "stats": vstats,
+        "grad": gtext,
+        "grad_stats": gstats,
+        "grad_from": gfrom,
+        "requires_grad": bool(t._rg),
+        "collapsed": collapsed,
+        "_lines": lines,
+    }
+    return node, inputs
+
+
+def _marker_node(i, kind, text, lines, shape=None, dtype=None) -> dict:
+    """A box for no recorded tensor: a constant's ("constant") or the elision marker ("more")."""
+    return {
+        "id": f"n{i}",
+        "kind": kind,
+        "role": kind,
+        "unit": None,
+        "name": None,
+        "title": text,
+        "shape": shape,
+        "dtype": dtype,
+        "value": text if kind == "constant" else None,
+        "stats": None,
+        "grad": None,
+        "grad_stats": None,
+        "grad_from": None,
+        "requires_grad": False,
+        "collapsed": None,
+        "_lines": lines,
+    }
+
+
+def _add_edges(nodes, node_tensors, index_of, fused, handed, show_constants, hidden_text):
+    """(edges, edge_pairs): one per drawn input of every box, adding a constant's box (with
+    ``show_constants``) and a "not drawn" marker where inputs fell past max_nodes."""
+    edges, edge_pairs = [], []
+
+    def link(si, ti, arg, backward=False, grad=None):
+        edges.append(
+            {
+                "source": nodes[si]["id"],
+                "target": nodes[ti]["id"],
+                "arg": arg,
+                "backward": backward,
+                "grad": grad,
+            }
+        )
+        edge_pairs.append((si, ti))
+
+    for t, inputs in node_tensors:
+        ti = index_of[id(t)]
+        missing = 0
+        for k, inp in enumerate(inputs):
+            if inp is None:
+                continue
+            if isinstance(inp, Tensor):
+                if id(inp) not in index_of:
+                    missing += 1
+                    continue
+                hand = handed.get(fused[id(t)][3][k] if id(t) in fused else (id(t), k))
+                backward = bool(inp._rg and t._ctx is not None)
+                grad = _summary(hand)[1] if hand is not None else None
+                link(index_of[id(inp)], ti, k, backward, grad)
+            elif show_constants:
+                text = _const_text(inp)
+                shape, dtype = tuple(np.shape(inp)), str(np.asarray(inp).dtype)
+                nodes.append(
+                    _marker_node(len(nodes), "constant", text, [("head", text)], shape, dtype)
+                )
+                link(len(nodes) - 1, ti, k)
+        if missing:
+            text, lines = hidden_text
+            nodes.append(_marker_node(len(nodes), "more", text, [("head", text), lines]))
+            link(len(nodes) - 1, ti, None)
+    return edges, edge_pairs
+
+
+def _size_boxes(nodes) -> list:
+    """Each box's (width, height) from its lines (also stored on the node with its label)."""
+    sizes = []
+    for n in nodes:
+        w = 0.0
+        h = 2 * _PAD_Y
+        for kind, text in n["_lines"]:
+            if kind == "head":
+                w = max(w, len(text) * _HEAD_CHAR)
+                h += _HEAD_PX
+            else:
+                w = max(w, len(text) * _MONO_CHAR)
+                h += _LINE_PX
+        w = max(w + 2 * _PAD_X, 64.0)
+        n["width"], n["height"] = w, h
+        n["label"] = "\n".join(text for _, text in n["_lines"])
+        sizes.append((w, h))
+    return sizes
+
+
+def _depth_first_order(n, edge_pairs) -> list:
+    """The initial vertical order: depth-first (post-order) from the root, node 0, inputs in
+    argument order."""
+    order_key = [0.0] * n
+    preds: list = [[] for _ in range(n)]
+    for s, t in edge_pairs:
+        preds[t].append(s)
+    counter = 0
+    seen = set()
+    stack = [(0, False)] if n else []
+    while stack:
+        v, done = stack.pop()
+        if done:
+            order_key[v] = counter
+            counter += 1
+            continue
+        if v in seen:
+            continue
+        seen.add(v)
+        stack.append((v, True))
+        for u in reversed(preds[v]):
+            if u not in seen:
+                stack.append((u, False))
+    return order_key
 
 
 def graph(
@@ -805,17 +1139,7 @@ def graph(
         ``.to_dot()``.
     """
     start = time.perf_counter()
-    if not isinstance(tensor, Tensor):
-        raise TypeError(
-            f"graph: expected a chainrule Tensor (the loss, say), got {type(tensor).__name__}"
-        )
-    if max_nodes is not None and int(max_nodes) < 1:
-        raise ValueError(f"graph: max_nodes must be at least 1, got {max_nodes!r}")
-    if layout not in ("python", "dot"):
-        raise ValueError(f"graph: layout must be 'python' or 'dot', got {layout!r}")
-    if all_grads not in (True, False, "auto"):
-        raise ValueError(f"graph: all_grads must be True, False or 'auto', got {all_grads!r}")
-
+    _check_graph_args(tensor, max_nodes, layout, all_grads)
     order, uses = _walk(tensor)
     total = len(order)
     kept = order if max_nodes is None else order[: int(max_nodes)]
@@ -825,299 +1149,31 @@ def graph(
     for t in kept:
         if id(t) not in label_of and getattr(t, "name", None):
             label_of[id(t)] = str(t.name)
-
-    # gradients beyond the stored .grad: a second walk of the record (no side effects)
-    if all_grads == "auto":
-        all_grads = (
-            tensor._rg
-            and tensor.data.size == 1
-            and any(t._ctx is None and t.grad is not None for t in kept)
-        )
-    computed, handed = ({}, {})
-    if all_grads:
-        if tensor.data.size != 1:
-            raise ChainruleError(
-                f"graph: all_grads=True needs a scalar tensor (a loss); this one "
-                f"has shape {tensor.data.shape}"
-            )
-        if tensor._rg:
-            computed, handed = _intermediate_grads(tensor)
-
-    # collapse x @ W (+ transpose) + b into one "linear" box
-    from .. import units as U
-
-    absorbed: dict[int, int] = {}  # id(tensor) -> id(tensor whose box it joined)
-    fused: dict[int, tuple] = {}  # id(add output) -> (inputs, collapsed names, formula)
+    computed, handed = _grads_beyond_stored(tensor, kept, all_grads)
+    absorbed, fused = ({}, {})
     if collapse_linear:
-        for t in kept:
-            ctx = t._ctx
-            if ctx is None or ctx.unit is not U.Add or len(ctx.inputs) != 2:
-                continue
-            for k in (0, 1):
-                m, b = ctx.inputs[k], ctx.inputs[1 - k]
-                if (
-                    isinstance(m, Tensor)
-                    and m._ctx is not None
-                    and m._ctx.unit is U.MatMul
-                    and uses.get(id(m)) == 1
-                    and id(m) in kept_ids
-                    and id(m) not in absorbed
-                    and id(m) not in label_of
-                ):
-                    x, w = m._ctx.inputs
-                    names_ = ["matmul", "add"]
-                    formula = "x @ W + b"
-                    absorbed[id(m)] = id(t)
-                    # where each input's hand-back is recorded: (id(unit output), argument)
-                    hands = [(id(m), 0), (id(m), 1), (id(t), 1 - k)]
-                    if (
-                        isinstance(w, Tensor)
-                        and w._ctx is not None
-                        and w._ctx.unit is U.Transpose
-                        and uses.get(id(w)) == 1
-                        and id(w) in kept_ids
-                        and id(w) not in label_of
-                        and w.data.ndim == 2
-                    ):
-                        absorbed[id(w)] = id(t)
-                        hands[1] = (id(w), 0)
-                        w = w._ctx.inputs[0]
-                        names_.insert(0, "transpose")
-                        formula = "x @ Wᵀ + b"
-                    fused[id(t)] = ((x, w, b), names_, formula, hands)
-                    break
+        absorbed, fused = _collapse_linear(kept, kept_ids, uses, label_of)
 
-    # nodes
     root_name = label_of.get(id(tensor))
     dL = f"∂{root_name}/∂" if root_name and len(root_name) <= 6 else "∂L/∂"
-    nodes, index_of = [], {}
-    node_tensors = []
+    nodes: list[dict] = []
+    index_of: dict[int, int] = {}
+    node_tensors: list[tuple] = []
     for t in kept:
         if id(t) in absorbed:
             continue
-        ctx = t._ctx
-        name = label_of.get(id(t))
-        is_root = t is tensor
-        if ctx is None:
-            kind = "leaf"
-            role = "parameter" if t._rg else "input"
-            unit = None
-        else:
-            kind, unit = "unit", ctx.unit.name
-            role = "intermediate"
-        if is_root:
-            role = "loss" if t.data.size == 1 else "output"
-        lines = []
-        collapsed = None
-        inputs = ctx.inputs if ctx is not None else ()
-        if id(t) in fused:
-            inputs, collapsed, formula, _ = fused[id(t)]
-            unit = "linear"
-        consts = [c for c in inputs if not isinstance(c, Tensor) and c is not None]
-        if kind == "leaf":
-            head = name or ("parameter" if t._rg else "input")
-        else:
-            head = unit
-            if consts and not show_constants and not collapsed:
-                head += (
-                    "("
-                    + ", ".join(
-                        "·" if isinstance(c, Tensor) else _const_text(c)
-                        for c in inputs
-                        if c is not None
-                    )
-                    + ")"
-                )
-            if name:
-                head += f" : {name}"
-        if is_root:
-            head += "  [loss]" if role == "loss" else "  [output]"
-        lines.append(("head", head))
-        if collapsed:
-            lines.append(("const", formula))
-        if collapsed and not show_constants:
-            lines.extend(
-                ("const", f"{sym} = {_const_text(c)}")
-                for sym, c in zip("xWb", inputs)
-                if not isinstance(c, Tensor) and c is not None
-            )
-        dt = str(t.data.dtype)
-        lines.append(
-            ("shape", "shape " + _shape_text(t.data.shape) + ("" if dt == "float32" else f" {dt}"))
+        node, inputs = _tensor_node(
+            t, tensor, label_of.get(id(t)), fused, computed, show_constants, dL
         )
-        vlines, vtext, vstats = _summary(t.data)
-        lines.extend(
-            ("value", ("= " + s) if i == 0 and len(vlines) == 1 else s)
-            for i, s in enumerate(vlines)
-        )
-        g, gfrom = None, None
-        if t.grad is not None and (ctx is None or t._retain):
-            g, gfrom = t.grad, "stored"
-        elif id(t) in computed:
-            g, gfrom = computed[id(t)], "computed"
-        gtext = gstats = None
-        if g is not None:
-            glines, gtext, gstats = _summary(g)
-            sym = dL + (name if name and len(name) <= 12 else "·")
-            if len(glines) == 1:
-                lines.append(("grad", f"{sym} = {glines[0]}"))
-            else:
-                lines.append(("grad", sym))
-                lines.extend(("grad", s) for s in glines)
         index_of[id(t)] = len(nodes)
         node_tensors.append((t, inputs))
-        nodes.append(
-            {
-                "id": f"n{len(nodes)}",
-                "kind": kind,
-                "role": role,
-                "unit": unit,
-                "name": name,
-                "title": head,
-                "shape": tuple(t.data.shape),
-                "dtype": dt,
-                "value": vtext,
-                "stats": vstats,
-                "grad": gtext,
-                "grad_stats": gstats,
-                "grad_from": gfrom,
-                "requires_grad": bool(t._rg),
-                "collapsed": collapsed,
-                "_lines": lines,
-            }
-        )
-
-    # edges (and constant / elision boxes)
-    edges = []
-    edge_pairs = []
-    n_hidden = total - len(kept)
-    for t, inputs in node_tensors:
-        ti = index_of[id(t)]
-        missing = 0
-        for k, inp in enumerate(inputs):
-            if inp is None:
-                continue
-            if isinstance(inp, Tensor):
-                if id(inp) not in index_of:
-                    missing += 1
-                    continue
-                si = index_of[id(inp)]
-                hand = handed.get(fused[id(t)][3][k] if id(t) in fused else (id(t), k))
-                edges.append(
-                    {
-                        "source": nodes[si]["id"],
-                        "target": nodes[ti]["id"],
-                        "arg": k,
-                        "backward": bool(inp._rg and t._ctx is not None),
-                        "grad": _summary(hand)[1] if hand is not None else None,
-                    }
-                )
-                edge_pairs.append((si, ti))
-            elif show_constants:
-                ci = len(nodes)
-                text = _const_text(inp)
-                nodes.append(
-                    {
-                        "id": f"n{ci}",
-                        "kind": "constant",
-                        "role": "constant",
-                        "unit": None,
-                        "name": None,
-                        "title": text,
-                        "shape": tuple(np.shape(inp)),
-                        "dtype": str(np.asarray(inp).dtype),
-                        "value": text,
-                        "stats": None,
-                        "grad": None,
-                        "grad_stats": None,
-                        "grad_from": None,
-                        "requires_grad": False,
-                        "collapsed": None,
-                        "_lines": [("head", text)],
-                    }
-                )
-                edges.append(
-                    {
-                        "source": f"n{ci}",
-                        "target": nodes[ti]["id"],
-                        "arg": k,
-                        "backward": False,
-                        "grad": None,
-                    }
-                )
-                edge_pairs.append((ci, ti))
-        if missing:
-            mi = len(nodes)
-            text = f"⋯ {n_hidden:,} not drawn"
-            nodes.append(
-                {
-                    "id": f"n{mi}",
-                    "kind": "more",
-                    "role": "more",
-                    "unit": None,
-                    "name": None,
-                    "title": text,
-                    "shape": None,
-                    "dtype": None,
-                    "value": None,
-                    "stats": None,
-                    "grad": None,
-                    "grad_stats": None,
-                    "grad_from": None,
-                    "requires_grad": False,
-                    "collapsed": None,
-                    "_lines": [("head", text), ("const", f"max_nodes={max_nodes}")],
-                }
-            )
-            edges.append(
-                {
-                    "source": f"n{mi}",
-                    "target": nodes[ti]["id"],
-                    "arg": None,
-                    "backward": False,
-                    "grad": None,
-                }
-            )
-            edge_pairs.append((mi, ti))
-
-    # box sizes and label text
-    sizes = []
-    for n in nodes:
-        w = 0.0
-        h = 2 * _PAD_Y
-        for kind, text in n["_lines"]:
-            if kind == "head":
-                w = max(w, len(text) * _HEAD_CHAR)
-                h += _HEAD_PX
-            else:
-                w = max(w, len(text) * _MONO_CHAR)
-                h += _LINE_PX
-        w = max(w + 2 * _PAD_X, 64.0)
-        n["width"], n["height"] = w, h
-        n["label"] = "\n".join(text for _, text in n["_lines"])
-        sizes.append((w, h))
-
-    # initial vertical order: depth-first from the root, inputs in argument order
-    order_key = [0.0] * len(nodes)
-    preds = [[] for _ in nodes]
-    for s, t in edge_pairs:
-        preds[t].append(s)
-    counter = 0
-    seen = set()
-    stack = [(0, False)] if nodes else []
-    while stack:
-        v, done = stack.pop()
-        if done:
-            order_key[v] = counter
-            counter += 1
-            continue
-        if v in seen:
-            continue
-        seen.add(v)
-        stack.append((v, True))
-        for u in reversed(preds[v]):
-            if u not in seen:
-                stack.append((u, False))
+        nodes.append({"id": f"n{len(nodes)}", **node})
+    hidden = (f"⋯ {total - len(kept):,} not drawn", ("const", f"max_nodes={max_nodes}"))
+    edges, edge_pairs = _add_edges(
+        nodes, node_tensors, index_of, fused, handed, show_constants, hidden
+    )
+    sizes = _size_boxes(nodes)
+    order_key = _depth_first_order(len(nodes), edge_pairs)
 
     note = None
     if truncated:
@@ -1127,8 +1183,8 @@ def graph(
         )
     uid = f"crg{next(_IDS)}"
     centres, routes, layers, width, height = _layout(len(nodes), sizes, edge_pairs, order_key)
-    for n, (cx, cy), l in zip(nodes, centres, layers):
-        n["x"], n["y"], n["layer"] = cx, cy, l
+    for n, (cx, cy), col in zip(nodes, centres, layers, strict=True):
+        n["x"], n["y"], n["layer"] = cx, cy, col
     svg_text = _svg(nodes, edges, routes, width, height, title, note, uid)
     for n in nodes:
         n.pop("_lines", None)

@@ -26,6 +26,7 @@ import re
 
 import numpy as np
 
+from ..metrics import class_probabilities
 from ..registry import facts_of
 
 __all__ = [
@@ -204,7 +205,7 @@ def loss_curves(history, title: str | None = None, axes=None, xlabel: str = "epo
                 f"loss_curves: needs {ncol} axes ({', '.join(panels)}), got {len(axes)}"
             )
         fig = axes[0].figure
-    for ax, key in zip(axes, panels):
+    for ax, key in zip(axes, panels, strict=False):
         tr = hist.get(key)
         va = hist.get("val_" + key)
         if tr:
@@ -297,18 +298,83 @@ def _guess_kind(model, out: np.ndarray) -> str:
     return "probability" if facts_of(last).output_kind == "probability" else "logit"
 
 
-def _probabilities(out: np.ndarray, kind: str) -> np.ndarray | None:
-    """(n, k) class probabilities for classification outputs, None for regression values."""
-    out = np.asarray(out, dtype=np.float64)
-    if kind == "logits":
-        z = out - out.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
-    if kind == "value":
-        return None
-    o = out.reshape(len(out), -1)[:, 0]
-    p = o if kind == "probability" else 1 / (1 + np.exp(-np.clip(o, -60, 60)))
-    return np.stack([1 - p, p], axis=1)
+_probabilities = class_probabilities  # (n, k) class probabilities, None for regression values
+
+
+def _plane_grid(X, resolution):
+    """(lo, hi, GX, GY, grid): the features' range with an 8% margin, and a resolution x
+    resolution grid over it (``grid`` holds its points as rows)."""
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    span = np.where(hi - lo > 0, hi - lo, 1.0)
+    lo, hi = lo - 0.08 * span, hi + 0.08 * span
+    gx = np.linspace(lo[0], hi[0], resolution)
+    gy = np.linspace(lo[1], hi[1], resolution)
+    GX, GY = np.meshgrid(gx, gy)
+    return lo, hi, GX, GY, np.column_stack([GX.ravel(), GY.ravel()])
+
+
+def _draw_values(ax, fig, out, shape, X, y, extent):
+    """Regression: the predicted value as the background, orange (low) to blue (high)."""
+    from matplotlib.colors import LinearSegmentedColormap
+
+    cmap = LinearSegmentedColormap.from_list("playground", [ORANGE, "#ffffff", BLUE])
+    val = np.asarray(out, dtype=np.float64).reshape(len(out), -1)[:, 0].reshape(shape)
+    im = ax.imshow(val, origin="lower", extent=extent, aspect="auto", cmap=cmap, alpha=0.75)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="prediction")
+    ax.scatter(
+        X[:, 0],
+        X[:, 1],
+        c=y.astype(np.float64),
+        cmap=cmap,
+        s=16,
+        edgecolors="white",
+        linewidths=0.6,
+    )
+
+
+def _draw_classes(ax, probs, GX, GY, X, y, label_names, extent):
+    """Classification: each class's colour, pale where the model is unsure, the line where the
+    predicted class changes, and the points coloured by their class."""
+    k = probs.shape[1]
+    colors = np.array([_rgb(CLASS_COLORS[i % len(CLASS_COLORS)]) for i in range(k)])
+    if k == 2:
+        p1 = probs[:, 1]
+        # Playground: white when undecided, full colour when sure
+        strength = np.abs(2 * p1 - 1)[:, None]
+        base = np.where((p1 >= 0.5)[:, None], colors[1], colors[0])
+    else:
+        strength = ((probs.max(axis=1) - 1 / k) / (1 - 1 / k))[:, None]
+        base = probs @ colors
+    light = 1 - 0.62 * strength * (1 - base)  # keep it pale so the points stand out
+    img = (light).reshape(GX.shape + (3,))
+    ax.imshow(
+        np.clip(img, 0, 1),
+        origin="lower",
+        extent=extent,
+        aspect="auto",
+        interpolation="bilinear",
+    )
+    pred = probs.argmax(axis=1).reshape(GX.shape)
+    if len(np.unique(pred)) > 1:
+        ax.contour(GX, GY, pred, levels=np.arange(k) + 0.5, colors="#212529", linewidths=0.9)
+    yi = y.astype(np.int64) if y.dtype.kind in "biuf" else np.zeros(len(y), dtype=int)
+    for c in np.unique(yi):
+        sel = yi == c
+        name = (
+            label_names[c]
+            if label_names is not None and 0 <= c < len(label_names)
+            else f"class {c}"
+        )
+        ax.scatter(
+            X[sel, 0],
+            X[sel, 1],
+            s=16,
+            color=CLASS_COLORS[int(c) % len(CLASS_COLORS)],
+            edgecolors="white",
+            linewidths=0.6,
+            label=str(name),
+        )
+    ax.legend(fontsize=8, loc="upper right", framealpha=0.85)
 
 
 def decision_boundary(
@@ -356,13 +422,7 @@ def decision_boundary(
         from ..data import Standardizer
 
         standardizer = Standardizer.from_dict(standardizer)
-    lo, hi = X.min(axis=0), X.max(axis=0)
-    span = np.where(hi - lo > 0, hi - lo, 1.0)
-    lo, hi = lo - 0.08 * span, hi + 0.08 * span
-    gx = np.linspace(lo[0], hi[0], resolution)
-    gy = np.linspace(lo[1], hi[1], resolution)
-    GX, GY = np.meshgrid(gx, gy)
-    grid = np.column_stack([GX.ravel(), GY.ravel()])
+    lo, hi, GX, GY, grid = _plane_grid(X, resolution)
     dtype = next((p.data.dtype for p in model.parameters()), np.dtype(np.float32))
     feed = standardizer.transform(grid) if standardizer is not None else grid
     out = predict(model, np.asarray(feed, dtype=dtype))
@@ -376,63 +436,10 @@ def decision_boundary(
     else:
         fig = ax.figure
     extent = (lo[0], hi[0], lo[1], hi[1])
-    if probs is None:  # regression: the predicted value, orange (low) to blue (high)
-        from matplotlib.colors import LinearSegmentedColormap
-
-        cmap = LinearSegmentedColormap.from_list("playground", [ORANGE, "#ffffff", BLUE])
-        val = np.asarray(out, dtype=np.float64).reshape(len(grid), -1)[:, 0].reshape(GX.shape)
-        im = ax.imshow(val, origin="lower", extent=extent, aspect="auto", cmap=cmap, alpha=0.75)
-        fig.colorbar(im, ax=ax, shrink=0.8, label="prediction")
-        ax.scatter(
-            X[:, 0],
-            X[:, 1],
-            c=y.astype(np.float64),
-            cmap=cmap,
-            s=16,
-            edgecolors="white",
-            linewidths=0.6,
-        )
+    if probs is None:
+        _draw_values(ax, fig, out, GX.shape, X, y, extent)
     else:
-        k = probs.shape[1]
-        colors = np.array([_rgb(CLASS_COLORS[i % len(CLASS_COLORS)]) for i in range(k)])
-        if k == 2:
-            p1 = probs[:, 1]
-            # Playground: white when undecided, full colour when sure
-            strength = np.abs(2 * p1 - 1)[:, None]
-            base = np.where((p1 >= 0.5)[:, None], colors[1], colors[0])
-        else:
-            strength = ((probs.max(axis=1) - 1 / k) / (1 - 1 / k))[:, None]
-            base = probs @ colors
-        light = 1 - 0.62 * strength * (1 - base)  # keep it pale so the points stand out
-        img = (light).reshape(GX.shape + (3,))
-        ax.imshow(
-            np.clip(img, 0, 1),
-            origin="lower",
-            extent=extent,
-            aspect="auto",
-            interpolation="bilinear",
-        )
-        pred = probs.argmax(axis=1).reshape(GX.shape)
-        if len(np.unique(pred)) > 1:
-            ax.contour(GX, GY, pred, levels=np.arange(k) + 0.5, colors="#212529", linewidths=0.9)
-        yi = y.astype(np.int64) if y.dtype.kind in "biuf" else np.zeros(len(y), dtype=int)
-        for c in np.unique(yi):
-            sel = yi == c
-            name = (
-                label_names[c]
-                if label_names is not None and 0 <= c < len(label_names)
-                else f"class {c}"
-            )
-            ax.scatter(
-                X[sel, 0],
-                X[sel, 1],
-                s=16,
-                color=CLASS_COLORS[int(c) % len(CLASS_COLORS)],
-                edgecolors="white",
-                linewidths=0.6,
-                label=str(name),
-            )
-        ax.legend(fontsize=8, loc="upper right", framealpha=0.85)
+        _draw_classes(ax, probs, GX, GY, X, y, label_names, extent)
     names = list(feature_names) if feature_names is not None else ["x₁", "x₂"]
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
@@ -476,31 +483,8 @@ def _shown(importance: np.ndarray, cap: int) -> np.ndarray:
     return np.sort(np.argsort(-importance, kind="stable")[:cap])
 
 
-def network_picture(
-    model,
-    max_neurons: int = 16,
-    max_edges: int = 400,
-    feature_names=None,
-    label_names=None,
-    title: str | None = None,
-):
-    """The network drawn as neurons (circles) and weights (edges).
-
-    Edge colour is the weight's sign (blue positive, orange negative, as the Playground) and its
-    width and opacity grow with |weight| (relative to the largest in that layer). A neuron's fill
-    shows its bias the same way. Layers wider than ``max_neurons`` show their most connected
-    neurons (largest summed |weight| in and out) with a note of how many are hidden; at most
-    ``max_edges`` of the strongest edges are drawn between two layers.
-    """
-    from matplotlib.collections import LineCollection
-
-    layers = _linear_layers(model)
-    if not layers:
-        raise ValueError("network_picture: the model has no Linear layers to draw")
-    Ws = [np.asarray(m.weight.data, dtype=np.float64) for m, _ in layers]
-    bs = [None if m.bias is None else np.asarray(m.bias.data, dtype=np.float64) for m, _ in layers]
-    sizes = [Ws[0].shape[1]] + [W.shape[0] for W in Ws]
-    # importance of each neuron: summed |weight| of its incoming and outgoing edges
+def _importance(Ws, sizes) -> list:
+    """Each neuron's importance per column: summed |weight| of its incoming and outgoing edges."""
     imp = []
     for li, n in enumerate(sizes):
         v = np.zeros(n)
@@ -509,19 +493,14 @@ def network_picture(
         if li < len(Ws):
             v += np.abs(Ws[li]).sum(axis=0)
         imp.append(v)
-    shown = [_shown(imp[li], max_neurons) for li in range(len(sizes))]
-    n_cols = len(sizes)
-    tall = max(len(s) for s in shown)
-    gap = max(2.5, 0.55 * tall)  # horizontal distance between layers
-    fig = _figure(max(5.0, 1.7 * n_cols + 1.6), max(3.4, 0.3 * tall + 1.8))
-    ax = fig.subplots()
-    ax.set_axis_off()
-    pos = []
-    for li, s in enumerate(shown):
-        k = len(s)
-        ys = (np.arange(k) - (k - 1) / 2)[::-1]
-        pos.append(np.column_stack([np.full(k, float(li) * gap), ys]))
-    pos_col = [{int(idx): pos[li][j] for j, idx in enumerate(shown[li])} for li in range(n_cols)]
+    return imp
+
+
+def _draw_weights(ax, Ws, shown, pos_col, max_edges):
+    """The edges between each pair of columns: the ``max_edges`` strongest, coloured by sign,
+    wider and more opaque with |weight| (relative to the layer's largest)."""
+    from matplotlib.collections import LineCollection
+
     blue, orange = _rgb(BLUE), _rgb(ORANGE)
     for li, W in enumerate(Ws):
         src, dst = shown[li], shown[li + 1]
@@ -539,65 +518,104 @@ def network_picture(
             cols.append((*c, 0.15 + 0.75 * r))
             widths.append(0.3 + 3.2 * r)
         ax.add_collection(LineCollection(segs, colors=cols, linewidths=widths, zorder=1))
+
+
+def _neuron_faces(b, shown_idx) -> np.ndarray:
+    """A column's fill colours: its bias as blue (positive) or orange (negative), grey without."""
+    blue, orange = _rgb(BLUE), _rgb(ORANGE)
+    faces = []
+    for idx in shown_idx:
+        if b is None:
+            faces.append(_rgb("#e9ecef"))
+        else:
+            bscale = np.abs(b).max() or 1.0
+            r = min(1.0, abs(b[idx]) / bscale)
+            base = blue if b[idx] >= 0 else orange
+            faces.append(1 - 0.8 * r * (1 - base))
+    return np.array(faces)
+
+
+def _name_neurons(ax, points, shown_idx, names, dx, ha):
+    """Write ``names[idx]`` beside each shown neuron (left of the inputs, right of the outputs)."""
+    for j, idx in enumerate(shown_idx):
+        ax.text(points[j][0] + dx, points[j][1], str(names[idx]), ha=ha, va="center", fontsize=7)
+
+
+def _column_notes(ax, x, top, head, n_shown, size):
+    """A column's heading above it and, when neurons are hidden, how many are shown below it."""
+    ax.text(x, top + 0.8, head, ha="center", va="bottom", fontsize=8)
+    if n_shown < size:
+        ax.text(
+            x,
+            -top - 0.8,
+            f"{n_shown} of {size} shown",
+            ha="center",
+            va="top",
+            fontsize=7,
+            color="#495057",
+        )
+
+
+def network_picture(
+    model,
+    max_neurons: int = 16,
+    max_edges: int = 400,
+    feature_names=None,
+    label_names=None,
+    title: str | None = None,
+):
+    """The network drawn as neurons (circles) and weights (edges).
+
+    Edge colour is the weight's sign (blue positive, orange negative, as the Playground) and its
+    width and opacity grow with |weight| (relative to the largest in that layer). A neuron's fill
+    shows its bias the same way. Layers wider than ``max_neurons`` show their most connected
+    neurons (largest summed |weight| in and out) with a note of how many are hidden; at most
+    ``max_edges`` of the strongest edges are drawn between two layers.
+    """
+    layers = _linear_layers(model)
+    if not layers:
+        raise ValueError("network_picture: the model has no Linear layers to draw")
+    Ws = [np.asarray(m.weight.data, dtype=np.float64) for m, _ in layers]
+    bs = [None if m.bias is None else np.asarray(m.bias.data, dtype=np.float64) for m, _ in layers]
+    sizes = [Ws[0].shape[1]] + [W.shape[0] for W in Ws]
+    imp = _importance(Ws, sizes)
+    shown = [_shown(imp[li], max_neurons) for li in range(len(sizes))]
+    n_cols = len(sizes)
+    tall = max(len(s) for s in shown)
+    gap = max(2.5, 0.55 * tall)  # horizontal distance between layers
+    fig = _figure(max(5.0, 1.7 * n_cols + 1.6), max(3.4, 0.3 * tall + 1.8))
+    ax = fig.subplots()
+    ax.set_axis_off()
+    pos = []
+    for li, s in enumerate(shown):
+        k = len(s)
+        ys = (np.arange(k) - (k - 1) / 2)[::-1]
+        pos.append(np.column_stack([np.full(k, float(li) * gap), ys]))
+    pos_col = [{int(idx): pos[li][j] for j, idx in enumerate(shown[li])} for li in range(n_cols)]
+    _draw_weights(ax, Ws, shown, pos_col, max_edges)
     size = 110 if tall <= 16 else 60
+    off = 0.035 * gap + 0.25  # how far a neuron's name sits from its centre
     for li in range(n_cols):
-        b = bs[li - 1] if li > 0 else None
-        faces = []
-        for idx in shown[li]:
-            if b is None:
-                faces.append(_rgb("#e9ecef"))
-            else:
-                bscale = np.abs(b).max() or 1.0
-                r = min(1.0, abs(b[idx]) / bscale)
-                base = blue if b[idx] >= 0 else orange
-                faces.append(1 - 0.8 * r * (1 - base))
+        faces = _neuron_faces(bs[li - 1] if li > 0 else None, shown[li])
         ax.scatter(
             pos[li][:, 0],
             pos[li][:, 1],
             s=size,
-            c=np.array(faces),
+            c=faces,
             edgecolors="#343a40",
             linewidths=0.8,
             zorder=3,
         )
-        off = 0.035 * gap * max(1, n_cols - 1) ** 0 + 0.25
         if li == 0 and feature_names is not None and len(shown[0]) <= 16:
-            for j, idx in enumerate(shown[0]):
-                ax.text(
-                    pos[0][j][0] - off,
-                    pos[0][j][1],
-                    str(feature_names[idx]),
-                    ha="right",
-                    va="center",
-                    fontsize=7,
-                )
+            _name_neurons(ax, pos[0], shown[0], feature_names, -off, "right")
         if li == n_cols - 1 and label_names is not None and len(label_names) == sizes[-1]:
-            for j, idx in enumerate(shown[li]):
-                ax.text(
-                    pos[li][j][0] + off,
-                    pos[li][j][1],
-                    str(label_names[idx]),
-                    ha="left",
-                    va="center",
-                    fontsize=7,
-                )
-        top = (len(shown[li]) - 1) / 2
+            _name_neurons(ax, pos[li], shown[li], label_names, off, "left")
         if li == 0:
             head = f"input\n{sizes[0]}"
         else:
-            m, act = layers[li - 1]
+            act = layers[li - 1][1]
             head = f"Linear {sizes[li]}" + (f"\n+ {act}" if act else "\n(output)")
-        ax.text(pos[li][0][0], top + 0.8, head, ha="center", va="bottom", fontsize=8)
-        if len(shown[li]) < sizes[li]:
-            ax.text(
-                pos[li][0][0],
-                -top - 0.8,
-                f"{len(shown[li])} of {sizes[li]} shown",
-                ha="center",
-                va="top",
-                fontsize=7,
-                color="#495057",
-            )
+        _column_notes(ax, pos[li][0][0], (len(shown[li]) - 1) / 2, head, len(shown[li]), sizes[li])
     ax.set_xlim(-0.45 * gap - 0.8, gap * (n_cols - 1) + 0.45 * gap + 0.8)
     ax.set_ylim(-tall / 2 - 1.3, tall / 2 + 1.7)
     ax.set_title(title or "weights: blue positive, orange negative, width ∝ |w|", fontsize=10)
