@@ -65,8 +65,8 @@ def test_import_chainrule_pulls_in_no_optional_library():
     import sys
 
     code = (
-        "import sys, chainrule; heavy = %r; "
-        "print(sorted(m for m in heavy if m in sys.modules))" % sorted(HEAVY)
+        f"import sys, chainrule; heavy = {sorted(HEAVY)!r}; "
+        "print(sorted(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
