@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from ._views import view
 from .compile import compile as _compile
 from .errors import ConfigError, DataError, TrainingError
 from .metrics import compute_metric, output_kind
@@ -79,15 +80,11 @@ class History:
 
     def _repr_html_(self):
         """In a notebook: a small table of the first and last epochs, and the curves."""
-        from .display import history_html
-
-        return history_html(self)
+        return view("history_html")(self)  # chainrule.display provides it
 
     def plot(self, title: str | None = None):
         """The loss and metric curves (``chainrule.viz.plots.loss_curves``; needs matplotlib)."""
-        from .viz.plots import loss_curves
-
-        return loss_curves(self, title=title)
+        return view("loss_curves")(self, title=title)  # chainrule.viz.plots provides it
 
 
 class TrainState:
@@ -383,9 +380,7 @@ def _add_progress_bar(progress, callbacks):
     """fit(progress=...)'s bar, appended to the callbacks (None when there is none to show)."""
     if not progress:
         return None
-    from .callbacks import progress_bar
-
-    bar = progress_bar(progress)
+    bar = view("progress_bar")(progress)  # chainrule.callbacks provides it
     if bar is not None:
         callbacks.append(bar)
     return bar
