@@ -44,8 +44,7 @@ def data_fingerprint(X, y) -> str:
     for a in (X, y):
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
-        # (an ndarray is a buffer; numpy's stubs declare it only from Python 3.12 on)
-        h.update(a.view(np.uint8).reshape(-1) if a.size else b"")  # type: ignore[arg-type]
+        h.update(a.view(np.uint8).reshape(-1).data if a.size else b"")
     return h.hexdigest()[:32]
 
 
