@@ -18,7 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 __all__ = ["write_atomic", "replacing", "check_outputs", "io_message", "read_regular"]
 
@@ -173,10 +173,8 @@ def write_atomic(path, data, error=OSError) -> str:
         if fd is not None:
             os.close(fd)
         if named is not None:
-            try:
+            with suppress(OSError):
                 os.unlink(named)
-            except OSError:
-                pass
     return path
 
 
@@ -202,10 +200,8 @@ def replacing(path, error=OSError):
     except OSError as exc:
         raise error(f"cannot write {path}: {io_message(exc)}") from None
     finally:
-        try:
+        with suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
 
 
 def _identity(path):

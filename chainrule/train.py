@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._views import view
 from .compile import compile as _compile
 from .errors import ConfigError, DataError, TrainingError
 from .metrics import compute_metric, output_kind
@@ -94,15 +95,11 @@ class History:
 
     def _repr_html_(self) -> str:
         """In a notebook: a small table of the first and last epochs, and the curves."""
-        from .display import history_html
-
-        return history_html(self)
+        return view("history_html")(self)  # chainrule.display provides it
 
     def plot(self, title: str | None = None) -> Any:  # a matplotlib Figure
         """The loss and metric curves (``chainrule.viz.plots.loss_curves``; needs matplotlib)."""
-        from .viz.plots import loss_curves
-
-        return loss_curves(self, title=title)
+        return view("loss_curves")(self, title=title)  # chainrule.viz.plots provides it
 
 
 class TrainState:
@@ -434,9 +431,7 @@ def _add_progress_bar(progress: bool | str, callbacks: list[Callback]) -> Progre
     """fit(progress=...)'s bar, appended to the callbacks (None when there is none to show)."""
     if not progress:
         return None
-    from .callbacks import progress_bar
-
-    bar = progress_bar(progress)
+    bar = view("progress_bar")(progress)  # chainrule.callbacks provides it
     if bar is not None:
         callbacks.append(bar)
     return bar

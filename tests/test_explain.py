@@ -1,6 +1,7 @@
 """chainrule.explain: the forward pass and every chain-rule term, checked against hand-derived
 values and central differences."""
 
+import itertools
 import math
 
 import numpy as np
@@ -159,7 +160,7 @@ def test_network_lists_per_layer_terms(net_2_16_16_2):
         "activation",
         "linear",
     ]
-    for later, earlier in zip(e.layers[:-1], e.layers[1:]):
+    for later, earlier in itertools.pairwise(e.layers):
         np.testing.assert_allclose(later["handed_on"], earlier["upstream"])
     # an elementwise activation: hands on = receives ⊙ local term
     for ly in e.layers:

@@ -73,7 +73,7 @@ def test_two_threads_training_at_once_give_the_weights_of_each_alone():
     for t in threads:
         t.join(120)
     for seed in (1, 2):
-        for a, b in zip(alone[seed], together[seed]):
+        for a, b in zip(alone[seed], together[seed], strict=True):
             assert np.array_equal(a, b)
 
 

@@ -213,7 +213,8 @@ def test_model_trained_by_the_command_loads_and_predicts_what_predict_writes(tmp
         w = csv.writer(f)
         w.writerow(names + ["species"])
         w.writerows(
-            [*map(str, row), iris.target_names[t]] for row, t in zip(iris.data, iris.target)
+            [*map(str, row), iris.target_names[t]]
+            for row, t in zip(iris.data, iris.target, strict=True)
         )
 
     def chainrule(*args):

@@ -1,5 +1,6 @@
 """cr.viz.graph: the recorded graph behind a tensor, as data, SVG and DOT."""
 
+import itertools
 import math
 import subprocess
 import sys
@@ -418,7 +419,7 @@ def test_layout_columns_run_from_leaves_to_the_loss():
         cols.setdefault(n["layer"], []).append(n)
     for col in cols.values():
         col.sort(key=lambda n: n["y"])
-        for p, q in zip(col, col[1:]):
+        for p, q in itertools.pairwise(col):
             assert p["y"] + p["height"] / 2 <= q["y"] - q["height"] / 2
 
 
@@ -440,9 +441,9 @@ def test_crossings_are_reduced_on_a_simple_case():
                 and t1["layer"] == t2["layer"]
                 and s1 is not s2
                 and t1 is not t2
+                and (s1["y"] - s2["y"]) * (t1["y"] - t2["y"]) < 0
             ):
-                if (s1["y"] - s2["y"]) * (t1["y"] - t2["y"]) < 0:
-                    crossings += 1
+                crossings += 1
     assert crossings == 0
 
 

@@ -386,10 +386,7 @@ def batches(
         raise DataError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     X, y = _rows(X, y)
     n = len(X)
-    if shuffle:
-        order = get_rng(rng, seed).permutation(n)
-    else:
-        order = np.arange(n)
+    order = get_rng(rng, seed).permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n
     return _batch_iter(X, y, order, int(batch_size), stop)
 

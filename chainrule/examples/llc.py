@@ -69,9 +69,11 @@ def main() -> str:
         f"  L(a, y) = −[y log a + (1 − y) log(1 − a)] = {r['L']:.6f}",
         "",
         "Back-propagation, ∂L/∂w = ∂L/∂a · ∂a/∂z · ∂z/∂w   (notes, equation 3):",
-        f"  ∂L/∂a = (a − y)/(a(1 − a)) = {r['dL_da']:+.6f}   (loss unit)      autodiff {r['dL_da_autodiff']:+.6f}",
+        f"  ∂L/∂a = (a − y)/(a(1 − a)) = {r['dL_da']:+.6f}   (loss unit)      "
+        f"autodiff {r['dL_da_autodiff']:+.6f}",
         f"  ∂a/∂z = a(1 − a)           = {r['da_dz']:+.6f}   (activation)",
-        f"  ∂L/∂z = ∂L/∂a · ∂a/∂z      = {r['dL_da'] * r['da_dz']:+.6f}                    autodiff {r['dL_dz_autodiff']:+.6f}",
+        f"  ∂L/∂z = ∂L/∂a · ∂a/∂z      = {r['dL_da'] * r['da_dz']:+.6f}                    "
+        f"autodiff {r['dL_dz_autodiff']:+.6f}",
         f"  ∂z/∂w = x                  = {_vec(r['dz_dw'])}   (linear unit)",
         "",
         "  ∂L/∂w by the chain       " + _vec(r["dL_dw_chain"]),

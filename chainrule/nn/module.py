@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .. import registry
+from .._views import view
 from ..errors import ChainruleError, ConfigError, ModelFileError
 from ..tensor import Tensor, no_grad
 from .parameter import Parameter
@@ -631,20 +632,20 @@ class Module:
             f"Non-trainable params: {total - trainable:,}",
             "_" * total_width,
         ]
-        from ..display import Summary, unit_word  # a str that a notebook shows as a table
-
         rows_info = [
             {
                 "name": name,
                 "type": type(m).__name__,
                 "settings": m.extra_repr(),
-                "unit": unit_word(m),
+                "unit": registry.unit_word(m),
                 "output_shape": shapes.get(id(m), "?"),
                 "params": int(sum(p.data.size for p in m._parameters.values() if p is not None)),
             }
             for name, m in rows
         ]
-        return Summary("\n".join(out), type(self).__name__, rows_info, total, trainable)
+        # a str that a notebook shows as a table (chainrule.display provides it)
+        text = "\n".join(out)
+        return view("summary")(text, type(self).__name__, rows_info, total, trainable)
 
 
 def _not_a_module(where: str, obj: object) -> str:
