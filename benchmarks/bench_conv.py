@@ -179,7 +179,7 @@ def bench_conv_case(case, names, args, n_threads, log) -> dict:
             seq.append(r.loss())
         losses[n] = seq
     diff = (
-        max(abs(a - b) for a, b in zip(losses["chainrule"], losses["torch"]))
+        max(abs(a - b) for a, b in zip(losses["chainrule"], losses["torch"], strict=True))
         if len(losses) == 2
         else None
     )
@@ -203,7 +203,7 @@ def bench_conv_case(case, names, args, n_threads, log) -> dict:
         "agreement": {"losses": losses, "max_abs_diff": diff},
     }
     if len(names) == 2:
-        per = [a / b for a, b in zip(sps["chainrule"], sps["torch"])]
+        per = [a / b for a, b in zip(sps["chainrule"], sps["torch"], strict=True)]
         out["ratio_chainrule_torch"] = {"per_round": per, "median": statistics.median(per)}
     med = out["median_samples_per_s"]
     log(f"  {case.name}: " + ", ".join(f"{bt.LABELS[n]} {med[n]:,.0f}/s" for n in names))

@@ -21,7 +21,7 @@ import chainrule as cr
 def chain_chainrule(n):
     x = cr.tensor(1.0, requires_grad=True)
     y = x
-    for i in range(n // 2):
+    for _ in range(n // 2):
         y = y * 1.0001
         y = y + 0.0001
     y.backward()
@@ -33,7 +33,7 @@ def chain_torch(n):
 
     x = torch.tensor(1.0, requires_grad=True)
     y = x
-    for i in range(n // 2):
+    for _ in range(n // 2):
         y = y * 1.0001
         y = y + 0.0001
     y.backward()
@@ -99,8 +99,8 @@ def main(argv=None):
         line = f"{name}: chainrule {statistics.median(t_ours) * 1e3:.2f} ms"
         if torch:
             line += (
-                f", PyTorch {statistics.median(t_theirs) * 1e3:.2f} ms"
-                f" (PyTorch/chainrule time ratio {statistics.median(t_theirs) / statistics.median(t_ours):.2f})"
+                f", PyTorch {statistics.median(t_theirs) * 1e3:.2f} ms (PyTorch/chainrule time"
+                f" ratio {statistics.median(t_theirs) / statistics.median(t_ours):.2f})"
             )
         print(line)
 

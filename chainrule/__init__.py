@@ -14,9 +14,12 @@ __version__ = "0.2.0.dev0"
 
 import numpy as _np
 
+# the views (display, callbacks, viz.plots) provide what the core returns through
+# chainrule._views when they are imported here: the core never imports them
 from . import (
     callbacks,  # ProgressBar, LivePlot (their libraries load when they start)
     data,
+    display,
     metrics,
     nn,
     optim,

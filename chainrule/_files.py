@@ -18,7 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 __all__ = ["write_atomic", "replacing", "check_outputs", "io_message", "read_regular"]
 
@@ -79,9 +79,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def clean_stale(folder: str, base: str | None = None) -> list:
+def clean_stale(folder: str, base: str | None = None) -> list[str]:
     """Remove temporary files in ``folder`` (for ``base``, or any) left by writers that died."""
-    removed = []
+    removed: list[str] = []
     prefix = "." + base + "." if base else "."
     try:
         names = os.listdir(folder)
@@ -173,10 +173,8 @@ def write_atomic(path, data, error=OSError) -> str:
         if fd is not None:
             os.close(fd)
         if named is not None:
-            try:
+            with suppress(OSError):
                 os.unlink(named)
-            except OSError:
-                pass
     return path
 
 
@@ -202,10 +200,8 @@ def replacing(path, error=OSError):
     except OSError as exc:
         raise error(f"cannot write {path}: {io_message(exc)}") from None
     finally:
-        try:
+        with suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
 
 
 def _identity(path):
@@ -225,12 +221,12 @@ def check_outputs(inputs: dict, outputs: dict, error=None) -> None:
     spellings of the path. Raises ``error`` (default :class:`ConfigError`) with one line."""
     if error is None:
         from .errors import ConfigError as error
-    seen = {}
+    seen: dict[object, tuple[str, str]] = {}
     for label, p in inputs.items():
         if p is None or p == "-":
             continue
         seen.setdefault(_identity(os.fspath(p)), (label, os.fspath(p)))
-    taken = {}
+    taken: dict[object, tuple[str, str]] = {}
     for label, p in outputs.items():
         if p is None or p == "-":
             continue

@@ -13,6 +13,7 @@ section, the field, the value and what was expected.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -210,7 +211,7 @@ def check_file(path) -> tuple[dict, dict]:
         tensors[name] = (dtype, tuple(shape), tuple(offsets))
         spans.append(tuple(offsets))
     spans.sort()
-    for (b0, e0), (b1, _) in zip(spans, spans[1:]):
+    for (_, e0), (b1, _) in itertools.pairwise(spans):
         if b1 < e0:
             _fail(path, "two tensors share bytes; the file is damaged")
     return tensors, meta

@@ -12,6 +12,7 @@ caller keeps its wording ("fit: epochs must be a positive whole number, got 0",
 - :class:`Interval`: a whole number (``int``: any integral type, numpy's too) or a real number
   (``float``: any finite real) between optional bounds; never a bool.
 - :class:`Options`: one of a fixed set of values.
+- :class:`InstanceOf`: an instance of some classes.
 - :class:`AnyOf`: any of several constraints (``AnyOf(NONE, Interval(int, 1, None))``).
 """
 
@@ -22,7 +23,16 @@ import numbers
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["Constraint", "Interval", "Options", "AnyOf", "NONE", "check_params", "violation"]
+__all__ = [
+    "Constraint",
+    "Interval",
+    "Options",
+    "InstanceOf",
+    "AnyOf",
+    "NONE",
+    "check_params",
+    "violation",
+]
 
 
 class Constraint:
@@ -104,6 +114,18 @@ class Options(Constraint):
             return bool(value in self.options)
         except (TypeError, ValueError):  # an array's == is elementwise
             return False
+
+
+class InstanceOf(Constraint):
+    """An instance of ``types`` (a class or a tuple of classes)."""
+
+    def __init__(self, types, expected: str | None = None):
+        self.types = types
+        names = types if isinstance(types, tuple) else (types,)
+        self.expected = expected or "an instance of " + " or ".join(t.__name__ for t in names)
+
+    def holds(self, value: Any) -> bool:
+        return isinstance(value, self.types)
 
 
 class AnyOf(Constraint):

@@ -24,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from ._views import provide
 from .display import in_notebook
 from .train import Callback, EarlyStopping
 
@@ -376,3 +377,6 @@ class LivePlot(Callback):
             suffix = os.path.splitext(os.fspath(self.path))[1].lstrip(".").lower() or "png"
             with replacing(self.path) as tmp:
                 fig.savefig(tmp, format=suffix, dpi=100, facecolor="white")
+
+
+provide("progress_bar", progress_bar)  # fit(progress=...) asks chainrule._views for it

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def data_fingerprint(X, y) -> str:
     for a in (X, y):
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.view(np.uint8).reshape(-1) if a.size else b"")
+        h.update(a.view(np.uint8).reshape(-1).data if a.size else b"")
     return h.hexdigest()[:32]
 
 
@@ -101,7 +102,7 @@ def checkpoint_bytes(
     opt_state = (
         optimizer.state_dict() if optimizer is not None else {"state": {}, "param_groups": []}
     )
-    scalars = {}
+    scalars: dict[str, dict[str, Any]] = {}
     for idx, entry in opt_state["state"].items():
         for name, value in entry.items():
             if isinstance(value, np.ndarray):
@@ -150,6 +151,11 @@ def checkpoint_bytes(
     return to_bytes(tensors, metadata=meta)
 
 
+def _as_list(value):
+    """Lists and tuples compare as lists (a JSON record turns tuples into lists)."""
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
 def _json_default(o):
     if isinstance(o, np.generic):
         return o.item()
@@ -178,7 +184,8 @@ def _read(path):
         raise ModelFileError(f"{path}: the checkpoint record is damaged (no epoch)")
     try:
         with safe_open(path, framework="numpy") as f:
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
+            # safe_open is not a dict: it has keys() but cannot be iterated
+            arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     except Exception as err:  # noqa: BLE001
         raise ModelFileError(
             f"{path} is not a readable checkpoint ({str(err).splitlines()[0]})"
@@ -246,7 +253,7 @@ def load_checkpoint(
     if optimizer is not None:
         if saved_opt.get("type") != type(optimizer).__name__:
             differs("optimizer", saved_opt.get("type"), type(optimizer).__name__)
-        state = {}
+        state: dict[str, dict[str, Any]] = {}
         for key, v in arrays.items():
             if key.startswith("optim/"):
                 _, idx, name = key.split("/", 2)
@@ -277,7 +284,7 @@ def load_checkpoint(
         differs(
             "callbacks", [c["type"] for c in saved_cbs], [type(cb).__name__ for cb in with_state]
         )
-    for i, (cb, saved) in enumerate(zip(with_state, saved_cbs)):
+    for i, (cb, saved) in enumerate(zip(with_state, saved_cbs, strict=True)):
         state = dict(saved["state"])
         state["arrays"] = {k: arrays[f"callback/{i}/{k}"] for k in saved.get("arrays", [])}
         cb.load_state_dict(state)
@@ -325,8 +332,7 @@ def resume_options(path, given: dict) -> dict:
         if key == "data_file" and saved and value:
             agree = same_file(saved, value)
         else:
-            norm = lambda v: list(v) if isinstance(v, (list, tuple)) else v
-            agree = norm(saved) == norm(value)
+            agree = _as_list(saved) == _as_list(value)
         if not agree:
             flag = "--" + (
                 "data"

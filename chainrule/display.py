@@ -5,7 +5,9 @@ methods. This module holds the HTML of the views that are tables (a model's ``su
 training :class:`~chainrule.train.History`, the metadata of a model file) so that the core keeps
 no markup: ``Module.summary()`` returns a :class:`Summary` (a ``str``, printed as before, shown
 as a table in a notebook), ``History._repr_html_`` and :class:`ModelInfo` (the ``dict`` that
-``cr.load(..., with_info=True)`` returns) call the functions here.
+``cr.load(..., with_info=True)`` returns) call the functions here. The core does not import
+this module: it provides them to ``chainrule._views`` (bottom of the file) and the core asks for
+them there by name.
 
 It needs the standard library and numpy; the training curves inside the History and model-file
 views are drawn with matplotlib when it is installed (a note says so when it is not).
@@ -17,6 +19,9 @@ from __future__ import annotations
 import html
 import math
 import sys
+
+from . import registry
+from ._views import provide
 
 __all__ = ["Summary", "ModelInfo", "history_html", "summary_html", "info_html", "in_notebook"]
 
@@ -123,12 +128,7 @@ def in_notebook() -> bool:
 # ------------------------------------------------------------------------------------------------
 
 
-def unit_word(module) -> str:
-    """Which of the course's units a layer is: 'linear unit Σ', 'activation σ' or '' (from the
-    role its class states, see chainrule.registry)."""
-    from .registry import facts_of
-
-    return {"linear": "linear unit Σ", "activation": "activation σ"}.get(facts_of(module).role, "")
+unit_word = registry.unit_word  # which of the course's units a layer is
 
 
 class Summary(str):
@@ -295,3 +295,10 @@ def info_html(info: dict) -> str:
     if isinstance(history, dict) and history:
         parts.append(_curves_img(history))
     return _view("Model file", "".join(parts))
+
+
+# the core returns these (Module.summary(), load(with_info=True), History) without importing
+# this module: it asks chainrule._views for them by name
+provide("summary", Summary)
+provide("model_info", ModelInfo)
+provide("history_html", history_html)

@@ -7,7 +7,11 @@ must agree to |autodiff − numeric| <= atol + rtol·|numeric| for every pair.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .errors import ChainruleError, GradcheckError
 from .tensor import Tensor, no_grad
@@ -15,9 +19,10 @@ from .tensor import Tensor, no_grad
 __all__ = ["gradcheck", "central_differences", "numerical_jacobian", "autodiff_jacobian"]
 
 
-def _to_float64(inputs):
+def _to_float64(inputs: Sequence[Any]) -> tuple[list[Any], list[int]]:
     """Copies of the inputs in float64; which of them are checked."""
-    out, checked = [], []
+    out: list[Any] = []
+    checked: list[int] = []
     for i, x in enumerate(inputs):
         if isinstance(x, Tensor):
             if x.data.dtype.kind == "f":
@@ -41,14 +46,19 @@ def _to_float64(inputs):
     return out, checked
 
 
-def _call(fn, inputs) -> np.ndarray:
+def _call(fn: Callable[..., Any], inputs: Sequence[Any]) -> Tensor:
     out = fn(*inputs)
     if isinstance(out, Tensor):
         return out
     raise ChainruleError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
 
 
-def central_differences(values: np.ndarray, indices, evaluate, eps: float = 1e-6) -> np.ndarray:
+def central_differences(
+    values: np.ndarray,
+    indices: Iterable[int],
+    evaluate: Callable[[], ArrayLike],
+    eps: float = 1e-6,
+) -> np.ndarray:
     """(evaluate() with values[i] + eps − with values[i] − eps) / 2 eps, for each flat index i.
 
     ``values`` is perturbed in place, one element at a time, and restored; ``evaluate()``
@@ -70,7 +80,9 @@ def central_differences(values: np.ndarray, indices, evaluate, eps: float = 1e-6
     return np.array(rows)
 
 
-def numerical_jacobian(fn, inputs, index, eps=1e-6) -> np.ndarray:
+def numerical_jacobian(
+    fn: Callable[..., Tensor], inputs: Sequence[Any], index: int, eps: float = 1e-6
+) -> np.ndarray:
     """d(outputs)/d(inputs[index]) by central differences, shape (n_out, n_in)."""
     x = inputs[index].data
     with no_grad():
@@ -82,7 +94,9 @@ def numerical_jacobian(fn, inputs, index, eps=1e-6) -> np.ndarray:
     return cols.T
 
 
-def autodiff_jacobian(fn, inputs, indices) -> dict:
+def autodiff_jacobian(
+    fn: Callable[..., Tensor], inputs: Sequence[Any], indices: Sequence[int]
+) -> dict[int, np.ndarray]:
     """d(outputs)/d(inputs[i]) by back-propagation, one output element at a time."""
     out = _call(fn, inputs)
     n_out = out.data.size
@@ -105,7 +119,13 @@ def autodiff_jacobian(fn, inputs, indices) -> dict:
     return jacs
 
 
-def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3) -> bool:
+def gradcheck(
+    fn: Callable[..., Tensor],
+    *inputs: Tensor | ArrayLike,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+) -> bool:
     """Compare autodiff with central differences in float64; True, or raise GradcheckError.
 
     Parameters

@@ -2,9 +2,9 @@
 the architecture, the preprocessing, the training settings and the final metrics.
 
 Loading never runs code: safetensors holds plain arrays, the architecture is rebuilt from a
-registry of chainrule layers (``chainrule.registry``), and pickles are refused. Saving is atomic: the file is written under
-a temporary name in the same folder and renamed over the old one, so an interrupted save never
-destroys the previous model.
+registry of chainrule layers (``chainrule.registry``), and pickles are refused. Saving is atomic:
+the file is written under a temporary name in the same folder and renamed over the old one, so an
+interrupted save never destroys the previous model.
 
     cr.save(model, "model.safetensors", preprocessing={...}, training={...}, metrics={...})
     model = cr.load("model.safetensors")
@@ -22,6 +22,7 @@ import numpy as np
 
 from . import registry
 from ._files import write_atomic
+from ._views import view
 from .errors import ChainruleError, ModelFileError
 
 __all__ = [
@@ -104,9 +105,9 @@ def build(spec: dict):
     kind = spec["type"]
     cls = registry.lookup(kind) if isinstance(kind, str) else None
     facts = registry.facts_of(cls) if cls is not None else None
-    if facts is not None and facts.role == "container":
+    if cls is not None and facts is not None and facts.role == "container":
         return cls._from_children([build(c) for c in spec.get("children", [])])
-    if facts is None or facts.config is None:
+    if cls is None or facts is None or facts.config is None:
         raise ModelFileError(f"load: unknown layer type {kind!r} in the model file")
     config = spec.get("config", {})
     unknown = set(config) - set(facts.config)
@@ -215,9 +216,7 @@ def _read(path, any_safetensors: bool = False):
                 "with NaN or infinite weights cannot predict (was training "
                 "diverging when it was saved?)"
             )
-    from .display import ModelInfo  # a dict that a notebook shows as tables
-
-    return arrays, ModelInfo(info)
+    return arrays, view("model_info")(info)  # a dict shown as tables (from chainrule.display)
 
 
 def _tensors(path) -> dict:
@@ -226,7 +225,8 @@ def _tensors(path) -> dict:
 
     try:
         with safe_open(path, framework="numpy") as f:
-            return {k: _get_tensor(f, k, path) for k in f.keys()}
+            # safe_open is not a dict: it has keys() but cannot be iterated
+            return {k: _get_tensor(f, k, path) for k in f.keys()}  # noqa: SIM118
     except ModelFileError:
         raise
     except Exception as err:  # noqa: BLE001 - safetensors raises several kinds for bad files

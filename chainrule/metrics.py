@@ -106,7 +106,8 @@ def confusion_matrix(y_true, y_pred, n_classes: int | None = None) -> np.ndarray
 
 
 def precision_recall_f1(y_true, y_pred, n_classes: int | None = None):
-    """Per-class precision, recall, F1 and support (arrays of length n_classes; 0 where undefined)."""
+    """Per-class precision, recall, F1 and support (arrays of length n_classes; 0 where
+    undefined)."""
     cm = confusion_matrix(y_true, y_pred, n_classes)
     tp = np.diag(cm).astype(np.float64)
     predicted = cm.sum(axis=0)

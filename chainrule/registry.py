@@ -71,6 +71,7 @@ __all__ = [
     "OUTPUT_KINDS",
     "register",
     "facts_of",
+    "unit_word",
     "lookup",
     "registered",
     "by_short_name",
@@ -160,6 +161,12 @@ def facts_of(obj) -> Facts:
     else:
         cls = type(obj)
     return cls.__dict__.get("_facts", _DEFAULT) if cls is not None else _DEFAULT
+
+
+def unit_word(module: object) -> str:
+    """Which of the course's units a layer is: 'linear unit Σ', 'activation σ' or '' (from the
+    role its class states)."""
+    return {"linear": "linear unit Σ", "activation": "activation σ"}.get(facts_of(module).role, "")
 
 
 def lookup(name: str):

@@ -25,6 +25,8 @@ import datetime as _dt
 import html
 import os
 import re
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -242,7 +244,7 @@ def _settings_section(info, pre, tr, std) -> str:
             rows = "".join(
                 f'<tr><td>{_esc(n)}</td><td class="num">{m:.6g}</td>'
                 f'<td class="num">{s:.6g}</td></tr>'
-                for n, m, s in zip(names, std.mean_, std.scale_)
+                for n, m, s in zip(names, std.mean_, std.scale_, strict=False)
             )
             cols.append(
                 '<div><h3>Standardizer</h3><p class="note">Each feature is '
@@ -364,19 +366,30 @@ def _metrics_table(metrics: dict) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-def render_report(
-    model, info, X, y, history=None, sample_index: int = 0, loss_fn=None, title: str | None = None
-) -> str:
-    """The report as one HTML string (what :func:`write_report` writes)."""
-    from .data import Standardizer
-    from .explain import explain
-    from .train import evaluate
-    from .viz import plots
-    from .viz.graph import graph as draw_graph
+@dataclass(eq=False)
+class _Subject:
+    """What the report is about, read once from the arguments and the model file's info."""
 
-    info = info if isinstance(info, dict) else {}
-    pre, tr = _section(info, "preprocessing"), _section(info, "training")
-    metrics = _section(info, "metrics")
+    model: Any
+    info: dict
+    pre: dict  # the file's preprocessing section
+    tr: dict  # its training section
+    X: np.ndarray  # raw features, float64
+    y: np.ndarray  # labels or targets as given
+    Xs: np.ndarray  # the features as the network sees them (standardized, the model's dtype)
+    std: Any  # the Standardizer, or None
+    history: Any
+    task: str
+    feature_names: list
+    label_names: list | None
+    loss_fn: Any
+    loss_cls: str
+    targets: np.ndarray  # as the loss wants them
+    y_codes: np.ndarray  # class indices (classification)
+    kind: str | None  # how the outputs are read ('logits', 'probability', ...)
+
+
+def _check_rows(X, y, sample_index: int) -> tuple:
     X = np.asarray(X)
     if X.ndim == 1:
         X = X.reshape(-1, 1)
@@ -390,19 +403,22 @@ def render_report(
         raise ValueError(
             f"write_report: sample_index {sample_index} is out of range for {len(X)} rows"
         )
+    return X, y
+
+
+def _subject(model, info, X, y, history, sample_index: int, loss_fn) -> _Subject:
+    """The rows checked, the standardizer applied, the task, the loss and the targets."""
+    from .data import Standardizer
+    from .train import predict
+
+    info = info if isinstance(info, dict) else {}
+    pre, tr = _section(info, "preprocessing"), _section(info, "training")
+    X, y = _check_rows(X, y, sample_index)
     std = None
     if isinstance(pre.get("standardizer"), dict):
         std = Standardizer.from_dict(pre["standardizer"])
-    dtype = _model_dtype(model)
-    Xs = (std.transform(X) if std is not None else X).astype(dtype)
-    if history is None:
-        history = tr.get("history")
+    Xs = (std.transform(X) if std is not None else X).astype(_model_dtype(model))
     task = pre.get("task") or tr.get("task")
-    feature_names = pre.get("feature_names") or [f"x{i + 1}" for i in range(X.shape[1])]
-    label_names = pre.get("label_names")
-
-    from .train import predict
-
     out_all = predict(model, Xs[:1])
     n_out = int(np.prod(out_all.shape[1:])) if out_all.ndim > 1 else 1
     if loss_fn is None:
@@ -412,173 +428,176 @@ def render_report(
     if task is None:
         task = "regression" if output_kind(loss_cls) == "value" else "classification"
     targets, y_codes = _targets(y, loss_cls, n_out, pre, task)
-    kind = pre.get("output") or output_kind(loss_cls)
+    return _Subject(
+        model=model,
+        info=info,
+        pre=pre,
+        tr=tr,
+        X=X,
+        y=y,
+        Xs=Xs,
+        std=std,
+        history=tr.get("history") if history is None else history,
+        task=task,
+        feature_names=pre.get("feature_names") or [f"x{i + 1}" for i in range(X.shape[1])],
+        label_names=pre.get("label_names"),
+        loss_fn=loss_fn,
+        loss_cls=loss_cls,
+        targets=targets,
+        y_codes=y_codes,
+        kind=pre.get("output") or output_kind(loss_cls),
+    )
 
-    body = []
-    # settings and summary
-    body.append(("settings", _settings_section(info, pre, tr, std)))
-    evaluation = {}
+
+def _summary(r: _Subject, parts: tuple) -> str:
+    """The layers and the final metrics: the file's, the ones measured on the given rows, and
+    the last epoch's."""
+    from .train import evaluate
+
     try:
-        ms = ("accuracy",) if task == "classification" else ("r2",)
-        evaluation = {"rows": len(X), **evaluate(model, loss_fn, Xs, targets, metrics=ms)}
+        ms = ("accuracy",) if r.task == "classification" else ("r2",)
+        scores = evaluate(r.model, r.loss_fn, r.Xs, r.targets, metrics=ms)
+        evaluation = {"rows": len(r.X), **scores}
     except Exception as err:  # noqa: BLE001 - the report goes on without these numbers
         evaluation = {"not measured": str(err).splitlines()[0]}
-    epochs, hist, gn, best = plots.history_parts(history)
+    epochs, hist, _, _ = parts
     hist_last = {k: v[-1] for k, v in hist.items() if v}
     if hist_last and epochs:
         hist_last = {"epoch": epochs[-1], **hist_last}
-    body.append(("summary", _summary_section(model, X.shape[1], metrics, evaluation, hist_last)))
+    metrics = _section(r.info, "metrics")
+    return _summary_section(r.model, r.X.shape[1], metrics, evaluation, hist_last)
 
-    # curves
-    if hist:
-        fig = plots.loss_curves(history)
-        n_ep = len(epochs)
-        body.append(
-            (
-                "curves",
-                "<h2>Training curves</h2>"
-                + _figure_html(
-                    fig,
-                    "loss and metric curves",
-                    f"{n_ep} epochs; solid: training (measured on the "
-                    "mini-batches as they were trained), dashed: validation.",
-                    "curves",
-                ),
-            )
-        )
-    else:
-        body.append(
-            (
-                "curves",
-                "<h2>Training curves</h2>"
-                + _missing(
-                    "No training history in the model file (it is saved by 'chainrule train', or pass "
-                    "history=History.to_dict())."
-                ),
-            )
-        )
 
-    # decision boundary
-    if X.shape[1] == 2:
-        fig = plots.decision_boundary(
-            model,
-            X,
-            y_codes if task == "classification" else y,
-            standardizer=std,
-            label_names=label_names,
-            output_kind=kind,
-            feature_names=feature_names,
-        )
-        body.append(
-            (
-                "decision-boundary",
-                "<h2>Decision boundary</h2>"
-                + _figure_html(
-                    fig,
-                    "decision boundary with the data",
-                    "Background: what the model predicts at "
-                    "each point of the plane (orange class 0, blue class 1, paler where it is unsure); "
-                    f"dots: the {len(X)} rows given to the report.",
-                    "decision-boundary",
-                ),
-            )
-        )
-    else:
-        body.append(
-            (
-                "decision-boundary",
-                "<h2>Decision boundary</h2>"
-                + _missing(f"Drawn for two features only; this model has {X.shape[1]}."),
-            )
-        )
+def _curves(r: _Subject, parts: tuple) -> str:
+    from .viz import plots
 
-    # weights
+    epochs, hist, _, _ = parts
+    if not hist:
+        return "<h2>Training curves</h2>" + _missing(
+            "No training history in the model file (it is saved by 'chainrule train', or pass "
+            "history=History.to_dict())."
+        )
+    fig = plots.loss_curves(r.history)
+    caption = (
+        f"{len(epochs)} epochs; solid: training (measured on the "
+        "mini-batches as they were trained), dashed: validation."
+    )
+    return "<h2>Training curves</h2>" + _figure_html(
+        fig, "loss and metric curves", caption, "curves"
+    )
+
+
+def _decision_boundary(r: _Subject) -> str:
+    from .viz import plots
+
+    if r.X.shape[1] != 2:
+        return "<h2>Decision boundary</h2>" + _missing(
+            f"Drawn for two features only; this model has {r.X.shape[1]}."
+        )
+    fig = plots.decision_boundary(
+        r.model,
+        r.X,
+        r.y_codes if r.task == "classification" else r.y,
+        standardizer=r.std,
+        label_names=r.label_names,
+        output_kind=r.kind,
+        feature_names=r.feature_names,
+    )
+    caption = (
+        "Background: what the model predicts at "
+        "each point of the plane (orange class 0, blue class 1, paler where it is unsure); "
+        f"dots: the {len(r.X)} rows given to the report."
+    )
+    return "<h2>Decision boundary</h2>" + _figure_html(
+        fig, "decision boundary with the data", caption, "decision-boundary"
+    )
+
+
+def _weights(r: _Subject) -> str:
+    from .viz import plots
+
     try:
-        fig = plots.network_picture(model, feature_names=feature_names, label_names=label_names)
-        body.append(
-            (
-                "weights",
-                "<h2>Weights</h2>"
-                + _figure_html(
-                    fig,
-                    "the network as neurons and weighted edges",
-                    "Each circle is a neuron (fill: "
-                    "its bias), each line a weight: blue positive, orange negative, thicker and darker "
-                    "for larger |w|.",
-                    "weights",
-                ),
-            )
+        fig = plots.network_picture(
+            r.model, feature_names=r.feature_names, label_names=r.label_names
         )
     except ValueError as err:
-        body.append(("weights", "<h2>Weights</h2>" + _missing(str(err))))
-
-    # gradient norms
-    if any(gn.values()) if gn else False:
-        fig = plots.grad_norms(history)
-        body.append(
-            (
-                "grad-norms",
-                "<h2>Gradient norms during training</h2>"
-                + _figure_html(
-                    fig,
-                    "gradient norm of each parameter per epoch",
-                    "The mean L2 norm of ∂L/∂θ over "
-                    "each epoch's mini-batches, for every parameter θ (log scale): back-propagation's "
-                    "output, layer by layer.",
-                    "grad-norms",
-                ),
-            )
-        )
-    else:
-        body.append(
-            (
-                "grad-norms",
-                "<h2>Gradient norms during training</h2>"
-                + _missing(
-                    "Not recorded (train with fit(..., track_grad_norms=True); 'chainrule train' "
-                    "records them)."
-                ),
-            )
-        )
-
-    # one sample explained, and its graph
-    i = sample_index
-    expl = explain(model, Xs[i : i + 1], targets[i : i + 1], loss_fn)
-    raw = ", ".join(f"{n} = {v:g}" for n, v in zip(feature_names, X[i]))
-    lab = y[i]
-    if task == "classification" and label_names and str(y_codes[i]).lstrip("-").isdigit():
-        code = int(y_codes[i])
-        if 0 <= code < len(label_names):
-            lab = f"{label_names[code]} (class {code})"
-    out_i = predict(model, Xs[i : i + 1])[0]
-    pred_txt = ""
-    probs = (
-        plots._probabilities(
-            out_i[None, :] if np.ndim(out_i) else np.array([[out_i]]), kind or "value"
-        )
-        if task == "classification"
-        else None
+        return "<h2>Weights</h2>" + _missing(str(err))
+    caption = (
+        "Each circle is a neuron (fill: "
+        "its bias), each line a weight: blue positive, orange negative, thicker and darker "
+        "for larger |w|."
     )
-    if probs is not None:
-        c = int(probs[0].argmax())
-        nm = label_names[c] if label_names and c < len(label_names) else f"class {c}"
-        pred_txt = f"; the model predicts {nm} with probability {probs[0, c]:.3f}"
-    body.append(
+    return "<h2>Weights</h2>" + _figure_html(
+        fig, "the network as neurons and weighted edges", caption, "weights"
+    )
+
+
+def _grad_norms(r: _Subject, parts: tuple) -> str:
+    from .viz import plots
+
+    gn = parts[2]
+    if not (any(gn.values()) if gn else False):
+        return "<h2>Gradient norms during training</h2>" + _missing(
+            "Not recorded (train with fit(..., track_grad_norms=True); 'chainrule train' "
+            "records them)."
+        )
+    fig = plots.grad_norms(r.history)
+    caption = (
+        "The mean L2 norm of ∂L/∂θ over "
+        "each epoch's mini-batches, for every parameter θ (log scale): back-propagation's "
+        "output, layer by layer."
+    )
+    return "<h2>Gradient norms during training</h2>" + _figure_html(
+        fig, "gradient norm of each parameter per epoch", caption, "grad-norms"
+    )
+
+
+def _sample_words(r: _Subject, i: int) -> str:
+    """Row i's raw features, its label and what the model predicts for it."""
+    from .train import predict
+    from .viz import plots
+
+    raw = ", ".join(f"{n} = {v:g}" for n, v in zip(r.feature_names, r.X[i], strict=False))
+    lab = r.y[i]
+    if r.task == "classification" and r.label_names and str(r.y_codes[i]).lstrip("-").isdigit():
+        code = int(r.y_codes[i])
+        if 0 <= code < len(r.label_names):
+            lab = f"{r.label_names[code]} (class {code})"
+    pred_txt = ""
+    if r.task == "classification":
+        out_i = predict(r.model, r.Xs[i : i + 1])[0]
+        probs = plots._probabilities(
+            out_i[None, :] if np.ndim(out_i) else np.array([[out_i]]), r.kind or "value"
+        )
+        if probs is not None:
+            c = int(probs[0].argmax())
+            nm = r.label_names[c] if r.label_names and c < len(r.label_names) else f"class {c}"
+            pred_txt = f"; the model predicts {nm} with probability {probs[0, c]:.3f}"
+    return f"Raw features: {_esc(raw)}; label: {_esc(lab)}{_esc(pred_txt)}."
+
+
+def _explained(r: _Subject, i: int) -> list[tuple[str, str]]:
+    """Row i explained (the explainer's records, shown by its HTML view) and the recorded
+    graph of its loss, labelled with the explanation's own symbols."""
+    from .explain import explain
+    from .viz.graph import graph as draw_graph
+
+    expl = explain(r.model, r.Xs[i : i + 1], r.targets[i : i + 1], r.loss_fn)
+    words = _sample_words(r, i)
+    g = draw_graph(
+        expl.loss_tensor,
+        params=expl.graph_params,
+        names=expl.graph_names,
+        title=f"the recorded graph of row {i + 1}'s loss",
+    )
+    return [
         (
             "explanation",
             f"<h2>One sample explained: row {i + 1}</h2>"
-            f'<p class="note">Raw features: {_esc(raw)}; label: {_esc(lab)}{_esc(pred_txt)}.'
+            f'<p class="note">{words}'
             " The network sees the features standardized; the numbers below are computed "
             "in float64 on a copy of the model.</p>" + expl.to_html(),
-        )
-    )
-    g = draw_graph(
-        expl.loss_tensor,
-        params=expl._params,
-        names=expl._names,
-        title=f"the recorded graph of row {i + 1}'s loss",
-    )
-    body.append(
+        ),
         (
             "graph",
             "<h2>Computation graph of this sample's loss</h2>"
@@ -586,24 +605,46 @@ def render_report(
             "arrows carry ∂L/∂· back (back-propagation). The picture is scaled to the "
             "page; it is vector graphics, so zoom in to read the numbers.</p>"
             f'<div class="graph-box">{_strip_svg(g.svg)}</div>',
-        )
-    )
+        ),
+    ]
 
-    # the page
+
+def _page(r: _Subject, body: list[tuple[str, str]], title: str | None) -> str:
+    """The sections in one page: header, navigation, the sections; no web address in it."""
     heading = title or "chainrule model report"
     when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    arch = " → ".join(_arch_words(model))
+    arch = " → ".join(_arch_words(r.model))
     nav = "".join(f'<a href="#{sid}">{_esc(_NAV[sid])}</a>' for sid, _ in body)
     sections = "\n".join(f'<section id="{sid}">\n{content}\n</section>' for sid, content in body)
     page = (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_esc(heading)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        f"<header><h1>{_esc(heading)}</h1><p>{_esc(arch)} · loss {_esc(loss_cls)} · "
-        f"{len(X)} rows · written {when} by chainrule</p></header>\n"
+        f"<header><h1>{_esc(heading)}</h1><p>{_esc(arch)} · loss {_esc(r.loss_cls)} · "
+        f"{len(r.X)} rows · written {when} by chainrule</p></header>\n"
         f"<nav>{nav}</nav>\n<main>\n{sections}\n</main>\n</body>\n</html>\n"
     )
     return _no_urls(page)
+
+
+def render_report(
+    model, info, X, y, history=None, sample_index: int = 0, loss_fn=None, title: str | None = None
+) -> str:
+    """The report as one HTML string (what :func:`write_report` writes)."""
+    from .viz import plots
+
+    r = _subject(model, info, X, y, history, sample_index, loss_fn)
+    parts = plots.history_parts(r.history)  # epochs, curves, gradient norms, best epoch
+    body = [
+        ("settings", _settings_section(r.info, r.pre, r.tr, r.std)),
+        ("summary", _summary(r, parts)),
+        ("curves", _curves(r, parts)),
+        ("decision-boundary", _decision_boundary(r)),
+        ("weights", _weights(r)),
+        ("grad-norms", _grad_norms(r, parts)),
+    ]
+    body += _explained(r, sample_index)
+    return _page(r, body, title)
 
 
 _NAV = {
@@ -619,7 +660,7 @@ _NAV = {
 
 
 def _arch_words(model) -> list:
-    words = []
+    words: list[str] = []
     for m in model.modules():
         if any(True for _ in m.children()):
             continue

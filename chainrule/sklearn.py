@@ -29,7 +29,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._validate import NONE, AnyOf, Interval, Options, check_params
+from ._validate import NONE, AnyOf, InstanceOf, Interval, Options, check_params
 from .errors import ConfigError, DataError, ModelFileError
 from .registry import facts_of
 from .tabular import (
@@ -109,6 +109,8 @@ class _NetBase(BaseEstimator):
         conv_kernel=None,
         conv_stride=2,
         input_shape=None,
+        compile=True,  # noqa: A002 - cr.fit's name for it
+        progress=False,
     ):
         self.hidden = hidden
         self.activation = activation
@@ -129,6 +131,8 @@ class _NetBase(BaseEstimator):
         self.conv_kernel = conv_kernel
         self.conv_stride = conv_stride
         self.input_shape = input_shape
+        self.compile = compile
+        self.progress = progress
 
     # --- hyperparameters ---------------------------------------------------------------------
 
@@ -214,6 +218,19 @@ class _NetBase(BaseEstimator):
         values = {name: getattr(self, name) for name in self._constraints}
         values["lr"] = lr
         check_params(values, self._constraints, self._error)
+        from .callbacks import ProgressBar
+
+        flags = {
+            "compile": InstanceOf(
+                (bool, np.bool_), expected="True (trace the step, replay it) or False"
+            ),
+            "progress": AnyOf(
+                InstanceOf((bool, np.bool_, ProgressBar)),
+                Options(("tqdm", "rich", "auto")),
+                expected="True, False, 'tqdm', 'rich' or a ProgressBar",
+            ),
+        }
+        check_params({"compile": self.compile, "progress": self.progress}, flags, self._error)
         return {"hidden": hidden, "loss": loss, "lr": float(lr), "conv": self._conv_settings()}
 
     def _conv_settings(self):
@@ -346,6 +363,10 @@ class _NetBase(BaseEstimator):
             seed=self._shuffle_seed(seed, incremental),
             track_grad_norms=track_grad_norms,
             verbose=bool(self.verbose),
+            compile=bool(self.compile),
+            progress=bool(self.progress)
+            if isinstance(self.progress, (bool, np.bool_))
+            else self.progress,
             **(fit_options or {}),
         )
         self.model_.eval()
@@ -656,6 +677,12 @@ class NetClassifier(ClassifierMixin, _NetBase):
     input_shape : tuple or None, default=None
         What one row of X is: (channels, length) for signals (Conv1d), (channels, height,
         width) for images (Conv2d), e.g. (1, 8, 8) for the digits; None: (1, n_features).
+    compile : bool, default=True
+        Train through :func:`chainrule.compile` (the step traced once, then replayed on
+        preallocated buffers: the same numbers, faster); False runs every step eagerly.
+    progress : bool, 'tqdm', 'rich' or ProgressBar, default=False
+        A progress bar over the epochs (``cr.fit``'s ``progress``): True shows one when the
+        output is interactive (a notebook or a terminal); 'tqdm' or 'rich' asks for that one.
 
     Attributes
     ----------
@@ -843,6 +870,10 @@ class NetRegressor(RegressorMixin, _NetBase):
     verbose : int, default=0
     conv, conv_kernel, conv_stride, input_shape
         A convolutional network first, as in :class:`NetClassifier`.
+    compile : bool, default=True
+        Train through :func:`chainrule.compile` (False: eager steps), as in NetClassifier.
+    progress : bool, 'tqdm' or 'rich', default=False
+        A progress bar over the epochs, as in :class:`NetClassifier`.
 
     Attributes
     ----------

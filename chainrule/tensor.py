@@ -15,19 +15,38 @@ sum of both contributions (gradients accumulate with ``+=``), and so do leaves a
 
 from __future__ import annotations
 
+import builtins
 import heapq
 import itertools
 import threading
+from collections.abc import Callable, Sequence
+from types import EllipsisType
+from typing import TYPE_CHECKING, Any, Literal, SupportsFloat, TypeVar, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .errors import ChainruleError, ShapeError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: What an index into a tensor may be: numpy's basic and advanced indexing (an integer tensor or
+#: array, a boolean mask) and tuples of those.
+Index = Union[int, slice, EllipsisType, None, np.ndarray, "Tensor", Sequence[Any], tuple[Any, ...]]
+#: An axis argument of a reduction: one axis, several, or None for all of them.
+Axis = int | tuple[int, ...] | list[int] | None
+#: What a unit's backward returns: one gradient per input (a tuple), a bare array when the unit
+#: has one input, None for an input that needs no gradient.
+Grads = np.ndarray | Sequence[np.ndarray | None] | None
 
 _counter = itertools.count(1)  # one clock for creation numbers and in-place versions
 _last_change = 0  # the clock when a tensor was last changed in place (see bump_version)
 
 
-def bump_version(t) -> None:
+def bump_version(t: Tensor) -> None:
     """Note that ``t``'s values were changed in place (optimizer steps, in-place operators).
 
     A tensor's ``_version`` is the clock reading of its latest in-place change; a unit that ran
@@ -66,29 +85,31 @@ class no_grad:
     Use it for evaluation and for optimizer updates; it skips all graph-building work.
     """
 
-    def __enter__(self):
+    _prev: bool
+
+    def __enter__(self) -> Self:
         self._prev = _grad_mode.enabled
         _grad_mode.enabled = False
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         _grad_mode.enabled = self._prev
         return False
 
-    def __call__(self, fn):
-        def wrapper(*args, **kwargs):
+    def __call__(self, fn: _F) -> _F:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             with self.__class__():
                 return fn(*args, **kwargs)
 
         wrapper.__name__ = getattr(fn, "__name__", "wrapper")
         wrapper.__doc__ = getattr(fn, "__doc__", None)
-        return wrapper
+        return wrapper  # type: ignore[return-value]  # same arguments and result as fn
 
 
 class enable_grad(no_grad):
     """Context manager: record again inside an enclosing ``no_grad`` block."""
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         self._prev = _grad_mode.enabled
         _grad_mode.enabled = True
         return self
@@ -99,7 +120,7 @@ class enable_grad(no_grad):
 # ------------------------------------------------------------------------------------------------
 
 
-def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``grad`` over the axes that broadcasting added or stretched, giving ``shape``.
 
     If ``a`` of shape (3, 1) was added to ``b`` of shape (4,), the output is (3, 4); each element
@@ -123,7 +144,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 
 
-def _as_array(data, dtype=None) -> np.ndarray:
+def _as_array(data: Tensor | ArrayLike, dtype: DTypeLike | None = None) -> np.ndarray:
     """numpy arrays keep their dtype; Python numbers and lists become float32."""
     if isinstance(data, Tensor):
         data = data.data
@@ -158,7 +179,7 @@ class Tensor:
     """
 
     __slots__ = (
-        "data",
+        "_data",
         "grad",
         "_rg",
         "_ctx",
@@ -170,8 +191,23 @@ class Tensor:
     )
     __array_priority__ = 1000  # numpy defers to our operators: ndarray + Tensor -> Tensor
 
-    def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
-        self.data = _as_array(data, dtype)
+    _data: np.ndarray
+    grad: np.ndarray | None
+    name: str | None
+    _rg: bool
+    _ctx: Context | None
+    _retain: bool
+    _seq: int  # creation number, set on a tensor that a recorded unit made
+    _version: int
+
+    def __init__(
+        self,
+        data: Tensor | ArrayLike,
+        requires_grad: bool = False,
+        dtype: DTypeLike | None = None,
+        name: str | None = None,
+    ) -> None:
+        self._data = _as_array(data, dtype)
         self.grad = None
         self._ctx = None
         self._retain = False
@@ -181,13 +217,32 @@ class Tensor:
         if requires_grad:
             self.requires_grad = True
 
+    # --- data: a property so that replacing the array counts as a change -------------------------
+    @property
+    def data(self) -> np.ndarray:
+        """The values, a numpy array.
+
+        ``t.data = array`` replaces them and counts as an in-place change (the tensor's version
+        is bumped, as optimizer steps and in-place operators do). Writing *into* the array,
+        ``t.data[...] = v``, goes straight to numpy: like PyTorch's ``.data`` it is not seen by
+        autograd (no version bump, no check in backward), so do it only under ``no_grad`` on
+        values no recorded graph still needs.
+        """
+        return self._data
+
+    @data.setter
+    def data(self, value: np.ndarray) -> None:
+        if value is not self._data:
+            self._data = value
+            bump_version(self)
+
     # --- requires_grad: a property so that an integer tensor can refuse it ----------------------
     @property
     def requires_grad(self) -> bool:
         return self._rg
 
     @requires_grad.setter
-    def requires_grad(self, value: bool):
+    def requires_grad(self, value: bool) -> None:
         value = bool(value)
         if value and self.data.dtype.kind not in "fc":
             raise ChainruleError(
@@ -205,13 +260,13 @@ class Tensor:
         return self._ctx is None
 
     @property
-    def unit(self):
+    def unit(self) -> type[Unit] | None:
         """The Unit class that produced this tensor (None for a leaf)."""
         return None if self._ctx is None else self._ctx.unit
 
     # --- numpy-like properties ------------------------------------------------------------------
     @property
-    def shape(self) -> tuple:
+    def shape(self) -> tuple[int, ...]:
         return self.data.shape
 
     @property
@@ -219,7 +274,7 @@ class Tensor:
         return self.data.ndim
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         return self.data.dtype
 
     @property
@@ -229,23 +284,23 @@ class Tensor:
     def __len__(self) -> int:
         return len(self.data)
 
-    def item(self):
+    def item(self) -> int | builtins.float | bool:
         return self.data.item()
 
     def numpy(self) -> np.ndarray:
         return self.data
 
-    def tolist(self):
+    def tolist(self) -> Any:  # nested lists of Python numbers
         return self.data.tolist()
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         return self.data if dtype is None else self.data.astype(dtype)
 
     def detach(self) -> Tensor:
         """The same array, cut from the record (shares memory, never requires grad)."""
         return Tensor(self.data)
 
-    def astype(self, dtype) -> Tensor:
+    def astype(self, dtype: DTypeLike) -> Tensor:
         return _PRIMITIVES["cast"].apply(self, dtype=np.dtype(dtype))
 
     def float(self) -> Tensor:
@@ -264,7 +319,7 @@ class Tensor:
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, precision=4, threshold=20, edgeitems=3, prefix="tensor(")
-        extra = []
+        extra: list[str] = []
         if self.data.dtype != np.float32:
             extra.append(f"dtype={self.data.dtype}")
         if self._ctx is not None:
@@ -273,17 +328,17 @@ class Tensor:
             extra.append("requires_grad=True")
         return "tensor(" + body + "".join(", " + e for e in extra) + ")"
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self.data)
 
-    def __float__(self):
+    def __float__(self) -> builtins.float:
         return float(self.data)
 
-    def __int__(self):
+    def __int__(self) -> int:
         return int(self.data)
 
     # --- back-propagation -----------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph: bool = False) -> None:
+    def backward(self, grad: Tensor | ArrayLike | None = None, retain_graph: bool = False) -> None:
         """Back-propagate from this tensor: fill ``.grad`` of every leaf that requires grad.
 
         Parameters
@@ -292,9 +347,12 @@ class Tensor:
             dL/d(this tensor), of this tensor's shape. May be left out only when this tensor
             holds a single element (a loss): then it is 1.
         retain_graph : bool
-            Allow back-propagating through the same graph again. By default a graph is spent
-            after one backward (as in PyTorch), and a second backward from the same tensor is
-            an error instead of silently doubling the gradients.
+            Keep the graph for another walk. By default, as in PyTorch, each unit's saved
+            values and its links to its inputs are freed as soon as its backward has run (the
+            forward pass's intermediate arrays are released during the walk, not when the loss
+            is dropped), and a second backward through the same graph is an error instead of
+            silently doubling the gradients. Drawing or explaining the graph after backward
+            (``cr.viz.graph``) also needs ``retain_graph=True``.
 
         Raises
         ------
@@ -314,18 +372,17 @@ class Tensor:
                     f"backward: the tensor has shape {self.data.shape}; back-propagation starts "
                     "from a scalar (a loss), so pass grad= of the same shape for a non-scalar"
                 )
-            grad = np.ones_like(self.data)
+            g = np.ones_like(self.data)
         else:
-            grad = _as_array(grad, self.data.dtype)
-            if grad.shape != self.data.shape:
+            g = _as_array(grad, self.data.dtype)
+            if g.shape != self.data.shape:
                 raise ShapeError(
-                    f"backward: grad has shape {grad.shape} but the tensor has shape "
-                    f"{self.data.shape}"
+                    f"backward: grad has shape {g.shape} but the tensor has shape {self.data.shape}"
                 )
-        _backprop(self, grad, retain_graph=retain_graph)
+        _backprop(self, g, retain_graph=retain_graph)
 
     # --- in-place operators: PyTorch's rules, and every change counted ---------------------------
-    def _inplace(self, other, ufunc, symbol):
+    def _inplace(self, other: Tensor | ArrayLike, ufunc: Callable[..., Any], symbol: str) -> Self:
         if _grad_mode.enabled:
             if self._rg and self._ctx is None:
                 raise ChainruleError(
@@ -350,64 +407,64 @@ class Tensor:
         bump_version(self)
         return self
 
-    def __iadd__(self, other):
+    def __iadd__(self, other: Tensor | ArrayLike) -> Self:
         return self._inplace(other, np.add, "+")
 
-    def __isub__(self, other):
+    def __isub__(self, other: Tensor | ArrayLike) -> Self:
         return self._inplace(other, np.subtract, "-")
 
-    def __imul__(self, other):
+    def __imul__(self, other: Tensor | ArrayLike) -> Self:
         return self._inplace(other, np.multiply, "*")
 
-    def __itruediv__(self, other):
+    def __itruediv__(self, other: Tensor | ArrayLike) -> Self:
         return self._inplace(other, np.true_divide, "/")
 
-    def copy_(self, src) -> Tensor:
+    def copy_(self, src: Tensor | ArrayLike) -> Self:
         """Copy ``src``'s values into this tensor in place (counted, like every in-place change)."""
         return self._inplace(
             src, lambda a, b, out, casting: np.copyto(out, b, casting=casting), "copy_ "
         )
 
-    def zero_(self) -> Tensor:
+    def zero_(self) -> Self:
         return self._inplace(0, lambda a, b, out, casting: out.fill(0), "zero_ ")
 
     # --- operators and methods: each runs one unit of units.py ------------------------------
     # (reached through _PRIMITIVES, which each unit of units.py joins by being defined, so that
     # this module does not import units.py, which imports it)
-    def __add__(self, other) -> Tensor:
+    def __add__(self, other: Tensor | ArrayLike) -> Tensor:
         return _PRIMITIVES["add"].apply(self, other)
 
-    def __radd__(self, other) -> Tensor:
+    def __radd__(self, other: Tensor | ArrayLike) -> Tensor:
         return _PRIMITIVES["add"].apply(other, self)
 
-    def __sub__(self, other) -> Tensor:
+    def __sub__(self, other: Tensor | ArrayLike) -> Tensor:
         return _PRIMITIVES["sub"].apply(self, other)
 
-    def __rsub__(self, other) -> Tensor:
+    def __rsub__(self, other: Tensor | ArrayLike) -> Tensor:
         return _PRIMITIVES["sub"].apply(other, self)
 
-    def __mul__(self, other) -> Tensor:
+    def __mul__(self, other: Tensor | ArrayLike) -> Tensor:
         return _PRIMITIVES["mul"].apply(self, other)
 
-    def __rmul__(self, other) -> Tensor:
+    def __rmul__(self, other: Tensor | ArrayLike) -> Tensor:
         return _PRIMITIVES["mul"].apply(other, self)
 
-    def __truediv__(self, other) -> Tensor:
+    def __truediv__(self, other: Tensor | ArrayLike) -> Tensor:
         return _PRIMITIVES["div"].apply(self, other)
 
-    def __rtruediv__(self, other) -> Tensor:
+    def __rtruediv__(self, other: Tensor | ArrayLike) -> Tensor:
         return _PRIMITIVES["div"].apply(other, self)
 
-    def __matmul__(self, other) -> Tensor:
+    def __matmul__(self, other: Tensor | ArrayLike) -> Tensor:
         return _PRIMITIVES["matmul"].apply(self, other)
 
-    def __rmatmul__(self, other) -> Tensor:
+    def __rmatmul__(self, other: Tensor | ArrayLike) -> Tensor:
         return _PRIMITIVES["matmul"].apply(other, self)
 
-    def __pow__(self, p) -> Tensor:
+    def __pow__(self, p: builtins.float | np.number[Any]) -> Tensor:
         return _PRIMITIVES["pow"].apply(self, exponent(p))
 
-    def __rpow__(self, c) -> Tensor:
+    def __rpow__(self, c: builtins.float | np.number[Any]) -> Tensor:
         return _PRIMITIVES["rpow"].apply(c, self)
 
     def __neg__(self) -> Tensor:
@@ -419,7 +476,7 @@ class Tensor:
     def __abs__(self) -> Tensor:
         return _PRIMITIVES["abs"].apply(self)
 
-    def __getitem__(self, index) -> Tensor:
+    def __getitem__(self, index: Index) -> Tensor:
         if isinstance(index, Tensor):
             index = index.data
         elif isinstance(index, tuple):
@@ -427,16 +484,16 @@ class Tensor:
         return _PRIMITIVES["getitem"].apply(self, index=index)
 
     # comparisons give a constant (boolean) tensor: nothing to differentiate
-    def __lt__(self, other) -> Tensor:
+    def __lt__(self, other: Tensor | ArrayLike) -> Tensor:
         return Tensor(np.less(self.data, _plain(other)))
 
-    def __le__(self, other) -> Tensor:
+    def __le__(self, other: Tensor | ArrayLike) -> Tensor:
         return Tensor(np.less_equal(self.data, _plain(other)))
 
-    def __gt__(self, other) -> Tensor:
+    def __gt__(self, other: Tensor | ArrayLike) -> Tensor:
         return Tensor(np.greater(self.data, _plain(other)))
 
-    def __ge__(self, other) -> Tensor:
+    def __ge__(self, other: Tensor | ArrayLike) -> Tensor:
         return Tensor(np.greater_equal(self.data, _plain(other)))
 
     def exp(self) -> Tensor:
@@ -466,63 +523,72 @@ class Tensor:
     def sqrt(self) -> Tensor:
         return _PRIMITIVES["sqrt"].apply(self)
 
-    def clip(self, min=None, max=None) -> Tensor:  # noqa: A002 - numpy's names
+    def clip(  # noqa: A002 - numpy's names
+        self, min: ArrayLike | None = None, max: ArrayLike | None = None
+    ) -> Tensor:
         return _PRIMITIVES["clip"].apply(self, lo=min, hi=max)
 
-    def sum(self, axis=None, keepdims=False) -> Tensor:
+    def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return _PRIMITIVES["sum"].apply(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis=None, keepdims=False) -> Tensor:
+    def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return _PRIMITIVES["mean"].apply(self, axis=axis, keepdims=keepdims)
 
-    def max(self, axis=None, keepdims=False) -> Tensor:
+    def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return _PRIMITIVES["max"].apply(self, axis=axis, keepdims=keepdims)
 
-    def min(self, axis=None, keepdims=False) -> Tensor:
+    def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return _PRIMITIVES["min"].apply(self, axis=axis, keepdims=keepdims)
 
-    def reshape(self, *shape) -> Tensor:
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
         return _PRIMITIVES["reshape"].apply(self, shape=shape_arg(shape))
 
-    def transpose(self, *axes) -> Tensor:
+    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
         return _PRIMITIVES["transpose"].apply(self, axes=shape_arg(axes) or None)
 
     @property
     def T(self) -> Tensor:
         return _PRIMITIVES["transpose"].apply(self, axes=None)
 
-    def matmul(self, other) -> Tensor:
+    def matmul(self, other: Tensor | ArrayLike) -> Tensor:
         return _PRIMITIVES["matmul"].apply(self, other)
 
-    def softmax(self, axis=-1) -> Tensor:
+    def softmax(self, axis: int = -1) -> Tensor:
         return _PRIMITIVES["softmax"].apply(self, axis=axis)
 
-    def log_softmax(self, axis=-1) -> Tensor:
+    def log_softmax(self, axis: int = -1) -> Tensor:
         return _PRIMITIVES["log_softmax"].apply(self, axis=axis)
 
-    def argmax(self, axis=None) -> np.ndarray:
-        return self.data.argmax(axis=axis)
+    def argmax(self, axis: int | None = None) -> np.ndarray:
+        return np.asarray(self.data.argmax(axis=axis))
 
 
-def _plain(x):
+#: What the functions and operators accept where a tensor goes: a tensor, or anything numpy turns
+#: into an array (a number, a list, an ndarray), which is then a constant.
+TensorLike = Tensor | ArrayLike
+
+
+def _plain(x: Tensor | ArrayLike) -> ArrayLike:
     return x.data if isinstance(x, Tensor) else x
 
 
-def shape_arg(shape: tuple) -> tuple:
+def shape_arg(shape: tuple[Any, ...]) -> tuple[Any, ...]:
     """``f(2, 3)`` and ``f((2, 3))`` alike (reshape's shape, transpose's axes)."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         return tuple(shape[0])
     return shape
 
 
-def exponent(p):
+def exponent(p: SupportsFloat) -> int | float:
     """The constant exponent of ``a ** p``: one number (an int stays an int)."""
     if isinstance(p, Tensor) or (isinstance(p, np.ndarray) and p.ndim > 0):
         raise ShapeError("pow: the exponent must be one number (a scalar), got an array")
     return float(p) if not isinstance(p, (int, np.integer)) else int(p)
 
 
-def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+def tensor(
+    data: Tensor | ArrayLike, requires_grad: bool = False, dtype: DTypeLike | None = None
+) -> Tensor:
     """Make a tensor: ``cr.tensor(10.0, requires_grad=True)``.
 
     numpy arrays keep their dtype; Python numbers and lists become float32 unless ``dtype`` says.
@@ -530,7 +596,7 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def _store_grad(t: Tensor, g: np.ndarray, handed: set) -> None:
+def _store_grad(t: Tensor, g: np.ndarray, handed: set[int]) -> None:
     """Accumulate ``g`` into ``t.grad`` (a leaf, or a tensor with retain_grad), as PyTorch does."""
     if t.grad is None:
         # never let two tensors share one gradient array, nor keep a read-only view
@@ -540,30 +606,59 @@ def _store_grad(t: Tensor, g: np.ndarray, handed: set) -> None:
     handed.add(id(t.grad))
 
 
-def _freed_error(t) -> ChainruleError:
-    """A second backward through a graph: PyTorch's rule (the graph is spent after one
-    backward unless retain_graph=True), so that gradients are not silently doubled. The saved
-    values themselves stay readable on the record, for graph() and explain()."""
+def _freed_error(t: Tensor, traced: bool = False) -> ChainruleError:
+    """A walk that meets a unit whose record an earlier backward freed: PyTorch's rule (the
+    graph is spent after one backward unless retain_graph=True), so that gradients are not
+    silently doubled. ``traced``: the walk of graph()/explain(), which cannot go on either."""
     name = getattr(t._ctx, "unit", None)
     name = name.name if name is not None else "a unit"
+    if traced:
+        return ChainruleError(
+            f"cannot walk the graph through {name}: backward() already freed what its units "
+            "saved (as PyTorch does); draw or explain the graph before calling backward(), "
+            "or call backward(retain_graph=True)"
+        )
     return ChainruleError(
         f"backward through {name} a second time: the graph was already back-propagated "
-        "through (its gradients are in .grad); call backward(retain_graph=True) the first time "
-        "to back-propagate through the same graph twice, or run the forward pass again"
+        "through and freed (its gradients are in .grad); call backward(retain_graph=True) the "
+        "first time to back-propagate through the same graph twice, or run the forward pass "
+        "again"
     )
 
 
-def _check_versions(t) -> None:
+def _free(ctx: Context) -> None:
+    """Release what one unit application kept for its backward (a non-retaining walk, once its
+    backward ran): its saved arrays and its links to its inputs, so the intermediate tensors
+    nobody else holds are freed during the walk. Only the unit (for messages) and the mark that
+    the record is spent stay."""
+    unit = ctx.unit
+    d = ctx.__dict__
+    d.clear()
+    d["unit"] = unit
+    d["freed"] = True
+    d["inputs"] = d["slots"] = ()
+
+
+def _is_freed(t: object) -> bool:
+    """True when ``t`` was made by a unit whose record a backward has freed (see _free)."""
+    ctx = getattr(t, "_ctx", None)
+    return ctx is not None and "freed" in ctx.__dict__
+
+
+def _check_versions(t: Tensor) -> None:
     """Called when some tensor changed in place after ``t`` was computed: refuse if the unit
     that made ``t`` saved the array of a tensor (an input, or ``t`` itself) that changed."""
     ctx = t._ctx
-    saved = []
+    assert ctx is not None  # only a recorded tensor is checked
+    saved: list[np.ndarray] = []
     for v in ctx.__dict__.values():
         if isinstance(v, np.ndarray):
             saved.append(v)
         elif isinstance(v, (tuple, list)):
             saved.extend(a for a in v if isinstance(a, np.ndarray))
-    candidates = [(i, x) for i, x in enumerate(ctx.inputs) if isinstance(x, Tensor)]
+    candidates: list[tuple[int | None, Tensor]] = [
+        (i, x) for i, x in enumerate(ctx.inputs) if isinstance(x, Tensor)
+    ]
     candidates.append((None, t))
     for i, x in candidates:
         if getattr(x, "_version", 0) > t._seq and any(
@@ -574,14 +669,17 @@ def _check_versions(t) -> None:
             raise ChainruleError(
                 f"backward through {ctx.unit.name}: one of the values it needs for the gradient "
                 f"was changed in place after it ran ({what}, a {kind} of shape {x.data.shape}, "
-                "modified by an optimizer step, an in-place operator or copy_); the gradient "
-                "would be wrong. Call backward before optimizer.step(), or compute the forward "
-                "pass again after the change"
+                "modified by an optimizer step, an in-place operator, copy_ or .data = ...); "
+                "the gradient would be wrong. Call backward before optimizer.step(), or compute "
+                "the forward pass again after the change"
             )
 
 
 def _backprop(
-    root: Tensor, grad: np.ndarray, trace: dict | None = None, retain_graph: bool = True
+    root: Tensor,
+    grad: np.ndarray,
+    trace: dict[str, dict[Any, np.ndarray]] | None = None,
+    retain_graph: bool = True,
 ) -> None:
     """Walk the record backwards from ``root``; each unit turns dL/d(output) into dL/d(inputs).
 
@@ -605,8 +703,6 @@ def _backprop(
             seen[id(root)] = grad
         return
     free = trace is None and not retain_graph
-    if trace is None and "freed" in root._ctx.__dict__:
-        raise _freed_error(root)
     grads = {root: grad}
     heap = [(-root._seq, root)]
     leaves = []
@@ -614,16 +710,18 @@ def _backprop(
     while heap:
         t = pop(heap)[1]
         g = grads.pop(t)
+        ctx = t._ctx
+        assert ctx is not None  # the heap holds only tensors that a unit made
+        if "freed" in ctx.__dict__:  # an earlier backward walked (and freed) this record
+            raise _freed_error(t, trace is not None)
         if trace is not None:
             seen[id(t)] = g
         elif t._retain:
             _store_grad(t, g, handed)
-        ctx = t._ctx
         if _last_change > t._seq:  # something changed in place since this unit ran
             _check_versions(t)
-        in_grads = ctx.unit.backward(ctx, g)
-        if free:  # this graph has been back-propagated through (see _freed_error)
-            ctx.freed = True
+        # a user's unit may return anything here: checked and normalised just below
+        in_grads: Any = ctx.unit.backward(ctx, g)
         if type(in_grads) is not tuple:
             in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
         if len(in_grads) != len(ctx.inputs):
@@ -635,7 +733,7 @@ def _backprop(
             ig = in_grads[i]
             if ig is None:
                 continue
-            data = inp.data
+            data = inp._data
             if type(ig) is not np.ndarray:
                 ig = np.asarray(ig)
             if ig.shape != data.shape:
@@ -659,6 +757,8 @@ def _backprop(
                     push(heap, (-inp._seq, inp))
             else:
                 grads[inp] = prev + ig
+        if free:  # PyTorch's rule: a walked graph is freed unless retain_graph=True
+            _free(ctx)
     for leaf in leaves:
         if trace is None:
             _store_grad(leaf, grads[leaf], handed)
@@ -679,17 +779,29 @@ class Context:
     example ``ctx.out = y``) is there for its backward.
     """
 
-    def save_for_backward(self, *arrays):
+    unit: type[Unit]
+    inputs: tuple[Any, ...]  # tensors, and the constants (numbers, arrays) given with them
+    needs_input_grad: tuple[bool, ...]
+    slots: list[tuple[int, Tensor]]  # (position, input) of each input that needs a gradient
+    saved_tensors: tuple[Any, ...]
+    freed: bool
+
+    if TYPE_CHECKING:
+        # a forward keeps whatever its backward needs on ctx (ctx.x = x, ctx.out = y)
+        def __getattr__(self, name: str) -> Any: ...
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
+    def save_for_backward(self, *arrays: Any) -> None:
         self.saved_tensors = arrays
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         unit = getattr(self, "unit", None)
         return f"<Context of {unit.name if unit else '?'}>"
 
 
 #: The primitives of units.py by name ('add', 'matmul', ...): Tensor's operators run them. Each
 #: joins by being defined (Unit.__init_subclass__), so this module need not import units.py.
-_PRIMITIVES: dict[str, type] = {}
+_PRIMITIVES: dict[str, type[Unit]] = {}
 _PRIMITIVES_HOME = __name__.rpartition(".")[0] + ".units"
 
 
@@ -718,7 +830,7 @@ class Unit:
 
     name = "unit"
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             cls.name = cls.__name__.lower()
@@ -726,27 +838,29 @@ class Unit:
             _PRIMITIVES[cls.name] = cls
 
     @staticmethod
-    def forward(ctx, *arrays):  # pragma: no cover - abstract
+    def forward(ctx: Context, *arrays: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract
+        """numpy arrays (and the constants given with tensors) in, a numpy array out."""
         raise NotImplementedError
 
     @staticmethod
-    def backward(ctx, grad):  # pragma: no cover - abstract
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:  # pragma: no cover - abstract
+        """dL/d(output) in, dL/d(each input) out."""
         raise NotImplementedError
 
     @classmethod
-    def shape_error(cls, arrays, kwargs, err) -> str:
+    def shape_error(cls, arrays: Sequence[Any], kwargs: dict[str, Any], err: Exception) -> str:
         """The message for a forward that failed on shapes (units may say it better)."""
         shapes = " and ".join(str(getattr(a, "shape", ())) for a in arrays)
         return f"{cls.name}: inputs of shapes {shapes} do not fit: {err}"
 
     @classmethod
-    def apply(cls, *inputs, **kwargs) -> Tensor:
+    def apply(cls, *inputs: Any, **kwargs: Any) -> Tensor:
         """Run this unit's forward on ``inputs`` and, when a gradient is needed, record it."""
-        arrays = []
-        needs = []
+        arrays: list[Any] = []
+        needs: list[bool] = []
         for x in inputs:
             if isinstance(x, Tensor):
-                arrays.append(x.data)
+                arrays.append(x._data)
                 needs.append(x._rg)
             else:
                 arrays.append(_as_array(x) if isinstance(x, (list, tuple)) else x)
@@ -764,7 +878,7 @@ class Unit:
         if type(out) is not np.ndarray:
             out = np.asarray(out)
         t = Tensor.__new__(Tensor)
-        t.data = out
+        t._data = out
         t.grad = None
         t._retain = False
         t.name = None
@@ -772,7 +886,7 @@ class Unit:
         if need and out.dtype.kind == "f":
             ctx.unit = cls
             ctx.inputs = inputs
-            ctx.slots = [(i, x) for i, (x, n) in enumerate(zip(inputs, needs)) if n]
+            ctx.slots = [(i, x) for i, (x, n) in enumerate(zip(inputs, needs, strict=True)) if n]
             t._rg = True
             t._ctx = ctx
             t._seq = next(_counter)

@@ -13,9 +13,13 @@ joining, softmax, and the fused units that layers and losses use for speed.
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from .tensor import Tensor, Unit, exponent, shape_arg
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .tensor import Axis, Context, Grads, Tensor, TensorLike, Unit, exponent, shape_arg
 
 # ================================================================================================
 # arithmetic (binary units broadcast like numpy)
@@ -24,7 +28,7 @@ from .tensor import Tensor, Unit, exponent, shape_arg
 
 class _Binary(Unit):
     @classmethod
-    def shape_error(cls, arrays, kwargs, err):
+    def shape_error(cls, arrays: Sequence[Any], kwargs: dict[str, Any], err: Exception) -> str:
         a, b = (np.shape(x) for x in arrays[:2])
         return f"{cls.name}: cannot broadcast shapes {a} and {b}"
 
@@ -35,11 +39,11 @@ class Add(_Binary):
     name = "add"
 
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return a + b
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return grad, grad
 
 
@@ -49,11 +53,11 @@ class Sub(_Binary):
     name = "sub"
 
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return a - b
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return grad, (-grad if ctx.needs_input_grad[1] else None)
 
 
@@ -63,12 +67,12 @@ class Mul(_Binary):
     name = "mul"
 
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ctx.a, ctx.b = a, b
         return a * b
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         need_a, need_b = ctx.needs_input_grad
         return (grad * ctx.b if need_a else None), (grad * ctx.a if need_b else None)
 
@@ -79,13 +83,13 @@ class Div(_Binary):
     name = "div"
 
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out = a / b
         ctx.b, ctx.out = b, out
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         need_a, need_b = ctx.needs_input_grad
         ga = grad / ctx.b
         return (ga if need_a else None), (-ga * ctx.out if need_b else None)
@@ -97,11 +101,11 @@ class Neg(Unit):
     name = "neg"
 
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
         return -a
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return -grad
 
 
@@ -111,12 +115,12 @@ class Pow(Unit):
     name = "pow"
 
     @staticmethod
-    def forward(ctx, a, p):
+    def forward(ctx: Context, a: np.ndarray, p: int | float) -> np.ndarray:
         ctx.a, ctx.p = a, p
         return a**p
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         a, p = ctx.a, ctx.p
         if p == 0:
             return np.zeros_like(grad), None
@@ -133,13 +137,13 @@ class RPow(Unit):
     name = "rpow"
 
     @staticmethod
-    def forward(ctx, c, a):
+    def forward(ctx: Context, c: float, a: np.ndarray) -> np.ndarray:
         out = c**a
         ctx.c, ctx.out = c, out
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return None, grad * ctx.out * np.log(ctx.c)
 
 
@@ -149,12 +153,12 @@ class Maximum(_Binary):
     name = "maximum"
 
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ctx.a, ctx.b = a, b
         return np.maximum(a, b)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         a, b = ctx.a, ctx.b
         wa = (a > b) + 0.5 * (a == b)
         return grad * wa, grad * (1.0 - wa)
@@ -166,12 +170,12 @@ class Minimum(_Binary):
     name = "minimum"
 
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ctx.a, ctx.b = a, b
         return np.minimum(a, b)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         a, b = ctx.a, ctx.b
         wa = (a < b) + 0.5 * (a == b)
         return grad * wa, grad * (1.0 - wa)
@@ -183,12 +187,12 @@ class Where(Unit):
     name = "where"
 
     @staticmethod
-    def forward(ctx, cond, a, b):
+    def forward(ctx: Context, cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ctx.cond = np.asarray(cond, dtype=bool)
         return np.where(ctx.cond, a, b)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         c = ctx.cond
         need = ctx.needs_input_grad
         return (
@@ -204,11 +208,11 @@ class Cast(Unit):
     name = "cast"
 
     @staticmethod
-    def forward(ctx, a, dtype):
+    def forward(ctx: Context, a: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
         return a.astype(dtype)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return grad  # the engine casts it to the input's dtype
 
 
@@ -223,12 +227,12 @@ class Exp(Unit):
     name = "exp"
 
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
         ctx.out = np.exp(a)
         return ctx.out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return grad * ctx.out
 
 
@@ -238,12 +242,12 @@ class Log(Unit):
     name = "log"
 
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
         ctx.a = a
         return np.log(a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return grad / ctx.a
 
 
@@ -253,12 +257,12 @@ class Sin(Unit):
     name = "sin"
 
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
         ctx.a = a
         return np.sin(a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return grad * np.cos(ctx.a)
 
 
@@ -268,12 +272,12 @@ class Cos(Unit):
     name = "cos"
 
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
         ctx.a = a
         return np.cos(a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return -grad * np.sin(ctx.a)
 
 
@@ -283,12 +287,12 @@ class Tanh(Unit):
     name = "tanh"
 
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
         ctx.out = np.tanh(a)
         return ctx.out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         y = ctx.out
         return grad * (1 - y * y)
 
@@ -305,12 +309,12 @@ class Sigmoid(Unit):
     name = "sigmoid"
 
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
         ctx.out = _sigmoid(a)
         return ctx.out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         y = ctx.out
         return grad * y * (1 - y)
 
@@ -321,13 +325,13 @@ class ReLU(Unit):
     name = "relu"
 
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
         out = np.maximum(a, 0)
         ctx.out = out
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return grad * (ctx.out > 0)
 
 
@@ -337,13 +341,13 @@ class LeakyReLU(Unit):
     name = "leaky_relu"
 
     @staticmethod
-    def forward(ctx, a, slope=0.01):
+    def forward(ctx: Context, a: np.ndarray, slope: float = 0.01) -> np.ndarray:
         ctx.pos = a > 0
         ctx.slope = slope
         return np.where(ctx.pos, a, a * slope)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return np.where(ctx.pos, grad, grad * ctx.slope)
 
 
@@ -373,7 +377,7 @@ class GELU(Unit):
     name = "gelu"
 
     @staticmethod
-    def forward(ctx, a, approximate="none"):
+    def forward(ctx: Context, a: np.ndarray, approximate: str = "none") -> np.ndarray:
         ctx.a, ctx.approximate = a, approximate
         if approximate == "tanh":
             inner = _SQRT_2_OVER_PI * (a + 0.044715 * a**3)
@@ -383,7 +387,7 @@ class GELU(Unit):
         return (a * ctx.cdf).astype(a.dtype, copy=False)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         a = ctx.a
         if ctx.approximate == "tanh":
             t = ctx.t
@@ -399,12 +403,12 @@ class Abs(Unit):
     name = "abs"
 
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
         ctx.a = a
         return np.abs(a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return grad * np.sign(ctx.a)
 
 
@@ -414,12 +418,12 @@ class Sqrt(Unit):
     name = "sqrt"
 
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
         ctx.out = np.sqrt(a)
         return ctx.out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return grad / (2 * ctx.out)
 
 
@@ -429,7 +433,9 @@ class Clip(Unit):
     name = "clip"
 
     @staticmethod
-    def forward(ctx, a, lo=None, hi=None):
+    def forward(
+        ctx: Context, a: np.ndarray, lo: ArrayLike | None = None, hi: ArrayLike | None = None
+    ) -> np.ndarray:
         inside = np.ones(a.shape, dtype=bool)
         if lo is not None:
             inside &= a >= lo
@@ -439,7 +445,7 @@ class Clip(Unit):
         return np.clip(a, lo, hi)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return grad * ctx.inside
 
 
@@ -454,7 +460,7 @@ class MatMul(Unit):
     name = "matmul"
 
     @classmethod
-    def shape_error(cls, arrays, kwargs, err):
+    def shape_error(cls, arrays: Sequence[Any], kwargs: dict[str, Any], err: Exception) -> str:
         a, b = (np.shape(x) for x in arrays)
         if len(a) == 0 or len(b) == 0:
             return f"matmul: cannot multiply {a} by {b}: both inputs need at least 1 dimension"
@@ -462,17 +468,20 @@ class MatMul(Unit):
         kb = b[0] if len(b) == 1 else b[-2]
         if ka != kb:
             return f"matmul: cannot multiply {a} by {b}: inner sizes {ka} and {kb} differ"
-        return f"matmul: cannot multiply {a} by {b}: batch shapes {a[:-2]} and {b[:-2]} do not broadcast"
+        return (
+            f"matmul: cannot multiply {a} by {b}: batch shapes {a[:-2]} and {b[:-2]} "
+            "do not broadcast"
+        )
 
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if np.ndim(a) == 0 or np.ndim(b) == 0:
             raise ValueError("0-d input")
         ctx.a, ctx.b = a, b
         return np.matmul(a, b)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         a, b = ctx.a, ctx.b
         need_a, need_b = ctx.needs_input_grad
         if a.ndim == 2 and b.ndim == 2:  # the common case, no reshaping
@@ -503,7 +512,7 @@ class MatMul(Unit):
 # ================================================================================================
 
 
-def _norm_axis(axis, ndim):
+def _norm_axis(axis: Axis, ndim: int) -> tuple[int, ...] | None:
     if axis is None:
         return None
     if isinstance(axis, (list, tuple)):
@@ -511,7 +520,9 @@ def _norm_axis(axis, ndim):
     return (axis % ndim,) if ndim else (axis,)
 
 
-def _expand_to(grad, shape, axis, keepdims):
+def _expand_to(
+    grad: np.ndarray, shape: tuple[int, ...], axis: tuple[int, ...] | None, keepdims: bool
+) -> np.ndarray:
     """Give a reduced gradient back the reduced axes, then broadcast it to ``shape``."""
     if axis is not None and not keepdims:
         grad = np.expand_dims(grad, axis)
@@ -520,7 +531,7 @@ def _expand_to(grad, shape, axis, keepdims):
 
 class _Reduce(Unit):
     @classmethod
-    def shape_error(cls, arrays, kwargs, err):
+    def shape_error(cls, arrays: Sequence[Any], kwargs: dict[str, Any], err: Exception) -> str:
         return (
             f"{cls.name}: axis {kwargs.get('axis')} is out of range for shape {np.shape(arrays[0])}"
         )
@@ -532,13 +543,15 @@ class Sum(_Reduce):
     name = "sum"
 
     @staticmethod
-    def forward(ctx, a, axis=None, keepdims=False):
+    def forward(
+        ctx: Context, a: np.ndarray, axis: Axis = None, keepdims: bool = False
+    ) -> np.ndarray:
         ctx.axis = _norm_axis(axis, a.ndim)
         ctx.shape, ctx.keepdims = a.shape, keepdims
         return np.sum(a, axis=axis, keepdims=keepdims)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return _expand_to(grad, ctx.shape, ctx.axis, ctx.keepdims)
 
 
@@ -548,7 +561,9 @@ class Mean(_Reduce):
     name = "mean"
 
     @staticmethod
-    def forward(ctx, a, axis=None, keepdims=False):
+    def forward(
+        ctx: Context, a: np.ndarray, axis: Axis = None, keepdims: bool = False
+    ) -> np.ndarray:
         ctx.axis = _norm_axis(axis, a.ndim)
         ctx.shape, ctx.keepdims = a.shape, keepdims
         out = np.mean(a, axis=axis, keepdims=keepdims)
@@ -556,7 +571,7 @@ class Mean(_Reduce):
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return _expand_to(grad / ctx.n, ctx.shape, ctx.axis, ctx.keepdims)
 
 
@@ -565,15 +580,24 @@ class _Extremum(_Reduce):
     tied extrema; along one axis it goes to the first one, the one argmax/argmin picks (as
     PyTorch's ``max(dim)``)."""
 
+    _reduce: Callable[..., Any]  # np.max or np.min: an array, or a numpy scalar over all axes
+    _arg: Callable[..., Any]  # np.argmax or np.argmin
+
     @classmethod
-    def forward(cls, ctx, a, axis=None, keepdims=False):
+    def forward(
+        cls,
+        ctx: Context,
+        a: np.ndarray,
+        axis: Axis = None,
+        keepdims: bool = False,
+    ) -> np.ndarray:
         ctx.a, ctx.axis, ctx.keepdims = a, axis, keepdims
         if axis is not None and not isinstance(axis, (int, np.integer)):
             raise ValueError(f"{cls.name}: axis must be one integer or None")
         return cls._reduce(a, axis=axis, keepdims=keepdims)
 
     @classmethod
-    def backward(cls, ctx, grad):
+    def backward(cls, ctx: Context, grad: np.ndarray) -> Grads:
         a, axis = ctx.a, ctx.axis
         if axis is None:
             mask = a == cls._reduce(a)
@@ -613,19 +637,19 @@ class Reshape(Unit):
     name = "reshape"
 
     @classmethod
-    def shape_error(cls, arrays, kwargs, err):
+    def shape_error(cls, arrays: Sequence[Any], kwargs: dict[str, Any], err: Exception) -> str:
         a = np.shape(arrays[0])
         return (
             f"reshape: cannot reshape {a} ({int(np.prod(a))} elements) into {kwargs.get('shape')}"
         )
 
     @staticmethod
-    def forward(ctx, a, shape):
+    def forward(ctx: Context, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         ctx.shape = a.shape
         return a.reshape(shape)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return grad.reshape(ctx.shape)
 
 
@@ -635,22 +659,22 @@ class Transpose(Unit):
     name = "transpose"
 
     @classmethod
-    def shape_error(cls, arrays, kwargs, err):
+    def shape_error(cls, arrays: Sequence[Any], kwargs: dict[str, Any], err: Exception) -> str:
         return f"transpose: axes {kwargs.get('axes')} do not fit shape {np.shape(arrays[0])}"
 
     @staticmethod
-    def forward(ctx, a, axes=None):
+    def forward(ctx: Context, a: np.ndarray, axes: Sequence[int] | None = None) -> np.ndarray:
         ctx.axes = axes
         return np.transpose(a, axes)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         if ctx.axes is None:
             return np.transpose(grad)
         return np.transpose(grad, np.argsort(ctx.axes))
 
 
-def _is_basic_index(idx) -> bool:
+def _is_basic_index(idx: Any) -> bool:
     items = idx if isinstance(idx, tuple) else (idx,)
     return all(i is None or i is Ellipsis or isinstance(i, (int, np.integer, slice)) for i in items)
 
@@ -662,16 +686,17 @@ class GetItem(Unit):
     name = "getitem"
 
     @classmethod
-    def shape_error(cls, arrays, kwargs, err):
-        return f"getitem: index {kwargs.get('index')!r} does not fit shape {np.shape(arrays[0])}: {err}"
+    def shape_error(cls, arrays: Sequence[Any], kwargs: dict[str, Any], err: Exception) -> str:
+        index, shape = kwargs.get("index"), np.shape(arrays[0])
+        return f"getitem: index {index!r} does not fit shape {shape}: {err}"
 
     @staticmethod
-    def forward(ctx, a, index):
+    def forward(ctx: Context, a: np.ndarray, index: Any) -> np.ndarray:
         ctx.shape, ctx.dtype, ctx.index = a.shape, a.dtype, index
         return a[index]
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         out = np.zeros(ctx.shape, dtype=ctx.dtype)
         if _is_basic_index(ctx.index):
             out[ctx.index] = grad
@@ -687,18 +712,18 @@ class Concatenate(Unit):
     name = "concatenate"
 
     @classmethod
-    def shape_error(cls, arrays, kwargs, err):
+    def shape_error(cls, arrays: Sequence[Any], kwargs: dict[str, Any], err: Exception) -> str:
         shapes = ", ".join(str(np.shape(x)) for x in arrays)
         return f"concatenate: cannot join shapes {shapes} along axis {kwargs.get('axis', 0)}"
 
     @staticmethod
-    def forward(ctx, *arrays, axis=0):
+    def forward(ctx: Context, *arrays: np.ndarray, axis: int = 0) -> np.ndarray:
         ctx.axis = axis
         ctx.sizes = [np.shape(x)[axis] for x in arrays]
         return np.concatenate(arrays, axis=axis)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         cuts = np.cumsum(ctx.sizes)[:-1]
         return tuple(np.split(grad, cuts, axis=ctx.axis))
 
@@ -709,18 +734,18 @@ class Stack(Unit):
     name = "stack"
 
     @classmethod
-    def shape_error(cls, arrays, kwargs, err):
+    def shape_error(cls, arrays: Sequence[Any], kwargs: dict[str, Any], err: Exception) -> str:
         shapes = ", ".join(str(np.shape(x)) for x in arrays)
         return f"stack: cannot stack shapes {shapes}: they must all be equal"
 
     @staticmethod
-    def forward(ctx, *arrays, axis=0):
+    def forward(ctx: Context, *arrays: np.ndarray, axis: int = 0) -> np.ndarray:
         out = np.stack(arrays, axis=axis)
         ctx.axis = axis % out.ndim
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return tuple(np.moveaxis(grad, ctx.axis, 0))
 
 
@@ -735,14 +760,14 @@ class Softmax(Unit):
     name = "softmax"
 
     @staticmethod
-    def forward(ctx, a, axis=-1):
+    def forward(ctx: Context, a: np.ndarray, axis: int = -1) -> np.ndarray:
         e = np.exp(a - a.max(axis=axis, keepdims=True))
         out = e / e.sum(axis=axis, keepdims=True)
         ctx.out, ctx.axis = out, axis
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         y = ctx.out
         return y * (grad - (grad * y).sum(axis=ctx.axis, keepdims=True))
 
@@ -753,14 +778,14 @@ class LogSoftmax(Unit):
     name = "log_softmax"
 
     @staticmethod
-    def forward(ctx, a, axis=-1):
+    def forward(ctx: Context, a: np.ndarray, axis: int = -1) -> np.ndarray:
         shifted = a - a.max(axis=axis, keepdims=True)
         out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         ctx.out, ctx.axis = out, axis
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return grad - np.exp(ctx.out) * grad.sum(axis=ctx.axis, keepdims=True)
 
 
@@ -769,10 +794,10 @@ class LogSoftmax(Unit):
 # ================================================================================================
 
 
-_ONES: dict = {}
+_ONES: dict[tuple[int, np.dtype[Any]], np.ndarray] = {}
 
 
-def _ones(n: int, dtype) -> np.ndarray:
+def _ones(n: int, dtype: np.dtype[Any]) -> np.ndarray:
     """A cached read-only vector of n ones (for sums done as BLAS matrix-vector products)."""
     key = (n, dtype)
     v = _ONES.get(key)
@@ -806,7 +831,7 @@ class Linear(Unit):
     name = "linear"
 
     @classmethod
-    def shape_error(cls, arrays, kwargs, err):
+    def shape_error(cls, arrays: Sequence[Any], kwargs: dict[str, Any], err: Exception) -> str:
         x, w = np.shape(arrays[0]), np.shape(arrays[1])
         fin = w[1] if len(w) == 2 else "?"
         return (
@@ -815,7 +840,9 @@ class Linear(Unit):
         )
 
     @staticmethod
-    def forward(ctx, x, w, b=None):
+    def forward(
+        ctx: Context, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None
+    ) -> np.ndarray:
         if x.ndim == 0 or x.shape[-1] != w.shape[1]:
             raise ValueError("shape")
         ctx.x, ctx.w = x, w
@@ -825,7 +852,7 @@ class Linear(Unit):
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         x, w = ctx.x, ctx.w
         need = ctx.needs_input_grad
         gx = grad @ w if need[0] else None
@@ -853,14 +880,16 @@ class LinearReLU(Unit):
     shape_error = Linear.shape_error
 
     @staticmethod
-    def forward(ctx, x, w, b=None):
+    def forward(
+        ctx: Context, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None
+    ) -> np.ndarray:
         out = Linear.forward(ctx, x, w, b)  # a fresh array: the relu can work in place
         np.maximum(out, 0, out=out)
         ctx.out = out
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         grad = grad * (ctx.out > 0)
         return Linear.backward(ctx, grad)
 
@@ -868,7 +897,8 @@ class LinearReLU(Unit):
 class SoftmaxCrossEntropy(Unit):
     """Cross-entropy of logits against integer labels, per sample (softmax and log fused).
 
-    L_i = −log softmax(z_i)[y_i] = logsumexp(z_i) − z_i[y_i];  dL_i/dz_i = softmax(z_i) − onehot(y_i).
+    L_i = −log softmax(z_i)[y_i] = logsumexp(z_i) − z_i[y_i];
+    dL_i/dz_i = softmax(z_i) − onehot(y_i).
     ``weight`` (per class) scales each sample's loss by weight[y_i]; ``ignore_index`` gives 0.
     ``label_smoothing`` mixes the one-hot target with the uniform distribution, as PyTorch.
     Returns the per-sample losses, shape (N,) (or z's shape without the class axis).
@@ -877,7 +907,14 @@ class SoftmaxCrossEntropy(Unit):
     name = "softmax_cross_entropy"
 
     @staticmethod
-    def forward(ctx, z, y, weight=None, ignore_index=-100, label_smoothing=0.0):
+    def forward(
+        ctx: Context,
+        z: np.ndarray,
+        y: np.ndarray,
+        weight: np.ndarray | None = None,
+        ignore_index: int = -100,
+        label_smoothing: float = 0.0,
+    ) -> np.ndarray:
         # z: (N, C) or (N, C, d1, ...): move the class axis last
         if z.ndim > 2:
             z = np.moveaxis(z, 1, -1)
@@ -913,7 +950,7 @@ class SoftmaxCrossEntropy(Unit):
         return loss.astype(z.dtype, copy=False)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         p, y, w = ctx.p, ctx.y, ctx.w
         g = grad[..., None]
         ls = ctx.ls
@@ -954,7 +991,7 @@ class MeanSoftmaxCrossEntropy(Unit):
     name = "cross_entropy"
 
     @staticmethod
-    def forward(ctx, z, y):
+    def forward(ctx: Context, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         n = z.shape[0]
         shifted = z - _row_max(z)[:, None]
         e = np.exp(shifted)
@@ -966,7 +1003,7 @@ class MeanSoftmaxCrossEntropy(Unit):
         return np.asarray(loss, dtype=z.dtype)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         scale = grad / ctx.n
         dz = ctx.p * scale
         dz[ctx.rows, ctx.y] -= scale
@@ -983,7 +1020,9 @@ class SigmoidBCE(Unit):
     name = "sigmoid_bce"
 
     @staticmethod
-    def forward(ctx, z, y, pos_weight=None):
+    def forward(
+        ctx: Context, z: np.ndarray, y: np.ndarray, pos_weight: np.ndarray | None = None
+    ) -> np.ndarray:
         y = np.asarray(y, dtype=z.dtype)  # targets are constants: they take the logits' dtype
         softplus_neg_abs = np.log1p(np.exp(-np.abs(z)))
         if pos_weight is None:
@@ -996,12 +1035,9 @@ class SigmoidBCE(Unit):
         return loss
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         s, y, pw = ctx.s, ctx.y, ctx.pw
-        if pw is None:
-            dz = s - y
-        else:
-            dz = (1 - y) - (1 + (pw - 1) * y) * (1 - s)
+        dz = s - y if pw is None else (1 - y) - (1 + (pw - 1) * y) * (1 - s)
         return grad * dz, None
 
 
@@ -1015,7 +1051,7 @@ class BCEProb(Unit):
     name = "bce"
 
     @staticmethod
-    def forward(ctx, a, y):
+    def forward(ctx: Context, a: np.ndarray, y: np.ndarray) -> np.ndarray:
         y = np.asarray(y, dtype=a.dtype)  # targets are constants: they take the input's dtype
         with np.errstate(divide="ignore"):
             log_a = np.maximum(np.log(a), -100)
@@ -1024,7 +1060,7 @@ class BCEProb(Unit):
         return -(y * log_a + (1 - y) * log_1a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         a, y = ctx.a, ctx.y
         eps = float(np.float32(1e-12))  # PyTorch clamps a(1 − a) at its float EPSILON = 1e-12
         return grad * (a - y) / np.maximum((1 - a) * a, eps), None
@@ -1046,13 +1082,22 @@ class BatchNorm(Unit):
     name = "batch_norm"
 
     @classmethod
-    def shape_error(cls, arrays, kwargs, err):
+    def shape_error(cls, arrays: Sequence[Any], kwargs: dict[str, Any], err: Exception) -> str:
         x = np.shape(arrays[0])
         c = np.shape(arrays[1]) if len(arrays) > 1 and arrays[1] is not None else "?"
         return f"batch_norm: input of shape {x} does not fit per-channel parameters of shape {c}"
 
     @staticmethod
-    def forward(ctx, x, weight=None, bias=None, mean=None, var=None, eps=1e-5, training=True):
+    def forward(
+        ctx: Context,
+        x: np.ndarray,
+        weight: np.ndarray | None = None,
+        bias: np.ndarray | None = None,
+        mean: np.ndarray | None = None,
+        var: np.ndarray | None = None,
+        eps: float = 1e-5,
+        training: bool = True,
+    ) -> np.ndarray:
         if x.ndim < 2:
             raise ValueError("batch_norm needs (N, C, ...) input")
         axes = (0,) + tuple(range(2, x.ndim))
@@ -1071,7 +1116,7 @@ class BatchNorm(Unit):
         return out.astype(x.dtype, copy=False)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         need = ctx.needs_input_grad
         xhat, axes, shape = ctx.xhat, ctx.axes, ctx.shape
         gw = (grad * xhat).sum(axis=axes) if len(need) > 1 and need[1] else None
@@ -1095,138 +1140,138 @@ class BatchNorm(Unit):
 # ================================================================================================
 
 
-def add(a, b):
+def add(a: TensorLike, b: TensorLike) -> Tensor:
     return Add.apply(a, b)
 
 
-def sub(a, b):
+def sub(a: TensorLike, b: TensorLike) -> Tensor:
     return Sub.apply(a, b)
 
 
-def mul(a, b):
+def mul(a: TensorLike, b: TensorLike) -> Tensor:
     return Mul.apply(a, b)
 
 
-def div(a, b):
+def div(a: TensorLike, b: TensorLike) -> Tensor:
     return Div.apply(a, b)
 
 
-def neg(a):
+def neg(a: TensorLike) -> Tensor:
     return Neg.apply(a)
 
 
-def pow(a, p):  # noqa: A001 - the name users expect
+def pow(a: TensorLike, p: float | np.number[Any]) -> Tensor:  # noqa: A001 - the name users expect
     """a ** p for a constant number p."""
     return Pow.apply(a, exponent(p))
 
 
-def exp(a):
+def exp(a: TensorLike) -> Tensor:
     return Exp.apply(a)
 
 
-def log(a):
+def log(a: TensorLike) -> Tensor:
     return Log.apply(a)
 
 
-def sin(a):
+def sin(a: TensorLike) -> Tensor:
     return Sin.apply(a)
 
 
-def cos(a):
+def cos(a: TensorLike) -> Tensor:
     return Cos.apply(a)
 
 
-def tanh(a):
+def tanh(a: TensorLike) -> Tensor:
     return Tanh.apply(a)
 
 
-def sigmoid(a):
+def sigmoid(a: TensorLike) -> Tensor:
     return Sigmoid.apply(a)
 
 
-def relu(a):
+def relu(a: TensorLike) -> Tensor:
     return ReLU.apply(a)
 
 
-def leaky_relu(a, negative_slope=0.01):
+def leaky_relu(a: TensorLike, negative_slope: float = 0.01) -> Tensor:
     return LeakyReLU.apply(a, slope=negative_slope)
 
 
-def gelu(a, approximate="none"):
+def gelu(a: TensorLike, approximate: str = "none") -> Tensor:
     return GELU.apply(a, approximate=approximate)
 
 
-def abs(a):  # noqa: A001
+def abs(a: TensorLike) -> Tensor:  # noqa: A001
     return Abs.apply(a)
 
 
-def sqrt(a):
+def sqrt(a: TensorLike) -> Tensor:
     return Sqrt.apply(a)
 
 
-def clip(a, min=None, max=None):  # noqa: A002
+def clip(a: TensorLike, min: ArrayLike | None = None, max: ArrayLike | None = None) -> Tensor:  # noqa: A002
     return Clip.apply(a, lo=min, hi=max)
 
 
-def maximum(a, b):
+def maximum(a: TensorLike, b: TensorLike) -> Tensor:
     return Maximum.apply(a, b)
 
 
-def minimum(a, b):
+def minimum(a: TensorLike, b: TensorLike) -> Tensor:
     return Minimum.apply(a, b)
 
 
-def where(cond, a, b):
+def where(cond: TensorLike, a: TensorLike, b: TensorLike) -> Tensor:
     if isinstance(cond, Tensor):
         cond = cond.data
     return Where.apply(cond, a, b)
 
 
-def matmul(a, b):
+def matmul(a: TensorLike, b: TensorLike) -> Tensor:
     return MatMul.apply(a, b)
 
 
-def sum(a, axis=None, keepdims=False):  # noqa: A001
+def sum(a: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     return Sum.apply(a, axis=axis, keepdims=keepdims)
 
 
-def mean(a, axis=None, keepdims=False):
+def mean(a: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
     return Mean.apply(a, axis=axis, keepdims=keepdims)
 
 
-def max(a, axis=None, keepdims=False):  # noqa: A001
+def max(a: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     return Max.apply(a, axis=axis, keepdims=keepdims)
 
 
-def min(a, axis=None, keepdims=False):  # noqa: A001
+def min(a: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     return Min.apply(a, axis=axis, keepdims=keepdims)
 
 
-def reshape(a, *shape):
+def reshape(a: TensorLike, *shape: int | Sequence[int]) -> Tensor:
     return Reshape.apply(a, shape=shape_arg(shape))
 
 
-def transpose(a, axes=None):
+def transpose(a: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
     return Transpose.apply(a, axes=axes)
 
 
-def concatenate(tensors, axis=0):
+def concatenate(tensors: Sequence[TensorLike], axis: int = 0) -> Tensor:
     return Concatenate.apply(*tensors, axis=axis)
 
 
-def stack(tensors, axis=0):
+def stack(tensors: Sequence[TensorLike], axis: int = 0) -> Tensor:
     return Stack.apply(*tensors, axis=axis)
 
 
-def softmax(a, axis=-1):
+def softmax(a: TensorLike, axis: int = -1) -> Tensor:
     return Softmax.apply(a, axis=axis)
 
 
-def log_softmax(a, axis=-1):
+def log_softmax(a: TensorLike, axis: int = -1) -> Tensor:
     return LogSoftmax.apply(a, axis=axis)
 
 
-def linear(x, weight, bias=None):
+def linear(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None) -> Tensor:
     """x Wᵀ + b (the linear unit Σ of a layer), as ``torch.nn.functional.linear``."""
     if bias is None:
         return Linear.apply(x, weight)

@@ -30,12 +30,19 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .tensor import Unit
+from .tensor import Context, Grads, Unit
 from .units import _ones
+
+#: One setting per spatial axis (kernel, stride, dilation, output size).
+Ints = tuple[int, ...]
+#: Padding: (before, after) per spatial axis.
+Pads = tuple[tuple[int, int], ...]
 
 __all__ = ["Conv", "MaxPool", "AvgPool", "AdaptiveAvgPool", "conv_output_size", "adaptive_windows"]
 
@@ -65,24 +72,26 @@ def conv_output_size(
     return span // stride + 1
 
 
-def _pad(x: np.ndarray, pads, value=0.0) -> np.ndarray:
+def _pad(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
     """x (N, C, *spatial) padded by ``pads`` ((before, after) per spatial axis) with ``value``."""
     if not any(lo or hi for lo, hi in pads):
         return x
-    shape = x.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], pads))
+    shape = x.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], pads, strict=True))
     xp = np.zeros(shape, x.dtype) if value == 0 else np.full(shape, value, x.dtype)
     xp[_inner(x.shape, pads)] = x
     return xp
 
 
-def _inner(shape, pads) -> tuple:
+def _inner(shape: Sequence[int], pads: Pads) -> tuple[slice, ...]:
     """The index of the unpadded input inside the padded array."""
     return (slice(None), slice(None)) + tuple(
-        slice(lo, lo + n) for n, (lo, _) in zip(shape[2:], pads)
+        slice(lo, lo + n) for n, (lo, _) in zip(shape[2:], pads, strict=True)
     )
 
 
-def _windows(xp: np.ndarray, out, kernel, stride, dilation, writeable=False) -> np.ndarray:
+def _windows(
+    xp: np.ndarray, out: Ints, kernel: Ints, stride: Ints, dilation: Ints, writeable: bool = False
+) -> np.ndarray:
     """A view (N, C, *out, *kernel) of the windows of xp: no copy (read-only unless
     ``writeable``: the views of different kernel offsets overlap, so write one offset at a
     time)."""
@@ -97,20 +106,24 @@ def _windows(xp: np.ndarray, out, kernel, stride, dilation, writeable=False) -> 
     return as_strided(xp, shape, strides, writeable=writeable)
 
 
-def _offset_slices(kernel, out, stride, dilation):
+def _offset_slices(
+    kernel: Ints, out: Ints, stride: Ints, dilation: Ints
+) -> Iterator[tuple[slice, ...]]:
     """For each kernel offset (k1, k2, ...): the strided slice of the padded input that the
     offset sees at every output position, (.., .., k1·d1 : k1·d1 + s1(out1 − 1) + 1 : s1, ...)."""
     for kk in itertools.product(*(range(k) for k in kernel)):
         yield (slice(None), slice(None)) + tuple(
             slice(k * d, k * d + s * (o - 1) + 1, s)
-            for k, d, s, o in zip(kk, dilation, stride, out)
+            for k, d, s, o in zip(kk, dilation, stride, out, strict=True)
         )
 
 
-def _full_pads(shape, kernel, stride, pads, dilation, out):
+def _full_pads(
+    shape: Sequence[int], kernel: Ints, stride: Ints, pads: Pads, dilation: Ints, out: Ints
+) -> Pads:
     """Padding after each axis extended (ceil_mode) so that every window lies inside."""
     full = []
-    for n, k, s, (lo, hi), d, o in zip(shape[2:], kernel, stride, pads, dilation, out):
+    for n, k, s, (lo, hi), d, o in zip(shape[2:], kernel, stride, pads, dilation, out, strict=True):
         need = (o - 1) * s + d * (k - 1) + 1 - (n + lo)
         full.append((lo, max(hi, need)))
     return tuple(full)
@@ -140,21 +153,32 @@ class Conv(Unit):
     name = "conv"
 
     @classmethod
-    def shape_error(cls, arrays, kwargs, err):
+    def shape_error(cls, arrays: Sequence[Any], kwargs: dict[str, Any], err: Exception) -> str:
         x, w = np.shape(arrays[0]), np.shape(arrays[1])
         return f"conv: input of shape {x} does not fit weight of shape {w}: {err}"
 
     @staticmethod
-    def forward(ctx, x, w, b=None, stride=(1,), padding=((0, 0),), dilation=(1,), groups=1):
+    def forward(
+        ctx: Context,
+        x: np.ndarray,
+        w: np.ndarray,
+        b: np.ndarray | None = None,
+        stride: Ints = (1,),
+        padding: Pads = ((0, 0),),
+        dilation: Ints = (1,),
+        groups: int = 1,
+    ) -> np.ndarray:
         nd = w.ndim - 2
         if x.ndim != nd + 2 or x.shape[1] != w.shape[1] * groups:
             raise ValueError(f"expected {nd + 2}-D input with {w.shape[1] * groups} channels")
         N, C = x.shape[:2]
-        O, kernel = w.shape[0], w.shape[2:]
+        Co, kernel = w.shape[0], w.shape[2:]
         K = math.prod(kernel)
         out = tuple(
             conv_output_size(n, k, s, lo, hi, d)
-            for n, k, s, (lo, hi), d in zip(x.shape[2:], kernel, stride, padding, dilation)
+            for n, k, s, (lo, hi), d in zip(
+                x.shape[2:], kernel, stride, padding, dilation, strict=True
+            )
         )
         if min(out) <= 0:
             raise ValueError("the kernel does not fit the padded input")
@@ -172,11 +196,11 @@ class Conv(Unit):
         perm = (1,) + tuple(range(2 + nd, 2 + 2 * nd)) + (0,) + tuple(range(2, 2 + nd))
         cols = np.ascontiguousarray(win.transpose(perm)).reshape(C * K, N * P)  # one copy
         if groups == 1:
-            out2 = w.reshape(O, C * K) @ cols  # (O, N·P): one GEMM
+            out2 = w.reshape(Co, C * K) @ cols  # (Co, N·P): one GEMM
         else:
             G = groups
-            out2 = np.matmul(w.reshape(G, O // G, C // G * K), cols.reshape(G, C // G * K, N * P))
-            out2 = out2.reshape(O, N * P)
+            out2 = np.matmul(w.reshape(G, Co // G, C // G * K), cols.reshape(G, C // G * K, N * P))
+            out2 = out2.reshape(Co, N * P)
         if b is not None:
             out2 += b[:, None]
         ctx.cols, ctx.w, ctx.groups, ctx.xshape, ctx.padshape = cols, w, groups, x.shape, xp.shape
@@ -187,27 +211,27 @@ class Conv(Unit):
             dilation,
             padding,
         )
-        z = out2.reshape((O, N) + grid)
+        z = out2.reshape((Co, N) + grid)
         if wide:
             z = z[..., : out[-1]]
         return np.ascontiguousarray(z.swapaxes(0, 1))
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         need = ctx.needs_input_grad
         w, cols, G = ctx.w, ctx.cols, ctx.groups
         N, C = ctx.xshape[:2]
-        O, kernel = w.shape[0], w.shape[2:]
+        Co, kernel = w.shape[0], w.shape[2:]
         grid, out = ctx.grid, ctx.out
         P = math.prod(grid)
         K = math.prod(kernel)
-        # dL/dZ as the (O, N·P) matrix of the forward's GEMM (zero on discarded columns)
+        # dL/dZ as the (Co, N·P) matrix of the forward's GEMM (zero on discarded columns)
         if grid == out:
-            g2 = np.ascontiguousarray(grad.swapaxes(0, 1)).reshape(O, N * P)
+            g2 = np.ascontiguousarray(grad.swapaxes(0, 1)).reshape(Co, N * P)
         else:
-            g2 = np.zeros((O, N) + grid, dtype=grad.dtype)
+            g2 = np.zeros((Co, N) + grid, dtype=grad.dtype)
             g2[..., : out[-1]] = grad.swapaxes(0, 1)
-            g2 = g2.reshape(O, N * P)
+            g2 = g2.reshape(Co, N * P)
         gx = gw = gb = None
         if len(need) > 2 and need[2]:
             gb = g2 @ _ones(N * P, g2.dtype)  # Σ over samples and positions
@@ -216,18 +240,18 @@ class Conv(Unit):
                 gw = (g2 @ cols.T).reshape(w.shape)
             else:
                 gw = np.matmul(
-                    g2.reshape(G, O // G, N * P),
+                    g2.reshape(G, Co // G, N * P),
                     cols.reshape(G, C // G * K, N * P).transpose(0, 2, 1),
                 )
                 gw = gw.reshape(w.shape)
         if need[0]:
             # dL/dX_cols, laid out (C, *k, N, *grid): each kernel offset is one block
             if G == 1:
-                gcols = w.reshape(O, C * K).T @ g2  # (C·K, N·P)
+                gcols = w.reshape(Co, C * K).T @ g2  # (C·K, N·P)
             else:
                 gcols = np.matmul(
-                    w.reshape(G, O // G, C // G * K).transpose(0, 2, 1),
-                    g2.reshape(G, O // G, N * P),
+                    w.reshape(G, Co // G, C // G * K).transpose(0, 2, 1),
+                    g2.reshape(G, Co // G, N * P),
                 )  # (G, Cg·K, N·P)
             gcols = gcols.reshape((C,) + tuple(kernel) + (N,) + grid)
             gxp = np.zeros((C, N) + ctx.padshape[2:], dtype=g2.dtype)  # channels first
@@ -258,24 +282,30 @@ class MaxPool(Unit):
 
     @staticmethod
     def forward(
-        ctx, x, kernel=(2,), stride=(2,), padding=((0, 0),), dilation=(1,), ceil_mode=False
-    ):
+        ctx: Context,
+        x: np.ndarray,
+        kernel: Ints = (2,),
+        stride: Ints = (2,),
+        padding: Pads = ((0, 0),),
+        dilation: Ints = (1,),
+        ceil_mode: bool = False,
+    ) -> np.ndarray:
         out = tuple(
             conv_output_size(n, k, s, lo, hi, d, ceil_mode)
-            for n, k, s, (lo, hi), d in zip(x.shape[2:], kernel, stride, padding, dilation)
+            for n, k, s, (lo, hi), d in zip(
+                x.shape[2:], kernel, stride, padding, dilation, strict=True
+            )
         )
         if min(out) <= 0:
             raise ValueError("the window does not fit the padded input")
         pads = _full_pads(x.shape, kernel, stride, padding, dilation, out)
         xp = _pad(x, pads, -np.inf)
         nan = bool(np.isnan(x).any()) if x.dtype.kind == "f" else False  # one cheap pass
-        m = idx = None
-        for j, sl in enumerate(_offset_slices(kernel, out, stride, dilation)):
+        offsets = _offset_slices(kernel, out, stride, dilation)
+        m = xp[next(offsets)].copy()  # the first offset's values, then the running maximum
+        idx = np.zeros(m.shape, dtype=np.int16 if math.prod(kernel) < 32000 else np.int64)
+        for j, sl in enumerate(offsets, start=1):
             v = xp[sl]
-            if m is None:
-                m = v.copy()
-                idx = np.zeros(m.shape, dtype=np.int16 if math.prod(kernel) < 32000 else np.int64)
-                continue
             upd = v > m  # strictly: the first max wins
             if nan:
                 upd |= v != v  # NaN wins, as in PyTorch
@@ -288,16 +318,16 @@ class MaxPool(Unit):
         return m
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         xs = ctx.xshape
-        shape = xs[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(xs[2:], ctx.pads))
+        shape = xs[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(xs[2:], ctx.pads, strict=True))
         # each output's gradient goes to the padded position of its window's winner: one
         # scatter-add (bincount sums where windows overlap) instead of a pass per offset
         nd = len(shape) - 2
         sstr = [math.prod(shape[3 + i :]) for i in range(nd)]  # element strides in a plane
         offsets = np.zeros(math.prod(ctx.kernel), dtype=np.int64)
         for j, kk in enumerate(itertools.product(*(range(k) for k in ctx.kernel))):
-            offsets[j] = sum(k * d * st for k, d, st in zip(kk, ctx.dilation, sstr))
+            offsets[j] = sum(k * d * st for k, d, st in zip(kk, ctx.dilation, sstr, strict=True))
         base = np.zeros((1, 1) + tuple(ctx.out), dtype=np.int64)
         for ax in range(nd):
             r = np.arange(ctx.out[ax], dtype=np.int64) * ctx.stride[ax] * sstr[ax]
@@ -313,7 +343,7 @@ class MaxPool(Unit):
         return gxp[_inner(xs, ctx.pads)]
 
     @staticmethod
-    def indices(ctx) -> np.ndarray:
+    def indices(ctx: Context) -> np.ndarray:
         """The flat index (over each input plane, as PyTorch's return_indices) of every max."""
         xs = ctx.xshape
         idx = ctx.index.astype(np.int64)
@@ -341,20 +371,20 @@ class AvgPool(Unit):
 
     @staticmethod
     def forward(
-        ctx,
-        x,
-        kernel=(2,),
-        stride=(2,),
-        padding=((0, 0),),
-        ceil_mode=False,
-        count_include_pad=True,
-        divisor=None,
-    ):
+        ctx: Context,
+        x: np.ndarray,
+        kernel: Ints = (2,),
+        stride: Ints = (2,),
+        padding: Pads = ((0, 0),),
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor: float | None = None,
+    ) -> np.ndarray:
         nd = len(kernel)
         ones = (1,) * nd
         out = tuple(
             conv_output_size(n, k, s, lo, hi, 1, ceil_mode)
-            for n, k, s, (lo, hi) in zip(x.shape[2:], kernel, stride, padding)
+            for n, k, s, (lo, hi) in zip(x.shape[2:], kernel, stride, padding, strict=True)
         )
         if min(out) <= 0:
             raise ValueError("the window does not fit the padded input")
@@ -368,7 +398,7 @@ class AvgPool(Unit):
         else:  # window sizes per axis (PyTorch's rule), multiplied across axes
             div = np.ones((), dtype=np.float64)
             for ax, (n, k, s, (lo, hi), o) in enumerate(
-                zip(x.shape[2:], kernel, stride, padding, out)
+                zip(x.shape[2:], kernel, stride, padding, out, strict=True)
             ):
                 start = np.arange(o) * s - lo
                 end = np.minimum(start + k, n + hi)
@@ -388,9 +418,9 @@ class AvgPool(Unit):
         return total * inv
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         xs, nd = ctx.xshape, len(ctx.kernel)
-        shape = xs[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(xs[2:], ctx.pads))
+        shape = xs[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(xs[2:], ctx.pads, strict=True))
         gxp = np.zeros(shape, dtype=grad.dtype)
         gd = grad * ctx.inv
         for sl in _offset_slices(ctx.kernel, ctx.out, ctx.stride, (1,) * nd):
@@ -398,13 +428,13 @@ class AvgPool(Unit):
         return gxp[_inner(xs, ctx.pads)]
 
 
-def adaptive_windows(length: int, out: int):
+def adaptive_windows(length: int, out: int) -> tuple[np.ndarray, np.ndarray]:
     """PyTorch's adaptive windows: window i covers [⌊i·L/out⌋, ⌈(i + 1)·L/out⌉)."""
     i = np.arange(out)
     return (i * length) // out, -((-(i + 1) * length) // out)
 
 
-def _averaging_matrix(length: int, out: int, dtype) -> np.ndarray:
+def _averaging_matrix(length: int, out: int, dtype: np.dtype[Any]) -> np.ndarray:
     """A (out, L) with A[i, j] = 1/|window i| for j in window i: pooling along one axis is A x."""
     start, end = adaptive_windows(length, out)
     j = np.arange(length)
@@ -422,18 +452,20 @@ class AdaptiveAvgPool(Unit):
     name = "adaptive_avg_pool"
 
     @staticmethod
-    def forward(ctx, x, output_size=(1,)):
+    def forward(ctx: Context, x: np.ndarray, output_size: Ints = (1,)) -> np.ndarray:
         nd = len(output_size)
-        mats = [_averaging_matrix(n, o, x.dtype) for n, o in zip(x.shape[2:], output_size)]
+        mats = [
+            _averaging_matrix(n, o, x.dtype) for n, o in zip(x.shape[2:], output_size, strict=True)
+        ]
         ctx.mats = mats
         return _along_axes(x, mats, nd, transpose=False)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return _along_axes(grad, ctx.mats, len(ctx.mats), transpose=True)
 
 
-def _along_axes(a: np.ndarray, mats, nd: int, transpose: bool) -> np.ndarray:
+def _along_axes(a: np.ndarray, mats: Sequence[np.ndarray], nd: int, transpose: bool) -> np.ndarray:
     """Multiply the spatial axes of a (N, C, *spatial) by mats (A, or Aᵀ when ``transpose``),
     one GEMM per axis."""
     for ax, m in enumerate(mats):

@@ -1,4 +1,5 @@
-"""Helpers shared by the tests of chainrule.nn (test_nn_*.py): comparing with PyTorch, a small MLP."""
+"""Helpers shared by the tests of chainrule.nn (test_nn_*.py): comparing with PyTorch, a small
+MLP."""
 
 from collections import OrderedDict
 

@@ -108,7 +108,8 @@ def test_missing_torch_is_skipped(bench, tmp_path, monkeypatch):
     assert "chainrule/torch" not in case["ratios"]
     assert case["verdicts"]["vs_torch"]["met"] is None and case["memory"] is None
     assert case["agreement"]["reference"] == "numpy"
-    row = next(l for l in (tmp_path / "latest.md").read_text().splitlines() if "batch 10" in l)
+    lines = (tmp_path / "latest.md").read_text().splitlines()
+    row = next(line for line in lines if "batch 10" in line)
     assert "| – |" in row  # the PyTorch column is empty
 
 

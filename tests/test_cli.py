@@ -11,6 +11,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,7 +59,7 @@ def write_csv(path, header, rows, delimiter=","):
 
 
 def read_csv(path_or_text, from_text=False):
-    text = path_or_text if from_text else open(path_or_text).read()
+    text = path_or_text if from_text else Path(path_or_text).read_text()
     rows = list(csv.reader(text.splitlines()))
     return rows[0], rows[1:]
 
@@ -82,7 +83,7 @@ def files(tmp_path_factory):
     reg = write_csv(
         d / "houses.csv",
         ["size", "age", "price"],
-        [[f"{a:.4f}", f"{b:.4f}", f"{t:.3f}"] for (a, b), t in zip(X, target)],
+        [[f"{a:.4f}", f"{b:.4f}", f"{t:.3f}"] for (a, b), t in zip(X, target, strict=True)],
     )
     return {"dir": d, "cls": cls, "reg": reg, "X_reg": X, "y_reg": target}
 
@@ -199,7 +200,7 @@ def test_predict_writes_label_names_and_keeps_id_columns(files, cls_model, tmp_p
     assert header == ["name", "prediction", "p_blue", "p_green", "p_red"]
     assert len(rows) == 150 and rows[0][0] == "p0"
     _, truth = read_csv(files["cls"])
-    acc = np.mean([r[1] == t[3] for r, t in zip(rows, truth)])
+    acc = np.mean([r[1] == t[3] for r, t in zip(rows, truth, strict=True)])
     assert acc > 0.9
     p = np.array([[float(v) for v in r[2:]] for r in rows])
     assert np.allclose(p.sum(axis=1), 1, atol=1e-5)
@@ -303,7 +304,10 @@ def test_file_formats_npz_parquet_semicolon(files, tmp_path):
     write_csv(
         tmp_path / "semi.csv",
         ["a", "b", "c", "label"],
-        [[*(f"{v:.3f}".replace(".", ",") for v in row), int(t)] for row, t in zip(X, y)],
+        [
+            [*(f"{v:.3f}".replace(".", ",") for v in row), int(t)]
+            for row, t in zip(X, y, strict=True)
+        ],
         delimiter=";",
     )
     run(
@@ -612,3 +616,28 @@ def test_predict_drop_missing_adds_row_numbers(cls_model, tmp_path):
     lines = dest.read_text().splitlines()
     assert lines[0].split("\t") == ["row", "name", "prediction"]
     assert [ln.split("\t")[:2] for ln in lines[1:]] == [["1", "a"], ["4", "d"]]
+
+
+def test_no_compile_trains_eagerly_to_the_same_weights(files, tmp_path, monkeypatch, capsys):
+    import chainrule.train as train
+    from chainrule.cli import main
+
+    seen = []
+    real_fit = train.fit
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["compile"])
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", spy)
+    common = ["train", "--data", files["cls"], "--target", "colour", "--id-column", "name"]
+    common += ["--epochs", "3", "--seed", "5", "-q", "--out"]
+    a, b = tmp_path / "compiled.safetensors", tmp_path / "eager.safetensors"
+    assert main([*map(str, common), str(a)]) == 0
+    assert main([*map(str, common), str(b), "--no-compile"]) == 0
+    assert seen == [True, False]
+    from safetensors.numpy import load_file
+
+    wa, wb = load_file(a), load_file(b)
+    assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
+    assert "--no-compile" in run("train", "--help").stdout

@@ -37,7 +37,7 @@ def _snapshot(params, opt=None):
 
 def _compare(snaps_a, snaps_b):
     assert len(snaps_a) == len(snaps_b)
-    for a, b in zip(snaps_a, snaps_b):
+    for a, b in zip(snaps_a, snaps_b, strict=True):
         if a is None or b is None:
             assert a is None and b is None
         else:
@@ -405,26 +405,42 @@ def _plain_step(model, loss_fn, opt, xb, yb, zero=True):
     return loss
 
 
+def _backward_only_step(model, loss_fn):
+    """A step that accumulates gradients (no zero_grad, no optimizer step)."""
+
+    def step(xb, yb):
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        return loss
+
+    return step
+
+
+def _zeros_keeping_step(model, loss_fn, opt):
+    """A training step whose zero_grad keeps the gradient arrays (filled with zeros)."""
+
+    def step(xb, yb):
+        opt.zero_grad(set_to_none=False)
+        return _plain_step(model, loss_fn, opt, xb, yb, zero=False)
+
+    return step
+
+
 def test_gradients_accumulate_without_zero_grad_as_in_eager():
     X, y = _data(n=16)
     runs = []
     for compiled in (False, True):
         model, loss_fn, opt = _mlp(nn.Tanh)()
-
-        def step(xb, yb):
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            return loss
-
+        step = _backward_only_step(model, loss_fn)
         f = cr.compile(step) if compiled else step
         kept = []
-        for k in range(6):
+        for _ in range(6):
             f(X[:8], y[:8])
             kept.append(model[0].weight.grad)  # held, not copied: later calls must not change it
         snap = [g.copy() for g in kept]
-        for k in range(2):
+        for _ in range(2):
             f(X[:8], y[:8])
-        for g, s in zip(kept, snap):
+        for g, s in zip(kept, snap, strict=True):
             _same(g, s)
         runs.append(_snapshot(list(model.parameters())) + snap)
     _compare(*runs)
@@ -435,13 +451,9 @@ def test_gradient_arrays_from_earlier_calls_are_not_overwritten_when_zero_grad_k
     runs = []
     for compiled in (False, True):
         model, loss_fn, opt = _mlp(nn.Tanh)()
-
-        def step(xb, yb):
-            opt.zero_grad(set_to_none=False)
-            return _plain_step(model, loss_fn, opt, xb, yb, zero=False)
-
+        step = _zeros_keeping_step(model, loss_fn, opt)
         f = cr.compile(step) if compiled else step
-        for k in range(6):
+        for _ in range(6):
             f(X[:8], y[:8])
         runs.append(_snapshot(list(model.parameters()), opt))
     _compare(*runs)

@@ -3,6 +3,7 @@ the oracle (values and gradients over the option combinations PyTorch accepts), 
 layers, model files and the network builder."""
 
 import itertools
+from functools import partial
 
 import numpy as np
 import pytest
@@ -120,7 +121,7 @@ def _torch_compare(fn_cr, fn_torch, *arrays, dtype=np.float64):
     yc.backward(g)
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(yc.data, yt.detach().numpy(), **tol)
-    for c, t in zip(cs, ts):
+    for c, t in zip(cs, ts, strict=True):
         assert c.grad.dtype == dtype
         np.testing.assert_allclose(c.grad, t.grad.numpy(), **tol)
 
@@ -196,24 +197,24 @@ def test_pooling_matches_torch(kw):
     x1, x2 = _rand(2, 3, 11), _rand(2, 2, 7, 8)
     for dil in (1, 2):
         _torch_compare(
-            lambda a: F.max_pool1d(a, dilation=dil, **kw),
-            lambda a: tf.max_pool1d(a, dilation=dil, **kw),
+            partial(F.max_pool1d, dilation=dil, **kw),
+            partial(tf.max_pool1d, dilation=dil, **kw),
             x1,
         )
         _torch_compare(
-            lambda a: F.max_pool2d(a, dilation=dil, **kw),
-            lambda a: tf.max_pool2d(a, dilation=dil, **kw),
+            partial(F.max_pool2d, dilation=dil, **kw),
+            partial(tf.max_pool2d, dilation=dil, **kw),
             x2,
         )
     for cip in (True, False):
         _torch_compare(
-            lambda a: F.avg_pool1d(a, count_include_pad=cip, **kw),
-            lambda a: tf.avg_pool1d(a, count_include_pad=cip, **kw),
+            partial(F.avg_pool1d, count_include_pad=cip, **kw),
+            partial(tf.avg_pool1d, count_include_pad=cip, **kw),
             x1,
         )
         _torch_compare(
-            lambda a: F.avg_pool2d(a, count_include_pad=cip, **kw),
-            lambda a: tf.avg_pool2d(a, count_include_pad=cip, **kw),
+            partial(F.avg_pool2d, count_include_pad=cip, **kw),
+            partial(tf.avg_pool2d, count_include_pad=cip, **kw),
             x2,
         )
     _torch_compare(
@@ -458,7 +459,7 @@ def test_explain_and_graph_handle_conv_layers():
     assert all(t["ok"] for t in ex.terms)
     from chainrule.viz.graph import graph
 
-    svg = graph(cr.nn.CrossEntropyLoss()(net(x), y)).svg if hasattr(graph, "__call__") else ""
+    svg = graph(cr.nn.CrossEntropyLoss()(net(x), y)).svg
     assert "conv" in str(svg)
 
 
@@ -519,7 +520,7 @@ def test_datasets_know_their_sample_shape():
     np.testing.assert_array_equal(ds.images[3, 0, 2], ds.X[3, 16:24])
     assert cr.data.load_dataset("iris").sample_shape is None
     with pytest.raises(cr.DataError, match="'iris' is a table"):
-        cr.data.load_dataset("iris").images
+        _ = cr.data.load_dataset("iris").images
 
 
 def test_conv_benchmark_smoke(tmp_path):

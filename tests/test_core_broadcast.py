@@ -44,8 +44,8 @@ def test_binary_units_broadcast_like_numpy(name, pair):
     out.backward(g)
     # expected gradients: the local derivative broadcast, times g, summed back to each shape
     la, lb = local(*np.broadcast_arrays(a, b))
-    for t, l, shape in ((ta, la, a.shape), (tb, lb, b.shape)):
-        full = g * l
+    for t, local_grad, shape in ((ta, la, a.shape), (tb, lb, b.shape)):
+        full = g * local_grad
         extra = full.ndim - len(shape)
         full = full.sum(axis=tuple(range(extra))) if extra else full
         axes = tuple(i for i, n in enumerate(shape) if n == 1 and full.shape[i] != 1)

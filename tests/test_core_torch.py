@@ -20,7 +20,7 @@ def test_unit_matches_torch(name, fn, torch_fn, makers):
     seed = rng.normal(size=out.shape)
     out.backward(seed)
     ref.backward(torch.tensor(seed))
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 

@@ -182,8 +182,8 @@ def test_iris_names_and_subsample():
     assert sub.X.shape == (30, 4)
     np.testing.assert_array_equal(sub.X, again.X)
     # every subsampled row is a real iris row with its own label
-    full = {tuple(x): y for x, y in zip(ds.X.tolist(), ds.y.tolist())}
-    assert all(full[tuple(x)] == y for x, y in zip(sub.X.tolist(), sub.y.tolist()))
+    full = {tuple(x): y for x, y in zip(ds.X.tolist(), ds.y.tolist(), strict=True)}
+    assert all(full[tuple(x)] == y for x, y in zip(sub.X.tolist(), sub.y.tolist(), strict=True))
     with pytest.raises(DataError, match="more than the 150 rows"):
         load_dataset("iris", n_samples=151)
     assert load_dataset("breast_cancer").target_names == ["malignant", "benign"]
@@ -240,7 +240,7 @@ def test_split_sizes_and_partition():
     assert len(Xte2) == 7 and len(Xtr2) == 13
     a = train_test_split(X, y, seed=1)
     b = train_test_split(X, y, seed=1)
-    for u, v in zip(a, b):
+    for u, v in zip(a, b, strict=True):
         np.testing.assert_array_equal(u, v)
     _, _, _, yte_plain = train_test_split(X, y, test_size=4, shuffle=False)
     assert yte_plain.tolist() == [16, 17, 18, 19]
@@ -349,7 +349,7 @@ def test_batches_cover_every_index_once_and_are_reproducible():
     assert sorted(np.concatenate(seen).tolist()) == list(range(23))
     assert np.concatenate(seen).tolist() != list(range(23))  # shuffled
     again = [yb for _, yb in batches(X, y, batch_size=5, seed=7)]
-    assert all(np.array_equal(a, b) for a, b in zip(seen, again))
+    assert all(np.array_equal(a, b) for a, b in zip(seen, again, strict=True))
     for xb, yb in batches(X, y, batch_size=5, seed=7):
         np.testing.assert_array_equal(xb[:, 0], yb)  # X and y rows stay together
     # one generator across epochs: different orders, reproducible from its seed

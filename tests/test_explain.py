@@ -1,6 +1,7 @@
 """chainrule.explain: the forward pass and every chain-rule term, checked against hand-derived
 values and central differences."""
 
+import itertools
 import math
 
 import numpy as np
@@ -159,7 +160,7 @@ def test_network_lists_per_layer_terms(net_2_16_16_2):
         "activation",
         "linear",
     ]
-    for later, earlier in zip(e.layers[:-1], e.layers[1:]):
+    for later, earlier in itertools.pairwise(e.layers):
         np.testing.assert_allclose(later["handed_on"], earlier["upstream"])
     # an elementwise activation: hands on = receives ⊙ local term
     for ly in e.layers:
@@ -377,3 +378,108 @@ def test_cr_explain_stays_the_function_after_the_module_is_imported():
     net = cr.nn.Sequential(cr.nn.Linear(2, 1), cr.nn.Sigmoid())
     for _ in range(2):
         assert cr.explain(net, [[0.5, -1.0]], [[1.0]], cr.nn.BCELoss()).ok
+
+
+# ------------------------------------------------------------------------------------------------
+# measured through the engine; the records; the notebook view
+# ------------------------------------------------------------------------------------------------
+
+
+class _CubeUnit(cr.Unit):
+    """x³, whose backward leaves two jobs to the engine: it returns float32 with a leading
+    axis of one, which the engine sums away (unbroadcast) and casts to the input's dtype."""
+
+    name = "cube_for_test"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.a = a
+        return a**3
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (3 * ctx.a**2 * grad).astype(np.float32)[None]
+
+
+class _Cube(nn.Module, role="activation", elementwise=True, keeps_shape=True, derivative="3{i}²"):
+    def forward(self, x):
+        return _CubeUnit.apply(x)
+
+
+def test_local_terms_are_measured_through_the_engine_with_its_unbroadcast_and_cast():
+    cr.manual_seed(5)
+    model = nn.Sequential(nn.Linear(3, 4), _Cube(), nn.Linear(4, 2))
+    x = np.array([[0.3, -0.2, 0.5], [0.1, 0.4, -0.6]])
+    e = explain(model, x, np.array([1, 0]), nn.CrossEntropyLoss())
+    cube = next(ly for ly in e.layers if ly["layer"] == "_Cube")
+    z1 = e.forward[1]["output"]
+    # the unit's own backward would give a (1, 2, 4) float32 array; the engine hands back (2, 4)
+    assert cube.elementwise and cube.local.shape == z1.shape and cube.local.dtype == np.float64
+    np.testing.assert_allclose(cube.local, 3 * z1**2, rtol=1e-6)
+    np.testing.assert_allclose(cube.handed_on, cube.upstream * cube.local, rtol=1e-6)
+    assert cube.local_text == "3z¹²" and e.ok
+
+
+def test_records_are_typed_and_read_like_the_documented_dicts(net_2_16_16_2):
+    from chainrule.explain.records import ChainTerm, ForwardStep, LayerStep, ParameterTerms
+
+    e = explain(net_2_16_16_2, np.array([0.1, 0.2]), np.array([0]), nn.CrossEntropyLoss())
+    assert all(isinstance(r, ForwardStep) for r in e.forward)
+    assert all(isinstance(ly, LayerStep) for ly in e.layers)
+    t = e.term("2.weight")
+    assert isinstance(t, ParameterTerms) and all(isinstance(c, ChainTerm) for c in t.chain)
+    assert t["numeric"] is t.check.numeric and t["ok"] is t.check.ok and "chain" in t
+    assert e.forward[1]["symbol"] == e.forward[1].symbol == "z¹"
+    with pytest.raises(KeyError):
+        e.forward[0]["no such field"]
+    # the gradient each layer receives is what the engine's own backward delivers there
+    out = e.forward[-2]
+    np.testing.assert_allclose(e.layers[0].handed_on, e.layers[1].upstream)
+    assert out.symbol == "z³"
+
+
+def test_html_reads_left_aligned_under_jupyterlabs_output_styles(net_2_16_16_2):
+    """JupyterLab right-aligns the cells of output tables and centres the tables
+    (@jupyterlab/rendermime's rules below); the explanation keeps its own alignment."""
+    import os
+
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("no /usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    jupyterlab_css = (
+        ".jp-RenderedHTMLCommon table{border-collapse:collapse;border-spacing:0;border:none;"
+        "table-layout:fixed;margin-left:auto;margin-bottom:1em;margin-right:auto}"
+        ".jp-RenderedHTMLCommon td,.jp-RenderedHTMLCommon th,.jp-RenderedHTMLCommon tr{"
+        "vertical-align:middle;padding:0.5em;line-height:normal;white-space:normal;"
+        "max-width:none;border:none}"
+        ":not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td,"
+        ":not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon th,"
+        ":not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon tr{text-align:right}"
+    )
+    e = explain(net_2_16_16_2, np.array([0.1, 0.2]), np.array([0]), nn.CrossEntropyLoss())
+    page_html = (
+        f"<html><head><style>{jupyterlab_css}</style></head><body style='width:1400px'>"
+        f'<div class="jp-RenderedHTMLCommon jp-RenderedHTML jp-OutputArea-output">'
+        f"{e.to_html()}</div></body></html>"
+    )
+    with sync_api.sync_playwright() as p:
+        try:
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium", args=["--no-sandbox", "--headless"]
+            )
+        except Exception as err:  # noqa: BLE001 - a broken browser install is not our bug
+            pytest.skip(f"chromium does not start: {str(err).splitlines()[0]}")
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 900})
+            page.set_content(page_html)
+            aligns = page.eval_on_selector_all(
+                ".cr-explain td, .cr-explain th",
+                "els => els.map(e => getComputedStyle(e).textAlign)",
+            )
+            assert aligns and set(aligns) == {"left"}, set(aligns)
+            box = page.locator(".cr-explain").bounding_box()
+            for i in range(page.locator(".cr-explain table").count()):
+                t = page.locator(".cr-explain table").nth(i).bounding_box()
+                assert t["x"] - box["x"] < 2, "a table is not at the left edge"
+        finally:
+            browser.close()

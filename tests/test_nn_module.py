@@ -138,7 +138,7 @@ class TestModule:
         del m.extra
         assert "extra" not in dict(m.named_children())
         with pytest.raises(AttributeError, match="no attribute 'nothing'"):
-            m.nothing
+            _ = m.nothing
 
     def test_forgetting_super_init_is_a_clear_error(self):
         class Bad(nn.Module):
@@ -208,7 +208,9 @@ class TestModule:
         for other in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
             assert isinstance(other[0].weight, nn.Parameter)
             assert other[0].weight is not net[0].weight
-            for (k, v), (k2, v2) in zip(net.state_dict().items(), other.state_dict().items()):
+            for (k, v), (k2, v2) in zip(
+                net.state_dict().items(), other.state_dict().items(), strict=True
+            ):
                 assert k == k2
                 np.testing.assert_array_equal(v, v2)
 
@@ -251,7 +253,7 @@ class TestStateDict:
         b = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 3))
         res = b.load_state_dict(a.state_dict())
         assert res.missing_keys == [] and res.unexpected_keys == []
-        for (k, v), (k2, v2) in zip(a.state_dict().items(), b.state_dict().items()):
+        for (k, v), (k2, v2) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
             assert k == k2
             np.testing.assert_array_equal(v, v2)
         x = np.random.default_rng(1).normal(size=(5, 2)).astype(np.float32)

@@ -30,7 +30,7 @@ def test_three_sgd_steps_follow_torch():
     )
     loss_o, loss_t = nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
     lr = 0.5
-    for step in range(3):
+    for _ in range(3):
         ours.zero_grad()
         theirs.zero_grad()
         lo = loss_o(ours(X), y)
@@ -44,7 +44,9 @@ def test_three_sgd_steps_follow_torch():
         with torch.no_grad():
             for p in theirs.parameters():
                 p.data -= lr * p.grad
-    for (name, p), (tname, tp) in zip(ours.named_parameters(), theirs.named_parameters()):
+    for (name, p), (tname, tp) in zip(
+        ours.named_parameters(), theirs.named_parameters(), strict=True
+    ):
         assert name == tname
         np.testing.assert_allclose(
             p.data, tp.detach().numpy(), rtol=1e-10, atol=1e-10, err_msg=name

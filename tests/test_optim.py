@@ -91,8 +91,8 @@ def train_torch(torch, params, opt, batches, drop=None, sched=None):
 
 def assert_same_trajectory(ours, theirs, tol=1e-10):
     assert len(ours) == len(theirs)
-    for step, (a, b) in enumerate(zip(ours, theirs)):
-        for j, (pa, pb) in enumerate(zip(a, b)):
+    for step, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        for j, (pa, pb) in enumerate(zip(a, b, strict=True)):
             np.testing.assert_allclose(
                 pa, pb, rtol=tol, atol=tol, err_msg=f"step {step + 1}, parameter {j}"
             )
@@ -149,7 +149,7 @@ def test_trajectory_matches_torch(torch, name, kwargs):
     a = train_ours(ours, getattr(optim, name)(ours, **kwargs), batches)
     b = train_torch(torch, theirs, getattr(torch.optim, name)(theirs, **kwargs), batches)
     assert_same_trajectory(a, b)
-    moved = max(np.abs(p - q).max() for p, q in zip(a[-1], init))
+    moved = max(np.abs(p - q).max() for p, q in zip(a[-1], init, strict=True))
     assert moved > 1e-3, "the test should move the parameters"
 
 
@@ -222,7 +222,7 @@ def test_param_groups_match_torch(torch, name, defaults, first, second):
         [{"params": theirs[:2], **first}, {"params": theirs[2:], **second}], **defaults
     )
     assert len(opt.param_groups) == 2
-    for g, tg in zip(opt.param_groups, topt.param_groups):
+    for g, tg in zip(opt.param_groups, topt.param_groups, strict=True):
         for k, v in g.items():
             if k != "params":
                 assert tg[k] == v, k
@@ -287,7 +287,7 @@ def test_zero_grad_set_to_none_false_gives_fresh_zeros():
     old = [p.grad for p in params]
     kept = [g.copy() for g in old]
     opt.zero_grad(set_to_none=False)
-    for p, g, k in zip(params, old, kept):
+    for p, g, k in zip(params, old, kept, strict=True):
         np.testing.assert_array_equal(p.grad, np.zeros_like(k))
         np.testing.assert_array_equal(g, k)  # the caller's array is not zeroed in place
 
@@ -298,7 +298,7 @@ def test_step_with_closure_returns_loss_and_matches_plain_step():
     opt_a, opt_b = optim.Adam(a, lr=0.01), optim.Adam(b, lr=0.01)
     for x, y in batches:
 
-        def closure():
+        def closure(x=x, y=y):  # this step's batch, bound now
             opt_a.zero_grad()
             loss = cr_loss(a, x, y)
             loss.backward()
@@ -310,7 +310,7 @@ def test_step_with_closure_returns_loss_and_matches_plain_step():
         opt_b.zero_grad()
         cr_loss(b, x, y).backward()
         opt_b.step()
-    for p, q in zip(a, b):
+    for p, q in zip(a, b, strict=True):
         np.testing.assert_array_equal(p.data, q.data)
 
 
@@ -334,7 +334,7 @@ def test_gradients_are_never_modified(cls, kwargs):
         cr_loss(params, x, y).backward()
         grads = [p.grad.copy() for p in params]
         opt.step()
-        for p, g in zip(params, grads):
+        for p, g in zip(params, grads, strict=True):
             np.testing.assert_array_equal(p.grad, g)
     # a gradient array shared by two parameters (allowed by the caller) is not corrupted
     p, q = cr.Tensor(np.ones(3), requires_grad=True), cr.Tensor(np.ones(3), requires_grad=True)
@@ -583,9 +583,9 @@ def test_state_dict_resumes_exactly(name, kwargs, via):
         [{"params": straight[:2]}, {"params": straight[2:], "lr": kwargs["lr"] / 2}], **kwargs
     )
     train_ours(straight, opt3, batches)
-    for p, q in zip(resumed, straight):
+    for p, q in zip(resumed, straight, strict=True):
         np.testing.assert_array_equal(p.data, q.data)
-    for p, q in zip(resumed, straight):
+    for p, q in zip(resumed, straight, strict=True):
         for k, v in opt3.state[q].items():
             np.testing.assert_array_equal(opt2.state[p][k], v)
 
@@ -604,7 +604,7 @@ def test_state_dict_layout_is_torchs(torch):
     for i in sd["state"]:
         assert set(sd["state"][i]) == set(tsd["state"][i])
         assert sd["state"][i]["step"] == tsd["state"][i]["step"].item() == 3
-    for g, tg in zip(sd["param_groups"], tsd["param_groups"]):
+    for g, tg in zip(sd["param_groups"], tsd["param_groups"], strict=True):
         assert g["params"] == tg["params"]
         for k, v in g.items():
             assert tg[k] == v, k

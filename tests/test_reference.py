@@ -64,8 +64,8 @@ def test_old_model_files_predict_and_evaluate_as_before(work, name):
         with open(work / "new.csv") as new, open(work / f"{name}.predictions.csv") as old:
             new_rows, old_rows = list(csv.reader(new)), list(csv.reader(old))
         assert new_rows[0] == old_rows[0] and len(new_rows) == len(old_rows)
-        for new_row, old_row in zip(new_rows[1:], old_rows[1:]):
-            for column, a, b in zip(old_rows[0], new_row, old_row):
+        for new_row, old_row in zip(new_rows[1:], old_rows[1:], strict=True):
+            for column, a, b in zip(old_rows[0], new_row, old_row, strict=True):
                 if column == "name" or (column == "prediction" and name != "houses"):
                     assert a == b, (column, a, b)  # ids and labels: exactly
                 else:
@@ -81,7 +81,7 @@ def test_same_options_train_the_same_model(work, name):
     chainrule("train", *options, "--out", "again.safetensors", "--quiet", cwd=work)
     old, old_info = cr.load(work / f"{name}.safetensors", with_info=True)
     new, new_info = cr.load(work / "again.safetensors", with_info=True)
-    for (key, a), (key2, b) in zip(old.state_dict().items(), new.state_dict().items()):
+    for (key, a), (key2, b) in zip(old.state_dict().items(), new.state_dict().items(), strict=True):
         assert key == key2
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=key)
     assert new_info["preprocessing"] == old_info["preprocessing"]

@@ -171,7 +171,7 @@ def test_kill_9_during_saves_leaves_the_old_file_or_the_new_one_and_nothing_else
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     rng = np.random.default_rng(0)
-    for trial in range(6):
+    for _ in range(6):
         child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
         assert child.stdout.readline().strip() == b"ready"
         time.sleep(0.05 + 0.3 * rng.random())
@@ -371,7 +371,7 @@ def test_fit_resumed_from_a_checkpoint_ends_with_the_same_weights_bit_for_bit(tm
     resumed, h_res = _run(X, y, epochs=10, resume=ckpt)
     diff = max(
         float(np.abs(a - b).max())
-        for a, b in zip(full.state_dict().values(), resumed.state_dict().values())
+        for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True)
     )
     assert diff == 0.0
     assert h_full.history["loss"] == h_res.history["loss"] and h_res.epochs == list(range(1, 11))
@@ -555,12 +555,14 @@ def test_resource_bombs_are_refused_up_front(capsys, tmp_path):
         header, {"descr": "<f8", "fortran_order": False, "shape": (12000, 12000)}
     )
     bomb = tmp_path / "bomb.npz"
-    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
-        with z.open("X.npy", "w", force_zip64=True) as f:
-            f.write(header.getvalue())
-            zeros = b"\0" * (1 << 20)
-            for _ in range(100):
-                f.write(zeros)
+    with (
+        zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z,
+        z.open("X.npy", "w", force_zip64=True) as f,
+    ):
+        f.write(header.getvalue())
+        zeros = b"\0" * (1 << 20)
+        for _ in range(100):
+            f.write(zeros)
     assert bomb.stat().st_size < 1 << 20
     with pytest.raises(DataError, match="decompression bomb|of memory but only"):
         cr.data.read_table(bomb)

@@ -73,7 +73,7 @@ def test_two_threads_training_at_once_give_the_weights_of_each_alone():
     for t in threads:
         t.join(120)
     for seed in (1, 2):
-        for a, b in zip(alone[seed], together[seed]):
+        for a, b in zip(alone[seed], together[seed], strict=True):
             assert np.array_equal(a, b)
 
 
@@ -153,3 +153,91 @@ def test_in_place_operators_follow_pytorch():
     tw = torch.ones(3, requires_grad=True)
     with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
         tw += 1
+
+
+class _Probe(cr.Unit):
+    """Identity whose backward notes which of the watched tensors are still alive."""
+
+    watched: list = []
+    alive_in_backward: list = []
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        _Probe.alive_in_backward = [r() is not None for r in _Probe.watched]
+        return grad
+
+
+def test_backward_frees_what_units_saved_during_the_walk():
+    import gc
+    import weakref
+
+    w = cr.tensor(np.ones((3, 4), np.float32), requires_grad=True)
+    x = cr.tensor(np.ones((2, 3), np.float32))
+    gc.disable()  # released by reference counting, as the walk goes, not by a later collection
+    try:
+        h = cr.tanh(_Probe.apply(x @ w))  # the probe's backward runs after tanh's
+        _Probe.watched = [weakref.ref(h)]
+        loss = (h * h).sum()
+        del h
+        loss.backward()
+        # tanh's output (saved by it, and the input of mul) was gone before the probe ran
+        assert _Probe.alive_in_backward == [False]
+        ctx = loss._ctx
+        assert set(vars(ctx)) == {"unit", "freed", "inputs", "slots"} and ctx.inputs == ()
+        # retain_graph=True keeps everything
+        h = cr.tanh(_Probe.apply(x @ w))
+        _Probe.watched = [weakref.ref(h)]
+        loss = (h * h).sum()
+        del h
+        loss.backward(retain_graph=True)
+        assert _Probe.alive_in_backward == [True]
+        assert _Probe.watched[0]() is not None and len(loss._ctx.inputs) == 1
+    finally:
+        gc.enable()
+
+
+def test_a_new_graph_through_a_freed_one_is_a_clear_error_as_in_pytorch():
+    w = cr.tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    h = w * w
+    h.sum().backward()
+    with pytest.raises(ChainruleError, match=r"backward through mul a second time: .* freed"):
+        (h * 3).sum().backward()
+    # the record is gone, so the engine's tracing walk (graph drawing, explain) says what to do
+    from chainrule.tensor import _backprop
+
+    with pytest.raises(ChainruleError, match=r"draw or explain the graph before calling backward"):
+        _backprop(h, np.ones(2, np.float32), trace={})
+    torch = pytest.importorskip("torch")
+    tw = torch.tensor([1.0, 2.0], requires_grad=True)
+    th = tw * tw
+    th.sum().backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        (th * 3).sum().backward()
+
+
+def test_replacing_data_bumps_the_version_and_writing_into_it_does_not():
+    w = cr.tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    v0 = w._version
+    w.data = w.data  # the same array: nothing changed
+    assert w._version == v0
+    w.data = np.array([3.0, 4.0], np.float32)  # through the API: counted
+    assert w._version > v0
+    v1 = w._version
+    w.data[...] = 5.0  # straight into numpy, as PyTorch's .data: not seen by autograd
+    assert w._version == v1
+    # a replaced array leaves what a unit saved untouched: backward gives the gradient of the
+    # forward pass that ran (d(w·w)/dw = 2w at w = [5, 5])
+    loss = (w * w).sum()
+    w.data = np.array([7.0, 7.0], np.float32)
+    loss.backward()
+    assert np.array_equal(w.grad, [10.0, 10.0])
+    # a view of the saved array counts as a change of it (the values may have been changed)
+    p = cr.tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    loss = (p * p).sum()
+    p.data = p.data[::-1]
+    with pytest.raises(ChainruleError, match=r"backward through mul: .*changed in place"):
+        loss.backward()

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,7 +172,7 @@ def test_report_has_every_section_and_is_self_contained(spiral_report):
 def test_report_copes_with_missing_metadata(spiral, tmp_path):
     model, _, ds = spiral
     path = write_report(tmp_path / "bare.html", model, {}, ds.X[:50], ds.y[:50])
-    text = open(path, encoding="utf-8").read()
+    text = Path(path).read_text(encoding="utf-8")
     for sid in SECTIONS:
         assert f'<section id="{sid}">' in text
     assert "No training history" in text and "Not recorded" in text
@@ -207,7 +208,7 @@ def test_report_for_many_features_and_regression(tmp_path):
         }
     }
     path = write_report(tmp_path / "reg.html", model, info, X, y, sample_index=5)
-    text = open(path, encoding="utf-8").read()
+    text = Path(path).read_text(encoding="utf-8")
     assert "Drawn for two features only; this model has 5." in text
     assert "MSELoss" in text and "r2" in text
     assert "One sample explained: row 6" in text
@@ -217,7 +218,7 @@ def test_report_maps_label_names_and_checks_arguments(spiral, tmp_path):
     model, info, ds = spiral
     names = np.array(ds.target_names)[ds.y]  # labels as their names
     path = write_report(tmp_path / "names.html", model, info, ds.X, names)
-    assert "arm-" in open(path, encoding="utf-8").read()
+    assert "arm-" in Path(path).read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="out of range"):
         write_report(tmp_path / "x.html", model, info, ds.X, ds.y, sample_index=len(ds.X))
     with pytest.raises(ValueError, match="rows but y has"):

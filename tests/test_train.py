@@ -1,5 +1,6 @@
 """The training loop, and what it must show: a logistic classifier, a spiral, digits."""
 
+import itertools
 import json
 
 import numpy as np
@@ -12,7 +13,7 @@ from chainrule.data import load_dataset, standardize, train_test_split
 def _mlp(sizes, act=cr.nn.Tanh, seed=0):
     rng = np.random.default_rng(seed)
     layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(cr.nn.Linear(a, b, rng=rng))
         if i < len(sizes) - 2:
             layers.append(act())

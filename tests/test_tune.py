@@ -162,7 +162,7 @@ def test_tune_locally_ranks_and_saves_what_train_would(tmp_path):
     )
     a = cr.load(tmp_path / "best.safetensors")
     b = cr.load(tmp_path / "train.safetensors")
-    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert ka == kb
         np.testing.assert_array_equal(va, vb)
 

@@ -1,5 +1,6 @@
 """cr.viz.graph: the recorded graph behind a tensor, as data, SVG and DOT."""
 
+import itertools
 import math
 import subprocess
 import sys
@@ -59,7 +60,7 @@ def test_seed_expression_nodes_edges_and_values():
 
 def test_after_backward_labels_show_gradients_and_nothing_changes():
     x, h = seed_example()
-    h.backward()
+    h.backward(retain_graph=True)
     before = x.grad.copy()
     g = graph(h)
     leaf = g.node("x")
@@ -86,7 +87,7 @@ def test_retained_gradient_is_shown_without_the_second_walk():
     x = cr.tensor([1.0, 2.0], requires_grad=True)
     z = (x * 2).retain_grad()
     L = (z**2).sum()
-    L.backward()
+    L.backward(retain_graph=True)
     g = graph(L, names={z: "z"}, all_grads=False)
     n = g.node("z")
     assert n["grad_from"] == "stored" and n["grad"] == "[4, 8]"  # dL/dz = 2 z, z = 2 x
@@ -107,7 +108,7 @@ def logistic(y=1.0):
 
 def test_logistic_classifier_graph():
     x, w, b, z, a, L = logistic()
-    L.backward()
+    L.backward(retain_graph=True)
     g = graph(L, names={w: "w", b: "b", x: "x", z: "z", a: "a", L: "L"})
     # leaves w, x, b; units mul, sum, add (z), sigmoid (a), then the loss expression
     assert len(g.nodes) == 14 and len(g.edges) == 14
@@ -138,7 +139,7 @@ def test_fused_bce_unit_is_one_node():
 def test_tensor_used_twice_is_one_node_with_two_edges():
     x = cr.tensor(3.0, requires_grad=True)
     y = x * x
-    y.backward()
+    y.backward(retain_graph=True)
     g = graph(y, names={x: "x"})
     assert len(g.nodes) == 2 and len(g.edges) == 2
     xs = g.node("x")
@@ -163,7 +164,7 @@ def test_value_summaries_small_and_big():
     big = rng.normal(size=(64, 32)).astype(np.float32)
     t = cr.tensor(big, requires_grad=True)
     L = cr.relu(t).mean()
-    L.backward()
+    L.backward(retain_graph=True)
     g = graph(L)
     leaf = [n for n in g.nodes if n["kind"] == "leaf"][0]
     st = leaf["stats"]
@@ -201,7 +202,7 @@ def test_names_by_tensor_by_id_by_params_and_by_name_attribute():
     b = cr.tensor(np.zeros(2, np.float32), requires_grad=True)
     X.name = "X"
     L = cr.linear(X, W, b).sum()
-    L.backward()
+    L.backward(retain_graph=True)
     g = graph(L, params=[("0.weight", W), ("0.bias", b)])
     assert {n["name"] for n in g.nodes if n["kind"] == "leaf"} == {"X", "0.weight", "0.bias"}
     assert "∂L/∂0.weight" in g.node("0.weight")["label"]
@@ -225,7 +226,7 @@ def test_names_by_tensor_by_id_by_params_and_by_name_attribute():
 def test_root_name_sets_the_gradient_symbol():
     x = cr.tensor(2.0, requires_grad=True)
     J = x * x
-    J.backward()
+    J.backward(retain_graph=True)
     g = graph(J, names={x: "x", J: "J"})
     assert "∂J/∂x = 4" in g.node("x")["label"]
 
@@ -249,7 +250,7 @@ def two_layer(rng=None):
 
 def test_collapse_linear_merges_transpose_matmul_add():
     (X, W1, b1, W2, b2), L = two_layer()
-    L.backward()
+    L.backward(retain_graph=True)
     names = {X: "X", W1: "W1", b1: "b1", W2: "W2", b2: "b2"}
     g = graph(L, names=names)
     assert [n["unit"] for n in g.nodes].count("matmul") == 2
@@ -310,7 +311,7 @@ def test_fused_linear_unit_is_one_node():
 
 def test_svg_parses_with_one_group_per_node_legend_and_both_arrow_kinds():
     x, w, b, z, a, L = logistic()
-    L.backward()
+    L.backward(retain_graph=True)
     g = graph(L, title="logistic classifier", names={w: "w"})
     root = ET.fromstring(g.svg)
     assert root.tag == SVG + "svg"
@@ -358,7 +359,7 @@ def test_two_graphs_in_one_page_do_not_share_marker_ids():
 
 def test_save_svg_html_dot(tmp_path):
     _, h = seed_example()
-    h.backward()
+    h.backward(retain_graph=True)
     g = graph(h, title="h = sin(3(x + 2))")
     p = g.save(tmp_path / "h.svg")
     ET.parse(p)
@@ -372,7 +373,7 @@ def test_save_svg_html_dot(tmp_path):
 
 def test_to_dot_has_every_node_and_both_edge_directions():
     x, w, b, z, a, L = logistic()
-    L.backward()
+    L.backward(retain_graph=True)
     g = graph(L)
     dot = g.to_dot()
     assert dot.startswith("digraph") and "rankdir=LR" in dot and dot.rstrip().endswith("}")
@@ -418,7 +419,7 @@ def test_layout_columns_run_from_leaves_to_the_loss():
         cols.setdefault(n["layer"], []).append(n)
     for col in cols.values():
         col.sort(key=lambda n: n["y"])
-        for p, q in zip(col, col[1:]):
+        for p, q in itertools.pairwise(col):
             assert p["y"] + p["height"] / 2 <= q["y"] - q["height"] / 2
 
 
@@ -440,9 +441,9 @@ def test_crossings_are_reduced_on_a_simple_case():
                 and t1["layer"] == t2["layer"]
                 and s1 is not s2
                 and t1 is not t2
+                and (s1["y"] - s2["y"]) * (t1["y"] - t2["y"]) < 0
             ):
-                if (s1["y"] - s2["y"]) * (t1["y"] - t2["y"]) < 0:
-                    crossings += 1
+                crossings += 1
     assert crossings == 0
 
 
@@ -463,7 +464,7 @@ def big_mlp_graph(layers=20, width=8):
 def test_400_node_graph_renders_and_parses():
     # (its speed is measured in docs/graph.md, never asserted: the machine is shared)
     L = big_mlp_graph(layers=66)
-    L.backward()
+    L.backward(retain_graph=True)
     g = graph(L)
     assert len(g.nodes) >= 400 and not g.truncated
     assert len(node_groups(g.svg)) == len(g.nodes)
@@ -474,7 +475,7 @@ def test_500_node_unrolled_expression_with_a_shared_input():
     y = x
     for _ in range(166):
         y = cr.sin(y) * x + 0.1  # x feeds every step: one node, a bus of edges
-    y.backward()
+    y.backward(retain_graph=True)
     g = graph(y, names={x: "x"}, max_nodes=None)
     assert len(g.nodes) == 3 * 166 + 1
     assert sum(e["source"] == g.node("x")["id"] for e in g.edges) == 167  # first sin, 166 muls
@@ -535,7 +536,7 @@ def test_mlp_784_256_128_10_after_backward():
         if i < 2:
             h = cr.relu(h)
     L = units.SoftmaxCrossEntropy.apply(h, y).mean()
-    L.backward()
+    L.backward(retain_graph=True)
     g = graph(L, params=params, title="784-256-128-10")
     assert len(g.nodes) == 14  # X, 6 parameters, 3 linear, 2 relu, cross-entropy, mean
     w0 = g.node("0.weight")
@@ -544,3 +545,17 @@ def test_mlp_784_256_128_10_after_backward():
     ce = [n for n in g.nodes if n["unit"] == "softmax_cross_entropy"][0]
     assert "int64(128,)" in ce["title"] and ce["grad"] is not None
     assert len(node_groups(g.svg)) == 14
+
+
+def test_drawing_after_a_freeing_backward_is_a_clear_error():
+    # backward() frees the record as it walks (PyTorch's rule): the drawing says what to do,
+    # with or without the second walk, and drawing before backward still works
+    x, h = seed_example()
+    graph(h)
+    h.backward()
+    for all_grads in (True, False):
+        with pytest.raises(ChainruleError, match=r"draw or explain the graph before calling"):
+            graph(h, all_grads=all_grads)
+    x, h = seed_example()
+    h.backward(retain_graph=True)
+    assert graph(h).node("x")["grad"] is not None

@@ -29,14 +29,19 @@ def _block(match: re.Match) -> str:
         # reST's align-style blocks as a table: right-aligned left side, the rest left-aligned;
         # '&&' starts a third column (a comment such as "(weight_decay λ ≠ 0)")
         tex = "\\begin{array}{rll}" + tex.replace("&&", "&\\quad ") + "\\end{array}"
-    mathml = convert(tex, display="block").replace("\n", " ")
-    return f'{match.group("indent")}<div class="math">{mathml}</div>\n\n'
+    return f'{match.group("indent")}<div class="math">{tex_to_mathml(tex, display=True)}</div>\n\n'
+
+
+def tex_to_mathml(tex: str, display: bool = False) -> str:
+    """One TeX formula as a MathML ``<math>`` element on one line (``display``: a block of its
+    own, centred). Shared with tools/mkdocs_math.py, which does the notebook's ``$...$`` math."""
+    return convert(tex, display="block" if display else "inline").replace("\n", " ")
 
 
 def render_math(text: str) -> str:
     """reST math in a docstring -> MathML (block and inline); roles -> code."""
     text = _BLOCK.sub(_block, text)
-    text = _INLINE.sub(lambda m: convert(m.group(1)).replace("\n", " "), text)
+    text = _INLINE.sub(lambda m: tex_to_mathml(m.group(1)), text)
     return _ROLE.sub(r"`\1`", text)
 
 

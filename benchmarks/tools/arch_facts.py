@@ -65,9 +65,8 @@ def import_edges(root):
                     dst = parent  # "from pkg import name": a name of the package itself
                 while dst not in modules and "." in dst:
                     dst = dst.rsplit(".", 1)[0]
-                if dst in modules and dst != mod:
-                    if edges.get((mod, dst)) != "top":
-                        edges[(mod, dst)] = kind
+                if dst in modules and dst != mod and edges.get((mod, dst)) != "top":
+                    edges[(mod, dst)] = kind
     return modules, edges
 
 
@@ -109,7 +108,8 @@ def cycles(nodes, edges):
 
 
 def layer_of(module: str) -> str:
-    """``chainrule.nn.layers`` -> ``nn``; ``chainrule.io`` -> ``io``; the package -> ``chainrule``."""
+    """``chainrule.nn.layers`` -> ``nn``; ``chainrule.io`` -> ``io``; the package ->
+    ``chainrule``."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else parts[0]
 
@@ -192,9 +192,7 @@ def _decides(expr, scope):
             and node in p.args
         ):
             return True
-        if isinstance(p, ast.Attribute) and p.attr in ("startswith", "endswith"):
-            return True
-        return False
+        return isinstance(p, ast.Attribute) and p.attr in ("startswith", "endswith")
 
     if used_as_key(expr):
         return True

@@ -280,7 +280,9 @@ def _playground_circle(n: int, noise: float, rng: np.random.Generator):
     radius = 5.0
     sizes = (n // 2, n - n // 2)  # class 0 (outside), class 1 (inside)
     parts = []
-    for size, (r_lo, r_hi) in zip(sizes, ((0.7 * radius, radius), (0.0, 0.5 * radius))):
+    for size, (r_lo, r_hi) in zip(
+        sizes, ((0.7 * radius, radius), (0.0, 0.5 * radius)), strict=True
+    ):
         r = rng.uniform(r_lo, r_hi, size)
         angle = rng.uniform(0.0, 2.0 * np.pi, size)
         parts.append(np.stack([r * np.sin(angle), r * np.cos(angle)], axis=1))

@@ -1,4 +1,5 @@
-"""The course notes' examples as runnable code: ``python -m chainrule.examples [composition|llc]``."""
+"""The course notes' examples as runnable code:
+``python -m chainrule.examples [composition|llc]``."""
 
 from .composition import composition
 from .llc import llc

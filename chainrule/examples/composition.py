@@ -23,7 +23,7 @@ def forward_backward(x0: float = 10.0, dtype=np.float64):
     h = sin(g)
     for t in (f, g):
         t.retain_grad()
-    h.backward()
+    h.backward(retain_graph=True)  # the explainer walks the same record again
     return x, f, g, h
 
 

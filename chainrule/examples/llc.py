@@ -28,6 +28,8 @@ def llc(x=(1.0, 2.0, -1.0), y=1.0, w=(0.5, -0.25, 0.1), w0=0.2) -> dict:
     for t in (z, a):
         t.retain_grad()
     L.backward()
+    gw, gw0, ga, gz = tw.grad, tw0.grad, a.grad, z.grad
+    assert gw is not None and gw0 is not None and ga is not None and gz is not None  # backward
     av, zv = float(a.data), float(z.data)
     dL_da = (av - y) / (av * (1 - av))
     da_dz = av * (1 - av)
@@ -44,10 +46,10 @@ def llc(x=(1.0, 2.0, -1.0), y=1.0, w=(0.5, -0.25, 0.1), w0=0.2) -> dict:
         "dz_dw": x,
         "dL_dw_chain": dL_da * da_dz * x,
         "dL_dw_by_hand": (av - y) * x,
-        "dL_dw_autodiff": tw.grad.copy(),
-        "dL_dw0_autodiff": float(tw0.grad),
-        "dL_da_autodiff": float(a.grad),
-        "dL_dz_autodiff": float(z.grad),
+        "dL_dw_autodiff": gw.copy(),
+        "dL_dw0_autodiff": float(gw0),
+        "dL_da_autodiff": float(ga),
+        "dL_dz_autodiff": float(gz),
     }
 
 
@@ -67,9 +69,11 @@ def main() -> str:
         f"  L(a, y) = −[y log a + (1 − y) log(1 − a)] = {r['L']:.6f}",
         "",
         "Back-propagation, ∂L/∂w = ∂L/∂a · ∂a/∂z · ∂z/∂w   (notes, equation 3):",
-        f"  ∂L/∂a = (a − y)/(a(1 − a)) = {r['dL_da']:+.6f}   (loss unit)      autodiff {r['dL_da_autodiff']:+.6f}",
+        f"  ∂L/∂a = (a − y)/(a(1 − a)) = {r['dL_da']:+.6f}   (loss unit)      "
+        f"autodiff {r['dL_da_autodiff']:+.6f}",
         f"  ∂a/∂z = a(1 − a)           = {r['da_dz']:+.6f}   (activation)",
-        f"  ∂L/∂z = ∂L/∂a · ∂a/∂z      = {r['dL_da'] * r['da_dz']:+.6f}                    autodiff {r['dL_dz_autodiff']:+.6f}",
+        f"  ∂L/∂z = ∂L/∂a · ∂a/∂z      = {r['dL_da'] * r['da_dz']:+.6f}                    "
+        f"autodiff {r['dL_dz_autodiff']:+.6f}",
         f"  ∂z/∂w = x                  = {_vec(r['dz_dw'])}   (linear unit)",
         "",
         "  ∂L/∂w by the chain       " + _vec(r["dL_dw_chain"]),

@@ -1,7 +1,8 @@
 """Neural-network building blocks with PyTorch's names and meanings.
 
 ``Module`` and ``Parameter``; layers (``Linear``, ``BatchNorm1d``, ``Dropout``, ``Flatten``,
-activations; convolutional: ``Conv1d``, ``Conv2d``, pooling, ``BatchNorm2d``, ``Unflatten``); containers (``Sequential``, ``ModuleList``); losses (``MSELoss``, ``BCELoss``,
+activations; convolutional: ``Conv1d``, ``Conv2d``, pooling, ``BatchNorm2d``, ``Unflatten``);
+containers (``Sequential``, ``ModuleList``); losses (``MSELoss``, ``BCELoss``,
 ``BCEWithLogitsLoss``, ``CrossEntropyLoss``, ``NLLLoss``, ``HingeLoss``); ``init`` (weight
 initialization schemes) and ``functional`` (everything as functions)::
 

@@ -8,15 +8,19 @@ the maths is in ``functional_conv.py``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..errors import ConfigError
+from ..tensor import Tensor, TensorLike
 from . import functional as F
 from . import init
-from .functional_conv import _int, _ntuple, resolve_padding
+from .functional_conv import IntOrInts, OutputSize, _int, _ntuple, resolve_padding
 from .layers import BatchNorm1d, _size
-from .module import Module
+from .module import Module, Sequential
 from .parameter import Parameter
 
 __all__ = [
@@ -34,28 +38,30 @@ __all__ = [
 ]
 
 
-def _given(v):
+def _given(v: Any) -> Any:
     """A setting as given (a number or a tuple; a list read from a model file becomes a tuple)."""
     return tuple(v) if isinstance(v, list) else v
 
 
 class _ConvNd(Module):
     _nd = 1
+    weight: Parameter
+    bias: Parameter | None
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
+        kernel_size: IntOrInts,
+        stride: IntOrInts = 1,
+        padding: IntOrInts | str = 0,
+        dilation: IntOrInts = 1,
         groups: int = 1,
         bias: bool = True,
         padding_mode: str = "zeros",
-        rng=None,
-        dtype=np.float32,
-    ):
+        rng: np.random.Generator | None = None,
+        dtype: DTypeLike = np.float32,
+    ) -> None:
         super().__init__()
         who, nd = type(self).__name__, self._nd
         self.in_channels = _size(in_channels, who, "in_channels")
@@ -79,7 +85,7 @@ class _ConvNd(Module):
         self.stride = _ntuple(stride, nd, who, "stride")
         self.dilation = _ntuple(dilation, nd, who, "dilation")
         resolve_padding(padding, nd, self.kernel_size, self.stride, self.dilation, who)  # checks
-        self.padding = (
+        self.padding: str | tuple[int, ...] = (
             padding if isinstance(padding, str) else _ntuple(padding, nd, who, "padding", minimum=0)
         )
         self.groups = int(groups)
@@ -97,7 +103,7 @@ class _ConvNd(Module):
             self.register_parameter("bias", None)
         self.reset_parameters()
 
-    def reset_parameters(self, rng=None) -> None:
+    def reset_parameters(self, rng: np.random.Generator | None = None) -> None:
         """Draw weight and bias from U(−1/√fan_in, 1/√fan_in), fan_in = in_channels/groups ×
         the kernel's size (PyTorch's ``kaiming_uniform_(weight, a=√5)``)."""
         rng = rng if rng is not None else self.rng
@@ -107,12 +113,12 @@ class _ConvNd(Module):
             bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
             init.uniform_(self.bias, -bound, bound, rng=rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         params = self._parameters
         fn = F.conv1d if self._nd == 1 else F.conv2d
         return fn(
             x,
-            params["weight"],
+            params["weight"],  # type: ignore[arg-type]  # never None (the dict: the hot path)
             params["bias"],
             self.stride,
             self.padding,
@@ -120,7 +126,7 @@ class _ConvNd(Module):
             self.groups,
         )
 
-    def output_shape(self, shape: tuple) -> tuple:
+    def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         """The output shape (C, *spatial) for one sample of shape (C, *spatial)."""
         pads = resolve_padding(
             self.padding,
@@ -133,7 +139,7 @@ class _ConvNd(Module):
         sizes = tuple(
             (n + lo + hi - d * (k - 1) - 1) // s + 1
             for n, (lo, hi), k, s, d in zip(
-                shape[1:], pads, self.kernel_size, self.stride, self.dilation
+                shape[1:], pads, self.kernel_size, self.stride, self.dilation, strict=False
             )
         )
         return (self.out_channels,) + sizes
@@ -203,8 +209,14 @@ class _MaxPoolNd(Module):
     _nd = 1
 
     def __init__(
-        self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False
-    ):
+        self,
+        kernel_size: IntOrInts,
+        stride: IntOrInts | None = None,
+        padding: IntOrInts = 0,
+        dilation: IntOrInts = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+    ) -> None:
         super().__init__()
         who, nd = type(self).__name__, self._nd
         _ntuple(kernel_size, nd, who, "kernel_size")
@@ -219,7 +231,7 @@ class _MaxPoolNd(Module):
         self.return_indices = bool(return_indices)
         self.ceil_mode = bool(ceil_mode)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor | tuple[Tensor, Tensor]:
         fn = F.max_pool1d if self._nd == 1 else F.max_pool2d
         return fn(
             x,
@@ -259,13 +271,13 @@ class _AvgPoolNd(Module):
 
     def __init__(
         self,
-        kernel_size,
-        stride=None,
-        padding=0,
-        ceil_mode=False,
-        count_include_pad=True,
-        divisor_override=None,
-    ):
+        kernel_size: IntOrInts,
+        stride: IntOrInts | None = None,
+        padding: IntOrInts = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ) -> None:
         super().__init__()
         who, nd = type(self).__name__, self._nd
         _ntuple(kernel_size, nd, who, "kernel_size")
@@ -280,7 +292,7 @@ class _AvgPoolNd(Module):
         if nd == 2:
             self.divisor_override = divisor_override
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         if self._nd == 1:
             return F.avg_pool1d(
                 x,
@@ -312,8 +324,13 @@ class AvgPool1d(_AvgPoolNd, config=_AVGPOOL):
     _nd = 1
 
     def __init__(
-        self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True
-    ):
+        self,
+        kernel_size: IntOrInts,
+        stride: IntOrInts | None = None,
+        padding: IntOrInts = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+    ) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
 
 
@@ -327,11 +344,11 @@ class AvgPool2d(_AvgPoolNd, config=_AVGPOOL + ("divisor_override",)):
 class _AdaptiveAvgPoolNd(Module):
     _nd = 1
 
-    def __init__(self, output_size):
+    def __init__(self, output_size: OutputSize) -> None:
         super().__init__()
         self.output_size = _given(output_size)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         fn = F.adaptive_avg_pool1d if self._nd == 1 else F.adaptive_avg_pool2d
         return fn(x, self.output_size)
 
@@ -371,7 +388,7 @@ class Unflatten(Module, config=("dim", "unflattened_size")):
     """Split axis ``dim`` into ``unflattened_size``: ``Unflatten(1, (1, 40))`` turns a batch of
     40 features (N, 40) into one-channel signals (N, 1, 40) for Conv1d."""
 
-    def __init__(self, dim: int, unflattened_size):
+    def __init__(self, dim: int, unflattened_size: Sequence[int]) -> None:
         super().__init__()
         if not _int(dim):
             raise ConfigError(f"Unflatten: dim must be an integer, got {dim!r}")
@@ -382,7 +399,7 @@ class Unflatten(Module, config=("dim", "unflattened_size")):
         self.dim = int(dim)
         self.unflattened_size = tuple(unflattened_size)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.unflatten(x, self.dim, self.unflattened_size)
 
     def extra_repr(self) -> str:
@@ -395,18 +412,18 @@ class Unflatten(Module, config=("dim", "unflattened_size")):
 
 
 def conv_net(
-    input_shape,
+    input_shape: int | Sequence[int],
     n_outputs: int,
-    channels=(25, 25, 25),
-    kernels=None,
-    stride=2,
-    padding=1,
+    channels: int | Sequence[int] = (25, 25, 25),
+    kernels: int | Sequence[int] | None = None,
+    stride: IntOrInts = 2,
+    padding: IntOrInts | str = 1,
     flat_input: bool = True,
-    hidden=(),
-    activation=None,
-    rng=None,
-    dtype=np.float32,
-):
+    hidden: Sequence[int] = (),
+    activation: type[Module] | None = None,
+    rng: np.random.Generator | None = None,
+    dtype: DTypeLike = np.float32,
+) -> Sequential:
     """A plain CNN: [Conv(channels[i], kernels[i], stride, padding), ReLU] per layer, then
     Flatten, then [Linear(h), activation] for each size in ``hidden`` (none by default;
     ``activation`` is a layer class, ReLU by default) and Linear to ``n_outputs``.
@@ -418,32 +435,31 @@ def conv_net(
     by default 5 for the first layer and 3 after (the MNIST-1D paper's net).
     """
     from .layers import Flatten, Linear, ReLU
-    from .module import Sequential
 
     shape = tuple(int(s) for s in np.atleast_1d(input_shape))
     if len(shape) not in (2, 3) or min(shape) < 1:
         raise ConfigError(
             f"conv_net: input_shape {shape} is neither a signal (C, L) nor an image (C, H, W)"
         )
-    channels = [int(c) for c in np.atleast_1d(channels)]
-    if not channels or min(channels) < 1:
-        raise ConfigError(f"conv_net: channels must be positive integers, got {channels!r}")
+    widths = [int(c) for c in np.atleast_1d(channels)]
+    if not widths or min(widths) < 1:
+        raise ConfigError(f"conv_net: channels must be positive integers, got {widths!r}")
     if kernels is None:
-        kernels = [5] + [3] * (len(channels) - 1)
-    kernels = [int(k) for k in np.atleast_1d(kernels)]
-    if len(kernels) == 1:
-        kernels = kernels * len(channels)
-    if len(kernels) != len(channels):
+        kernels = [5] + [3] * (len(widths) - 1)
+    sizes = [int(k) for k in np.atleast_1d(kernels)]
+    if len(sizes) == 1:
+        sizes = sizes * len(widths)
+    if len(sizes) != len(widths):
         raise ConfigError(
-            f"conv_net: {len(kernels)} kernel sizes for {len(channels)} conv "
+            f"conv_net: {len(sizes)} kernel sizes for {len(widths)} conv "
             "layers; give one size, or one per layer"
         )
-    layers = [Unflatten(1, shape)] if flat_input else []
-    Conv = Conv1d if len(shape) == 2 else Conv2d
+    layers: list[Module] = [Unflatten(1, shape)] if flat_input else []
+    Conv: type[_ConvNd] = Conv1d if len(shape) == 2 else Conv2d
     c_in = shape[0]
-    for c, k in zip(channels, kernels):
+    for c, k in zip(widths, sizes, strict=True):
         if k < 1:
-            raise ConfigError(f"conv_net: kernel sizes must be positive, got {kernels!r}")
+            raise ConfigError(f"conv_net: kernel sizes must be positive, got {sizes!r}")
         conv = Conv(c_in, c, k, stride=stride, padding=padding, rng=rng, dtype=dtype)
         out = conv.output_shape(shape)
         if min(out[1:]) < 1:

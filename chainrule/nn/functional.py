@@ -22,11 +22,12 @@ per-sample values.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import units as U
 from ..errors import ConfigError, DataError, ShapeError
 from ..random import get_rng
-from ..tensor import Tensor
+from ..tensor import Tensor, TensorLike
 from ._inputs import _as_input, _data, _input  # noqa: F401 - used here and by the layers
 
 __all__ = [
@@ -60,12 +61,12 @@ _REDUCTIONS = ("mean", "sum", "none")
 # ------------------------------------------------------------------------------------------------
 
 
-def _check_reduction(reduction, who: str) -> None:
+def _check_reduction(reduction: object, who: str) -> None:
     if reduction not in _REDUCTIONS:
         raise ConfigError(f"{who}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def _reduce(loss, reduction: str):
+def _reduce(loss: TensorLike, reduction: str) -> Tensor:
     if reduction == "mean":
         return U.mean(loss)
     if reduction == "sum":
@@ -73,7 +74,7 @@ def _reduce(loss, reduction: str):
     return loss if isinstance(loss, Tensor) else Tensor(loss)
 
 
-def _float_target(target, dtype, who: str):
+def _float_target(target: TensorLike, dtype: DTypeLike, who: str) -> Tensor | np.ndarray:
     """A float target: a constant array of the input's dtype, or a tensor that requires grad."""
     if isinstance(target, Tensor):
         if target.requires_grad:
@@ -85,7 +86,7 @@ def _float_target(target, dtype, who: str):
     return t if t.dtype == dtype else t.astype(dtype)
 
 
-def _same_shape(x: np.ndarray, t, who: str) -> None:
+def _same_shape(x: np.ndarray, t: TensorLike, who: str) -> None:
     tshape = np.shape(t.data if isinstance(t, Tensor) else t)
     if tuple(x.shape) != tuple(tshape):
         raise ShapeError(
@@ -98,7 +99,7 @@ def _same_shape(x: np.ndarray, t, who: str) -> None:
         )
 
 
-def _const(arr, dtype, who: str, name: str):
+def _const(arr: TensorLike | None, dtype: DTypeLike, who: str, name: str) -> np.ndarray | None:
     """An optional constant array argument (a class weight, pos_weight) in the input's dtype."""
     if arr is None:
         return None
@@ -108,7 +109,9 @@ def _const(arr, dtype, who: str, name: str):
     return a.astype(dtype, copy=False)
 
 
-def _labels(target, x_shape, C: int, ignore_index: int, who: str) -> np.ndarray:
+def _labels(
+    target: TensorLike, x_shape: tuple[int, ...], C: int, ignore_index: int, who: str
+) -> np.ndarray:
     """Integer class labels of shape (N, d1, ...) for an input (N, C, d1, ...), range-checked."""
     t = _data(target) if isinstance(target, Tensor) else np.asarray(target)
     expected = (x_shape[0],) + tuple(x_shape[2:])
@@ -147,7 +150,9 @@ def _labels(target, x_shape, C: int, ignore_index: int, who: str) -> np.ndarray:
     return t
 
 
-def _class_weight(weight, C: int, dtype, who: str):
+def _class_weight(
+    weight: TensorLike | None, C: int, dtype: DTypeLike, who: str
+) -> np.ndarray | None:
     w = _const(weight, dtype, who, "weight")
     if w is not None and w.shape != (C,):
         raise ShapeError(
@@ -161,54 +166,56 @@ def _class_weight(weight, C: int, dtype, who: str):
 # ------------------------------------------------------------------------------------------------
 
 
-def linear(input, weight, bias=None):
+def linear(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None) -> Tensor:
     """The linear unit Σ: x Wᵀ + b, x of shape (..., in), W (out, in), b (out,) -> (..., out)."""
     w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
     x = _as_input(input, w.dtype)
     return U.Linear.apply(x, weight) if bias is None else U.Linear.apply(x, weight, bias)
 
 
-def relu(input):
+def relu(input: TensorLike) -> Tensor:
     """max(x, 0), elementwise."""
     return U.ReLU.apply(_input(input))
 
 
-def leaky_relu(input, negative_slope: float = 0.01):
+def leaky_relu(input: TensorLike, negative_slope: float = 0.01) -> Tensor:
     """x where x > 0, else negative_slope·x."""
     return U.leaky_relu(_input(input), negative_slope)
 
 
-def tanh(input):
+def tanh(input: TensorLike) -> Tensor:
     return U.Tanh.apply(_input(input))
 
 
-def sigmoid(input):
+def sigmoid(input: TensorLike) -> Tensor:
     """σ(x) = 1 / (1 + e^(−x))."""
     return U.Sigmoid.apply(_input(input))
 
 
-def gelu(input, approximate: str = "none"):
+def gelu(input: TensorLike, approximate: str = "none") -> Tensor:
     """x Φ(x) (Φ the standard normal CDF); ``approximate='tanh'`` uses the tanh formula."""
     if approximate not in ("none", "tanh"):
         raise ConfigError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     return U.gelu(_input(input), approximate=approximate)
 
 
-def softmax(input, dim: int = -1):
+def softmax(input: TensorLike, dim: int = -1) -> Tensor:
     """exp(x_i) / Σ_j exp(x_j) along ``dim``."""
     return U.softmax(_input(input), axis=dim)
 
 
-def log_softmax(input, dim: int = -1):
+def log_softmax(input: TensorLike, dim: int = -1) -> Tensor:
     """x_i − log Σ_j exp(x_j) along ``dim`` (stable: never takes log of a tiny softmax)."""
     return U.log_softmax(_input(input), axis=dim)
 
 
-def identity(input):
-    return input if isinstance(input, Tensor) else Tensor(_input(input))
+def identity(input: TensorLike) -> Tensor:
+    if isinstance(input, Tensor):
+        return input
+    return Tensor(_input(input))
 
 
-def _check_p(p, who: str) -> float:
+def _check_p(p: object, who: str) -> float:
     if (
         isinstance(p, bool)
         or not isinstance(p, (int, float, np.floating, np.integer))
@@ -218,7 +225,14 @@ def _check_p(p, who: str) -> float:
     return float(p)
 
 
-def dropout(input, p: float = 0.5, training: bool = True, *, rng=None, seed=None):
+def dropout(
+    input: TensorLike,
+    p: float = 0.5,
+    training: bool = True,
+    *,
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
+) -> Tensor:
     """Inverted dropout: zero each element with probability p, scale the rest by 1/(1 − p).
 
     The expected value of every element is unchanged, so at evaluation (``training=False``)
@@ -230,23 +244,23 @@ def dropout(input, p: float = 0.5, training: bool = True, *, rng=None, seed=None
         return identity(x)
     a = _data(x)
     if p == 1.0:
-        return x * np.zeros_like(a)
+        return U.mul(x, np.zeros_like(a))
     keep = get_rng(rng, seed).random(a.shape) < 1.0 - p
     dtype = a.dtype if a.dtype.kind == "f" else np.dtype(np.float32)
     mask = keep.astype(dtype) / dtype.type(1.0 - p)
-    return x * mask
+    return U.mul(x, mask)  # a Tensor also for a numpy input (x * mask would be an ndarray)
 
 
 def batch_norm(
-    input,
-    running_mean,
-    running_var,
-    weight=None,
-    bias=None,
+    input: TensorLike,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+    weight: TensorLike | None = None,
+    bias: TensorLike | None = None,
     training: bool = False,
     momentum: float = 0.1,
     eps: float = 1e-5,
-):
+) -> Tensor:
     """Batch normalization over every axis but the channel axis 1 of x (N, C) or (N, C, L).
 
     In training, each channel is normalized with the batch mean and biased variance, and
@@ -300,7 +314,7 @@ def batch_norm(
     )
 
 
-def flatten(input, start_dim: int = 1, end_dim: int = -1):
+def flatten(input: TensorLike, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     """Merge dimensions start_dim..end_dim into one: (N, C, L) -> (N, C·L) by default."""
     x = _input(input)
     shape = _data(x).shape
@@ -323,12 +337,12 @@ def flatten(input, start_dim: int = 1, end_dim: int = -1):
 # ------------------------------------------------------------------------------------------------
 
 
-def mse_loss(input, target, reduction: str = "mean"):
+def mse_loss(input: TensorLike, target: TensorLike, reduction: str = "mean") -> Tensor:
     """Mean squared error: (ŷ − y)² per element, then the reduction."""
     return _mse_loss(input, target, reduction, "mse_loss")
 
 
-def _mse_loss(input, target, reduction, who):
+def _mse_loss(input: TensorLike, target: TensorLike, reduction: str, who: str) -> Tensor:
     _check_reduction(reduction, who)
     x = _input(input)
     a = _data(x)
@@ -338,12 +352,19 @@ def _mse_loss(input, target, reduction, who):
     return _reduce(U.mul(d, d), reduction)
 
 
-def binary_cross_entropy(input, target, weight=None, reduction: str = "mean"):
+def binary_cross_entropy(
+    input: TensorLike,
+    target: TensorLike,
+    weight: TensorLike | None = None,
+    reduction: str = "mean",
+) -> Tensor:
     """−w [y log ŷ + (1 − y) log(1 − ŷ)] for probabilities ŷ in [0, 1] (logs clamped at −100)."""
     return _binary_cross_entropy(input, target, weight, reduction, "binary_cross_entropy")
 
 
-def _binary_cross_entropy(input, target, weight, reduction, who):
+def _binary_cross_entropy(
+    input: TensorLike, target: TensorLike, weight: TensorLike | None, reduction: str, who: str
+) -> Tensor:
     _check_reduction(reduction, who)
     x = _input(input)
     a = _data(x)
@@ -364,8 +385,12 @@ def _binary_cross_entropy(input, target, weight, reduction, who):
 
 
 def binary_cross_entropy_with_logits(
-    input, target, weight=None, reduction: str = "mean", pos_weight=None
-):
+    input: TensorLike,
+    target: TensorLike,
+    weight: TensorLike | None = None,
+    reduction: str = "mean",
+    pos_weight: TensorLike | None = None,
+) -> Tensor:
     """−w [p·y log σ(z) + (1 − y) log(1 − σ(z))] from logits z, in one stable unit.
 
     ``pos_weight`` (p, one per class, broadcast along the last axis) weighs the positive term.
@@ -375,7 +400,14 @@ def binary_cross_entropy_with_logits(
     )
 
 
-def _binary_cross_entropy_with_logits(input, target, weight, reduction, pos_weight, who):
+def _binary_cross_entropy_with_logits(
+    input: TensorLike,
+    target: TensorLike,
+    weight: TensorLike | None,
+    reduction: str,
+    pos_weight: TensorLike | None,
+    who: str,
+) -> Tensor:
     _check_reduction(reduction, who)
     x = _input(input)
     a = _data(x)
@@ -391,13 +423,13 @@ def _binary_cross_entropy_with_logits(input, target, weight, reduction, pos_weig
 
 
 def cross_entropy(
-    input,
-    target,
-    weight=None,
+    input: TensorLike,
+    target: TensorLike,
+    weight: TensorLike | None = None,
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
-):
+) -> Tensor:
     """Cross-entropy of logits z (N, C) or (N, C, d1, ...) (or one sample (C,)) against targets.
 
     Integer labels y: L_i = −w_{y_i} log softmax(z_i)[y_i] (fused softmax and log); with
@@ -412,7 +444,7 @@ def cross_entropy(
     )
 
 
-def _check_smoothing(label_smoothing, who):
+def _check_smoothing(label_smoothing: float, who: str) -> float:
     ls = float(label_smoothing)
     if not 0.0 <= ls <= 1.0:
         raise ConfigError(
@@ -421,7 +453,7 @@ def _check_smoothing(label_smoothing, who):
     return ls
 
 
-def _plain_labels(a: np.ndarray, t: np.ndarray, ignore_index) -> bool:
+def _plain_labels(a: np.ndarray, t: np.ndarray, ignore_index: int) -> bool:
     """True for the training loop's common case: (N, C) float logits and N integer labels, all
     in range and none ignored (then one fused unit computes the mean loss)."""
     return (
@@ -436,7 +468,15 @@ def _plain_labels(a: np.ndarray, t: np.ndarray, ignore_index) -> bool:
     )
 
 
-def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, who):
+def _cross_entropy(
+    input: TensorLike,
+    target: TensorLike,
+    weight: TensorLike | None,
+    ignore_index: int,
+    reduction: str,
+    label_smoothing: float,
+    who: str,
+) -> Tensor:
     if (
         reduction == "mean"
         and weight is None
@@ -469,31 +509,39 @@ def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothi
     return _unbatch(out) if unbatched and reduction == "none" else out
 
 
-def _batch_of_one(x, a, t):
+def _batch_of_one(
+    x: Tensor | np.ndarray, a: np.ndarray, t: np.ndarray
+) -> tuple[Tensor, np.ndarray, np.ndarray]:
     """One sample, logits (C,) and its target: as a batch of one, (1, C) and (1, ...)."""
     return U.reshape(x, (1,) + a.shape), a.reshape((1,) + a.shape), t.reshape((1,) + t.shape)
 
 
-def _unbatch(per):
+def _unbatch(per: Tensor) -> Tensor:
     """The per-sample loss of a batch of one, back to the one sample's: a scalar."""
     return U.reshape(per, ())
 
 
-def _reduce_weighted(per, y, w, ignore_index, reduction, dtype):
+def _reduce_weighted(
+    per: Tensor,
+    y: np.ndarray,
+    w: np.ndarray | None,
+    ignore_index: int,
+    reduction: str,
+    dtype: DTypeLike,
+) -> Tensor:
     """'mean' over labelled samples divides by Σ w[y_i] over those whose label is not ignored."""
     if reduction != "mean":
         return _reduce(per, reduction)
     valid = y != ignore_index
-    if w is None:
-        denom = valid.sum()
-    else:
-        denom = w[np.where(valid, y, 0)][valid].sum()
+    denom = valid.sum() if w is None else w[np.where(valid, y, 0)][valid].sum()
     if denom == 0:  # every sample ignored: the loss is nan (0/0) and the gradients 0, as PyTorch
         return U.add(U.sum(per), np.asarray(np.nan, dtype=dtype))
     return U.div(U.sum(per), np.asarray(denom, dtype=dtype))
 
 
-def _cross_entropy_probs(x, a, t, w, reduction, ls):
+def _cross_entropy_probs(
+    x: TensorLike, a: np.ndarray, t: np.ndarray, w: np.ndarray | None, reduction: str, ls: float
+) -> Tensor:
     C = a.shape[1]
     if ls:
         t = t * (1 - ls) + ls / C
@@ -504,7 +552,13 @@ def _cross_entropy_probs(x, a, t, w, reduction, ls):
     return _reduce(per, reduction)
 
 
-def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+def nll_loss(
+    input: TensorLike,
+    target: TensorLike,
+    weight: TensorLike | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
     """Negative log-likelihood of log-probabilities a (N, C) or (N, C, d1, ...): −w_{y_i} a_i[y_i].
 
     'mean' divides by Σ w_{y_i} over the samples whose label is not ``ignore_index``.
@@ -512,7 +566,14 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     return _nll_loss(input, target, weight, ignore_index, reduction, "nll_loss")
 
 
-def _nll_loss(input, target, weight, ignore_index, reduction, who):
+def _nll_loss(
+    input: TensorLike,
+    target: TensorLike,
+    weight: TensorLike | None,
+    ignore_index: int,
+    reduction: str,
+    who: str,
+) -> Tensor:
     _check_reduction(reduction, who)
     x = _input(input)
     a = _data(x)
@@ -537,7 +598,7 @@ def _nll_loss(input, target, weight, ignore_index, reduction, who):
     return _unbatch(out) if unbatched and reduction == "none" else out
 
 
-def hinge_loss(input, target, reduction: str = "mean"):
+def hinge_loss(input: TensorLike, target: TensorLike, reduction: str = "mean") -> Tensor:
     """max(0, 1 − y·ŷ) for scores ŷ of shape (N,) or (N, 1) and labels y in {−1, +1}.
 
     Labels in {0, 1} are mapped to −1/+1. (Not in PyTorch: the loss of a linear SVM.)
@@ -545,7 +606,7 @@ def hinge_loss(input, target, reduction: str = "mean"):
     return _hinge_loss(input, target, reduction, "hinge_loss")
 
 
-def _hinge_loss(input, target, reduction, who):
+def _hinge_loss(input: TensorLike, target: TensorLike, reduction: str, who: str) -> Tensor:
     _check_reduction(reduction, who)
     x = _input(input)
     a = _data(x)
@@ -576,10 +637,10 @@ def _hinge_loss(input, target, reduction, who):
 
 
 # convolution and pooling live in their own module (units in chainrule/units_conv.py)
-from .functional_conv import (
+from .functional_conv import (  # noqa: E402 - the convolution functions, re-exported
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
-    avg_pool1d,  # noqa: E402
+    avg_pool1d,
     avg_pool2d,
     conv1d,
     conv2d,

@@ -9,14 +9,19 @@ and calls one unit of ``chainrule.units_conv``, where the derivatives live.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
+from typing import Any, Literal, overload
 
 import numpy as np
 
 from .. import units as U
 from ..errors import ConfigError, ShapeError
-from ..tensor import Context, Tensor
+from ..tensor import Context, Tensor, TensorLike
 from ..units_conv import AdaptiveAvgPool, AvgPool, Conv, MaxPool, conv_output_size
 from ._inputs import _as_input, _data, _input
+
+#: A setting given once for every spatial axis or once per axis: ``3`` or ``(3, 5)``.
+IntOrInts = int | Sequence[int]
 
 __all__ = [
     "conv1d",
@@ -36,11 +41,11 @@ __all__ = [
 # ------------------------------------------------------------------------------------------------
 
 
-def _int(v) -> bool:
+def _int(v: object) -> bool:
     return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool)
 
 
-def _ntuple(value, nd: int, who: str, name: str, minimum: int = 1) -> tuple:
+def _ntuple(value: object, nd: int, who: str, name: str, minimum: int = 1) -> tuple[int, ...]:
     """A number or one number per spatial axis -> a tuple of nd ints, each >= minimum."""
     vals = (value,) * nd if _int(value) else value
     if not isinstance(vals, (tuple, list)) or len(vals) != nd or not all(_int(v) for v in vals):
@@ -52,7 +57,14 @@ def _ntuple(value, nd: int, who: str, name: str, minimum: int = 1) -> tuple:
     return vals
 
 
-def resolve_padding(padding, nd: int, kernel, stride, dilation, who: str) -> tuple:
+def resolve_padding(
+    padding: IntOrInts | str,
+    nd: int,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    who: str,
+) -> tuple[tuple[int, int], ...]:
     """Padding as (before, after) per spatial axis: a number, one per axis, 'valid' (none) or
     'same' (the output has the input's size; stride 1 only; an odd total puts the extra
     element after, as PyTorch)."""
@@ -66,7 +78,7 @@ def resolve_padding(padding, nd: int, kernel, stride, dilation, who: str) -> tup
                     f"convolutions (stride={stride}); use a number"
                 )
             pads = []
-            for k, d in zip(kernel, dilation):
+            for k, d in zip(kernel, dilation, strict=True):
                 total = d * (k - 1)
                 pads.append((total // 2, total - total // 2))
             return tuple(pads)
@@ -77,7 +89,7 @@ def resolve_padding(padding, nd: int, kernel, stride, dilation, who: str) -> tup
     return tuple((v, v) for v in p)
 
 
-def _batched(x, nd: int, who: str, what: str):
+def _batched(x: Tensor | np.ndarray, nd: int, who: str, what: str) -> tuple[Any, bool]:
     """(input, True when one unbatched sample was given)."""
     a = _data(x)
     if a.ndim == nd + 2:
@@ -89,7 +101,7 @@ def _batched(x, nd: int, who: str, what: str):
     raise ShapeError(f"{who}: expected {what} of shape {batch} or {dims}, got shape {a.shape}")
 
 
-def _unbatch(out, was_unbatched: bool):
+def _unbatch(out: Tensor, was_unbatched: bool) -> Tensor:
     return U.reshape(out, out.shape[1:]) if was_unbatched else out
 
 
@@ -98,7 +110,17 @@ def _unbatch(out, was_unbatched: bool):
 # ------------------------------------------------------------------------------------------------
 
 
-def _conv(nd, input, weight, bias, stride, padding, dilation, groups, who):
+def _conv(
+    nd: int,
+    input: TensorLike,
+    weight: TensorLike,
+    bias: TensorLike | None,
+    stride: IntOrInts,
+    padding: IntOrInts | str,
+    dilation: IntOrInts,
+    groups: int,
+    who: str,
+) -> Tensor:
     w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
     if w.ndim != nd + 2:
         shape = (
@@ -112,10 +134,10 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, who):
     a = _data(x)
     if not _int(groups) or groups < 1:
         raise ConfigError(f"{who}: groups must be a positive integer, got {groups!r}")
-    O, Cg, kernel = w.shape[0], w.shape[1], w.shape[2:]
-    if O % groups:
+    Co, Cg, kernel = w.shape[0], w.shape[1], w.shape[2:]
+    if Co % groups:
         raise ShapeError(
-            f"{who}: weight of shape {w.shape} has {O} output channels, which "
+            f"{who}: weight of shape {w.shape} has {Co} output channels, which "
             f"groups={groups} does not divide"
         )
     if a.shape[1] != Cg * groups:
@@ -126,15 +148,15 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, who):
         )
     if bias is not None:
         bshape = np.shape(_data(bias))
-        if bshape != (O,):
+        if bshape != (Co,):
             raise ShapeError(
                 f"{who}: bias of shape {bshape} does not fit weight of shape "
-                f"{w.shape}: expected ({O},)"
+                f"{w.shape}: expected ({Co},)"
             )
-    stride = _ntuple(stride, nd, who, "stride")
-    dilation = _ntuple(dilation, nd, who, "dilation")
-    pads = resolve_padding(padding, nd, kernel, stride, dilation, who)
-    for n, k, d, (lo, hi) in zip(a.shape[2:], kernel, dilation, pads):
+    strides = _ntuple(stride, nd, who, "stride")
+    dilations = _ntuple(dilation, nd, who, "dilation")
+    pads = resolve_padding(padding, nd, kernel, strides, dilations, who)
+    for n, k, d, (lo, hi) in zip(a.shape[2:], kernel, dilations, pads, strict=True):
         if n + lo + hi < d * (k - 1) + 1:
             raise ShapeError(
                 f"{who}: input of shape {a.shape} padded to {n + lo + hi} along a spatial axis is "
@@ -142,11 +164,19 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, who):
                 f"{w.shape}"
             )
     args = (x, weight) if bias is None else (x, weight, bias)
-    out = Conv.apply(*args, stride=stride, padding=pads, dilation=dilation, groups=int(groups))
+    out = Conv.apply(*args, stride=strides, padding=pads, dilation=dilations, groups=int(groups))
     return _unbatch(out, unbatched)
 
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv1d(
+    input: TensorLike,
+    weight: TensorLike,
+    bias: TensorLike | None = None,
+    stride: IntOrInts = 1,
+    padding: IntOrInts | str = 0,
+    dilation: IntOrInts = 1,
+    groups: int = 1,
+) -> Tensor:
     """1-D convolution: x (N, C, L) or (C, L), weight (O, C/groups, k), bias (O,).
 
     z[n, o, p] = b[o] + Σ_c Σ_j W[o, c, j] x[n, c, p·stride + j·dilation − pad]: one linear unit
@@ -157,7 +187,15 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _conv(1, input, weight, bias, stride, padding, dilation, groups, "conv1d")
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(
+    input: TensorLike,
+    weight: TensorLike,
+    bias: TensorLike | None = None,
+    stride: IntOrInts = 1,
+    padding: IntOrInts | str = 0,
+    dilation: IntOrInts = 1,
+    groups: int = 1,
+) -> Tensor:
     """2-D convolution: x (N, C, H, W) or (C, H, W), weight (O, C/groups, kH, kW), bias (O,).
 
     The 2-D form of :func:`conv1d`; stride, padding and dilation are a number or a pair.
@@ -170,40 +208,59 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 # ------------------------------------------------------------------------------------------------
 
 
-def _pool_settings(nd, a, kernel_size, stride, padding, dilation, ceil_mode, who):
+def _pool_settings(
+    nd: int,
+    a: np.ndarray,
+    kernel_size: IntOrInts,
+    stride: IntOrInts | None,
+    padding: IntOrInts,
+    dilation: IntOrInts,
+    ceil_mode: bool,
+    who: str,
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[tuple[int, int], ...], tuple[int, ...]]:
     kernel = _ntuple(kernel_size, nd, who, "kernel_size")
-    stride = (
+    strides = (
         kernel
         if stride is None or (isinstance(stride, (tuple, list)) and not stride)
         else _ntuple(stride, nd, who, "stride")
     )
-    dilation = _ntuple(dilation, nd, who, "dilation")
+    dilations = _ntuple(dilation, nd, who, "dilation")
     pad = _ntuple(padding, nd, who, "padding", minimum=0)
-    for k, p in zip(kernel, pad):
+    for k, p in zip(kernel, pad, strict=True):
         if p > k // 2:
             raise ConfigError(
                 f"{who}: padding should be at most half of kernel size, got "
                 f"padding={padding!r} and kernel_size={kernel_size!r}"
             )
     pads = tuple((p, p) for p in pad)
-    for n, k, s, p, d in zip(a.shape[2:], kernel, stride, pad, dilation):
+    for n, k, s, p, d in zip(a.shape[2:], kernel, strides, pad, dilations, strict=True):
         if conv_output_size(n, k, s, p, p, d, bool(ceil_mode)) <= 0:
             raise ShapeError(
                 f"{who}: input of shape {a.shape} is too small for kernel_size="
-                f"{kernel_size!r} (padding={padding!r}, dilation={dilation!r}): "
+                f"{kernel_size!r} (padding={padding!r}, dilation={dilations!r}): "
                 "no window fits"
             )
-    return kernel, stride, pads, dilation
+    return kernel, strides, pads, dilations
 
 
-def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, who):
+def _max_pool(
+    nd: int,
+    input: TensorLike,
+    kernel_size: IntOrInts,
+    stride: IntOrInts | None,
+    padding: IntOrInts,
+    dilation: IntOrInts,
+    ceil_mode: bool,
+    return_indices: bool,
+    who: str,
+) -> Tensor | tuple[Tensor, Tensor]:
     x, unbatched = _batched(_input(input), nd, who, "input")
     a = _data(x)
-    kernel, stride, pads, dilation = _pool_settings(
+    kernel, strides, pads, dilations = _pool_settings(
         nd, a, kernel_size, stride, padding, dilation, ceil_mode, who
     )
-    kw = dict(
-        kernel=kernel, stride=stride, padding=pads, dilation=dilation, ceil_mode=bool(ceil_mode)
+    kw: dict[str, Any] = dict(
+        kernel=kernel, stride=strides, padding=pads, dilation=dilations, ceil_mode=bool(ceil_mode)
     )
     out = _unbatch(MaxPool.apply(x, **kw), unbatched)
     if not return_indices:
@@ -214,9 +271,46 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
     return out, Tensor(idx[0] if unbatched else idx)
 
 
+@overload
 def max_pool1d(
-    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
-):
+    input: TensorLike,
+    kernel_size: IntOrInts,
+    stride: IntOrInts | None = None,
+    padding: IntOrInts = 0,
+    dilation: IntOrInts = 1,
+    ceil_mode: bool = False,
+    return_indices: Literal[False] = False,
+) -> Tensor: ...
+@overload
+def max_pool1d(
+    input: TensorLike,
+    kernel_size: IntOrInts,
+    stride: IntOrInts | None = None,
+    padding: IntOrInts = 0,
+    dilation: IntOrInts = 1,
+    ceil_mode: bool = False,
+    *,
+    return_indices: Literal[True],
+) -> tuple[Tensor, Tensor]: ...
+@overload
+def max_pool1d(
+    input: TensorLike,
+    kernel_size: IntOrInts,
+    stride: IntOrInts | None = None,
+    padding: IntOrInts = 0,
+    dilation: IntOrInts = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]: ...
+def max_pool1d(
+    input: TensorLike,
+    kernel_size: IntOrInts,
+    stride: IntOrInts | None = None,
+    padding: IntOrInts = 0,
+    dilation: IntOrInts = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """The maximum of each window of x (N, C, L) or (C, L); ``stride`` defaults to the kernel
     size, padding (at most half the kernel) is −∞. ``return_indices``: also the position of
     each maximum in its input row (as PyTorch)."""
@@ -225,9 +319,46 @@ def max_pool1d(
     )
 
 
+@overload
 def max_pool2d(
-    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
-):
+    input: TensorLike,
+    kernel_size: IntOrInts,
+    stride: IntOrInts | None = None,
+    padding: IntOrInts = 0,
+    dilation: IntOrInts = 1,
+    ceil_mode: bool = False,
+    return_indices: Literal[False] = False,
+) -> Tensor: ...
+@overload
+def max_pool2d(
+    input: TensorLike,
+    kernel_size: IntOrInts,
+    stride: IntOrInts | None = None,
+    padding: IntOrInts = 0,
+    dilation: IntOrInts = 1,
+    ceil_mode: bool = False,
+    *,
+    return_indices: Literal[True],
+) -> tuple[Tensor, Tensor]: ...
+@overload
+def max_pool2d(
+    input: TensorLike,
+    kernel_size: IntOrInts,
+    stride: IntOrInts | None = None,
+    padding: IntOrInts = 0,
+    dilation: IntOrInts = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]: ...
+def max_pool2d(
+    input: TensorLike,
+    kernel_size: IntOrInts,
+    stride: IntOrInts | None = None,
+    padding: IntOrInts = 0,
+    dilation: IntOrInts = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """The maximum of each window of x (N, C, H, W) or (C, H, W); see :func:`max_pool1d`.
     Indices are flat over each H×W plane."""
     return _max_pool(
@@ -236,11 +367,21 @@ def max_pool2d(
 
 
 def _avg_pool(
-    nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, who
-):
+    nd: int,
+    input: TensorLike,
+    kernel_size: IntOrInts,
+    stride: IntOrInts | None,
+    padding: IntOrInts,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: int | None,
+    who: str,
+) -> Tensor:
     x, unbatched = _batched(_input(input), nd, who, "input")
     a = _data(x)
-    kernel, stride, pads, _ = _pool_settings(nd, a, kernel_size, stride, padding, 1, ceil_mode, who)
+    kernel, strides, pads, _ = _pool_settings(
+        nd, a, kernel_size, stride, padding, 1, ceil_mode, who
+    )
     if divisor_override is not None and (not _int(divisor_override) or divisor_override == 0):
         raise ConfigError(
             f"{who}: divisor_override must be a non-zero integer, got {divisor_override!r}"
@@ -248,7 +389,7 @@ def _avg_pool(
     out = AvgPool.apply(
         x,
         kernel=kernel,
-        stride=stride,
+        stride=strides,
         padding=pads,
         ceil_mode=bool(ceil_mode),
         count_include_pad=bool(count_include_pad),
@@ -257,7 +398,14 @@ def _avg_pool(
     return _unbatch(out, unbatched)
 
 
-def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+def avg_pool1d(
+    input: TensorLike,
+    kernel_size: IntOrInts,
+    stride: IntOrInts | None = None,
+    padding: IntOrInts = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> Tensor:
     """The mean of each window of x (N, C, L) or (C, L); padding counts as zeros in the mean
     unless ``count_include_pad=False``."""
     return _avg_pool(
@@ -266,14 +414,14 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
 
 def avg_pool2d(
-    input,
-    kernel_size,
-    stride=None,
-    padding=0,
-    ceil_mode=False,
-    count_include_pad=True,
-    divisor_override=None,
-):
+    input: TensorLike,
+    kernel_size: IntOrInts,
+    stride: IntOrInts | None = None,
+    padding: IntOrInts = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Tensor:
     """The mean of each window of x (N, C, H, W) or (C, H, W); ``divisor_override`` replaces
     the window size as divisor."""
     return _avg_pool(
@@ -289,15 +437,20 @@ def avg_pool2d(
     )
 
 
-def _adaptive(nd, input, output_size, who):
+#: An adaptive pooling's output size: one for every axis, or one per axis (None keeps the axis).
+OutputSize = int | None | Sequence[int | None]
+
+
+def _adaptive(nd: int, input: TensorLike, output_size: OutputSize, who: str) -> Tensor:
     x, unbatched = _batched(_input(input), nd, who, "input")
     a = _data(x)
-    sizes = (output_size,) * nd if _int(output_size) or output_size is None else output_size
+    # what the user gave, checked below
+    sizes: Any = (output_size,) * nd if _int(output_size) or output_size is None else output_size
     if not isinstance(sizes, (tuple, list)) or len(sizes) != nd:
         raise ConfigError(
             f"{who}: output_size must be an integer or {nd} integers, got {output_size!r}"
         )
-    sizes = tuple(n if s is None else s for s, n in zip(sizes, a.shape[2:]))
+    sizes = tuple(n if s is None else s for s, n in zip(sizes, a.shape[2:], strict=True))
     if not all(_int(s) and s >= 0 for s in sizes):
         raise ConfigError(
             f"{who}: output_size must be non-negative integers (or None), got {output_size!r}"
@@ -308,19 +461,19 @@ def _adaptive(nd, input, output_size, who):
     return _unbatch(out, unbatched)
 
 
-def adaptive_avg_pool1d(input, output_size):
+def adaptive_avg_pool1d(input: TensorLike, output_size: OutputSize) -> Tensor:
     """Average x (N, C, L) down to (N, C, output_size): window i covers
     [⌊i·L/out⌋, ⌈(i + 1)·L/out⌉), whatever L is (``output_size=1``: global average pooling)."""
     return _adaptive(1, input, output_size, "adaptive_avg_pool1d")
 
 
-def adaptive_avg_pool2d(input, output_size):
+def adaptive_avg_pool2d(input: TensorLike, output_size: OutputSize) -> Tensor:
     """Average x (N, C, H, W) down to (N, C, *output_size) (a pair, or one number for both;
     None keeps that axis)."""
     return _adaptive(2, input, output_size, "adaptive_avg_pool2d")
 
 
-def unflatten(input, dim: int, sizes):
+def unflatten(input: TensorLike, dim: int, sizes: Sequence[int]) -> Tensor:
     """Split axis ``dim`` into ``sizes`` (one entry may be −1): (N, 40) -> (N, 1, 40)."""
     x = _input(input)
     shape = _data(x).shape

@@ -25,12 +25,17 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import ConfigError
 from ..random import get_rng
 from ..tensor import Tensor
+
+#: What the functions fill in place and return: a Parameter, a Tensor or a numpy array.
+_T = TypeVar("_T", bound=Tensor | np.ndarray)
 
 __all__ = [
     "calculate_gain",
@@ -48,7 +53,7 @@ __all__ = [
 ]
 
 
-def calculate_gain(nonlinearity: str, param=None) -> float:
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """The recommended gain for a nonlinearity (PyTorch's table).
 
     ========================  ====================
@@ -92,7 +97,7 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
     )
 
 
-def _array(tensor) -> np.ndarray:
+def _array(tensor: object) -> np.ndarray:
     if isinstance(tensor, Tensor):
         return tensor.data
     if isinstance(tensor, np.ndarray):
@@ -102,7 +107,7 @@ def _array(tensor) -> np.ndarray:
     )
 
 
-def _fill(tensor, values):
+def _fill(tensor: _T, values: ArrayLike) -> _T:
     arr = _array(tensor)
     if isinstance(tensor, Tensor) and not arr.flags.writeable:
         tensor.data = np.array(values, dtype=arr.dtype)
@@ -111,7 +116,7 @@ def _fill(tensor, values):
     return tensor
 
 
-def _fans(tensor):
+def _fans(tensor: Tensor | np.ndarray) -> tuple[int, int]:
     shape = _array(tensor).shape
     if len(shape) < 2:
         raise ConfigError(
@@ -122,7 +127,7 @@ def _fans(tensor):
     return shape[1] * receptive, shape[0] * receptive
 
 
-def _fan(tensor, mode: str) -> int:
+def _fan(tensor: Tensor | np.ndarray, mode: str) -> int:
     mode = mode.lower()
     if mode not in ("fan_in", "fan_out"):
         raise ConfigError(f"init: mode {mode!r} is not supported, use 'fan_in' or 'fan_out'")
@@ -130,11 +135,13 @@ def _fan(tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
-def _rng(rng, seed, generator):
+def _rng(
+    rng: np.random.Generator | None, seed: int | None, generator: np.random.Generator | None
+) -> np.random.Generator:
     return get_rng(rng if rng is not None else generator, seed)
 
 
-def _empty(tensor) -> bool:
+def _empty(tensor: Tensor | np.ndarray) -> bool:
     if 0 in _array(tensor).shape:
         warnings.warn("init: initializing a zero-element tensor is a no-op", stacklevel=3)
         return True
@@ -146,29 +153,45 @@ def _empty(tensor) -> bool:
 # ------------------------------------------------------------------------------------------------
 
 
-def uniform_(tensor, a: float = 0.0, b: float = 1.0, *, rng=None, seed=None, generator=None):
+def uniform_(
+    tensor: _T,
+    a: float = 0.0,
+    b: float = 1.0,
+    *,
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
+    generator: np.random.Generator | None = None,
+) -> _T:
     """Fill with values drawn from U(a, b)."""
     g = _rng(rng, seed, generator)
     return _fill(tensor, g.uniform(a, b, size=_array(tensor).shape))
 
 
-def normal_(tensor, mean: float = 0.0, std: float = 1.0, *, rng=None, seed=None, generator=None):
+def normal_(
+    tensor: _T,
+    mean: float = 0.0,
+    std: float = 1.0,
+    *,
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
+    generator: np.random.Generator | None = None,
+) -> _T:
     """Fill with values drawn from N(mean, std²)."""
     g = _rng(rng, seed, generator)
     return _fill(tensor, g.normal(mean, std, size=_array(tensor).shape))
 
 
-def constant_(tensor, val: float):
+def constant_(tensor: _T, val: float) -> _T:
     """Fill with the value ``val``."""
     return _fill(tensor, val)
 
 
-def zeros_(tensor):
+def zeros_(tensor: _T) -> _T:
     """Fill with 0 (PyTorch's default for a bias in many schemes)."""
     return _fill(tensor, 0.0)
 
 
-def ones_(tensor):
+def ones_(tensor: _T) -> _T:
     """Fill with 1."""
     return _fill(tensor, 1.0)
 
@@ -178,7 +201,14 @@ def ones_(tensor):
 # ------------------------------------------------------------------------------------------------
 
 
-def xavier_uniform_(tensor, gain: float = 1.0, *, rng=None, seed=None, generator=None):
+def xavier_uniform_(
+    tensor: _T,
+    gain: float = 1.0,
+    *,
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
+    generator: np.random.Generator | None = None,
+) -> _T:
     """Glorot/Xavier uniform: U(−a, a) with a = gain·√(6 / (fan_in + fan_out))."""
     fan_in, fan_out = _fans(tensor)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
@@ -186,7 +216,14 @@ def xavier_uniform_(tensor, gain: float = 1.0, *, rng=None, seed=None, generator
     return uniform_(tensor, -a, a, rng=rng, seed=seed, generator=generator)
 
 
-def xavier_normal_(tensor, gain: float = 1.0, *, rng=None, seed=None, generator=None):
+def xavier_normal_(
+    tensor: _T,
+    gain: float = 1.0,
+    *,
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
+    generator: np.random.Generator | None = None,
+) -> _T:
     """Glorot/Xavier normal: N(0, std²) with std = gain·√(2 / (fan_in + fan_out))."""
     fan_in, fan_out = _fans(tensor)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
@@ -194,16 +231,17 @@ def xavier_normal_(tensor, gain: float = 1.0, *, rng=None, seed=None, generator=
 
 
 def kaiming_uniform_(
-    tensor,
+    tensor: _T,
     a: float = 0,
     mode: str = "fan_in",
     nonlinearity: str = "leaky_relu",
     *,
-    rng=None,
-    seed=None,
-    generator=None,
-):
-    """He/Kaiming uniform: U(−b, b) with b = gain·√(3 / fan), gain = calculate_gain(nonlinearity, a).
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
+    generator: np.random.Generator | None = None,
+) -> _T:
+    """He/Kaiming uniform: U(−b, b) with b = gain·√(3 / fan),
+    gain = calculate_gain(nonlinearity, a).
 
     ``a`` is the negative slope of the leaky ReLU that follows (0 for ReLU); ``mode`` picks
     fan_in (keeps the forward variance) or fan_out (keeps the backward variance).
@@ -217,16 +255,17 @@ def kaiming_uniform_(
 
 
 def kaiming_normal_(
-    tensor,
+    tensor: _T,
     a: float = 0,
     mode: str = "fan_in",
     nonlinearity: str = "leaky_relu",
     *,
-    rng=None,
-    seed=None,
-    generator=None,
-):
-    """He/Kaiming normal: N(0, std²) with std = gain / √fan, gain = calculate_gain(nonlinearity, a)."""
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
+    generator: np.random.Generator | None = None,
+) -> _T:
+    """He/Kaiming normal: N(0, std²) with std = gain / √fan,
+    gain = calculate_gain(nonlinearity, a)."""
     if _empty(tensor):
         return tensor
     fan = _fan(tensor, mode)

@@ -8,13 +8,15 @@ PyTorch's.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import _schema as S  # the checks a model file's settings get (settings=)
 from .._validate import Interval, check_params
 from ..errors import ConfigError, ShapeError
-from ..tensor import Tensor
+from ..tensor import Tensor, TensorLike
 from . import functional as F
 from . import init
 from .module import Module, _shape_str
@@ -39,14 +41,14 @@ __all__ = [
 _SIZE = Interval(int, 0, None, expected="a non-negative integer")  # PyTorch allows 0 features
 
 
-def _size(value, who: str, name: str) -> int:
+def _size(value: object, who: str, name: str) -> int:
     """A layer's size (features, channels): a whole number >= 0."""
     check_params(
         {name: value},
         {name: _SIZE},
         lambda n, v, expected: ConfigError(f"{who}: {n} must be {expected}, got {v!r}"),
     )
-    return int(value)
+    return int(value)  # type: ignore[call-overload]  # checked to be a whole number above
 
 
 def _linear_values(config: dict) -> int:
@@ -86,9 +88,17 @@ class Linear(
     PyTorch (``kaiming_uniform_(weight, a=√5)``). A numpy input takes the weight's dtype.
     """
 
+    weight: Parameter
+    bias: Parameter | None
+
     def __init__(
-        self, in_features: int, out_features: int, bias: bool = True, rng=None, dtype=np.float32
-    ):
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        rng: np.random.Generator | None = None,
+        dtype: DTypeLike = np.float32,
+    ) -> None:
         super().__init__()
         self.in_features = _size(in_features, "Linear", "in_features")
         self.out_features = _size(out_features, "Linear", "out_features")
@@ -111,7 +121,7 @@ class Linear(
             self.register_parameter("bias", None)
         self.reset_parameters()
 
-    def reset_parameters(self, rng=None) -> None:
+    def reset_parameters(self, rng: np.random.Generator | None = None) -> None:
         """Draw weight and bias again from U(−1/√in_features, 1/√in_features)."""
         rng = rng if rng is not None else self.rng
         init.kaiming_uniform_(self.weight, a=math.sqrt(5), rng=rng)
@@ -119,9 +129,10 @@ class Linear(
             bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
             init.uniform_(self.bias, -bound, bound, rng=rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         params = self._parameters
-        return F.linear(x, params["weight"], params["bias"])
+        # (the dict, not attribute lookup: this is every step's hot path; weight is never None)
+        return F.linear(x, params["weight"], params["bias"])  # type: ignore[arg-type]
 
     def _output_shape(self, in_shape: str) -> str:
         return _shape_str(("None", self.out_features))
@@ -136,10 +147,10 @@ class Linear(
 class Identity(Module, role="passthrough", config=(), keeps_shape=True):
     """Returns its input (any arguments to the constructor are ignored, as in PyTorch)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.identity(x)
 
 
@@ -154,7 +165,7 @@ class ReLU(
 ):
     """The activation σ(z) = max(z, 0), elementwise."""
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.relu(x)
 
 
@@ -170,11 +181,11 @@ class LeakyReLU(
 ):
     """σ(z) = z for z > 0, negative_slope·z otherwise."""
 
-    def __init__(self, negative_slope: float = 0.01):
+    def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
         self.negative_slope = negative_slope
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.leaky_relu(x, self.negative_slope)
 
     def extra_repr(self) -> str:
@@ -192,7 +203,7 @@ class Tanh(
 ):
     """σ(z) = tanh(z), elementwise (derivative 1 − σ², from the output)."""
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.tanh(x)
 
 
@@ -208,7 +219,7 @@ class Sigmoid(
 ):
     """σ(z) = 1 / (1 + e^(−z)), elementwise (derivative σ(1 − σ), from the output)."""
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.sigmoid(x)
 
 
@@ -218,11 +229,11 @@ class Softmax(
     """softmax(z)_i = e^(z_i) / Σ_j e^(z_j) along ``dim`` (PyTorch requires dim; here −1 by
     default, the class axis of an (N, C) batch)."""
 
-    def __init__(self, dim: int = -1):
+    def __init__(self, dim: int = -1) -> None:
         super().__init__()
         self.dim = dim
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.softmax(x, self.dim)
 
     def extra_repr(self) -> str:
@@ -234,11 +245,11 @@ class LogSoftmax(
 ):
     """log softmax(z) along ``dim`` (default −1); feed it to NLLLoss."""
 
-    def __init__(self, dim: int = -1):
+    def __init__(self, dim: int = -1) -> None:
         super().__init__()
         self.dim = dim
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.log_softmax(x, self.dim)
 
     def extra_repr(self) -> str:
@@ -257,13 +268,13 @@ class GELU(
 ):
     """σ(z) = z Φ(z) (Φ the standard normal CDF); ``approximate='tanh'`` for the tanh form."""
 
-    def __init__(self, approximate: str = "none"):
+    def __init__(self, approximate: str = "none") -> None:
         super().__init__()
         if approximate not in ("none", "tanh"):
             raise ConfigError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.gelu(x, self.approximate)
 
     def extra_repr(self) -> str:
@@ -280,12 +291,12 @@ class Dropout(
     ``cr.manual_seed`` sets, read at every call.
     """
 
-    def __init__(self, p: float = 0.5, rng=None):
+    def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None) -> None:
         super().__init__()
         self.p = F._check_p(p, "Dropout")
         self.rng = rng
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.dropout(x, self.p, self.training, rng=self.rng)
 
     def extra_repr(self) -> str:
@@ -317,6 +328,13 @@ class BatchNorm1d(
     Eval: the running statistics normalize. Exactly PyTorch's BatchNorm1d.
     """
 
+    weight: Parameter | None
+    bias: Parameter | None
+    # buffers (None with track_running_stats=False)
+    running_mean: np.ndarray | None
+    running_var: np.ndarray | None
+    num_batches_tracked: np.ndarray | None
+
     def __init__(
         self,
         num_features: int,
@@ -324,10 +342,10 @@ class BatchNorm1d(
         momentum: float | None = 0.1,
         affine: bool = True,
         track_running_stats: bool = True,
-        dtype=np.float32,
+        dtype: DTypeLike = np.float32,
         *,
         bias: bool = True,
-    ):
+    ) -> None:
         super().__init__()
         who = type(self).__name__
         self.num_features = _size(num_features, who, "num_features")
@@ -359,22 +377,22 @@ class BatchNorm1d(
             self.register_buffer("num_batches_tracked", None)
 
     def reset_running_stats(self) -> None:
-        if self.track_running_stats:
-            self.running_mean[...] = 0
-            self.running_var[...] = 1
-            self.num_batches_tracked[...] = 0
+        if self.track_running_stats:  # then the buffers are arrays, not None
+            self.running_mean[...] = 0  # type: ignore[index]
+            self.running_var[...] = 1  # type: ignore[index]
+            self.num_batches_tracked[...] = 0  # type: ignore[index]
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
         if self.affine:
-            init.ones_(self.weight)
+            init.ones_(self.weight)  # type: ignore[type-var]  # affine: weight is a Parameter
             if self.bias is not None:
                 init.zeros_(self.bias)
 
     _input_dims = {2: "(N, C)", 3: "(N, C, L)"}  # BatchNorm2d: {4: "(N, C, H, W)"}
     _input_text = "2D or 3D input (N, C) or (N, C, L)"
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         a = F._data(x)
         who = type(self).__name__
         if a.ndim not in self._input_dims:
@@ -388,10 +406,10 @@ class BatchNorm1d(
             ref = self.weight if self.weight is not None else self.running_mean
             x = F._as_input(x, ref.dtype if ref is not None else a.dtype)
         factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked += 1
+        if self.training and self.track_running_stats:  # then the buffers are arrays
+            self.num_batches_tracked += 1  # type: ignore[operator, assignment]
             if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked)
+                factor = 1.0 / float(self.num_batches_tracked)  # type: ignore[arg-type]
         # batch statistics in training, and in eval when there are no running statistics
         use_batch = self.training or (self.running_mean is None and self.running_var is None)
         return F.batch_norm(
@@ -421,12 +439,12 @@ class Flatten(
 ):
     """Merge dimensions start_dim..end_dim: (N, C, L) -> (N, C·L) with the defaults."""
 
-    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         self.start_dim = start_dim
         self.end_dim = end_dim
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.flatten(x, self.start_dim, self.end_dim)
 
     def extra_repr(self) -> str:

@@ -7,6 +7,9 @@ in ``functional.py``.
 
 from __future__ import annotations
 
+import numpy as np
+
+from ..tensor import Tensor, TensorLike
 from . import functional as F
 from .module import Module
 
@@ -14,7 +17,7 @@ __all__ = ["MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLo
 
 
 class _Loss(Module):
-    def __init__(self, reduction: str = "mean"):
+    def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         F._check_reduction(reduction, type(self).__name__)
         self.reduction = reduction
@@ -22,7 +25,7 @@ class _Loss(Module):
     def extra_repr(self) -> str:
         return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
 
-    def _reg_const(self, name, value):
+    def _reg_const(self, name: str, value: TensorLike | None) -> None:
         """Keep a constant array argument (weight, pos_weight) as a non-learned buffer."""
         if value is None:
             self.register_buffer(name, None)
@@ -44,7 +47,7 @@ class MSELoss(
     mismatch such as (N, 1) against (N,) is a ShapeError).
     """
 
-    def forward(self, input, target):
+    def forward(self, input: TensorLike, target: TensorLike) -> Tensor:
         return F._mse_loss(input, target, self.reduction, "MSELoss")
 
 
@@ -61,11 +64,13 @@ class BCELoss(
     ŷ = 0 or 1 gives a finite loss (as PyTorch). ``weight`` rescales each element.
     """
 
-    def __init__(self, weight=None, reduction: str = "mean"):
+    weight: np.ndarray | None  # a buffer
+
+    def __init__(self, weight: TensorLike | None = None, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self._reg_const("weight", weight)
 
-    def forward(self, input, target):
+    def forward(self, input: TensorLike, target: TensorLike) -> Tensor:
         return F._binary_cross_entropy(input, target, self.weight, self.reduction, "BCELoss")
 
 
@@ -84,12 +89,20 @@ class BCEWithLogitsLoss(
     ``weight`` rescales each element.
     """
 
-    def __init__(self, weight=None, reduction: str = "mean", pos_weight=None):
+    weight: np.ndarray | None  # buffers
+    pos_weight: np.ndarray | None
+
+    def __init__(
+        self,
+        weight: TensorLike | None = None,
+        reduction: str = "mean",
+        pos_weight: TensorLike | None = None,
+    ) -> None:
         super().__init__(reduction)
         self._reg_const("weight", weight)
         self._reg_const("pos_weight", pos_weight)
 
-    def forward(self, input, target):
+    def forward(self, input: TensorLike, target: TensorLike) -> Tensor:
         return F._binary_cross_entropy_with_logits(
             input, target, self.weight, self.reduction, self.pos_weight, "BCEWithLogitsLoss"
         )
@@ -115,19 +128,21 @@ class CrossEntropyLoss(
     softmax(z_i)_c ('mean' divides by N).
     """
 
+    weight: np.ndarray | None  # a buffer
+
     def __init__(
         self,
-        weight=None,
+        weight: TensorLike | None = None,
         ignore_index: int = -100,
         reduction: str = "mean",
         label_smoothing: float = 0.0,
-    ):
+    ) -> None:
         super().__init__(reduction)
         self._reg_const("weight", weight)
         self.ignore_index = ignore_index
         self.label_smoothing = F._check_smoothing(label_smoothing, "CrossEntropyLoss")
 
-    def forward(self, input, target):
+    def forward(self, input: TensorLike, target: TensorLike) -> Tensor:
         return F._cross_entropy(
             input,
             target,
@@ -139,7 +154,7 @@ class CrossEntropyLoss(
         )
 
     def extra_repr(self) -> str:
-        parts = [] if self.reduction == "mean" else [f"reduction={self.reduction!r}"]
+        parts: list[str] = [] if self.reduction == "mean" else [f"reduction={self.reduction!r}"]
         if self.ignore_index != -100:
             parts.append(f"ignore_index={self.ignore_index}")
         if self.label_smoothing:
@@ -159,12 +174,16 @@ class NLLLoss(
     """Negative log-likelihood of log-probabilities a (N, C) (e.g. from LogSoftmax) and integer
     labels: L_i = −w_{y_i} a_i[y_i]; 'mean' divides by Σ w_{y_i} over non-ignored samples."""
 
-    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+    weight: np.ndarray | None  # a buffer
+
+    def __init__(
+        self, weight: TensorLike | None = None, ignore_index: int = -100, reduction: str = "mean"
+    ) -> None:
         super().__init__(reduction)
         self._reg_const("weight", weight)
         self.ignore_index = ignore_index
 
-    def forward(self, input, target):
+    def forward(self, input: TensorLike, target: TensorLike) -> Tensor:
         return F._nll_loss(input, target, self.weight, self.ignore_index, self.reduction, "NLLLoss")
 
 
@@ -179,5 +198,5 @@ class HingeLoss(
     """The linear SVM's loss (not in PyTorch): L = max(0, 1 − y·ŷ) for a score ŷ of shape (N,)
     or (N, 1) and labels y in {−1, +1} (labels {0, 1} are mapped to −1/+1)."""
 
-    def forward(self, input, target):
+    def forward(self, input: TensorLike, target: TensorLike) -> Tensor:
         return F._hinge_loss(input, target, self.reduction, "HingeLoss")

@@ -19,19 +19,38 @@ registers it, as in PyTorch::
 from __future__ import annotations
 
 import itertools
-from collections import OrderedDict, namedtuple
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import registry
+from .._views import view
 from ..errors import ChainruleError, ConfigError, ModelFileError
 from ..tensor import Tensor, no_grad
 from .parameter import Parameter
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from ..display import Summary
+
 __all__ = ["Module", "Sequential", "ModuleList"]
 
 
-IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` reports: keys the model has that the state dict lacked, and
+    keys of the state dict that the model does not have."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+#: ``hook(module, inputs, output)``, called after a forward; a result other than None replaces
+#: the output.
+ForwardHook = Callable[["Module", tuple[Any, ...], Any], Any]
 
 
 def _addindent(s: str, spaces: int) -> str:
@@ -42,24 +61,24 @@ def _addindent(s: str, spaces: int) -> str:
     return first + "\n" + "\n".join(" " * spaces + line for line in lines)
 
 
-def _shape_str(shape) -> str:
+def _shape_str(shape: tuple[Any, ...]) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 class _HookHandle:
     _ids = itertools.count()
 
-    def __init__(self, hooks: dict):
+    def __init__(self, hooks: dict[int, ForwardHook]) -> None:
         self.hooks = hooks
         self.id = next(self._ids)
 
     def remove(self) -> None:
         self.hooks.pop(self.id, None)
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.remove()
 
 
@@ -79,14 +98,20 @@ class Module:
 
     training: bool
     _facts = registry.Facts()
+    # the stores behind attribute assignment (filled in __init__, through __dict__)
+    _parameters: OrderedDict[str, Parameter | None]
+    _buffers: OrderedDict[str, np.ndarray | None]
+    _non_persistent: set[str]
+    _modules: OrderedDict[str, Module | None]
+    _forward_hooks: OrderedDict[int, ForwardHook]
 
-    def __init_subclass__(cls, **facts):
+    def __init_subclass__(cls, **facts: Any) -> None:
         """A subclass states its facts in its class line (``class Tanh(Module,
         role="activation", config=())``) and so joins the registry (see ``chainrule.registry``)."""
         super().__init_subclass__()
         cls._facts = registry.register(cls, **facts)
 
-    def __init__(self):
+    def __init__(self) -> None:
         d = self.__dict__
         d["training"] = True
         d["_parameters"] = OrderedDict()
@@ -96,12 +121,12 @@ class Module:
         d["_forward_hooks"] = OrderedDict()
 
     # --- calling ----------------------------------------------------------------------------
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(
             f'Module [{type(self).__name__}] is missing the required "forward" function'
         )
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         out = self.forward(*args, **kwargs)
         hooks = self.__dict__.get("_forward_hooks")
         if hooks:
@@ -111,7 +136,7 @@ class Module:
                     out = res
         return out
 
-    def register_forward_hook(self, hook) -> _HookHandle:
+    def register_forward_hook(self, hook: ForwardHook) -> _HookHandle:
         """Call ``hook(module, inputs, output)`` after every forward; it may return a new output.
 
         Returns a handle whose ``remove()`` unregisters the hook.
@@ -121,14 +146,14 @@ class Module:
         return handle
 
     # --- registration -------------------------------------------------------------------------
-    def _check_init(self, what: str, name: str):
+    def _check_init(self, what: str, name: str) -> None:
         if "_parameters" not in self.__dict__:
             raise ChainruleError(
                 f"cannot assign {what} '{name}' before Module.__init__() call: call "
                 f"super().__init__() first in {type(self).__name__}.__init__"
             )
 
-    def __setattr__(self, name: str, value) -> None:
+    def __setattr__(self, name: str, value: Any) -> None:
         d = self.__dict__
         params = d.get("_parameters")
         if isinstance(value, Parameter):
@@ -136,7 +161,7 @@ class Module:
             self.__dict__.pop(name, None)
             d["_buffers"].pop(name, None)
             d["_modules"].pop(name, None)
-            params[name] = value
+            d["_parameters"][name] = value
             return
         if params is not None and name in params:
             if value is not None:
@@ -149,7 +174,7 @@ class Module:
         if isinstance(value, Module):
             self._check_init("module", name)
             self.__dict__.pop(name, None)
-            params.pop(name, None)
+            d["_parameters"].pop(name, None)
             d["_buffers"].pop(name, None)
             d["_modules"][name] = value
             return
@@ -168,7 +193,7 @@ class Module:
             return
         object.__setattr__(self, name, value)
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:  # a parameter, a buffer (ndarray) or a submodule
         d = self.__dict__
         for store in ("_parameters", "_buffers", "_modules"):
             s = d.get(store)
@@ -186,13 +211,13 @@ class Module:
                 return
         object.__delattr__(self, name)
 
-    def __dir__(self):
+    def __dir__(self) -> list[str]:
         keys = list(super().__dir__())
         keys += list(self._parameters) + list(self._buffers) + list(self._modules)
         return sorted(set(k for k in keys if not k[0].isdigit()))
 
     @staticmethod
-    def _as_buffer(name, value):
+    def _as_buffer(name: str, value: object) -> np.ndarray | None:
         if value is None:
             return None
         if isinstance(value, Tensor):
@@ -204,13 +229,13 @@ class Module:
             "(a numpy array or None is expected)"
         )
 
-    def _check_name(self, kind: str, name) -> None:
+    def _check_name(self, kind: str, name: object) -> None:
         if not isinstance(name, str):
             raise TypeError(f"{kind} name should be a string, got {type(name).__name__}")
         if "." in name or name == "":
             raise KeyError(f"{kind} name can't contain \".\" and can't be empty, got {name!r}")
 
-    def register_parameter(self, name: str, param) -> None:
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Add ``param`` (a Parameter, or None) under ``name``, as ``setattr`` does."""
         self._check_init("parameter", name)
         self._check_name("parameter", name)
@@ -225,7 +250,9 @@ class Module:
         else:
             setattr(self, name, param)
 
-    def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
+    def register_buffer(
+        self, name: str, tensor: Tensor | np.ndarray | None, persistent: bool = True
+    ) -> None:
         """Add a buffer: state saved in :meth:`state_dict` but not learned (no gradient).
 
         Buffers are numpy arrays (``module.name`` returns the array); ``persistent=False``
@@ -241,7 +268,7 @@ class Module:
         else:
             self._non_persistent.add(name)
 
-    def add_module(self, name: str, module) -> None:
+    def add_module(self, name: str, module: Module | None) -> None:
         """Add a submodule (or None) under ``name``, as ``setattr`` does."""
         self._check_init("module", name)
         self._check_name("module", name)
@@ -256,7 +283,9 @@ class Module:
     register_module = add_module
 
     # --- traversal ----------------------------------------------------------------------------
-    def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
+    def named_modules(
+        self, memo: set[int] | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
         """Yield ``(dotted_name, module)`` for this module ('') and every submodule, depth first."""
         if memo is None:
             memo = set()
@@ -271,27 +300,29 @@ class Module:
             sub = prefix + ("." if prefix else "") + name
             yield from m.named_modules(memo, sub, remove_duplicate)
 
-    def modules(self):
+    def modules(self) -> Iterator[Module]:
         """Every module in the tree, this one first."""
         for _, m in self.named_modules():
             yield m
 
-    def named_children(self):
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         """Yield ``(name, module)`` for the direct submodules."""
-        seen = set()
+        seen: set[int] = set()
         for name, m in self._modules.items():
             if m is not None and id(m) not in seen:
                 seen.add(id(m))
                 yield name, m
 
-    def children(self):
+    def children(self) -> Iterator[Module]:
         """The direct submodules."""
         for _, m in self.named_children():
             yield m
 
-    def _named_members(self, store: str, prefix: str, recurse: bool, remove_duplicate: bool):
-        seen = set()
-        mods = (
+    def _named_members(
+        self, store: str, prefix: str, recurse: bool, remove_duplicate: bool
+    ) -> Iterator[tuple[str, Any]]:
+        seen: set[int] = set()
+        mods: Iterable[tuple[str, Module]] = (
             self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
             if recurse
             else [(prefix, self)]
@@ -308,23 +339,25 @@ class Module:
 
     def named_parameters(
         self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
-    ):
+    ) -> Iterator[tuple[str, Parameter]]:
         """Yield ``(dotted_name, parameter)``: ``'weight'``, ``'0.bias'``, ``'layers.1.weight'``.
 
         A parameter shared by two modules is listed once (under its first name).
         """
         yield from self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
-    def parameters(self, recurse: bool = True):
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         """Every parameter of this module and its submodules (what an optimizer steps)."""
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, np.ndarray]]:
         """Yield ``(dotted_name, array)`` for every buffer (e.g. ``'1.running_mean'``)."""
         yield from self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
-    def buffers(self, recurse: bool = True):
+    def buffers(self, recurse: bool = True) -> Iterator[np.ndarray]:
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
@@ -334,7 +367,7 @@ class Module:
             sum(p.data.size for p in self.parameters() if p.requires_grad or not trainable_only)
         )
 
-    def apply(self, fn):
+    def apply(self, fn: Callable[[Module], object]) -> Self:
         """Call ``fn(module)`` on every submodule (children first) and then on this one."""
         for m in self.children():
             m.apply(fn)
@@ -350,13 +383,13 @@ class Module:
             elif p.grad is not None:
                 p.grad = np.zeros_like(p.grad)
 
-    def requires_grad_(self, requires_grad: bool = True):
+    def requires_grad_(self, requires_grad: bool = True) -> Self:
         """Switch gradient computation on or off for every parameter (freeze with False)."""
         for p in self.parameters():
             p.requires_grad = requires_grad
         return self
 
-    def train(self, mode: bool = True):
+    def train(self, mode: bool = True) -> Self:
         """Training mode (True) or evaluation mode (False) for this module and all below it."""
         if not isinstance(mode, bool):
             raise ConfigError(f"train: mode is expected to be True or False, got {mode!r}")
@@ -364,21 +397,22 @@ class Module:
             m.training = mode
         return self
 
-    def eval(self):
+    def eval(self) -> Self:
         """Evaluation mode: Dropout is the identity, BatchNorm uses its running statistics."""
         return self.train(False)
 
-    def to(self, dtype):
+    def to(self, dtype: DTypeLike) -> Self:
         """Convert every floating parameter (and its gradient) and floating buffer to ``dtype``.
 
         ``model.to(np.float64)`` (or ``model.double()``) is handy for gradient checks.
         """
         try:
-            dtype = np.dtype(dtype)
+            dt = np.dtype(dtype)
         except TypeError:
             raise ConfigError(f"to: {dtype!r} is not a numpy dtype (try np.float64)") from None
-        if dtype.kind != "f":
-            raise ConfigError(f"to: parameters must stay floating point, got dtype {dtype}")
+        if dt.kind != "f":
+            raise ConfigError(f"to: parameters must stay floating point, got dtype {dt}")
+        dtype = dt
         for m in self.modules():
             for p in m._parameters.values():
                 if p is not None and p.data.dtype.kind == "f" and p.data.dtype != dtype:
@@ -390,16 +424,16 @@ class Module:
                     m._buffers[name] = b.astype(dtype)
         return self
 
-    def double(self):
+    def double(self) -> Self:
         """Parameters and buffers to float64."""
         return self.to(np.float64)
 
-    def float(self):
+    def float(self) -> Self:
         """Parameters and buffers to float32."""
         return self.to(np.float32)
 
     # --- state --------------------------------------------------------------------------------
-    def _state_entries(self, prefix: str = ""):
+    def _state_entries(self, prefix: str = "") -> Iterator[tuple[str, Module, str, str]]:
         """(key, owner module, store, attribute name) for every saved entry, in PyTorch's order."""
         for name, p in self._parameters.items():
             if p is not None:
@@ -411,15 +445,17 @@ class Module:
             if m is not None:
                 yield from m._state_entries(prefix + name + ".")
 
-    def state_dict(self) -> OrderedDict:
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """An ordered dict ``dotted_name -> numpy array`` (copies) of parameters and buffers."""
-        out = OrderedDict()
+        out: OrderedDict[str, np.ndarray] = OrderedDict()
         for key, owner, store, name in self._state_entries():
             v = getattr(owner, store)[name]
             out[key] = np.array(v.data if isinstance(v, Tensor) else v, copy=True)
         return out
 
-    def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> IncompatibleKeys:
         """Copy the arrays of ``state_dict`` into this module's parameters and buffers.
 
         Values may be numpy arrays, tensors or anything ``np.asarray`` takes (PyTorch tensors
@@ -439,7 +475,8 @@ class Module:
         entries = {key: (owner, store, name) for key, owner, store, name in self._state_entries()}
         missing = [k for k in entries if k not in state_dict]
         unexpected = [k for k in state_dict if k not in entries]
-        problems, values = [], {}
+        problems: list[str] = []
+        values: dict[str, np.ndarray] = {}
         for key, (owner, store, name) in entries.items():
             if key not in state_dict:
                 continue
@@ -511,7 +548,7 @@ class Module:
         has their input's shape say so with ``keeps_shape=True``; others may override this."""
         return in_shape if self._facts.keeps_shape else "?"
 
-    def summary(self, input_shape=None) -> str:
+    def summary(self, input_shape: int | tuple[int, ...] | None = None) -> Summary:
         """A table of the layers, their output shapes and parameter counts (as Keras' summary).
 
         The result is a ``str`` (print it); a notebook shows it as an HTML table with each
@@ -527,7 +564,7 @@ class Module:
             unknown). The batch dimension is shown as None.
         """
         rows = leaf_modules(self, own_parameters=True)
-        shapes = {}
+        shapes: dict[int, str] = {}
         if input_shape is not None:
             if isinstance(input_shape, (int, np.integer)):
                 input_shape = (int(input_shape),)
@@ -540,14 +577,17 @@ class Module:
                 shape = m._output_shape(last)
                 shapes[id(m)] = shape
                 last = shape
-        table = [("Layer (type)", "Output Shape", "Param #")]
+        table: list[tuple[str, str, str]] = [("Layer (type)", "Output Shape", "Param #")]
         for name, m in rows:
             label = f"{name} ({type(m).__name__})" if name else type(m).__name__
             n = sum(p.data.size for p in m._parameters.values() if p is not None)
             table.append((label, shapes.get(id(m), "?"), f"{n:,}"))
         widths = [max(len(r[i]) for r in table) + 3 for i in range(3)]
         total_width = sum(widths)
-        line = lambda r: (r[0].ljust(widths[0]) + r[1].ljust(widths[1]) + r[2]).rstrip()  # noqa: E731
+
+        def line(r: tuple[str, str, str]) -> str:
+            return (r[0].ljust(widths[0]) + r[1].ljust(widths[1]) + r[2]).rstrip()
+
         total = self.num_parameters()
         trainable = self.num_parameters(trainable_only=True)
         out = [
@@ -567,27 +607,27 @@ class Module:
             f"Non-trainable params: {total - trainable:,}",
             "_" * total_width,
         ]
-        from ..display import Summary, unit_word  # a str that a notebook shows as a table
-
         rows_info = [
             {
                 "name": name,
                 "type": type(m).__name__,
                 "settings": m.extra_repr(),
-                "unit": unit_word(m),
+                "unit": registry.unit_word(m),
                 "output_shape": shapes.get(id(m), "?"),
                 "params": int(sum(p.data.size for p in m._parameters.values() if p is not None)),
             }
             for name, m in rows
         ]
-        return Summary("\n".join(out), type(self).__name__, rows_info, total, trainable)
+        # a str that a notebook shows as a table (chainrule.display provides it)
+        text = "\n".join(out)
+        return view("summary")(text, type(self).__name__, rows_info, total, trainable)
 
 
-def leaf_modules(model, own_parameters: bool = False) -> list:
+def leaf_modules(model: Module, own_parameters: bool = False) -> list[tuple[str, Module]]:
     """[(name, module)] of the modules without submodules, in order (the layers); with
     ``own_parameters``, also the containers that hold parameters of their own (as summary()
     lists them)."""
-    rows = []
+    rows: list[tuple[str, Module]] = []
     for name, m in model.named_modules():
         has_children = any(True for _ in m.children())
         if not has_children or (
@@ -597,14 +637,16 @@ def leaf_modules(model, own_parameters: bool = False) -> list:
     return rows
 
 
-def probe_shapes(model, modules, sample_shape: tuple) -> dict:
+def probe_shapes(
+    model: Module, modules: Iterable[Module], sample_shape: tuple[int, ...]
+) -> dict[int, tuple[int, ...]]:
     """{id(module): its output's shape without the batch dimension} for each of ``modules``
     that returned a Tensor when one sample of zeros of ``sample_shape`` (in the parameters'
     dtype) ran through ``model`` in eval mode, without recording. Each module's training mode
     is restored afterwards; an exception from the model propagates."""
-    shapes: dict[int, tuple] = {}
+    shapes: dict[int, tuple[int, ...]] = {}
 
-    def record(mod, inputs, out):
+    def record(mod: Module, inputs: tuple[Any, ...], out: Any) -> None:
         if isinstance(out, Tensor):
             shapes[id(mod)] = tuple(out.shape[1:])
         else:
@@ -625,7 +667,7 @@ def probe_shapes(model, modules, sample_shape: tuple) -> dict:
     return shapes
 
 
-def _not_a_module(where: str, obj) -> str:
+def _not_a_module(where: str, obj: object) -> str:
     if isinstance(obj, type) and issubclass(obj, Module):
         return f"{where} is the class {obj.__name__}, not a module: write {obj.__name__}()"
     if callable(obj):
@@ -647,11 +689,11 @@ class _ModuleSequence(Module):
     (negative indices count from the end; a slice gives a container sharing the modules),
     replaced, deleted (renumbering the rest, as PyTorch does), appended, popped."""
 
-    def _slice(self, items: list):
+    def _slice(self, items: list[tuple[str, Module]]) -> Self:
         """A container of the same kind holding the (name, module) ``items``."""
         raise NotImplementedError
 
-    def _check_element(self, key, m) -> None:
+    def _check_element(self, key: object, m: object) -> None:
         if not isinstance(m, Module):
             raise TypeError(_not_a_module(f"{type(self).__name__}: element {key}", m))
 
@@ -663,23 +705,27 @@ class _ModuleSequence(Module):
             )
         return idx % n
 
-    def _renumber(self, items) -> None:
+    def _renumber(self, items: Iterable[Module]) -> None:
         self._modules.clear()
         for i, m in enumerate(items):
             self._modules[str(i)] = m
 
-    def __getitem__(self, idx):
+    @overload
+    def __getitem__(self, idx: slice) -> Self: ...
+    @overload
+    def __getitem__(self, idx: int) -> Module: ...
+    def __getitem__(self, idx: int | slice) -> Module | Self:
         if isinstance(idx, slice):
-            return self._slice(list(self._modules.items())[idx])
-        return list(self._modules.values())[self._index(int(idx))]
+            return self._slice(list(_entries(self).items())[idx])
+        return list(_entries(self).values())[self._index(int(idx))]
 
-    def __setitem__(self, idx, module) -> None:
+    def __setitem__(self, idx: int, module: Module) -> None:
         key = list(self._modules)[self._index(int(idx))]
         self._check_element(key, module)
         self.add_module(key, module)
 
-    def __delitem__(self, idx) -> None:
-        items = list(self._modules.values())
+    def __delitem__(self, idx: int | slice) -> None:
+        items = list(_entries(self).values())
         if isinstance(idx, slice):
             del items[idx]
         else:
@@ -689,21 +735,21 @@ class _ModuleSequence(Module):
     def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
-        return iter(self._modules.values())
+    def __iter__(self) -> Iterator[Module]:
+        return iter(_entries(self).values())
 
-    def append(self, module):
+    def append(self, module: Module) -> Self:
         """Add ``module`` at the end; returns self."""
         self._check_element(len(self), module)
         self.add_module(str(len(self)), module)
         return self
 
-    def extend(self, modules):
+    def extend(self, modules: Iterable[Module]) -> Self:
         for m in modules:
             self.append(m)
         return self
 
-    def pop(self, index: int = -1):
+    def pop(self, index: int = -1) -> Module:
         m = self[index]
         del self[index]
         return m
@@ -717,7 +763,7 @@ class Sequential(_ModuleSequence, role="container", chained=True):
     ``insert``. Submodules are named '0', '1', ... so parameters are '0.weight', '2.bias'.
     """
 
-    def __init__(self, *args):
+    def __init__(self, *args: Module | Mapping[str, Module]) -> None:
         super().__init__()
         if len(args) == 1 and isinstance(args[0], (OrderedDict, dict)):
             for key, m in args[0].items():
@@ -727,38 +773,44 @@ class Sequential(_ModuleSequence, role="container", chained=True):
                 self._add(str(i), m)
 
     @classmethod
-    def _from_children(cls, children):
+    def _from_children(cls, children: Iterable[Module]) -> Self:
         """Rebuild from a list of modules (model files)."""
         return cls(*children)
 
-    def _slice(self, items: list):
+    def _slice(self, items: list[tuple[str, Module]]) -> Self:
         return self.__class__(OrderedDict(items))
 
-    def _add(self, key, m):
+    def _add(self, key: str, m: object) -> None:
         self._check_element(key, m)
-        self.add_module(key, m)
+        self.add_module(key, m)  # type: ignore[arg-type]  # checked to be a Module above
 
-    def forward(self, x):
-        for m in self._modules.values():
+    def forward(self, x: Any) -> Any:
+        for m in self:
             x = m(x)
         return x
 
-    def __add__(self, other):
+    def __add__(self, other: object) -> Sequential:
         if not isinstance(other, Sequential):
             return NotImplemented
         return Sequential(*self, *other)
 
-    def insert(self, index: int, module):
+    def insert(self, index: int, module: Module) -> Self:
         """Insert ``module`` before position ``index`` (renumbering those after it)."""
         n = len(self)
         if not -n <= index <= n:
             raise IndexError(f"index {index} is out of range for insert into length {n}")
         index = index % (n + 1) if index < 0 else index
-        items = list(self._modules.values())
+        items = list(_entries(self).values())
         self._check_element(index, module)
         items.insert(index, module)
         self._renumber(items)
         return self
+
+
+def _entries(container: Module) -> OrderedDict[str, Module]:
+    """A container's submodules: modules only, as its methods check (an entry is None only
+    after ``add_module(name, None)``, which Sequential and ModuleList do not do)."""
+    return container._modules  # type: ignore[return-value]  # see the docstring
 
 
 class ModuleList(_ModuleSequence, role="container"):
@@ -769,28 +821,28 @@ class ModuleList(_ModuleSequence, role="container"):
     ``insert``; it has no forward of its own.
     """
 
-    def __init__(self, modules=None):
+    def __init__(self, modules: Iterable[Module] | None = None) -> None:
         super().__init__()
         if modules is not None:
             self.extend(modules)
 
     @classmethod
-    def _from_children(cls, children):
+    def _from_children(cls, children: Iterable[Module]) -> Self:
         """Rebuild from a list of modules (model files)."""
         return cls(children)
 
-    def _slice(self, items: list):
+    def _slice(self, items: list[tuple[str, Module]]) -> Self:
         return self.__class__([m for _, m in items])
 
-    def __iadd__(self, modules):
+    def __iadd__(self, modules: Iterable[Module]) -> Self:
         return self.extend(modules)
 
-    def __add__(self, other):
+    def __add__(self, other: Iterable[Module]) -> ModuleList:
         return ModuleList(list(self) + list(other))
 
-    def insert(self, index: int, module) -> None:
+    def insert(self, index: int, module: Module) -> None:
         self._check_element(index, module)
-        items = list(self._modules.values())
+        items = list(_entries(self).values())
         items.insert(index, module)
         self._renumber(items)
 
@@ -799,12 +851,12 @@ class ModuleList(_ModuleSequence, role="container"):
         reprs = [repr(m) for m in self]
         if not reprs:
             return self._get_name() + "()"
-        blocks = []  # [start, end, repr]
+        blocks: list[tuple[int, int, str]] = []  # (start, end, repr)
         for i, r in enumerate(reprs):
             if blocks and blocks[-1][2] == r:
-                blocks[-1][1] = i
+                blocks[-1] = (blocks[-1][0], i, r)
             else:
-                blocks.append([i, i, r])
+                blocks.append((i, i, r))
         lines = []
         for start, end, r in blocks:
             text = (
@@ -813,7 +865,7 @@ class ModuleList(_ModuleSequence, role="container"):
             lines.append(_addindent(text, 2))
         return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(
             "ModuleList has no forward: iterate over it in your module's forward "
             "(for layer in self.layers: x = layer(x)), or use Sequential"

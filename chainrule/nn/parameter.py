@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from ..tensor import Tensor
 
@@ -25,7 +28,12 @@ class Parameter(Tensor):
 
     __slots__ = ()
 
-    def __init__(self, data=None, requires_grad: bool = True, dtype=None):
+    def __init__(
+        self,
+        data: Tensor | ArrayLike | None = None,
+        requires_grad: bool = True,
+        dtype: DTypeLike | None = None,
+    ) -> None:
         if data is None:
             data = np.empty((0,), dtype=np.float32)
         if isinstance(data, Tensor):
@@ -48,10 +56,12 @@ class Parameter(Tensor):
             extra += ", requires_grad=False"
         return f"Parameter({body}{extra})"
 
-    def __reduce_ex__(self, protocol):  # pickling/copy: __slots__ classes need help
+    def __reduce_ex__(  # pickling/copy: __slots__ classes need help
+        self, protocol: Any
+    ) -> tuple[Any, tuple[np.ndarray, bool]]:
         return (_rebuild_parameter, (self.data, self.requires_grad))
 
-    def __deepcopy__(self, memo):
+    def __deepcopy__(self, memo: dict[int, Any]) -> Parameter:
         p = Parameter(self.data.copy(), requires_grad=self.requires_grad)
         if self.grad is not None:
             p.grad = self.grad.copy()
@@ -59,5 +69,5 @@ class Parameter(Tensor):
         return p
 
 
-def _rebuild_parameter(data, requires_grad):
+def _rebuild_parameter(data: np.ndarray, requires_grad: bool) -> Parameter:
     return Parameter(data, requires_grad=requires_grad)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, check_nonnegative, effective_grad
+from ..tensor import Tensor
+from .optimizer import Optimizer, ParamGroup, Params, check_nonnegative, effective_grad
 
 __all__ = ["Adagrad"]
 
@@ -39,15 +40,15 @@ class Adagrad(Optimizer):
 
     def __init__(
         self,
-        params,
-        lr=1e-2,
-        lr_decay=0,
-        weight_decay=0,
-        initial_accumulator_value=0,
-        eps=1e-10,
+        params: Params,
+        lr: float = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
         *,
-        maximize=False,
-    ):
+        maximize: bool = False,
+    ) -> None:
         defaults = dict(
             lr=lr,
             lr_decay=lr_decay,
@@ -58,7 +59,7 @@ class Adagrad(Optimizer):
         )
         super().__init__(params, defaults)
 
-    def _check_hyperparameters(self, group):
+    def _check_hyperparameters(self, group: ParamGroup) -> None:
         name = type(self).__name__
         check_nonnegative(name, "learning rate", group["lr"])
         check_nonnegative(name, "lr_decay value", group["lr_decay"])
@@ -68,13 +69,13 @@ class Adagrad(Optimizer):
         )
         check_nonnegative(name, "epsilon value", group["eps"])
 
-    def _init_state(self, group, p):
+    def _init_state(self, group: ParamGroup, p: Tensor) -> None:
         st = self.state[p]
         if not st:
             st["step"] = 0
             st["sum"] = np.full_like(p.data, group["initial_accumulator_value"])
 
-    def _step_group(self, group):
+    def _step_group(self, group: ParamGroup) -> None:
         lr = group["lr"]
         lr_decay = group["lr_decay"]
         eps = group["eps"]

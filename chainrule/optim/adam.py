@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
 
 from ..errors import ConfigError
-from .optimizer import Optimizer, check_nonnegative, check_unit_interval, effective_grad
+from .optimizer import (
+    Optimizer,
+    ParamGroup,
+    Params,
+    check_nonnegative,
+    check_unit_interval,
+    effective_grad,
+)
 
 __all__ = ["Adam", "AdamW"]
 
@@ -50,16 +60,16 @@ class Adam(Optimizer):
 
     def __init__(
         self,
-        params,
-        lr=1e-3,
-        betas=(0.9, 0.999),
-        eps=1e-8,
-        weight_decay=0,
-        amsgrad=False,
+        params: Params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
         *,
-        maximize=False,
-        decoupled_weight_decay=False,
-    ):
+        maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
         defaults = dict(
             lr=lr,
             betas=_as_pair(betas, type(self).__name__),
@@ -71,7 +81,7 @@ class Adam(Optimizer):
         )
         super().__init__(params, defaults)
 
-    def _check_hyperparameters(self, group):
+    def _check_hyperparameters(self, group: ParamGroup) -> None:
         name = type(self).__name__
         check_nonnegative(name, "learning rate", group["lr"])
         check_nonnegative(name, "epsilon value", group["eps"])
@@ -80,7 +90,7 @@ class Adam(Optimizer):
         check_unit_interval(name, "beta parameter at index 1", betas[1])
         check_nonnegative(name, "weight_decay value", group["weight_decay"])
 
-    def _step_group(self, group):
+    def _step_group(self, group: ParamGroup) -> None:
         lr = group["lr"]
         beta1, beta2 = group["betas"]
         eps = group["eps"]
@@ -141,15 +151,15 @@ class AdamW(Adam):
 
     def __init__(
         self,
-        params,
-        lr=1e-3,
-        betas=(0.9, 0.999),
-        eps=1e-8,
-        weight_decay=1e-2,
-        amsgrad=False,
+        params: Params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
         *,
-        maximize=False,
-    ):
+        maximize: bool = False,
+    ) -> None:
         super().__init__(
             params,
             lr,
@@ -161,13 +171,13 @@ class AdamW(Adam):
             decoupled_weight_decay=True,
         )
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         for group in self.param_groups:  # AdamW always decouples, whatever the file says
             group["decoupled_weight_decay"] = True
 
 
-def _as_pair(betas, owner):
+def _as_pair(betas: Iterable[float], owner: str) -> tuple[float, float]:
     try:
         b1, b2 = betas
     except (TypeError, ValueError):

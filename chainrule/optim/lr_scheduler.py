@@ -18,6 +18,7 @@ epoch 0 (``last_epoch == 0``, the learning rate unchanged). ``get_last_lr()`` is
 from __future__ import annotations
 
 import math
+from typing import Any, SupportsFloat
 
 from .._validate import Interval, check_params
 from ..errors import ConfigError
@@ -44,7 +45,7 @@ class LRScheduler:
         Each group's ``'initial_lr'``.
     """
 
-    def __init__(self, optimizer, last_epoch: int = -1):
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         self.optimizer = optimizer
@@ -68,11 +69,11 @@ class LRScheduler:
         finally:
             self._is_initial = False
 
-    def get_lr(self) -> list:  # pragma: no cover - abstract
+    def get_lr(self) -> list[float]:  # pragma: no cover - abstract
         """The learning rate of each group for epoch ``last_epoch`` (already incremented)."""
         raise NotImplementedError
 
-    def _current_lrs(self) -> list:
+    def _current_lrs(self) -> list[float]:
         return [group["lr"] for group in self.optimizer.param_groups]
 
     def step(self) -> None:
@@ -80,15 +81,16 @@ class LRScheduler:
         self._step_count += 1
         self.last_epoch += 1
         values = self.get_lr()
-        for group, lr in zip(self.optimizer.param_groups, values):
+        # (a group added after the scheduler was built has no base rate: left as it is)
+        for group, lr in zip(self.optimizer.param_groups, values, strict=False):
             group["lr"] = lr
         self._last_lr = self._current_lrs()
 
-    def get_last_lr(self) -> list:
+    def get_last_lr(self) -> list[float]:
         """The learning rates (one per parameter group) set by the latest ``step()``."""
         return list(self._last_lr)
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         """Everything but the optimizer: plain numbers, strings and lists."""
         return {
             k: (list(v) if isinstance(v, list) else v)
@@ -96,7 +98,7 @@ class LRScheduler:
             if k != "optimizer"
         }
 
-    def load_state_dict(self, state_dict: dict) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a state from :meth:`state_dict` (build the scheduler on its optimizer first)."""
         self.__dict__.update(
             {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in state_dict.items()}
@@ -109,7 +111,7 @@ class LRScheduler:
         )
 
 
-def _positive_int(owner, what, value):
+def _positive_int(owner: str, what: str, value: object) -> None:
     check_params(
         {what: value},
         {what: Interval(int, 1, None, expected="a positive integer")},
@@ -132,13 +134,15 @@ class StepLR(LRScheduler):
     last_epoch : int, default -1
     """
 
-    def __init__(self, optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
+    def __init__(
+        self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
+    ) -> None:
         _positive_int("StepLR", "step_size", step_size)
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return self._current_lrs()
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
@@ -154,11 +158,11 @@ class ExponentialLR(LRScheduler):
     last_epoch : int, default -1
     """
 
-    def __init__(self, optimizer, gamma: float, last_epoch: int = -1):
+    def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self._is_initial:
             return self._current_lrs()
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
@@ -186,13 +190,15 @@ class CosineAnnealingLR(LRScheduler):
     last_epoch : int, default -1
     """
 
-    def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
+    def __init__(
+        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
+    ) -> None:
         _positive_int("CosineAnnealingLR", "T_max", T_max)
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         T_max, eta_min, t = self.T_max, self.eta_min, self.last_epoch
         groups = self.optimizer.param_groups
         if self._is_initial:
@@ -206,7 +212,7 @@ class CosineAnnealingLR(LRScheduler):
             # the recursion would divide by zero here (the bottom of the cosine): step up directly
             return [
                 group["lr"] + (base_lr - eta_min) * (1 - math.cos(math.pi / T_max)) / 2
-                for base_lr, group in zip(self.base_lrs, groups)
+                for base_lr, group in zip(self.base_lrs, groups, strict=False)
             ]
         return [
             (1 + math.cos(math.pi * t / T_max))
@@ -245,16 +251,16 @@ class ReduceLROnPlateau(LRScheduler):
 
     def __init__(
         self,
-        optimizer,
+        optimizer: Optimizer,
         mode: str = "min",
         factor: float = 0.1,
         patience: int = 10,
         threshold: float = 1e-4,
         threshold_mode: str = "rel",
         cooldown: int = 0,
-        min_lr=0,
+        min_lr: float | list[float] | tuple[float, ...] = 0,
         eps: float = 1e-8,
-    ):
+    ) -> None:
         if not factor < 1.0:
             raise ConfigError(f"ReduceLROnPlateau: Factor should be < 1.0, got {factor}")
         if not isinstance(optimizer, Optimizer):
@@ -267,7 +273,7 @@ class ReduceLROnPlateau(LRScheduler):
                     f"ReduceLROnPlateau: expected {len(optimizer.param_groups)} min_lrs (one per "
                     f"parameter group), got {len(min_lr)}"
                 )
-            self.default_min_lr = None
+            self.default_min_lr: float | None = None
             self.min_lrs = list(min_lr)
         else:
             self.default_min_lr = min_lr
@@ -280,12 +286,13 @@ class ReduceLROnPlateau(LRScheduler):
         self._init_is_better(mode=mode, threshold=threshold, threshold_mode=threshold_mode)
         self._reset()
 
-    def _reset(self):
+    def _reset(self) -> None:
         self.best = self.mode_worse
         self.cooldown_counter = 0
         self.num_bad_epochs = 0
 
-    def step(self, metrics) -> None:  # type: ignore[override]
+    # PyTorch's signature: this schedule steps on a metric, the others on nothing
+    def step(self, metrics: SupportsFloat) -> None:  # type: ignore[override]
         """Record this epoch's metric and reduce the learning rate if it has plateaued."""
         current = float(metrics)
         self.last_epoch += 1
@@ -303,7 +310,7 @@ class ReduceLROnPlateau(LRScheduler):
             self.num_bad_epochs = 0
         self._last_lr = self._current_lrs()
 
-    def _reduce_lr(self):
+    def _reduce_lr(self) -> None:
         groups = self.optimizer.param_groups
         if len(groups) != len(self.min_lrs):
             if self.default_min_lr is None:
@@ -322,7 +329,7 @@ class ReduceLROnPlateau(LRScheduler):
     def in_cooldown(self) -> bool:
         return self.cooldown_counter > 0
 
-    def _is_better(self, a, best):
+    def _is_better(self, a: float, best: float) -> bool:
         if self.mode == "min" and self.threshold_mode == "rel":
             return a < best * (1.0 - self.threshold)
         if self.mode == "min" and self.threshold_mode == "abs":
@@ -331,7 +338,7 @@ class ReduceLROnPlateau(LRScheduler):
             return a > best * (self.threshold + 1.0)
         return a > best + self.threshold
 
-    def _init_is_better(self, mode, threshold, threshold_mode):
+    def _init_is_better(self, mode: str, threshold: float, threshold_mode: str) -> None:
         if mode not in ("min", "max"):
             raise ConfigError(
                 f"ReduceLROnPlateau: mode {mode!r} is unknown (expected 'min' or 'max')"
@@ -346,7 +353,7 @@ class ReduceLROnPlateau(LRScheduler):
         self.threshold = threshold
         self.threshold_mode = threshold_mode
 
-    def load_state_dict(self, state_dict: dict) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         self._init_is_better(
             mode=self.mode, threshold=self.threshold, threshold_mode=self.threshold_mode

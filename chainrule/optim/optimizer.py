@@ -19,13 +19,21 @@ from __future__ import annotations
 
 import numbers
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError
-from ..tensor import bump_version, enable_grad
+from ..tensor import Tensor, bump_version, enable_grad
 
 __all__ = ["Optimizer"]
+
+#: One parameter group: ``'params'`` (a list of tensors) and that group's hyperparameters.
+ParamGroup = dict[str, Any]
+#: What an optimizer takes: tensors (``net.parameters()``), ``(name, tensor)`` pairs
+#: (``net.named_parameters()``) or parameter groups (dicts with a ``'params'`` entry).
+Params = Iterable[Tensor] | Iterable[tuple[str, Tensor]] | Iterable[ParamGroup]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -33,18 +41,18 @@ __all__ = ["Optimizer"]
 # ------------------------------------------------------------------------------------------------
 
 
-def _is_number(value) -> bool:
+def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def check_nonnegative(owner: str, what: str, value) -> None:
+def check_nonnegative(owner: str, what: str, value: Any) -> None:
     """Raise ConfigError unless ``value`` is a real number >= 0 (NaN is rejected)."""
     if not _is_number(value) or not value >= 0.0:
         shown = value if _is_number(value) else repr(value)
         raise ConfigError(f"{owner}: Invalid {what}: {shown} (expected a number >= 0)")
 
 
-def check_unit_interval(owner: str, what: str, value) -> None:
+def check_unit_interval(owner: str, what: str, value: Any) -> None:
     """Raise ConfigError unless ``0 <= value < 1``."""
     if not _is_number(value) or not 0.0 <= value < 1.0:
         shown = value if _is_number(value) else repr(value)
@@ -57,7 +65,9 @@ _SET_MESSAGE = (
 )
 
 
-def effective_grad(g, w, weight_decay, maximize):
+def effective_grad(
+    g: np.ndarray, w: np.ndarray, weight_decay: float, maximize: bool
+) -> tuple[np.ndarray, bool]:
     """The gradient an update steps against: negated to maximize, plus ``weight_decay · w``
     (the L2 penalty's gradient). Returns ``(g, owned)``: ``owned`` is True when ``g`` is a new
     array that the update may overwrite (the parameter's own ``.grad`` never is)."""
@@ -72,7 +82,7 @@ def effective_grad(g, w, weight_decay, maximize):
     return g, owned
 
 
-def _type_name(x) -> str:
+def _type_name(x: object) -> str:
     return type(x).__module__.split(".")[0] + "." + type(x).__name__
 
 
@@ -97,7 +107,7 @@ class Optimizer:
     ``_step_group(group)``.
     """
 
-    def __init__(self, params, defaults: dict):
+    def __init__(self, params: Params, defaults: dict[str, Any]) -> None:
         self.defaults = defaults
         self._check_hyperparameters(defaults)
         if hasattr(params, "data") and hasattr(params, "grad"):
@@ -109,9 +119,9 @@ class Optimizer:
             params = [params]
         elif isinstance(params, (set, frozenset)):
             raise TypeError(_SET_MESSAGE)
-        self.state: defaultdict = defaultdict(dict)
-        self.param_groups: list[dict] = []
-        groups = list(params)
+        self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
+        self.param_groups: list[ParamGroup] = []
+        groups: list[Any] = list(params)
         if len(groups) == 0:
             raise ConfigError(f"{type(self).__name__}: optimizer got an empty parameter list")
         if not isinstance(groups[0], dict):
@@ -120,17 +130,19 @@ class Optimizer:
             self.add_param_group(group)
 
     # --- hooks for subclasses ---------------------------------------------------------------------
-    def _check_hyperparameters(self, group: dict) -> None:
+    def _check_hyperparameters(self, group: ParamGroup) -> None:
         """Raise ConfigError for a hyperparameter value that cannot work (subclasses extend)."""
         check_nonnegative(type(self).__name__, "learning rate", group["lr"])
 
-    def _init_state(self, group: dict, p) -> None:
+    def _init_state(self, group: ParamGroup, p: Tensor) -> None:
         """Create the state of parameter ``p`` eagerly (only Adagrad needs this)."""
 
-    def _step_group(self, group: dict) -> None:  # pragma: no cover - abstract
+    def _step_group(self, group: ParamGroup) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _with_grads(self, group: dict):
+    def _with_grads(
+        self, group: ParamGroup
+    ) -> Iterator[tuple[Tensor, np.ndarray, np.ndarray, dict[str, Any]]]:
         """(p, w, g, st) for each parameter ``p`` of ``group`` that has a gradient: its array
         (updated in place), its gradient (never written to) and its state dict."""
         state = self.state
@@ -141,7 +153,7 @@ class Optimizer:
                 yield p, p.data, g, state[p]
 
     # --- groups -----------------------------------------------------------------------------------
-    def add_param_group(self, param_group: dict) -> None:
+    def add_param_group(self, param_group: ParamGroup) -> None:
         """Add a group of parameters, e.g. layers unfrozen while fine-tuning.
 
         Hyperparameters the group leaves out take the optimizer's defaults. A parameter may belong
@@ -158,8 +170,8 @@ class Optimizer:
         elif isinstance(params, (set, frozenset)):
             raise TypeError(_SET_MESSAGE)
         params = list(params)
-        names = []
-        tensors = []
+        names: list[str] = []
+        tensors: list[Any] = []
         for item in params:
             if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
                 names.append(item[0])
@@ -209,7 +221,7 @@ class Optimizer:
                 if p.grad is not None:
                     p.grad = None if set_to_none else np.zeros_like(p.grad)
 
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Take one optimization step on every parameter that has a gradient.
 
         Parameters whose ``.grad`` is None are skipped (their state is not touched).
@@ -233,22 +245,22 @@ class Optimizer:
         return loss
 
     # --- checkpoints ------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         """The optimizer's state, to save beside the model's weights.
 
         Returns ``{'state': {index: {name: ndarray or number}}, 'param_groups': [{hyperparameters,
         'params': [index, ...]}]}`` where ``index`` numbers the parameters across the groups in
         order, as PyTorch does. Arrays are copies (later steps do not change a saved dict).
         """
-        index = {}
-        groups = []
+        index: dict[int, int] = {}
+        groups: list[dict[str, Any]] = []
         for group in self.param_groups:
             packed = {k: v for k, v in group.items() if k != "params"}
             for p in group["params"]:
                 index.setdefault(id(p), len(index))
             packed["params"] = [index[id(p)] for p in group["params"]]
             groups.append(packed)
-        state = {}
+        state: dict[int, dict[str, Any]] = {}
         for p, s in self.state.items():
             if not s or id(p) not in index:
                 continue
@@ -257,7 +269,7 @@ class Optimizer:
             }
         return {"state": state, "param_groups": groups}
 
-    def load_state_dict(self, state_dict: dict) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state from :meth:`state_dict` into this optimizer (same groups, same sizes).
 
         Parameters are matched by position. State arrays are copied and cast to each parameter's
@@ -271,25 +283,25 @@ class Optimizer:
                 f"loaded state dict has {len(saved_groups)} parameter groups but the optimizer "
                 f"has {len(groups)}"
             )
-        for i, (g, sg) in enumerate(zip(groups, saved_groups)):
+        for i, (g, sg) in enumerate(zip(groups, saved_groups, strict=True)):
             if len(g["params"]) != len(sg["params"]):
                 raise ConfigError(
                     f"loaded state dict's parameter group {i} has {len(sg['params'])} parameters "
                     f"but the optimizer's has {len(g['params'])}"
                 )
-        id_map = {}
-        for g, sg in zip(groups, saved_groups):
-            for p, k in zip(g["params"], sg["params"]):
+        id_map: dict[int, Tensor] = {}
+        for g, sg in zip(groups, saved_groups, strict=True):
+            for p, k in zip(g["params"], sg["params"], strict=True):
                 id_map[int(k)] = p
 
-        new_state: defaultdict = defaultdict(dict)
+        new_state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         for key, saved in state_dict["state"].items():
             key = int(key)
             if key not in id_map:
                 continue
             p = id_map[key]
             pdata = p.data
-            entry = {}
+            entry: dict[str, Any] = {}
             for name, value in saved.items():
                 if name == "step":
                     entry[name] = int(value) if float(value).is_integer() else float(value)
@@ -306,9 +318,9 @@ class Optimizer:
                     entry[name] = value
             new_state[p] = entry
 
-        new_groups = []
-        for g, sg in zip(groups, saved_groups):
-            ng = {}
+        new_groups: list[ParamGroup] = []
+        for g, sg in zip(groups, saved_groups, strict=True):
+            ng: ParamGroup = {}
             for k, v in sg.items():
                 if k == "params":
                     continue

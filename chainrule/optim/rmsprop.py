@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, check_nonnegative, effective_grad
+from .optimizer import Optimizer, ParamGroup, Params, check_nonnegative, effective_grad
 
 __all__ = ["RMSprop"]
 
@@ -18,7 +18,7 @@ class RMSprop(Optimizer):
         g &\leftarrow g + \lambda w                  && \text{(weight\_decay } \lambda \ne 0)\\
         s &\leftarrow \alpha s + (1 - \alpha) g^2 \\
         \bar g &\leftarrow \alpha \bar g + (1 - \alpha) g   && \text{(centered)}\\
-        d &\leftarrow \sqrt{s - \bar g^2} + \epsilon \text{ if centered, else } \sqrt{s} + \epsilon\\
+        d &\leftarrow \sqrt{s - \bar g^2} + \epsilon\text{ if centered, else } \sqrt{s} + \epsilon\\
         b &\leftarrow \mu b + g / d,\quad w \leftarrow w - \eta b
                                                       && \text{(momentum } \mu > 0)\\
         w &\leftarrow w - \eta\, g / d                && \text{(otherwise)}
@@ -46,16 +46,16 @@ class RMSprop(Optimizer):
 
     def __init__(
         self,
-        params,
-        lr=1e-2,
-        alpha=0.99,
-        eps=1e-8,
-        weight_decay=0,
-        momentum=0,
-        centered=False,
+        params: Params,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum: float = 0,
+        centered: bool = False,
         *,
-        maximize=False,
-    ):
+        maximize: bool = False,
+    ) -> None:
         defaults = dict(
             lr=lr,
             momentum=momentum,
@@ -67,7 +67,7 @@ class RMSprop(Optimizer):
         )
         super().__init__(params, defaults)
 
-    def _check_hyperparameters(self, group):
+    def _check_hyperparameters(self, group: ParamGroup) -> None:
         name = type(self).__name__
         check_nonnegative(name, "learning rate", group["lr"])
         check_nonnegative(name, "epsilon value", group["eps"])
@@ -75,7 +75,7 @@ class RMSprop(Optimizer):
         check_nonnegative(name, "weight_decay value", group["weight_decay"])
         check_nonnegative(name, "alpha value", group["alpha"])
 
-    def _step_group(self, group):
+    def _step_group(self, group: ParamGroup) -> None:
         lr = group["lr"]
         alpha = group["alpha"]
         eps = group["eps"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from .optimizer import Optimizer, check_nonnegative, effective_grad
+from .optimizer import Optimizer, ParamGroup, Params, check_nonnegative, effective_grad
 
 __all__ = ["SGD"]
 
@@ -45,15 +45,15 @@ class SGD(Optimizer):
 
     def __init__(
         self,
-        params,
-        lr=1e-3,
-        momentum=0,
-        dampening=0,
-        weight_decay=0,
-        nesterov=False,
+        params: Params,
+        lr: float = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
         *,
-        maximize=False,
-    ):
+        maximize: bool = False,
+    ) -> None:
         defaults = dict(
             lr=lr,
             momentum=momentum,
@@ -64,7 +64,7 @@ class SGD(Optimizer):
         )
         super().__init__(params, defaults)
 
-    def _check_hyperparameters(self, group):
+    def _check_hyperparameters(self, group: ParamGroup) -> None:
         name = type(self).__name__
         check_nonnegative(name, "learning rate", group["lr"])
         check_nonnegative(name, "momentum value", group["momentum"])
@@ -75,7 +75,7 @@ class SGD(Optimizer):
                 f"(got momentum={group['momentum']}, dampening={group['dampening']})"
             )
 
-    def _step_group(self, group):
+    def _step_group(self, group: ParamGroup) -> None:
         lr = group["lr"]
         momentum = group["momentum"]
         dampening = group["dampening"]

@@ -7,11 +7,13 @@ chainrule loss, ``backward()`` and a chainrule optimizer. One *epoch* (Playgroun
 pass over the training points in mini-batches; ``phase_begin``/``phase_update`` split one
 mini-batch step into its forward, loss, backward and update.
 
-The chain-rule panel (:meth:`Session.chain`) reads every factor from the record chainrule keeps:
-the last step's mini-batch runs again through a float64 copy of the network *as it was before the
-update*, forward hooks keep each layer's input and output, ``retain_grad()`` keeps the gradient
-back-propagation delivered to them, and the activation's local term σ′(z) is its own unit's
-backward applied to ones. Nothing in this file writes a derivative formula.
+The chain-rule panel (:meth:`Session.chain`) reads every factor from the explainer's one
+measuring path (``chainrule.explain.measure.record``): the last step's mini-batch runs again
+through a float64 copy of the network *as it was before the update*, forward hooks keep each
+layer's input and output, the engine's traced back-propagation gives the gradient delivered to
+each of them, and the activation's local term σ′(z) is the engine's hand-back of ones through
+its unit (after the engine's unbroadcast and cast). Nothing in this file writes a derivative
+formula.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import copy
 import json
 import math
 import re
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -245,6 +249,26 @@ def _q(a: np.ndarray) -> np.ndarray:
 def _f(v) -> float | None:
     v = float(v)
     return v if math.isfinite(v) else None
+
+
+@dataclass(eq=False)
+class _ChainQuestion:
+    """What the chain-rule panel was asked: one parameter entry and one training point."""
+
+    name: str
+    p_real: Any  # the network's parameter
+    idx: tuple  # the entry
+    k: int  # the linear unit's index in the Sequential
+    kind: str  # 'weight' or 'bias'
+    li: int  # which linear unit (0 = the first)
+    j: int  # the neuron
+    i: int | None  # the input (weights only)
+    point: int
+    batch: np.ndarray  # the last mini-batch's points
+    rows: list[int]  # the points measured: the batch, then the point when it is not in it
+    in_batch: bool
+    prow: int  # the point's row among them
+    bsel: list[int]  # the batch's rows among them
 
 
 class Session:
@@ -1025,73 +1049,57 @@ class Session:
         return m64, lf
 
     def _record(self, m64, lf, rows):
-        """Run the training points ``rows`` through the float64 copy with forward hooks and
-        ``retain_grad()`` on every layer's input and output, then back-propagate the *summed*
-        loss (so each retained gradient is one point's). Returns {layer index: (input, output)}
-        and the targets as the loss wants them in float64."""
-        from ..tensor import Tensor
+        """Measure the training points ``rows`` on the float64 copy with the explainer's one
+        measuring path (``chainrule.explain.measure.record``: forward hooks on every layer, the
+        engine's back-propagation and its traced walk) for the *summed* loss, so that each
+        gradient on record is one point's. Returns the Measurement and the targets as the loss
+        wants them in float64."""
+        from ..explain.measure import record
 
         lf_sum = copy.deepcopy(lf)
         lf_sum.reduction = "sum"
-        seen = {}
-        handles = [
-            m.register_forward_hook(
-                lambda mod, inp, out, q=q: seen.__setitem__(q, (inp[0] if inp else None, out))
-            )
-            for q, m in enumerate(m64)
-        ]
-        try:
-            out = m64(Tensor(self.F_train[rows].astype(np.float64)))
-        finally:
-            for h in handles:
-                h.remove()
-        for inp, o in seen.values():
-            for t in (inp, o):
-                if isinstance(t, Tensor) and t._ctx is not None:
-                    t.retain_grad()
         t_rows = self.t_train[rows]
         t64 = t_rows.astype(np.float64) if t_rows.dtype.kind == "f" else t_rows
-        lf_sum(out, t64).backward()
-        return seen, t64
+        return record(m64, self.F_train[rows].astype(np.float64), t64, lf_sum), t64
 
     @staticmethod
-    def _local_terms(seen, m64, k, kind, i, n) -> dict:
-        """Per point: the linear unit's input h, z, the activation's a and σ′(z) (its unit's
-        backward applied to ones), ∂L/∂a as back-propagation delivered it, and ∂z/∂w."""
-        h_in, z = seen[k]  # the linear unit: z = W h + b
-        nxt = seen.get(k + 1)  # its activation, if it has one (not the
-        has_act = nxt is not None and k + 1 < len(m64)  # last unit of cross-entropy and MSE)
-        zv = np.asarray(z.data, np.float64)
-        if has_act:
-            a = nxt[1]
+    def _local_terms(m, m64, k, kind, i, n) -> dict:
+        """Per point, from the Measurement: the linear unit's input h, z, the activation's a
+        and σ′(z) (the engine's hand-back of ones through it), ∂L/∂a as back-propagation
+        delivered it, and ∂z/∂w."""
+        from ..explain.measure import local_term
+
+        lin = m.call_of(m64[k])  # the linear unit: z = W h + b
+        z = lin.output
+        act = m.call_of(m64[k + 1]) if k + 1 < len(m64) else None  # its activation, if any
+        zv = np.asarray(z.data, np.float64)  # (not the last unit of cross-entropy and MSE)
+        if act is not None:
+            a = act.output
             av = np.asarray(a.data, np.float64)
-            if a._ctx is not None and a is not z:
-                g = a._ctx.unit.backward(a._ctx, np.ones_like(a.data))  # the unit's own term
-                sigma = np.asarray(g[0] if isinstance(g, (tuple, list)) else g, np.float64)
-            else:  # Identity: a is z itself
-                sigma = np.ones_like(av)
-            dLda = np.asarray(a.grad if a.grad is not None else np.zeros_like(av), np.float64)
+            # the activation's own term, measured by the engine; Identity: a is z itself
+            sigma = np.asarray(local_term(a, z), np.float64) if a is not z else np.ones_like(av)
+            dLda = m.grad(a)
         else:
-            av, sigma = zv, np.ones_like(zv)
-            dLda = np.asarray(z.grad if z.grad is not None else np.zeros_like(zv), np.float64)
-        hv = np.asarray(h_in.data, np.float64)
+            av, sigma, dLda = zv, np.ones_like(zv), m.grad(z)
+        dLdz = m.grad(z)
+        hv = np.asarray(lin.input.data, np.float64)
         return {
             "z": zv,
             "a": av,
             "sigma": sigma,
-            "dLda": dLda,
+            "dLda": np.asarray(dLda if dLda is not None else np.zeros_like(av), np.float64),
             "dzdw": hv[:, i] if kind == "weight" else np.ones(n),
-            "act": type(m64[k + 1]).__name__ if has_act else None,
-            "dLdz": (np.asarray(z.grad, np.float64) if z.grad is not None else np.zeros_like(zv)),
+            "act": type(act.module).__name__ if act is not None else None,
+            "dLdz": np.asarray(dLdz if dLdz is not None else np.zeros_like(zv), np.float64),
         }
 
-    def _backprop_terms(self, seen, m64, li, j, prow):
+    def _backprop_terms(self, m, m64, li, j, prow):
         """How ∂L/∂a_j was made: the next linear unit hands back Σ_k ∂L/∂z_k · w_kj."""
         if li + 1 >= len(self.linear_index):
             return None
         kn = self.linear_index[li + 1]
         W = np.asarray(m64[kn].weight.data, np.float64)
-        dz = np.asarray(seen[kn][1].grad, np.float64)
+        dz = np.asarray(m.grad(m.call_of(m64[kn]).output), np.float64)
         terms = [
             {
                 "k": kk,
@@ -1170,18 +1178,14 @@ class Session:
             opt["formula"] = "Δw = −lr · m̂ / (√v̂ + ε)"
         return opt
 
-    def chain(self, name: str, point: int | None = None) -> dict:
-        """∂L/∂w for parameter ``name`` as the product of its local terms, for one training
-        point and for the last mini-batch, with the engine's gradient, central differences, the
-        regularization term and the optimizer's update. See the module docstring for where each
-        number comes from."""
+    def _chain_question(self, name: str, point: int | None) -> _ChainQuestion:
+        """Which parameter entry (a linear unit's weight or bias), which training point, and
+        the rows to measure: the last mini-batch, plus the point when it is not in it."""
         p_real, idx = self._lookup(name)
         k = int(name.split(".")[0])
         kind = name.split(".")[1].split("[")[0]
         if k not in self.linear_index:
             raise ConfigError(f"playground: {name} does not belong to a linear unit")
-        li, j = self.linear_index.index(k), idx[0]
-        i = idx[1] if kind == "weight" else None
         batch = (
             self.last["batch"]
             if self.last is not None
@@ -1198,83 +1202,122 @@ class Session:
         in_batch = point in rows
         if not in_batch:
             rows.append(point)
-        prow = rows.index(point)
-        bsel = [rows.index(int(b)) for b in batch]
+        return _ChainQuestion(
+            name=name,
+            p_real=p_real,
+            idx=idx,
+            k=k,
+            kind=kind,
+            li=self.linear_index.index(k),
+            j=idx[0],
+            i=idx[1] if kind == "weight" else None,
+            point=point,
+            batch=batch,
+            rows=rows,
+            in_batch=in_batch,
+            prow=rows.index(point),
+            bsel=[rows.index(int(b)) for b in batch],
+        )
 
+    def _chain_numbers(self, q: _ChainQuestion) -> dict:
+        """Every number of the panel: the measured local terms per point, how ∂L/∂a was made,
+        the engine's gradients and central differences, and the optimizer's reading."""
         m64, lf = self._float64_before()
-        seen, t64 = self._record(m64, lf, rows)
-        T = self._local_terms(seen, m64, k, kind, i, len(rows))
-        dLda, sigma, dzdw = T["dLda"][:, j], T["sigma"][:, j], T["dzdw"]
-        products = dLda * sigma * dzdw
-        backprop = self._backprop_terms(seen, m64, li, j, prow)
-        p64 = dict(m64.named_parameters())[f"{k}.{kind}"]
+        m, t64 = self._record(m64, lf, q.rows)
+        T = self._local_terms(m, m64, q.k, q.kind, q.i, len(q.rows))
+        p64 = dict(m64.named_parameters())[f"{q.k}.{q.kind}"]
         chk = self._checks(
             m64,
             lf,
             p64,
-            idx,
-            self.F_train[point : point + 1].astype(np.float64),
-            t64[prow : prow + 1],
-            self.F_train[batch].astype(np.float64),
-            t64[bsel],
+            q.idx,
+            self.F_train[q.point : q.point + 1].astype(np.float64),
+            t64[q.prow : q.prow + 1],
+            self.F_train[q.batch].astype(np.float64),
+            t64[q.bsel],
         )
-        pi = self.names.index(f"{k}.{kind}")
-        opt = self._optimizer_reading(p_real, idx, pi)
+        pi = self.names.index(f"{q.k}.{q.kind}")
+        return {
+            "T": T,
+            "dLda": T["dLda"][:, q.j],
+            "sigma": T["sigma"][:, q.j],
+            "dzdw": T["dzdw"],
+            "backprop": self._backprop_terms(m, m64, q.li, q.j, q.prow),
+            "chk": chk,
+            "pi": pi,
+            "opt": self._optimizer_reading(q.p_real, q.idx, pi),
+            "names": [n for n, _ in m64.named_parameters()],
+        }
+
+    def _chain_batch(self, q: _ChainQuestion, c: dict, products) -> dict:
+        """The mini-batch's side: each point's product, their mean (∂L/∂w of the mean loss),
+        the regularization term, and the engine's gradient and central difference."""
+        s, bsel, chk = self.settings, q.bsel, c["chk"]
         batch_mean = float(np.mean(products[bsel]))
+        return {
+            "points": q.rows[: len(q.batch)] if q.in_batch else q.rows[:-1],
+            "products": [float(products[r]) for r in bsel],
+            "factors": {
+                "dLda": [float(c["dLda"][r]) for r in bsel],
+                "sigmaPrime": [float(c["sigma"][r]) for r in bsel],
+                "dzdw": [float(c["dzdw"][r]) for r in bsel],
+            },
+            "productOfMeans": float(
+                np.mean(c["dLda"][bsel]) * np.mean(c["sigma"][bsel]) * np.mean(c["dzdw"][bsel])
+            ),
+            "mean": batch_mean,
+            "reg": chk["reg"],
+            "total": batch_mean + chk["reg"],
+            "regularization": s["regularization"],
+            "regRate": s["regRate"],
+            "engineGrad": float(self.grads[c["pi"]][q.idx]),
+            "cd": chk["cdBatch"],
+        }
+
+    def chain(self, name: str, point: int | None = None) -> dict:
+        """∂L/∂w for parameter ``name`` as the product of its local terms, for one training
+        point and for the last mini-batch, with the engine's gradient, central differences, the
+        regularization term and the optimizer's update. See the module docstring for where each
+        number comes from."""
+        q = self._chain_question(name, point)
+        c = self._chain_numbers(q)
+        T, prow, j = c["T"], q.prow, q.j
+        products = c["dLda"] * c["sigma"] * c["dzdw"]
         loss_word = {
             "bce": "binary cross-entropy",
             "cross_entropy": "softmax cross-entropy",
             "mse": "squared error",
         }[self.loss_name]
-        s = self.settings
         return {
             "param": name,
-            "kind": kind,
-            "layer": li,
+            "kind": q.kind,
+            "layer": q.li,
             "neuron": j,
-            "input": i,
-            "last": li == len(self.linear_index) - 1,
+            "input": q.i,
+            "last": q.li == len(self.linear_index) - 1,
             "loss": loss_word,
             "activation": T["act"],
-            "point": point,
-            "inBatch": in_batch,
-            "x": self.F_train[point].astype(np.float64).tolist(),
-            "y": self.y_train[point].item(),
-            "features": s["features"],
-            "value": opt["before"],
+            "point": q.point,
+            "inBatch": q.in_batch,
+            "x": self.F_train[q.point].astype(np.float64).tolist(),
+            "y": self.y_train[q.point].item(),
+            "features": self.settings["features"],
+            "value": c["opt"]["before"],
             "terms": {
-                "dLda": float(dLda[prow]),
-                "sigmaPrime": float(sigma[prow]),
-                "dzdw": float(dzdw[prow]),
+                "dLda": float(c["dLda"][prow]),
+                "sigmaPrime": float(c["sigma"][prow]),
+                "dzdw": float(c["dzdw"][prow]),
                 "z": float(T["z"][prow, j]),
                 "a": float(T["a"][prow, j]),
                 "product": float(products[prow]),
                 "engineDz": float(T["dLdz"][prow, j]),
             },
-            "enginePoint": chk["enginePoint"],
-            "cdPoint": chk["cdPoint"],
-            "backprop": backprop,
-            "batch": {
-                "points": rows[: len(batch)] if in_batch else rows[:-1],
-                "products": [float(products[r]) for r in bsel],
-                "factors": {
-                    "dLda": [float(dLda[r]) for r in bsel],
-                    "sigmaPrime": [float(sigma[r]) for r in bsel],
-                    "dzdw": [float(dzdw[r]) for r in bsel],
-                },
-                "productOfMeans": float(
-                    np.mean(dLda[bsel]) * np.mean(sigma[bsel]) * np.mean(dzdw[bsel])
-                ),
-                "mean": batch_mean,
-                "reg": chk["reg"],
-                "total": batch_mean + chk["reg"],
-                "regularization": s["regularization"],
-                "regRate": s["regRate"],
-                "engineGrad": float(self.grads[pi][idx]),
-                "cd": chk["cdBatch"],
-            },
-            "optimizer": opt,
-            "names": [n for n, _ in m64.named_parameters()],
+            "enginePoint": c["chk"]["enginePoint"],
+            "cdPoint": c["chk"]["cdPoint"],
+            "backprop": c["backprop"],
+            "batch": self._chain_batch(q, c, products),
+            "optimizer": c["opt"],
+            "names": c["names"],
         }
 
     # ---------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import numpy as np
 
 from .._files import write_atomic
 from ..errors import ChainruleError
-from ..tensor import Tensor, _backprop
+from ..tensor import Tensor, _backprop, _freed_error, _is_freed
 
 __all__ = ["graph", "Graph"]
 
@@ -264,6 +264,8 @@ def _walk(root: Tensor):
     i = 0
     while i < len(order):
         ctx = order[i]._ctx
+        if _is_freed(order[i]):  # backward() freed the record: nothing left to draw
+            raise _freed_error(order[i], traced=True)
         i += 1
         if ctx is None:
             continue

@@ -26,6 +26,7 @@ import re
 
 import numpy as np
 
+from .._views import provide
 from ..metrics import class_probabilities
 from ..registry import facts_of
 
@@ -623,3 +624,6 @@ def network_picture(
     ax.set_title(title or "weights: blue positive, orange negative, width ∝ |w|", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+provide("loss_curves", loss_curves)  # History.plot() asks chainrule._views for it

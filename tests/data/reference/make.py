@@ -130,14 +130,14 @@ def make_data():
     write_csv(
         os.path.join(HERE, "houses.csv"),
         ["size", "age", "price"],
-        [[f"{a:.4f}", f"{b:.4f}", f"{v:.3f}"] for (a, b), v in zip(X, t)],
+        [[f"{a:.4f}", f"{b:.4f}", f"{v:.3f}"] for (a, b), v in zip(X, t, strict=True)],
     )
     X = rng.normal(size=(40, 3))
     y = np.where(X[:, 0] - X[:, 1] + 0.5 * rng.normal(size=40) > 0, "yes", "no")
     write_csv(
         os.path.join(HERE, "twoclass.csv"),
         ["a", "b", "c", "label"],
-        [[f"{a:.4f}", f"{b:.4f}", f"{c:.4f}", v] for (a, b, c), v in zip(X, y)],
+        [[f"{a:.4f}", f"{b:.4f}", f"{c:.4f}", v] for (a, b, c), v in zip(X, y, strict=True)],
     )
 
 
