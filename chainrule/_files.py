@@ -79,9 +79,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def clean_stale(folder: str, base: str | None = None) -> list:
+def clean_stale(folder: str, base: str | None = None) -> list[str]:
     """Remove temporary files in ``folder`` (for ``base``, or any) left by writers that died."""
-    removed = []
+    removed: list[str] = []
     prefix = "." + base + "." if base else "."
     try:
         names = os.listdir(folder)
@@ -221,12 +221,12 @@ def check_outputs(inputs: dict, outputs: dict, error=None) -> None:
     spellings of the path. Raises ``error`` (default :class:`ConfigError`) with one line."""
     if error is None:
         from .errors import ConfigError as error
-    seen = {}
+    seen: dict[object, tuple[str, str]] = {}
     for label, p in inputs.items():
         if p is None or p == "-":
             continue
         seen.setdefault(_identity(os.fspath(p)), (label, os.fspath(p)))
-    taken = {}
+    taken: dict[object, tuple[str, str]] = {}
     for label, p in outputs.items():
         if p is None or p == "-":
             continue

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def data_fingerprint(X, y) -> str:
     for a in (X, y):
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.view(np.uint8).reshape(-1) if a.size else b"")
+        h.update(a.view(np.uint8).reshape(-1).data if a.size else b"")
     return h.hexdigest()[:32]
 
 
@@ -101,7 +102,7 @@ def checkpoint_bytes(
     opt_state = (
         optimizer.state_dict() if optimizer is not None else {"state": {}, "param_groups": []}
     )
-    scalars = {}
+    scalars: dict[str, dict[str, Any]] = {}
     for idx, entry in opt_state["state"].items():
         for name, value in entry.items():
             if isinstance(value, np.ndarray):
@@ -252,7 +253,7 @@ def load_checkpoint(
     if optimizer is not None:
         if saved_opt.get("type") != type(optimizer).__name__:
             differs("optimizer", saved_opt.get("type"), type(optimizer).__name__)
-        state = {}
+        state: dict[str, dict[str, Any]] = {}
         for key, v in arrays.items():
             if key.startswith("optim/"):
                 _, idx, name = key.split("/", 2)

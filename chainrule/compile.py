@@ -1059,7 +1059,7 @@ class _Program:
             return const(v)
 
         units = {}
-        owned = set()
+        owned: set[int] = set()
         self.plans = []
         self.plan_of = {}
         self.unit_of = {}
@@ -1070,7 +1070,7 @@ class _Program:
         from .optim.optimizer import Optimizer
 
         leaf_ids = {id(t) for t in self.leaves}
-        flat_steps = {}
+        flat_steps: dict[int, _FlatStep] = {}
         grad_bufs = {}
         for e, ev in enumerate(trace.events):
             if (

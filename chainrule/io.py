@@ -105,9 +105,9 @@ def build(spec: dict):
     kind = spec["type"]
     cls = registry.lookup(kind) if isinstance(kind, str) else None
     facts = registry.facts_of(cls) if cls is not None else None
-    if facts is not None and facts.role == "container":
+    if cls is not None and facts is not None and facts.role == "container":
         return cls._from_children([build(c) for c in spec.get("children", [])])
-    if facts is None or facts.config is None:
+    if cls is None or facts is None or facts.config is None:
         raise ModelFileError(f"load: unknown layer type {kind!r} in the model file")
     config = spec.get("config", {})
     unknown = set(config) - set(facts.config)

@@ -12,16 +12,31 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Iterable, KeysView, Sequence
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._views import view
 from .compile import compile as _compile
 from .errors import ConfigError, DataError, TrainingError
 from .metrics import compute_metric, output_kind
-from .optim.lr_scheduler import ReduceLROnPlateau
+from .optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from .random import get_rng
-from .tensor import Tensor, Unit, no_grad
+from .tensor import Context, Grads, Tensor, Unit, no_grad
+
+if TYPE_CHECKING:
+    from .callbacks import ProgressBar
+    from .nn.module import Module
+    from .optim.optimizer import Optimizer
+
+#: A metric: a name ('accuracy', 'mse', 'mae', 'r2') or ``f(y_true, outputs) -> float``.
+Metric = str | Callable[[np.ndarray, np.ndarray], float]
+#: A loss: ``loss_fn(outputs, targets)`` gives a scalar tensor (a chainrule.nn loss module).
+LossFn = Callable[[Tensor, Any], Tensor]
+#: A file path.
+PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = ["fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "TrainState"]
 
@@ -35,34 +50,34 @@ class History:
     ``fit(track_grad_norms=True)``).
     """
 
-    def __init__(self):
-        self.history: dict[str, list] = {}
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
         self.epochs: list[int] = []
-        self.grad_norms: dict[str, list] = {}
+        self.grad_norms: dict[str, list[float]] = {}
         self.best_epoch: int | None = None
         self.stopped_epoch: int | None = None
         self.stop_reason: str | None = None
         self.seconds: float = 0.0
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> list[float]:
         return self.history[key]
 
-    def __contains__(self, key):
+    def __contains__(self, key: object) -> bool:
         return key in self.history
 
-    def keys(self):
+    def keys(self) -> KeysView[str]:
         return self.history.keys()
 
-    def append(self, epoch: int, logs: dict):
+    def append(self, epoch: int, logs: dict[str, float]) -> None:
         self.epochs.append(epoch)
         for k, v in logs.items():
             self.history.setdefault(k, []).append(float(v))
 
-    def last(self) -> dict:
+    def last(self) -> dict[str, float]:
         """The last epoch's numbers."""
         return {k: v[-1] for k, v in self.history.items() if v}
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Everything as plain Python (JSON-ready; no pandas needed)."""
         return {
             "epochs": list(self.epochs),
@@ -74,15 +89,15 @@ class History:
             "seconds": self.seconds,
         }
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         last = ", ".join(f"{k}={v:.4g}" for k, v in self.last().items())
         return f"History({len(self.epochs)} epochs: {last})"
 
-    def _repr_html_(self):
+    def _repr_html_(self) -> str:
         """In a notebook: a small table of the first and last epochs, and the curves."""
         return view("history_html")(self)  # chainrule.display provides it
 
-    def plot(self, title: str | None = None):
+    def plot(self, title: str | None = None) -> Any:  # a matplotlib Figure
         """The loss and metric curves (``chainrule.viz.plots.loss_curves``; needs matplotlib)."""
         return view("loss_curves")(self, title=title)  # chainrule.viz.plots provides it
 
@@ -90,29 +105,41 @@ class History:
 class TrainState:
     """What callbacks see: the model, optimizer, progress, the latest logs and the history."""
 
-    def __init__(self, model, loss_fn, optimizer, epochs, steps_per_epoch, history):
+    def __init__(
+        self,
+        model: Module,
+        loss_fn: LossFn,
+        optimizer: Optimizer,
+        epochs: int,
+        steps_per_epoch: int,
+        history: History,
+    ) -> None:
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.epochs, self.steps_per_epoch, self.history = epochs, steps_per_epoch, history
         self.epoch = 0
         self.step = 0
         self.batch_loss = math.nan
-        self.logs: dict = {}
+        self.logs: dict[str, float] = {}
         self.stop_training = False
-        self.X = self.y = None  # the training data (LivePlot draws its decision boundary)
+        # the training data (LivePlot draws its decision boundary)
+        self.X: np.ndarray | None = None
+        self.y: np.ndarray | None = None
 
 
 class Callback:
-    """Hooks into :func:`fit`; override what you need. Set ``state.stop_training = True`` to stop."""
+    """Hooks into :func:`fit`; override what you need.
 
-    def on_train_begin(self, state: TrainState): ...
+    Set ``state.stop_training = True`` to stop."""
 
-    def on_epoch_begin(self, state: TrainState): ...
+    def on_train_begin(self, state: TrainState) -> None: ...
 
-    def on_batch_end(self, state: TrainState): ...
+    def on_epoch_begin(self, state: TrainState) -> None: ...
 
-    def on_epoch_end(self, state: TrainState): ...
+    def on_batch_end(self, state: TrainState) -> None: ...
 
-    def on_train_end(self, state: TrainState): ...
+    def on_epoch_end(self, state: TrainState) -> None: ...
+
+    def on_train_end(self, state: TrainState) -> None: ...
 
 
 class EarlyStopping(Callback):
@@ -129,7 +156,7 @@ class EarlyStopping(Callback):
         min_delta: float = 0.0,
         mode: str = "auto",
         restore_best_weights: bool = True,
-    ):
+    ) -> None:
         if patience < 0:
             raise ConfigError(f"EarlyStopping: patience must be >= 0, got {patience}")
         if mode not in ("auto", "min", "max"):
@@ -137,13 +164,13 @@ class EarlyStopping(Callback):
         self.monitor, self.patience, self.min_delta = monitor, patience, abs(min_delta)
         self.mode, self.restore_best_weights = mode, restore_best_weights
 
-    def on_train_begin(self, state):
-        self.best = None
-        self.best_epoch = None
-        self.best_weights = None
+    def on_train_begin(self, state: TrainState) -> None:
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.best_weights: dict[str, np.ndarray] | None = None
         self.wait = 0
 
-    def _key(self, logs):
+    def _key(self, logs: dict[str, float]) -> str:
         if self.monitor in logs:
             return self.monitor
         if self.monitor.startswith("val_") and self.monitor[4:] in logs:
@@ -152,7 +179,7 @@ class EarlyStopping(Callback):
             f"EarlyStopping: metric {self.monitor!r} is not recorded; recorded: {', '.join(logs)}"
         )
 
-    def on_epoch_end(self, state):
+    def on_epoch_end(self, state: TrainState) -> None:
         key = self._key(state.logs)
         value = state.logs[key]
         maximize = self.mode == "max" or (self.mode == "auto" and ("acc" in key or "r2" in key))
@@ -174,11 +201,11 @@ class EarlyStopping(Callback):
                     f"epoch {self.best_epoch})"
                 )
 
-    def on_train_end(self, state):
+    def on_train_end(self, state: TrainState) -> None:
         if self.restore_best_weights and self.best_weights is not None:
             state.model.load_state_dict(self.best_weights)
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps (the best weights under ``'arrays'``)."""
         return {
             "best": self.best,
@@ -187,12 +214,12 @@ class EarlyStopping(Callback):
             "arrays": dict(self.best_weights or {}),
         }
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
         self.best_weights = dict(state.get("arrays") or {}) or None
 
 
-def _as_numpy(a, what):
+def _as_numpy(a: Tensor | ArrayLike, what: str) -> np.ndarray:
     if isinstance(a, Tensor):
         a = a.data
     try:
@@ -204,7 +231,7 @@ def _as_numpy(a, what):
     return a
 
 
-def _outputs(model, X, batch_size=1024) -> np.ndarray:
+def _outputs(model: Module, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """Model outputs for all of X, in eval mode, without recording (in chunks to bound memory)."""
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
@@ -218,12 +245,19 @@ def _outputs(model, X, batch_size=1024) -> np.ndarray:
     return np.concatenate(parts, axis=0) if parts else np.zeros((0,))
 
 
-def predict(model, X, batch_size: int = 1024) -> np.ndarray:
+def predict(model: Module, X: Tensor | ArrayLike, batch_size: int = 1024) -> np.ndarray:
     """The model's outputs for X (eval mode, nothing recorded), as a numpy array."""
     return _outputs(model, _as_numpy(X, "X"), batch_size)
 
 
-def evaluate(model, loss_fn, X, y, metrics=("accuracy",), batch_size: int = 1024) -> dict:
+def evaluate(
+    model: Module,
+    loss_fn: LossFn,
+    X: Tensor | ArrayLike,
+    y: Tensor | ArrayLike,
+    metrics: Sequence[Metric] | None = ("accuracy",),
+    batch_size: int = 1024,
+) -> dict[str, float]:
     """Loss and metrics of the model on (X, y): a dict like ``{'loss': ..., 'accuracy': ...}``."""
     X, y = _as_numpy(X, "X"), _as_numpy(y, "y")
     out = _outputs(model, X, batch_size)
@@ -238,7 +272,7 @@ def evaluate(model, loss_fn, X, y, metrics=("accuracy",), batch_size: int = 1024
     return logs
 
 
-def _diverged(model, out, value, epoch, step, steps) -> str:
+def _diverged(model: Module, out: Any, value: float, epoch: int, step: int, steps: int) -> str:
     """Say in words what became NaN or infinite: the weights (steps too large) or only the
     outputs/loss (inputs or targets too large for float32)."""
     where = f"the loss became {value} at epoch {epoch}, step {step} of {steps}"
@@ -276,19 +310,19 @@ def _diverged(model, out, value, epoch, step, steps) -> str:
     )
 
 
-def _checkpoint_error():
+def _checkpoint_error() -> type[Exception]:
     from .errors import ModelFileError
 
     return ModelFileError
 
 
-def _check_positive_int(name, value):
+def _check_positive_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ConfigError(f"fit: {name} must be a positive whole number, got {value!r}")
 
 
 class _NonFinite(Exception):
-    def __init__(self, value, out=None):
+    def __init__(self, value: float, out: Tensor | None = None) -> None:
         super().__init__(value)
         self.value, self.out = value, out
 
@@ -300,18 +334,29 @@ class _CheckFinite(Unit):
     name = "check_finite"
 
     @staticmethod
-    def forward(ctx, x, out):
+    def forward(ctx: Context, x: np.ndarray, out: Tensor) -> np.ndarray:
         v = float(x) if x.size == 1 else float(x.sum())
         if not math.isfinite(v):
             raise _NonFinite(v, out)  # the model's outputs, for the message
         return x
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
         return grad, None
 
 
-def _step_function(model, loss_fn, optimizer, X, y, compiled):
+#: One training step: a batch in, (the loss, the model's outputs) out.
+StepFn = Callable[[np.ndarray, np.ndarray], tuple[Tensor, Tensor]]
+
+
+def _step_function(
+    model: Module,
+    loss_fn: LossFn,
+    optimizer: Optimizer,
+    X: np.ndarray,
+    y: np.ndarray,
+    compiled: bool,
+) -> tuple[StepFn, np.ndarray, np.ndarray]:
     """The training step (zero_grad, forward, loss, divergence check, backward, update) and the
     data it takes: float features (and float targets) in the parameters' dtype once, up front,
     instead of batch by batch in the layers (the same values)."""
@@ -328,7 +373,7 @@ def _step_function(model, loss_fn, optimizer, X, y, compiled):
 
     if not compiled:
 
-        def step(xb, yb):
+        def eager_step(xb: np.ndarray, yb: np.ndarray) -> tuple[Tensor, Tensor]:
             optimizer.zero_grad()
             out = model(xb)
             loss = loss_fn(out, yb)
@@ -339,9 +384,9 @@ def _step_function(model, loss_fn, optimizer, X, y, compiled):
             optimizer.step()
             return loss, out
 
-        return step, X, y_step
+        return eager_step, X, y_step
 
-    def step(xb, yb):
+    def step(xb: np.ndarray, yb: np.ndarray) -> tuple[Tensor, Tensor]:
         optimizer.zero_grad()
         out = model(xb)
         loss = _CheckFinite.apply(loss_fn(out, yb), out)
@@ -352,7 +397,13 @@ def _step_function(model, loss_fn, optimizer, X, y, compiled):
     return _compile(step), X, y_step
 
 
-def _training_data(X, y, validation, seed):
+#: fit's validation: a fraction of the training set held out, or a set (X_val, y_val).
+Validation = float | tuple[Any, Any] | list[Any] | None
+
+
+def _training_data(
+    X: Tensor | ArrayLike, y: Tensor | ArrayLike, validation: Validation, seed: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(X, y, X_val, y_val) as numpy arrays, checked: the validation set given, or a fraction
     of (X, y) held out (split with ``seed``), or none (X_val and y_val are None)."""
     from .data import train_test_split
@@ -371,12 +422,12 @@ def _training_data(X, y, validation, seed):
             raise ConfigError(
                 f"fit: validation must be a fraction between 0 and 1, got {validation}"
             )
-        X, X_val, y, y_val = train_test_split(X, y, test_size=validation, seed=seed)
-        return X, y, X_val, y_val
+        X_fit, X_val, y_fit, y_val = train_test_split(X, y, test_size=validation, seed=seed)
+        return X_fit, y_fit, X_val, y_val
     raise ConfigError("fit: validation must be a fraction or a pair (X_val, y_val)")
 
 
-def _add_progress_bar(progress, callbacks):
+def _add_progress_bar(progress: bool | str, callbacks: list[Callback]) -> ProgressBar | None:
     """fit(progress=...)'s bar, appended to the callbacks (None when there is none to show)."""
     if not progress:
         return None
@@ -392,14 +443,23 @@ class _EpochSums:
 
     __slots__ = ("total_loss", "seen", "out_parts", "y_parts", "norms")
 
-    def __init__(self, named):
+    def __init__(self, named: Sequence[tuple[str, Tensor]]) -> None:
         self.total_loss, self.seen = 0.0, 0
-        self.out_parts: list = []
-        self.y_parts: list = []
+        self.out_parts: list[np.ndarray] = []
+        self.y_parts: list[np.ndarray] = []
         self.norms = {name: 0.0 for name, _ in named}
 
 
-def _train_epoch(state, run_step, epoch_batches, y, y_step, metrics, named, callbacks):
+def _train_epoch(
+    state: TrainState,
+    run_step: StepFn,
+    epoch_batches: Iterable[tuple[np.ndarray, np.ndarray]],
+    y: np.ndarray,
+    y_step: np.ndarray,
+    metrics: Sequence[Metric],
+    named: Sequence[tuple[str, Tensor]],
+    callbacks: Sequence[Callback],
+) -> _EpochSums:
     """One epoch's steps over ``epoch_batches``; returns its :class:`_EpochSums`. ``y_step`` is
     ``y`` in the parameters' dtype when it differs (the batches then carry row indices)."""
     sums = _EpochSums(named)
@@ -436,7 +496,13 @@ def _train_epoch(state, run_step, epoch_batches, y, y_step, metrics, named, call
     return sums
 
 
-def _epoch_logs(state, sums, metrics, kind, validation) -> dict:
+def _epoch_logs(
+    state: TrainState,
+    sums: _EpochSums,
+    metrics: Sequence[Metric],
+    kind: str,
+    validation: tuple[np.ndarray | None, np.ndarray | None],
+) -> dict[str, float]:
     """The epoch's record: mean training loss, training metrics (on the batches as they were
     trained), validation loss and metrics, the learning rate."""
     logs = {"loss": sums.total_loss / sums.seen}
@@ -447,7 +513,7 @@ def _epoch_logs(state, sums, metrics, kind, validation) -> dict:
             name = m if isinstance(m, str) else getattr(m, "__name__", "metric")
             logs[name] = compute_metric(m, train_out, train_y, kind)
     X_val, y_val = validation
-    if X_val is not None and len(X_val):
+    if X_val is not None and y_val is not None and len(X_val):
         val = evaluate(state.model, state.loss_fn, X_val, y_val, metrics)
         logs.update({"val_" + k: v for k, v in val.items()})
     groups = getattr(state.optimizer, "param_groups", None)
@@ -456,7 +522,9 @@ def _epoch_logs(state, sums, metrics, kind, validation) -> dict:
     return logs
 
 
-def _record_epoch(state, sums, logs, verbose):
+def _record_epoch(
+    state: TrainState, sums: _EpochSums, logs: dict[str, float], verbose: bool
+) -> None:
     """The epoch's logs and gradient norms into the history (and printed when ``verbose``)."""
     history, epoch = state.history, state.epoch
     history.append(epoch, logs)
@@ -468,7 +536,7 @@ def _record_epoch(state, sums, logs, verbose):
         print(f"epoch {epoch}/{state.epochs}: {shown}")
 
 
-def _step_scheduler(scheduler, logs):
+def _step_scheduler(scheduler: LRScheduler | None, logs: dict[str, float]) -> None:
     """A schedule steps once per epoch; ReduceLROnPlateau on the monitored loss."""
     if scheduler is None:
         return
@@ -483,16 +551,33 @@ class _Snapshots:
     of the last finished epoch (written after every epoch with ``checkpoint=``, or only on
     Ctrl-C with ``interrupt_checkpoint=``), and resuming from one."""
 
-    def __init__(self, state, rng, scheduler, callbacks, settings, path):
+    def __init__(
+        self,
+        state: TrainState,
+        rng: np.random.Generator,
+        scheduler: LRScheduler | None,
+        callbacks: list[Callback],
+        settings: dict[str, Any] | None,
+        path: PathLike | None,
+    ) -> None:
         self.state, self.rng, self.scheduler = state, rng, scheduler
         self.callbacks, self.settings, self.path = callbacks, settings, path
-        self.snapshot = None
+        self.snapshot: bytes | None = None
         self.epoch = 0
 
-    def describe_fit(self, X, y, X_val, batch_size, shuffle, seed, metrics):
+    def describe_fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray | None,
+        batch_size: int,
+        shuffle: bool,
+        seed: int | None,
+        metrics: Sequence[Metric],
+    ) -> None:
         from .checkpoint import data_fingerprint
 
-        self.fit_settings = {
+        self.fit_settings: dict[str, Any] = {
             "batch_size": int(batch_size),
             "shuffle": bool(shuffle),
             "seed": seed,
@@ -503,7 +588,7 @@ class _Snapshots:
         }
         self.fingerprint = data_fingerprint(X, y)
 
-    def resume(self, path) -> int:
+    def resume(self, path: PathLike) -> int:
         """Load the checkpoint at ``path`` into the run; the first epoch still to train."""
         from .checkpoint import load_checkpoint
 
@@ -521,7 +606,7 @@ class _Snapshots:
         )
         return state.epochs + 1 if record.get("stopped") else record["epoch"] + 1
 
-    def after_epoch(self, epoch):
+    def after_epoch(self, epoch: int) -> None:
         from .checkpoint import checkpoint_bytes
 
         state = self.state
@@ -544,7 +629,9 @@ class _Snapshots:
 
             write_atomic(self.path, self.snapshot, _checkpoint_error())
 
-    def on_interrupt(self, interrupt, interrupt_checkpoint):
+    def on_interrupt(
+        self, interrupt: KeyboardInterrupt, interrupt_checkpoint: PathLike | None
+    ) -> None:
         """Ctrl-C: the last finished epoch's snapshot is on disk (written now for
         ``interrupt_checkpoint``); the KeyboardInterrupt carries where and which epoch."""
         where = self.path if self.path is not None else interrupt_checkpoint
@@ -554,32 +641,34 @@ class _Snapshots:
             from ._files import write_atomic
 
             write_atomic(where, self.snapshot, _checkpoint_error())
-        interrupt.checkpoint, interrupt.epoch = os.fspath(where), self.epoch
+        # what the caller (the command) reports: where the snapshot is, and its epoch
+        interrupt.checkpoint = os.fspath(where)  # type: ignore[attr-defined]
+        interrupt.epoch = self.epoch  # type: ignore[attr-defined]
 
 
 def fit(
-    model,
-    loss_fn,
-    optimizer,
-    X,
-    y,
+    model: Module,
+    loss_fn: LossFn,
+    optimizer: Optimizer,
+    X: Tensor | ArrayLike,
+    y: Tensor | ArrayLike,
     epochs: int = 10,
     batch_size: int = 32,
-    validation=None,
-    metrics=("accuracy",),
-    callbacks=(),
-    scheduler=None,
+    validation: Validation = None,
+    metrics: Sequence[Metric] | None = ("accuracy",),
+    callbacks: Iterable[Callback] | None = (),
+    scheduler: LRScheduler | None = None,
     seed: int | None = 0,
     shuffle: bool = True,
     track_grad_norms: bool = False,
     verbose: bool = False,
-    progress=False,
-    checkpoint=None,
-    resume=None,
-    interrupt_checkpoint=None,
-    settings: dict | None = None,
-    compile: bool = True,
-) -> History:  # noqa: A002 - the name users expect
+    progress: bool | str = False,
+    checkpoint: PathLike | None = None,
+    resume: PathLike | None = None,
+    interrupt_checkpoint: PathLike | None = None,
+    settings: dict[str, Any] | None = None,
+    compile: bool = True,  # noqa: A002 - the name users expect
+) -> History:
     """Train ``model`` on (X, y) by mini-batch gradient descent; return the :class:`History`.
 
     Parameters

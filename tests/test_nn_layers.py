@@ -303,6 +303,12 @@ class TestDropout:
     def test_dtype_kept(self):
         assert nn.Dropout()(np.ones(4, dtype=np.float32)).dtype == np.float32
 
+    def test_numpy_input_gives_a_tensor(self):
+        # as every other function does (it used to hand back an ndarray in training)
+        for p in (0.5, 1.0):
+            out = F.dropout(np.ones((3, 4), dtype=np.float32), p, rng=np.random.default_rng(0))
+            assert isinstance(out, cr.Tensor) and out.dtype == np.float32
+
     def test_gradcheck_fixed_mask(self):
         x = cr.tensor(np.random.default_rng(0).normal(size=(4, 5)), requires_grad=True)
         assert gradcheck(lambda x: F.dropout(x, 0.4, rng=np.random.default_rng(3)), x)

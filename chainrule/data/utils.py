@@ -231,6 +231,7 @@ class Standardizer:
     def transform(self, X) -> np.ndarray:
         """Return (X - mean_) / scale_, shape (n_samples, n_features); float32 stays float32."""
         X = self._check(X, "transform")
+        assert self.mean_ is not None and self.scale_ is not None  # _check: fitted
         dt = _float_dtype(X)
         return ((X - self.mean_.astype(dt)) / self.scale_.astype(dt)).astype(dt, copy=False)
 
@@ -240,6 +241,7 @@ class Standardizer:
     def inverse_transform(self, X) -> np.ndarray:
         """Return X * scale_ + mean_, shape (n_samples, n_features): undoes transform."""
         X = self._check(X, "inverse_transform")
+        assert self.mean_ is not None and self.scale_ is not None  # _check: fitted
         dt = _float_dtype(X)
         return (X * self.scale_.astype(dt) + self.mean_.astype(dt)).astype(dt, copy=False)
 
@@ -249,6 +251,7 @@ class Standardizer:
             raise DataError(
                 "Standardizer.to_dict: the Standardizer is not fitted; call fit(X) first"
             )
+        assert self.scale_ is not None  # set together with mean_
         return {"mean": [float(v) for v in self.mean_], "scale": [float(v) for v in self.scale_]}
 
     @classmethod
@@ -405,7 +408,7 @@ def _label_name(value) -> str:
         return str(int(value))
     if isinstance(value, (numbers.Real, np.floating)):
         if float(value).is_integer():
-            return str(int(value))
+            return str(int(float(value)))
         return str(value)  # numpy scalars print their shortest form: float32 0.1 -> '0.1'
     return str(value)
 

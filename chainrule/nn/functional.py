@@ -210,7 +210,9 @@ def log_softmax(input: TensorLike, dim: int = -1) -> Tensor:
 
 
 def identity(input: TensorLike) -> Tensor:
-    return input if isinstance(input, Tensor) else Tensor(_input(input))
+    if isinstance(input, Tensor):
+        return input
+    return Tensor(_input(input))
 
 
 def _check_p(p: object, who: str) -> float:
@@ -242,11 +244,11 @@ def dropout(
         return identity(x)
     a = _data(x)
     if p == 1.0:
-        return x * np.zeros_like(a)
+        return U.mul(x, np.zeros_like(a))
     keep = get_rng(rng, seed).random(a.shape) < 1.0 - p
     dtype = a.dtype if a.dtype.kind == "f" else np.dtype(np.float32)
     mask = keep.astype(dtype) / dtype.type(1.0 - p)
-    return x * mask
+    return U.mul(x, mask)  # a Tensor also for a numpy input (x * mask would be an ndarray)
 
 
 def batch_norm(
