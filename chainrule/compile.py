@@ -49,6 +49,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import units as U
+from .random import get_rng
 from .tensor import Context, Tensor, Unit, is_grad_enabled, unbroadcast
 
 __all__ = ["compile", "CompiledFunction", "PLANS"]
@@ -719,6 +720,55 @@ def _mean_ce_plan(spec):
     return _MeanCEPlan(spec)
 
 
+class _DropoutPlan(_Plan):
+    """Dropout on buffers: the unit's own draw (the same generator, read at every call, the
+    same numbers) into a preallocated array, then its mask and product with ``out=``."""
+
+    can_inplace = True
+    keeps_output = False
+
+    def __init__(self, spec):
+        self.shape, self.dt = spec.out_shape, spec.out_dtype
+        kw = spec.kwargs
+        self.p = kw.get("p", 0.5)
+        self.rng, self.seed = kw.get("rng"), kw.get("seed")
+        self.mask = np.empty(self.shape, dtype=self.dt)
+        self.scale = self.dt.type(1.0 - self.p)
+        self.out = self.gout = self.u = self.keep = None
+
+    def finalize(self, scratch):
+        self.u = scratch(self.shape, np.dtype(np.float64))  # read within forward only
+        self.keep = scratch(self.shape, np.dtype(bool))
+        if not self.inplace:
+            self.out = np.empty(self.shape, dtype=self.dt)
+        if not self.grad_writable:
+            self.gout = np.empty(self.shape, dtype=self.dt)
+
+    def forward(self, x):
+        get_rng(self.rng, self.seed).random(out=self.u)
+        np.less(self.u, 1.0 - self.p, out=self.keep)
+        m = self.mask
+        np.copyto(m, self.keep)  # keep.astype(dtype)
+        np.divide(m, self.scale, out=m)
+        return np.multiply(x, m, out=x if self.inplace else self.out)
+
+    def backward(self, grad):
+        return (np.multiply(grad, self.mask, out=grad if self.gout is None else self.gout),)
+
+
+def _dropout_plan(spec):
+    kw = spec.kwargs
+    if len(spec.in_shapes) != 1 or set(kw) - {"p", "rng", "seed"}:
+        return None
+    if spec.in_shapes[0] != spec.out_shape:
+        return None
+    if spec.in_dtypes[0] != spec.out_dtype or spec.out_dtype.kind != "f":
+        return None
+    if not 0.0 < kw.get("p", 0.5) < 1.0:
+        return None
+    return _DropoutPlan(spec)
+
+
 #: unit class -> plan factory ``f(spec) -> plan or None`` (None: the unit's own forward/backward).
 #: A unit may instead define ``replay_plan(cls, spec)`` as a class method.
 PLANS = {
@@ -727,6 +777,7 @@ PLANS = {
     U.Tanh: _act_plan,
     U.ReLU: _act_plan,
     U.MeanSoftmaxCrossEntropy: _mean_ce_plan,
+    U.Dropout: _dropout_plan,
 }
 
 

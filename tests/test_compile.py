@@ -199,12 +199,56 @@ def test_every_layer_compiled_equals_eager(name, dtype):
     _check(_mlp(LAYERS[name], nn.Tanh, dtype=dtype), X.astype(dtype), y)
 
 
-def test_layers_with_randomness_or_running_statistics_stay_correct():
-    # dropout draws a mask and batch norm updates running statistics outside the units: the two
-    # recordings differ, and the step keeps running eagerly (same numbers, no replay)
+TRAINING_LAYERS = {
+    "dropout": lambda: nn.Dropout(0.3),
+    "dropout_own_rng": lambda: nn.Dropout(0.5, rng=np.random.default_rng(11)),
+    "batchnorm": lambda: nn.BatchNorm1d(8),
+    "batchnorm_cumulative": lambda: nn.BatchNorm1d(8, momentum=None),
+    "batchnorm_no_stats": lambda: nn.BatchNorm1d(8, track_running_stats=False),
+    "batchnorm_no_affine": lambda: nn.BatchNorm1d(8, affine=False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRAINING_LAYERS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_dropout_and_batch_norm_in_training_replay_bit_identically(name, dtype):
+    # the mask is drawn, and the running statistics updated, inside the units: the step is
+    # replayed, drawing from the same generator as eager steps (the masks, and the generator's
+    # state after training, are the same), and the buffers end up the same, bit for bit
     X, y = _data()
-    _check(_mlp(lambda: nn.Dropout(0.3)), X, y, expect_replay=False)
-    _check(_mlp(lambda: nn.BatchNorm1d(8)), X, y, expect_replay=False)
+    X = X.astype(dtype)
+    build = _mlp(TRAINING_LAYERS[name], nn.Tanh, dtype=dtype)
+    eager, _ = _train(build, False, X=X, y=y)
+    after_eager = cr.default_rng().random(3)
+    comp, stats = _train(build, True, X=X, y=y)
+    after_comp = cr.default_rng().random(3)
+    _compare(eager, comp)
+    np.testing.assert_array_equal(after_eager, after_comp)
+    assert stats["replayed"] > 0 and stats["eager"] == 0, stats
+
+
+def test_dropout_runs_on_its_plan_and_draws_a_new_mask_at_every_replay():
+    from chainrule.compile import PLANS
+
+    x = cr.Tensor(np.ones((4, 6), np.float32), requires_grad=True)
+    seen = []
+
+    def step():
+        x.zero_grad()
+        out = nn.functional.dropout(x, 0.5)
+        out.sum().backward()
+        return out
+
+    f = cr.compile(step)
+    for _ in range(5):
+        seen.append(f().data.copy())
+    assert f.stats["replayed"] == 3
+    (entry,) = [e for e in f.cache.values() if e.program is not None]
+    plans = [type(p).__name__ for p in entry.program.plans]
+    assert plans[0] == "_DropoutPlan" and cr.units.Dropout in PLANS  # then sum (its own)
+    # the gradient is the last mask (the backward of x · mask), and masks differ call to call
+    np.testing.assert_array_equal(x.grad, seen[-1])
+    assert len({m.tobytes() for m in seen}) == 5
 
 
 def _targets(kind, n=23, classes=3):
