@@ -537,6 +537,12 @@ def datasets():
     "again must agree; --epochs may be larger). Ends with the same weights as "
     "an uninterrupted run.",
 )
+@click.option(
+    "--no-compile",
+    is_flag=True,
+    help="Run every training step eagerly instead of tracing it once and replaying it "
+    "(the same numbers either way; for debugging).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print one line at the end, nothing else.")
 @debug_option
 def train(
@@ -568,6 +574,7 @@ def train(
     report,
     checkpoint,
     resume,
+    no_compile,
     quiet,
 ):
     """Train a network on a built-in dataset or your file and save it.
@@ -653,6 +660,7 @@ def train(
         validation=validation,
         patience=patience,
         random_state=seed,
+        compile=not no_compile,
         **conv_params,
     )
     header = None if quiet else (lambda state: _print_train_header(data, est, state))

@@ -107,6 +107,8 @@ class _NetBase(BaseEstimator):
         conv_kernel=None,
         conv_stride=2,
         input_shape=None,
+        compile=True,  # noqa: A002 - cr.fit's name for it
+        progress=False,
     ):
         self.hidden = hidden
         self.activation = activation
@@ -127,6 +129,8 @@ class _NetBase(BaseEstimator):
         self.conv_kernel = conv_kernel
         self.conv_stride = conv_stride
         self.input_shape = input_shape
+        self.compile = compile
+        self.progress = progress
 
     # --- hyperparameters ---------------------------------------------------------------------
 
@@ -209,6 +213,16 @@ class _NetBase(BaseEstimator):
         p = self.patience
         if p is not None and (isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 1):
             self._fail("patience", p, "None or a positive whole number of epochs")
+        if not isinstance(self.compile, (bool, np.bool_)):
+            self._fail("compile", self.compile, "True (trace the step, replay it) or False")
+        from .callbacks import ProgressBar
+
+        pb = self.progress
+        if not (
+            isinstance(pb, (bool, np.bool_, ProgressBar))
+            or (isinstance(pb, str) and pb in ("tqdm", "rich", "auto"))
+        ):
+            self._fail("progress", pb, "True, False, 'tqdm', 'rich' or a ProgressBar")
         return {"hidden": hidden, "loss": loss, "lr": float(lr), "conv": self._conv_settings()}
 
     def _conv_settings(self):
@@ -407,6 +421,10 @@ class _NetBase(BaseEstimator):
             seed=shuffle_seed,
             track_grad_norms=track_grad_norms,
             verbose=bool(self.verbose),
+            compile=bool(self.compile),
+            progress=bool(self.progress)
+            if isinstance(self.progress, (bool, np.bool_))
+            else self.progress,
             **(fit_options or {}),
         )
         self.model_.eval()
@@ -631,6 +649,12 @@ class NetClassifier(ClassifierMixin, _NetBase):
     input_shape : tuple or None, default=None
         What one row of X is: (channels, length) for signals (Conv1d), (channels, height,
         width) for images (Conv2d), e.g. (1, 8, 8) for the digits; None: (1, n_features).
+    compile : bool, default=True
+        Train through :func:`chainrule.compile` (the step traced once, then replayed on
+        preallocated buffers: the same numbers, faster); False runs every step eagerly.
+    progress : bool, 'tqdm', 'rich' or ProgressBar, default=False
+        A progress bar over the epochs (``cr.fit``'s ``progress``): True shows one when the
+        output is interactive (a notebook or a terminal); 'tqdm' or 'rich' asks for that one.
 
     Attributes
     ----------
@@ -818,6 +842,10 @@ class NetRegressor(RegressorMixin, _NetBase):
     verbose : int, default=0
     conv, conv_kernel, conv_stride, input_shape
         A convolutional network first, as in :class:`NetClassifier`.
+    compile : bool, default=True
+        Train through :func:`chainrule.compile` (False: eager steps), as in NetClassifier.
+    progress : bool, 'tqdm' or 'rich', default=False
+        A progress bar over the epochs, as in :class:`NetClassifier`.
 
     Attributes
     ----------

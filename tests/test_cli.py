@@ -616,3 +616,28 @@ def test_predict_drop_missing_adds_row_numbers(cls_model, tmp_path):
     lines = dest.read_text().splitlines()
     assert lines[0].split("\t") == ["row", "name", "prediction"]
     assert [ln.split("\t")[:2] for ln in lines[1:]] == [["1", "a"], ["4", "d"]]
+
+
+def test_no_compile_trains_eagerly_to_the_same_weights(files, tmp_path, monkeypatch, capsys):
+    import chainrule.train as train
+    from chainrule.cli import main
+
+    seen = []
+    real_fit = train.fit
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["compile"])
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", spy)
+    common = ["train", "--data", files["cls"], "--target", "colour", "--id-column", "name"]
+    common += ["--epochs", "3", "--seed", "5", "-q", "--out"]
+    a, b = tmp_path / "compiled.safetensors", tmp_path / "eager.safetensors"
+    assert main([*map(str, common), str(a)]) == 0
+    assert main([*map(str, common), str(b), "--no-compile"]) == 0
+    assert seen == [True, False]
+    from safetensors.numpy import load_file
+
+    wa, wb = load_file(a), load_file(b)
+    assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
+    assert "--no-compile" in run("train", "--help").stdout

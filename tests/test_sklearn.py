@@ -182,6 +182,8 @@ def test_bad_hyperparameters_are_one_line_errors():
         ({"patience": 0}, "patience"),
         ({"momentum": 1.5}, "momentum"),
         ({"weight_decay": -1}, "weight_decay"),
+        ({"compile": "yes"}, "compile"),
+        ({"progress": "bar"}, "progress"),
     ):
         with pytest.raises(ValueError) as err:
             NetClassifier(**kwargs).fit(X, y)
@@ -254,3 +256,36 @@ def test_model_trained_by_the_command_loads_and_predicts_what_predict_writes(tmp
     proba = np.array([[float(r[f"p_{c}"]) for c in clf.classes_] for r in rows])
     np.testing.assert_allclose(clf.predict_proba(X), proba, atol=1e-6)
     assert clf.score(X, iris.target_names[iris.target]) > 0.8
+
+
+def test_compile_and_progress_reach_fit_and_compile_changes_no_number(monkeypatch, capsys):
+    from sklearn.base import clone
+
+    import chainrule.train as train
+
+    seen = []
+    real_fit = train.fit
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["compile"], kwargs["progress"]))
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", spy)
+    X, y = _blobs()
+    compiled = NetClassifier(hidden=(8,), epochs=3, random_state=0).fit(X, y)
+    eager = NetClassifier(hidden=(8,), epochs=3, random_state=0, compile=False).fit(X, y)
+    assert seen == [(True, False), (False, False)]
+    # the replay runs the eager step's numpy calls: the same weights, bit for bit
+    for a, b in zip(compiled.model_.parameters(), eager.model_.parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+    # hyperparameters like any other: get_params, set_params, clone
+    assert compiled.get_params()["compile"] is True and compiled.get_params()["progress"] is False
+    est = clone(eager).set_params(progress="rich", compile=True)
+    assert est.get_params()["compile"] is True and est.get_params()["progress"] == "rich"
+    capsys.readouterr()
+    est.fit(X, y)
+    assert seen[-1] == (True, "rich")
+    out = capsys.readouterr()
+    assert "epoch" in out.err and "val_accuracy" in out.err  # rich drew the bar
+    NetRegressor(hidden=(4,), epochs=2, random_state=0, compile=False).fit(X, y.astype(float))
+    assert seen[-1] == (False, False)
