@@ -1207,6 +1207,12 @@ class Dropout(Unit):
 # ================================================================================================
 
 
+def _number(a: TensorLike) -> TensorLike:
+    """A plain number as the 0-d array numpy makes of it, for the units that read an input's
+    shape or dtype (the others take numbers as they are); anything else is left as it is."""
+    return np.asarray(a) if isinstance(a, (int, float, np.generic)) else a
+
+
 def add(a: TensorLike, b: TensorLike) -> Tensor:
     return Add.apply(a, b)
 
@@ -1265,7 +1271,7 @@ def leaky_relu(a: TensorLike, negative_slope: float = 0.01) -> Tensor:
 
 
 def gelu(a: TensorLike, approximate: str = "none") -> Tensor:
-    return GELU.apply(a, approximate=approximate)
+    return GELU.apply(_number(a), approximate=approximate)
 
 
 def abs(a: TensorLike) -> Tensor:  # noqa: A001
@@ -1277,7 +1283,7 @@ def sqrt(a: TensorLike) -> Tensor:
 
 
 def clip(a: TensorLike, min: ArrayLike | None = None, max: ArrayLike | None = None) -> Tensor:  # noqa: A002
-    return Clip.apply(a, lo=min, hi=max)
+    return Clip.apply(_number(a), lo=min, hi=max)
 
 
 def maximum(a: TensorLike, b: TensorLike) -> Tensor:
@@ -1299,11 +1305,11 @@ def matmul(a: TensorLike, b: TensorLike) -> Tensor:
 
 
 def sum(a: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    return Sum.apply(a, axis=axis, keepdims=keepdims)
+    return Sum.apply(_number(a), axis=axis, keepdims=keepdims)
 
 
 def mean(a: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    return Mean.apply(a, axis=axis, keepdims=keepdims)
+    return Mean.apply(_number(a), axis=axis, keepdims=keepdims)
 
 
 def max(a: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
@@ -1315,7 +1321,7 @@ def min(a: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # 
 
 
 def reshape(a: TensorLike, *shape: int | Sequence[int]) -> Tensor:
-    return Reshape.apply(a, shape=shape_arg(shape))
+    return Reshape.apply(_number(a), shape=shape_arg(shape))
 
 
 def transpose(a: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
@@ -1331,11 +1337,11 @@ def stack(tensors: Sequence[TensorLike], axis: int = 0) -> Tensor:
 
 
 def softmax(a: TensorLike, axis: int = -1) -> Tensor:
-    return Softmax.apply(a, axis=axis)
+    return Softmax.apply(_number(a), axis=axis)
 
 
 def log_softmax(a: TensorLike, axis: int = -1) -> Tensor:
-    return LogSoftmax.apply(a, axis=axis)
+    return LogSoftmax.apply(_number(a), axis=axis)
 
 
 def linear(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None) -> Tensor:
