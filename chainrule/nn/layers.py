@@ -405,13 +405,11 @@ class BatchNorm1d(
         if not isinstance(x, Tensor):
             ref = self.weight if self.weight is not None else self.running_mean
             x = F._as_input(x, ref.dtype if ref is not None else a.dtype)
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:  # then the buffers are arrays
-            self.num_batches_tracked += 1  # type: ignore[operator, assignment]
-            if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked)  # type: ignore[arg-type]
         # batch statistics in training, and in eval when there are no running statistics
         use_batch = self.training or (self.running_mean is None and self.running_var is None)
+        # in training the unit counts the batch and updates the running statistics itself
+        # (momentum None: the cumulative average), so that a compiled step replays it
+        counting = self.training and self.track_running_stats
         return F.batch_norm(
             x,
             self.running_mean,
@@ -419,8 +417,9 @@ class BatchNorm1d(
             self.weight,
             self.bias,
             training=use_batch,
-            momentum=factor,
+            momentum=self.momentum,
             eps=self.eps,
+            num_batches_tracked=self.num_batches_tracked if counting else None,
         )
 
     def extra_repr(self) -> str:

@@ -154,89 +154,124 @@ def _choices(value, what, allowed, problem):
     return items
 
 
+def _whole_number(key: str, value: Any) -> int:
+    lo, hi = _INT[key]
+    whole: int | None
+    try:
+        whole = int(float(value)) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        whole = None
+    if whole is None or not lo <= whole <= hi or (not isinstance(value, str) and whole != value):
+        raise ConfigError(f"playground: {key}={value!r}; expected a whole number from {lo} to {hi}")
+    return whole
+
+
+def _number(key: str, value: Any) -> float:
+    lo, hi = _FLOAT[key]
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    zero_ok = key in ("regRate", "momentum", "stopLoss") and number == 0
+    if not (lo <= number <= hi) and not zero_ok:
+        raise ConfigError(f"playground: {key}={value!r}; expected a number from {lo:g} to {hi:g}")
+    return number
+
+
+def _true_or_false(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(value).lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"playground: {key}={value!r}; expected true or false")
+
+
+def _features(value: Any) -> list[str]:
+    feats = _list(value, "features")
+    bad = [f for f in feats if f not in D.FEATURES]
+    if bad:
+        raise ConfigError(
+            f"playground: feature {bad[0]!r} is unknown; expected some of "
+            f"{', '.join(D.FEATURE_NAMES)}"
+        )
+    if not feats:
+        raise ConfigError(
+            "playground: features is empty; the network needs at least one input feature"
+        )
+    return [f for f in D.FEATURE_NAMES if f in feats]
+
+
+def _network_shape(value: Any) -> list[int]:
+    empty = isinstance(value, (list, tuple)) and not value
+    items = [] if empty else _list(value, "networkShape")
+    try:
+        shape = [int(v) for v in items]
+    except ValueError:
+        shape = None
+    if shape is None or len(shape) > 6 or any(not 1 <= h <= 8 for h in shape):
+        raise ConfigError(
+            f"playground: networkShape={value!r}; expected 0 to 6 hidden "
+            "layers of 1 to 8 neurons, e.g. 4,2"
+        )
+    return shape
+
+
+def _setting(key: str, value: Any) -> Any:
+    """One setting checked and converted (a one-line error naming it otherwise)."""
+    if key in _INT:
+        return _whole_number(key, value)
+    if key in _FLOAT:
+        return _number(key, value)
+    if key in _BOOL:
+        return _true_or_false(key, value)
+    if key in _CHOICE:
+        if value not in _CHOICE[key]:
+            raise ConfigError(
+                f"playground: {key}={value!r}; expected one of {', '.join(_CHOICE[key])}"
+            )
+        return value
+    if key == "features":
+        return _features(value)
+    if key == "networkShape":
+        return _network_shape(value)
+    if key == "activations":
+        return _choices(value, key, ACTIVATIONS, "activation {!r} is unknown; expected one of")
+    if key == "hide":
+        return _choices(value, key, CONTROLS, "hide={!r} is not a control; expected some of")
+    raise ConfigError(
+        f"playground: unknown setting {key!r}; expected some of {', '.join(DEFAULTS)}"
+    )
+
+
 def parse_settings(update: dict) -> dict:
     """Check and convert settings (numbers may come as text, as from a URL); one-line errors."""
     if not isinstance(update, dict):
         raise ConfigError(f"playground: settings are expected as an object, got {update!r:.60}")
-    out = {}
-    for key, value in update.items():
-        if key in _INT:
-            lo, hi = _INT[key]
-            try:
-                v = int(float(value)) if not isinstance(value, bool) else None
-            except (TypeError, ValueError):
-                v = None
-            if v is None or not lo <= v <= hi or (not isinstance(value, str) and v != value):
-                raise ConfigError(
-                    f"playground: {key}={value!r}; expected a whole number from {lo} to {hi}"
-                )
-            out[key] = v
-        elif key in _FLOAT:
-            lo, hi = _FLOAT[key]
-            try:
-                v = float(value) if not isinstance(value, bool) else math.nan
-            except (TypeError, ValueError):
-                v = math.nan
-            if not (lo <= v <= hi) and not (key in ("regRate", "momentum", "stopLoss") and v == 0):
-                raise ConfigError(
-                    f"playground: {key}={value!r}; expected a number from {lo:g} to {hi:g}"
-                )
-            out[key] = v
-        elif key in _BOOL:
-            if isinstance(value, bool):
-                out[key] = value
-            elif str(value).lower() in ("1", "true", "yes", "on"):
-                out[key] = True
-            elif str(value).lower() in ("0", "false", "no", "off", ""):
-                out[key] = False
-            else:
-                raise ConfigError(f"playground: {key}={value!r}; expected true or false")
-        elif key in _CHOICE:
-            if value not in _CHOICE[key]:
-                raise ConfigError(
-                    f"playground: {key}={value!r}; expected one of {', '.join(_CHOICE[key])}"
-                )
-            out[key] = value
-        elif key == "features":
-            feats = _list(value, key)
-            bad = [f for f in feats if f not in D.FEATURES]
-            if bad:
-                raise ConfigError(
-                    f"playground: feature {bad[0]!r} is unknown; expected some of "
-                    f"{', '.join(D.FEATURE_NAMES)}"
-                )
-            if not feats:
-                raise ConfigError(
-                    "playground: features is empty; the network needs at least one input feature"
-                )
-            out[key] = [f for f in D.FEATURE_NAMES if f in feats]
-        elif key == "networkShape":
-            empty = isinstance(value, (list, tuple)) and not value
-            items = [] if empty else _list(value, key)
-            try:
-                shape = [int(v) for v in items]
-            except ValueError:
-                shape = None
-            if shape is None or len(shape) > 6 or any(not 1 <= h <= 8 for h in shape):
-                raise ConfigError(
-                    f"playground: networkShape={value!r}; expected 0 to 6 hidden "
-                    "layers of 1 to 8 neurons, e.g. 4,2"
-                )
-            out[key] = shape
-        elif key == "activations":
-            out[key] = _choices(
-                value, key, ACTIVATIONS, "activation {!r} is unknown; expected one of"
-            )
-        elif key == "hide":
-            out[key] = _choices(
-                value, key, CONTROLS, "hide={!r} is not a control; expected some of"
-            )
-        else:
-            raise ConfigError(
-                f"playground: unknown setting {key!r}; expected some of {', '.join(DEFAULTS)}"
-            )
-    return out
+    return {key: _setting(key, value) for key, value in update.items()}
 
+
+#: the settings the script's docstring repeats
+_SCRIPT_KEYS = (
+    "dataset",
+    "problem",
+    "classes",
+    "noise",
+    "trainRatio",
+    "samples",
+    "batchSize",
+    "seed",
+    "features",
+    "networkShape",
+    "activation",
+    "activations",
+    "learningRate",
+    "optimizer",
+    "momentum",
+    "regularization",
+    "regRate",
+)
 
 _PARAM = re.compile(r"^(\d+)\.(weight|bias)\[(\d+)(?:,(\d+))?\]$")
 
@@ -273,6 +308,8 @@ class _ChainQuestion:
 
 class Session:
     """The playground's state; every page action is one method."""
+
+    order: np.ndarray | None  # this pass's order of the training points (None: draw a new one)
 
     def __init__(self, **settings):
         self.settings = dict(DEFAULTS)
@@ -604,6 +641,10 @@ class Session:
         self.cursor += len(idx)
         return idx
 
+    def _pass_done(self) -> bool:
+        """The current pass over the training points has handed out its last mini-batch."""
+        return self.order is not None and self.cursor >= len(self.order)
+
     def _step(self, idx, hooks=None):
         """One mini-batch step: forward, loss (+ penalty), backward, update. Returns the loss."""
         before = [p.data.copy() for p in self.params]
@@ -634,7 +675,7 @@ class Session:
                     for k in self.linear_index
                 ]
             )
-            if self.cursor >= len(self.order):
+            if self._pass_done():
                 break
         self.epoch += 1
         self._measure()
@@ -662,7 +703,7 @@ class Session:
         idx = self._next_batch()
         before = [p.data.copy() for p in self.params]
         self.opt.zero_grad()
-        seen = {}
+        seen: dict[int, Any] = {}
         handles = [
             m.register_forward_hook(lambda mod, inp, out, k=k: seen.__setitem__(k, out))
             for k, m in enumerate(self.model)
@@ -730,7 +771,7 @@ class Session:
         }
         self.steps += 1
         self.pending = None
-        if self.cursor >= len(self.order):
+        if self._pass_done():
             self.epoch += 1
             self._measure()
             self.history["epoch"].append(self.epoch)
@@ -1410,8 +1451,8 @@ class Session:
                 )
         return buf.getvalue()
 
-    def script(self) -> str:
-        """A short Python script that rebuilds and trains the same network with cr.nn and cr.fit."""
+    def _script_network(self) -> tuple[list[str], str, str]:
+        """The script's layers, loss and optimizer, as Python source."""
         s = self.settings
         acts = self.layer_activations()
         layers, width = [], len(s["features"])
@@ -1433,7 +1474,11 @@ class Session:
             else f"cr.optim.SGD(net.parameters(), lr={s['learningRate']!r}, "
             f"momentum={s['momentum']!r})"
         )
-        feats = ", ".join(repr(f) for f in s["features"])
+        return layers, loss, opt
+
+    def _script_notes(self) -> str:
+        """What the script cannot repeat: uploaded or edited points, regularization."""
+        s = self.settings
         if s["regularization"] != "none" and s["regRate"] > 0:
             reg_note = (
                 f"# The playground added {s['regularization']} regularization (rate "
@@ -1448,32 +1493,20 @@ class Session:
             )
         else:
             data_src = ""
+        return data_src + reg_note
+
+    def script(self) -> str:
+        """A short Python script that rebuilds and trains the same network with cr.nn and cr.fit."""
+        s = self.settings
+        layers, loss, opt = self._script_network()
+        feats = ", ".join(repr(f) for f in s["features"])
         target = (
             "y_train.astype(np.int64)"
             if self.loss_name == "cross_entropy"
             else "y_train.astype(np.float32).reshape(-1, 1)"
         )
         target_test = target.replace("y_train", "y_test")
-        keys = (
-            "dataset",
-            "problem",
-            "classes",
-            "noise",
-            "trainRatio",
-            "samples",
-            "batchSize",
-            "seed",
-            "features",
-            "networkShape",
-            "activation",
-            "activations",
-            "learningRate",
-            "optimizer",
-            "momentum",
-            "regularization",
-            "regRate",
-        )
-        shown = ",\n    ".join(f"{k}={json.dumps(s[k])}" for k in keys)
+        shown = ",\n    ".join(f"{k}={json.dumps(s[k])}" for k in _SCRIPT_KEYS)
         return f'''"""Rebuild and train the playground's network with chainrule (cr.nn + cr.fit).
 
 Settings: {shown}
@@ -1483,7 +1516,7 @@ import numpy as np
 import chainrule as cr
 from chainrule.playground.datasets import make_features, make_points
 
-{data_src}{reg_note}X, y, task = make_points({s["dataset"]!r}, n={s["samples"]},
+{self._script_notes()}X, y, task = make_points({s["dataset"]!r}, n={s["samples"]},
                           noise={s["noise"] / 100.0!r}, seed={s["seed"]}, classes={s["classes"]})
 order = np.random.default_rng({s["seed"] + 7919}).permutation(len(X))
 n_train = max(1, min(len(X) - 1, round(len(X) * {s["trainRatio"]} / 100)))
