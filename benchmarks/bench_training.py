@@ -47,8 +47,15 @@ busy-wait (its THREAD_TIMEOUT, 2**28 cycles, ~0.1 s on an idle machine but sever
 a loaded one) before sleeping; on a 2-core machine they then steal the cores from PyTorch's OpenMP
 threads and a PyTorch measurement taken within ~1 s of a numpy one ran 20-40x slower here (0.2 s
 was measured to be too short). A real training loop runs one library only, so the benchmark lets
-the other library's threads go idle first. ``--check-alone`` re-measures PyTorch in a process of
-its own that never touches numpy's BLAS, to check the interleaved figure.
+the other library's threads go idle first.
+
+By default (``--process-per-library``) each library of a case runs in a worker process of its own
+(``--bench-worker``: it builds the data, the model and the runner, then answers commands read from
+a pipe: agree, calibrate, measure, loss). The parent drives the same interleaved rounds, one
+command at a time, so exactly one process works at any moment; PyTorch never shares a process
+with numpy work, nor one library's thread pools with another's. ``--no-process-per-library``
+runs every library in the parent, as before. ``--check-alone`` re-measures PyTorch in a separate
+run with PyTorch as its only library, to check the interleaved figure.
 
 FLOPs and the GEMM peak
 -----------------------
@@ -675,6 +682,10 @@ def agreement(case, X, y, weights, n_threads, names, steps=5) -> dict:
             r.run(1)
             seq.append(r.loss())
         losses[name] = seq
+    return _agreement_diffs(losses, steps)
+
+
+def _agreement_diffs(losses: dict, steps: int) -> dict:
     ref = "torch" if "torch" in losses else ("numpy" if "numpy" in losses else None)
     diffs = {}
     if ref:
@@ -684,7 +695,8 @@ def agreement(case, X, y, weights, n_threads, names, steps=5) -> dict:
     return {"steps": steps, "reference": ref, "losses": losses, "max_abs_diff": diffs}
 
 
-def bench_case(case, names, args, n_threads, log) -> dict:
+def _measure_in_process(case, names, args, n_threads):
+    """Every framework's runner in this process: (agreement, steps, times, final losses)."""
     X, y = make_data(case, args.seed)
     weights = make_weights(case, args.seed + 1)
     agree = agreement(case, X, y, weights, n_threads, names)
@@ -698,6 +710,127 @@ def bench_case(case, names, args, n_threads, log) -> dict:
     for _ in range(args.rounds):  # interleaved: A B C D A B C D ...
         for n, r in runners.items():
             times[n].append(measure(r, steps[n], args.settle))
+    return agree, steps, times, {n: runners[n].loss() for n in names}
+
+
+class _Worker:
+    """One library's measurements in a process of its own (``--bench-worker``), driven over
+    pipes: the parent sends one command line and waits for its one-line JSON answer, so only
+    one process works at a time (the rounds stay interleaved A B C D, as in one process)."""
+
+    def __init__(self, case, name, args):
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--bench-worker",
+            case.name,
+            name,
+            "--seed",
+            str(args.seed),
+            "--target-time",
+            str(args.target_time),
+            "--settle",
+            str(args.settle),
+        ]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        self.name = name
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+
+    def ask(self, cmd: str, timeout: float = 1200):
+        if cmd:
+            self.proc.stdin.write(cmd + "\n")
+            self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            code = self.proc.wait(timeout=timeout)
+            raise RuntimeError(f"benchmark worker {self.name} stopped (exit status {code})")
+        return json.loads(line)["result"]
+
+    def close(self):
+        try:
+            if self.proc.poll() is None:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+            self.proc.wait(timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _measure_per_process(case, names, args):
+    """The same measurements as _measure_in_process, each library in its own worker process
+    (started together, then driven one at a time): PyTorch never runs in a process that did
+    numpy work, and no library's thread pools share a process with another's."""
+    workers = {n: _Worker(case, n, args) for n in names}
+    try:
+        for w in workers.values():  # each sends one line when its data and model are built
+            w.ask("")
+        agree_steps = 5
+        losses = {
+            n: w.ask(f"agree {agree_steps}") for n, w in workers.items() if n != "sklearn"
+        }  # scikit-learn: another output layer for 2 classes, its own first step
+        steps = {n: w.ask("calibrate") for n, w in workers.items()}
+        times = {n: [] for n in names}
+        for _ in range(args.rounds):  # interleaved: A B C D A B C D ...
+            for n, w in workers.items():
+                times[n].append(w.ask("measure"))
+        final = {n: w.ask("loss") for n, w in workers.items()}
+    finally:
+        for w in workers.values():
+            w.close()
+    return _agreement_diffs(losses, agree_steps), steps, times, final
+
+
+def bench_worker(case_name: str, name: str, args) -> None:
+    """The worker side of _Worker: build one library's runner, then answer commands read from
+    standard input (agree N, calibrate, measure, loss, quit), one JSON line each."""
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything else printed (a library's notices) goes to standard error
+    sys.stdout = sys.stderr
+    case = CASES[case_name]
+    n_threads = blas_threads()
+    X, y = make_data(case, args.seed)
+    weights = make_weights(case, args.seed + 1)
+    cls = RUNNERS[name]
+    runner = cls(case, X, y, weights, n_threads)
+    steps = None
+
+    def answer(value):
+        out.write(json.dumps({"result": value}) + "\n")
+
+    answer(n_threads)
+    for line in sys.stdin:
+        cmd, *rest = line.split()
+        if cmd == "agree":
+            fresh = cls(case, X, y, weights, n_threads)
+            seq = []
+            for _ in range(int(rest[0])):
+                fresh.run(1)
+                seq.append(fresh.loss())
+            answer(seq)
+        elif cmd == "calibrate":
+            steps = calibrate(runner, args.target_time, args.settle)
+            runner.run(max(1, steps // 20))
+            time_steps(runner, steps)
+            answer(steps)
+        elif cmd == "measure":
+            answer(measure(runner, steps, args.settle))
+        elif cmd == "loss":
+            answer(runner.loss())
+        elif cmd == "quit":
+            break
+        else:
+            raise SystemExit(f"benchmark worker: unknown command {cmd!r}")
+
+
+def bench_case(case, names, args, n_threads, log) -> dict:
+    if args.process_per_library:
+        agree, steps, times, final = _measure_per_process(case, names, args)
+    else:
+        agree, steps, times, final = _measure_in_process(case, names, args, n_threads)
     sps = {n: [steps[n] * case.batch / t for t in times[n]] for n in names}
     out = {
         "case": case.name,
@@ -710,7 +843,7 @@ def bench_case(case, names, args, n_threads, log) -> dict:
         "samples_per_s": {n: sps[n] for n in names},
         "median_samples_per_s": {n: statistics.median(sps[n]) for n in names},
         "median_step_us": {n: statistics.median(times[n]) / steps[n] * 1e6 for n in names},
-        "final_loss": {n: runners[n].loss() for n in names},
+        "final_loss": final,
         "agreement": agree,
         "ratios": {},
     }
@@ -1015,8 +1148,8 @@ def memory_worker(case_name: str, name: str, steps: int, seed: int) -> dict:
 
 
 def check_alone(cases, args, log) -> dict:
-    """PyTorch's median samples/s per case, measured by this script in a fresh process that runs
-    PyTorch only (so no numpy BLAS thread can be spinning beside it)."""
+    """PyTorch's median samples/s per case, measured by this script in a fresh run that has
+    PyTorch as its only library (no other library's rounds, no numpy BLAS thread beside it)."""
     import tempfile
 
     out = {}
@@ -1241,7 +1374,14 @@ def markdown(result: dict) -> str:
         f"{(m.get('numpy_blas') or {}).get('architecture', '?')}), torch {m.get('torch')}, "
         f"scikit-learn {m.get('sklearn')}; env {m['env'] or '{}'}.",
         f"{result['settings']['rounds']} interleaved rounds of ~{result['settings']['target_time']}"
-        f" s per framework; medians. numpy float32 GEMM peak ({result['gemm_peak_gflops']['n']}²): "
+        f" s per framework"
+        + (
+            " (each library in a worker process of its own)"
+            if result["settings"].get("process_per_library")
+            else " (all in one process)"
+        )
+        + f", a {result['settings']['settle_s']:g} s pause before each; medians. "
+        f"numpy float32 GEMM peak ({result['gemm_peak_gflops']['n']}²): "
         f"{peak:,.0f} GFLOP/s. Started {result['started']}, took {result['elapsed_s']:.0f} s.",
         "",
         "Samples per second (higher is better); ratios are medians of per-round ratios. "
@@ -1327,7 +1467,7 @@ def markdown(result: dict) -> str:
     alone = result.get("torch_alone")
     if alone:
         lines.append(
-            "PyTorch alone (a process of its own, no numpy work in it) vs interleaved, "
+            "PyTorch alone (a run of its own: no other library's rounds beside it) vs interleaved, "
             "samples/s: "
             + "; ".join(
                 f"{c['case']} {_num(alone.get(c['case']))} vs "
@@ -1397,6 +1537,14 @@ def parse_args(argv):
     )
     ap.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     ap.add_argument(
+        "--process-per-library",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run each library's measurements of a case in a worker process of its own, "
+        "driven by this one through pipes in the same interleaved rounds (default); "
+        "--no-process-per-library runs them all in this process",
+    )
+    ap.add_argument(
         "--check-alone",
         action="store_true",
         help="also measure PyTorch in a process of its own per case (no numpy work "
@@ -1420,6 +1568,9 @@ def parse_args(argv):
     )
     ap.add_argument(
         "--memory-worker", nargs=2, metavar=("CASE", "FRAMEWORK"), help=argparse.SUPPRESS
+    )
+    ap.add_argument(
+        "--bench-worker", nargs=2, metavar=("CASE", "FRAMEWORK"), help=argparse.SUPPRESS
     )
     args = ap.parse_args(argv)
     q = args.quick
@@ -1453,6 +1604,9 @@ def _main(args, argv) -> dict:
         return bench_conv.main(argv)
     if args.memory_worker:
         print(json.dumps(memory_worker(*args.memory_worker, args.memory_steps, args.seed)))
+        return {}
+    if args.bench_worker:
+        bench_worker(*args.bench_worker, args)
         return {}
     if args.profile:
         reports = []
@@ -1491,7 +1645,7 @@ def _main(args, argv) -> dict:
         log(f"not installed, skipped: {', '.join(skipped)}")
     cases = select_cases(args.cases)
     n_threads = blas_threads()
-    if "torch" in names:
+    if "torch" in names and not args.process_per_library:
         import torch
 
         torch.set_num_threads(n_threads)
@@ -1530,6 +1684,7 @@ def _main(args, argv) -> dict:
             "rounds": args.rounds,
             "target_time": args.target_time,
             "settle_s": args.settle,
+            "process_per_library": args.process_per_library,
             "threads_option": args.threads,
             "memory_steps": None if args.no_memory else args.memory_steps,
             "quick": args.quick,

@@ -66,6 +66,7 @@ def test_quick_run_writes_json_and_markdown(bench, tmp_path):
         assert key in m
     assert data["gemm_peak_gflops"]["median"] > 0
     assert data["settings"]["quick"] is True
+    assert data["settings"]["process_per_library"] is True  # the default: a worker per library
     names = data["settings"]["frameworks"]
     assert names[0] == "chainrule" and ("torch" in names) == _has("torch")
 
@@ -111,6 +112,20 @@ def test_missing_torch_is_skipped(bench, tmp_path, monkeypatch):
     lines = (tmp_path / "latest.md").read_text().splitlines()
     row = next(line for line in lines if "batch 10" in line)
     assert "| – |" in row  # the PyTorch column is empty
+
+
+def test_all_libraries_in_one_process_still_runs(bench, tmp_path):
+    bench.main(
+        FAST
+        + ["--frameworks", "chainrule,numpy", "--no-memory", "--no-process-per-library"]
+        + ["--outdir", str(tmp_path)]
+    )
+    data = json.loads((tmp_path / "latest.json").read_text())
+    assert data["settings"]["process_per_library"] is False
+    (case,) = data["cases"]
+    assert case["median_samples_per_s"]["chainrule"] > 0
+    assert case["agreement"]["max_abs_diff"]["chainrule"] < 1e-4
+    assert "(all in one process)" in (tmp_path / "latest.md").read_text()
 
 
 def test_case_selection(bench):
