@@ -644,8 +644,7 @@ class Module:
             for name, m in rows
         ]
         # a str that a notebook shows as a table (chainrule.display provides it)
-        text = "\n".join(out)
-        return view("summary")(text, type(self).__name__, rows_info, total, trainable)
+        return view("summary")("\n".join(out), type(self).__name__, rows_info, total, trainable)
 
 
 def _not_a_module(where: str, obj: object) -> str:
