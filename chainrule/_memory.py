@@ -8,6 +8,7 @@ that swaps itself to a halt.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 __all__ = ["available_bytes", "check_memory", "human_bytes"]
 
@@ -36,7 +37,9 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} PB"
 
 
-def check_memory(nbytes: int, what: str, error, fraction: float = 0.8) -> None:
+def check_memory(
+    nbytes: int, what: str, error: Callable[[str], Exception], fraction: float = 0.8
+) -> None:
     """Raise ``error`` when ``nbytes`` is more than ``fraction`` of the available memory.
     ``what`` names the request ('--hidden 100000,100000 (the weights, gradients and optimizer
     state)')."""

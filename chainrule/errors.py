@@ -4,6 +4,13 @@ Every message is one line that names the thing, the value and what was expected,
 command-line tool can print it as it is (no traceback) and a Python user can read it at once.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .train import History
+
 
 class ChainruleError(Exception):
     """Base class of every error chainrule raises on purpose."""
@@ -32,7 +39,7 @@ class ConfigError(ChainruleError, ValueError):
 class TrainingError(ChainruleError, RuntimeError):
     """Training cannot go on (for example the loss became NaN); ``.history`` holds what was done."""
 
-    def __init__(self, message, history=None):
+    def __init__(self, message: str, history: History | None = None) -> None:
         super().__init__(message)
         self.history = history
 

@@ -6,7 +6,10 @@ model's outputs into them); regression metrics take the predicted values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import registry
 from .errors import ConfigError
@@ -26,7 +29,7 @@ __all__ = [
 ]
 
 
-def output_kind(loss_fn) -> str:
+def output_kind(loss_fn: object) -> str:
     """How a model's outputs are read, from the loss it was trained with.
 
     'logits' (several columns: the class is the argmax), 'logit' (one column, class 1 when > 0:
@@ -78,7 +81,7 @@ def class_probabilities(outputs: np.ndarray, kind: str = "logits") -> np.ndarray
     return np.stack([1 - p, p], axis=1)
 
 
-def _labels(y) -> np.ndarray:
+def _labels(y: ArrayLike) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] > 1:  # one-hot or probability targets
         return y.argmax(axis=1)
@@ -90,13 +93,15 @@ def _labels(y) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def accuracy(y_true, y_pred) -> float:
+def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Fraction of samples whose predicted class equals the true class."""
     y_true, y_pred = _labels(y_true), np.asarray(y_pred).reshape(-1)
     return float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
 
 
-def confusion_matrix(y_true, y_pred, n_classes: int | None = None) -> np.ndarray:
+def confusion_matrix(
+    y_true: ArrayLike, y_pred: ArrayLike, n_classes: int | None = None
+) -> np.ndarray:
     """Counts C[i, j] of samples of true class i predicted as class j."""
     y_true, y_pred = _labels(y_true), np.asarray(y_pred).reshape(-1).astype(np.int64)
     k = n_classes or int(max(y_true.max(initial=-1), y_pred.max(initial=-1)) + 1)
@@ -105,7 +110,9 @@ def confusion_matrix(y_true, y_pred, n_classes: int | None = None) -> np.ndarray
     return cm
 
 
-def precision_recall_f1(y_true, y_pred, n_classes: int | None = None):
+def precision_recall_f1(
+    y_true: ArrayLike, y_pred: ArrayLike, n_classes: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-class precision, recall, F1 and support (arrays of length n_classes; 0 where
     undefined)."""
     cm = confusion_matrix(y_true, y_pred, n_classes)
@@ -119,7 +126,7 @@ def precision_recall_f1(y_true, y_pred, n_classes: int | None = None):
     return precision, recall, f1, support
 
 
-def mse(y_true, y_pred) -> float:
+def mse(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Mean squared error."""
     d = np.asarray(y_pred, dtype=np.float64).reshape(-1) - np.asarray(
         y_true, dtype=np.float64
@@ -127,7 +134,7 @@ def mse(y_true, y_pred) -> float:
     return float(np.mean(d * d))
 
 
-def mae(y_true, y_pred) -> float:
+def mae(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Mean absolute error."""
     d = np.asarray(y_pred, dtype=np.float64).reshape(-1) - np.asarray(
         y_true, dtype=np.float64
@@ -135,7 +142,7 @@ def mae(y_true, y_pred) -> float:
     return float(np.mean(np.abs(d)))
 
 
-def r2(y_true, y_pred) -> float:
+def r2(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Coefficient of determination 1 − SS_res / SS_tot (as scikit-learn's r2_score)."""
     yt = np.asarray(y_true, dtype=np.float64).reshape(-1)
     yp = np.asarray(y_pred, dtype=np.float64).reshape(-1)
@@ -154,7 +161,12 @@ METRICS = {
 }
 
 
-def compute_metric(name, outputs: np.ndarray, y, kind: str) -> float:
+def compute_metric(
+    name: str | Callable[[np.ndarray, np.ndarray], float],
+    outputs: np.ndarray,
+    y: np.ndarray,
+    kind: str,
+) -> float:
     """The metric ``name`` (or a callable ``f(y_true, outputs)``) of model outputs against y."""
     if callable(name):
         return float(name(y, outputs))

@@ -26,6 +26,8 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +64,9 @@ class _Graph:
 
     def __init__(self, onnx, opset: int, dtype):
         self.onnx, self.opset, self.dtype = onnx, opset, np.dtype(dtype)
-        self.nodes, self.initializers, self.used = [], [], set()
+        self.nodes: list[Any] = []  # onnx NodeProto
+        self.initializers: list[Any] = []  # onnx TensorProto
+        self.used: set[str] = set()
 
     def name(self, base: str) -> str:
         name, i = base, 1
@@ -427,7 +431,7 @@ def _network(g: _Graph, model, x: str, input_shape):
             raise _unexportable(where.rstrip("."), m)
     shape = (2,) + tuple(input_shape)  # a dummy batch of 2 gives each layer's output shape
     a = np.zeros(shape, dtype=g.dtype)
-    batch = BATCH
+    batch: str | None = BATCH
     with no_grad():
         for where, m in layers:
             if isinstance(m, _nn.Flatten) and m.start_dim % len(shape) == 0:
@@ -718,7 +722,8 @@ class _Chain:
         # shape arithmetic (Shape -> Gather/Slice/Concat ... -> Reshape, as the TorchScript
         # exporter writes Unflatten) is folded twice, with two stand-in batch sizes: the
         # entries that differ are the batch's (self.batch_dependent)
-        self.alt, self.batch_dependent = {}, {}
+        self.alt: dict[str, np.ndarray] = {}
+        self.batch_dependent: dict[str, np.ndarray] = {}  # which entries are the batch size
         shapes = self._static_shapes(onnx, model)
         self.nodes = []
         for node in graph.node:  # fold constants: Constant nodes and Identity of a constant
@@ -749,7 +754,7 @@ class _Chain:
         self.dtype = np.dtype(_FLOAT_TYPES[tt.elem_type])
         self.rank = len(tt.shape.dim) if tt.HasField("shape") else None
         self.outputs = [o.name for o in graph.output]
-        self.uses = {}
+        self.uses: dict[str, list[int]] = {}
         for i, node in enumerate(self.nodes):
             for name in node.input:
                 if name and name not in self.consts:
@@ -778,7 +783,7 @@ class _Chain:
             return False
         variants = []
         for batch in _STAND_IN_BATCH:
-            args = []
+            args: list[np.ndarray | None] = []
             for k, name in enumerate(node.input):
                 if not name:
                     args.append(None)
@@ -1104,7 +1109,7 @@ def _fold_cast(c, node, a):
     return np.asarray(a).astype(c.onnx.helper.tensor_dtype_to_np_dtype(c.attr(node, "to")))
 
 
-_FOLDABLE = {
+_FOLDABLE: dict[str, Callable[..., Any]] = {
     "Shape": _fold_shape,
     "Gather": lambda c, n, d, i: np.take(d, i, axis=c.attr(n, "axis", 0)),
     "Slice": _fold_slice,

@@ -23,7 +23,7 @@ def default_rng() -> np.random.Generator:
     return _default
 
 
-def get_rng(rng=None, seed=None) -> np.random.Generator:
+def get_rng(rng: object = None, seed: int | None = None) -> np.random.Generator:
     """``rng`` if given, else a new generator from ``seed``, else the default generator."""
     if rng is not None:
         if not isinstance(rng, np.random.Generator):

@@ -62,3 +62,40 @@ def test_gradcheck_leaves_inputs_untouched():
     x = cr.tensor(data.copy(), requires_grad=True)
     cr.gradcheck(lambda t: (t * t).sum(), x)
     assert x.grad is None and np.array_equal(x.data, data) and x.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "neg",
+        "exp",
+        "log",
+        "sin",
+        "cos",
+        "tanh",
+        "sigmoid",
+        "relu",
+        "leaky_relu",
+        "gelu",
+        "abs",
+        "sqrt",
+        "clip",
+        "sum",
+        "mean",
+        "max",
+        "min",
+        "softmax",
+        "log_softmax",
+    ],
+)
+def test_functions_take_a_plain_number(name):
+    """cr.f(2.0) as cr.f(np.asarray(2.0)): a constant tensor of numpy's value (gelu, clip, sum,
+    mean, softmax and log_softmax read the input's shape or dtype and used to fail on a float)."""
+    fn = getattr(cr, name)
+    out = fn(2.0)
+    assert isinstance(out, cr.Tensor) and not out.requires_grad
+    np.testing.assert_allclose(out.data, fn(np.asarray(2.0)).data)
+
+
+def test_reshape_takes_a_plain_number():
+    assert cr.reshape(2.0, 1).shape == (1,)
