@@ -619,8 +619,7 @@ class Module:
             for name, m in rows
         ]
         # a str that a notebook shows as a table (chainrule.display provides it)
-        text = "\n".join(out)
-        return view("summary")(text, type(self).__name__, rows_info, total, trainable)
+        return view("summary")("\n".join(out), type(self).__name__, rows_info, total, trainable)
 
 
 def leaf_modules(model: Module, own_parameters: bool = False) -> list[tuple[str, Module]]:
