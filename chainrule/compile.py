@@ -30,8 +30,9 @@ differs (a new signature: up to ``cache_size`` programs are kept, e.g. the short
 epoch), the grad mode differs, a module used by the step switched between ``train()`` and
 ``eval()``, a leaf tensor's ``requires_grad``, shape or dtype changed, or a planned unit's
 assumptions fail for this call's values (labels out of range). A step whose two recordings differ
-(a dropout mask drawn outside a unit, a running statistic, data-dependent control flow) is not
-replayed: it keeps running eagerly.
+(data-dependent control flow, a random draw or an in-place update outside any unit) is not
+replayed: it keeps running eagerly. Dropout draws its mask, and batch norm updates its running
+statistics, inside their units, so both replay (from the same generator: the same masks).
 
 What is *not* replayed: Python code in ``step`` other than the recorded calls (a ``print``, a list
 ``append``, ``loss.item()``): it runs while tracing only. Values returned by ``step`` must be
@@ -49,6 +50,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import units as U
+from .random import get_rng
 from .tensor import Context, Tensor, Unit, is_grad_enabled, unbroadcast
 
 __all__ = ["compile", "CompiledFunction", "PLANS"]
@@ -719,6 +721,137 @@ def _mean_ce_plan(spec):
     return _MeanCEPlan(spec)
 
 
+class _DropoutPlan(_Plan):
+    """Dropout on buffers: the unit's own draw (the same generator, read at every call, the
+    same numbers) into a preallocated array, then its mask and product with ``out=``."""
+
+    can_inplace = True
+    keeps_output = False
+
+    def __init__(self, spec):
+        self.shape, self.dt = spec.out_shape, spec.out_dtype
+        kw = spec.kwargs
+        self.p = kw.get("p", 0.5)
+        self.rng, self.seed = kw.get("rng"), kw.get("seed")
+        self.mask = np.empty(self.shape, dtype=self.dt)
+        self.scale = self.dt.type(1.0 - self.p)
+        self.out = self.gout = self.u = self.keep = None
+
+    def finalize(self, scratch):
+        self.u = scratch(self.shape, np.dtype(np.float64))  # read within forward only
+        self.keep = scratch(self.shape, np.dtype(bool))
+        if not self.inplace:
+            self.out = np.empty(self.shape, dtype=self.dt)
+        if not self.grad_writable:
+            self.gout = np.empty(self.shape, dtype=self.dt)
+
+    def forward(self, x):
+        get_rng(self.rng, self.seed).random(out=self.u)
+        np.less(self.u, 1.0 - self.p, out=self.keep)
+        m = self.mask
+        np.copyto(m, self.keep)  # keep.astype(dtype)
+        np.divide(m, self.scale, out=m)
+        return np.multiply(x, m, out=x if self.inplace else self.out)
+
+    def backward(self, grad):
+        return (np.multiply(grad, self.mask, out=grad if self.gout is None else self.gout),)
+
+
+def _dropout_plan(spec):
+    kw = spec.kwargs
+    if len(spec.in_shapes) != 1 or set(kw) - {"p", "rng", "seed"}:
+        return None
+    if spec.in_shapes[0] != spec.out_shape:
+        return None
+    if spec.in_dtypes[0] != spec.out_dtype or spec.out_dtype.kind != "f":
+        return None
+    if not 0.0 < kw.get("p", 0.5) < 1.0:
+        return None
+    return _DropoutPlan(spec)
+
+
+class _BatchNormPlan(_Plan):
+    """BatchNorm in training (``update=``): the unit's own statistics and running update
+    (``BatchNorm.batch_statistics``, per channel), then the unit's elementwise numpy calls on
+    buffers: x̂, the affine output, and the backward's terms in the same order."""
+
+    keeps_output = False
+
+    def __init__(self, spec):
+        x_shape, dt = spec.in_shapes[0], spec.out_dtype
+        self.axes = (0,) + tuple(range(2, len(x_shape)))
+        self.shape = (1, x_shape[1]) + (1,) * (len(x_shape) - 2)
+        self.update, self.eps = spec.kwargs["update"], spec.kwargs.get("eps", 1e-5)
+        need = tuple(spec.needs or ())
+        self.need = need + (False,) * (3 - len(need))
+        self.n_in = len(spec.in_shapes)
+        self.xhat = np.empty(x_shape, dtype=dt)
+        self.out = np.empty(x_shape, dtype=dt)
+        C = x_shape[1]
+        self.gx = np.empty(x_shape, dtype=dt) if self.need[0] else None
+        self.gw = spec.grad_buffer(1, (C,), dt) if self.need[1] else None
+        self.gb = spec.grad_buffer(2, (C,), dt) if self.need[2] else None
+        self.buffers = [b for b in (self.gx, self.gw, self.gb) if b is not None]
+        self.x_shape, self.dt = x_shape, dt
+        self.inv = self.w = self.t = self.gh = None
+
+    def finalize(self, scratch):
+        self.t = scratch(self.x_shape, self.dt)  # within one backward call only
+        if self.need[0]:
+            self.gh = scratch(self.x_shape, self.dt, 1)
+
+    def forward(self, x, weight=None, bias=None):
+        shape = self.shape
+        mean, var = U.BatchNorm.batch_statistics(x, self.axes, shape, *self.update)
+        inv = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype, copy=False).reshape(shape)
+        xhat = np.subtract(x, mean.reshape(shape), out=self.xhat)
+        np.multiply(xhat, inv, out=xhat)
+        out = self.out
+        if weight is not None:
+            np.multiply(xhat, weight.reshape(shape), out=out)
+            if bias is not None:
+                np.add(out, bias.reshape(shape), out=out)
+        elif bias is not None:
+            np.add(xhat, bias.reshape(shape), out=out)
+        else:
+            np.copyto(out, xhat)
+        self.inv, self.w = inv, weight
+        return out
+
+    def backward(self, grad):
+        axes, shape, xhat, t = self.axes, self.shape, self.xhat, self.t
+        need = self.need
+        gw = gb = gx = None
+        if need[1]:
+            gw = np.multiply(grad, xhat, out=t).sum(axis=axes, out=self.gw)
+        if need[2]:
+            gb = grad.sum(axis=axes, out=self.gb)
+        if need[0]:
+            gh = grad if self.w is None else np.multiply(grad, self.w.reshape(shape), out=self.gh)
+            m1 = gh.mean(axis=axes, keepdims=True)
+            m2 = np.multiply(gh, xhat, out=t).mean(axis=axes, keepdims=True)
+            np.multiply(xhat, m2, out=t)
+            gx = np.subtract(gh, m1, out=self.gx)
+            np.subtract(gx, t, out=gx)
+            np.multiply(self.inv, gx, out=gx)
+        return (gx, gw, gb)[: self.n_in]
+
+
+def _batch_norm_plan(spec):
+    kw = spec.kwargs
+    if kw.get("update") is None or set(kw) - {"update", "eps", "training"}:
+        return None
+    if not kw.get("training", True) or len(spec.in_shapes[0]) < 2:
+        return None
+    dt = spec.out_dtype
+    if dt.kind != "f" or any(d is not None and d != dt for d in spec.in_dtypes):
+        return None
+    C = spec.in_shapes[0][1]
+    if any(s != (C,) for s in spec.in_shapes[1:] if s != ()):
+        return None
+    return _BatchNormPlan(spec)
+
+
 #: unit class -> plan factory ``f(spec) -> plan or None`` (None: the unit's own forward/backward).
 #: A unit may instead define ``replay_plan(cls, spec)`` as a class method.
 PLANS = {
@@ -727,6 +860,8 @@ PLANS = {
     U.Tanh: _act_plan,
     U.ReLU: _act_plan,
     U.MeanSoftmaxCrossEntropy: _mean_ce_plan,
+    U.Dropout: _dropout_plan,
+    U.BatchNorm: _batch_norm_plan,
 }
 
 

@@ -454,6 +454,7 @@ def _summary(r: _Subject, parts: tuple) -> str:
     the last epoch's."""
     from .train import evaluate
 
+    evaluation: dict[str, Any]
     try:
         ms = ("accuracy",) if r.task == "classification" else ("r2",)
         scores = evaluate(r.model, r.loss_fn, r.Xs, r.targets, metrics=ms)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._validate import Interval, check_params
 from ._views import view
 from .compile import compile as _compile
 from .errors import ConfigError, DataError, TrainingError
@@ -316,9 +317,11 @@ def _checkpoint_error() -> type[Exception]:
     return ModelFileError
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ConfigError(f"fit: {name} must be a positive whole number, got {value!r}")
+_FIT_CONSTRAINTS = {"epochs": Interval(int, 1, None), "batch_size": Interval(int, 1, None)}
+
+
+def _fit_error(name: str, value: object, expected: str) -> ConfigError:
+    return ConfigError(f"fit: {name} must be {expected}, got {value!r}")
 
 
 class _NonFinite(Exception):
@@ -725,8 +728,7 @@ def fit(
     """
     from .data import batches as _batches
 
-    _check_positive_int("epochs", epochs)
-    _check_positive_int("batch_size", batch_size)
+    check_params({"epochs": epochs, "batch_size": batch_size}, _FIT_CONSTRAINTS, _fit_error)
     X, y, X_val, y_val = _training_data(X, y, validation, seed)
     metrics = list(metrics or ())
     kind = output_kind(loss_fn)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .random import get_rng
 from .tensor import Axis, Context, Grads, Tensor, TensorLike, Unit, exponent, shape_arg
 
 # ================================================================================================
@@ -1077,6 +1078,12 @@ class BatchNorm(Unit):
         dL/dx = (1/√(σ²+ε)) (ĝ − mean(ĝ) − x̂ mean(ĝ x̂)),
     ``training=False``: ``mean``/``var`` (the running statistics) are constants and
     dL/dx = ĝ / √(σ²+ε).  In both, dL/dγ = Σ g x̂ and dL/dβ = Σ g over all but the channel axis.
+
+    ``update=(running_mean, running_var, momentum, count)`` (training, what ``nn.BatchNorm1d``
+    passes): the batch statistics are computed here and the running ones updated in place,
+    running = (1 − momentum)·running + momentum·batch with the *unbiased* variance; ``count``
+    (a 0-d integer array, or None) goes up by one, and ``momentum=None`` means 1/count (the
+    cumulative average). Inside the unit, so that a compiled step replays the update.
     """
 
     name = "batch_norm"
@@ -1097,11 +1104,14 @@ class BatchNorm(Unit):
         var: np.ndarray | None = None,
         eps: float = 1e-5,
         training: bool = True,
+        update: tuple | None = None,
     ) -> np.ndarray:
         if x.ndim < 2:
             raise ValueError("batch_norm needs (N, C, ...) input")
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        if update is not None:
+            mean, var = BatchNorm.batch_statistics(x, axes, shape, *update)
         if mean is None:
             mean = x.mean(axis=axes)
         if var is None:
@@ -1114,6 +1124,33 @@ class BatchNorm(Unit):
         ctx.xhat, ctx.inv, ctx.weight, ctx.training = xhat, inv, weight, training
         ctx.axes, ctx.shape = axes, shape
         return out.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def batch_statistics(
+        x: np.ndarray,
+        axes: tuple[int, ...],
+        shape: tuple[int, ...],
+        running_mean: np.ndarray | None,
+        running_var: np.ndarray | None,
+        momentum: float | None,
+        count: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The batch mean and biased variance; the running statistics updated in place."""
+        m = x.size // x.shape[1]
+        mean = x.mean(axis=axes)
+        var_sum = ((x - mean.reshape(shape)) ** 2).sum(axis=axes)
+        var = var_sum / m
+        if count is not None:
+            count += 1
+            if momentum is None:  # the cumulative moving average
+                momentum = 1.0 / float(count)
+        if momentum is None:
+            momentum = 0.0
+        if running_mean is not None:
+            running_mean[...] = momentum * mean + (1 - momentum) * running_mean
+        if running_var is not None:
+            running_var[...] = momentum * (var_sum / (m - 1)) + (1 - momentum) * running_var
+        return mean, var
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> Grads:
@@ -1133,6 +1170,36 @@ class BatchNorm(Unit):
             else:
                 gx = gh * ctx.inv
         return (gx, gw, gb)[: len(need)]
+
+
+class Dropout(Unit):
+    """Inverted dropout in one unit: z = x · mask, mask = keep / (1 − p), keep = (u < 1 − p) for
+    u uniform in [0, 1) drawn from ``rng`` (else a generator from ``seed``, else the default one,
+    read at every call);  dz/dx = mask.
+
+    The mask is drawn inside the unit, so a compiled step draws a fresh one at every replay,
+    from the same generator, exactly as eager steps do.
+    """
+
+    name = "dropout"
+
+    @staticmethod
+    def forward(
+        ctx: Context,
+        x: np.ndarray,
+        p: float = 0.5,
+        rng: np.random.Generator | None = None,
+        seed: int | None = None,
+    ) -> np.ndarray:
+        keep = get_rng(rng, seed).random(x.shape) < 1.0 - p
+        dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
+        mask = keep.astype(dtype) / dtype.type(1.0 - p)
+        ctx.mask = mask
+        return x * mask
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> Grads:
+        return grad * ctx.mask
 
 
 # ================================================================================================

@@ -199,12 +199,56 @@ def test_every_layer_compiled_equals_eager(name, dtype):
     _check(_mlp(LAYERS[name], nn.Tanh, dtype=dtype), X.astype(dtype), y)
 
 
-def test_layers_with_randomness_or_running_statistics_stay_correct():
-    # dropout draws a mask and batch norm updates running statistics outside the units: the two
-    # recordings differ, and the step keeps running eagerly (same numbers, no replay)
+TRAINING_LAYERS = {
+    "dropout": lambda: nn.Dropout(0.3),
+    "dropout_own_rng": lambda: nn.Dropout(0.5, rng=np.random.default_rng(11)),
+    "batchnorm": lambda: nn.BatchNorm1d(8),
+    "batchnorm_cumulative": lambda: nn.BatchNorm1d(8, momentum=None),
+    "batchnorm_no_stats": lambda: nn.BatchNorm1d(8, track_running_stats=False),
+    "batchnorm_no_affine": lambda: nn.BatchNorm1d(8, affine=False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRAINING_LAYERS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_dropout_and_batch_norm_in_training_replay_bit_identically(name, dtype):
+    # the mask is drawn, and the running statistics updated, inside the units: the step is
+    # replayed, drawing from the same generator as eager steps (the masks, and the generator's
+    # state after training, are the same), and the buffers end up the same, bit for bit
     X, y = _data()
-    _check(_mlp(lambda: nn.Dropout(0.3)), X, y, expect_replay=False)
-    _check(_mlp(lambda: nn.BatchNorm1d(8)), X, y, expect_replay=False)
+    X = X.astype(dtype)
+    build = _mlp(TRAINING_LAYERS[name], nn.Tanh, dtype=dtype)
+    eager, _ = _train(build, False, X=X, y=y)
+    after_eager = cr.default_rng().random(3)
+    comp, stats = _train(build, True, X=X, y=y)
+    after_comp = cr.default_rng().random(3)
+    _compare(eager, comp)
+    np.testing.assert_array_equal(after_eager, after_comp)
+    assert stats["replayed"] > 0 and stats["eager"] == 0, stats
+
+
+def test_dropout_runs_on_its_plan_and_draws_a_new_mask_at_every_replay():
+    from chainrule.compile import PLANS
+
+    x = cr.Tensor(np.ones((4, 6), np.float32), requires_grad=True)
+    seen = []
+
+    def step():
+        x.zero_grad()
+        out = nn.functional.dropout(x, 0.5)
+        out.sum().backward()
+        return out
+
+    f = cr.compile(step)
+    for _ in range(5):
+        seen.append(f().data.copy())
+    assert f.stats["replayed"] == 3
+    (entry,) = [e for e in f.cache.values() if e.program is not None]
+    plans = [type(p).__name__ for p in entry.program.plans]
+    assert plans[0] == "_DropoutPlan" and cr.units.Dropout in PLANS  # then sum (its own)
+    # the gradient is the last mask (the backward of x · mask), and masks differ call to call
+    np.testing.assert_array_equal(x.grad, seen[-1])
+    assert len({m.tobytes() for m in seen}) == 5
 
 
 def _targets(kind, n=23, classes=3):
@@ -607,6 +651,8 @@ CONV = {
     "avgpool2d": (lambda: nn.AvgPool2d(2),),
     "adaptive_avgpool2d": (lambda: nn.AdaptiveAvgPool2d((2, 2)),),
     "batchnorm2d_eval": (lambda: nn.BatchNorm2d(3).eval(),),
+    "batchnorm2d_training": (lambda: nn.BatchNorm2d(3),),
+    "dropout_training": (lambda: nn.Dropout(0.25),),
 }
 
 
@@ -638,3 +684,37 @@ def test_large_groups_stay_per_parameter_and_equal_eager(name, monkeypatch):
     monkeypatch.setattr(sys.modules["chainrule.compile"], "_FLAT_MAX", 10)  # "large" groups
     X, y = _data()
     _check(_mlp(nn.Tanh, opt=OPTIMIZERS[name]), X, y, epochs=3)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_in_training_runs_on_its_plan(affine):
+    bn = nn.BatchNorm1d(5, affine=affine, dtype=np.float64)
+    x = cr.Tensor(np.random.default_rng(0).normal(size=(7, 5)), requires_grad=True)
+    R = np.random.default_rng(1).normal(size=(7, 5))
+
+    def step():
+        x.zero_grad()
+        bn.zero_grad()
+        out = bn(x)
+        (out * R).sum().backward()
+        return out
+
+    f = cr.compile(step)
+    for _ in range(4):
+        f()
+    (entry,) = [e for e in f.cache.values() if e.program is not None]
+    assert type(entry.program.plans[0]).__name__ == "_BatchNormPlan"
+    # the same four steps eagerly, from the same start: buffers, output and gradients agree
+    bn2 = nn.BatchNorm1d(5, affine=affine, dtype=np.float64)
+    x2 = cr.Tensor(x.data.copy(), requires_grad=True)
+    for _ in range(4):
+        x2.zero_grad()
+        bn2.zero_grad()
+        out2 = bn2(x2)
+        (out2 * R).sum().backward()
+    for a, b in zip(bn.buffers(), bn2.buffers(), strict=True):
+        _same(np.asarray(a), np.asarray(b))
+    _same(x.grad, x2.grad)
+    if affine:
+        _same(bn.weight.grad, bn2.weight.grad)
+        _same(bn.bias.grad, bn2.bias.grad)

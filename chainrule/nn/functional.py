@@ -26,7 +26,6 @@ from numpy.typing import DTypeLike
 
 from .. import units as U
 from ..errors import ConfigError, DataError, ShapeError
-from ..random import get_rng
 from ..tensor import Tensor, TensorLike
 from ._inputs import _as_input, _data, _input  # noqa: F401 - used here and by the layers
 
@@ -245,10 +244,8 @@ def dropout(
     a = _data(x)
     if p == 1.0:
         return U.mul(x, np.zeros_like(a))
-    keep = get_rng(rng, seed).random(a.shape) < 1.0 - p
-    dtype = a.dtype if a.dtype.kind == "f" else np.dtype(np.float32)
-    mask = keep.astype(dtype) / dtype.type(1.0 - p)
-    return U.mul(x, mask)  # a Tensor also for a numpy input (x * mask would be an ndarray)
+    # the mask is drawn inside the unit (a compiled step then draws a fresh one at every call)
+    return U.Dropout.apply(x, p=p, rng=rng, seed=seed)
 
 
 def batch_norm(
@@ -258,8 +255,10 @@ def batch_norm(
     weight: TensorLike | None = None,
     bias: TensorLike | None = None,
     training: bool = False,
-    momentum: float = 0.1,
+    momentum: float | None = 0.1,
     eps: float = 1e-5,
+    *,
+    num_batches_tracked: np.ndarray | None = None,
 ) -> Tensor:
     """Batch normalization over every axis but the channel axis 1 of x (N, C) or (N, C, L).
 
@@ -267,6 +266,10 @@ def batch_norm(
     ``running_mean``/``running_var`` (numpy arrays, or None) are updated in place:
     running = (1 − momentum)·running + momentum·batch, with the *unbiased* batch variance.
     Otherwise the running statistics normalize. Then z = γ x̂ + β.
+    ``num_batches_tracked`` (a 0-d integer array) is counted up by one per training call, and
+    ``momentum=None`` then gives the cumulative average (what ``nn.BatchNorm1d`` does). The
+    statistics and their update are computed inside the unit (``BatchNorm``'s ``update``), so a
+    compiled step replays them.
     """
     x = _input(input)
     a = _data(x)
@@ -285,22 +288,14 @@ def batch_norm(
                 f"has {C} channels (input shape {a.shape})"
             )
     if training:
-        axes = (0,) + tuple(range(2, a.ndim))
         m = a.size // C if C else 0
         if m <= 1:
             raise ShapeError(
                 f"batch_norm: expected more than 1 value per channel when training, "
                 f"got input of shape {a.shape}"
             )
-        shape = (1, C) + (1,) * (a.ndim - 2)
-        mean = a.mean(axis=axes)
-        var_sum = ((a - mean.reshape(shape)) ** 2).sum(axis=axes)
-        var = var_sum / m
-        if running_mean is not None:
-            running_mean[...] = momentum * mean + (1 - momentum) * running_mean
-        if running_var is not None:
-            running_var[...] = momentum * (var_sum / (m - 1)) + (1 - momentum) * running_var
-        return U.BatchNorm.apply(x, weight, bias, mean=mean, var=var, eps=eps, training=True)
+        update = (running_mean, running_var, momentum, num_batches_tracked)
+        return U.BatchNorm.apply(x, weight, bias, eps=eps, training=True, update=update)
     if running_mean is None or running_var is None:
         raise ConfigError("batch_norm: running_mean and running_var are needed when not training")
     return U.BatchNorm.apply(
@@ -494,10 +489,8 @@ def _cross_entropy(
         raise ShapeError(f"{who}: input must have shape (N, C) or (C,), got a scalar")
     t = _data(target) if isinstance(target, Tensor) else np.asarray(target)
     unbatched = a.ndim == 1
-    if unbatched:  # one sample (C,): a batch of one
-        x = U.reshape(x, (1,) + a.shape)
-        a = a.reshape((1,) + a.shape)
-        t = t.reshape((1,) + t.shape)
+    if unbatched:
+        x, a, t = _batch_of_one(x, a, t)
     C = a.shape[1]
     w = _class_weight(weight, C, a.dtype, who)
     if t.dtype.kind == "f" and t.shape == a.shape:
@@ -508,9 +501,19 @@ def _cross_entropy(
             x, y, weight=w, ignore_index=ignore_index, label_smoothing=ls
         )
         out = _reduce_weighted(per, y, w, ignore_index, reduction, a.dtype)
-    if unbatched and reduction == "none":
-        out = U.reshape(out, ())
-    return out
+    return _unbatch(out) if unbatched and reduction == "none" else out
+
+
+def _batch_of_one(
+    x: Tensor | np.ndarray, a: np.ndarray, t: np.ndarray
+) -> tuple[Tensor, np.ndarray, np.ndarray]:
+    """One sample, logits (C,) and its target: as a batch of one, (1, C) and (1, ...)."""
+    return U.reshape(x, (1,) + a.shape), a.reshape((1,) + a.shape), t.reshape((1,) + t.shape)
+
+
+def _unbatch(per: Tensor) -> Tensor:
+    """The per-sample loss of a batch of one, back to the one sample's: a scalar."""
+    return U.reshape(per, ())
 
 
 def _reduce_weighted(
@@ -574,9 +577,7 @@ def _nll_loss(
     t = _data(target) if isinstance(target, Tensor) else np.asarray(target)
     unbatched = a.ndim == 1
     if unbatched:
-        x = U.reshape(x, (1,) + a.shape)
-        a = a.reshape((1,) + a.shape)
-        t = t.reshape((1,) + t.shape)
+        x, a, t = _batch_of_one(x, a, t)
     C = a.shape[1]
     w = _class_weight(weight, C, a.dtype, who)
     y = _labels(t, a.shape, C, ignore_index, who)
@@ -589,9 +590,7 @@ def _nll_loss(
     picked = U.GetItem.apply(x, index=index)
     per = U.neg(U.mul(picked, wi))
     out = _reduce_weighted(per, y, w, ignore_index, reduction, a.dtype)
-    if unbatched and reduction == "none":
-        out = U.reshape(out, ())
-    return out
+    return _unbatch(out) if unbatched and reduction == "none" else out
 
 
 def hinge_loss(input: TensorLike, target: TensorLike, reduction: str = "mean") -> Tensor:
