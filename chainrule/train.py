@@ -539,6 +539,20 @@ def _record_epoch(
         print(f"epoch {epoch}/{state.epochs}: {shown}")
 
 
+def _end_epoch(
+    state: TrainState, callbacks: list[Callback], run: _Snapshots | None, start: float
+) -> bool:
+    """Callbacks' on_epoch_end, then the epoch's checkpoint; True when training stops here."""
+    for cb in callbacks:
+        cb.on_epoch_end(state)
+    if state.stop_training:
+        state.history.stopped_epoch = state.epoch
+    if run is not None:
+        state.history.seconds = time.perf_counter() - start
+        run.after_epoch(state.epoch)
+    return state.stop_training
+
+
 def _step_scheduler(scheduler: LRScheduler | None, logs: dict[str, float]) -> None:
     """A schedule steps once per epoch; ReduceLROnPlateau on the monitored loss."""
     if scheduler is None:
@@ -732,9 +746,8 @@ def fit(
     X, y, X_val, y_val = _training_data(X, y, validation, seed)
     metrics = list(metrics or ())
     kind = output_kind(loss_fn)
-    history = History()
-    steps = math.ceil(len(X) / batch_size)
-    state = TrainState(model, loss_fn, optimizer, epochs, steps, history)
+    state = TrainState(model, loss_fn, optimizer, epochs, math.ceil(len(X) / batch_size), History())
+    history = state.history
     callbacks = list(callbacks or ())
     bar = _add_progress_bar(progress, callbacks)
     state.X, state.y = X, y
@@ -763,23 +776,14 @@ def fit(
             state.epoch = epoch
             for cb in callbacks:
                 cb.on_epoch_begin(state)
-            epoch_batches = _batches(
+            batches = _batches(
                 X, y if idx is None else idx, batch_size=batch_size, shuffle=shuffle, rng=rng
             )
-            done = _train_epoch(
-                state, run_step, epoch_batches, y, y_step, metrics, named, callbacks
-            )
+            done = _train_epoch(state, run_step, batches, y, y_step, metrics, named, callbacks)
             logs = _epoch_logs(state, done, metrics, kind, (X_val, y_val))
             _record_epoch(state, done, logs, verbose)
             _step_scheduler(scheduler, logs)
-            for cb in callbacks:
-                cb.on_epoch_end(state)
-            if state.stop_training:
-                history.stopped_epoch = epoch
-            if run is not None:
-                history.seconds = time.perf_counter() - start
-                run.after_epoch(epoch)
-            if state.stop_training:
+            if _end_epoch(state, callbacks, run, start):
                 break
     except KeyboardInterrupt as interrupt:
         if run is not None:
