@@ -51,13 +51,13 @@ def _size(value: object, who: str, name: str) -> int:
     return int(value)  # type: ignore[call-overload]  # checked to be a whole number above
 
 
-def _linear_values(config: dict) -> int:
+def _linear_values(config: dict[str, Any]) -> int:
     """Values a Linear layer of this model-file config holds: weight and bias."""
     out, inp = config.get("out_features", 1), config.get("in_features", 1)
     return out * inp + (out if config.get("bias", True) else 0)
 
 
-def _batchnorm_values(config: dict) -> int:
+def _batchnorm_values(config: dict[str, Any]) -> int:
     """Values a BatchNorm1d holds: weight and bias (affine), running mean, variance and count."""
     nf = config.get("num_features", 1)
     affine, tracked = config.get("affine", True), config.get("track_running_stats", True)
