@@ -294,7 +294,7 @@ def _is_linear(child: dict) -> bool:
 
 
 def _architecture_text(spec: dict) -> str:
-    parts = []
+    parts: list[str] = []
     for child in spec.get("children", [spec]):
         cfg = child.get("config", {})
         if _is_linear(child):
@@ -1600,7 +1600,7 @@ def export_command(model_file, onnx_out, opset):
 # ---------------------------------------------------------------------------------------------
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
@@ -1612,8 +1612,10 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
     args = _expand_grid_args(list(sys.argv[1:] if argv is None else argv))
     for stream in (sys.stdout, sys.stderr):  # ∂, σ, → on a terminal that cannot show them
-        with contextlib.suppress(AttributeError, ValueError, OSError):
-            stream.reconfigure(errors="backslashreplace")
+        reconfigure = getattr(stream, "reconfigure", None)  # a TextIOWrapper's
+        if reconfigure is not None:
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                reconfigure(errors="backslashreplace")
     try:
         rv = cli.main(args=args, prog_name="chainrule", standalone_mode=False)
         return rv if isinstance(rv, int) else 0

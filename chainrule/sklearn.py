@@ -22,6 +22,7 @@ import copy
 import math
 import numbers
 import os
+from typing import NoReturn
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -136,7 +137,7 @@ class _NetBase(BaseEstimator):
 
     # --- hyperparameters ---------------------------------------------------------------------
 
-    def _fail(self, name, value, expected):
+    def _fail(self, name, value, expected) -> NoReturn:
         raise self._error(name, value, expected)
 
     def _hidden_sizes(self) -> list[int]:

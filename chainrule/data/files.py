@@ -275,6 +275,7 @@ def _read_text(name: str, delimiter: str | None) -> Table:
         raise DataError(f"{name}: cannot read line {reader.line_num}: {exc}") from None
     if not rows:
         raise DataError(f"{name} has a header but no data rows")
+    assert header is not None  # data rows are only read after the header
     data = {col: np.array([r[j] for r in rows], dtype=object) for j, col in enumerate(header)}
     return Table(
         path=name,

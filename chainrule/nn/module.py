@@ -637,13 +637,18 @@ def leaf_modules(model: Module, own_parameters: bool = False) -> list[tuple[str,
 
 
 def probe_shapes(
-    model: Module, modules: Iterable[Module], sample_shape: tuple[int, ...]
+    model: Module,
+    modules: Iterable[Module],
+    sample_shape: tuple[int, ...],
+    shapes: dict[int, tuple[int, ...]] | None = None,
 ) -> dict[int, tuple[int, ...]]:
     """{id(module): its output's shape without the batch dimension} for each of ``modules``
     that returned a Tensor when one sample of zeros of ``sample_shape`` (in the parameters'
     dtype) ran through ``model`` in eval mode, without recording. Each module's training mode
-    is restored afterwards; an exception from the model propagates."""
-    shapes: dict[int, tuple[int, ...]] = {}
+    is restored afterwards; an exception from the model propagates (``shapes``, a dict to
+    fill, then keeps what the layers before the failing one gave)."""
+    if shapes is None:
+        shapes = {}
 
     def record(mod: Module, inputs: tuple[Any, ...], out: Any) -> None:
         if isinstance(out, Tensor):

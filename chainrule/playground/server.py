@@ -326,6 +326,6 @@ def serve(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = True, 
             await orig(sockets=sockets)
             asyncio.get_running_loop().create_task(opener())
 
-        server.startup = startup
+        server.startup = startup  # type: ignore[method-assign]  # open the page once it listens
     print(f"chainrule playground: {url} (Ctrl-C stops it)", flush=True)
     server.run()
