@@ -19,6 +19,7 @@ import math
 import os
 import stat
 
+from ._validate import NONE, AnyOf, Constraint, InstanceOf, Interval
 from .errors import ModelFileError
 
 __all__ = ["check_file", "check_info", "MAX_HEADER", "MAX_DEPTH"]
@@ -233,14 +234,30 @@ def _num(v, lo=-math.inf, hi=math.inf):
     )
 
 
-# checks a layer class names in its ``settings`` fact (chainrule.registry): (check, expected)
-SIZE = (lambda v: _int(v, 1, 1 << 40), "a whole number >= 1")
-BOOL = (lambda v: isinstance(v, bool), "true or false")
-DIM = (lambda v: _int(v, -64, 64), "a whole number between -64 and 64")
-NUMBER = (_num, "a finite number")
-FRACTION = (lambda v: _num(v, 0, 1), "a number from 0 to 1")
-POSITIVE = (lambda v: _num(v, 0), "a number > 0")
-MOMENTUM = (lambda v: v is None or _num(v, 0, 1), "a number from 0 to 1")
+# checks a layer class names in its ``settings`` fact (chainrule.registry): constraints of
+# chainrule._validate, as the estimators' and the command's arguments get
+SIZE = Interval(int, 1, 1 << 40, expected="a whole number >= 1")
+BOOL = InstanceOf(bool, expected="true or false")
+DIM = Interval(int, -64, 64, expected="a whole number between -64 and 64")
+NUMBER = Interval(float, expected="a finite number")
+FRACTION = Interval(float, 0, 1, expected="a number from 0 to 1")
+POSITIVE = Interval(float, 0, None, expected="a number > 0")  # (0 itself passes, as it did)
+MOMENTUM = AnyOf(NONE, Interval(float, 0, 1), expected="a number from 0 to 1")
+
+
+class _Check(Constraint):
+    """A setting's check stated as a (check, expected) pair."""
+
+    def __init__(self, check, expected: str):
+        self.check, self.expected = check, expected
+
+    def holds(self, value) -> bool:
+        return bool(self.check(value))
+
+
+def _rule(rule) -> Constraint:
+    """A setting's check: a constraint, or a (check, expected) pair as a class may state."""
+    return rule if isinstance(rule, Constraint) else _Check(*rule)
 
 
 def _param_count(kind, config, rules, counts) -> int | None:
@@ -269,7 +286,7 @@ def check_architecture(
 ) -> int:
     """Check the architecture description; return the number of values its state will hold.
     ``known`` maps the layer names the loader can build to their settings' checks
-    (``{setting: (check, expected)}``, None when unchecked), ``file_values`` the values the file
+    (``{setting: constraint}``, None when unchecked), ``file_values`` the values the file
     holds (the architecture may not imply more), ``counts`` the layers' ``values`` facts (how
     many values a layer of that config holds)."""
     total, count = 0, 0
@@ -314,12 +331,12 @@ def check_architecture(
                         f"layer {kind} at {where} has unknown setting {key[:40]!r}; "
                         f"expected {', '.join(rules) or 'none'}",
                     )
-                check, expected = rules[key]
-                if not check(value):
+                rule = _rule(rules[key])
+                if not rule.holds(value):
                     _fail(
                         path,
                         f"layer {kind} at {where}: {key} is {str(value)[:40]!r}; "
-                        f"expected {expected}",
+                        f"expected {rule.expected}",
                     )
             elif not (
                 value is None

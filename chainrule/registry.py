@@ -41,8 +41,9 @@ short_name
     The name the command's options and model files use (``'cross_entropy'``, ``'relu'``).
 settings
     How a model file's value of each ``config`` argument is checked before the layer is built:
-    ``{argument: (check, what is expected)}`` (``chainrule._schema`` has the usual checks:
-    SIZE, BOOL, DIM). ``None``: each value only has to be a number, text, true/false or a short
+    ``{argument: constraint}`` (``chainrule._validate``'s Interval, Options, ...;
+    ``chainrule._schema`` has the usual ones: SIZE, BOOL, DIM), or ``{argument: (check, what is
+    expected)}``. ``None``: each value only has to be a number, text, true/false or a short
     list of numbers.
 values
     How many numbers the layer's state (parameters and buffers) holds, as a function of its

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .. import _schema as S  # the checks a model file's settings get (settings=)
-from .._validate import Interval, check_params
+from .._validate import Interval, Options, check_params
 from ..errors import ConfigError, ShapeError
 from ..tensor import Tensor, TensorLike
 from . import functional as F
@@ -261,7 +261,7 @@ class GELU(
     role="activation",
     config=("approximate",),
     keeps_shape=True,
-    settings={"approximate": (lambda v: v in ("none", "tanh"), "'none' or 'tanh'")},
+    settings={"approximate": Options(("none", "tanh"), expected="'none' or 'tanh'")},
     elementwise=True,
     short_name="gelu",
     derivative="GELU′({i})",
