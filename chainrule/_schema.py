@@ -243,16 +243,12 @@ POSITIVE = (lambda v: _num(v, 0), "a number > 0")
 MOMENTUM = (lambda v: v is None or _num(v, 0, 1), "a number from 0 to 1")
 
 
-def _param_count(kind, config, rules) -> int | None:
-    """Number of values the layer's state holds, for the layers whose state is known here."""
-    if kind == "Linear":
-        out, inp = config.get("out_features", 1), config.get("in_features", 1)
-        return out * inp + (out if config.get("bias", True) else 0)
-    if kind == "BatchNorm1d":
-        nf = config.get("num_features", 1)
-        return 2 * nf * config.get("affine", True) + (2 * nf + 1) * config.get(
-            "track_running_stats", True
-        )
+def _param_count(kind, config, rules, counts) -> int | None:
+    """Number of values the layer's state holds: the layer's own ``values`` fact when it states
+    one (chainrule.registry), 0 for a layer with declared settings but no state, else None."""
+    count = counts.get(kind)
+    if count is not None:
+        return count(config)
     if rules is not None:
         return 0
     return None
@@ -268,11 +264,14 @@ def _layer_bound(config) -> int:
     return total
 
 
-def check_architecture(path, spec, known: dict, containers: tuple, file_values: int) -> int:
+def check_architecture(
+    path, spec, known: dict, containers: tuple, file_values: int, counts: dict | None = None
+) -> int:
     """Check the architecture description; return the number of values its state will hold.
     ``known`` maps the layer names the loader can build to their settings' checks
     (``{setting: (check, expected)}``, None when unchecked), ``file_values`` the values the file
-    holds (the architecture may not imply more)."""
+    holds (the architecture may not imply more), ``counts`` the layers' ``values`` facts (how
+    many values a layer of that config holds)."""
     total, count = 0, 0
     stack = [(spec, "architecture", 1)]
     while stack:
@@ -333,7 +332,7 @@ def check_architecture(path, spec, known: dict, containers: tuple, file_values: 
                     f"layer {kind} at {where}: {key} is {str(value)[:40]!r}; expected "
                     "a number, text, true/false or a short list of numbers",
                 )
-        n = _param_count(kind, config, rules)
+        n = _param_count(kind, config, rules, counts or {})
         total += n if n is not None else 0
         bound = n if n is not None else _layer_bound(config)
         if bound > 4 * file_values + (1 << 16):

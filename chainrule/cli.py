@@ -24,6 +24,7 @@ The model file (see ``chainrule.io``) is the one ``NetClassifier.save`` writes:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib
 import math
@@ -39,6 +40,7 @@ from rich.table import Table as RichTable
 
 from . import __version__, registry
 from ._files import check_outputs
+from ._validate import Interval, Options
 from .errors import ChainruleError, ConfigError, DataError, TrainingError
 from .tabular import ACTIVATIONS, LOSSES, OPTIMIZERS, Data
 
@@ -118,36 +120,37 @@ def _hidden_callback(ctx, param, value):
         raise click.BadParameter(str(err).split(": ", 1)[1]) from None
 
 
-def _positive(kind):
+def _option_check(constraint, template="must be {expected}, got {value}"):
+    """A click callback checking an option's value (None: not given) against ``constraint``;
+    a bad value is a usage error worded by ``template``."""
+
     def callback(ctx, param, value):
-        if value is None:
-            return value
-        if not (value > 0) or (isinstance(value, float) and not math.isfinite(value)):
-            noun = "a positive whole number" if kind is int else "a positive number"
-            raise click.BadParameter(f"must be {noun}, got {value}")
+        if value is not None and not constraint.holds(value):
+            raise click.BadParameter(template.format(expected=constraint.expected, value=value))
         return value
 
     return callback
 
 
-def _fraction(ctx, param, value):
-    if value is not None and not 0 <= value < 1:
-        raise click.BadParameter(
-            f"must be a fraction from 0 (no validation set) up to, not including, 1; got {value}"
-        )
-    return value
+def _positive(kind):
+    return _option_check(Interval(kind, 0, None, closed="neither"))
 
 
-def _non_negative(ctx, param, value):
-    if value is not None and (value < 0 or not math.isfinite(value)):
-        raise click.BadParameter(f"must be 0 or more, got {value}")
-    return value
-
-
-def _momentum(ctx, param, value):
-    if value is not None and not 0 <= value < 1:
-        raise click.BadParameter(f"must be from 0 up to, not including, 1; got {value}")
-    return value
+_fraction = _option_check(
+    Interval(
+        float,
+        0,
+        1,
+        closed="left",
+        expected="a fraction from 0 (no validation set) up to, not including, 1",
+    ),
+    "must be {expected}; got {value}",
+)
+_non_negative = _option_check(Interval(float, 0, None, expected="0 or more"))
+_momentum = _option_check(
+    Interval(float, 0, 1, closed="left", expected="from 0 up to, not including, 1"),
+    "must be {expected}; got {value}",
+)
 
 
 def data_options(target_help: str, target: bool = True):
@@ -291,7 +294,7 @@ def _is_linear(child: dict) -> bool:
 
 
 def _architecture_text(spec: dict) -> str:
-    parts = []
+    parts: list[str] = []
     for child in spec.get("children", [spec]):
         cfg = child.get("config", {})
         if _is_linear(child):
@@ -583,68 +586,22 @@ def train(
     other numbers: regression); features are standardized, with the statistics kept in the
     model file.
     """
-    from .sklearn import fit_table, table_estimator, table_targets
-
+    given = dict(locals())  # the options as given, kept in the checkpoint
     if resume and not _state.get("resuming"):
         return _resume_train(resume)
     resume = _state.pop("resuming", None)
-    from ._files import same_file
-
-    check_outputs(
-        {"--data": data_file, "--resume": resume},
-        {
-            "--out": out,
-            "--report": report,
-            "--checkpoint": None
-            if checkpoint and resume and same_file(checkpoint, resume)
-            else checkpoint,
-        },
-    )
-    options = dict(
-        dataset=dataset,
-        data_file=data_file and os.path.abspath(data_file),
-        target=target,
-        delimiter=delimiter,
-        drop_missing=drop_missing,
-        id_columns=list(id_columns),
-        samples=samples,
-        noise=noise,
-        task=task,
-        hidden=hidden,
-        activation=activation,
-        loss=loss,
-        optimizer=optimizer,
-        lr=lr,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        batch_size=batch_size,
-        epochs=epochs,
-        validation=validation,
-        patience=patience,
-        seed=seed,
-        conv=conv,
-        conv_kernel=conv_kernel,
-        conv_stride=conv_stride,
-        out=os.path.abspath(out),
-        report=report and os.path.abspath(report),
-    )
-    if resume and not checkpoint:
-        checkpoint = resume  # go on writing into the checkpoint resumed from
-    interrupt_at = None if checkpoint else os.path.splitext(out)[0] + ".checkpoint.safetensors"
+    _check_train_outputs(data_file, resume, out, report, checkpoint)
+    options = _saved_options(given)
     data = _train_data(
         dataset, data_file, target, delimiter, drop_missing, id_columns, samples, noise
     )
-    source = (
-        {"dataset": dataset, "samples": samples, "noise": noise}
-        if dataset
-        else {"data": os.path.basename(data_file)}
-    )
-    conv_params = _conv_option(conv, conv_kernel, conv_stride, dataset) if conv else {}
-    if conv and (
-        click.get_current_context().get_parameter_source("hidden")
-        == click.core.ParameterSource.DEFAULT
-    ):
-        hidden = []  # with --conv, --hidden defaults to none
+    if dataset:
+        source = {"dataset": dataset, "samples": samples, "noise": noise}
+    else:
+        source = {"data": os.path.basename(data_file)}
+    conv_params, hidden = _conv_and_hidden(conv, conv_kernel, conv_stride, dataset, hidden)
+    from .sklearn import table_estimator
+
     est = table_estimator(
         data,
         task,
@@ -664,6 +621,100 @@ def train(
         **conv_params,
     )
     header = None if quiet else (lambda state: _print_train_header(data, est, state))
+    fit_options = _checkpoint_options(checkpoint, resume, out, options)
+    _fit_saving_checkpoints(est, data, source, id_columns, header, quiet, epochs, fit_options)
+    est.save(out)
+    _print_train_result(est, out, quiet, epochs)
+    if report:
+        _write_train_report(report, est, data, out, quiet)
+
+
+_SAVED_OPTIONS = (
+    "dataset",
+    "data_file",
+    "target",
+    "delimiter",
+    "drop_missing",
+    "id_columns",
+    "samples",
+    "noise",
+    "task",
+    "hidden",
+    "activation",
+    "loss",
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "batch_size",
+    "epochs",
+    "validation",
+    "patience",
+    "seed",
+    "conv",
+    "conv_kernel",
+    "conv_stride",
+    "out",
+    "report",
+)
+
+
+def _conv_and_hidden(conv, conv_kernel, conv_stride, dataset, hidden):
+    """(the estimator's conv settings, the hidden sizes): with --conv, --hidden defaults to
+    none."""
+    if not conv:
+        return {}, hidden
+    params = _conv_option(conv, conv_kernel, conv_stride, dataset)
+    source = click.get_current_context().get_parameter_source("hidden")
+    return params, [] if source == click.core.ParameterSource.DEFAULT else hidden
+
+
+def _saved_options(given: dict) -> dict:
+    """train's options as a checkpoint keeps them (paths made absolute), for --resume."""
+    options = {name: given[name] for name in _SAVED_OPTIONS}
+    data_file, report = given["data_file"], given["report"]
+    options["data_file"] = data_file and os.path.abspath(data_file)
+    options["id_columns"] = list(given["id_columns"])
+    options["out"] = os.path.abspath(given["out"])
+    options["report"] = report and os.path.abspath(report)
+    return options
+
+
+def _checkpoint_options(checkpoint, resume, out, options) -> dict:
+    """fit's checkpoint settings for train: a resumed run goes on writing into the checkpoint
+    it resumed from; without --checkpoint, Ctrl-C saves the last epoch beside --out."""
+    if resume and not checkpoint:
+        checkpoint = resume
+    interrupt_at = None if checkpoint else os.path.splitext(out)[0] + ".checkpoint.safetensors"
+    return {
+        "checkpoint": checkpoint,
+        "resume": resume,
+        "interrupt_checkpoint": interrupt_at,
+        "settings": {"options": options},
+    }
+
+
+def _check_train_outputs(data_file, resume, out, report, checkpoint):
+    """No output of train may be one of its inputs (the checkpoint may be the one resumed)."""
+    from ._files import same_file
+
+    check_outputs(
+        {"--data": data_file, "--resume": resume},
+        {
+            "--out": out,
+            "--report": report,
+            "--checkpoint": None
+            if checkpoint and resume and same_file(checkpoint, resume)
+            else checkpoint,
+        },
+    )
+
+
+def _fit_saving_checkpoints(est, data, source, id_columns, header, quiet, epochs, fit_options):
+    """fit_table with the progress lines; a divergence says nothing was saved, and Ctrl-C
+    says which epoch's state is in which checkpoint and how to go on."""
+    from .sklearn import fit_table
+
     progress = ProgressCallback(console, epochs, quiet, header)
     try:
         fit_table(
@@ -673,12 +724,7 @@ def train(
             id_columns=id_columns,
             callbacks=[progress],
             track_grad_norms=True,
-            fit_options={
-                "checkpoint": checkpoint,
-                "resume": resume,
-                "interrupt_checkpoint": interrupt_at,
-                "settings": {"options": options},
-            },
+            fit_options=fit_options,
         )
     except TrainingError as err:
         raise TrainingError(f"{err} (nothing was saved)") from None
@@ -693,8 +739,10 @@ def train(
         ) from None
     finally:
         progress.close()
-    est.save(out)
 
+
+def _print_train_result(est, out, quiet, epochs):
+    """The final metrics (one line with --quiet) and where the model was saved."""
     final_metrics = est.metrics_
     if quiet:
         key = "accuracy" if est._task == "classification" else "r2"
@@ -705,20 +753,24 @@ def train(
     else:
         _print_final(final_metrics, est.history_, epochs)
         console.print(f"saved {out}")
-    if report:
-        from .io import read_info
 
-        write_report = _optional("chainrule.report", "write_report", "the HTML report")
-        path = write_report(
-            report,
-            est.model_,
-            read_info(out),
-            data.X,
-            table_targets(est, data),
-            history=est.history_.to_dict(),
-        )
-        if not quiet:
-            console.print(f"wrote {path}")
+
+def _write_train_report(report, est, data, out, quiet):
+    """train --report: the HTML report of the model just saved."""
+    from .io import read_info
+    from .sklearn import table_targets
+
+    write_report = _optional("chainrule.report", "write_report", "the HTML report")
+    path = write_report(
+        report,
+        est.model_,
+        read_info(out),
+        data.X,
+        table_targets(est, data),
+        history=est.history_.to_dict(),
+    )
+    if not quiet:
+        console.print(f"wrote {path}")
 
 
 def _resume_train(path):
@@ -897,7 +949,9 @@ def write_columns(path, columns: dict, safe: bool = True):
         fix = _safe_cell if safe else (lambda c: c)
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow([fix(str(c)) for c in columns])
-        writer.writerows(zip(*([fix(_cell(v)) for v in col] for col in columns.values())))
+        writer.writerows(
+            zip(*([fix(_cell(v)) for v in col] for col in columns.values()), strict=False)
+        )
         sys.stdout.flush()
         return
     if path.lower().endswith((".parquet", ".pq")):
@@ -1046,21 +1100,24 @@ def _grid_values(name, values, convert):
     return list(dict.fromkeys(out))
 
 
-def _positive_number(kind):
-    def convert(text):
-        value = kind(text)
-        if not value > 0 or not math.isfinite(value):
-            raise ValueError(f"must be a positive {'whole number' if kind is int else 'number'}")
+def _grid_check(convert, constraint, template="must be {expected}"):
+    """A converter for one value of a tune grid option: ``convert(text)``, then ``constraint``
+    (a ValueError worded by ``template`` when it does not hold)."""
+
+    def check(text):
+        value = convert(text)
+        if not constraint.holds(value):
+            raise ValueError(template.format(expected=constraint.expected))
         return value
 
-    return convert
+    return check
 
 
-def _non_negative_number(text):
-    value = float(text)
-    if not value >= 0 or not math.isfinite(value):
-        raise ValueError("must be 0 or more")
-    return value
+def _positive_number(kind):
+    return _grid_check(kind, Interval(kind, 0, None, closed="neither"))
+
+
+_non_negative_number = _grid_check(float, Interval(float, 0, None, expected="0 or more"))
 
 
 def _setting_text(name, value) -> str:
@@ -1071,12 +1128,56 @@ def _setting_text(name, value) -> str:
 
 
 def _choice(options):
-    def convert(text):
-        if text not in options:
-            raise ValueError(f"expected one of {', '.join(options)}")
-        return text
+    return _grid_check(str, Options(options), "expected {expected}")
 
-    return convert
+
+def _tune_grid(hidden, activation, lr, optimizer, batch_size, epochs, weight_decay) -> dict:
+    """tune's grid: each option given, its values checked and converted (duplicates dropped)."""
+    grid = {}
+    for name, values, convert in (
+        ("hidden", hidden, lambda v: tuple(parse_hidden(v))),
+        ("activation", activation, _choice(list(ACTIVATIONS))),
+        ("lr", lr, _positive_number(float)),
+        ("optimizer", optimizer, _choice(list(OPTIMIZERS))),
+        ("batch_size", batch_size, _positive_number(int)),
+        ("epochs", epochs, _positive_number(int)),
+        ("weight_decay", weight_decay, _non_negative_number),
+    ):
+        if values:
+            grid[name] = _grid_values(name.replace("_", "-"), values, convert)
+    if not grid:
+        raise click.UsageError("give the settings to try, such as --hidden 8 16,16 --lr 0.003 0.01")
+    return grid
+
+
+def _print_search(search, grid, score_name, cv, seconds):
+    """The candidates ranked by their mean cross-validated score, then the best settings."""
+    res = search.cv_results_
+    n = len(res["params"])
+    t = _table(
+        "rank",
+        *grid,
+        f"mean {score_name}",
+        "± std",
+        "fit s",
+        left=tuple(grid),
+        title=f"{n} candidates, {cv}-fold cross-validation",
+    )
+    for i in np.argsort(res["rank_test_score"], kind="stable"):
+        p = res["params"][i]
+        t.add_row(
+            str(res["rank_test_score"][i]),
+            *(_setting_text(k, p[k]) for k in grid),
+            f"{res['mean_test_score'][i]:.4f}",
+            f"{res['std_test_score'][i]:.4f}",
+            f"{res['mean_fit_time'][i]:.2f}",
+        )
+    console.print(t)
+    best = search.best_params_
+    shown = ", ".join(f"{k}={_setting_text(k, v)}" for k, v in best.items())
+    console.print(
+        f"best: {shown} (mean {score_name} {search.best_score_:.4f}); sweep {seconds:.1f} s"
+    )
 
 
 @cli.command()
@@ -1199,37 +1300,13 @@ def tune(
     """
     import time
 
-    from .sklearn import fit_table, grid_search, table_estimator
-    from .tabular import numeric_target
+    from .sklearn import fit_table, grid_search, search_targets, table_estimator
 
     data = _train_data(dataset, data_file, target, delimiter, drop_missing, id_columns, None, None)
-    grid = {}
-    for name, values, convert in (
-        ("hidden", hidden, lambda v: tuple(parse_hidden(v))),
-        ("activation", activation, _choice(list(ACTIVATIONS))),
-        ("lr", lr, _positive_number(float)),
-        ("optimizer", optimizer, _choice(list(OPTIMIZERS))),
-        ("batch_size", batch_size, _positive_number(int)),
-        ("epochs", epochs, _positive_number(int)),
-        ("weight_decay", weight_decay, _non_negative_number),
-    ):
-        if values:
-            grid[name] = _grid_values(name.replace("_", "-"), values, convert)
-    if not grid:
-        raise click.UsageError("give the settings to try, such as --hidden 8 16,16 --lr 0.003 0.01")
+    grid = _tune_grid(hidden, activation, lr, optimizer, batch_size, epochs, weight_decay)
     base = {"loss": loss, "validation": validation, "patience": patience, "random_state": seed}
     est = table_estimator(data, task, **base)
-    if est._task == "classification":
-        if data.y_codes is not None:
-            y = np.asarray(data.y_codes)
-        else:
-            from .data import encode_labels
-
-            y = encode_labels(data.y_raw)[0]
-    elif data.y_codes is not None:
-        y = np.asarray(data.y_codes, dtype=np.float64)
-    else:
-        y = numeric_target(data.y_raw, data)
+    y = search_targets(est, data)
     n = int(np.prod([len(v) for v in grid.values()]))
     where = f"the Dask cluster at {scheduler}" if scheduler else "local worker processes"
     console.print(
@@ -1249,32 +1326,9 @@ def tune(
         refit=False,
     )
     seconds = time.perf_counter() - start
-    res = search.cv_results_
     score_name = scoring or ("accuracy" if est._task == "classification" else "r2")
-    t = _table(
-        "rank",
-        *grid,
-        f"mean {score_name}",
-        "± std",
-        "fit s",
-        left=tuple(grid),
-        title=f"{n} candidates, {cv}-fold cross-validation",
-    )
-    for i in np.argsort(res["rank_test_score"], kind="stable"):
-        p = res["params"][i]
-        t.add_row(
-            str(res["rank_test_score"][i]),
-            *(_setting_text(k, p[k]) for k in grid),
-            f"{res['mean_test_score'][i]:.4f}",
-            f"{res['std_test_score'][i]:.4f}",
-            f"{res['mean_fit_time'][i]:.2f}",
-        )
-    console.print(t)
+    _print_search(search, grid, score_name, cv, seconds)
     best = search.best_params_
-    shown = ", ".join(f"{k}={_setting_text(k, v)}" for k, v in best.items())
-    console.print(
-        f"best: {shown} (mean {score_name} {search.best_score_:.4f}); sweep {seconds:.1f} s"
-    )
     final = table_estimator(data, task, **base, **best)
     source = {"dataset": dataset} if dataset else {"data": os.path.basename(data_file)}
     fit_table(final, data, source=source, id_columns=id_columns, track_grad_norms=True)
@@ -1432,7 +1486,9 @@ def explain(model_file, dataset, data_file, target, delimiter, drop_missing, id_
     i = _row_index(data, row)
     x, t = network_data(est, data.X[i : i + 1], table_targets(est, data)[i : i + 1])
     regression = isinstance(est, NetRegressor)
-    shown = ", ".join(f"{n}={v:g}" for n, v in zip(table_columns(est)["features"], data.X[i]))
+    shown = ", ".join(
+        f"{n}={v:g}" for n, v in zip(table_columns(est)["features"], data.X[i], strict=False)
+    )
     console.print(
         f"row {row} of {data.source}: {shown}; {table_columns(est)['target']} = {data.y_raw[i]}"
     )
@@ -1544,7 +1600,7 @@ def export_command(model_file, onnx_out, opset):
 # ---------------------------------------------------------------------------------------------
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
@@ -1556,10 +1612,10 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
     args = _expand_grid_args(list(sys.argv[1:] if argv is None else argv))
     for stream in (sys.stdout, sys.stderr):  # ∂, σ, → on a terminal that cannot show them
-        try:
-            stream.reconfigure(errors="backslashreplace")
-        except (AttributeError, ValueError, OSError):
-            pass
+        reconfigure = getattr(stream, "reconfigure", None)  # a TextIOWrapper's
+        if reconfigure is not None:
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                reconfigure(errors="backslashreplace")
     try:
         rv = cli.main(args=args, prog_name="chainrule", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
@@ -1587,10 +1643,9 @@ def main(argv=None) -> int:
         click.echo(f"error: interrupted{detail}", err=True)
         return 130
     except BrokenPipeError:
-        try:  # the reader went away (chainrule predict ... | head): not an error
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
+        # the reader went away (chainrule predict ... | head): not an error; stdout stays open
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces stdout until exit
         return 0
     except ChainruleError as err:
         if _state["debug"]:

@@ -266,7 +266,8 @@ def _check(path, tensors, info):
         known = {
             n: registry.facts_of(c).settings for n, c in savable.items() if n not in containers
         }
-        check_architecture(path, spec, known, containers, values)
+        counts = {n: registry.facts_of(c).values for n, c in savable.items()}
+        check_architecture(path, spec, known, containers, values, counts)
     check_info(path, info, _n_outputs(spec) if spec is not None else None, tuple(LOSS_CLASSES))
 
 

@@ -44,6 +44,11 @@ settings
     ``{argument: (check, what is expected)}`` (``chainrule._schema`` has the usual checks:
     SIZE, BOOL, DIM). ``None``: each value only has to be a number, text, true/false or a short
     list of numbers.
+values
+    How many numbers the layer's state (parameters and buffers) holds, as a function of its
+    model-file config: ``values(config) -> int``. A model file's check compares the total with
+    the weights the file holds before anything is built. ``None``: counted as 0 when
+    ``settings`` are stated, else bounded by the product of the config's sizes.
 formula, derivative
     Text the explainer prints beside the numbers: the loss as a formula of the output ``{o}``,
     and the local derivative (``{o}`` the output, ``{i}`` the input, ``{o2}`` the output
@@ -55,6 +60,7 @@ constructor is not a Linear as far as model files are concerned).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 from .errors import ConfigError
@@ -88,6 +94,7 @@ class Facts:
     target: str | None = None
     short_name: str | None = None
     settings: dict | None = None
+    values: Callable[[dict], int] | None = None
     formula: str | None = None
     derivative: str | None = None
 

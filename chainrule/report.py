@@ -21,6 +21,7 @@ instead. matplotlib is needed (``pip install 'chainrule[viz]'``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import html
 import os
@@ -276,33 +277,14 @@ def _settings_section(info, pre, tr, std) -> str:
 
 
 def _summary_section(model, n_features, metrics, evaluation, hist_last) -> str:
-    from .tensor import Tensor, no_grad
+    from .nn.module import leaf_modules, probe_shapes
 
-    rows, shapes, handles = [], {}, []
-    leafs = [
-        (n, m)
-        for n, m in model.named_modules()
-        if not any(True for _ in m.children()) or any(p is not None for p in m._parameters.values())
-    ]
-
-    def rec(mod, inputs, out):
-        if isinstance(out, Tensor):
-            shapes[id(mod)] = "(None, " + ", ".join(str(s) for s in out.shape[1:]) + ")"
-
-    for _, m in leafs:
-        handles.append(m.register_forward_hook(rec))
-    was = {id(m): m.training for m in model.modules()}
-    model.eval()
-    try:
-        with no_grad():
-            model(np.zeros((1, n_features), dtype=_model_dtype(model)))
-    except Exception:  # noqa: BLE001 - shapes stay unknown
-        pass
-    finally:
-        for h in handles:
-            h.remove()
-        for m in model.modules():
-            m.training = was[id(m)]
+    rows: list[str] = []
+    leafs = leaf_modules(model, own_parameters=True)
+    found: dict[int, tuple[int, ...]] = {}
+    with contextlib.suppress(Exception):  # the shapes not found stay unknown
+        probe_shapes(model, [m for _, m in leafs], (n_features,), found)
+    shapes = {k: "(None, " + ", ".join(str(s) for s in v) + ")" for k, v in found.items()}
     total = 0
     for name, m in leafs:
         n = sum(p.data.size for p in m._parameters.values() if p is not None)
@@ -454,6 +436,7 @@ def _summary(r: _Subject, parts: tuple) -> str:
     the last epoch's."""
     from .train import evaluate
 
+    evaluation: dict[str, Any]
     try:
         ms = ("accuracy",) if r.task == "classification" else ("r2",)
         scores = evaluate(r.model, r.loss_fn, r.Xs, r.targets, metrics=ms)

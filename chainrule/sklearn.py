@@ -22,6 +22,7 @@ import copy
 import math
 import numbers
 import os
+from typing import NoReturn
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -29,6 +30,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._validate import NONE, AnyOf, InstanceOf, Interval, Options, check_params
 from .errors import ConfigError, DataError, ModelFileError
 from .registry import facts_of
 from .tabular import (
@@ -54,6 +56,7 @@ __all__ = [
     "fit_table",
     "table_columns",
     "table_targets",
+    "search_targets",
     "network_data",
     "evaluate_table",
     "grid_search",
@@ -134,10 +137,8 @@ class _NetBase(BaseEstimator):
 
     # --- hyperparameters ---------------------------------------------------------------------
 
-    def _fail(self, name, value, expected):
-        raise ConfigError(
-            f"{type(self).__name__}: {name}={value!r} is not valid; expected {expected}"
-        )
+    def _fail(self, name, value, expected) -> NoReturn:
+        raise self._error(name, value, expected)
 
     def _hidden_sizes(self) -> list[int]:
         h = self.hidden
@@ -165,64 +166,72 @@ class _NetBase(BaseEstimator):
                 )
         return [int(s) for s in sizes]
 
+    #: what each numeric hyperparameter may be, checked in this order by _check_params
+    _constraints = {
+        "lr": Interval(
+            float,
+            0,
+            None,
+            closed="neither",
+            expected="a positive number (or None for the optimizer's default)",
+        ),
+        "batch_size": Interval(int, 1, None),
+        "epochs": Interval(int, 1, None),
+        "momentum": Interval(
+            float, 0, 1, closed="left", expected="a number from 0 up to, not including, 1"
+        ),
+        "weight_decay": Interval(float, 0, None, expected="a number >= 0"),
+        "validation": Interval(
+            float,
+            0,
+            1,
+            closed="left",
+            expected="a fraction from 0 (no validation set) up to, not including, 1",
+        ),
+        "patience": AnyOf(
+            NONE, Interval(int, 1, None), expected="None or a positive whole number of epochs"
+        ),
+    }
+
+    def _error(self, name, value, expected) -> ConfigError:
+        return ConfigError(
+            f"{type(self).__name__}: {name}={value!r} is not valid; expected {expected}"
+        )
+
     def _check_params(self) -> dict:
         """Validate every hyperparameter; return the resolved settings."""
         hidden = self._hidden_sizes()
-        if self.activation not in ACTIVATIONS:
-            self._fail("activation", self.activation, f"one of {', '.join(ACTIVATIONS)}")
         fitting = losses_for(self._task)
         loss = self.loss if self.loss is not None else DEFAULT_LOSS[self._task]
-        if loss not in LOSSES:
-            self._fail("loss", self.loss, f"one of {', '.join(fitting)}")
+        names = {
+            "activation": Options(ACTIVATIONS),
+            "loss": Options(LOSSES, expected=f"one of {', '.join(fitting)}"),
+        }
+        check_params({"activation": self.activation, "loss": loss}, names, self._error)
         if LOSSES[loss][1] != self._task:
             raise ConfigError(
                 f"{type(self).__name__}: loss={loss!r} is for {LOSSES[loss][1]}, "
                 f"but {type(self).__name__} does {self._task}; choose "
                 f"{', '.join(fitting)}"
             )
-        if self.optimizer not in OPTIMIZERS:
-            self._fail("optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
+        check_params({"optimizer": self.optimizer}, {"optimizer": Options(OPTIMIZERS)}, self._error)
         lr = self.lr if self.lr is not None else OPTIMIZERS[self.optimizer][1]
-        if (
-            isinstance(lr, bool)
-            or not isinstance(lr, numbers.Real)
-            or not math.isfinite(lr)
-            or lr <= 0
-        ):
-            self._fail("lr", self.lr, "a positive number (or None for the optimizer's default)")
-        for name in ("batch_size", "epochs"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                self._fail(name, v, "a positive whole number")
-        m = self.momentum
-        if isinstance(m, bool) or not isinstance(m, numbers.Real) or not 0 <= m < 1:
-            self._fail("momentum", m, "a number from 0 up to, not including, 1")
-        wd = self.weight_decay
-        if (
-            isinstance(wd, bool)
-            or not isinstance(wd, numbers.Real)
-            or not math.isfinite(wd)
-            or wd < 0
-        ):
-            self._fail("weight_decay", wd, "a number >= 0")
-        v = self.validation
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < 1:
-            self._fail(
-                "validation", v, "a fraction from 0 (no validation set) up to, not including, 1"
-            )
-        p = self.patience
-        if p is not None and (isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 1):
-            self._fail("patience", p, "None or a positive whole number of epochs")
-        if not isinstance(self.compile, (bool, np.bool_)):
-            self._fail("compile", self.compile, "True (trace the step, replay it) or False")
+        values = {name: getattr(self, name) for name in self._constraints}
+        values["lr"] = lr
+        check_params(values, self._constraints, self._error)
         from .callbacks import ProgressBar
 
-        pb = self.progress
-        if not (
-            isinstance(pb, (bool, np.bool_, ProgressBar))
-            or (isinstance(pb, str) and pb in ("tqdm", "rich", "auto"))
-        ):
-            self._fail("progress", pb, "True, False, 'tqdm', 'rich' or a ProgressBar")
+        flags = {
+            "compile": InstanceOf(
+                (bool, np.bool_), expected="True (trace the step, replay it) or False"
+            ),
+            "progress": AnyOf(
+                InstanceOf((bool, np.bool_, ProgressBar)),
+                Options(("tqdm", "rich", "auto")),
+                expected="True, False, 'tqdm', 'rich' or a ProgressBar",
+            ),
+        }
+        check_params({"compile": self.compile, "progress": self.progress}, flags, self._error)
         return {"hidden": hidden, "loss": loss, "lr": float(lr), "conv": self._conv_settings()}
 
     def _conv_settings(self):
@@ -310,56 +319,16 @@ class _NetBase(BaseEstimator):
         track_grad_norms=False,
         fit_options=None,
     ):
-        from .data import Standardizer, train_test_split
-        from .train import EarlyStopping
+        from .data import Standardizer
         from .train import fit as cr_fit
 
         settings = self._check_params()
         reuse = (incremental or self.warm_start) and hasattr(self, "model_")
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            reset=not reuse,
-            dtype=np.float32,
-            multi_output=self._task == "regression",
-            y_numeric=self._task == "regression",
-        )
-        name = type(self).__name__
-        if reuse and settings["loss"] != self.loss_:
-            raise ConfigError(
-                f"{name}: loss={settings['loss']!r} differs from the loss the "
-                f"model was trained with ({self.loss_!r}); fit anew with "
-                "warm_start=False"
-            )
-        y_fit = self._encode_y(y, first=not reuse, classes=classes)
-        if not reuse:
-            self.loss_ = settings["loss"]
-        n = len(X)
-        if n < 1:
-            raise DataError(f"{name}: the training set is empty")
+        X, y_fit = self._fit_data(X, y, settings["loss"], reuse, classes)
         seed = self._seed()
         validation = 0.0 if incremental else float(self.validation)
-
         # hold out the validation rows, then standardize with the training part's statistics
-        if validation > 0:
-            if n < 2:
-                raise DataError(
-                    f"{name}: {n} sample is too few to hold out validation="
-                    f"{validation:g}; expected at least 2 samples (or validation=0)"
-                )
-            stratify = False
-            if self._task == "classification":
-                counts = np.bincount(y_fit, minlength=len(self.classes_))
-                stratify = bool(counts.min() >= 2)
-            try:
-                X_tr, X_va, y_tr, y_va = train_test_split(
-                    X, y_fit, test_size=validation, seed=seed, stratify=stratify
-                )
-            except DataError as err:
-                raise DataError(f"{name}: validation={validation:g}: {err}") from None
-        else:
-            X_tr, y_tr, X_va, y_va = X, y_fit, None, None
+        X_tr, X_va, y_tr, y_va = self._hold_out(X, y_fit, validation, seed)
         if not reuse:
             self.standardizer_ = (
                 Standardizer().fit(X_tr) if self.standardize else _identity_standardizer(X.shape[1])
@@ -367,19 +336,8 @@ class _NetBase(BaseEstimator):
         X_tr_s = self.standardizer_.transform(X_tr)
         X_va_s = self.standardizer_.transform(X_va) if X_va is not None else None
         t_tr, t_va = self._train_targets(y_tr, y_va, first=not reuse)
-
         if not reuse:
-            if settings["conv"] is None:
-                self.model_ = build_model(
-                    X.shape[1],
-                    settings["hidden"],
-                    self._n_outputs(y_fit),
-                    self.activation,
-                    self.loss_,
-                    rng=np.random.default_rng(seed),
-                )
-            else:
-                self.model_ = self._build_conv(settings, X.shape[1], self._n_outputs(y_fit), seed)
+            self.model_ = self._build_network(settings, X.shape[1], self._n_outputs(y_fit), seed)
         self.model_.train()
         loss_fn = make_loss(self.loss_)
         if not (incremental and hasattr(self, "_optimizer")):
@@ -390,21 +348,6 @@ class _NetBase(BaseEstimator):
                 self.momentum,
                 self.weight_decay,
             )
-        cbs = []
-        if self.patience and not incremental:
-            cbs.append(
-                EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)
-            )
-        cbs += list(callbacks or ())
-        metrics = ("accuracy",) if self._task == "classification" else ("r2",)
-        epochs = 1 if incremental else self.epochs
-        shuffle_seed = (
-            seed
-            if not incremental
-            else int(
-                np.random.SeedSequence([seed, getattr(self, "n_iter_", 0)]).generate_state(1)[0]
-            )
-        )
         self.n_train_ = len(X_tr)
         self.n_validation_ = 0 if X_va is None else len(X_va)
         history = cr_fit(
@@ -413,12 +356,12 @@ class _NetBase(BaseEstimator):
             self._optimizer,
             X_tr_s,
             t_tr,
-            epochs=epochs,
+            epochs=1 if incremental else self.epochs,
             batch_size=self.batch_size,
             validation=(X_va_s, t_va) if X_va is not None else None,
-            metrics=metrics,
-            callbacks=cbs,
-            seed=shuffle_seed,
+            metrics=("accuracy",) if self._task == "classification" else ("r2",),
+            callbacks=self._fit_callbacks(callbacks, incremental),
+            seed=self._shuffle_seed(seed, incremental),
             track_grad_norms=track_grad_norms,
             verbose=bool(self.verbose),
             compile=bool(self.compile),
@@ -428,17 +371,8 @@ class _NetBase(BaseEstimator):
             **(fit_options or {}),
         )
         self.model_.eval()
-        if incremental and hasattr(self, "history_"):
-            done = len(self.history_.epochs)
-            for i, epoch in enumerate(history.epochs):
-                self.history_.append(done + epoch, {k: v[i] for k, v in history.history.items()})
-            self.history_.seconds += history.seconds
-        else:
-            self.history_ = history
-        self.n_iter_ = len(self.history_.epochs)
-        self.loss_curve_ = list(self.history_["loss"])
+        self._keep_history(history, incremental)
         self.seed_ = seed
-
         # final numbers on the whole training and validation parts (the target's own units)
         self.metrics_ = {"train": self._measure(X_tr_s, t_tr, y_tr, loss_fn)}
         if X_va is not None:
@@ -452,6 +386,101 @@ class _NetBase(BaseEstimator):
             "best_epoch": history.best_epoch,
         }
         return self
+
+    def _fit_data(self, X, y, loss, reuse, classes):
+        """(X, targets): checked by scikit-learn's validate_data (which records the features
+        seen when not ``reuse``), the targets encoded (setting what the estimator learns);
+        ``loss_`` set, or checked against the network being trained on."""
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=not reuse,
+            dtype=np.float32,
+            multi_output=self._task == "regression",
+            y_numeric=self._task == "regression",
+        )
+        name = type(self).__name__
+        if reuse and loss != self.loss_:
+            raise ConfigError(
+                f"{name}: loss={loss!r} differs from the loss the "
+                f"model was trained with ({self.loss_!r}); fit anew with "
+                "warm_start=False"
+            )
+        y_fit = self._encode_y(y, first=not reuse, classes=classes)
+        if not reuse:
+            self.loss_ = loss
+        if len(X) < 1:
+            raise DataError(f"{name}: the training set is empty")
+        return X, y_fit
+
+    def _hold_out(self, X, y_fit, validation, seed):
+        """(X_tr, X_va, y_tr, y_va): ``validation`` of the rows held out (stratified by class
+        when every class has two rows), or none (X_va and y_va None) when it is 0."""
+        from .data import train_test_split
+
+        if not validation > 0:
+            return X, None, y_fit, None
+        name, n = type(self).__name__, len(X)
+        if n < 2:
+            raise DataError(
+                f"{name}: {n} sample is too few to hold out validation="
+                f"{validation:g}; expected at least 2 samples (or validation=0)"
+            )
+        stratify = False
+        if self._task == "classification":
+            counts = np.bincount(y_fit, minlength=len(self.classes_))
+            stratify = bool(counts.min() >= 2)
+        try:
+            return train_test_split(X, y_fit, test_size=validation, seed=seed, stratify=stratify)
+        except DataError as err:
+            raise DataError(f"{name}: validation={validation:g}: {err}") from None
+
+    def _build_network(self, settings, n_features, n_out, seed):
+        """A new network: the MLP of ``hidden``, or conv_net with ``conv``."""
+        if settings["conv"] is not None:
+            return self._build_conv(settings, n_features, n_out, seed)
+        return build_model(
+            n_features,
+            settings["hidden"],
+            n_out,
+            self.activation,
+            self.loss_,
+            rng=np.random.default_rng(seed),
+        )
+
+    def _fit_callbacks(self, callbacks, incremental) -> list:
+        """Early stopping on the validation loss (with ``patience``, not in partial_fit), then
+        the caller's callbacks."""
+        from .train import EarlyStopping
+
+        cbs = []
+        if self.patience and not incremental:
+            cbs.append(
+                EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)
+            )
+        return cbs + list(callbacks or ())
+
+    def _shuffle_seed(self, seed, incremental) -> int:
+        """The seed of the batches' order: the fit's own, or for each partial_fit call one
+        drawn from it and the epochs run so far (so that calls do not repeat one order)."""
+        if not incremental:
+            return seed
+        state = np.random.SeedSequence([seed, getattr(self, "n_iter_", 0)]).generate_state(1)
+        return int(state[0])
+
+    def _keep_history(self, history, incremental):
+        """The run's History (partial_fit appends its epoch to the one kept), epochs run and
+        the loss curve."""
+        if incremental and hasattr(self, "history_"):
+            done = len(self.history_.epochs)
+            for i, epoch in enumerate(history.epochs):
+                self.history_.append(done + epoch, {k: v[i] for k, v in history.history.items()})
+            self.history_.seconds += history.seconds
+        else:
+            self.history_ = history
+        self.n_iter_ = len(self.history_.epochs)
+        self.loss_curve_ = list(self.history_["loss"])
 
     def _build_conv(self, settings, n_features, n_out, seed):
         """conv_net: the convolutions of ``conv``, then the ``hidden`` Linear layers."""
@@ -964,21 +993,8 @@ def _architecture_settings(spec: dict):
     return hidden, (acts[0] if acts else "tanh")
 
 
-def load(path):
-    """A fitted NetClassifier or NetRegressor from a model file.
-
-    Any file written by ``chainrule train`` or by ``NetClassifier.save`` /
-    ``NetRegressor.save`` works: the network, the standardization statistics, the classes (or
-    the target's statistics), the feature names, the training settings (as the estimator's
-    hyperparameters) and the history come back. ``partial_fit`` or ``fit`` with
-    ``warm_start=True`` go on from it (with a new optimizer).
-    """
-    from .data import Standardizer
-    from .io import load as load_file
-    from .train import History
-
-    path = os.fspath(path)
-    model, info = load_file(path, with_info=True)
+def _file_task(path, info) -> tuple:
+    """(preprocessing, task, loss) of an estimator's model file, checked."""
     pre = info.get("preprocessing")
     if not isinstance(pre, dict) or "feature_names" not in pre or "standardizer" not in pre:
         raise ModelFileError(
@@ -995,24 +1011,32 @@ def load(path):
     loss = pre.get("loss") or DEFAULT_LOSS[task]
     if loss not in LOSSES or LOSSES[loss][1] != task:
         raise ModelFileError(f"{path}: loss {loss!r} does not fit a {task} model")
-    tr = info.get("training") or {}
+    return pre, task, loss
+
+
+_SAVED_HYPERPARAMETERS = (
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "batch_size",
+    "epochs",
+    "validation",
+    "patience",
+    "standardize",
+)
+
+
+def _saved_params(info, tr, loss) -> dict:
+    """The estimator's hyperparameters from a model file's training settings (the network's
+    hidden sizes and activation from its architecture when the settings lack them)."""
     hidden, activation = _architecture_settings(info["architecture"])
     params = {
         "hidden": tuple(tr.get("hidden", hidden)),
         "activation": tr.get("activation", activation),
         "loss": loss,
     }
-    for key in (
-        "optimizer",
-        "lr",
-        "momentum",
-        "weight_decay",
-        "batch_size",
-        "epochs",
-        "validation",
-        "patience",
-        "standardize",
-    ):
+    for key in _SAVED_HYPERPARAMETERS:
         if tr.get(key) is not None:
             params[key] = tr[key]
     if tr.get("seed") is not None:
@@ -1025,13 +1049,14 @@ def load(path):
             conv_kernel=None if conv.get("kernel") is None else tuple(conv["kernel"]),
             input_shape=None if conv.get("input_shape") is None else tuple(conv["input_shape"]),
         )
-    est = (NetClassifier if task == "classification" else NetRegressor)(**params)
-    try:
-        est._check_params()
-    except ConfigError as err:
-        raise ModelFileError(
-            f"{path}: the training settings do not fit an estimator: {err}"
-        ) from None
+    return params
+
+
+def _restore_fitted(est, pre, model, loss, task):
+    """What fit learns, from the preprocessing: features, standardizer(s), network, loss,
+    classes (or the target's statistics and the number of outputs)."""
+    from .data import Standardizer
+
     names = [str(n) for n in pre["feature_names"]]
     est.n_features_in_ = len(names)
     if names != [f"x{j + 1}" for j in range(len(names))]:
@@ -1050,6 +1075,12 @@ def load(path):
         else:
             est.target_standardizer_ = _identity_standardizer(1)
         est.n_outputs_ = int(est.target_standardizer_.n_features_in_)
+
+
+def _saved_history(tr):
+    """The History kept in a model file's training settings."""
+    from .train import History
+
     h = History()
     hd = tr.get("history") or {}
     h.epochs = list(hd.get("epochs", []))
@@ -1057,6 +1088,45 @@ def load(path):
     h.grad_norms = {k: list(v) for k, v in (hd.get("grad_norms") or {}).items()}
     h.best_epoch, h.stopped_epoch = hd.get("best_epoch"), hd.get("stopped_epoch")
     h.stop_reason, h.seconds = hd.get("stop_reason"), float(hd.get("seconds") or 0.0)
+    return h
+
+
+def _saved_file_info(pre, tr) -> dict:
+    """What save() writes back beside the network: target, id columns, source, dropped rows."""
+    file_info = {"target": pre.get("target", "y"), "id_columns": pre.get("id_columns") or []}
+    source = {k: tr[k] for k in ("dataset", "samples", "noise", "data") if k in tr}
+    if source:
+        file_info["source"] = source
+    if "dropped_rows" in tr:
+        file_info["dropped_rows"] = tr["dropped_rows"]
+    return file_info
+
+
+def load(path):
+    """A fitted NetClassifier or NetRegressor from a model file.
+
+    Any file written by ``chainrule train`` or by ``NetClassifier.save`` /
+    ``NetRegressor.save`` works: the network, the standardization statistics, the classes (or
+    the target's statistics), the feature names, the training settings (as the estimator's
+    hyperparameters) and the history come back. ``partial_fit`` or ``fit`` with
+    ``warm_start=True`` go on from it (with a new optimizer).
+    """
+    from .io import load as load_file
+
+    path = os.fspath(path)
+    model, info = load_file(path, with_info=True)
+    pre, task, loss = _file_task(path, info)
+    tr = info.get("training") or {}
+    params = _saved_params(info, tr, loss)
+    est = (NetClassifier if task == "classification" else NetRegressor)(**params)
+    try:
+        est._check_params()
+    except ConfigError as err:
+        raise ModelFileError(
+            f"{path}: the training settings do not fit an estimator: {err}"
+        ) from None
+    _restore_fitted(est, pre, model, loss, task)
+    h = _saved_history(tr)
     est.history_ = h
     est.n_iter_ = int(tr.get("epochs_run", len(h.epochs)))
     est.loss_curve_ = list(h.history.get("loss", []))
@@ -1071,13 +1141,7 @@ def load(path):
         "best_epoch": tr.get("best_epoch"),
         "conv": est._check_params()["conv"],
     }
-    file_info = {"target": pre.get("target", "y"), "id_columns": pre.get("id_columns") or []}
-    source = {k: tr[k] for k in ("dataset", "samples", "noise", "data") if k in tr}
-    if source:
-        file_info["source"] = source
-    if "dropped_rows" in tr:
-        file_info["dropped_rows"] = tr["dropped_rows"]
-    est._file_info = file_info
+    est._file_info = _saved_file_info(pre, tr)
     return est
 
 
@@ -1119,7 +1183,6 @@ def fit_table(
     saved file. Returns the fitted estimator.
     """
     from .data import encode_labels
-    from .tabular import numeric_target
 
     classes = names = None
     if isinstance(est, NetClassifier):
@@ -1135,10 +1198,8 @@ def fit_table(
                 f"target column '{data.target}' of {data.source} holds one label "
                 f"only ('{names[0]}'); classification needs at least two"
             )
-    elif data.y_codes is not None:
-        y = np.asarray(data.y_codes, dtype=np.float64)
     else:
-        y = numeric_target(data.y_raw, data)
+        y = _regression_target(data)
     if data.n < 2:
         raise DataError(f"{data.source} has {data.n} row; training needs at least 2")
     est._file_info = {
@@ -1186,6 +1247,28 @@ def table_targets(est, data) -> np.ndarray:
     if isinstance(est, NetClassifier):
         return label_codes(data.y_raw, data, _label_names(est))
     return numeric_target(data.y_raw, data)
+
+
+def _regression_target(data) -> np.ndarray:
+    """A regression table's target as numbers (float64)."""
+    from .tabular import numeric_target
+
+    if data.y_codes is not None:
+        return np.asarray(data.y_codes, dtype=np.float64)
+    return numeric_target(data.y_raw, data)
+
+
+def search_targets(est, data) -> np.ndarray:
+    """The targets a search over ``est``'s settings fits on (``chainrule tune``): class indices
+    (a built-in dataset's own, or a file's labels in the order ``encode_labels`` sorts them),
+    or the numbers of a regression target."""
+    if isinstance(est, NetClassifier):
+        if data.y_codes is not None:
+            return np.asarray(data.y_codes)
+        from .data import encode_labels
+
+        return encode_labels(data.y_raw)[0]
+    return _regression_target(data)
 
 
 def network_data(est, X, y=None):

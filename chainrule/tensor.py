@@ -839,7 +839,9 @@ class Unit:
 
     @staticmethod
     def forward(ctx: Context, *arrays: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract
-        """numpy arrays (and the constants given with tensors) in, a numpy array out."""
+        """numpy arrays in, a numpy array out. A constant given beside the tensors arrives as it
+        was given (a Python number stays a number, so that float32 stays float32 under numpy's
+        promotion rules; a list becomes an array); the units type their inputs as arrays."""
         raise NotImplementedError
 
     @staticmethod

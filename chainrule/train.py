@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._validate import Interval, check_params
 from ._views import view
 from .compile import compile as _compile
 from .errors import ConfigError, DataError, TrainingError
@@ -316,9 +317,11 @@ def _checkpoint_error() -> type[Exception]:
     return ModelFileError
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ConfigError(f"fit: {name} must be a positive whole number, got {value!r}")
+_FIT_CONSTRAINTS = {"epochs": Interval(int, 1, None), "batch_size": Interval(int, 1, None)}
+
+
+def _fit_error(name: str, value: object, expected: str) -> ConfigError:
+    return ConfigError(f"fit: {name} must be {expected}, got {value!r}")
 
 
 class _NonFinite(Exception):
@@ -536,6 +539,20 @@ def _record_epoch(
         print(f"epoch {epoch}/{state.epochs}: {shown}")
 
 
+def _end_epoch(
+    state: TrainState, callbacks: list[Callback], run: _Snapshots | None, start: float
+) -> bool:
+    """Callbacks' on_epoch_end, then the epoch's checkpoint; True when training stops here."""
+    for cb in callbacks:
+        cb.on_epoch_end(state)
+    if state.stop_training:
+        state.history.stopped_epoch = state.epoch
+    if run is not None:
+        state.history.seconds = time.perf_counter() - start
+        run.after_epoch(state.epoch)
+    return state.stop_training
+
+
 def _step_scheduler(scheduler: LRScheduler | None, logs: dict[str, float]) -> None:
     """A schedule steps once per epoch; ReduceLROnPlateau on the monitored loss."""
     if scheduler is None:
@@ -725,14 +742,12 @@ def fit(
     """
     from .data import batches as _batches
 
-    _check_positive_int("epochs", epochs)
-    _check_positive_int("batch_size", batch_size)
+    check_params({"epochs": epochs, "batch_size": batch_size}, _FIT_CONSTRAINTS, _fit_error)
     X, y, X_val, y_val = _training_data(X, y, validation, seed)
     metrics = list(metrics or ())
     kind = output_kind(loss_fn)
-    history = History()
-    steps = math.ceil(len(X) / batch_size)
-    state = TrainState(model, loss_fn, optimizer, epochs, steps, history)
+    state = TrainState(model, loss_fn, optimizer, epochs, math.ceil(len(X) / batch_size), History())
+    history = state.history
     callbacks = list(callbacks or ())
     bar = _add_progress_bar(progress, callbacks)
     state.X, state.y = X, y
@@ -761,23 +776,14 @@ def fit(
             state.epoch = epoch
             for cb in callbacks:
                 cb.on_epoch_begin(state)
-            epoch_batches = _batches(
+            batches = _batches(
                 X, y if idx is None else idx, batch_size=batch_size, shuffle=shuffle, rng=rng
             )
-            done = _train_epoch(
-                state, run_step, epoch_batches, y, y_step, metrics, named, callbacks
-            )
+            done = _train_epoch(state, run_step, batches, y, y_step, metrics, named, callbacks)
             logs = _epoch_logs(state, done, metrics, kind, (X_val, y_val))
             _record_epoch(state, done, logs, verbose)
             _step_scheduler(scheduler, logs)
-            for cb in callbacks:
-                cb.on_epoch_end(state)
-            if state.stop_training:
-                history.stopped_epoch = epoch
-            if run is not None:
-                history.seconds = time.perf_counter() - start
-                run.after_epoch(epoch)
-            if state.stop_training:
+            if _end_epoch(state, callbacks, run, start):
                 break
     except KeyboardInterrupt as interrupt:
         if run is not None:

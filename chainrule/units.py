@@ -1104,7 +1104,9 @@ class BatchNorm(Unit):
         var: np.ndarray | None = None,
         eps: float = 1e-5,
         training: bool = True,
-        update: tuple | None = None,
+        # (running_mean, running_var, momentum, count): see batch_statistics
+        update: tuple[np.ndarray | None, np.ndarray | None, float | None, np.ndarray | None]
+        | None = None,
     ) -> np.ndarray:
         if x.ndim < 2:
             raise ValueError("batch_norm needs (N, C, ...) input")

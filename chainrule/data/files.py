@@ -275,6 +275,7 @@ def _read_text(name: str, delimiter: str | None) -> Table:
         raise DataError(f"{name}: cannot read line {reader.line_num}: {exc}") from None
     if not rows:
         raise DataError(f"{name} has a header but no data rows")
+    assert header is not None  # data rows are only read after the header
     data = {col: np.array([r[j] for r in rows], dtype=object) for j, col in enumerate(header)}
     return Table(
         path=name,
@@ -326,57 +327,45 @@ def _check_npz_sizes(name: str, archive) -> None:
         )
 
 
-def _read_npz(name: str) -> Table:
+def _npz_reader(archive, name: str):
+    """get(key): one array of the archive; anything unreadable (damaged, pickled objects) is a
+    DataError naming the array and the file."""
     import zipfile
     import zlib
 
-    try:
-        archive = np.load(name, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
-        raise DataError(
-            f"{name} is not a readable .npz file ({exc}); expected a file made "
-            "by numpy.savez(path, X=..., y=...)"
-        ) from None
-    with archive:
-        keys = list(archive.files)
-
-        def get(key):
-            try:
-                return archive[key]
-            except ValueError as exc:
-                if "allow_pickle" not in str(exc):
-                    raise DataError(
-                        f"array '{key}' in {name} cannot be read ({exc}); the file "
-                        "is damaged or not made by numpy.savez"
-                    ) from None
+    def get(key):
+        try:
+            return archive[key]
+        except ValueError as exc:
+            if "allow_pickle" not in str(exc):
                 raise DataError(
-                    f"array '{key}' in {name} holds Python objects, which are not loaded for "
-                    "safety; expected plain numeric or text arrays"
+                    f"array '{key}' in {name} cannot be read ({exc}); the file "
+                    "is damaged or not made by numpy.savez"
                 ) from None
-            except (
-                OSError,
-                EOFError,
-                zipfile.BadZipFile,
-                NotImplementedError,
-                RuntimeError,
-                MemoryError,
-                zlib.error,
-            ) as exc:
-                raise DataError(
-                    f"array '{key}' in {name} cannot be read ({type(exc).__name__}: "
-                    f"{str(exc)[:100]}); the file is damaged or not made by "
-                    "numpy.savez"
-                ) from None
-
-        if "X" not in keys:
             raise DataError(
-                f"{name} has no array named 'X' (it has: {', '.join(keys) or 'nothing'}); "
-                "expected X of shape (n_samples, n_features) and optionally y"
-            )
-        _check_npz_sizes(name, archive)
-        X = get("X")
-        y = get("y") if "y" in keys else None
-        names = get("feature_names") if "feature_names" in keys else None
+                f"array '{key}' in {name} holds Python objects, which are not loaded for "
+                "safety; expected plain numeric or text arrays"
+            ) from None
+        except (
+            OSError,
+            EOFError,
+            zipfile.BadZipFile,
+            NotImplementedError,
+            RuntimeError,
+            MemoryError,
+            zlib.error,
+        ) as exc:
+            raise DataError(
+                f"array '{key}' in {name} cannot be read ({type(exc).__name__}: "
+                f"{str(exc)[:100]}); the file is damaged or not made by "
+                "numpy.savez"
+            ) from None
+
+    return get
+
+
+def _check_npz_arrays(name: str, X, y) -> None:
+    """X and y hold real numbers or text, and X is a non-empty 2-D table."""
     for key, arr in (("X", X), ("y", y)):
         if arr is not None and arr.dtype.kind == "c":
             bad = np.argwhere(np.imag(arr) != 0)
@@ -401,16 +390,46 @@ def _read_npz(name: str) -> Table:
         raise DataError(f"array 'X' in {name} has no columns; expected at least one feature")
     if X.shape[0] == 0:
         raise DataError(f"{name} has no data rows (array 'X' has shape {X.shape})")
+
+
+def _npz_feature_names(name: str, X, names) -> list:
+    """The archive's feature_names (one per column of X), or x1, x2, ..."""
     if names is None:
-        columns = [f"x{j + 1}" for j in range(X.shape[1])]
-    else:
-        names = np.asarray(names).reshape(-1)
-        if names.shape[0] != X.shape[1]:
+        return [f"x{j + 1}" for j in range(X.shape[1])]
+    names = np.asarray(names).reshape(-1)
+    if names.shape[0] != X.shape[1]:
+        raise DataError(
+            f"array 'feature_names' in {name} has {names.shape[0]} names but 'X' has "
+            f"{X.shape[1]} columns; expected one name per column"
+        )
+    return [str(v).strip() for v in names.tolist()]
+
+
+def _read_npz(name: str) -> Table:
+    import zipfile
+    import zlib
+
+    try:
+        archive = np.load(name, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise DataError(
+            f"{name} is not a readable .npz file ({exc}); expected a file made "
+            "by numpy.savez(path, X=..., y=...)"
+        ) from None
+    with archive:
+        keys = list(archive.files)
+        get = _npz_reader(archive, name)
+        if "X" not in keys:
             raise DataError(
-                f"array 'feature_names' in {name} has {names.shape[0]} names but 'X' has "
-                f"{X.shape[1]} columns; expected one name per column"
+                f"{name} has no array named 'X' (it has: {', '.join(keys) or 'nothing'}); "
+                "expected X of shape (n_samples, n_features) and optionally y"
             )
-        columns = [str(v).strip() for v in names.tolist()]
+        _check_npz_sizes(name, archive)
+        X = get("X")
+        y = get("y") if "y" in keys else None
+        names = get("feature_names") if "feature_names" in keys else None
+    _check_npz_arrays(name, X, y)
+    columns = _npz_feature_names(name, X, names)
     data = {col: _column_array(X[:, j]) for j, col in enumerate(columns)}
     if y is not None:
         if y.ndim == 2 and y.shape[1] == 1:
@@ -448,7 +467,7 @@ def _read_parquet(name: str) -> Table:
     if table.num_rows == 0:
         raise DataError(f"{name} has a header but no data rows")
     data = {}
-    for col, chunked in zip(columns, table.columns):
+    for col, chunked in zip(columns, table.columns, strict=False):
         t = chunked.type
         if (
             pa.types.is_integer(t)
@@ -590,6 +609,115 @@ def _as_names(value, what: str) -> list[str]:
     return names
 
 
+def _column_finder(table: Table):
+    """need(col, role): raise naming the file's columns (and a near miss) when ``col`` is not
+    one of them."""
+    known = set(table.columns)
+
+    def need(col: str, role: str) -> None:
+        if col not in known:
+            near = [c for c in table.columns if c.strip().lower() == col.strip().lower()]
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            raise DataError(
+                f"{role} column '{col}' not found in {table.path}{hint}; columns are: "
+                f"{', '.join(table.columns)}"
+            )
+
+    return need
+
+
+def _choose_columns(table: Table, target, features, id_columns) -> list:
+    """The feature columns: those given (each once, neither the target nor an id), or every
+    column except the target and the id columns. Checks the target and id columns exist."""
+    name, need = table.path, _column_finder(table)
+    if target is not None:
+        if not isinstance(target, str):
+            raise DataError(f"target must be a column name, got {target!r}")
+        need(target, "target")
+    ids = _as_names(id_columns, "id_columns")
+    for col in ids:
+        need(col, "id")
+        if col == target:
+            raise DataError(
+                f"column '{col}' of {name} is both the target and an id column; "
+                "expected the target to be a column that is not an id"
+            )
+    if features is None:
+        feats = [c for c in table.columns if c != target and c not in ids]
+        if not feats:
+            raise DataError(
+                f"{name} has no feature columns left: every column is the target or an id "
+                f"column; columns are: {', '.join(table.columns)}"
+            )
+        return feats
+    feats = _as_names(features, "features")
+    if not feats:
+        raise DataError("features is an empty list; expected at least one column name")
+    for col in feats:
+        need(col, "feature")
+    seen = set()
+    for col in feats:
+        if col in seen:
+            raise DataError(f"feature column '{col}' is listed twice; expected each once")
+        seen.add(col)
+        if col == target:
+            raise DataError(
+                f"column '{col}' of {name} is both the target and a feature; "
+                "expected the target to be left out of the features"
+            )
+        if col in ids:
+            raise DataError(f"column '{col}' of {name} is both an id column and a feature")
+    return feats
+
+
+def _complete_rows(table: Table, used: list, target, drop_missing: bool) -> np.ndarray:
+    """The rows to keep (a boolean mask): those without a missing value in the ``used``
+    columns. A missing value is an error naming its column and row, unless ``drop_missing``."""
+    name = table.path
+    rows = np.asarray(table.row_numbers, dtype=np.int64)
+    masks = {col: _missing_mask(table.data[col]) for col in used}
+    any_missing = np.zeros(table.n_rows, dtype=bool)
+    for m in masks.values():
+        any_missing |= m
+    if any_missing.any() and not drop_missing:
+        i = int(np.argmax(any_missing))
+        ordered = [c for c in table.columns if c in masks]  # report in file order
+        col = next(c for c in ordered if masks[c][i])
+        expected = "a number" if col != target else "a target value"
+        n_bad = int(any_missing.sum())
+        raise DataError(
+            f"column '{col}', row {rows[i]} of {name}: {_describe_missing(table.data[col][i])}; "
+            f"expected {expected} ({n_bad} {'rows have' if n_bad != 1 else 'row has'} missing "
+            "values: fill them in or drop those rows)"
+        )
+    keep = ~any_missing
+    if not keep.any():
+        raise DataError(
+            f"every row of {name} has a missing value in the columns used "
+            f"({', '.join(used)}); no rows are left after dropping them"
+        )
+    return keep
+
+
+def _feature_matrix(table: Table, feats, keep, kept_rows, decimal_comma) -> np.ndarray:
+    """The kept rows of the feature columns as float32 (a value beyond float32 is an error)."""
+    name = table.path
+    X = np.empty((int(keep.sum()), len(feats)), dtype=np.float32)
+    for j, col in enumerate(feats):
+        values = table.data[col][keep]
+        column = _to_float(values, col, kept_rows, name, decimal_comma)
+        too_big = np.abs(column) > np.finfo(np.float32).max  # checked before the cast warns
+        if not too_big.any():
+            X[:, j] = column
+        else:
+            i = int(np.argmax(too_big))
+            raise DataError(
+                f"column '{col}', row {kept_rows[i]} of {name}: '{values[i]}' is too large; "
+                "expected a number within +-3.4e38"
+            )
+    return X
+
+
 def prepare(
     table: Table,
     target: str | None = None,
@@ -631,97 +759,15 @@ def prepare(
     """
     if not isinstance(table, Table):
         raise DataError(f"prepare expects a Table from read_table, got {type(table).__name__}")
-    name = table.path
-    known = set(table.columns)
-
-    def need(col: str, role: str) -> None:
-        if col not in known:
-            near = [c for c in table.columns if c.strip().lower() == col.strip().lower()]
-            hint = f" (did you mean '{near[0]}'?)" if near else ""
-            raise DataError(
-                f"{role} column '{col}' not found in {name}{hint}; columns are: "
-                f"{', '.join(table.columns)}"
-            )
-
-    if target is not None:
-        if not isinstance(target, str):
-            raise DataError(f"target must be a column name, got {target!r}")
-        need(target, "target")
-    ids = _as_names(id_columns, "id_columns")
-    for col in ids:
-        need(col, "id")
-        if col == target:
-            raise DataError(
-                f"column '{col}' of {name} is both the target and an id column; "
-                "expected the target to be a column that is not an id"
-            )
-    if features is None:
-        feats = [c for c in table.columns if c != target and c not in ids]
-        if not feats:
-            raise DataError(
-                f"{name} has no feature columns left: every column is the target or an id "
-                f"column; columns are: {', '.join(table.columns)}"
-            )
-    else:
-        feats = _as_names(features, "features")
-        if not feats:
-            raise DataError("features is an empty list; expected at least one column name")
-        for col in feats:
-            need(col, "feature")
-        seen = set()
-        for col in feats:
-            if col in seen:
-                raise DataError(f"feature column '{col}' is listed twice; expected each once")
-            seen.add(col)
-            if col == target:
-                raise DataError(
-                    f"column '{col}' of {name} is both the target and a feature; "
-                    "expected the target to be left out of the features"
-                )
-            if col in ids:
-                raise DataError(f"column '{col}' of {name} is both an id column and a feature")
-
+    feats = _choose_columns(table, target, features, id_columns)
     used = feats + ([target] if target is not None else [])
-    rows = np.asarray(table.row_numbers, dtype=np.int64)
-    masks = {col: _missing_mask(table.data[col]) for col in used}
-    any_missing = np.zeros(table.n_rows, dtype=bool)
-    for m in masks.values():
-        any_missing |= m
-    if any_missing.any() and not drop_missing:
-        i = int(np.argmax(any_missing))
-        ordered = [c for c in table.columns if c in masks]  # report in file order
-        col = next(c for c in ordered if masks[c][i])
-        expected = "a number" if col != target else "a target value"
-        n_bad = int(any_missing.sum())
-        raise DataError(
-            f"column '{col}', row {rows[i]} of {name}: {_describe_missing(table.data[col][i])}; "
-            f"expected {expected} ({n_bad} {'rows have' if n_bad != 1 else 'row has'} missing "
-            "values: fill them in or drop those rows)"
-        )
-    keep = ~any_missing
-    if not keep.any():
-        raise DataError(
-            f"every row of {name} has a missing value in the columns used "
-            f"({', '.join(used)}); no rows are left after dropping them"
-        )
-    kept_rows = rows[keep]
+    keep = _complete_rows(table, used, target, drop_missing)
+    kept_rows = np.asarray(table.row_numbers, dtype=np.int64)[keep]
     decimal_comma = table.delimiter not in (None, ",")
-    X = np.empty((int(keep.sum()), len(feats)), dtype=np.float32)
-    for j, col in enumerate(feats):
-        values = table.data[col][keep]
-        column = _to_float(values, col, kept_rows, name, decimal_comma)
-        too_big = np.abs(column) > np.finfo(np.float32).max  # checked before the cast warns
-        if not too_big.any():
-            X[:, j] = column
-        else:
-            i = int(np.argmax(too_big))
-            raise DataError(
-                f"column '{col}', row {kept_rows[i]} of {name}: '{values[i]}' is too large; "
-                "expected a number within +-3.4e38"
-            )
+    X = _feature_matrix(table, feats, keep, kept_rows, decimal_comma)
     y = None
     if target is not None:
-        y = _target_values(table.data[target][keep], target, kept_rows, name, decimal_comma)
+        y = _target_values(table.data[target][keep], target, kept_rows, table.path, decimal_comma)
     return X, y, list(feats), kept_rows
 
 
@@ -862,6 +908,6 @@ def write_table(path, columns: Mapping, safe: bool = True) -> str:
     cells = [[_format_cell(v) for v in arr] for arr in arrays.values()]
     if safe:
         cells = [[_safe_cell(v) for v in col] for col in cells]
-    writer.writerows(zip(*cells))
+    writer.writerows(zip(*cells, strict=False))
     write_atomic(name, buf.getvalue(), DataError)
     return name

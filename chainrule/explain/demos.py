@@ -128,26 +128,7 @@ def _composition() -> Explanation:
         ChainTerm("dg/df", "mul", "3", np.asarray(local["g"])),
         ChainTerm("df/dx", "add", "1", np.asarray(local["f"])),
     ]
-    check = GradientCheck(
-        checked=[()],
-        numeric=np.asarray([numeric]),
-        autodiff=np.asarray([auto]),
-        sampled=False,
-        max_abs_diff=abs(auto - numeric),
-        ok=agrees(auto, numeric),
-    )
-    term = ParameterTerms(
-        parameter="x",
-        layer="",
-        symbol="x",
-        chain=chain,
-        equation="dh/dx = dh/dg · dg/df · df/dx",
-        product=np.asarray(view.product),
-        autodiff=np.asarray(auto),
-        n_entries=1,
-        check=check,
-        by_hand=view.by_hand,
-    )
+    term = _composition_term(view, chain)
     layers = [
         _layer("h", "sin", 1.0, local["h"], "dh/dg", "cos(g)", g.grad, "dh/dg"),
         _layer("g", "mul", g.grad, local["g"], "dg/df", "3", f.grad, "dh/df"),
@@ -165,4 +146,29 @@ def _composition() -> Explanation:
         graph_params=[("x", x)],
         graph_names={id(x): "x", id(f): "f", id(g): "g", id(h): "h"},
         seconds=time.perf_counter() - start,
+    )
+
+
+def _composition_term(view: CompositionView, chain: list[ChainTerm]) -> ParameterTerms:
+    """dh/dx: the chain's product, autodiff's x.grad and the central difference beside it."""
+    auto, numeric = view.autodiff, view.numeric
+    check = GradientCheck(
+        checked=[()],
+        numeric=np.asarray([numeric]),
+        autodiff=np.asarray([auto]),
+        sampled=False,
+        max_abs_diff=abs(auto - numeric),
+        ok=agrees(auto, numeric),
+    )
+    return ParameterTerms(
+        parameter="x",
+        layer="",
+        symbol="x",
+        chain=chain,
+        equation="dh/dx = dh/dg · dg/df · df/dx",
+        product=np.asarray(view.product),
+        autodiff=np.asarray(auto),
+        n_entries=1,
+        check=check,
+        by_hand=view.by_hand,
     )

@@ -231,7 +231,9 @@ def _loss_copy(loss_fn: Any) -> Any:
 
 
 def _leaf_modules(model: Any) -> list[tuple[str, Any]]:
-    return [(n, m) for n, m in model.named_modules() if not any(True for _ in m.children())]
+    from ..nn.module import leaf_modules  # the one rule of what a layer is
+
+    return leaf_modules(model)
 
 
 def _call_loss(loss_fn: Any, out: Tensor, y: Any) -> tuple[Any, Any]:
@@ -273,13 +275,13 @@ def _fill_gaps(calls: list[UnitCall], xt: Tensor, out: Tensor) -> list[UnitCall]
     known = {id(xt)}
 
     def trace(t: Tensor) -> list[UnitCall]:
-        path: list[Tensor] = []
+        path: list[tuple[Tensor, str]] = []  # (a tensor, the name of the unit that made it)
         cur = t
         for _ in range(12):
             if id(cur) in known:
                 steps, prev = [], cur
-                for nxt in reversed(path):  # each was made by a unit
-                    steps.append(UnitCall(FunctionCall(nxt.unit.name), prev, nxt))
+                for nxt, unit_name in reversed(path):
+                    steps.append(UnitCall(FunctionCall(unit_name), prev, nxt))
                     prev = nxt
                 return steps
             c = getattr(cur, "_ctx", None)
@@ -288,7 +290,7 @@ def _fill_gaps(calls: list[UnitCall], xt: Tensor, out: Tensor) -> list[UnitCall]
             tins = [q for q in c.inputs if isinstance(q, Tensor) and q._rg]
             if len(tins) != 1:
                 return []
-            path.append(cur)
+            path.append((cur, c.unit.name))
             cur = tins[0]
         return []
 

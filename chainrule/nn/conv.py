@@ -19,7 +19,7 @@ from ..tensor import Tensor, TensorLike
 from . import functional as F
 from . import init
 from .functional_conv import IntOrInts, OutputSize, _int, _ntuple, resolve_padding
-from .layers import BatchNorm1d, _positive_int
+from .layers import BatchNorm1d, _size
 from .module import Module, Sequential
 from .parameter import Parameter
 
@@ -64,8 +64,8 @@ class _ConvNd(Module):
     ) -> None:
         super().__init__()
         who, nd = type(self).__name__, self._nd
-        self.in_channels = _positive_int(in_channels, who, "in_channels")
-        self.out_channels = _positive_int(out_channels, who, "out_channels")
+        self.in_channels = _size(in_channels, who, "in_channels")
+        self.out_channels = _size(out_channels, who, "out_channels")
         if not _int(groups) or groups < 1:
             raise ConfigError(f"{who}: groups must be a positive integer, got {groups!r}")
         if self.in_channels % groups:

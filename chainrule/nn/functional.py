@@ -489,10 +489,8 @@ def _cross_entropy(
         raise ShapeError(f"{who}: input must have shape (N, C) or (C,), got a scalar")
     t = _data(target) if isinstance(target, Tensor) else np.asarray(target)
     unbatched = a.ndim == 1
-    if unbatched:  # one sample (C,): a batch of one
-        x = U.reshape(x, (1,) + a.shape)
-        a = a.reshape((1,) + a.shape)
-        t = t.reshape((1,) + t.shape)
+    if unbatched:
+        x, a, t = _batch_of_one(x, a, t)
     C = a.shape[1]
     w = _class_weight(weight, C, a.dtype, who)
     if t.dtype.kind == "f" and t.shape == a.shape:
@@ -503,9 +501,19 @@ def _cross_entropy(
             x, y, weight=w, ignore_index=ignore_index, label_smoothing=ls
         )
         out = _reduce_weighted(per, y, w, ignore_index, reduction, a.dtype)
-    if unbatched and reduction == "none":
-        out = U.reshape(out, ())
-    return out
+    return _unbatch(out) if unbatched and reduction == "none" else out
+
+
+def _batch_of_one(
+    x: Tensor | np.ndarray, a: np.ndarray, t: np.ndarray
+) -> tuple[Tensor, np.ndarray, np.ndarray]:
+    """One sample, logits (C,) and its target: as a batch of one, (1, C) and (1, ...)."""
+    return U.reshape(x, (1,) + a.shape), a.reshape((1,) + a.shape), t.reshape((1,) + t.shape)
+
+
+def _unbatch(per: Tensor) -> Tensor:
+    """The per-sample loss of a batch of one, back to the one sample's: a scalar."""
+    return U.reshape(per, ())
 
 
 def _reduce_weighted(
@@ -569,9 +577,7 @@ def _nll_loss(
     t = _data(target) if isinstance(target, Tensor) else np.asarray(target)
     unbatched = a.ndim == 1
     if unbatched:
-        x = U.reshape(x, (1,) + a.shape)
-        a = a.reshape((1,) + a.shape)
-        t = t.reshape((1,) + t.shape)
+        x, a, t = _batch_of_one(x, a, t)
     C = a.shape[1]
     w = _class_weight(weight, C, a.dtype, who)
     y = _labels(t, a.shape, C, ignore_index, who)
@@ -584,9 +590,7 @@ def _nll_loss(
     picked = U.GetItem.apply(x, index=index)
     per = U.neg(U.mul(picked, wi))
     out = _reduce_weighted(per, y, w, ignore_index, reduction, a.dtype)
-    if unbatched and reduction == "none":
-        out = U.reshape(out, ())
-    return out
+    return _unbatch(out) if unbatched and reduction == "none" else out
 
 
 def hinge_loss(input: TensorLike, target: TensorLike, reduction: str = "mean") -> Tensor:

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .. import _schema as S  # the checks a model file's settings get (settings=)
+from .._validate import Interval, check_params
 from ..errors import ConfigError, ShapeError
 from ..tensor import Tensor, TensorLike
 from . import functional as F
@@ -37,10 +38,30 @@ __all__ = [
 ]
 
 
-def _positive_int(value: object, who: str, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ConfigError(f"{who}: {name} must be a non-negative integer, got {value!r}")
-    return int(value)
+_SIZE = Interval(int, 0, None, expected="a non-negative integer")  # PyTorch allows 0 features
+
+
+def _size(value: object, who: str, name: str) -> int:
+    """A layer's size (features, channels): a whole number >= 0."""
+    check_params(
+        {name: value},
+        {name: _SIZE},
+        lambda n, v, expected: ConfigError(f"{who}: {n} must be {expected}, got {v!r}"),
+    )
+    return int(value)  # type: ignore[call-overload]  # checked to be a whole number above
+
+
+def _linear_values(config: dict[str, Any]) -> int:
+    """Values a Linear layer of this model-file config holds: weight and bias."""
+    out, inp = config.get("out_features", 1), config.get("in_features", 1)
+    return out * inp + (out if config.get("bias", True) else 0)
+
+
+def _batchnorm_values(config: dict[str, Any]) -> int:
+    """Values a BatchNorm1d holds: weight and bias (affine), running mean, variance and count."""
+    nf = config.get("num_features", 1)
+    affine, tracked = config.get("affine", True), config.get("track_running_stats", True)
+    return 2 * nf * affine + (2 * nf + 1) * tracked
 
 
 class Linear(
@@ -48,6 +69,7 @@ class Linear(
     role="linear",
     config=("in_features", "out_features", "bias"),
     settings={"in_features": S.SIZE, "out_features": S.SIZE, "bias": S.BOOL},
+    values=_linear_values,
 ):
     """The linear unit Σ of a layer: z = x Wᵀ + b.
 
@@ -78,8 +100,8 @@ class Linear(
         dtype: DTypeLike = np.float32,
     ) -> None:
         super().__init__()
-        self.in_features = _positive_int(in_features, "Linear", "in_features")
-        self.out_features = _positive_int(out_features, "Linear", "out_features")
+        self.in_features = _size(in_features, "Linear", "in_features")
+        self.out_features = _size(out_features, "Linear", "out_features")
         self.rng = rng
         dtype = np.dtype(dtype)
         from .._memory import check_memory
@@ -293,6 +315,7 @@ class BatchNorm1d(
         "affine": S.BOOL,
         "track_running_stats": S.BOOL,
     },
+    values=_batchnorm_values,
 ):
     """Batch normalization of x (N, C) or (N, C, L), per channel C = ``num_features``.
 
@@ -325,7 +348,7 @@ class BatchNorm1d(
     ) -> None:
         super().__init__()
         who = type(self).__name__
-        self.num_features = _positive_int(num_features, who, "num_features")
+        self.num_features = _size(num_features, who, "num_features")
         if not eps > 0:
             raise ConfigError(f"{who}: eps must be positive, got {eps!r}")
         if momentum is not None and not 0.0 <= momentum <= 1.0:

@@ -563,39 +563,14 @@ class Module:
             inferred from Linear layers and the shape-preserving layers after them ('?' where
             unknown). The batch dimension is shown as None.
         """
-        rows: list[tuple[str, Module]] = []
-        for name, m in self.named_modules():
-            has_children = any(True for _ in m.children())
-            has_own = any(p is not None for p in m._parameters.values())
-            if not has_children or has_own:
-                rows.append((name, m))
+        rows = leaf_modules(self, own_parameters=True)
         shapes: dict[int, str] = {}
         if input_shape is not None:
             if isinstance(input_shape, (int, np.integer)):
                 input_shape = (int(input_shape),)
             input_shape = tuple(int(s) for s in input_shape)
-            dtype = next((p.data.dtype for p in self.parameters()), np.dtype(np.float32))
-            handles = []
-
-            def record(mod: Module, inputs: tuple[Any, ...], out: Any) -> None:
-                shapes[id(mod)] = (
-                    "?"
-                    if not isinstance(out, Tensor)
-                    else _shape_str(("None",) + tuple(out.shape[1:]))
-                )
-
-            for _, m in rows:
-                handles.append(m.register_forward_hook(record))
-            was_training = {id(m): m.training for m in self.modules()}
-            self.eval()
-            try:
-                with no_grad():
-                    self(np.zeros((1,) + input_shape, dtype=dtype))
-            finally:
-                for h in handles:
-                    h.remove()
-                for m in self.modules():
-                    m.training = was_training[id(m)]
+            found = probe_shapes(self, [m for _, m in rows], input_shape)
+            shapes = {k: _shape_str(("None",) + shape) for k, shape in found.items()}
         else:
             last = "?"
             for _, m in rows:
@@ -644,8 +619,56 @@ class Module:
             for name, m in rows
         ]
         # a str that a notebook shows as a table (chainrule.display provides it)
-        text = "\n".join(out)
-        return view("summary")(text, type(self).__name__, rows_info, total, trainable)
+        return view("summary")("\n".join(out), type(self).__name__, rows_info, total, trainable)
+
+
+def leaf_modules(model: Module, own_parameters: bool = False) -> list[tuple[str, Module]]:
+    """[(name, module)] of the modules without submodules, in order (the layers); with
+    ``own_parameters``, also the containers that hold parameters of their own (as summary()
+    lists them)."""
+    rows: list[tuple[str, Module]] = []
+    for name, m in model.named_modules():
+        has_children = any(True for _ in m.children())
+        if not has_children or (
+            own_parameters and any(p is not None for p in m._parameters.values())
+        ):
+            rows.append((name, m))
+    return rows
+
+
+def probe_shapes(
+    model: Module,
+    modules: Iterable[Module],
+    sample_shape: tuple[int, ...],
+    shapes: dict[int, tuple[int, ...]] | None = None,
+) -> dict[int, tuple[int, ...]]:
+    """{id(module): its output's shape without the batch dimension} for each of ``modules``
+    that returned a Tensor when one sample of zeros of ``sample_shape`` (in the parameters'
+    dtype) ran through ``model`` in eval mode, without recording. Each module's training mode
+    is restored afterwards; an exception from the model propagates (``shapes``, a dict to
+    fill, then keeps what the layers before the failing one gave)."""
+    if shapes is None:
+        shapes = {}
+
+    def record(mod: Module, inputs: tuple[Any, ...], out: Any) -> None:
+        if isinstance(out, Tensor):
+            shapes[id(mod)] = tuple(out.shape[1:])
+        else:
+            shapes.pop(id(mod), None)
+
+    dtype = next((p.data.dtype for p in model.parameters()), np.dtype(np.float32))
+    handles = [m.register_forward_hook(record) for m in modules]
+    was_training = {id(m): m.training for m in model.modules()}
+    model.eval()
+    try:
+        with no_grad():
+            model(np.zeros((1,) + tuple(sample_shape), dtype=dtype))
+    finally:
+        for h in handles:
+            h.remove()
+        for m in model.modules():
+            m.training = was_training[id(m)]
+    return shapes
 
 
 def _not_a_module(where: str, obj: object) -> str:
@@ -665,7 +688,78 @@ def _not_a_module(where: str, obj: object) -> str:
 # ================================================================================================
 
 
-class Sequential(Module, role="container", chained=True):
+class _ModuleSequence(Module):
+    """What Sequential and ModuleList share: submodules named '0', '1', ... in order, indexed
+    (negative indices count from the end; a slice gives a container sharing the modules),
+    replaced, deleted (renumbering the rest, as PyTorch does), appended, popped."""
+
+    def _slice(self, items: list[tuple[str, Module]]) -> Self:
+        """A container of the same kind holding the (name, module) ``items``."""
+        raise NotImplementedError
+
+    def _check_element(self, key: object, m: object) -> None:
+        if not isinstance(m, Module):
+            raise TypeError(_not_a_module(f"{type(self).__name__}: element {key}", m))
+
+    def _index(self, idx: int) -> int:
+        n = len(self._modules)
+        if not -n <= idx < n:
+            raise IndexError(
+                f"index {idx} is out of range for a {type(self).__name__} of length {n}"
+            )
+        return idx % n
+
+    def _renumber(self, items: Iterable[Module]) -> None:
+        self._modules.clear()
+        for i, m in enumerate(items):
+            self._modules[str(i)] = m
+
+    @overload
+    def __getitem__(self, idx: slice) -> Self: ...
+    @overload
+    def __getitem__(self, idx: int) -> Module: ...
+    def __getitem__(self, idx: int | slice) -> Module | Self:
+        if isinstance(idx, slice):
+            return self._slice(list(_entries(self).items())[idx])
+        return list(_entries(self).values())[self._index(int(idx))]
+
+    def __setitem__(self, idx: int, module: Module) -> None:
+        key = list(self._modules)[self._index(int(idx))]
+        self._check_element(key, module)
+        self.add_module(key, module)
+
+    def __delitem__(self, idx: int | slice) -> None:
+        items = list(_entries(self).values())
+        if isinstance(idx, slice):
+            del items[idx]
+        else:
+            del items[self._index(int(idx))]
+        self._renumber(items)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(_entries(self).values())
+
+    def append(self, module: Module) -> Self:
+        """Add ``module`` at the end; returns self."""
+        self._check_element(len(self), module)
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> Self:
+        for m in modules:
+            self.append(m)
+        return self
+
+    def pop(self, index: int = -1) -> Module:
+        m = self[index]
+        del self[index]
+        return m
+
+
+class Sequential(_ModuleSequence, role="container", chained=True):
     """Modules applied one after the other: ``Sequential(Linear(2, 16), ReLU(), Linear(16, 3))``.
 
     Also ``Sequential(OrderedDict(name=module, ...))``. Supports ``model[i]`` (a slice gives a
@@ -687,70 +781,22 @@ class Sequential(Module, role="container", chained=True):
         """Rebuild from a list of modules (model files)."""
         return cls(*children)
 
+    def _slice(self, items: list[tuple[str, Module]]) -> Self:
+        return self.__class__(OrderedDict(items))
+
     def _add(self, key: str, m: object) -> None:
-        if not isinstance(m, Module):
-            raise TypeError(_not_a_module(f"{type(self).__name__}: element {key}", m))
-        self.add_module(key, m)
+        self._check_element(key, m)
+        self.add_module(key, m)  # type: ignore[arg-type]  # checked to be a Module above
 
     def forward(self, x: Any) -> Any:
         for m in self:
             x = m(x)
         return x
 
-    def _index(self, idx: int) -> int:
-        n = len(self._modules)
-        if not -n <= idx < n:
-            raise IndexError(
-                f"index {idx} is out of range for a {type(self).__name__} of length {n}"
-            )
-        return idx % n
-
-    @overload
-    def __getitem__(self, idx: slice) -> Self: ...
-    @overload
-    def __getitem__(self, idx: int) -> Module: ...
-    def __getitem__(self, idx: int | slice) -> Module | Self:
-        if isinstance(idx, slice):
-            return self.__class__(OrderedDict(list(_entries(self).items())[idx]))
-        return list(_entries(self).values())[self._index(int(idx))]
-
-    def __setitem__(self, idx: int, module: Module) -> None:
-        key = list(self._modules)[self._index(int(idx))]
-        self._add(key, module)
-
-    def __delitem__(self, idx: int | slice) -> None:
-        keys = list(self._modules)
-        if isinstance(idx, slice):
-            for k in keys[idx]:
-                del self._modules[k]
-        else:
-            del self._modules[keys[self._index(int(idx))]]
-        # renumber, as PyTorch does, so that indices stay 0..n-1
-        items = list(self._modules.values())
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(_entries(self).values())
-
     def __add__(self, other: object) -> Sequential:
         if not isinstance(other, Sequential):
             return NotImplemented
         return Sequential(*self, *other)
-
-    def append(self, module: Module) -> Self:
-        """Add ``module`` at the end; returns self."""
-        self._add(str(len(self)), module)
-        return self
-
-    def extend(self, modules: Iterable[Module]) -> Self:
-        for m in modules:
-            self.append(m)
-        return self
 
     def insert(self, index: int, module: Module) -> Self:
         """Insert ``module`` before position ``index`` (renumbering those after it)."""
@@ -758,19 +804,11 @@ class Sequential(Module, role="container", chained=True):
         if not -n <= index <= n:
             raise IndexError(f"index {index} is out of range for insert into length {n}")
         index = index % (n + 1) if index < 0 else index
-        items = list(self._modules.values())
-        if not isinstance(module, Module):
-            raise TypeError(_not_a_module(f"{type(self).__name__}: element {index}", module))
+        items = list(_entries(self).values())
+        self._check_element(index, module)
         items.insert(index, module)
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
+        self._renumber(items)
         return self
-
-    def pop(self, index: int = -1) -> Module:
-        m = self[index]
-        del self[index]
-        return m
 
 
 def _entries(container: Module) -> OrderedDict[str, Module]:
@@ -779,7 +817,7 @@ def _entries(container: Module) -> OrderedDict[str, Module]:
     return container._modules  # type: ignore[return-value]  # see the docstring
 
 
-class ModuleList(Module, role="container"):
+class ModuleList(_ModuleSequence, role="container"):
     """A list of modules whose parameters are registered (a plain Python list hides them).
 
     ``self.layers = ModuleList([Linear(2, 8), Linear(8, 8)])`` gives parameters
@@ -797,48 +835,8 @@ class ModuleList(Module, role="container"):
         """Rebuild from a list of modules (model files)."""
         return cls(children)
 
-    def _check(self, idx: int, m: object) -> None:
-        if not isinstance(m, Module):
-            raise TypeError(_not_a_module(f"ModuleList: element {idx}", m))
-
-    def _index(self, idx: int) -> int:
-        n = len(self._modules)
-        if not -n <= idx < n:
-            raise IndexError(f"index {idx} is out of range for a ModuleList of length {n}")
-        return idx % n
-
-    def _renumber(self, items: Iterable[Module]) -> None:
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
-
-    @overload
-    def __getitem__(self, idx: slice) -> Self: ...
-    @overload
-    def __getitem__(self, idx: int) -> Module: ...
-    def __getitem__(self, idx: int | slice) -> Module | Self:
-        if isinstance(idx, slice):
-            return self.__class__(list(_entries(self).values())[idx])
-        return _entries(self)[str(self._index(int(idx)))]
-
-    def __setitem__(self, idx: int, module: Module) -> None:
-        i = self._index(int(idx))
-        self._check(i, module)
-        self.add_module(str(i), module)
-
-    def __delitem__(self, idx: int | slice) -> None:
-        items = list(_entries(self).values())
-        if isinstance(idx, slice):
-            del items[idx]
-        else:
-            del items[self._index(int(idx))]
-        self._renumber(items)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(_entries(self).values())
+    def _slice(self, items: list[tuple[str, Module]]) -> Self:
+        return self.__class__([m for _, m in items])
 
     def __iadd__(self, modules: Iterable[Module]) -> Self:
         return self.extend(modules)
@@ -846,26 +844,11 @@ class ModuleList(Module, role="container"):
     def __add__(self, other: Iterable[Module]) -> ModuleList:
         return ModuleList(list(self) + list(other))
 
-    def append(self, module: Module) -> Self:
-        self._check(len(self), module)
-        self.add_module(str(len(self)), module)
-        return self
-
-    def extend(self, modules: Iterable[Module]) -> Self:
-        for m in modules:
-            self.append(m)
-        return self
-
     def insert(self, index: int, module: Module) -> None:
-        self._check(index, module)
+        self._check_element(index, module)
         items = list(_entries(self).values())
         items.insert(index, module)
         self._renumber(items)
-
-    def pop(self, index: int = -1) -> Module:
-        m = self[index]
-        del self[index]
-        return m
 
     def __repr__(self) -> str:
         """As PyTorch: runs of identical modules are collapsed, '(0-2): 3 x ReLU()'."""

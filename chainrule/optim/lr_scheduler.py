@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any, SupportsFloat
 
+from .._validate import Interval, check_params
 from ..errors import ConfigError
 from .optimizer import Optimizer
 
@@ -111,8 +112,11 @@ class LRScheduler:
 
 
 def _positive_int(owner: str, what: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{owner}: {what} should be a positive integer, got {value!r}")
+    check_params(
+        {what: value},
+        {what: Interval(int, 1, None, expected="a positive integer")},
+        lambda name, v, expected: ConfigError(f"{owner}: {name} should be {expected}, got {v!r}"),
+    )
 
 
 class StepLR(LRScheduler):

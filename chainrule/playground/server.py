@@ -30,18 +30,26 @@ def _static_dir() -> str:
     return str(resources.files("chainrule.playground").joinpath(STATIC))
 
 
-def create_app(session: Session):
-    from starlette.applications import Starlette
-    from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-    from starlette.routing import Mount, Route, WebSocketRoute
-    from starlette.staticfiles import StaticFiles
-    from starlette.websockets import WebSocketDisconnect
+class _Api:
+    """The page's HTTP API over one session: one method per route (``routes()`` lists them).
+    A handler wrapped by ``guarded`` answers a ChainruleError with status 400 and its message
+    as JSON."""
 
-    s = session
+    def __init__(self, session: Session):
+        from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
-    def error(err, status=400):
-        return JSONResponse({"error": " ".join(str(err).split())}, status_code=status)
+        self.s = session
+        self.json, self.file, self.text, self.raw = (
+            JSONResponse,
+            FileResponse,
+            PlainTextResponse,
+            Response,
+        )
 
+    def error(self, err, status=400):
+        return self.json({"error": " ".join(str(err).split())}, status_code=status)
+
+    @staticmethod
     async def body(request) -> dict:
         try:
             data = await request.json()
@@ -51,55 +59,55 @@ def create_app(session: Session):
             raise ChainruleError("playground: the request body must be a JSON object")
         return data
 
-    def guarded(fn):
+    def guarded(self, fn):
         async def handler(request):
             try:
                 return await fn(request)
             except ChainruleError as err:
-                return error(err)
+                return self.error(err)
 
         return handler
 
-    async def index(request):
-        return FileResponse(
+    def frame_response(self):
+        return self.raw(self.s.frame(), media_type="application/octet-stream")
+
+    async def index(self, request):
+        return self.file(
             os.path.join(_static_dir(), "index.html"), headers={"Cache-Control": "no-store"}
         )
 
-    async def state(request):
-        return JSONResponse(s.state())
+    async def state(self, request):
+        return self.json(self.s.state())
 
-    async def settings(request):
-        s.update(await body(request))
-        return JSONResponse(s.state())
+    async def settings(self, request):
+        self.s.update(await self.body(request))
+        return self.json(self.s.state())
 
-    def frame_response():
-        return Response(s.frame(), media_type="application/octet-stream")
+    async def frame(self, request):
+        return self.frame_response()
 
-    async def frame(request):
-        return frame_response()
-
-    async def step(request):
-        data = await body(request) if await request.body() else {}
+    async def step(self, request):
+        data = await self.body(request) if await request.body() else {}
         n = data.get("epochs", 1)
         if not isinstance(n, int) or not 1 <= n <= 10000:
             raise ChainruleError(
                 f"playground: epochs={n!r}; expected a whole number from 1 to 10000"
             )
         for _ in range(n):
-            if s.pending is not None:
-                s.phase_update()
-            s.train_epoch()
-        return frame_response()
+            if self.s.pending is not None:
+                self.s.phase_update()
+            self.s.train_epoch()
+        return self.frame_response()
 
-    async def reset(request):
-        s.reset()
-        return JSONResponse(s.state())
+    async def reset(self, request):
+        self.s.reset()
+        return self.json(self.s.state())
 
-    async def regenerate(request):
-        s.regenerate()
-        return JSONResponse(s.state())
+    async def regenerate(self, request):
+        self.s.regenerate()
+        return self.json(self.s.state())
 
-    async def chain(request):
+    async def chain(self, request):
         q = request.query_params
         point = q.get("point")
         if point is not None:
@@ -109,19 +117,21 @@ def create_app(session: Session):
                 raise ChainruleError(
                     f"playground: point={point!r}; expected a whole number"
                 ) from None
-        return JSONResponse(s.chain(q.get("param", ""), point))
+        return self.json(self.s.chain(q.get("param", ""), point))
 
-    async def param(request):
-        data = await body(request)
-        s.set_param(data.get("name", ""), data.get("value"))
-        return frame_response()
+    async def param(self, request):
+        data = await self.body(request)
+        self.s.set_param(data.get("name", ""), data.get("value"))
+        return self.frame_response()
 
-    async def points(request):
-        data = await body(request)
-        s.add_point(data.get("x1"), data.get("x2"), data.get("label"), data.get("split", "train"))
-        return JSONResponse(s.state())
+    async def points(self, request):
+        data = await self.body(request)
+        self.s.add_point(
+            data.get("x1"), data.get("x2"), data.get("label"), data.get("split", "train")
+        )
+        return self.json(self.s.state())
 
-    async def upload(request):
+    async def upload(self, request):
         raw = await request.body()
         if len(raw) > 5_000_000:
             raise ChainruleError(
@@ -131,46 +141,78 @@ def create_app(session: Session):
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ChainruleError("playground: the uploaded file is not UTF-8 text") from None
-        s.load_csv(text, request.query_params.get("name", "upload.csv"))
-        return JSONResponse(s.state())
+        self.s.load_csv(text, request.query_params.get("name", "upload.csv"))
+        return self.json(self.s.state())
 
-    async def phase_begin(request):
-        p = s.phase_begin()
-        return JSONResponse({k: v for k, v in p.items() if k != "before"})
+    async def phase_begin(self, request):
+        p = self.s.phase_begin()
+        return self.json({k: v for k, v in p.items() if k != "before"})
 
-    async def phase_update(request):
-        s.phase_update()
-        return frame_response()
+    async def phase_update(self, request):
+        self.s.phase_update()
+        return self.frame_response()
 
-    async def neuron(request):
-        return JSONResponse(s.neuron_grid(request.query_params.get("node", "")))
+    async def neuron(self, request):
+        return self.json(self.s.neuron_grid(request.query_params.get("node", "")))
 
-    async def download_model(request):
+    async def download_model(self, request):
         with tempfile.TemporaryDirectory() as d:
-            path = s.save_model(os.path.join(d, "playground.safetensors"))
+            path = self.s.save_model(os.path.join(d, "playground.safetensors"))
             with open(path, "rb") as f:
                 data = f.read()
-        return Response(
+        return self.raw(
             data,
             media_type="application/octet-stream",
             headers={"Content-Disposition": 'attachment; filename="playground.safetensors"'},
         )
 
-    async def download_script(request):
-        return PlainTextResponse(
-            s.script(),
+    async def download_script(self, request):
+        return self.text(
+            self.s.script(),
             headers={"Content-Disposition": 'attachment; filename="playground_train.py"'},
         )
 
-    async def download_data(request):
+    async def download_data(self, request):
         split = request.query_params.get("split", "all")
         if split not in ("all", "train", "test"):
             raise ChainruleError(f"playground: split={split!r}; expected all, train or test")
-        return PlainTextResponse(
-            s.data_csv(split),
+        return self.text(
+            self.s.data_csv(split),
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="playground_{split}.csv"'},
         )
+
+    def routes(self) -> list:
+        from starlette.routing import Route
+
+        g, post = self.guarded, ["POST"]
+        return [
+            Route("/", self.index),
+            Route("/favicon.ico", lambda request: self.raw(status_code=204)),
+            Route("/api/state", self.state),
+            Route("/api/frame", self.frame),
+            Route("/api/settings", g(self.settings), methods=post),
+            Route("/api/step", g(self.step), methods=post),
+            Route("/api/reset", g(self.reset), methods=post),
+            Route("/api/regenerate", g(self.regenerate), methods=post),
+            Route("/api/chain", g(self.chain)),
+            Route("/api/param", g(self.param), methods=post),
+            Route("/api/points", g(self.points), methods=post),
+            Route("/api/upload", g(self.upload), methods=post),
+            Route("/api/phase/begin", g(self.phase_begin), methods=post),
+            Route("/api/phase/update", g(self.phase_update), methods=post),
+            Route("/api/neuron", g(self.neuron)),
+            Route("/api/download/model", g(self.download_model)),
+            Route("/api/download/script", g(self.download_script)),
+            Route("/api/download/data", g(self.download_data)),
+        ]
+
+
+def _player_socket(s: Session):
+    """The WebSocket handler: play/pause/ack commands from the page; while playing, an epoch
+    trains while the page draws the last frame and the next frame goes out on its ack. When
+    the last page goes away, training stops."""
+    from starlette.websockets import WebSocketDisconnect
 
     clients = {"n": 0}
 
@@ -216,30 +258,22 @@ def create_app(session: Session):
             if clients["n"] == 0:  # the last page went away: stop training
                 s.playing = False
 
-    routes = [
-        Route("/", index),
-        Route("/favicon.ico", lambda request: Response(status_code=204)),
-        Route("/api/state", state),
-        Route("/api/frame", frame),
-        Route("/api/settings", guarded(settings), methods=["POST"]),
-        Route("/api/step", guarded(step), methods=["POST"]),
-        Route("/api/reset", guarded(reset), methods=["POST"]),
-        Route("/api/regenerate", guarded(regenerate), methods=["POST"]),
-        Route("/api/chain", guarded(chain)),
-        Route("/api/param", guarded(param), methods=["POST"]),
-        Route("/api/points", guarded(points), methods=["POST"]),
-        Route("/api/upload", guarded(upload), methods=["POST"]),
-        Route("/api/phase/begin", guarded(phase_begin), methods=["POST"]),
-        Route("/api/phase/update", guarded(phase_update), methods=["POST"]),
-        Route("/api/neuron", guarded(neuron)),
-        Route("/api/download/model", guarded(download_model)),
-        Route("/api/download/script", guarded(download_script)),
-        Route("/api/download/data", guarded(download_data)),
-        WebSocketRoute("/ws", ws),
+    return ws
+
+
+def create_app(session: Session):
+    """The Starlette app of the playground over ``session``: the page, its HTTP API, the
+    WebSocket that streams frames, and the static files."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount, WebSocketRoute
+    from starlette.staticfiles import StaticFiles
+
+    routes = _Api(session).routes() + [
+        WebSocketRoute("/ws", _player_socket(session)),
         Mount("/static", app=StaticFiles(directory=_static_dir()), name="static"),
     ]
     app = Starlette(routes=routes)
-    app.state.session = s
+    app.state.session = session
     return app
 
 
@@ -292,6 +326,6 @@ def serve(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = True, 
             await orig(sockets=sockets)
             asyncio.get_running_loop().create_task(opener())
 
-        server.startup = startup
+        server.startup = startup  # type: ignore[method-assign]  # open the page once it listens
     print(f"chainrule playground: {url} (Ctrl-C stops it)", flush=True)
     server.run()

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import write_atomic
 from ..errors import ChainruleError
 from ..tensor import Tensor, _backprop, _freed_error, _is_freed
 
@@ -216,7 +217,7 @@ class Graph:
                 f"Graph.save: unknown file type {path.suffix!r} in {str(path)!r}; "
                 "use .svg, .html or .dot"
             )
-        path.write_text(text, encoding="utf-8")
+        write_atomic(path, text)  # all or nothing, as every writer of the package
         return path
 
     def to_dot(self) -> str:

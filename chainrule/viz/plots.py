@@ -460,7 +460,9 @@ def decision_boundary(
 def _linear_layers(model):
     """[(linear module, the activation name after it or '')] in forward order (the layers in
     between that leave the neurons as they are, such as Dropout or BatchNorm, are skipped)."""
-    mods = [m for m in model.modules() if not any(True for _ in m.children())]
+    from ..nn.module import leaf_modules
+
+    mods = [m for _, m in leaf_modules(model)]
     out = []
     for i, m in enumerate(mods):
         if facts_of(m).role == "linear" and hasattr(m, "out_features"):
