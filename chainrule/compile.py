@@ -1003,7 +1003,7 @@ class _FlatGroup:
             return False
         nkeys = self.nkeys
         for (p, pv, gv, sv), q in zip(checks, gp):
-            if q is not p or p.data is not pv or p.grad is not gv:
+            if q is not p or p._data is not pv or p.grad is not gv:
                 return False
             st = state.get(p)
             if st is None or len(st) != nkeys:
@@ -1171,7 +1171,7 @@ class _Program:
 
         for k, kind in enumerate(trace.arg_kinds):
             if kind == "t":
-                emit(f"    a{k} = A[{k}].data")
+                emit(f"    a{k} = A[{k}]._data")
             elif kind == "a":
                 emit(f"    a{k} = A[{k}]")
         for m, (kind, r) in enumerate(refs):
@@ -1184,11 +1184,11 @@ class _Program:
             if kind == "arg":
                 return f"a{v}"
             if kind == "argt":
-                return f"A[{v}].data"
+                return f"A[{v}]._data"
             if kind == "out":
                 return f"v{v}"
             if kind == "leaf":
-                return f"L{v}.data"
+                return f"L{v}._data"
             if kind == "ref":
                 return f"R{v}"
             return const(v)
@@ -1436,7 +1436,7 @@ class _Program:
                 return False
         last = self.last_data
         for i, (t, rg, shape, dtype) in enumerate(self.leaf_state):
-            d = t.data
+            d = t._data  # the slot behind .data (the property costs a call per read)
             if t._rg != rg:
                 return False
             if d is not last[i]:
@@ -1490,7 +1490,8 @@ class CompiledFunction:
             if t is np.ndarray:
                 parts.append((a.shape, a.dtype))
             elif t is Tensor or isinstance(a, Tensor):
-                parts.append((a.data.shape, a.data.dtype, a._rg, 1))
+                d = a._data
+                parts.append((d.shape, d.dtype, a._rg, 1))
             else:
                 try:
                     hash(a)
