@@ -73,8 +73,9 @@ Peak memory
 Each framework trains each case in a fresh subprocess (``--memory-worker``): it imports its
 library, creates the data, runs a 256x256 matmul in its array library and two training steps of
 a tiny 4-8-3 model (so that lazy imports, BLAS buffers, thread pools and the autograd engine are
-set up before the baseline: PyTorch alone loads ~75 MB on its first backward/optimizer step); then the process's peak-RSS mark is reset to its current
-resident set, the model is built and trained for ``--memory-steps`` steps, and the peak is read
+set up before the baseline: PyTorch alone loads ~75 MB on its first backward/optimizer step);
+then the process's peak-RSS mark is reset to its current resident set, the model is built and
+trained for ``--memory-steps`` steps, and the peak is read
 again. Peak training memory = peak minus baseline: model, gradients, optimizer state, activations
 and any workspace, measured the same way for every framework (the ratio chainrule/PyTorch compares
 these two numbers). On Linux the peak is ``VmHWM`` from ``/proc/self/status``, reset by writing 5
@@ -93,6 +94,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import math
 import os
@@ -145,7 +147,7 @@ class Case:
         """GEMM FLOPs of one training step (see the module docstring)."""
         B = self.batch
         total = 0
-        for i, (fin, fout) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+        for i, (fin, fout) in enumerate(itertools.pairwise(self.sizes)):
             total += 2 * B * fin * fout  # forward
             total += 2 * B * fin * fout  # backward: weight gradient
             if i > 0:
@@ -232,7 +234,7 @@ def make_weights(case: Case, seed: int = 1):
     """[(W (out, in), b (out,))] float32, U(-1/sqrt(in), 1/sqrt(in)) as PyTorch's default init."""
     rng = np.random.default_rng(seed)
     out = []
-    for fin, fout in zip(case.sizes[:-1], case.sizes[1:]):
+    for fin, fout in itertools.pairwise(case.sizes):
         k = 1.0 / math.sqrt(fin)
         W = rng.uniform(-k, k, size=(fout, fin)).astype(np.float32)
         b = rng.uniform(-k, k, size=(fout,)).astype(np.float32)
@@ -491,7 +493,7 @@ class SklearnRunner(Runner):
             self.clf.partial_fit(X[:B], y[:B], classes=self.classes)  # initialises (one step)
         # the same weights where the shapes agree (a binary problem has one logistic output);
         # in place: the optimizer holds these very arrays
-        for coef, icpt, (W, b) in zip(self.clf.coefs_, self.clf.intercepts_, weights):
+        for coef, icpt, (W, b) in zip(self.clf.coefs_, self.clf.intercepts_, weights, strict=True):
             if coef.shape == W.T.shape:
                 coef[...] = W.T
                 icpt[...] = b
@@ -561,10 +563,10 @@ class NumpyRunner(Runner):
             # forward
             acts = [x]
             h = x
-            for l in range(L):
-                z = h @ Ws[l]
-                z += bs[l]
-                if l < L - 1:
+            for k in range(L):
+                z = h @ Ws[k]
+                z += bs[k]
+                if k < L - 1:
                     if relu:
                         np.maximum(z, 0, out=z)
                     else:
@@ -584,12 +586,12 @@ class NumpyRunner(Runner):
             d *= 1.0 / B
             # backward
             gWs, gbs = [None] * L, [None] * L
-            for l in range(L - 1, -1, -1):
-                a = acts[l]
-                gWs[l] = a.T @ d
-                gbs[l] = d.sum(axis=0)
-                if l > 0:
-                    d = d @ Ws[l].T
+            for k in range(L - 1, -1, -1):
+                a = acts[k]
+                gWs[k] = a.T @ d
+                gbs[k] = d.sum(axis=0)
+                if k > 0:
+                    d = d @ Ws[k].T
                     if relu:
                         d *= a > 0
                     else:
@@ -691,7 +693,7 @@ def _agreement_diffs(losses: dict, steps: int) -> dict:
     if ref:
         for name, seq in losses.items():
             if name != ref:
-                diffs[name] = float(max(abs(a - b) for a, b in zip(seq, losses[ref])))
+                diffs[name] = float(max(abs(a - b) for a, b in zip(seq, losses[ref], strict=True)))
     return {"steps": steps, "reference": ref, "losses": losses, "max_abs_diff": diffs}
 
 
@@ -850,7 +852,7 @@ def bench_case(case, names, args, n_threads, log) -> dict:
     for mine in ("chainrule", "compiled"):
         for other in ("chainrule", "torch", "sklearn", "numpy"):
             if mine in names and other in names and other != mine:
-                per_round = [a / b for a, b in zip(sps[mine], sps[other])]
+                per_round = [a / b for a, b in zip(sps[mine], sps[other], strict=True)]
                 out["ratios"][f"{mine}/{other}"] = {
                     "per_round": per_round,
                     "median": statistics.median(per_round),
@@ -1422,7 +1424,7 @@ def markdown(result: dict) -> str:
         else:
             bf = mem["by_framework"]
 
-            def mib(n):
+            def mib(n, bf=bf):
                 return None if not bf.get(n) else bf[n]["rss_delta_kb"] / 1024
 
             ratio = mem.get(f"ratio_{main}_torch")
@@ -1702,7 +1704,8 @@ def _main(args, argv) -> dict:
         if args.no_memory
         else "fresh subprocess per (case, framework): peak RSS during model building and training "
         "(Linux VmHWM, reset to the current RSS via /proc/self/clear_refs after imports, data "
-        "creation and a warm-up: a 256x256 GEMM and 2 steps of a tiny 4-8-3 model) minus that RSS; ru_maxrss where /proc is missing; "
+        "creation and a warm-up: a 256x256 GEMM and 2 steps of a tiny 4-8-3 model) minus that RSS; "
+        "ru_maxrss where /proc is missing; "
         "tracemalloc peak too for the numpy-based ones",
         "targets": {
             "vs_torch": TARGETS,

@@ -330,7 +330,7 @@ def _same_value(a, b) -> bool:
             and bool(np.array_equal(a, b))
         )
     if isinstance(a, (tuple, list)) and type(a) is type(b):
-        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, slice) and type(b) is slice:
         return (
             _same_value(a.start, b.start)
@@ -349,14 +349,14 @@ def _agree(t1: _Trace, t2: _Trace):
     """The two traces did the same thing: returns the merged constants, or None."""
     if len(t1.events) != len(t2.events) or len(t1.leaves) != len(t2.leaves):
         return None
-    if any(a is not b for a, b in zip(t1.leaves, t2.leaves)):
+    if any(a is not b for a, b in zip(t1.leaves, t2.leaves, strict=True)):
         return None
     if len(t1.refs) != len(t2.refs):
         return None
     # a persistent array (same object both times) is read at each call; a different object
     # with the same values is a constant
     refs = []
-    for a, b in zip(t1.refs, t2.refs):
+    for a, b in zip(t1.refs, t2.refs, strict=True):
         if a is b:
             refs.append(("ref", a))
         elif _same_value(a, b):
@@ -371,7 +371,7 @@ def _agree(t1: _Trace, t2: _Trace):
             return _same_value(s1[1], s2[1])
         return s1[1] == s2[1]
 
-    for e1, e2 in zip(t1.events, t2.events):
+    for e1, e2 in zip(t1.events, t2.events, strict=True):
         if e1[0] != e2[0]:
             return None
         if e1[0] == "unit":
@@ -386,9 +386,11 @@ def _agree(t1: _Trace, t2: _Trace):
                 or len(e1[4]) != len(e2[4])
             ):
                 return None
-            if not all(same_src(a, b) for a, b in zip(e1[3], e2[3])):
+            if not all(same_src(a, b) for a, b in zip(e1[3], e2[3], strict=True)):
                 return None
-            if not all(k1 == k2 and same_src(a, b) for (k1, a), (k2, b) in zip(e1[4], e2[4])):
+            if not all(
+                k1 == k2 and same_src(a, b) for (k1, a), (k2, b) in zip(e1[4], e2[4], strict=True)
+            ):
                 return None
         elif e1[0] == "backward":
             if (
@@ -402,7 +404,7 @@ def _agree(t1: _Trace, t2: _Trace):
                 e1[1] is not e2[1]
                 or e1[2] is not e2[2]
                 or len(e1[3]) != len(e2[3])
-                or not all(_same_value(a, b) for a, b in zip(e1[3], e2[3]))
+                or not all(_same_value(a, b) for a, b in zip(e1[3], e2[3], strict=True))
                 or e1[4] != e2[4]
             ):
                 return None
@@ -423,9 +425,11 @@ def _same_result(r1, r2) -> bool:
         )
     if r1[0] == "dict":
         return len(r1[1]) == len(r2[1]) and all(
-            k1 == k2 and _same_result(a, b) for (k1, a), (k2, b) in zip(r1[1], r2[1])
+            k1 == k2 and _same_result(a, b) for (k1, a), (k2, b) in zip(r1[1], r2[1], strict=True)
         )
-    return len(r1[1]) == len(r2[1]) and all(_same_result(a, b) for a, b in zip(r1[1], r2[1]))
+    return len(r1[1]) == len(r2[1]) and all(
+        _same_result(a, b) for a, b in zip(r1[1], r2[1], strict=True)
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -930,12 +934,12 @@ class _FlatGroup:
             if isinstance(states[0][key], np.ndarray):
                 flat = self.state[key] = np.empty(total, dtype=dt)
                 views = self.sviews[key] = self._views(flat)
-                for st, v in zip(states, views):
+                for st, v in zip(states, views, strict=True):
                     v[...] = st[key]
                     st[key] = v
             else:
                 self.state[key] = states[0][key]
-        for p, v, g in zip(params, self.pviews, self.gviews):
+        for p, v, g in zip(params, self.pviews, self.gviews, strict=True):
             v[...] = p.data
             p.data = v
             if p.grad is not None and p.grad.shape == g.shape and p.grad.dtype == g.dtype:
@@ -970,7 +974,7 @@ class _FlatGroup:
             if isinstance(vals[0], np.ndarray):
                 if not all(
                     isinstance(v, np.ndarray) and v.shape == p.data.shape
-                    for v, p in zip(vals, params)
+                    for v, p in zip(vals, params, strict=True)
                 ):
                     return False
             elif not all(type(v) is type(vals[0]) and v == vals[0] for v in vals):
@@ -1002,7 +1006,7 @@ class _FlatGroup:
         if len(gp) != len(checks):
             return False
         nkeys = self.nkeys
-        for (p, pv, gv, sv), q in zip(checks, gp):
+        for (p, pv, gv, sv), q in zip(checks, gp, strict=True):
             if q is not p or p._data is not pv or p.grad is not gv:
                 return False
             st = state.get(p)
@@ -1071,7 +1075,7 @@ class _FlatGroup:
                 views = self.sviews.get(key)
                 if views is None or views[0].base is not flat:
                     views = self.sviews[key] = self._views(flat)
-                    for p, v in zip(self.params, views):
+                    for p, v in zip(self.params, views, strict=True):
                         state[p][key] = v
             else:
                 for p in self.params:
@@ -1099,7 +1103,7 @@ class _FlatStep:
     def grad_buffers(self):
         out = {}
         for fg in self.groups or ():
-            for p, g in zip(fg.params, fg.gviews):
+            for p, g in zip(fg.params, fg.gviews, strict=True):
                 out[id(p)] = g
         return out
 
@@ -1109,11 +1113,11 @@ class _FlatStep:
         pg = opt.param_groups
         if groups is not None and len(pg) == len(groups):
             st = opt.state
-            for fg, group in zip(groups, pg):
+            for fg, group in zip(groups, pg, strict=True):
                 if not fg.ready(group, st):
                     break
             else:
-                for fg, group in zip(groups, pg):
+                for fg, group in zip(groups, pg, strict=True):
                     fg.step(group, st)
                 return None
         return self.orig(opt)
@@ -1174,7 +1178,7 @@ class _Program:
                 emit(f"    a{k} = A[{k}]._data")
             elif kind == "a":
                 emit(f"    a{k} = A[{k}]")
-        for m, (kind, r) in enumerate(refs):
+        for m, (_kind, r) in enumerate(refs):
             ns[f"R{m}"] = r
         for m, t in enumerate(self.leaves):
             ns[f"L{m}"] = t
@@ -1301,7 +1305,7 @@ class _Program:
         if len(backwards) == 1:
             given = {j: [] for j in plans}
             for j, (srcs, needs) in self.units_needs.items():
-                for s, n in zip(srcs, needs or ()):
+                for s, n in zip(srcs, needs or (), strict=False):
                     if n and s[0] == "out":
                         given[s[1]].append(j)
             root = backwards[0][1][1] if backwards[0][1][0] == "out" else None
@@ -1348,7 +1352,7 @@ class _Program:
                 srcs, needs = units[j]
                 if needs is None:
                     continue
-                for s, n in zip(srcs, needs):
+                for s, n in zip(srcs, needs, strict=True):
                     if n and s[0] == "out":
                         reach.add(s[1])
         order = [j for j in sorted(reach, reverse=True) if units[j][1] is not None]
@@ -1357,7 +1361,7 @@ class _Program:
                 emit(f"    g{j} = None")
         leaves = []
         for j in order:
-            for s, n in zip(*units[j]):
+            for s, n in zip(*units[j], strict=True):
                 if n and s[0] in ("leaf", "argt") and s not in leaves:
                     leaves.append(s)
         names = {s: f"gl{i}" for i, s in enumerate(leaves)}
@@ -1378,7 +1382,7 @@ class _Program:
                 emit(f"    if g{j} is not None:")
                 pad = "        "
             emit(f"{pad}r = B{j}(g{j})")
-            for i, (s, n) in enumerate(zip(srcs, needs)):
+            for i, (s, n) in enumerate(zip(srcs, needs, strict=True)):
                 if not n:
                     continue
                 tgt = f"g{s[1]}" if s[0] == "out" else names.get(s)
