@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..metrics import class_probabilities
 from ..registry import facts_of
 from . import datasets as D
 
@@ -1004,9 +1005,7 @@ class Session:
             thumbs.append(_q(2 * final[ti, 0] - 1))
             kind = "binary"
         elif self.task == "classification":
-            z = final - final.max(axis=1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
+            p = class_probabilities(final)
             heat = [_q(2 * p[:, j] - 1) for j in range(p.shape[1])]
             thumbs += [_q(2 * p[ti, j] - 1) for j in range(p.shape[1])]
             kind = "multiclass"
@@ -1061,8 +1060,7 @@ class Session:
             if self.task == "classification" and self.n_classes == 2:
                 v = 2 * final[:, 0] - 1
             elif self.task == "classification":
-                z = final - final.max(axis=1, keepdims=True)
-                p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+                p = class_probabilities(final)
                 v = 2 * p[:, j] - 1
             else:
                 v = final[:, 0]
