@@ -7,6 +7,7 @@ model's outputs into them); regression metrics take the predicted values.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -58,6 +59,12 @@ def predict_classes(outputs: np.ndarray, kind: str = "logits") -> np.ndarray:
     return (flat > threshold).astype(np.int64)
 
 
+@overload
+def class_probabilities(
+    outputs: np.ndarray, kind: Literal["logits", "logit", "probability"] = "logits"
+) -> np.ndarray: ...
+@overload
+def class_probabilities(outputs: np.ndarray, kind: str) -> np.ndarray | None: ...
 def class_probabilities(outputs: np.ndarray, kind: str = "logits") -> np.ndarray | None:
     """Class probabilities (float64, shape (n, k)) from model outputs read as ``kind``.
 
