@@ -50,7 +50,6 @@ from collections import OrderedDict
 import numpy as np
 
 from . import units as U
-from .random import get_rng
 from .tensor import Context, Tensor, Unit, is_grad_enabled, unbroadcast
 
 __all__ = ["compile", "CompiledFunction", "PLANS"]
@@ -738,7 +737,6 @@ class _DropoutPlan(_Plan):
         self.p = kw.get("p", 0.5)
         self.rng, self.seed = kw.get("rng"), kw.get("seed")
         self.mask = np.empty(self.shape, dtype=self.dt)
-        self.scale = self.dt.type(1.0 - self.p)
         self.out = self.gout = self.u = self.keep = None
 
     def finalize(self, scratch):
@@ -750,11 +748,9 @@ class _DropoutPlan(_Plan):
             self.gout = np.empty(self.shape, dtype=self.dt)
 
     def forward(self, x):
-        get_rng(self.rng, self.seed).random(out=self.u)
-        np.less(self.u, 1.0 - self.p, out=self.keep)
-        m = self.mask
-        np.copyto(m, self.keep)  # keep.astype(dtype)
-        np.divide(m, self.scale, out=m)
+        m = U.Dropout.draw_mask(
+            self.shape, self.dt, self.p, self.rng, self.seed, self.u, self.keep, self.mask
+        )
         return np.multiply(x, m, out=x if self.inplace else self.out)
 
     def backward(self, grad):

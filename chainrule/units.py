@@ -1193,11 +1193,32 @@ class Dropout(Unit):
         rng: np.random.Generator | None = None,
         seed: int | None = None,
     ) -> np.ndarray:
-        keep = get_rng(rng, seed).random(x.shape) < 1.0 - p
         dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
-        mask = keep.astype(dtype) / dtype.type(1.0 - p)
+        mask = Dropout.draw_mask(x.shape, dtype, p, rng, seed)
         ctx.mask = mask
         return x * mask
+
+    @staticmethod
+    def draw_mask(
+        shape: tuple[int, ...],
+        dtype: np.dtype[Any],
+        p: float,
+        rng: np.random.Generator | None,
+        seed: int | None,
+        u: np.ndarray | None = None,
+        keep: np.ndarray | None = None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """mask = (u < 1 − p) / (1 − p) for u uniform in [0, 1) from the generator; written into
+        ``u``, ``keep`` and ``out`` when given (a compiled step's buffers), else new arrays."""
+        gen = get_rng(rng, seed)
+        u = gen.random(shape) if u is None else gen.random(out=u)
+        keep = np.less(u, 1.0 - p, out=keep)
+        if out is None:
+            out = keep.astype(dtype)
+        else:
+            np.copyto(out, keep)
+        return np.divide(out, dtype.type(1.0 - p), out=out)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> Grads:
