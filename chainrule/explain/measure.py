@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import ChainruleError, ShapeError
 from ..gradcheck import central_differences
+from ..nn.module import leaf_modules
 from ..registry import facts_of
 from ..tensor import Tensor, _backprop, no_grad
 from .records import GradientCheck
@@ -230,12 +231,6 @@ def _loss_copy(loss_fn: Any) -> Any:
     return loss_fn
 
 
-def _leaf_modules(model: Any) -> list[tuple[str, Any]]:
-    from ..nn.module import leaf_modules  # the one rule of what a layer is
-
-    return leaf_modules(model)
-
-
 def _call_loss(loss_fn: Any, out: Tensor, y: Any) -> tuple[Any, Any]:
     """loss_fn(out, y), reshaping float targets like (n,) to an output of shape (n, 1)."""
     try:
@@ -251,7 +246,7 @@ def _call_loss(loss_fn: Any, out: Tensor, y: Any) -> tuple[Any, Any]:
 def _run_with_hooks(model: Any, xt: Tensor) -> tuple[Any, list[UnitCall], dict[int, str]]:
     """model(xt) with a forward hook on every leaf layer: (output, calls, paths by id)."""
     calls: list[UnitCall] = []
-    leaves = _leaf_modules(model)
+    leaves = leaf_modules(model)  # the one rule of what a layer is
     handles = []
     try:
         for _, m in leaves:
