@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from browser import chromium
 
 import chainrule as cr
 import chainrule.nn as nn
@@ -441,11 +442,6 @@ def test_records_are_typed_and_read_like_the_documented_dicts(net_2_16_16_2):
 def test_html_reads_left_aligned_under_jupyterlabs_output_styles(net_2_16_16_2):
     """JupyterLab right-aligns the cells of output tables and centres the tables
     (@jupyterlab/rendermime's rules below); the explanation keeps its own alignment."""
-    import os
-
-    if not os.path.exists("/usr/bin/chromium"):
-        pytest.skip("no /usr/bin/chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
     jupyterlab_css = (
         ".jp-RenderedHTMLCommon table{border-collapse:collapse;border-spacing:0;border:none;"
         "table-layout:fixed;margin-left:auto;margin-bottom:1em;margin-right:auto}"
@@ -462,24 +458,15 @@ def test_html_reads_left_aligned_under_jupyterlabs_output_styles(net_2_16_16_2):
         f'<div class="jp-RenderedHTMLCommon jp-RenderedHTML jp-OutputArea-output">'
         f"{e.to_html()}</div></body></html>"
     )
-    with sync_api.sync_playwright() as p:
-        try:
-            browser = p.chromium.launch(
-                executable_path="/usr/bin/chromium", args=["--no-sandbox", "--headless"]
-            )
-        except Exception as err:  # noqa: BLE001 - a broken browser install is not our bug
-            pytest.skip(f"chromium does not start: {str(err).splitlines()[0]}")
-        try:
-            page = browser.new_page(viewport={"width": 1600, "height": 900})
-            page.set_content(page_html)
-            aligns = page.eval_on_selector_all(
-                ".cr-explain td, .cr-explain th",
-                "els => els.map(e => getComputedStyle(e).textAlign)",
-            )
-            assert aligns and set(aligns) == {"left"}, set(aligns)
-            box = page.locator(".cr-explain").bounding_box()
-            for i in range(page.locator(".cr-explain table").count()):
-                t = page.locator(".cr-explain table").nth(i).bounding_box()
-                assert t["x"] - box["x"] < 2, "a table is not at the left edge"
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1600, "height": 900})
+        page.set_content(page_html)
+        aligns = page.eval_on_selector_all(
+            ".cr-explain td, .cr-explain th",
+            "els => els.map(e => getComputedStyle(e).textAlign)",
+        )
+        assert aligns and set(aligns) == {"left"}, set(aligns)
+        box = page.locator(".cr-explain").bounding_box()
+        for i in range(page.locator(".cr-explain table").count()):
+            t = page.locator(".cr-explain table").nth(i).bounding_box()
+            assert t["x"] - box["x"] < 2, "a table is not at the left edge"

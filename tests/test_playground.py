@@ -12,21 +12,11 @@ import urllib.parse
 
 import numpy as np
 import pytest
+from browser import chromium
 
 from chainrule.errors import ConfigError
 from chainrule.playground import Session
 from chainrule.playground.session import parse_settings
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _grad_of(state, name):
@@ -331,16 +321,8 @@ def server():
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("no /usr/bin/chromium (apt-get install chromium; .ci/run installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        try:
-            b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        except Exception as err:  # noqa: BLE001 - a broken browser install is not our bug
-            pytest.skip(f"chromium does not start: {str(err).splitlines()[0]}")
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture()

@@ -1,6 +1,5 @@
 """The training pictures and the HTML report, and a headless browser that opens the report."""
 
-import os
 import re
 import subprocess
 import sys
@@ -8,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import chromium
 
 import chainrule as cr
 import chainrule.nn as nn
@@ -229,63 +229,40 @@ def test_report_maps_label_names_and_checks_arguments(spiral, tmp_path):
 # a real browser opens the report
 # ------------------------------------------------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-
 
 def test_report_in_headless_chromium(spiral_report, tmp_path):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("no /usr/bin/chromium (apt-get install chromium; .ci/run installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
     requests = []
-    with sync_api.sync_playwright() as p:
-        try:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[
-                    "--no-sandbox",
-                    "--headless",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                ],
-            )
-        except Exception as err:  # noqa: BLE001 - a broken browser install is not our bug
-            pytest.skip(f"chromium does not start: {str(err).splitlines()[0]}")
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("websocket", lambda ws: requests.append(ws.url))
-            page.goto(spiral_report.resolve().as_uri(), wait_until="load")
-            # every section and every picture is there, visible and not empty
-            for sid in SECTIONS:
-                loc = page.locator(f"section#{sid}")
-                assert loc.count() == 1, sid
-                assert loc.is_visible(), sid
-                box = loc.bounding_box()
-                assert box and box["width"] > 0 and box["height"] > 0, sid
-            images = page.locator("img")
-            assert images.count() == 4
-            for i in range(images.count()):
-                img = images.nth(i)
-                img.scroll_into_view_if_needed()
-                assert img.is_visible()
-                assert img.evaluate("e => e.complete && e.naturalWidth > 0 && e.naturalHeight > 0")
-                box = img.bounding_box()
-                assert box["width"] > 50 and box["height"] > 50
-            svgs = page.locator("section svg")
-            assert svgs.count() >= 1
-            for i in range(svgs.count()):
-                box = svgs.nth(i).bounding_box()
-                assert box and box["width"] > 0 and box["height"] > 0
-            assert page.locator("#graph svg").is_visible()
-            assert page.locator("#explanation table").count() == 3
-            shot = tmp_path / "report.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("websocket", lambda ws: requests.append(ws.url))
+        page.goto(spiral_report.resolve().as_uri(), wait_until="load")
+        # every section and every picture is there, visible and not empty
+        for sid in SECTIONS:
+            loc = page.locator(f"section#{sid}")
+            assert loc.count() == 1, sid
+            assert loc.is_visible(), sid
+            box = loc.bounding_box()
+            assert box and box["width"] > 0 and box["height"] > 0, sid
+        images = page.locator("img")
+        assert images.count() == 4
+        for i in range(images.count()):
+            img = images.nth(i)
+            img.scroll_into_view_if_needed()
+            assert img.is_visible()
+            assert img.evaluate("e => e.complete && e.naturalWidth > 0 && e.naturalHeight > 0")
+            box = img.bounding_box()
+            assert box["width"] > 50 and box["height"] > 50
+        svgs = page.locator("section svg")
+        assert svgs.count() >= 1
+        for i in range(svgs.count()):
+            box = svgs.nth(i).bounding_box()
+            assert box and box["width"] > 0 and box["height"] > 0
+        assert page.locator("#graph svg").is_visible()
+        assert page.locator("#explanation table").count() == 3
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
     # only the file itself (and inline data: images) was loaded: nothing from the network
     assert requests, "the page load was not recorded"
     bad = [u for u in requests if not (u.startswith("file:") or u.startswith("data:"))]
