@@ -31,6 +31,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._validate import NONE, AnyOf, InstanceOf, Interval, Options, check_params
+from .callbacks import ProgressBar
 from .errors import ConfigError, DataError, ModelFileError
 from .registry import facts_of
 from .tabular import (
@@ -193,6 +194,18 @@ class _NetBase(BaseEstimator):
         ),
     }
 
+    #: how training runs (checked after the numbers)
+    _switches = {
+        "compile": InstanceOf(
+            (bool, np.bool_), expected="True (trace the step, replay it) or False"
+        ),
+        "progress": AnyOf(
+            InstanceOf((bool, np.bool_, ProgressBar)),
+            Options(("tqdm", "rich", "auto")),
+            expected="True, False, 'tqdm', 'rich' or a ProgressBar",
+        ),
+    }
+
     def _error(self, name, value, expected) -> ConfigError:
         return ConfigError(
             f"{type(self).__name__}: {name}={value!r} is not valid; expected {expected}"
@@ -219,19 +232,8 @@ class _NetBase(BaseEstimator):
         values = {name: getattr(self, name) for name in self._constraints}
         values["lr"] = lr
         check_params(values, self._constraints, self._error)
-        from .callbacks import ProgressBar
-
-        flags = {
-            "compile": InstanceOf(
-                (bool, np.bool_), expected="True (trace the step, replay it) or False"
-            ),
-            "progress": AnyOf(
-                InstanceOf((bool, np.bool_, ProgressBar)),
-                Options(("tqdm", "rich", "auto")),
-                expected="True, False, 'tqdm', 'rich' or a ProgressBar",
-            ),
-        }
-        check_params({"compile": self.compile, "progress": self.progress}, flags, self._error)
+        switches = {name: getattr(self, name) for name in self._switches}
+        check_params(switches, self._switches, self._error)
         return {"hidden": hidden, "loss": loss, "lr": float(lr), "conv": self._conv_settings()}
 
     def _conv_settings(self):
