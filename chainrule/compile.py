@@ -518,6 +518,10 @@ class GenericPlan:
         return out
 
 
+_dot, _add, _subtract, _multiply, _divide = np.dot, np.add, np.subtract, np.multiply, np.divide
+_maximum, _greater, _exp, _log, _tanh = np.maximum, np.greater, np.exp, np.log, np.tanh
+
+
 class _Plan:
     """Base of the planned units. The program sets, after every plan is built and before
     ``finalize(scratch)`` allocates what is still missing:
@@ -574,32 +578,34 @@ class _LinearPlan(_Plan):
             if not self.grad_writable:
                 self.gr = np.empty(self.shape, dtype=self.dt)
 
+    # np.dot rather than the unit's ``@``: the same BLAS call (the same numbers, checked for
+    # every shape of the tests and the benchmark), a third of matmul's per-call cost on small
+    # arrays (no generalized-ufunc setup)
     def forward(self, x, w, b=None):
-        out = self.out
-        np.matmul(x, w.T, out=out)
+        out = _dot(x, w.T, out=self.out)
         if b is not None:
-            out += b
+            _add(out, b, out=out)
         if self.relu:
-            np.maximum(out, 0, out=out)
+            _maximum(out, 0, out=out)
         self.x, self.w = x, w
         return out
 
     def backward(self, grad):
         if self.relu:  # grad * (out > 0)
-            np.greater(self.out, 0, out=self.mask)
-            grad = np.multiply(grad, self.mask, out=grad if self.gr is None else self.gr)
+            _greater(self.out, 0, out=self.mask)
+            grad = _multiply(grad, self.mask, out=grad if self.gr is None else self.gr)
         need = self.need
-        gx = np.matmul(grad, self.w, out=self.gx) if need[0] else None
+        gx = _dot(grad, self.w, out=self.gx) if need[0] else None
         gw = gb = None
         if need[1]:
             if self.one_row:
                 self.gp[0] = grad[0]
                 np.concatenate((self.x, self.x), out=self.xx)
-                gw = np.matmul(self.gp.T, self.xx, out=self.gw)
+                gw = _dot(self.gp.T, self.xx, out=self.gw)
             else:
-                gw = np.matmul(grad.T, self.x, out=self.gw)
+                gw = _dot(grad.T, self.x, out=self.gw)
         if self.gb is not None:
-            gb = np.matmul(self.ones, grad, out=self.gb)
+            gb = _dot(self.ones, grad, out=self.gb)
         return (gx, gw, gb) if self.has_b else (gx, gw)
 
 
@@ -659,61 +665,77 @@ def _act_plan(spec):
 
 
 _reduce_add = np.add.reduce
-_reduce_min = np.minimum.reduce
+_reduce_max = np.maximum.reduce
 
 
 class _MeanCEPlan(_Plan):
-    """MeanSoftmaxCrossEntropy on buffers, with the unit's own sequence of numpy calls."""
+    """MeanSoftmaxCrossEntropy on buffers, with the unit's own sequence of numpy calls. The
+    label entries are read and written through one flat index (row·C + label), computed once
+    per call: the same elements as the unit's ``[rows, y]``, a fifth of the cost."""
 
     def __init__(self, spec):
         (n, C), dt = spec.in_shapes[0], spec.in_dtypes[0]
         self.n, self.C, self.dt = n, C, dt
         self.e = np.empty((n, C), dtype=dt)
         self.dz = np.empty((n, C), dtype=dt)
-        self.rows = np.arange(n)
+        self.dz_flat = self.dz.reshape(-1)
+        self.row_starts = np.arange(n, dtype=np.intp) * C
+        self.idx = np.empty(n, dtype=np.intp)
+        ydt = spec.in_dtypes[1]
+        # labels seen as unsigned: a negative one becomes huge, so one maximum checks both ends
+        self.unsigned = None if ydt.kind == "u" else np.dtype(f"u{ydt.itemsize}")
         self.ones = U._ones(C, dt)
-        self.y = None
+        self.seed = self.seed_scale = None
         self.buffers = [self.dz]
+        self.fresh_output = True  # the loss: a new 0-d array at every call
 
     def finalize(self, scratch):
         n, C, dt = self.n, self.C, self.dt
         self.m = scratch((n,), dt)
+        self.m_col = self.m[:, None]
         self.s = np.empty(n, dtype=dt)  # read after the scratch below is reused
+        self.s_col = self.s[:, None]
         self.logs = scratch((n,), dt, 1)
         self.shifted = scratch((n, C), dt)
+        self.shifted_flat = self.shifted.reshape(-1)
 
     def forward(self, z, y):
         n, C = self.n, self.C
-        if n and _reduce_min(y, axis=None) < 0:
-            raise _Retrace  # eager mode says what is wrong with the labels
+        if n:
+            yu = y if self.unsigned is None else y.view(self.unsigned)
+            if _reduce_max(yu, axis=None) >= C:
+                raise _Retrace  # eager mode says what is wrong with the labels
         m = self.m
         if C > 8:
             z.max(axis=1, out=m)
         elif C > 1:  # the row maximum, column by column (exact)
-            np.maximum(z[:, 0], z[:, 1], out=m)
+            _maximum(z[:, 0], z[:, 1], out=m)
             for c in range(2, C):
-                np.maximum(m, z[:, c], out=m)
+                _maximum(m, z[:, c], out=m)
         else:
             np.copyto(m, z[:, 0])
-        shifted = np.subtract(z, m[:, None], out=self.shifted)
-        e = np.exp(shifted, out=self.e)
-        s = np.matmul(e, self.ones, out=self.s)
-        try:
-            picked = shifted[self.rows, y]
-        except IndexError:
-            raise _Retrace from None  # a label >= C
-        loss = (
-            _reduce_add(np.log(s, out=self.logs), axis=None) - _reduce_add(picked, axis=None)
-        ) / n
-        e /= s[:, None]
-        self.y = y
+        shifted = _subtract(z, self.m_col, out=self.shifted)
+        e = _exp(shifted, out=self.e)
+        s = _dot(e, self.ones, out=self.s)
+        idx = _add(self.row_starts, y, out=self.idx)
+        picked = self.shifted_flat[idx]
+        per_sample = _subtract(_log(s, out=self.logs), picked, out=self.logs)
+        loss = _reduce_add(per_sample, axis=None) / n
+        _divide(e, self.s_col, out=e)
         return np.asarray(loss, dtype=self.dt)
 
     def backward(self, grad):
-        scale = grad / self.n
-        dz = np.multiply(self.e, scale, out=self.dz)
-        dz[self.rows, self.y] -= scale
+        scale = self.seed_scale if grad is self.seed else grad / self.n
+        dz = _multiply(self.e, scale, out=self.dz)
+        self.dz_flat[self.idx] -= scale
         return dz, None
+
+    def seeded(self, seed):
+        """The backward will start from the constant ``seed`` (the ones of ``loss.backward()``):
+        its scale ``seed / n`` is computed once, the same number each call would compute."""
+        # a Python float holding the float32/64 value exactly: numpy multiplies by it in the
+        # array's dtype (the same numbers), without a 0-d array's slower path
+        self.seed, self.seed_scale = seed, float(seed / self.n)
 
 
 def _mean_ce_plan(spec):
@@ -875,9 +897,11 @@ def _make_plan(spec):
 # the optimizer on one flat buffer per parameter group
 # ------------------------------------------------------------------------------------------------
 
-from . import tensor as _tensor_module  # noqa: E402 - beside its only use
+from operator import attrgetter, is_, itemgetter  # noqa: E402 - beside their only use
 
-_bump = getattr(_tensor_module, "bump_version", lambda t: None)
+from .tensor import bump_versions, wrap_array  # noqa: E402
+
+_get_data, _get_grad = attrgetter("_data"), attrgetter("grad")
 
 
 class _FlatParam:
@@ -946,6 +970,8 @@ class _FlatGroup:
 
         self.sgd = type(opt)._step_group is SGD._step_group
         self.tmp = None
+        self.chunks = None
+        self.opt_state = opt.state
         self._checks()
         self.proxy = object.__new__(type(opt))
         self.proxy.state = {self.flat: self.state}
@@ -981,37 +1007,45 @@ class _FlatGroup:
         return [flat[a:b].reshape(shape) for a, b, shape in self.slices]
 
     def _checks(self):
-        """Per parameter: (p, data view, grad view, ((state key, view or value), ...))."""
-        out = []
-        for i, p in enumerate(self.params):
-            sv = tuple(
-                (k, self.sviews[k][i] if isinstance(f, np.ndarray) else f)
-                for k, f in self.state.items()
-            )
-            out.append((p, self.pviews[i], self.gviews[i], sv))
-        self.checks = out
+        """What ``ready`` compares, by identity: each parameter's data, gradient, state dict
+        and state arrays against the views laid out here (scalars in the state: by value)."""
         self.nkeys = len(self.state)
         self.scalars = any(not isinstance(f, np.ndarray) for f in self.state.values())
         self.flat_arrays = tuple(self.state.items())
+        st = self.opt_state
+        self.sdicts = [st.get(p) for p in self.params]
+        self.state_checks = [
+            (itemgetter(k), self.sviews[k] if isinstance(f, np.ndarray) else f)
+            for k, f in self.state.items()
+        ]
 
     def ready(self, group, state) -> bool:
         """Every parameter still has its views as data, gradient and state (nothing was
-        reassigned, loaded or left without a gradient since the last call)."""
+        reassigned, loaded or left without a gradient since the last call). The comparisons
+        run in C (``map`` over ``operator.is_``): a few hundred nanoseconds per group."""
         gp = group["params"]
-        checks = self.checks
-        if len(gp) != len(checks):
+        params = self.params
+        if (
+            len(gp) != len(params)
+            or state is not self.opt_state
+            or not all(map(is_, gp, params))
+            or not all(map(is_, map(_get_data, params), self.pviews))
+            or not all(map(is_, map(_get_grad, params), self.gviews))
+            or not all(map(is_, map(state.get, params), self.sdicts))
+        ):
             return False
-        nkeys = self.nkeys
-        for (p, pv, gv, sv), q in zip(checks, gp, strict=True):
-            if q is not p or p._data is not pv or p.grad is not gv:
-                return False
-            st = state.get(p)
-            if st is None or len(st) != nkeys:
-                return False
-            for key, v in sv:
-                x = st.get(key)
-                if x is not v and (type(v) is np.ndarray or x != v):
+        sdicts = self.sdicts
+        if self.nkeys and any(len(d) != self.nkeys for d in sdicts):
+            return False
+        try:
+            for get, v in self.state_checks:
+                if type(v) is list:
+                    if not all(map(is_, map(get, sdicts), v)):
+                        return False
+                elif any(get(d) != v for d in sdicts):
                     return False
+        except KeyError:
+            return False
         return True
 
     def _sgd(self, group) -> bool:
@@ -1031,29 +1065,36 @@ class _FlatGroup:
             buf = self.state.get("momentum_buffer")
             if buf is None:
                 return False  # the first step creates the buffer: SGD's own code does it
-        n = self.P.size
-        step = _CHUNK
-        t = self.tmp
-        if t is None:
-            t = self.tmp = np.empty(min(n, step), dtype=self.P.dtype)
-        P, G = self.P, self.G
+        chunks = self.chunks
+        if chunks is None or chunks[0] is not buf:
+            chunks = self.chunks = (buf, self._chunk_views(buf))
         # chunk by chunk: the four passes stay in the cache, and the temporary is small
-        for a in range(0, n, step):
-            b = min(a + step, n)
-            tt = t[: b - a]
-            if buf is not None:
-                m = buf[a:b]
+        if buf is None:
+            for p, g, t in chunks[1]:
+                _multiply(g, lr, out=t)
+                p -= t
+        else:
+            for p, g, t, m in chunks[1]:
                 m *= momentum
-                m += G[a:b]
-                np.multiply(m, lr, out=tt)
-            else:
-                np.multiply(G[a:b], lr, out=tt)
-            P[a:b] -= tt
+                m += g
+                _multiply(m, lr, out=t)
+                p -= t
         return True
 
+    def _chunk_views(self, buf):
+        """(parameters, gradients, temporary[, momentum]) slices of at most _CHUNK elements."""
+        n = self.P.size
+        if self.tmp is None:
+            self.tmp = np.empty(min(n, _CHUNK), dtype=self.P.dtype)
+        out = []
+        for a in range(0, n, _CHUNK):
+            b = min(a + _CHUNK, n)
+            views = (self.P[a:b], self.G[a:b], self.tmp[: b - a])
+            out.append(views if buf is None else (*views, buf[a:b]))
+        return out
+
     def step(self, group, state):
-        for p in self.params:  # as the optimizer's own loop notes each in-place change
-            _bump(p)
+        bump_versions(self.params)  # as the optimizer's own loop notes each in-place change
         if self.sgd and self._sgd(group):
             return
         fake = dict(group)
@@ -1095,6 +1136,53 @@ class _FlatStep:
                 return
             groups.append(params)
         self.groups = [_FlatGroup(opt, params) for params in groups]
+
+    def emit(self, const):
+        """Source lines for this step in a program: the checks of ``_FlatGroup.ready`` written
+        out for these parameters (each one an identity test, no loop), then each group's flat
+        update; when any check fails, this object's call (the checks again, in full, then the
+        flat update or the optimizer's own step)."""
+        names: dict[int, str] = {}
+        raw_const = const
+
+        def const(v):  # one name per object
+            n = names.get(id(v))
+            if n is None:
+                n = names[id(v)] = raw_const(v)
+            return n
+
+        me = const(self)
+        if self.groups is None:
+            return [f"    {me}()"]
+        opt = self.opt
+        conds = [f"len(pg) == {len(self.groups)}", f"{const(opt)}.state is st"]
+        steps = []
+        for k, fg in enumerate(self.groups):
+            if fg.scalars:
+                return [f"    {me}()"]
+            plist = opt.param_groups[k]["params"]
+            pl = const(plist)
+            conds.append(f"pg[{k}]['params'] is {pl} and len({pl}) == {len(plist)}")
+            for i, p in enumerate(fg.params):
+                P = const(p)
+                conds.append(f"{const(plist)}[{i}] is {P}")
+                conds.append(f"{P}._data is {const(fg.pviews[i])}")
+                conds.append(f"{P}.grad is {const(fg.gviews[i])}")
+                sd = fg.sdicts[i]
+                conds.append(f"st.get({P}) is {const(sd)}")
+                if sd is not None:
+                    conds.append(f"len({const(sd)}) == {fg.nkeys}")
+                    for key, views in fg.sviews.items():
+                        conds.append(f"{const(sd)}.get({key!r}) is {const(views[i])}")
+            steps.append(f"        {const(fg)}.step(pg[{k}], st)")
+        return [
+            f"    pg = {const(opt)}.param_groups",
+            f"    st = {const(opt)}.state",
+            "    if (\n        " + "\n        and ".join(conds) + "\n    ):",
+            *steps,
+            "    else:",
+            f"        {me}()",
+        ]
 
     def grad_buffers(self):
         out = {}
@@ -1142,7 +1230,7 @@ def _protect(t, owned):
 
 
 class _Program:
-    def __init__(self, trace: _Trace, refs, result):
+    def __init__(self, trace: _Trace, refs, result, args):
         self.leaves = list(trace.leaves)
         self.leaf_state = [(t, t._rg, t.data.shape, t.data.dtype) for t in self.leaves]
         self.modules = [(m, m.training) for m in trace.modules.values()]
@@ -1158,7 +1246,7 @@ class _Program:
                     self.structure.append((d, None, len(d)))
                 else:
                     self.structure.extend((d, k, v) for k, v in d.items())
-        ns = {"np": np, "_store": _store, "_protect": _protect, "Tensor": Tensor}
+        ns = {"np": np, "_store": _store, "_protect": _protect, "W": wrap_array}
         lines = ["def run(A):"]
         emit = lines.append
         const_n = [0]
@@ -1245,7 +1333,8 @@ class _Program:
                 emit(f"    v{j} = F{j}({args})")
                 units[j] = (srcs, needs)
             elif ev[0] == "call" and e in flat_steps:
-                emit(f"    {const(flat_steps[e])}()")
+                for line in flat_steps[e].emit(const):
+                    emit(line)
             elif ev[0] == "call":
                 _, fn, obj, args, kw = ev
                 ns_name = const(fn)
@@ -1263,6 +1352,47 @@ class _Program:
         self.source = "\n".join(lines)
         exec(self.source, ns)  # noqa: S102 - our own generated code, from the trace
         self.run = ns["run"]
+        self.accepts = self._make_accepts(args)
+
+    def _make_accepts(self, args):
+        """A generated function ``accepts(A)``: True when a call with arguments ``A`` may run
+        this program at once: the same argument types, shapes, dtypes and ``requires_grad``
+        (by identity: the common case), the same grad mode, and the guards (modules' modes,
+        their parameters, children and hooks, each leaf's ``requires_grad`` and array).
+        False sends the call to the full checks (``CompiledFunction._key``, ``guards_hold``),
+        which decide by value. Constant (non-array) arguments: None (always the full checks)."""
+        ns = {"ndarray": np.ndarray, "GRAD": is_grad_enabled, "LD": self.last_data}
+        conds = [f"len(A) == {len(args)}", f"GRAD() is {is_grad_enabled()}"]
+
+        def const(v):
+            name = f"C{len(ns)}"
+            ns[name] = v
+            return name
+
+        for k, a in enumerate(args):
+            if type(a) is np.ndarray:
+                d = a
+                conds.append(f"type(A[{k}]) is ndarray")
+            elif isinstance(a, Tensor):
+                d = a._data
+                conds.append(f"type(A[{k}]) is {const(type(a))} and A[{k}]._rg is {a._rg}")
+            else:
+                return None
+            data = f"A[{k}]" if d is a else f"A[{k}]._data"
+            conds.append(f"{data}.shape == {d.shape!r} and {data}.dtype is {const(d.dtype)}")
+        for m, training in self.modules:
+            conds.append(f"{const(m)}.training is {bool(training)}")
+        for d, k, v in self.structure:
+            if k is None:
+                conds.append(f"len({const(d)}) == {v}")
+            else:
+                conds.append(f"{const(d)}.get({k!r}) is {const(v)}")
+        for i, (t, rg, _shape, _dtype) in enumerate(self.leaf_state):
+            name = const(t)
+            conds.append(f"{name}._rg is {bool(rg)} and {name}._data is LD[{i}]")
+        src = "def accepts(A):\n    return (\n        " + "\n        and ".join(conds) + "\n    )"
+        exec(src, ns)  # noqa: S102 - our own generated code
+        return ns["accepts"]
 
     def _share_buffers(self, trace, result):
         """Let planned units work in place where no one else reads the array, then allocate
@@ -1329,6 +1459,8 @@ class _Program:
 
     def _emit_backward(self, ev, units, expr, const, emit):
         _, root, gsrc = ev
+        lines = emit.__self__  # the program's source lines (emit is their append)
+        h_lines = [len(lines)]
         emit("    h = set()")
         if root[0] != "out":
             raise _Unreplayable("backward() from a tensor no unit made")
@@ -1337,9 +1469,13 @@ class _Program:
             # eager makes np.ones_like(loss) each time; one read-only array holds the same ones
             ones = np.ones(self.out_meta[j0][0], dtype=self.out_meta[j0][1])
             ones.flags.writeable = False
+            seeded = getattr(self.plan_of[j0], "seeded", None)
+            if seeded is not None:
+                seeded(ones)
             emit(f"    g{j0} = {const(ones)}")
         else:
             emit(f"    g{j0} = np.array({expr(gsrc)}, dtype=v{j0}.dtype)")
+        h_lines.append(len(lines))
         emit(f"    h.add(id(g{j0}))")
         # the units that the gradient reaches, latest first (the eager engine's order)
         reach = {j0}
@@ -1397,6 +1533,9 @@ class _Program:
                     emit(f"{pad}    {tgt} = t if {tgt} is None else {tgt} + t")
                     state[tgt] = "set" if (st == "set") else "maybe"
         fast = all(state.get(names[s]) == "set" and private.get(names[s]) for s in leaves)
+        if fast:  # no _store below: the set of handed-out gradients is not needed
+            for i in h_lines:
+                lines[i] = ""
         for s in leaves:
             tens = f"L{s[1]}" if s[0] == "leaf" else f"A[{s[1]}]"
             if fast:
@@ -1417,7 +1556,9 @@ class _Program:
         if kind == "tensor":
             if v[0] in ("leaf", "argt"):
                 return f"L{v[1]}" if v[0] == "leaf" else f"A[{v[1]}]"
-            return f"Tensor(np.array({expr(v)}))"
+            if v[0] == "out" and getattr(self.plan_of[v[1]], "fresh_output", False):
+                return f"W({expr(v)})"  # a new array at every call: no copy needed
+            return f"W(np.array({expr(v)}))"
         if kind == "array":
             return f"np.array({expr(v)})"
         if kind == "dict":
@@ -1481,6 +1622,7 @@ class CompiledFunction:
         self.__name__ = getattr(fn, "__name__", "compiled")
         self.__doc__ = getattr(fn, "__doc__", None)
         self.__wrapped__ = fn
+        self._hot = None  # the program of the latest replayed call (see __call__)
 
     @staticmethod
     def _key(args, kwargs):
@@ -1503,6 +1645,17 @@ class CompiledFunction:
         return tuple(parts)
 
     def __call__(self, *args, **kwargs):
+        hot = self._hot  # the program that ran last: one generated check, then run it
+        retrace = False
+        if hot is not None and not kwargs and hot.accepts(args) and _recorder() is None:
+            try:
+                out = hot.run(args)
+            except _Retrace:
+                retrace = True  # trace this call (do not run the program a second time)
+            else:
+                self.stats["replayed"] += 1
+                return out
+        self._hot = None
         key = self._key(args, kwargs)
         if key is None or _recorder() is not None:
             self.stats["eager"] += 1
@@ -1510,13 +1663,14 @@ class CompiledFunction:
         entry = self.cache.get(key)
         if entry is not None and entry.state == "ready":
             prog = entry.program
-            if prog.guards_hold():
+            if not retrace and prog.guards_hold():
                 try:
                     out = prog.run(args)
                 except _Retrace:
                     pass
                 else:
                     self.stats["replayed"] += 1
+                    self._hot = prog if prog.accepts is not None else None
                     return out
             entry = None  # a guard failed: trace again
         if entry is None:
@@ -1557,7 +1711,7 @@ class CompiledFunction:
                 if entry.misses >= 3:
                     raise _Unreplayable("its recordings differ from call to call")
                 return out
-            entry.program = _Program(trace, refs, result)
+            entry.program = _Program(trace, refs, result, args)
             entry.state = "ready"
             entry.trace = None
         except _Unreplayable as why:

@@ -19,7 +19,7 @@ import builtins
 import heapq
 import itertools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import EllipsisType
 from typing import TYPE_CHECKING, Any, Literal, SupportsFloat, TypeVar, Union
 
@@ -54,6 +54,29 @@ def bump_version(t: Tensor) -> None:
     which backward detects and refuses."""
     global _last_change
     _last_change = t._version = next(_counter)
+
+
+def wrap_array(a: np.ndarray) -> Tensor:
+    """A plain tensor (no gradient, no record) around the array ``a`` itself, built without
+    ``Tensor.__init__``'s conversions (for arrays already made by numpy)."""
+    t = Tensor.__new__(Tensor)
+    t._data = a
+    t.grad = None
+    t._ctx = None
+    t._retain = False
+    t.name = None
+    t._rg = False
+    t._version = 0
+    return t
+
+
+def bump_versions(ts: Iterable[Tensor]) -> None:
+    """``bump_version`` for several tensors changed together (one clock reading for all)."""
+    global _last_change
+    v = next(_counter)
+    for t in ts:
+        t._version = v
+    _last_change = v
 
 
 __all__ = ["Tensor", "Unit", "Context", "tensor", "no_grad", "enable_grad", "is_grad_enabled"]

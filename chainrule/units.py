@@ -998,7 +998,9 @@ class MeanSoftmaxCrossEntropy(Unit):
         e = np.exp(shifted)
         s = e @ _ones(z.shape[1], e.dtype)
         rows = np.arange(n)
-        loss = (np.log(s).sum() - shifted[rows, y].sum()) / n
+        per_sample = np.log(s)  # logsumexp(z_i) − max_i ...
+        per_sample -= shifted[rows, y]  # ... − (z_i[y_i] − max_i): each term ≥ 0, no cancellation
+        loss = per_sample.sum() / n
         e /= s[:, None]
         ctx.p, ctx.y, ctx.rows, ctx.n = e, y, rows, n
         return np.asarray(loss, dtype=z.dtype)
