@@ -522,6 +522,11 @@ _dot, _add, _subtract, _multiply, _divide = np.dot, np.add, np.subtract, np.mult
 _maximum, _greater, _exp, _log, _tanh = np.maximum, np.greater, np.exp, np.log, np.tanh
 
 
+#: write planned units' numpy calls into the program (``inline_forward``/``inline_backward``)
+#: instead of calling their methods; False keeps the calls (the benchmark's per-unit profile)
+INLINE = True
+
+
 class _Plan:
     """Base of the planned units. The program sets, after every plan is built and before
     ``finalize(scratch)`` allocates what is still missing:
@@ -590,6 +595,54 @@ class _LinearPlan(_Plan):
         self.x, self.w = x, w
         return out
 
+    def inline_forward(self, j, args, const):
+        """``forward`` written out for the program (see ``_Plan``)."""
+        x, w = args[0], args[1]
+        lines = [f"x{j} = {x}", f"w{j} = {w}", f"v{j} = _dot(x{j}, w{j}.T, out={const(self.out)})"]
+        if len(args) > 2:
+            lines.append(f"_add(v{j}, {args[2]}, out=v{j})")
+        if self.relu:
+            lines.append(f"_maximum(v{j}, 0, out=v{j})")
+        return lines
+
+    def inline_backward(self, j, g, const):
+        """``backward`` written out for the program (see ``_Plan``)."""
+        lines = []
+        if self.relu:
+            mask = const(self.mask)
+            gr = g if self.gr is None else const(self.gr)
+            lines += [
+                f"_greater({const(self.out)}, 0, out={mask})",
+                f"{g} = _multiply({g}, {mask}, out={gr})",
+            ]
+        r = []
+        if self.need[0]:
+            lines.append(f"gx{j} = _dot({g}, w{j}, out={const(self.gx)})")
+            r.append(f"gx{j}")
+        else:
+            r.append("None")
+        if self.need[1]:
+            if self.one_row:
+                gp, xx = const(self.gp), const(self.xx)
+                lines += [
+                    f"{gp}[0] = {g}[0]",
+                    f"np.concatenate((x{j}, x{j}), out={xx})",
+                    f"gw{j} = _dot({gp}.T, {xx}, out={const(self.gw)})",
+                ]
+            else:
+                lines.append(f"gw{j} = _dot({g}.T, x{j}, out={const(self.gw)})")
+            r.append(f"gw{j}")
+        else:
+            r.append("None")
+        if self.has_b:
+            if self.gb is not None:
+                lines.append(f"gb{j} = _dot({const(self.ones)}, {g}, out={const(self.gb)})")
+                r.append(f"gb{j}")
+            else:
+                r.append("None")
+        lines.append(f"r = ({', '.join(r)},)")
+        return lines
+
     def backward(self, grad):
         if self.relu:  # grad * (out > 0)
             _greater(self.out, 0, out=self.mask)
@@ -647,6 +700,21 @@ class _ActPlan(_Plan):
             return np.tanh(a, out=out)
         return np.maximum(a, 0, out=out)
 
+    def inline_forward(self, j, args, const):
+        a = args[0]
+        out = a if self.inplace else const(self.out)
+        fn = f"_tanh({a}, out={out})" if self.tanh else f"_maximum({a}, 0, out={out})"
+        return [f"v{j} = y{j} = {fn}"]
+
+    def inline_backward(self, j, g, const):
+        t = const(self.tmp)
+        gout = g if self.gout is None else const(self.gout)
+        if self.tanh:  # grad * (1 - y*y)
+            lines = [f"_multiply(y{j}, y{j}, out={t})", f"_subtract(1, {t}, out={t})"]
+        else:  # grad * (y > 0)
+            lines = [f"_greater(y{j}, 0, out={t})"]
+        return lines + [f"r = (_multiply({g}, {t}, out={gout}),)"]
+
     def backward(self, grad):
         y, t = self.out, self.tmp
         g = grad if self.gout is None else self.gout
@@ -703,7 +771,7 @@ class _MeanCEPlan(_Plan):
         n, C = self.n, self.C
         if n:
             yu = y if self.unsigned is None else y.view(self.unsigned)
-            if _reduce_max(yu, axis=None) >= C:
+            if _reduce_max(yu) >= C:
                 raise _Retrace  # eager mode says what is wrong with the labels
         m = self.m
         if C > 8:
@@ -720,9 +788,53 @@ class _MeanCEPlan(_Plan):
         idx = _add(self.row_starts, y, out=self.idx)
         picked = self.shifted_flat[idx]
         per_sample = _subtract(_log(s, out=self.logs), picked, out=self.logs)
-        loss = _reduce_add(per_sample, axis=None) / n
+        loss = _reduce_add(per_sample) / n  # 1-D: the same sum as axis=None, less setup
         _divide(e, self.s_col, out=e)
         return np.asarray(loss, dtype=self.dt)
+
+    def inline_forward(self, j, args, const):
+        z, y = args
+        n, C = self.n, self.C
+        m = const(self.m)
+        lines = []
+        if n <= 64:  # a short list of Python ints: its max and min cost less than a reduction
+            lines += [f"yl{j} = {y}.tolist()"]
+            if n:
+                lines += [f"if max(yl{j}) >= {C} or min(yl{j}) < 0:", "    raise _Retrace"]
+        else:  # one reduction of the labels seen as unsigned checks both ends
+            yu = y if self.unsigned is None else f"{y}.view({const(self.unsigned)})"
+            lines += [f"if _reduce_max({yu}) >= {C}:", "    raise _Retrace"]
+        if C > 8:
+            lines.append(f"{z}.max(axis=1, out={m})")
+        elif C > 1:
+            lines.append(f"_maximum({z}[:, 0], {z}[:, 1], out={m})")
+            lines += [f"_maximum({m}, {z}[:, {c}], out={m})" for c in range(2, C)]
+        else:
+            lines.append(f"np.copyto({m}, {z}[:, 0])")
+        e, s, logs = const(self.e), const(self.s), const(self.logs)
+        return lines + [
+            f"_subtract({z}, {const(self.m_col)}, out={const(self.shifted)})",
+            f"_exp({const(self.shifted)}, out={e})",
+            f"_dot({e}, {const(self.ones)}, out={s})",
+            f"_add({const(self.row_starts)}, {y}, out={const(self.idx)})",
+            f"_log({s}, out={logs})",
+            f"_subtract({logs}, {const(self.shifted_flat)}[{const(self.idx)}], out={logs})",
+            f"v{j} = np.asarray(_reduce_add({logs}) / {n}, dtype={const(self.dt)})",
+            f"_divide({e}, {const(self.s_col)}, out={e})",
+        ]
+
+    def inline_backward(self, j, g, const):
+        seed = const(self.seed) if self.seed is not None else None
+        scale = f"{g} / {self.n}"
+        if seed is not None:
+            scale = f"{const(self.seed_scale)} if {g} is {seed} else {scale}"
+        idx, dz_flat = const(self.idx), const(self.dz_flat)
+        return [
+            f"sc{j} = {scale}",
+            f"dz{j} = _multiply({const(self.e)}, sc{j}, out={const(self.dz)})",
+            f"{dz_flat}[{idx}] -= sc{j}",
+            f"r = (dz{j}, None)",
+        ]
 
     def backward(self, grad):
         scale = self.seed_scale if grad is self.seed else grad / self.n
@@ -1174,7 +1286,11 @@ class _FlatStep:
                     conds.append(f"len({const(sd)}) == {fg.nkeys}")
                     for key, views in fg.sviews.items():
                         conds.append(f"{const(sd)}.get({key!r}) is {const(views[i])}")
-            steps.append(f"        {const(fg)}.step(pg[{k}], st)")
+            steps += (
+                self._emit_sgd(k, fg, const)
+                if fg.sgd
+                else [f"        {const(fg)}.step(pg[{k}], st)"]
+            )
         return [
             f"    pg = {const(opt)}.param_groups",
             f"    st = {const(opt)}.state",
@@ -1183,6 +1299,44 @@ class _FlatStep:
             "    else:",
             f"        {me}()",
         ]
+
+    @staticmethod
+    def _emit_sgd(k, fg, const):
+        """``_FlatGroup._sgd`` written out: the group's hyperparameters read at this call, the
+        same numpy calls on the chunks' views (bound as constants); other settings, or a
+        momentum buffer that appeared or changed, go to the group's own ``step``."""
+        buf = fg.state.get("momentum_buffer")
+        chunks = fg._chunk_views(buf)
+        fg.chunks = (buf, chunks)
+        has = "is" if buf is not None else "is None and gr['momentum'] == 0 and"
+        cond = (
+            f"gr['weight_decay'] == 0 and not gr['maximize'] and not gr['nesterov'] "
+            f"and gr['dampening'] == 0 and {const(fg)}.state.get('momentum_buffer') {has}"
+        )
+        cond = cond + (f" {const(buf)}" if buf is not None else " True")
+        lines = [f"        gr = pg[{k}]", f"        if {cond}:"]
+        lines.append(f"            bump_versions({const(fg.params)})")
+        lines.append("            lr = gr['lr']")
+        plain = []
+        for views in chunks:
+            p, g, t = (const(v) for v in views[:3])
+            plain += [f"_multiply({g}, lr, out={t})", f"_subtract({p}, {t}, out={p})"]
+        if buf is not None:
+            lines += ["            mo = gr['momentum']", "            if mo != 0:"]
+            for p_, g_, t_, m_ in chunks:
+                p, g, t, m = const(p_), const(g_), const(t_), const(m_)
+                lines += [
+                    f"                _multiply({m}, mo, out={m})",
+                    f"                _add({m}, {g}, out={m})",
+                    f"                _multiply({m}, lr, out={t})",
+                    f"                _subtract({p}, {t}, out={p})",
+                ]
+            lines.append("            else:")
+            lines += ["                " + x for x in plain]
+        else:
+            lines += ["            " + x for x in plain]
+        lines += ["        else:", f"            {const(fg)}.step(gr, st)"]
+        return lines
 
     def grad_buffers(self):
         out = {}
@@ -1247,6 +1401,10 @@ class _Program:
                 else:
                     self.structure.extend((d, k, v) for k, v in d.items())
         ns = {"np": np, "_store": _store, "_protect": _protect, "W": wrap_array}
+        ns.update(_dot=_dot, _add=_add, _subtract=_subtract, _multiply=_multiply, _divide=_divide)
+        ns.update(_maximum=_maximum, _greater=_greater, _exp=_exp, _log=_log, _tanh=_tanh)
+        ns.update(_reduce_add=_reduce_add, _reduce_max=_reduce_max, _Retrace=_Retrace)
+        ns.update(bump_versions=bump_versions)
         lines = ["def run(A):"]
         emit = lines.append
         const_n = [0]
@@ -1329,8 +1487,10 @@ class _Program:
                 self.units_needs[j] = (srcs, needs)
                 ns[f"F{j}"] = plan.forward
                 ns[f"B{j}"] = plan.backward
-                args = ", ".join([expr(s) for s in srcs] + [f"{k}={expr(s)}" for k, s in dyn_kw])
-                emit(f"    v{j} = F{j}({args})")
+                arg_exprs = [expr(s) for s in srcs]
+                args = ", ".join(arg_exprs + [f"{k}={expr(s)}" for k, s in dyn_kw])
+                # a placeholder: the plan's own lines or its call, once finalize has run
+                emit(("F", j, arg_exprs, f"    v{j} = F{j}({args})", bool(dyn_kw)))
                 units[j] = (srcs, needs)
             elif ev[0] == "call" and e in flat_steps:
                 for line in flat_steps[e].emit(const):
@@ -1344,6 +1504,7 @@ class _Program:
             else:
                 self._emit_backward(ev, units, expr, const, emit)
         self._share_buffers(trace, result)
+        lines[:] = self._expand(lines, const)
         for plan in self.plans:
             owned.update(id(b) for b in getattr(plan, "buffers", ()))
         ns["OWNED"] = owned
@@ -1393,6 +1554,26 @@ class _Program:
         src = "def accepts(A):\n    return (\n        " + "\n        and ".join(conds) + "\n    )"
         exec(src, ns)  # noqa: S102 - our own generated code
         return ns["accepts"]
+
+    def _expand(self, lines, const):
+        """Replace each unit's placeholder by the plan's own lines (``inline_forward`` /
+        ``inline_backward``: its numpy calls written into the program, no method call, its
+        buffers bound as constants) or, for a plan without them, by the call of its method."""
+        out = []
+        for ln in lines:
+            if type(ln) is str:
+                out.append(ln)
+                continue
+            plan = self.plan_of[ln[1]]
+            if ln[0] == "F":
+                _, j, arg_exprs, call, dyn = ln
+                inline = getattr(plan, "inline_forward", None) if INLINE and not dyn else None
+                out += ["    " + x for x in inline(j, arg_exprs, const)] if inline else [call]
+            else:
+                _, j, pad, call = ln
+                inline = getattr(plan, "inline_backward", None) if INLINE else None
+                out += [pad + x for x in inline(j, f"g{j}", const)] if inline else [call]
+        return out
 
     def _share_buffers(self, trace, result):
         """Let planned units work in place where no one else reads the array, then allocate
@@ -1513,7 +1694,7 @@ class _Program:
             if state.get(f"g{j}") != "set":
                 emit(f"    if g{j} is not None:")
                 pad = "        "
-            emit(f"{pad}r = B{j}(g{j})")
+            emit(("B", j, pad, f"{pad}r = B{j}(g{j})"))
             for i, (s, n) in enumerate(zip(srcs, needs, strict=True)):
                 if not n:
                     continue
