@@ -49,3 +49,27 @@ def check_memory(
             f"{what} needs {human_bytes(nbytes)} of memory but only {human_bytes(free)} "
             "is available; ask for less"
         )
+
+
+_TRIM: list[Callable[[int], int] | None] = []
+
+
+def release_freed_memory() -> None:
+    """Hand memory that was freed inside the process back to the operating system (glibc's
+    ``malloc_trim``: freed pages stay in the process's heap otherwise, and count in its resident
+    size until reused). A no-op where the C library has no such call."""
+    if not _TRIM:
+        fn = None
+        try:
+            import ctypes
+            import ctypes.util
+
+            name = ctypes.util.find_library("c")
+            if name:
+                fn = getattr(ctypes.CDLL(name), "malloc_trim", None)
+        except (OSError, AttributeError):  # no C library to load (not glibc)
+            fn = None
+        _TRIM.append(fn)
+    fn = _TRIM[0]
+    if fn is not None:
+        fn(0)

@@ -1011,6 +1011,7 @@ def _make_plan(spec):
 
 from operator import attrgetter, is_, itemgetter  # noqa: E402 - beside their only use
 
+from ._memory import release_freed_memory  # noqa: E402
 from .tensor import bump_versions, wrap_array  # noqa: E402
 
 _get_data, _get_grad = attrgetter("_data"), attrgetter("grad")
@@ -1051,32 +1052,36 @@ class _FlatGroup:
         offs = np.concatenate(([0], np.cumsum(sizes))).astype(int).tolist()
         self.slices = [(offs[i], offs[i + 1], p.data.shape) for i, p in enumerate(params)]
         total = offs[-1]
+        # one flat buffer at a time: each array moves into its slot and the parameter (or its
+        # gradient, or state) is pointed at the view at once, so that the old array is freed
+        # before the next is copied; the freed pages go back to the system before the next
+        # buffer is filled (the process never holds a second copy of the model)
         self.P = np.empty(total, dtype=dt)
-        self.G = np.empty(total, dtype=dt)
         self.pviews = self._views(self.P)
+        for p, v in zip(params, self.pviews, strict=True):
+            v[...] = p.data
+            p.data = v
+        release_freed_memory()
+        self.G = np.empty(total, dtype=dt)
         self.gviews = self._views(self.G)
+        for p, g in zip(params, self.gviews, strict=True):
+            if p.grad is not None and p.grad.shape == g.shape and p.grad.dtype == g.dtype:
+                g[...] = p.grad  # the traced step's gradient, in its slot
+                p.grad = g
+        release_freed_memory()
         self.state = {}
         self.sviews = {}
         states = [opt.state.get(p, {}) for p in params]
-        keys = set(states[0])
-        # each array moves into its slot and the parameter (or state) is pointed at the view
-        # at once, so that the old array is freed before the next is copied (no second copy
-        # of the whole model at any time)
-        for key in keys:
+        for key in list(states[0]):
             if isinstance(states[0][key], np.ndarray):
                 flat = self.state[key] = np.empty(total, dtype=dt)
                 views = self.sviews[key] = self._views(flat)
                 for st, v in zip(states, views, strict=True):
                     v[...] = st[key]
                     st[key] = v
+                release_freed_memory()
             else:
                 self.state[key] = states[0][key]
-        for p, v, g in zip(params, self.pviews, self.gviews, strict=True):
-            v[...] = p.data
-            p.data = v
-            if p.grad is not None and p.grad.shape == g.shape and p.grad.dtype == g.dtype:
-                g[...] = p.grad  # the traced step's gradient, in its slot
-                p.grad = g
         self.flat = _FlatParam(self.P, self.G)
         from .optim import SGD
 
