@@ -1389,7 +1389,7 @@ def _protect(t, owned):
 
 
 class _Program:
-    def __init__(self, trace: _Trace, refs, result, args):
+    def __init__(self, trace: _Trace, refs, result, call_args):
         self.leaves = list(trace.leaves)
         self.leaf_state = [(t, t._rg, t.data.shape, t.data.dtype) for t in self.leaves]
         self.modules = [(m, m.training) for m in trace.modules.values()]
@@ -1518,7 +1518,7 @@ class _Program:
         self.source = "\n".join(lines)
         exec(self.source, ns)  # noqa: S102 - our own generated code, from the trace
         self.run = ns["run"]
-        self.accepts = self._make_accepts(args)
+        self.accepts = self._make_accepts(call_args)
 
     def _make_accepts(self, args):
         """A generated function ``accepts(A)``: True when a call with arguments ``A`` may run
