@@ -1098,6 +1098,20 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+def _malloc_trim() -> None:
+    """glibc's malloc_trim(0): freed heap pages go back to the system (no-op elsewhere)."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        lib = ctypes.util.find_library("c")
+        fn = getattr(ctypes.CDLL(lib), "malloc_trim", None) if lib else None
+    except OSError:
+        fn = None
+    if fn is not None:
+        fn(0)
+
+
 def memory_worker(case_name: str, name: str, steps: int, seed: int) -> dict:
     """Peak resident memory that training adds, in a fresh process (see the module docstring).
 
@@ -1113,9 +1127,15 @@ def memory_worker(case_name: str, name: str, steps: int, seed: int) -> dict:
     # scikit-learn takes its steps' batches as one array: input data, made before the baseline
     chunk = SklearnRunner.make_chunk(X, y, case.batch, steps) if name == "sklearn" else None
     gc.collect()
+    # memory freed during the setup goes back to the system before the baseline, for every
+    # library alike (glibc keeps freed pages resident otherwise; a library that trims during
+    # training, as cr.compile does after moving parameters, would be credited with them)
+    _malloc_trim()
     if _reset_peak_rss() and _proc_status_kb("VmHWM") is not None:
         method = "VmHWM"
-        base = _proc_status_kb("VmRSS")
+        # the reset mark itself (not VmRSS read a moment later: the kernel's RSS counters are
+        # synced lazily, and the two reads may differ by a few hundred KiB)
+        base = _proc_status_kb("VmHWM")
     else:
         method = "ru_maxrss"
         base = _maxrss_kb()

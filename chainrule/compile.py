@@ -25,7 +25,10 @@ order). Hyperparameters are read at every call (the optimizer's own ``step`` run
 schedulers work. Parameters are read through ``param.data`` at every call, so ``param.data =
 array`` keeps its meaning.
 
-Guards send a call back to eager tracing when: an argument's shape, dtype or ``requires_grad``
+A replayed call pays one generated check (``accepts``): its arguments' types, shapes and
+dtypes, the grad mode, and a count of changes to modules and tensors (``tensor.changes``); the
+full guards below are read only when that count moved. Guards send a call back to eager
+tracing when: an argument's shape, dtype or ``requires_grad``
 differs (a new signature: up to ``cache_size`` programs are kept, e.g. the short last batch of an
 epoch), the grad mode differs, a module used by the step switched between ``train()`` and
 ``eval()``, a leaf tensor's ``requires_grad``, shape or dtype changed, or a planned unit's
@@ -675,6 +678,21 @@ def _linear_plan(spec):
     return (_LinearReLUPlan if spec.unit is U.LinearReLU else _LinearPlan)(spec)
 
 
+_ONES: dict = {}
+
+
+def _ones_of(shape, dtype):
+    """A shared read-only array of ones (as ``units._ones``, any shape)."""
+    key = (tuple(shape), np.dtype(dtype))
+    v = _ONES.get(key)
+    if v is None:
+        if len(_ONES) > 64:
+            _ONES.clear()
+        v = _ONES[key] = np.ones(shape, dtype=dtype)
+        v.flags.writeable = False
+    return v
+
+
 class _ActPlan(_Plan):
     """tanh and relu: the unit's own numpy calls, on buffers. In place on the input (a dead
     buffer) when the program allows it; the backward in place on its gradient likewise."""
@@ -692,6 +710,8 @@ class _ActPlan(_Plan):
         if not self.grad_writable:
             self.gout = np.empty(self.shape, dtype=self.dt)
         self.tmp = scratch(self.shape, self.dt if self.tanh else np.dtype(bool))
+        if self.tanh:  # 1 − y² against an array of ones: half the cost of the scalar's path
+            self.ones = _ones_of(self.shape, self.dt)
 
     def forward(self, a):
         out = a if self.inplace else self.out
@@ -710,7 +730,10 @@ class _ActPlan(_Plan):
         t = const(self.tmp)
         gout = g if self.gout is None else const(self.gout)
         if self.tanh:  # grad * (1 - y*y)
-            lines = [f"_multiply(y{j}, y{j}, out={t})", f"_subtract(1, {t}, out={t})"]
+            lines = [
+                f"_multiply(y{j}, y{j}, out={t})",
+                f"_subtract({const(self.ones)}, {t}, out={t})",
+            ]
         else:  # grad * (y > 0)
             lines = [f"_greater(y{j}, 0, out={t})"]
         return lines + [f"r = (_multiply({g}, {t}, out={gout}),)"]
@@ -720,7 +743,7 @@ class _ActPlan(_Plan):
         g = grad if self.gout is None else self.gout
         if self.tanh:  # grad * (1 - y*y)
             np.multiply(y, y, out=t)
-            np.subtract(1, t, out=t)
+            np.subtract(self.ones, t, out=t)
             return (np.multiply(grad, t, out=g),)
         np.greater(y, 0, out=t)  # grad * (y > 0)
         return (np.multiply(grad, t, out=g),)
@@ -1012,7 +1035,7 @@ def _make_plan(spec):
 from operator import attrgetter, is_, itemgetter  # noqa: E402 - beside their only use
 
 from ._memory import release_freed_memory  # noqa: E402
-from .tensor import bump_versions, wrap_array  # noqa: E402
+from .tensor import bump_versions, changes, wrap_array  # noqa: E402
 
 _get_data, _get_grad = attrgetter("_data"), attrgetter("grad")
 
@@ -1401,16 +1424,17 @@ class _Program:
                 d = m.__dict__.get(attr)
                 if d is None:
                     continue
-                if attr == "_forward_hooks":
-                    self.structure.append((d, None, len(d)))
-                else:
+                # the keys in their order (a Sequential runs its children in it; hooks by id),
+                # then each value by identity
+                self.structure.append((d, None, tuple(d)))
+                if attr != "_forward_hooks":
                     self.structure.extend((d, k, v) for k, v in d.items())
         ns = {"np": np, "_store": _store, "_protect": _protect, "W": wrap_array}
         ns.update(_dot=_dot, _add=_add, _subtract=_subtract, _multiply=_multiply, _divide=_divide)
         ns.update(_maximum=_maximum, _greater=_greater, _exp=_exp, _log=_log, _tanh=_tanh)
         ns.update(_reduce_add=_reduce_add, _reduce_max=_reduce_max, _Retrace=_Retrace)
         ns.update(bump_versions=bump_versions)
-        lines = ["def run(A):"]
+        lines: list = ["def run(A):"]  # source lines, and placeholders (see _expand)
         emit = lines.append
         const_n = [0]
 
@@ -1518,6 +1542,7 @@ class _Program:
         self.source = "\n".join(lines)
         exec(self.source, ns)  # noqa: S102 - our own generated code, from the trace
         self.run = ns["run"]
+        self.seen_changes = [changes[0]]  # the count when the guards below last held
         self.accepts = self._make_accepts(call_args)
 
     def _make_accepts(self, args):
@@ -1528,6 +1553,7 @@ class _Program:
         False sends the call to the full checks (``CompiledFunction._key``, ``guards_hold``),
         which decide by value. Constant (non-array) arguments: None (always the full checks)."""
         ns = {"ndarray": np.ndarray, "GRAD": is_grad_enabled, "LD": self.last_data}
+        ns["CH"], ns["SEEN"] = changes, self.seen_changes
         conds = [f"len(A) == {len(args)}", f"GRAD() is {is_grad_enabled()}"]
 
         def const(v):
@@ -1546,17 +1572,34 @@ class _Program:
                 return None
             data = f"A[{k}]" if d is a else f"A[{k}]._data"
             conds.append(f"{data}.shape == {d.shape!r} and {data}.dtype is {const(d.dtype)}")
+        fast = len(conds)  # the arguments' checks; what follows is read only after a change
         for m, training in self.modules:
             conds.append(f"{const(m)}.training is {bool(training)}")
         for d, k, v in self.structure:
             if k is None:
-                conds.append(f"len({const(d)}) == {v}")
+                conds.append(f"tuple({const(d)}) == {const(v)}")
             else:
                 conds.append(f"{const(d)}.get({k!r}) is {const(v)}")
         for i, (t, rg, _shape, _dtype) in enumerate(self.leaf_state):
             name = const(t)
             conds.append(f"{name}._rg is {bool(rg)} and {name}._data is LD[{i}]")
-        src = "def accepts(A):\n    return (\n        " + "\n        and ".join(conds) + "\n    )"
+        src = "\n".join(
+            [
+                "def accepts(A):",
+                "    if not (",
+                "        " + "\n        and ".join(conds[:fast]),
+                "    ):",
+                "        return False",
+                "    if CH[0] == SEEN[0]:",
+                "        return True  # no module or tensor changed since the last check",
+                "    if (",
+                "        " + "\n        and ".join(conds[fast:] or ["True"]),
+                "    ):",
+                "        SEEN[0] = CH[0]",
+                "        return True",
+                "    return False",
+            ]
+        )
         exec(src, ns)  # noqa: S102 - our own generated code
         return ns["accepts"]
 
@@ -1759,7 +1802,7 @@ class _Program:
             if m.training != training:
                 return False
         for d, k, v in self.structure:
-            if (len(d) != v) if k is None else (d.get(k) is not v):
+            if (tuple(d) != v) if k is None else (d.get(k) is not v):
                 return False
         last = self.last_data
         for i, (t, rg, shape, dtype) in enumerate(self.leaf_state):
@@ -1833,7 +1876,8 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         hot = self._hot  # the program that ran last: one generated check, then run it
         retrace = False
-        if hot is not None and not kwargs and hot.accepts(args) and _recorder() is None:
+        # _PATCH_DEPTH: no trace runs in any thread (else _recorder() decides, below)
+        if hot is not None and not kwargs and not _PATCH_DEPTH[0] and hot.accepts(args):
             try:
                 out = hot.run(args)
             except _Retrace:

@@ -56,6 +56,12 @@ def bump_version(t: Tensor) -> None:
     _last_change = t._version = next(_counter)
 
 
+#: a count of changes that a compiled step's guards read (``chainrule.compile``): a tensor's
+#: array replaced or its ``requires_grad`` set, a module's attribute, parameter, buffer, child
+#: or hook added, replaced or removed. While it stands still, nothing of the kind happened.
+changes = [0]
+
+
 def wrap_array(a: np.ndarray) -> Tensor:
     """A plain tensor (no gradient, no record) around the array ``a`` itself, built without
     ``Tensor.__init__``'s conversions (for arrays already made by numpy)."""
@@ -258,6 +264,7 @@ class Tensor:
         if value is not self._data:
             self._data = value
             bump_version(self)
+            changes[0] += 1
 
     # --- requires_grad: a property so that an integer tensor can refuse it ----------------------
     @property
@@ -273,6 +280,7 @@ class Tensor:
                 "only floating-point tensors can (convert with .astype(np.float32) first)"
             )
         self._rg = value
+        changes[0] += 1
 
     def requires_grad_(self, value: bool = True) -> Tensor:
         self.requires_grad = value

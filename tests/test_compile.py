@@ -415,6 +415,8 @@ GUARD_CHANGES = {
     "layer_replaced": lambda m, o: m.__setitem__(3, nn.ReLU()),
     "bias_replaced": lambda m, o: setattr(m[0], "bias", nn.Parameter(np.zeros(8, np.float32))),
     "hook_added": lambda m, o: m[1].register_forward_hook(lambda mod, i, out: out * 2.0),
+    "training_flag_set": lambda m, o: setattr(m[2], "training", False),
+    "layers_reordered": lambda m, o: m._modules.move_to_end("3"),
     "grad_mode_off": None,
 }
 
@@ -718,3 +720,62 @@ def test_batch_norm_in_training_runs_on_its_plan(affine):
     if affine:
         _same(bn.weight.grad, bn2.weight.grad)
         _same(bn.bias.grad, bn2.bias.grad)
+
+
+# ------------------------------------------------------------------------------------------------
+# the replay's fast path: one generated check per call, then the program's own lines
+# ------------------------------------------------------------------------------------------------
+
+
+def test_replays_take_the_one_check_fast_path_and_changes_send_calls_to_the_full_checks():
+    from chainrule.tensor import changes
+
+    X, y = _data(n=32)
+    model, loss_fn, opt = _mlp(nn.Tanh)()
+    step = cr.compile(lambda xb, yb: _plain_step(model, loss_fn, opt, xb, yb))
+    for _ in range(3):
+        step(X[:8], y[:8])
+    prog = step._hot
+    assert prog is not None and prog.accepts((X[:8], y[:8]))
+    assert not prog.accepts((X[:7], y[:7]))  # another shape
+    assert not prog.accepts((X[:8].astype(np.float64), y[:8]))  # another dtype
+    with cr.no_grad():
+        assert not prog.accepts((X[:8], y[:8]))  # another grad mode
+    # a change anywhere bumps the count; the full checks run once, then the fast path again
+    before = changes[0]
+    model[0].some_note = 1
+    assert changes[0] > before and prog.accepts((X[:8], y[:8]))
+    assert prog.seen_changes[0] == changes[0]
+    model.eval()
+    assert not prog.accepts((X[:8], y[:8]))
+    model.train()
+    handle = model[1].register_forward_hook(lambda m, i, out: out)
+    assert not prog.accepts((X[:8], y[:8]))
+    handle.remove()
+    assert prog.accepts((X[:8], y[:8]))
+
+
+@pytest.mark.parametrize("n", [8, 100])  # a short batch (labels read as a list), a long one
+@pytest.mark.parametrize("bad", [-1, 3, 2**40])
+def test_bad_labels_are_caught_on_both_label_checks(n, bad):
+    X, y = _data(n=n)
+    model, loss_fn, opt = _mlp(nn.Tanh)()
+    step = cr.compile(lambda xb, yb: _plain_step(model, loss_fn, opt, xb, yb))
+    for _ in range(3):
+        step(X, y)
+    before = [p.data.copy() for p in model.parameters()]
+    yb = y.copy()
+    yb[n // 2] = bad
+    with pytest.raises(cr.errors.ChainruleError, match="class"):
+        step(X, yb)
+    for p, b in zip(model.parameters(), before, strict=True):  # nothing was updated
+        _same(p.data, b)
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "linear", "linear_nobias"])
+def test_plans_called_as_methods_equal_plans_written_into_the_program(name, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.modules["chainrule.compile"], "INLINE", False)
+    X, y = _data()
+    _check(_mlp(LAYERS[name], nn.Tanh), X, y)

@@ -29,7 +29,7 @@ from numpy.typing import DTypeLike
 from .. import registry
 from .._views import view
 from ..errors import ChainruleError, ConfigError, ModelFileError
-from ..tensor import Tensor, no_grad
+from ..tensor import Tensor, changes, no_grad
 from .parameter import Parameter
 
 if TYPE_CHECKING:
@@ -63,6 +63,45 @@ def _addindent(s: str, spaces: int) -> str:
 
 def _shape_str(shape: tuple[Any, ...]) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+class _Store(OrderedDict):  # type: ignore[type-arg]
+    """A module's parameters, buffers, children or hooks: an OrderedDict that counts every
+    change in ``tensor.changes`` (a compiled step then knows its guards must be read again)."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        changes[0] += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        changes[0] += 1
+        super().__delitem__(key)
+
+    def pop(self, *args: Any) -> Any:
+        changes[0] += 1
+        return super().pop(*args)
+
+    def popitem(self, last: bool = True) -> Any:
+        changes[0] += 1
+        return super().popitem(last)
+
+    def clear(self) -> None:
+        changes[0] += 1
+        super().clear()
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        changes[0] += 1
+        return super().setdefault(key, default)
+
+    def move_to_end(self, key: Any, last: bool = True) -> None:
+        changes[0] += 1
+        super().move_to_end(key, last)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        changes[0] += 1
+        super().update(*args, **kwargs)
 
 
 class _HookHandle:
@@ -114,11 +153,11 @@ class Module:
     def __init__(self) -> None:
         d = self.__dict__
         d["training"] = True
-        d["_parameters"] = OrderedDict()
-        d["_buffers"] = OrderedDict()
+        d["_parameters"] = _Store()
+        d["_buffers"] = _Store()
         d["_non_persistent"] = set()
-        d["_modules"] = OrderedDict()
-        d["_forward_hooks"] = OrderedDict()
+        d["_modules"] = _Store()
+        d["_forward_hooks"] = _Store()
 
     # --- calling ----------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -154,6 +193,7 @@ class Module:
             )
 
     def __setattr__(self, name: str, value: Any) -> None:
+        changes[0] += 1  # training, a parameter, a child... (see tensor.changes)
         d = self.__dict__
         params = d.get("_parameters")
         if isinstance(value, Parameter):
@@ -202,6 +242,7 @@ class Module:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name: str) -> None:
+        changes[0] += 1
         d = self.__dict__
         for store in ("_parameters", "_buffers", "_modules"):
             s = d.get(store)
