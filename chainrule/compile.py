@@ -1058,7 +1058,7 @@ def _flat_optimizers():
     return {SGD._step_group, Adam._step_group, RMSprop._step_group, Adagrad._step_group}
 
 
-_CHUNK = 1 << 15  # elements per chunk of the flat SGD update (128 KiB of float32)
+_CHUNK = 1 << 17  # elements per chunk of the flat SGD update (512 KiB of float32): fewer calls
 # groups larger than this stay per parameter: the optimizer's loop costs nothing beside their
 # GEMMs, and moving them into flat buffers would need a second copy of the model for a moment
 _FLAT_MAX = 1 << 20
