@@ -48,7 +48,8 @@ you want to keep past the next call.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+import weakref
+from collections import Counter, OrderedDict
 
 import numpy as np
 
@@ -197,9 +198,12 @@ class _Trace:
         self.ref_ids = {}
         self.src = {}  # id(ndarray) -> source
         self.tsrc = {}  # id(Tensor)  -> source
-        self.keep = [args]  # keeps every mapped object alive (ids stay unique)
-        self.outs = []  # output arrays, by unit event
-        self.made = []  # output tensors, by unit event
+        # outputs and the tensors that hold them are watched, not kept: when one dies, its id
+        # leaves the tables at once (a later object with the same id is not mistaken for it),
+        # so the traced step frees its activations during backward as the eager one does
+        self.watch = []  # weak references with the callbacks that drop dead ids
+        self.n_units = 0
+        self.made = []  # weak references to the output tensors, by unit event
         self.problem = None
         self.arg_tensors = {}
         self.arg_kinds = [
@@ -218,12 +222,24 @@ class _Trace:
         """Drop what only the recording needed, and the record itself: the tensors the step
         made lose their link to the units that made them (as the replayed steps' results have
         none), so that the step's activations are freed now, not when the caller drops them."""
-        for out in self.made:
-            if out._ctx is not None:
+        for ref in self.made:
+            out = ref()
+            if out is not None and out._ctx is not None:
                 out._ctx = None
                 out._rg = False
-        self.made = None
-        self.keep = self.outs = self.src = self.tsrc = self.arg_tensors = None
+        self.made = self.watch = None
+        self.src = self.tsrc = self.arg_tensors = None
+
+    def _map(self, table, obj, source):
+        """``table[id(obj)] = source`` while ``obj`` lives."""
+        key = id(obj)
+        table[key] = source
+
+        def gone(_ref, table=table, key=key):
+            if table is not None and table.get(key) is source:
+                del table[key]
+
+        self.watch.append(weakref.ref(obj, gone))
 
     def fail(self, why):
         if self.problem is None:
@@ -259,7 +275,8 @@ class _Trace:
 
     # --- events ---------------------------------------------------------------------------------
     def unit(self, cls, inputs, kwargs, out, grad_on):
-        j = len(self.outs)
+        j = self.n_units
+        self.n_units += 1
         srcs = tuple(self.source(x) for x in inputs)
         needs = tuple(isinstance(x, Tensor) and x._rg for x in inputs)
         kw = tuple(
@@ -284,11 +301,9 @@ class _Trace:
                 tuple(None if a is None else np.asarray(a).dtype for a in arrays),
             )
         )
-        self.outs.append(out.data)
-        self.keep.append(inputs)
-        self.made.append(out)
-        self.tsrc[id(out)] = ("out", j)
-        self.src[id(out.data)] = ("out", j)
+        self.made.append(weakref.ref(out))
+        self._map(self.tsrc, out, ("out", j))
+        self._map(self.src, out.data, ("out", j))
         if out._retain:
             self.fail("retain_grad() on an intermediate tensor")
 
@@ -296,7 +311,6 @@ class _Trace:
         rs = self.source(root)
         gs = None if grad is None else self.source(grad)
         self.events.append(("backward", rs, gs))
-        self.keep.append((root, grad))
 
     def call(self, fn, obj, args, kwargs):
         for v in list(args) + list(kwargs.values()):
@@ -1411,6 +1425,42 @@ def _protect(t, owned):
         t.grad = g.copy()
 
 
+def _reset_before_backward(events) -> set[int]:
+    """Ids of the tensors whose ``.grad`` the step sets to None (``optimizer.zero_grad()`` or
+    ``module.zero_grad()``, the default ``set_to_none=True``) before its first backward: their
+    gradients do not accumulate across calls."""
+    from .nn.module import Module
+    from .optim.optimizer import Optimizer
+
+    out: set[int] = set()
+    for ev in events:
+        if ev[0] == "backward":
+            break
+        if ev[0] != "call" or ev[1].__name__ != "zero_grad":
+            continue
+        _, fn, obj, args, kw = ev
+        if args or kw:  # set_to_none given (False keeps arrays of zeros): not counted
+            continue
+        if isinstance(obj, Optimizer):
+            out.update(id(p) for g in obj.param_groups for p in g["params"])
+        elif isinstance(obj, Module):
+            out.update(id(p) for p in obj.parameters())
+    return out
+
+
+def _adoptable(g, t) -> bool:
+    """``g`` (a leaf's ``.grad`` from the traced step) can become a plan's gradient buffer: an
+    array of its own (not a view of another), writeable, laid out as a fresh one would be."""
+    return (
+        type(g) is np.ndarray
+        and g.base is None
+        and g.flags.writeable
+        and g.flags.c_contiguous
+        and g.shape == t._data.shape
+        and g.dtype == t._data.dtype
+    )
+
+
 class _Program:
     def __init__(self, trace: _Trace, refs, result, call_args):
         self.leaves = list(trace.leaves)
@@ -1494,6 +1544,24 @@ class _Program:
                 flat_steps[e] = fs
                 grad_bufs.update(fs.grad_buffers())
         self.flat_steps = list(flat_steps.values())
+        # a leaf's gradient buffer is offered to a plan only when that unit alone computes the
+        # leaf's gradient (a weight used by two units gets two arrays, summed as in eager).
+        # Outside the flat groups, the buffer is the array the traced step left in ``.grad``
+        # (it is replaced at the next call anyway): no second set of gradient arrays
+        grad_uses = Counter(
+            s[1]
+            for ev in trace.events
+            if ev[0] == "unit" and ev[5] is not None
+            for s, n in zip(ev[3], ev[5], strict=True)
+            if n and s[0] == "leaf"
+        )
+        reset = _reset_before_backward(trace.events)
+        for m, t in enumerate(self.leaves):
+            g = t.grad
+            if grad_uses[m] != 1:
+                grad_bufs.pop(id(t), None)
+            elif id(t) not in grad_bufs and id(t) in reset and _adoptable(g, t):
+                grad_bufs[id(t)] = g
         for e, ev in enumerate(trace.events):
             if ev[0] == "unit":
                 _, j, cls, srcs, kw, needs, in_shapes, out_shape, out_dtype, in_dtypes = ev
@@ -1948,15 +2016,28 @@ class CompiledFunction:
             entry.state, entry.why, entry.trace = "eager", str(why), None
         return out
 
+    @staticmethod
+    def _shapes(key) -> str:
+        return ", ".join(
+            str(p[0]) for p in key[1:] if isinstance(p, tuple) and isinstance(p[0], tuple)
+        )
+
     def explain(self) -> str:
         """One line per cached signature: ready (replayed), traced (once), or eager and why."""
         lines = []
         for key, e in self.cache.items():
-            shapes = ", ".join(
-                str(p[0]) for p in key[1:] if isinstance(p, tuple) and isinstance(p[0], tuple)
-            )
-            lines.append(f"({shapes}): {e.state}" + (f" ({e.why})" if e.why else ""))
+            lines.append(f"({self._shapes(key)}): {e.state}" + (f" ({e.why})" if e.why else ""))
         return "\n".join(lines) or "(no calls yet)"
+
+    def source(self) -> str:
+        """The generated Python function that a replayed call runs, per replayed signature
+        (constants appear as ``K0``, ``K1``...: buffers, the optimizer, the parameters)."""
+        parts = [
+            f"# arguments of shapes ({self._shapes(key)})\n{e.program.source}"
+            for key, e in self.cache.items()
+            if e.program is not None
+        ]
+        return "\n\n".join(parts) or "(nothing replayed yet)"
 
 
 def compile(fn=None, *, cache_size: int = 4):  # noqa: A001 - the name users expect

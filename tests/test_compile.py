@@ -779,3 +779,45 @@ def test_plans_called_as_methods_equal_plans_written_into_the_program(name, monk
     monkeypatch.setattr(sys.modules["chainrule.compile"], "INLINE", False)
     X, y = _data()
     _check(_mlp(LAYERS[name], nn.Tanh), X, y)
+
+
+def test_source_shows_the_generated_function_of_each_replayed_signature():
+    X, y = _data(n=32)
+    model, loss_fn, opt = _mlp(nn.Tanh)()
+    step = cr.compile(lambda xb, yb: _plain_step(model, loss_fn, opt, xb, yb))
+    assert step.source() == "(nothing replayed yet)"
+    for _ in range(3):
+        step(X[:8], y[:8])
+    src = step.source()
+    assert src.startswith("# arguments of shapes ((8, 3), (8,))") and "def run(A):" in src
+    assert "_dot(" in src and "_tanh(" in src  # the planned units' own numpy calls, inline
+
+
+def _tied(build_opt=None):
+    def build():
+        cr.manual_seed(0)
+        lin, head = nn.Linear(3, 3), nn.Linear(3, 3)
+
+        class Tied(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin, self.head = lin, head
+
+            def forward(self, x):
+                return self.head(self.lin(self.lin(x).tanh()).tanh())  # lin used twice
+
+        model = Tied()
+        opt = (build_opt or (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9)))(model.parameters())
+        return model, nn.CrossEntropyLoss(), opt
+
+    return build
+
+
+@pytest.mark.parametrize("flat", [True, False])
+def test_a_weight_used_by_two_units_gets_both_gradients_summed(flat, monkeypatch):
+    import sys
+
+    if not flat:  # per-parameter groups: the traced step's .grad arrays become plan buffers
+        monkeypatch.setattr(sys.modules["chainrule.compile"], "_FLAT_MAX", 10)
+    X, y = _data()
+    _check(_tied(), X, y)
