@@ -47,6 +47,7 @@ you want to keep past the next call.
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from collections import Counter, OrderedDict
@@ -750,7 +751,7 @@ class _ActPlan(_Plan):
             ]
         else:  # grad * (y > 0)
             lines = [f"_greater(y{j}, 0, out={t})"]
-        return lines + [f"r = (_multiply({g}, {t}, out={gout}),)"]
+        return lines + [f"ga{j} = _multiply({g}, {t}, out={gout})", f"r = (ga{j},)"]
 
     def backward(self, grad):
         y, t = self.out, self.tmp
@@ -793,6 +794,7 @@ class _MeanCEPlan(_Plan):
         self.seed = self.seed_scale = None
         self.buffers = [self.dz]
         self.fresh_output = True  # the loss: a new 0-d array at every call
+        self.fixed_inputs = None  # set by the program: which inputs are fixed buffers
 
     def finalize(self, scratch):
         n, C, dt = self.n, self.C, self.dt
@@ -844,8 +846,13 @@ class _MeanCEPlan(_Plan):
         if C > 8:
             lines.append(f"{z}.max(axis=1, out={m})")
         elif C > 1:
-            lines.append(f"_maximum({z}[:, 0], {z}[:, 1], out={m})")
-            lines += [f"_maximum({m}, {z}[:, {c}], out={m})" for c in range(2, C)]
+            fixed = self.fixed_inputs[0] if self.fixed_inputs else None
+            if fixed is not None:  # the same array at every call: its columns, sliced once
+                cols = [const(fixed[:, c]) for c in range(C)]
+            else:
+                cols = [f"{z}[:, {c}]" for c in range(C)]
+            lines.append(f"_maximum({cols[0]}, {cols[1]}, out={m})")
+            lines += [f"_maximum({m}, {cols[c]}, out={m})" for c in range(2, C)]
         else:
             lines.append(f"np.copyto({m}, {z}[:, 0])")
         e, s, logs = const(self.e), const(self.s), const(self.logs)
@@ -1048,6 +1055,7 @@ def _make_plan(spec):
 
 from operator import attrgetter, is_, itemgetter  # noqa: E402 - beside their only use
 
+from . import tensor as _tensor_module  # noqa: E402
 from ._memory import release_freed_memory  # noqa: E402
 from .tensor import bump_versions, changes, wrap_array  # noqa: E402
 
@@ -1076,6 +1084,10 @@ _CHUNK = 1 << 17  # elements per chunk of the flat SGD update (512 KiB of float3
 # groups larger than this stay per parameter: the optimizer's loop costs nothing beside their
 # GEMMs, and moving them into flat buffers would need a second copy of the model for a moment
 _FLAT_MAX = 1 << 20
+
+
+#: (id(optimizer), ids of a group's parameters) -> its flat layout, while a program holds it
+_LAYOUTS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 class _FlatGroup:
@@ -1125,11 +1137,40 @@ class _FlatGroup:
         self.sgd = type(opt)._step_group is SGD._step_group
         self.tmp = None
         self.chunks = None
-        self.opt_state = opt.state
+        self.opt, self.opt_state = opt, opt.state
         self._checks()
         self.proxy = object.__new__(type(opt))
         self.proxy.state = {self.flat: self.state}
         self.proxy.defaults = opt.defaults
+
+    @classmethod
+    def laid_out(cls, opt, params):
+        """The group already laid out for these parameters of this optimizer, by another program
+        (another signature: the short last batch), when its views are still in place: programs
+        share it (a second layout would move the parameters away from the first one's)."""
+        fg = _LAYOUTS.get((id(opt), tuple(id(p) for p in params)))
+        if (
+            fg is None
+            or fg.opt is not opt
+            or len(fg.params) != len(params)
+            or not all(map(is_, fg.params, params))
+            or not all(map(is_, map(_get_data, params), fg.pviews))
+        ):
+            return None
+        try:
+            for key, views in fg.sviews.items():
+                if not all(opt.state[p][key] is v for p, v in zip(params, views, strict=True)):
+                    return None
+        except KeyError:
+            return None
+        fg._checks()
+        return fg
+
+    @classmethod
+    def lay_out(cls, opt, params):
+        fg = cls(opt, params)
+        _LAYOUTS[(id(opt), tuple(id(p) for p in params))] = fg
+        return fg
 
     @staticmethod
     def possible(opt, params) -> bool:
@@ -1286,10 +1327,13 @@ class _FlatStep:
         groups = []
         for group in opt.param_groups:
             params = group["params"]
-            if not all(id(p) in leaves for p in params) or not _FlatGroup.possible(opt, params):
+            if not all(id(p) in leaves for p in params):
                 return
-            groups.append(params)
-        self.groups = [_FlatGroup(opt, params) for params in groups]
+            fg = _FlatGroup.laid_out(opt, params)
+            if fg is None and not _FlatGroup.possible(opt, params):
+                return
+            groups.append((params, fg))
+        self.groups = [fg or _FlatGroup.lay_out(opt, params) for params, fg in groups]
 
     def emit(self, const):
         """Source lines for this step in a program: the checks of ``_FlatGroup.ready`` written
@@ -1319,12 +1363,13 @@ class _FlatStep:
             conds.append(f"pg[{k}]['params'] is {pl} and len({pl}) == {len(plist)}")
             for i, p in enumerate(fg.params):
                 P = const(p)
+                # (each parameter's array is its view here: accepts() checked it, and the
+                # guards send a program whose flat parameter got another array to tracing)
                 conds.append(f"{const(plist)}[{i}] is {P}")
-                conds.append(f"{P}._data is {const(fg.pviews[i])}")
                 conds.append(f"{P}.grad is {const(fg.gviews[i])}")
                 sd = fg.sdicts[i]
                 conds.append(f"st.get({P}) is {const(sd)}")
-                if sd is not None:
+                if sd is not None and not fg.sgd:  # SGD reads its one key, whatever else is there
                     conds.append(f"len({const(sd)}) == {fg.nkeys}")
                     for key, views in fg.sviews.items():
                         conds.append(f"{const(sd)}.get({key!r}) is {const(views[i])}")
@@ -1357,7 +1402,10 @@ class _FlatStep:
         )
         cond = cond + (f" {const(buf)}" if buf is not None else " True")
         lines = [f"        gr = pg[{k}]", f"        if {cond}:"]
-        lines.append(f"            bump_versions({const(fg.params)})")
+        # bump_versions written out: one clock reading for every parameter of the group
+        lines.append(f"            v = next({const(_tensor_module._counter)})")
+        lines += [f"            {const(p)}._version = v" for p in fg.params]
+        lines.append(f"            {const(_tensor_module)}._last_change = v")
         lines.append("            lr = gr['lr']")
         plain = []
         for views in chunks:
@@ -1423,6 +1471,33 @@ def _protect(t, owned):
     g = t.grad
     if g is not None and (id(g) in owned or (g.base is not None and id(g.base) in owned)):
         t.grad = g.copy()
+
+
+_R_TUPLE = re.compile(r"^(\s*)r = \(((?:\w+, )*\w+),?\)$")
+_R_READ = re.compile(r"^(\s*)(\w+) = r\[(\d+)\]$")
+
+
+def _no_result_tuples(lines):
+    """``r = (a, b)`` and later ``x = r[0]``... become ``x = a``... (no tuple per unit), when
+    every element is a plain name and every use of ``r`` up to its next assignment is a whole
+    line ``name = r[i]``."""
+    out = list(lines)
+    for i, line in enumerate(lines):
+        m = _R_TUPLE.match(line)
+        if m is None:
+            continue
+        names = m.group(2).split(", ")
+        end = i + 1
+        while end < len(lines) and not re.match(r"^\s*r = ", lines[end]):
+            end += 1
+        uses = [k for k in range(i + 1, end) if re.search(r"\br\b", lines[k])]
+        reads = [(k, _R_READ.match(lines[k])) for k in uses]
+        if any(r is None or int(r.group(3)) >= len(names) for _, r in reads):
+            continue
+        out[i] = ""
+        for k, r in reads:
+            out[k] = f"{r.group(1)}{r.group(2)} = {names[int(r.group(3))]}"
+    return [ln for ln in out if ln != ""]
 
 
 def _reset_before_backward(events) -> set[int]:
@@ -1544,6 +1619,9 @@ class _Program:
                 flat_steps[e] = fs
                 grad_bufs.update(fs.grad_buffers())
         self.flat_steps = list(flat_steps.values())
+        self.flat_leaves = {
+            id(p) for fs in self.flat_steps for fg in fs.groups or () for p in fg.params
+        }
         # a leaf's gradient buffer is offered to a plan only when that unit alone computes the
         # leaf's gradient (a weight used by two units gets two arrays, summed as in eager).
         # Outside the flat groups, the buffer is the array the traced step left in ``.grad``
@@ -1683,13 +1761,20 @@ class _Program:
             plan = self.plan_of[ln[1]]
             if ln[0] == "F":
                 _, j, arg_exprs, call, dyn = ln
+                if hasattr(plan, "fixed_inputs"):  # inputs that are a Linear plan's own buffer
+                    plan.fixed_inputs = [
+                        self.plan_of[s[1]].out
+                        if s[0] == "out" and type(self.plan_of.get(s[1])) is _LinearPlan
+                        else None
+                        for s in self.units_needs[j][0]
+                    ]
                 inline = getattr(plan, "inline_forward", None) if INLINE and not dyn else None
                 out += ["    " + x for x in inline(j, arg_exprs, const)] if inline else [call]
             else:
                 _, j, pad, call = ln
                 inline = getattr(plan, "inline_backward", None) if INLINE else None
                 out += [pad + x for x in inline(j, f"g{j}", const)] if inline else [call]
-        return out
+        return _no_result_tuples(out)
 
     def _share_buffers(self, trace, result):
         """Let planned units work in place where no one else reads the array, then allocate
@@ -1873,13 +1958,14 @@ class _Program:
             if (tuple(d) != v) if k is None else (d.get(k) is not v):
                 return False
         last = self.last_data
+        flat = self.flat_leaves
         for i, (t, rg, shape, dtype) in enumerate(self.leaf_state):
             d = t._data  # the slot behind .data (the property costs a call per read)
             if t._rg != rg:
                 return False
             if d is not last[i]:
-                if d.shape != shape or d.dtype != dtype:
-                    return False
+                if d.shape != shape or d.dtype != dtype or id(t) in flat:
+                    return False  # (a flat parameter's new array: trace, and lay it out anew)
                 last[i] = d
         return True
 

@@ -821,3 +821,17 @@ def test_a_weight_used_by_two_units_gets_both_gradients_summed(flat, monkeypatch
         monkeypatch.setattr(sys.modules["chainrule.compile"], "_FLAT_MAX", 10)
     X, y = _data()
     _check(_tied(), X, y)
+
+
+def test_programs_of_two_signatures_share_one_flat_layout(monkeypatch):
+    # full batches and the short last batch: two programs, one layout of the parameters, and
+    # both run the flat update (neither falls back to the optimizer's own loop, nor retraces)
+    import sys
+
+    C = sys.modules["chainrule.compile"]
+    fallbacks = []
+    orig = C._FlatStep.__call__
+    monkeypatch.setattr(C._FlatStep, "__call__", lambda self: fallbacks.append(1) or orig(self))
+    X, y = _data(n=30)
+    stats = _check(_mlp(nn.Tanh), X, y, epochs=6)
+    assert stats["traced"] == 4 and not fallbacks, (stats, len(fallbacks))
