@@ -1004,15 +1004,26 @@ def profile_compiled(case: Case, steps: int, seed: int = 0) -> str:
 
     Each part is timed with perf_counter around its call inside the generated program (~0.2 us
     added per call); parts are summed over ``steps`` replayed steps."""
+    import importlib
     from collections import Counter
 
+    compile_module = importlib.import_module("chainrule.compile")
     X, y = make_data(case, seed)
     weights = make_weights(case, seed + 1)
-    r = CompiledRunner(case, X, y, weights, blas_threads())
+    r = CompiledRunner(case, X, y, weights, blas_threads())  # the real program: units inline
     r.run(max(5, steps // 10))
     plain = []
     for _ in range(5):
         plain.append(time_steps(r, steps) / steps * 1e6)
+    # a second program that calls each plan's methods (compile.INLINE = False), so that each
+    # unit's forward and backward can be timed: the same numpy calls, plus a call per unit
+    saved_inline = compile_module.INLINE
+    compile_module.INLINE = False
+    try:
+        r = CompiledRunner(case, X, y, weights, blas_threads())
+        r.run(max(5, steps // 10))
+    finally:
+        compile_module.INLINE = saved_inline
     (entry,) = [e for e in r.step.cache.values() if e.program is not None][:1] or [None]
     if entry is None:
         return f"compiled profile: {case.title}: no program (the step ran eagerly)\n"
@@ -1054,8 +1065,8 @@ def profile_compiled(case: Case, steps: int, seed: int = 0) -> str:
     parts = sum(acc.values())
     lines = [
         f"compiled profile: {case.title}, {steps} replayed steps",
-        f"plain: {statistics.median(plain):.1f} us/step (median of 5); instrumented: "
-        f"{total * us:.1f} us/step",
+        f"plain (units written into the program): {statistics.median(plain):.1f} us/step "
+        f"(median of 5); instrumented (units called, each timed): {total * us:.1f} us/step",
         "",
         "part                                   us/step",
     ]

@@ -1350,7 +1350,7 @@ class _FlatStep:
             return n
 
         me = const(self)
-        if self.groups is None:
+        if self.groups is None or not INLINE:
             return [f"    {me}()"]
         opt = self.opt
         conds = [f"len(pg) == {len(self.groups)}", f"{const(opt)}.state is st"]
