@@ -1,4 +1,4 @@
-"""Training throughput of convolutional networks: chainrule against PyTorch (CPU).
+"""Training throughput of convolutional networks: chainrule (eager and compiled) against PyTorch.
 
     python benchmarks/bench_conv.py                      # both cases, ~1-2 min on 2 cores
     python benchmarks/bench_conv.py --quick              # smoke run
@@ -7,8 +7,8 @@
 The convolution cases of ``bench_training.py``, timed with its functions (``calibrate``,
 ``measure``: a pause before each measurement so that the other library's idle BLAS threads stop
 spinning, a short untimed run, then the timed steps) and interleaved the same way: every round
-measures chainrule, then PyTorch; reported are the median samples/s over the rounds and the
-median of the per-round ratios.
+measures chainrule's eager step, the same step through ``cr.compile``, then PyTorch; reported
+are the median samples/s over the rounds and the median of the per-round ratios.
 
 Cases (float32, seeded synthetic data of the right shape, labels from a random linear teacher;
 one step = forward, mean cross-entropy, zero_grad, backward, SGD lr 0.01 momentum 0.9, as in
@@ -164,7 +164,31 @@ class TorchConv(bt.Runner):
         return float(self._loss.item())
 
 
-RUNNERS = {"chainrule": ChainruleConv, "torch": TorchConv}
+class CompiledConv(ChainruleConv):
+    """The same model and step through ``cr.compile`` (the conv units replay through their own
+    forward and backward; linear, ReLU and the loss on their plans)."""
+
+    name = "compiled"
+
+    def __init__(self, case, X, y, weights, n_threads):
+        import chainrule as cr
+
+        super().__init__(case, X, y, weights, n_threads)
+        model, loss_fn, opt = self.model, self.loss_fn, self.opt
+
+        def step(xb, yb):
+            opt.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+            return loss
+
+        self.step = cr.compile(step)
+
+    run = bt.CompiledRunner.run
+
+
+RUNNERS = {"chainrule": ChainruleConv, "compiled": CompiledConv, "torch": TorchConv}
 
 
 def bench_conv_case(case, names, args, n_threads, log) -> dict:
@@ -179,8 +203,13 @@ def bench_conv_case(case, names, args, n_threads, log) -> dict:
             seq.append(r.loss())
         losses[n] = seq
     diff = (
-        max(abs(a - b) for a, b in zip(losses["chainrule"], losses["torch"], strict=True))
-        if len(losses) == 2
+        max(
+            abs(a - b)
+            for n in losses
+            if n != "torch"
+            for a, b in zip(losses[n], losses["torch"], strict=True)
+        )
+        if "torch" in losses and len(losses) > 1
         else None
     )
     runners = {n: RUNNERS[n](case, X, y, weights, n_threads) for n in names}
@@ -202,9 +231,10 @@ def bench_conv_case(case, names, args, n_threads, log) -> dict:
         "median_step_us": {n: statistics.median(times[n]) / steps[n] * 1e6 for n in names},
         "agreement": {"losses": losses, "max_abs_diff": diff},
     }
-    if len(names) == 2:
-        per = [a / b for a, b in zip(sps["chainrule"], sps["torch"], strict=True)]
-        out["ratio_chainrule_torch"] = {"per_round": per, "median": statistics.median(per)}
+    for mine in ("chainrule", "compiled"):
+        if mine in names and "torch" in names:
+            per = [a / b for a, b in zip(sps[mine], sps["torch"], strict=True)]
+            out[f"ratio_{mine}_torch"] = {"per_round": per, "median": statistics.median(per)}
     med = out["median_samples_per_s"]
     log(f"  {case.name}: " + ", ".join(f"{bt.LABELS[n]} {med[n]:,.0f}/s" for n in names))
     return out
@@ -218,19 +248,24 @@ def markdown(result: dict) -> str:
         f"{result['settings']['target_time']} s per framework, medians; BLAS threads "
         f"{result['blas_threads']}; load average at start / end {result['loadavg']}.",
         "",
-        "| case | chainrule samples/s | PyTorch samples/s | chainrule/PyTorch | "
-        "step µs cr / PyTorch | max \\|Δloss\\| (5 steps) |",
-        "|---|---:|---:|---:|---|---|",
+        "| case | chainrule samples/s | compiled samples/s | PyTorch samples/s | "
+        "chainrule/PyTorch | compiled/PyTorch | step µs cr / compiled / PyTorch | "
+        "max \\|Δloss\\| (5 steps) |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
     ]
+
+    def ratio(c, mine):
+        r = c.get(f"ratio_{mine}_torch", {}).get("median")
+        return "–" if r is None else f"{r:.2f}×"
+
     for c in result["cases"]:
         med, us = c["median_samples_per_s"], c["median_step_us"]
-        r = c.get("ratio_chainrule_torch", {}).get("median")
         d = c["agreement"]["max_abs_diff"]
         lines.append(
-            f"| {c['title']} | {med.get('chainrule', 0):,.0f} | "
-            f"{med.get('torch', 0):,.0f} | {'–' if r is None else f'{r:.2f}×'} | "
-            f"{us.get('chainrule', 0):,.0f} / {us.get('torch', 0):,.0f} | "
-            f"{'–' if d is None else f'{d:.1e}'} |"
+            f"| {c['title']} | {med.get('chainrule', 0):,.0f} | {med.get('compiled', 0):,.0f} | "
+            f"{med.get('torch', 0):,.0f} | {ratio(c, 'chainrule')} | {ratio(c, 'compiled')} | "
+            f"{us.get('chainrule', 0):,.0f} / {us.get('compiled', 0):,.0f} / "
+            f"{us.get('torch', 0):,.0f} | {'–' if d is None else f'{d:.1e}'} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -245,7 +280,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--target-time", type=float, default=None)
     ap.add_argument("--settle", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--frameworks", default="chainrule,torch")
+    ap.add_argument("--frameworks", default="chainrule,compiled,torch")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--outdir", default=str(HERE / "results"))
     args, _ = ap.parse_known_args(argv)
@@ -258,7 +293,7 @@ def main(argv=None) -> dict:
     wanted = [n.strip() for n in args.frameworks.split(",")]
     names = [
         n
-        for n in ("chainrule", "torch")
+        for n in ("chainrule", "compiled", "torch")
         if n in wanted and (n != "torch" or bt.TorchRunner.available())
     ]
     tokens = [t.strip() for t in args.cases.split(",") if t.strip()]
