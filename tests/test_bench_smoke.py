@@ -137,3 +137,25 @@ def test_case_selection(bench):
     assert len(bench.select_cases("all")) == 6
     with pytest.raises(SystemExit):
         bench.select_cases("nope")
+
+
+def test_step_minimum_script_times_each_framework(capsys):
+    import importlib.util
+    import pathlib
+    import sys
+
+    bench_dir = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(bench_dir))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "bench_step_min", bench_dir / "bench_step_min.py"
+        )
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        out = mod.main(["tiny_b10", "chainrule,compiled", "--windows", "3", "--window-s", "0.002"])
+    finally:
+        sys.path.remove(str(bench_dir))
+    assert set(out) == {"chainrule", "compiled"}
+    for v in out.values():
+        assert 0 < v["min"] <= v["p25"] <= v["median"]
+    assert "tiny_b10 compiled" in capsys.readouterr().out
