@@ -8,6 +8,8 @@ a training run, noise included. On a shared host those medians move by ±20 % be
 script times the same runners (the same models, data and steps) in many short windows,
 interleaved, and prints each one's minimum, first quartile and median: the minimum is the
 step's own cost with the least interference, the figure to compare when changing a hot path.
+Time PyTorch in a run of its own (``... tiny_b10 torch``): after numpy's BLAS work its idle
+threads spin, and a PyTorch window started beside them runs many times slower.
 """
 
 from __future__ import annotations
