@@ -171,19 +171,8 @@ class CompiledConv(ChainruleConv):
     name = "compiled"
 
     def __init__(self, case, X, y, weights, n_threads):
-        import chainrule as cr
-
         super().__init__(case, X, y, weights, n_threads)
-        model, loss_fn, opt = self.model, self.loss_fn, self.opt
-
-        def step(xb, yb):
-            opt.zero_grad()
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            opt.step()
-            return loss
-
-        self.step = cr.compile(step)
+        self.step = bt.CompiledRunner.compiled_step(self.model, self.loss_fn, self.opt)
 
     run = bt.CompiledRunner.run
 

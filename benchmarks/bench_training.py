@@ -371,10 +371,13 @@ class CompiledRunner(ChainruleRunner):
     name = "compiled"
 
     def __init__(self, case, X, y, weights, n_threads):
-        import chainrule as cr
-
         super().__init__(case, X, y, weights, n_threads)
-        model, loss_fn, opt = self.model, self.loss_fn, self.opt
+        self.step = self.compiled_step(self.model, self.loss_fn, self.opt)
+
+    @staticmethod
+    def compiled_step(model, loss_fn, opt):
+        """ChainruleRunner's step as a function, through ``cr.compile``."""
+        import chainrule as cr
 
         def step(xb, yb):
             opt.zero_grad()
@@ -383,7 +386,7 @@ class CompiledRunner(ChainruleRunner):
             opt.step()
             return loss
 
-        self.step = cr.compile(step)
+        return cr.compile(step)
 
     def run(self, n):
         step, batches = self.step, self.batches
