@@ -237,7 +237,7 @@ class _Trace:
         table[key] = source
 
         def gone(_ref, table=table, key=key):
-            if table is not None and table.get(key) is source:
+            if table.get(key) is source:
                 del table[key]
 
         self.watch.append(weakref.ref(obj, gone))
@@ -693,21 +693,6 @@ def _linear_plan(spec):
     return (_LinearReLUPlan if spec.unit is U.LinearReLU else _LinearPlan)(spec)
 
 
-_ONES: dict = {}
-
-
-def _ones_of(shape, dtype):
-    """A shared read-only array of ones (as ``units._ones``, any shape)."""
-    key = (tuple(shape), np.dtype(dtype))
-    v = _ONES.get(key)
-    if v is None:
-        if len(_ONES) > 64:
-            _ONES.clear()
-        v = _ONES[key] = np.ones(shape, dtype=dtype)
-        v.flags.writeable = False
-    return v
-
-
 class _ActPlan(_Plan):
     """tanh and relu: the unit's own numpy calls, on buffers. In place on the input (a dead
     buffer) when the program allows it; the backward in place on its gradient likewise."""
@@ -726,7 +711,7 @@ class _ActPlan(_Plan):
             self.gout = np.empty(self.shape, dtype=self.dt)
         self.tmp = scratch(self.shape, self.dt if self.tanh else np.dtype(bool))
         if self.tanh:  # 1 − y² against an array of ones: half the cost of the scalar's path
-            self.ones = _ones_of(self.shape, self.dt)
+            self.ones = U._ones(tuple(self.shape), np.dtype(self.dt))
 
     def forward(self, a):
         out = a if self.inplace else self.out
@@ -1558,7 +1543,6 @@ class _Program:
         ns.update(_dot=_dot, _add=_add, _subtract=_subtract, _multiply=_multiply, _divide=_divide)
         ns.update(_maximum=_maximum, _greater=_greater, _exp=_exp, _log=_log, _tanh=_tanh)
         ns.update(_reduce_add=_reduce_add, _reduce_max=_reduce_max, _Retrace=_Retrace)
-        ns.update(bump_versions=bump_versions)
         lines: list = ["def run(A):"]  # source lines, and placeholders (see _expand)
         emit = lines.append
         const_n = [0]

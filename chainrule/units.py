@@ -795,11 +795,12 @@ class LogSoftmax(Unit):
 # ================================================================================================
 
 
-_ONES: dict[tuple[int, np.dtype[Any]], np.ndarray] = {}
+_ONES: dict[tuple[int | tuple[int, ...], np.dtype[Any]], np.ndarray] = {}
 
 
-def _ones(n: int, dtype: np.dtype[Any]) -> np.ndarray:
-    """A cached read-only vector of n ones (for sums done as BLAS matrix-vector products)."""
+def _ones(n: int | tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+    """A cached read-only array of ones: n of them, or of shape n (for sums done as BLAS
+    matrix-vector products, and ``1 − x`` against an array in replayed steps)."""
     key = (n, dtype)
     v = _ONES.get(key)
     if v is None:
