@@ -1054,7 +1054,7 @@ def profile_compiled(case: Case, steps: int, seed: int = 0) -> str:
             kind = "forward" if name[0] == "F" else "backward"
             acc.setdefault(f"{label}.{kind}", 0.0)
             ns[name] = timed(v, f"{label}.{kind}")
-        elif v in prog.flat_steps:
+        elif any(v is fs for fs in prog.flat_steps):
             ns[name] = timed(v, "optimizer step (flat)")
         elif callable(v) and getattr(v, "__name__", "") in ("zero_grad", "step"):
             ns[name] = timed(v, f"{v.__qualname__}")

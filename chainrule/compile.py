@@ -556,6 +556,13 @@ class _Plan:
     forward or backward call. ``buffers``: the arrays the plan writes that may end up in a
     ``.grad``. ``keeps_output``: the backward reads the forward's output (it must not be
     overwritten by a later unit). Returned gradients are arrays only this plan writes.
+
+    A plan runs through ``forward(*arrays)``/``backward(grad)`` methods, or gives its numpy
+    calls as source lines: ``inline_forward(j, args, const)`` (lines that set ``v{j}``; ``args``
+    the inputs' expressions, ``const(value)`` a name bound to a constant) and
+    ``inline_backward(j, g, const)`` (lines that set ``r``, one gradient per input; names the
+    forward lines set are in scope). The program writes those lines in, or, with ``INLINE``
+    False, makes each pair into two functions of its own (``_unit_functions``).
     """
 
     keeps_output = True
@@ -592,7 +599,6 @@ class _LinearPlan(_Plan):
         self.shape, self.dt = (n, fout), dt
         self.mask = self.gr = None
         self.buffers = [b for b in (self.gx, self.gw, self.gb) if b is not None]
-        self.x = self.w = None
 
     def finalize(self, scratch):
         if self.relu:
@@ -604,15 +610,6 @@ class _LinearPlan(_Plan):
     # np.dot rather than the unit's ``@``: the same BLAS call (the same numbers, checked for
     # every shape of the tests and the benchmark), a third of matmul's per-call cost on small
     # arrays (no generalized-ufunc setup)
-    def forward(self, x, w, b=None):
-        out = _dot(x, w.T, out=self.out)
-        if b is not None:
-            _add(out, b, out=out)
-        if self.relu:
-            _maximum(out, 0, out=out)
-        self.x, self.w = x, w
-        return out
-
     def inline_forward(self, j, args, const):
         """``forward`` written out for the program (see ``_Plan``)."""
         x, w = args[0], args[1]
@@ -661,24 +658,6 @@ class _LinearPlan(_Plan):
         lines.append(f"r = ({', '.join(r)},)")
         return lines
 
-    def backward(self, grad):
-        if self.relu:  # grad * (out > 0)
-            _greater(self.out, 0, out=self.mask)
-            grad = _multiply(grad, self.mask, out=grad if self.gr is None else self.gr)
-        need = self.need
-        gx = _dot(grad, self.w, out=self.gx) if need[0] else None
-        gw = gb = None
-        if need[1]:
-            if self.one_row:
-                self.gp[0] = grad[0]
-                np.concatenate((self.x, self.x), out=self.xx)
-                gw = _dot(self.gp.T, self.xx, out=self.gw)
-            else:
-                gw = _dot(grad.T, self.x, out=self.gw)
-        if self.gb is not None:
-            gb = _dot(self.ones, grad, out=self.gb)
-        return (gx, gw, gb) if self.has_b else (gx, gw)
-
 
 class _LinearReLUPlan(_LinearPlan):
     relu = True
@@ -713,13 +692,6 @@ class _ActPlan(_Plan):
         if self.tanh:  # 1 − y² against an array of ones: half the cost of the scalar's path
             self.ones = U._ones(tuple(self.shape), np.dtype(self.dt))
 
-    def forward(self, a):
-        out = a if self.inplace else self.out
-        self.out = out
-        if self.tanh:
-            return np.tanh(a, out=out)
-        return np.maximum(a, 0, out=out)
-
     def inline_forward(self, j, args, const):
         a = args[0]
         out = a if self.inplace else const(self.out)
@@ -737,16 +709,6 @@ class _ActPlan(_Plan):
         else:  # grad * (y > 0)
             lines = [f"_greater(y{j}, 0, out={t})"]
         return lines + [f"ga{j} = _multiply({g}, {t}, out={gout})", f"r = (ga{j},)"]
-
-    def backward(self, grad):
-        y, t = self.out, self.tmp
-        g = grad if self.gout is None else self.gout
-        if self.tanh:  # grad * (1 - y*y)
-            np.multiply(y, y, out=t)
-            np.subtract(self.ones, t, out=t)
-            return (np.multiply(grad, t, out=g),)
-        np.greater(y, 0, out=t)  # grad * (y > 0)
-        return (np.multiply(grad, t, out=g),)
 
 
 def _act_plan(spec):
@@ -790,31 +752,6 @@ class _MeanCEPlan(_Plan):
         self.logs = scratch((n,), dt, 1)
         self.shifted = scratch((n, C), dt)
         self.shifted_flat = self.shifted.reshape(-1)
-
-    def forward(self, z, y):
-        n, C = self.n, self.C
-        if n:
-            yu = y if self.unsigned is None else y.view(self.unsigned)
-            if _reduce_max(yu) >= C:
-                raise _Retrace  # eager mode says what is wrong with the labels
-        m = self.m
-        if C > 8:
-            z.max(axis=1, out=m)
-        elif C > 1:  # the row maximum, column by column (exact)
-            _maximum(z[:, 0], z[:, 1], out=m)
-            for c in range(2, C):
-                _maximum(m, z[:, c], out=m)
-        else:
-            np.copyto(m, z[:, 0])
-        shifted = _subtract(z, self.m_col, out=self.shifted)
-        e = _exp(shifted, out=self.e)
-        s = _dot(e, self.ones, out=self.s)
-        idx = _add(self.row_starts, y, out=self.idx)
-        picked = self.shifted_flat[idx]
-        per_sample = _subtract(_log(s, out=self.logs), picked, out=self.logs)
-        loss = _reduce_add(per_sample) / n  # 1-D: the same sum as axis=None, less setup
-        _divide(e, self.s_col, out=e)
-        return np.asarray(loss, dtype=self.dt)
 
     def inline_forward(self, j, args, const):
         z, y = args
@@ -864,12 +801,6 @@ class _MeanCEPlan(_Plan):
             f"{dz_flat}[{idx}] -= sc{j}",
             f"r = (dz{j}, None)",
         ]
-
-    def backward(self, grad):
-        scale = self.seed_scale if grad is self.seed else grad / self.n
-        dz = _multiply(self.e, scale, out=self.dz)
-        self.dz_flat[self.idx] -= scale
-        return dz, None
 
     def seeded(self, seed):
         """The backward will start from the constant ``seed`` (the ones of ``loss.backward()``):
@@ -1485,6 +1416,23 @@ def _no_result_tuples(lines):
     return [ln for ln in out if ln != ""]
 
 
+def _unit_functions(plan, j, n_inputs, const, ns) -> None:
+    """``F{j}(*inputs)`` and ``B{j}(grad)`` in ``ns``, made from the plan's source lines: what
+    the forward's lines set and the backward's lines read is handed over in a kept list."""
+    args = [f"a{i}" for i in range(n_inputs)]
+    fwd = plan.inline_forward(j, args, const)
+    bwd = plan.inline_backward(j, f"g{j}", const)
+    set_by_fwd = {n for ln in fwd for n in re.findall(r"(\w+) = ", ln)}
+    handed = sorted(n for n in set_by_fwd if re.search(rf"\b{n}\b", "\n".join(bwd)))
+    kept = const([])
+    src = [f"def F{j}({', '.join(args)}):", *("    " + ln for ln in fwd)]
+    src += [f"    {kept}[:] = ({', '.join(handed)},)" if handed else "", f"    return v{j}"]
+    src += [f"def B{j}(g{j}):"]
+    src += [f"    ({', '.join(handed)},) = {kept}"] if handed else []
+    src += [*("    " + ln for ln in bwd), "    return r"]
+    exec("\n".join(src), ns)  # noqa: S102 - our own generated code
+
+
 def _reset_before_backward(events) -> set[int]:
     """Ids of the tensors whose ``.grad`` the step sets to None (``optimizer.zero_grad()`` or
     ``module.zero_grad()``, the default ``set_to_none=True``) before its first backward: their
@@ -1543,6 +1491,7 @@ class _Program:
         ns.update(_dot=_dot, _add=_add, _subtract=_subtract, _multiply=_multiply, _divide=_divide)
         ns.update(_maximum=_maximum, _greater=_greater, _exp=_exp, _log=_log, _tanh=_tanh)
         ns.update(_reduce_add=_reduce_add, _reduce_max=_reduce_max, _Retrace=_Retrace)
+        self.ns = ns
         lines: list = ["def run(A):"]  # source lines, and placeholders (see _expand)
         emit = lines.append
         const_n = [0]
@@ -1644,8 +1593,9 @@ class _Program:
                 self.out_meta[j] = (out_shape, out_dtype)
                 self.reads.append(list(srcs) + [s for _, s in dyn_kw])
                 self.units_needs[j] = (srcs, needs)
-                ns[f"F{j}"] = plan.forward
-                ns[f"B{j}"] = plan.backward
+                if hasattr(plan, "forward"):
+                    ns[f"F{j}"] = plan.forward
+                    ns[f"B{j}"] = plan.backward
                 arg_exprs = [expr(s) for s in srcs]
                 args = ", ".join(arg_exprs + [f"{k}={expr(s)}" for k, s in dyn_kw])
                 # a placeholder: the plan's own lines or its call, once finalize has run
@@ -1743,6 +1693,8 @@ class _Program:
                 out.append(ln)
                 continue
             plan = self.plan_of[ln[1]]
+            if not INLINE and ln[0] == "F" and hasattr(plan, "inline_forward"):
+                _unit_functions(plan, ln[1], len(ln[2]), const, self.ns)
             if ln[0] == "F":
                 _, j, arg_exprs, call, dyn = ln
                 if hasattr(plan, "fixed_inputs"):  # inputs that are a Linear plan's own buffer
