@@ -430,11 +430,7 @@ def test_guards_keep_compiled_equal_to_eager(name):
 
 
 def test_param_data_assignment_keeps_its_meaning():
-    X, y = _data(n=16)
-    model, loss_fn, opt = _mlp(nn.Tanh)()
-    f = cr.compile(lambda xb, yb: _plain_step(model, loss_fn, opt, xb, yb))
-    for _ in range(4):
-        f(X[:8], y[:8])
+    X, y, model, f = _compiled_tanh_step(16, warm=4)
     new = np.full_like(model[0].weight.data, 0.1)
     model[0].weight.data = new
     f(X[:8], y[:8])
@@ -449,6 +445,17 @@ def _plain_step(model, loss_fn, opt, xb, yb, zero=True):
     loss.backward()
     opt.step()
     return loss
+
+
+def _compiled_tanh_step(n, warm=0, rows=8):
+    """A small tanh MLP's plain step through cr.compile, called ``warm`` times on the first
+    ``rows`` rows (all with None) of ``_data(n)``: (X, y, model, step)."""
+    X, y = _data(n=n)
+    model, loss_fn, opt = _mlp(nn.Tanh)()
+    step = cr.compile(lambda xb, yb: _plain_step(model, loss_fn, opt, xb, yb))
+    for _ in range(warm):
+        step(X[:rows], y[:rows])
+    return X, y, model, step
 
 
 def _backward_only_step(model, loss_fn):
@@ -534,11 +541,7 @@ def test_a_step_returning_a_python_number_runs_eagerly():
 
 
 def test_bad_labels_in_a_replayed_step_get_the_eager_error():
-    X, y = _data(n=16)
-    model, loss_fn, opt = _mlp(nn.Tanh)()
-    step = cr.compile(lambda xb, yb: _plain_step(model, loss_fn, opt, xb, yb))
-    for _ in range(4):
-        step(X[:8], y[:8])
+    X, y, model, step = _compiled_tanh_step(16, warm=4)
     with pytest.raises(cr.errors.ChainruleError, match="class"):
         step(X[:8], np.full(8, 7))
 
@@ -730,11 +733,7 @@ def test_batch_norm_in_training_runs_on_its_plan(affine):
 def test_replays_take_the_one_check_fast_path_and_changes_send_calls_to_the_full_checks():
     from chainrule.tensor import changes
 
-    X, y = _data(n=32)
-    model, loss_fn, opt = _mlp(nn.Tanh)()
-    step = cr.compile(lambda xb, yb: _plain_step(model, loss_fn, opt, xb, yb))
-    for _ in range(3):
-        step(X[:8], y[:8])
+    X, y, model, step = _compiled_tanh_step(32, warm=3)
     prog = step._hot
     assert prog is not None and prog.accepts((X[:8], y[:8]))
     assert not prog.accepts((X[:7], y[:7]))  # another shape
@@ -758,11 +757,7 @@ def test_replays_take_the_one_check_fast_path_and_changes_send_calls_to_the_full
 @pytest.mark.parametrize("n", [8, 100])  # a short batch (labels read as a list), a long one
 @pytest.mark.parametrize("bad", [-1, 3, 2**40])
 def test_bad_labels_are_caught_on_both_label_checks(n, bad):
-    X, y = _data(n=n)
-    model, loss_fn, opt = _mlp(nn.Tanh)()
-    step = cr.compile(lambda xb, yb: _plain_step(model, loss_fn, opt, xb, yb))
-    for _ in range(3):
-        step(X, y)
+    X, y, model, step = _compiled_tanh_step(n, warm=3, rows=None)
     before = [p.data.copy() for p in model.parameters()]
     yb = y.copy()
     yb[n // 2] = bad
@@ -782,9 +777,7 @@ def test_plans_called_as_methods_equal_plans_written_into_the_program(name, monk
 
 
 def test_source_shows_the_generated_function_of_each_replayed_signature():
-    X, y = _data(n=32)
-    model, loss_fn, opt = _mlp(nn.Tanh)()
-    step = cr.compile(lambda xb, yb: _plain_step(model, loss_fn, opt, xb, yb))
+    X, y, model, step = _compiled_tanh_step(32)
     assert step.source() == "(nothing replayed yet)"
     for _ in range(3):
         step(X[:8], y[:8])
