@@ -10,6 +10,8 @@ interleaved, and prints each one's minimum, first quartile and median: the minim
 step's own cost with the least interference, the figure to compare when changing a hot path.
 Time PyTorch in a run of its own (``... tiny_b10 torch``): after numpy's BLAS work its idle
 threads spin, and a PyTorch window started beside them runs many times slower.
+scikit-learn's windows are 0.3 s, as in the table: each ``partial_fit`` call pays a fixed cost
+(~3 ms of input and label checks) that a short window would charge to its step.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def main(argv=None) -> dict:
     steps = {}
     for n, r in runners.items():  # warm up (a compiled step traces here), size the windows
         r.run(10)
-        steps[n] = max(1, bt.calibrate(r, args.window_s))
+        # (scikit-learn: windows as long as the table's, its per-call cost spread as there)
+        steps[n] = max(1, bt.calibrate(r, max(args.window_s, r.min_window_s)))
     times: dict[str, list[float]] = {n: [] for n in names}
     for _ in range(args.windows):  # interleaved, as in bench_training
         for n, r in runners.items():

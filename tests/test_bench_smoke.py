@@ -139,10 +139,10 @@ def test_case_selection(bench):
         bench.select_cases("nope")
 
 
-def test_step_minimum_script_times_each_framework(capsys):
-    import importlib.util
+@pytest.fixture
+def step_min():
+    """benchmarks/bench_step_min.py as a module (its directory on sys.path while the test runs)."""
     import pathlib
-    import sys
 
     bench_dir = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
     sys.path.insert(0, str(bench_dir))
@@ -152,10 +152,32 @@ def test_step_minimum_script_times_each_framework(capsys):
         )
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
-        out = mod.main(["tiny_b10", "chainrule,compiled", "--windows", "3", "--window-s", "0.002"])
+        yield mod
     finally:
         sys.path.remove(str(bench_dir))
+
+
+def test_step_minimum_script_times_each_framework(capsys, step_min):
+    out = step_min.main(["tiny_b10", "chainrule,compiled", "--windows", "3", "--window-s", "0.002"])
     assert set(out) == {"chainrule", "compiled"}
     for v in out.values():
         assert 0 < v["min"] <= v["p25"] <= v["median"]
     assert "tiny_b10 compiled" in capsys.readouterr().out
+
+
+def test_step_minimum_script_gives_scikit_learn_windows_as_long_as_the_tables(
+    monkeypatch, step_min
+):
+    # partial_fit pays ~3 ms per call: a 15 ms window would charge it to scikit-learn's step
+    pytest.importorskip("sklearn")
+    bt = step_min.bt
+    asked = {}
+
+    def calibrate(runner, target_s, *a, **k):
+        asked[runner.name] = target_s
+        return 2
+
+    monkeypatch.setattr(bt, "calibrate", calibrate)
+    step_min.main(["tiny_b10", "compiled,sklearn", "--windows", "2", "--window-s", "0.002"])
+    assert asked["compiled"] == 0.002
+    assert asked["sklearn"] == bt.SklearnRunner.min_window_s >= 0.3
