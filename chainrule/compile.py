@@ -790,24 +790,35 @@ class _MeanCEPlan(_Plan):
         ]
 
     def inline_backward(self, j, g, const):
-        seed = const(self.seed) if self.seed is not None else None
-        scale = f"{g} / {self.n}"
-        if seed is not None:
-            scale = f"{const(self.seed_scale)} if {g} is {seed} else {scale}"
+        e, dz = const(self.e), const(self.dz)
         idx, dz_flat = const(self.idx), const(self.dz_flat)
-        return [
-            f"sc{j} = {scale}",
-            f"dz{j} = _multiply({const(self.e)}, sc{j}, out={const(self.dz)})",
+        lines = [
+            f"sc{j} = {g} / {self.n}",
+            f"dz{j} = _multiply({e}, sc{j}, out={dz})",
             f"{dz_flat}[{idx}] -= sc{j}",
-            f"r = (dz{j}, None)",
         ]
+        if self.seed is not None:  # the usual call: the product with a same-shape array
+            seeded = [
+                f"dz{j} = _multiply({e}, {const(self.seed_full)}, out={dz})",
+                f"{dz_flat}[{idx}] -= {const(self.seed_scale)}",
+            ]
+            lines = (
+                [f"if {g} is {const(self.seed)}:"]
+                + [f"    {ln}" for ln in seeded]
+                + ["else:"]
+                + [f"    {ln}" for ln in lines]
+            )
+        return lines + [f"r = (dz{j}, None)"]
 
     def seeded(self, seed):
         """The backward will start from the constant ``seed`` (the ones of ``loss.backward()``):
         its scale ``seed / n`` is computed once, the same number each call would compute."""
         # a Python float holding the float32/64 value exactly: numpy multiplies by it in the
-        # array's dtype (the same numbers), without a 0-d array's slower path
+        # array's dtype (the same numbers), without a 0-d array's slower path; and the same
+        # value filling an array of the gradient's shape, whose product skips the scalar's
+        # handling altogether (~0.7 of 1.3 us on a 10×2 batch; elementwise the same products)
         self.seed, self.seed_scale = seed, float(seed / self.n)
+        self.seed_full = np.full((self.n, self.C), self.seed_scale, dtype=self.dt)
 
 
 def _mean_ce_plan(spec):
