@@ -616,8 +616,8 @@ class _LinearPlan(_Plan):
         lines = [f"x{j} = {x}", f"w{j} = {w}", f"v{j} = _dot(x{j}, w{j}.T, out={const(self.out)})"]
         if len(args) > 2:
             lines.append(f"_add(v{j}, {args[2]}, out=v{j})")
-        if self.relu:
-            lines.append(f"_maximum(v{j}, 0, out=v{j})")
+        if self.relu:  # against zeros, not the scalar 0: 3x faster (units._zeros)
+            lines.append(f"_maximum(v{j}, {const(U._zeros(self.shape, self.dt))}, out=v{j})")
         return lines
 
     def inline_backward(self, j, g, const):
@@ -627,7 +627,7 @@ class _LinearPlan(_Plan):
             mask = const(self.mask)
             gr = g if self.gr is None else const(self.gr)
             lines += [
-                f"_greater({const(self.out)}, 0, out={mask})",
+                f"_greater({const(self.out)}, {const(U._zeros(self.shape, self.dt))}, out={mask})",
                 f"{g} = _multiply({g}, {mask}, out={gr})",
             ]
         r = []
@@ -692,10 +692,19 @@ class _ActPlan(_Plan):
         if self.tanh:  # 1 − y² against an array of ones: half the cost of the scalar's path
             self.ones = U._ones(tuple(self.shape), np.dtype(self.dt))
 
+    def _zeros(self, const):
+        # relu's 0 as an array of the activation's shape: numpy's maximum runs ~3x faster
+        # against it than against the scalar (units._zeros); the same values
+        return const(U._zeros(tuple(self.shape), np.dtype(self.dt)))
+
     def inline_forward(self, j, args, const):
         a = args[0]
         out = a if self.inplace else const(self.out)
-        fn = f"_tanh({a}, out={out})" if self.tanh else f"_maximum({a}, 0, out={out})"
+        fn = (
+            f"_tanh({a}, out={out})"
+            if self.tanh
+            else f"_maximum({a}, {self._zeros(const)}, out={out})"
+        )
         return [f"v{j} = y{j} = {fn}"]
 
     def inline_backward(self, j, g, const):
@@ -707,7 +716,7 @@ class _ActPlan(_Plan):
                 f"_subtract({const(self.ones)}, {t}, out={t})",
             ]
         else:  # grad * (y > 0)
-            lines = [f"_greater(y{j}, 0, out={t})"]
+            lines = [f"_greater(y{j}, {self._zeros(const)}, out={t})"]
         return lines + [f"ga{j} = _multiply({g}, {t}, out={gout})", f"r = (ga{j},)"]
 
 

@@ -327,7 +327,9 @@ class ReLU(Unit):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
-        out = np.maximum(a, 0)
+        # against zeros of a's shape: the scalar 0 is 3x slower (see _zeros)
+        zero = _zeros(a.shape, a.dtype) if type(a) is np.ndarray and a.dtype.kind == "f" else 0
+        out = np.maximum(a, zero)
         ctx.out = out
         return out
 
@@ -795,21 +797,34 @@ class LogSoftmax(Unit):
 # ================================================================================================
 
 
-_ONES: dict[tuple[int | tuple[int, ...], np.dtype[Any]], np.ndarray] = {}
+_CONSTS: dict[tuple[int, int | tuple[int, ...], np.dtype[Any]], np.ndarray] = {}
+
+
+def _const(fill: int, n: int | tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+    """A cached read-only array of ``fill`` (0 or 1): n of them, or of shape n."""
+    key = (fill, n, dtype)
+    v = _CONSTS.get(key)
+    if v is None:
+        if len(_CONSTS) > 64:
+            _CONSTS.clear()
+        v = np.ones(n, dtype=dtype) if fill else np.zeros(n, dtype=dtype)
+        v.flags.writeable = False
+        _CONSTS[key] = v
+    return v
 
 
 def _ones(n: int | tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
-    """A cached read-only array of ones: n of them, or of shape n (for sums done as BLAS
-    matrix-vector products, and ``1 − x`` against an array in replayed steps)."""
-    key = (n, dtype)
-    v = _ONES.get(key)
-    if v is None:
-        if len(_ONES) > 64:
-            _ONES.clear()
-        v = np.ones(n, dtype=dtype)
-        v.flags.writeable = False
-        _ONES[key] = v
-    return v
+    """Ones (cached, read-only): for sums done as BLAS matrix-vector products, and ``1 − x``
+    against an array in replayed steps."""
+    return _const(1, n, dtype)
+
+
+def _zeros(n: int | tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+    """Zeros (cached, read-only) for ``max(a, 0)``: numpy 2.4's maximum against a same-shape
+    array runs ~3x faster than against the scalar 0 (1.8 vs 5.3 us on 32×256 float32, 57 vs
+    162 us on 256×1024), the same values (NaN and −0.0 included). Large zeros cost little
+    memory: numpy takes them from calloc, and pages only ever read stay the system's zero page."""
+    return _const(0, n, dtype)
 
 
 def _row_max(z: np.ndarray) -> np.ndarray:
@@ -888,7 +903,7 @@ class LinearReLU(Unit):
         ctx: Context, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None
     ) -> np.ndarray:
         out = Linear.forward(ctx, x, w, b)  # a fresh array: the relu can work in place
-        np.maximum(out, 0, out=out)
+        np.maximum(out, _zeros(out.shape, out.dtype) if out.dtype.kind == "f" else 0, out=out)
         ctx.out = out
         return out
 
