@@ -6,6 +6,8 @@ are compared element for element: the replay runs the same numpy calls in the sa
 float64 and float32 results are bit-identical (stricter than the 1e-12 / 1e-6 the issue allows).
 """
 
+import functools
+
 import numpy as np
 import pytest
 from unit_table import CASES, IDS
@@ -344,6 +346,42 @@ def test_every_optimizer_compiled_equals_eager(name):
 def test_schedulers_compiled_equals_eager(sched, opt):
     X, y = _data()
     _check(_mlp(nn.ReLU, opt=OPTIMIZERS[opt]), X, y, epochs=4, sched=SCHEDULERS[sched])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_sgd_hyperparameters_of_every_type_set_between_replayed_steps_give_the_eager_numbers(
+    dtype,
+):
+    # SGD's lr·b with a numpy float64 lr is computed in float64 and subtracted unrounded; the
+    # flat update must not round it into a float32 temporary first. A small flat group
+    # multiplies by arrays filled with lr and momentum: refilled when the group holds another
+    # number, not used for numpy scalars; momentum 0 takes the plain update.
+    values = [
+        (np.float64(0.03), 0.9),
+        (0.02, np.float64(0.55)),
+        (0.02, 0.8),
+        (1, 0.8),
+        (np.float32(0.04), np.float32(0.7)),
+        (0.01, 0),
+        (0.05, 0.9),
+    ]
+    X, y = _data(n=8)
+    X = X.astype(dtype)
+    runs = []
+    for compiled in (False, True):
+        model, loss_fn, opt = _mlp(nn.Tanh, dtype=dtype)()
+        step = functools.partial(_plain_step, model, loss_fn, opt)
+        f = cr.compile(step) if compiled else step
+        f(X, y)
+        f(X, y)  # (the momentum buffer exists from here on)
+        for lr, mo in values:
+            opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"] = lr, mo
+            f(X, y)
+            f(X, y)
+        runs.append(_snapshot(list(model.parameters()), opt))
+        if compiled:
+            assert f.stats["replayed"] == 2 * len(values), f.stats  # all replayed
+    _compare(*runs)
 
 
 def test_retraces_with_a_cache_of_one_and_the_short_last_batch():
