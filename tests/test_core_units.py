@@ -1,5 +1,7 @@
 """Every unit, checked by central differences in float64 (needs nothing but numpy)."""
 
+import sys
+
 import numpy as np
 import pytest
 from unit_table import CASES, IDS
@@ -122,3 +124,17 @@ def test_relu_against_cached_zeros_gives_the_scalar_maximums_bits(dtype):
         assert np.array_equal(got.view(np.uint8), want.view(np.uint8))
     z = U._zeros(a.shape, a.dtype)
     assert z is U._zeros(a.shape, a.dtype) and not z.flags.writeable and not z.any()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_cached_zeros_cost_no_resident_memory_even_when_read():
+    from chainrule import units as U
+
+    def rss_kb():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+    before = rss_kb()
+    z = U._zeros((4096, 4096), np.dtype(np.float32))  # 64 MiB of zeros
+    assert float(z.sum()) == 0.0  # every page read
+    assert rss_kb() - before < 8 * 1024
