@@ -4,10 +4,11 @@ Every writer (model files, checkpoints, reports, predictions) turns its content 
 and hands them to :func:`write_atomic`. On Linux the bytes go into an unnamed file
 (``O_TMPFILE``) in the destination folder, are flushed to disk, and only then get a name and
 replace the destination in one step (``os.replace``): a reader never sees half a file, and a
-write killed at any point (even ``kill -9``) leaves the previous file as it was and no temporary
-file behind (an unnamed file vanishes with the process). Where ``O_TMPFILE`` is not available
-the temporary file has a name that carries the writer's process id; the next write into that
-folder removes such files whose process is gone.
+write killed at any point (even ``kill -9``) leaves the previous file as it was. An unnamed file
+vanishes with the process; only a kill between the two system calls that name the finished file
+and move it over the destination leaves it behind, under a name that carries the writer's
+process id. Where ``O_TMPFILE`` is not available the temporary file has such a name from the
+start. The next write into that folder removes such files whose process is gone.
 
 :func:`check_outputs` refuses an output path that is one of the inputs (the same file, also
 through links or other spellings), or another output, before anything is read or written.
@@ -152,6 +153,7 @@ def write_atomic(path, data, error=OSError) -> str:
             fd = None
         if fd is not None:
             _write_all(fd, data)
+            os.fchmod(fd, mode)  # (before it has a name: the named moment is two calls long)
             os.fsync(fd)
             # give the finished file a name, then move it over the destination at once
             named = _temp_name(folder, path)
@@ -163,8 +165,8 @@ def write_atomic(path, data, error=OSError) -> str:
             named = _temp_name(folder, path)
             fd = os.open(named, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             _write_all(fd, data)
+            os.fchmod(fd, mode)
             os.fsync(fd)
-        os.chmod(named, mode)
         os.replace(named, path)
         named = None
     except OSError as exc:
