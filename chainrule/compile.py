@@ -604,6 +604,8 @@ class _LinearPlan(_Plan):
         if self.relu:
             self.keeps_output = True
             self.mask = scratch(self.shape, np.dtype(bool))
+            # relu's 0 as zeros of the output's shape: 3x faster than the scalar (units._zeros)
+            self.zeros = U._zeros(self.shape, self.dt)
             if not self.grad_writable:
                 self.gr = np.empty(self.shape, dtype=self.dt)
 
@@ -616,8 +618,8 @@ class _LinearPlan(_Plan):
         lines = [f"x{j} = {x}", f"w{j} = {w}", f"v{j} = _dot(x{j}, w{j}.T, out={const(self.out)})"]
         if len(args) > 2:
             lines.append(f"_add(v{j}, {args[2]}, out=v{j})")
-        if self.relu:  # against zeros, not the scalar 0: 3x faster (units._zeros)
-            lines.append(f"_maximum(v{j}, {const(U._zeros(self.shape, self.dt))}, out=v{j})")
+        if self.relu:
+            lines.append(f"_maximum(v{j}, {const(self.zeros)}, out=v{j})")
         return lines
 
     def inline_backward(self, j, g, const):
@@ -627,7 +629,7 @@ class _LinearPlan(_Plan):
             mask = const(self.mask)
             gr = g if self.gr is None else const(self.gr)
             lines += [
-                f"_greater({const(self.out)}, {const(U._zeros(self.shape, self.dt))}, out={mask})",
+                f"_greater({const(self.out)}, {const(self.zeros)}, out={mask})",
                 f"{g} = _multiply({g}, {mask}, out={gr})",
             ]
         r = []
@@ -689,13 +691,13 @@ class _ActPlan(_Plan):
         if not self.grad_writable:
             self.gout = np.empty(self.shape, dtype=self.dt)
         self.tmp = scratch(self.shape, self.dt if self.tanh else np.dtype(bool))
-        if self.tanh:  # 1 − y² against an array of ones: half the cost of the scalar's path
-            self.ones = U._ones(tuple(self.shape), np.dtype(self.dt))
-
-    def _zeros(self, const):
-        # relu's 0 as an array of the activation's shape: numpy's maximum runs ~3x faster
-        # against it than against the scalar (units._zeros); the same values
-        return const(U._zeros(tuple(self.shape), np.dtype(self.dt)))
+        # tanh's 1 − y² against ones, relu's max(a, 0) against zeros, of the activation's
+        # shape: numpy's scalar operand costs half of the former call, two thirds of the latter
+        shape, dt = tuple(self.shape), np.dtype(self.dt)
+        if self.tanh:
+            self.ones = U._ones(shape, dt)
+        else:
+            self.zeros = U._zeros(shape, dt)
 
     def inline_forward(self, j, args, const):
         a = args[0]
@@ -703,7 +705,7 @@ class _ActPlan(_Plan):
         fn = (
             f"_tanh({a}, out={out})"
             if self.tanh
-            else f"_maximum({a}, {self._zeros(const)}, out={out})"
+            else f"_maximum({a}, {const(self.zeros)}, out={out})"
         )
         return [f"v{j} = y{j} = {fn}"]
 
@@ -716,7 +718,7 @@ class _ActPlan(_Plan):
                 f"_subtract({const(self.ones)}, {t}, out={t})",
             ]
         else:  # grad * (y > 0)
-            lines = [f"_greater(y{j}, {self._zeros(const)}, out={t})"]
+            lines = [f"_greater(y{j}, {const(self.zeros)}, out={t})"]
         return lines + [f"ga{j} = _multiply({g}, {t}, out={gout})", f"r = (ga{j},)"]
 
 
