@@ -1265,7 +1265,7 @@ _SMALL_GROUP = 1 << 14
 def _number_as_array(name, out, n, dtype, const, pad):
     """Lines that set ``out`` to an array of ``n`` copies of the Python number ``name`` (kept,
     and refilled only when the group holds another object), or to ``name`` itself when it is
-    not a Python float or int."""
+    not a Python float or int (the momentum; the lr's type is checked before)."""
     arr, last = const(np.empty(n, dtype=dtype)), const([None])
     return [
         f"{pad}if {name} is {last}[0]:",
@@ -1381,9 +1381,14 @@ class _FlatStep:
         # the scalars: there they cost nothing extra.
         lrx, mox = "lr", "mo"
         small = len(chunks) == 1 and fg.P.size <= _SMALL_GROUP
-        if small:
-            lrx, mox = "lrx", "mox"
-            lines += _number_as_array("lr", "lrx", fg.P.size, fg.P.dtype, const, " " * 12)
+        if small:  # (lr is a Python float or int here: the condition above checked it)
+            lrx, last = const(np.empty(fg.P.size, dtype=fg.P.dtype)), const([None])
+            lines += [
+                f"            if lr is not {last}[0]:",
+                f"                {lrx}.fill(lr)",
+                f"                {last}[0] = lr",
+            ]
+            mox = "mox"
         plain = []
         for views in chunks:
             p, g, t = (const(v) for v in views[:3])
