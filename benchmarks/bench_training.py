@@ -1144,7 +1144,9 @@ def _reset_peak_rss() -> bool:
 
 
 def _malloc_trim() -> None:
-    """glibc's malloc_trim(0): freed heap pages go back to the system (no-op elsewhere)."""
+    """glibc's malloc_trim(0): freed heap pages go back to the system (no-op elsewhere).
+    (chainrule._memory.release_freed_memory does the same, but importing it would load
+    chainrule into the other libraries' memory workers.)"""
     try:
         import ctypes
         import ctypes.util
