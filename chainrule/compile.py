@@ -575,6 +575,13 @@ class _Plan:
         pass
 
 
+def _kept_transpose(a, const):
+    """The expression for ``{a}.T`` that reuses the view made at an earlier call with the
+    same array (see ``_transposed``)."""
+    kept = const([None, None])
+    return f"({kept}[1] if {a} is {kept}[0] else _transposed({kept}, {a}))"
+
+
 class _LinearPlan(_Plan):
     """Linear (x Wᵀ + b) on an output buffer; backward on gradient buffers (2-D x only)."""
 
@@ -615,7 +622,11 @@ class _LinearPlan(_Plan):
     def inline_forward(self, j, args, const):
         """``forward`` written out for the program (see ``_Plan``)."""
         x, w = args[0], args[1]
-        lines = [f"x{j} = {x}", f"w{j} = {w}", f"v{j} = _dot(x{j}, w{j}.T, out={const(self.out)})"]
+        lines = [
+            f"x{j} = {x}",
+            f"w{j} = {w}",
+            f"v{j} = _dot(x{j}, {_kept_transpose(f'w{j}', const)}, out={const(self.out)})",
+        ]
         if len(args) > 2:
             lines.append(f"_add(v{j}, {args[2]}, out=v{j})")
         if self.relu:
@@ -647,7 +658,8 @@ class _LinearPlan(_Plan):
                     f"gw{j} = _dot({gp}.T, {xx}, out={const(self.gw)})",
                 ]
             else:
-                lines.append(f"gw{j} = _dot({g}.T, x{j}, out={const(self.gw)})")
+                gt = _kept_transpose(g, const)
+                lines.append(f"gw{j} = _dot({gt}, x{j}, out={const(self.gw)})")
             r.append(f"gw{j}")
         else:
             r.append("None")
@@ -1443,6 +1455,14 @@ class _FlatStep:
 # ------------------------------------------------------------------------------------------------
 
 
+def _transposed(kept, a):
+    """``a.T``, kept in ``kept`` (a two-item list) with ``a``: a program's line reads
+    ``kept[1] if a is kept[0] else _transposed(kept, a)``, a third of the view's making when
+    the array is the same as at the last call (a weight, a gradient buffer: nearly always)."""
+    kept[0], kept[1] = a, a.T
+    return kept[1]
+
+
 def _store(t, g, handed):
     """Leave ``g`` in ``t.grad`` as the eager engine does (assign, or add to what is there)."""
     if t.grad is None:
@@ -1559,6 +1579,7 @@ class _Program:
                 if attr != "_forward_hooks":
                     self.structure.extend((d, k, v) for k, v in d.items())
         ns = {"np": np, "_store": _store, "_protect": _protect, "W": wrap_array}
+        ns["_transposed"] = _transposed
         ns.update(_dot=_dot, _add=_add, _subtract=_subtract, _multiply=_multiply, _divide=_divide)
         ns.update(_maximum=_maximum, _greater=_greater, _exp=_exp, _log=_log, _tanh=_tanh)
         ns.update(_reduce_add=_reduce_add, _reduce_max=_reduce_max, _Retrace=_Retrace)
