@@ -398,6 +398,31 @@ def test_one_sample_batches(dtype):
     _check(_mlp(nn.ReLU, nn.Tanh, dtype=dtype), X.astype(dtype), y, batch=1, epochs=2)
 
 
+@pytest.mark.parametrize("rows", [1, 8, 400])
+def test_small_linear_biases_are_added_without_broadcasting_and_stay_exact(rows):
+    # one row: (1, f) + (f,) as (f,) + (f,); a few rows: the biases copied into rows by one
+    # take from the optimizer's flat buffer; many rows (over _TILE_MAX elements in every
+    # layer): numpy's broadcast sum, as in eager
+    X, y = _data(n=800)
+    build = _mlp(nn.ReLU, lambda: nn.Linear(8, 8), nn.Tanh)
+    _check(build, X, y, batch=rows, epochs=1 if rows < 8 else 2)
+    model, loss_fn, opt = build()
+    step = cr.compile(lambda xb, yb: _plain_step(model, loss_fn, opt, xb, yb))
+    for _ in range(3):
+        step(X[:rows], y[:rows])
+    prog = next(iter(step.cache.values())).program
+    src = prog.source
+    assert src.count(".take(") == (rows == 8)
+    rows_bufs = [p.bias_rows for p in prog.plans if getattr(p, "bias_rows", None) is not None]
+    assert len(rows_bufs) == (3 if rows == 8 else 0)
+    for buf, lin in zip(rows_bufs, [model[0], model[2], model[4]], strict=False):
+        # the rows hold the bias the last forward added (before that call's step)
+        assert buf.shape == (rows, lin.bias.data.size)
+        assert np.all(buf == buf[0])
+    if rows == 1:
+        assert "L1._data, out=v" not in src  # the broadcast sum, written for v0
+
+
 def test_deep_relu_and_tanh_chains_work_in_place_and_stay_exact():
     # Linear -> ReLU and Linear -> Tanh run in place on the Linear's buffer, and every backward
     # writes over the gradient it receives: the numbers must not notice
@@ -447,6 +472,10 @@ GUARD_CHANGES = {
     "param_data_other_shape": lambda m, o: setattr(
         m[0].weight, "data", np.ones((8, 3), np.float32)
     ),
+    # a small layer's bias is added from rows copied out of the optimizer's flat buffer: a
+    # new array (not in that buffer) must be read itself, an in-place change must be seen
+    "bias_data_assigned": lambda m, o: setattr(m[0].bias, "data", m[0].bias.data + 0.25),
+    "bias_data_changed_in_place": lambda m, o: m[4].bias.data.__iadd__(0.25),
     "lr_changed": lambda m, o: o.param_groups[0].__setitem__("lr", 0.3),
     "momentum_changed": lambda m, o: o.param_groups[0].__setitem__("momentum", 0.5),
     "state_loaded": lambda m, o: o.load_state_dict(o.state_dict()),
