@@ -778,6 +778,7 @@ class _MeanCEPlan(_Plan):
         self.buffers = [self.dz]
         self.fresh_output = True  # the loss: a new 0-d array at every call
         self.fixed_inputs = None  # set by the program: which inputs are fixed buffers
+        self.pair = None  # two classes: (z reversed, max, sum, ones) (inline_forward)
 
     def finalize(self, scratch):
         n, C, dt = self.n, self.C, self.dt
@@ -801,6 +802,33 @@ class _MeanCEPlan(_Plan):
         else:  # one reduction of the labels seen as unsigned checks both ends
             yu = y if self.unsigned is None else f"{y}.view({const(self.unsigned)})"
             lines += [f"if _reduce_max({yu}) >= {C}:", "    raise _Retrace"]
+        fixed = self.fixed_inputs[0] if self.fixed_inputs else None
+        if C == 2 and fixed is not None:
+            # two classes: each row's max and sum written into both of its columns (the max
+            # of the row and of the row reversed; the product with a 2×2 of ones), so that the
+            # subtraction and the division take same-shape arrays, not numpy's broadcasting of
+            # a column (~0.8 of ~1.3 us each on 10 rows). The same numbers: a sum of two terms
+            # is rounded once in any order, and the second column's max differs from the
+            # first's at most in the sign of a zero, which z − max and exp do not see
+            self.pair = (
+                fixed[:, ::-1],
+                np.empty((n, 2), dtype=self.dt),
+                np.empty((n, 2), dtype=self.dt),
+                U._ones((2, 2), self.dt),
+            )
+            rev, mm, ss, ones = (const(a) for a in self.pair)
+            e, logs = const(self.e), const(self.logs)
+            return lines + [
+                f"_maximum({z}, {rev}, out={mm})",
+                f"_subtract({z}, {mm}, out={const(self.shifted)})",
+                f"_exp({const(self.shifted)}, out={e})",
+                f"_dot({e}, {ones}, out={ss})",
+                f"_add({const(self.row_starts)}, {y}, out={const(self.idx)})",
+                f"_log({const(self.pair[2][:, 0])}, out={logs})",
+                f"_subtract({logs}, {const(self.shifted_flat)}[{const(self.idx)}], out={logs})",
+                f"v{j} = np.asarray(_reduce_add({logs}) / {n}, dtype={const(self.dt)})",
+                f"_divide({e}, {ss}, out={e})",
+            ]
         if C > 8:
             lines.append(f"{z}.max(axis=1, out={m})")
         elif C > 1:

@@ -423,6 +423,54 @@ def test_small_linear_biases_are_added_without_broadcasting_and_stay_exact(rows)
         assert "L1._data, out=v" not in src  # the broadcast sum, written for v0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("batch", [1, 8, 100])
+@pytest.mark.parametrize("classes", [1, 2, 3, 9])
+def test_cross_entropy_of_every_class_count_after_a_linear_stays_exact(classes, batch, dtype):
+    # the plan's max and sum take another path for each: one class (a copy), two (rows that
+    # hold the max and the sum in both columns), up to eight (column by column), more (max)
+    X, y = _data(n=200, classes=classes)
+    build = _mlp(nn.Tanh, classes=classes, dtype=dtype)
+    _check(build, X.astype(dtype), y, batch=batch, epochs=1 if batch == 1 else 3)
+    model, loss_fn, opt = build()
+    step = cr.compile(lambda xb, yb: _plain_step(model, loss_fn, opt, xb, yb))
+    for _ in range(3):
+        step(X[:batch].astype(dtype), y[:batch])
+    plan = next(iter(step.cache.values())).program.plans[-1]
+    assert (plan.pair is not None) == (classes == 2)
+
+
+def test_two_class_rows_give_the_column_sequences_numbers():
+    # the claim behind the two-class rows: each row's max written into both columns (the
+    # second from the reversed row) and its sum by a product with a 2×2 of ones give the
+    # numbers of the column max and the sum against a vector of ones, signed zeros, infinities
+    # and NaN included
+    rng = np.random.default_rng(3)
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 88.0, -104.0])
+    for dtype in (np.float32, np.float64):
+        z = rng.normal(size=(4000, 2)).astype(dtype) * 4
+        z[:1600] = rng.choice(specials, size=(1600, 2))
+        col = np.maximum(z[:, 0], z[:, 1])
+        shifted = z - col[:, None]
+        e = np.exp(shifted)
+        s = np.dot(e, np.ones(2, dtype))
+        logs = np.log(s)
+        idx = np.arange(len(z)) * 2 + rng.integers(0, 2, len(z))
+        loss = logs - shifted.reshape(-1)[idx]
+        soft = e / s[:, None]
+        both = np.maximum(z, z[:, ::-1])
+        shifted2 = z - both
+        e2 = np.exp(shifted2)
+        s2 = np.dot(e2, np.ones((2, 2), dtype))
+        logs2 = np.log(s2[:, 0])
+        loss2 = logs2 - shifted2.reshape(-1)[idx]
+        soft2 = e2 / s2
+        for a, b in ((e, e2), (logs, logs2), (loss, loss2), (soft, soft2)):
+            assert np.array_equal(a, b, equal_nan=True)
+            same = ~np.isnan(a)
+            assert np.array_equal(np.signbit(a[same]), np.signbit(b[same]))
+
+
 def test_deep_relu_and_tanh_chains_work_in_place_and_stay_exact():
     # Linear -> ReLU and Linear -> Tanh run in place on the Linear's buffer, and every backward
     # writes over the gradient it receives: the numbers must not notice
