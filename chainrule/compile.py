@@ -778,7 +778,7 @@ class _MeanCEPlan(_Plan):
         self.buffers = [self.dz]
         self.fresh_output = True  # the loss: a new 0-d array at every call
         self.fixed_inputs = None  # set by the program: which inputs are fixed buffers
-        self.pair = None  # two classes: (z reversed, max, sum, ones) (inline_forward)
+        self.pair = None  # two classes: (max, sum, ones) in both columns (inline_forward)
 
     def finalize(self, scratch):
         n, C, dt = self.n, self.C, self.dt
@@ -805,26 +805,25 @@ class _MeanCEPlan(_Plan):
         fixed = self.fixed_inputs[0] if self.fixed_inputs else None
         if C == 2 and fixed is not None:
             # two classes: each row's max and sum written into both of its columns (the max
-            # of the row and of the row reversed; the product with a 2×2 of ones), so that the
-            # subtraction and the division take same-shape arrays, not numpy's broadcasting of
-            # a column (~0.8 of ~1.3 us each on 10 rows). The same numbers: a sum of two terms
-            # is rounded once in any order, and the second column's max differs from the
-            # first's at most in the sign of a zero, which z − max and exp do not see
-            self.pair = (
-                fixed[:, ::-1],
-                np.empty((n, 2), dtype=self.dt),
-                np.empty((n, 2), dtype=self.dt),
-                U._ones((2, 2), self.dt),
-            )
-            rev, mm, ss, ones = (const(a) for a in self.pair)
+            # of the two columns, and of the two the other way round; the product with a 2×2
+            # of ones), so that the subtraction and the division take same-shape arrays, not
+            # numpy's broadcasting of a column (~0.8 of ~1.3 us each on 10 rows). The same
+            # numbers: a sum of two terms is rounded once in any order, and the second
+            # column's max differs from the first's at most in the sign of a zero, which
+            # z − max and exp do not see
+            mm = np.empty((n, 2), dtype=self.dt)
+            self.pair = (mm, np.empty((n, 2), dtype=self.dt), U._ones((2, 2), self.dt))
+            c0, c1, m0, m1 = (const(a) for a in (fixed[:, 0], fixed[:, 1], mm[:, 0], mm[:, 1]))
+            mm, ss, ones = (const(a) for a in self.pair)
             e, logs = const(self.e), const(self.logs)
             return lines + [
-                f"_maximum({z}, {rev}, out={mm})",
+                f"_maximum({c0}, {c1}, out={m0})",
+                f"_maximum({c1}, {c0}, out={m1})",
                 f"_subtract({z}, {mm}, out={const(self.shifted)})",
                 f"_exp({const(self.shifted)}, out={e})",
                 f"_dot({e}, {ones}, out={ss})",
                 f"_add({const(self.row_starts)}, {y}, out={const(self.idx)})",
-                f"_log({const(self.pair[2][:, 0])}, out={logs})",
+                f"_log({const(self.pair[1][:, 0])}, out={logs})",
                 f"_subtract({logs}, {const(self.shifted_flat)}[{const(self.idx)}], out={logs})",
                 f"v{j} = np.asarray(_reduce_add({logs}) / {n}, dtype={const(self.dt)})",
                 f"_divide({e}, {ss}, out={e})",
