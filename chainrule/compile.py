@@ -811,9 +811,11 @@ class _MeanCEPlan(_Plan):
             # numbers: a sum of two terms is rounded once in any order, and the second
             # column's max differs from the first's at most in the sign of a zero, which
             # z − max and exp do not see
-            mm = np.empty((n, 2), dtype=self.dt)
-            self.pair = (mm, np.empty((n, 2), dtype=self.dt), U._ones((2, 2), self.dt))
-            c0, c1, m0, m1 = (const(a) for a in (fixed[:, 0], fixed[:, 1], mm[:, 0], mm[:, 1]))
+            both_max = np.empty((n, 2), dtype=self.dt)
+            both_sum = np.empty((n, 2), dtype=self.dt)
+            self.pair = (both_max, both_sum, U._ones((2, 2), self.dt))
+            c0, c1 = const(fixed[:, 0]), const(fixed[:, 1])
+            m0, m1 = const(both_max[:, 0]), const(both_max[:, 1])
             mm, ss, ones = (const(a) for a in self.pair)
             e, logs = const(self.e), const(self.logs)
             return lines + [
@@ -823,7 +825,7 @@ class _MeanCEPlan(_Plan):
                 f"_exp({const(self.shifted)}, out={e})",
                 f"_dot({e}, {ones}, out={ss})",
                 f"_add({const(self.row_starts)}, {y}, out={const(self.idx)})",
-                f"_log({const(self.pair[1][:, 0])}, out={logs})",
+                f"_log({const(both_sum[:, 0])}, out={logs})",
                 f"_subtract({logs}, {const(self.shifted_flat)}[{const(self.idx)}], out={logs})",
                 f"v{j} = np.asarray(_reduce_add({logs}) / {n}, dtype={const(self.dt)})",
                 f"_divide({e}, {ss}, out={e})",
@@ -1853,7 +1855,9 @@ class _Program:
         it; each unit then adds same-shape arrays (the same sums). The copy is made where no
         other event can have changed the buffer since (between two units of one run), and the
         bias is that buffer's view at every call: a new array in ``.data`` fails the program's
-        guards (``accepts``: each leaf's array by identity)."""
+        guards (``accepts``: each leaf's array by identity). The optimizer's layout moved the
+        parameters into their flat buffers before this runs (``_FlatStep``, built with the
+        program's events), so a bias's ``base`` is the buffer the step updates."""
         if not INLINE:
             return lines
         out, run, pending = [], [], []
