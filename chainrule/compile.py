@@ -803,6 +803,10 @@ class _MeanCEPlan(_Plan):
             yu = y if self.unsigned is None else f"{y}.view({const(self.unsigned)})"
             lines += [f"if _reduce_max({yu}) >= {C}:", "    raise _Retrace"]
         fixed = self.fixed_inputs[0] if self.fixed_inputs else None
+        # each row's max (subtracted), its sum of exps (a product with ones), the sums' vector
+        # (its log) and the softmax's divisor: by default a max and a sum per row, broadcast
+        mx, sums, ones = const(self.m_col), const(self.s), const(self.ones)
+        sum_vec, div = sums, const(self.s_col)
         if C == 2 and fixed is not None:
             # two classes: each row's max and sum written into both of its columns (the max
             # of the two columns, and of the two the other way round; the product with a 2×2
@@ -816,24 +820,12 @@ class _MeanCEPlan(_Plan):
             self.pair = (both_max, both_sum, U._ones((2, 2), self.dt))
             c0, c1 = const(fixed[:, 0]), const(fixed[:, 1])
             m0, m1 = const(both_max[:, 0]), const(both_max[:, 1])
-            mm, ss, ones = (const(a) for a in self.pair)
-            e, logs = const(self.e), const(self.logs)
-            return lines + [
-                f"_maximum({c0}, {c1}, out={m0})",
-                f"_maximum({c1}, {c0}, out={m1})",
-                f"_subtract({z}, {mm}, out={const(self.shifted)})",
-                f"_exp({const(self.shifted)}, out={e})",
-                f"_dot({e}, {ones}, out={ss})",
-                f"_add({const(self.row_starts)}, {y}, out={const(self.idx)})",
-                f"_log({const(both_sum[:, 0])}, out={logs})",
-                f"_subtract({logs}, {const(self.shifted_flat)}[{const(self.idx)}], out={logs})",
-                f"v{j} = np.asarray(_reduce_add({logs}) / {n}, dtype={const(self.dt)})",
-                f"_divide({e}, {ss}, out={e})",
-            ]
-        if C > 8:
+            lines += [f"_maximum({c0}, {c1}, out={m0})", f"_maximum({c1}, {c0}, out={m1})"]
+            mx, sums, ones = (const(a) for a in self.pair)
+            sum_vec, div = const(both_sum[:, 0]), sums
+        elif C > 8:
             lines.append(f"{z}.max(axis=1, out={m})")
         elif C > 1:
-            fixed = self.fixed_inputs[0] if self.fixed_inputs else None
             if fixed is not None:  # the same array at every call: its columns, sliced once
                 cols = [const(fixed[:, c]) for c in range(C)]
             else:
@@ -842,16 +834,16 @@ class _MeanCEPlan(_Plan):
             lines += [f"_maximum({m}, {cols[c]}, out={m})" for c in range(2, C)]
         else:
             lines.append(f"np.copyto({m}, {z}[:, 0])")
-        e, s, logs = const(self.e), const(self.s), const(self.logs)
+        e, logs = const(self.e), const(self.logs)
         return lines + [
-            f"_subtract({z}, {const(self.m_col)}, out={const(self.shifted)})",
+            f"_subtract({z}, {mx}, out={const(self.shifted)})",
             f"_exp({const(self.shifted)}, out={e})",
-            f"_dot({e}, {const(self.ones)}, out={s})",
+            f"_dot({e}, {ones}, out={sums})",
             f"_add({const(self.row_starts)}, {y}, out={const(self.idx)})",
-            f"_log({s}, out={logs})",
+            f"_log({sum_vec}, out={logs})",
             f"_subtract({logs}, {const(self.shifted_flat)}[{const(self.idx)}], out={logs})",
             f"v{j} = np.asarray(_reduce_add({logs}) / {n}, dtype={const(self.dt)})",
-            f"_divide({e}, {const(self.s_col)}, out={e})",
+            f"_divide({e}, {div}, out={e})",
         ]
 
     def inline_backward(self, j, g, const):
@@ -1864,10 +1856,7 @@ class _Program:
 
         def close():
             groups: dict = {}
-            for j in pending:
-                plan = self.plan_of[j]
-                srcs = self.units_needs[j][0]
-                b = self.leaves[srcs[2][1]].data
+            for plan, b in pending:
                 groups.setdefault(id(b.base), (b.base, []))[1].append((plan, b))
             for base, members in groups.values():
                 start = base.__array_interface__["data"][0]
@@ -1891,28 +1880,29 @@ class _Program:
         for ln in lines:
             if type(ln) is not str and ln[0] == "F":
                 run.append(ln)
-                if self._tileable(ln):
-                    pending.append(ln[1])
+                b = self._tileable_bias(ln)
+                if b is not None:
+                    pending.append((self.plan_of[ln[1]], b))
                 continue
             close()
             out.append(ln)
         close()
         return out
 
-    def _tileable(self, ln):
-        """Whether unit ``ln``'s bias can be one of ``_tile_biases``' rows."""
+    def _tileable_bias(self, ln):
+        """Unit ``ln``'s bias array when ``_tile_biases`` can copy it into rows, else None."""
         _, j, _, _, dyn = ln
         plan = self.plan_of[j]
         if dyn or not isinstance(plan, _LinearPlan) or not plan.has_b or plan.one_row:
-            return False
+            return None
         if plan.shape[0] * plan.shape[1] > _TILE_MAX:
-            return False
+            return None
         s = self.units_needs[j][0][2]
         if s[0] != "leaf":
-            return False
+            return None
         b = self.leaves[s[1]].data
         base = b.base
-        return (
+        ok = (
             b.ndim == 1
             and b.flags.c_contiguous
             and isinstance(base, np.ndarray)
@@ -1921,6 +1911,7 @@ class _Program:
             and base.flags.c_contiguous
             and base.dtype == b.dtype == plan.dt
         )
+        return b if ok else None
 
     def _share_buffers(self, trace, result):
         """Let planned units work in place where no one else reads the array, then allocate
