@@ -329,9 +329,7 @@ class ReLU(Unit):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
-        # against zeros of a's shape: the scalar 0 is 3x slower (see _zeros)
-        zero = _zeros(a.shape, a.dtype) if type(a) is np.ndarray and a.dtype.kind == "f" else 0
-        out = np.maximum(a, zero)
+        out = np.maximum(a, _relu_zero(a))
         ctx.out = out
         return out
 
@@ -843,6 +841,12 @@ def _zeros(n: int | tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
     return _const(0, n, dtype)
 
 
+def _relu_zero(a: np.ndarray) -> np.ndarray | int:
+    """The 0 of relu's ``max(a, 0)``: cached zeros of a's shape for a float array (numpy's
+    scalar operand is ~3x slower, see ``_zeros``), the scalar for anything else."""
+    return _zeros(a.shape, a.dtype) if type(a) is np.ndarray and a.dtype.kind == "f" else 0
+
+
 def _row_max(z: np.ndarray) -> np.ndarray:
     """max over the last axis of a 2-D array, shape (N,). numpy's reduction over a short last
     axis loops once per row; with few columns, comparing whole columns is several times faster."""
@@ -919,7 +923,7 @@ class LinearReLU(Unit):
         ctx: Context, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None
     ) -> np.ndarray:
         out = Linear.forward(ctx, x, w, b)  # a fresh array: the relu can work in place
-        np.maximum(out, _zeros(out.shape, out.dtype) if out.dtype.kind == "f" else 0, out=out)
+        np.maximum(out, _relu_zero(out), out=out)
         ctx.out = out
         return out
 
